@@ -1,0 +1,228 @@
+"""Plan then apply: load, prepare every step (nothing changed yet), lock, run, recap."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from runner.context import RunContext, StepScope
+from runner.errors import Exit, PlaybookError, Problem, StepError
+from runner.lock import area_lock
+from runner.paths import resolve_under
+from runner.playbook import Playbook, Step
+from runner.references import check_references
+from runner.templating import Renderer
+from runner.treatments import TREATMENTS
+from runner.treatments.base import Done, Plan
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    check: bool = False
+    diff: bool = False
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    lock_wait: float = 0.0
+
+
+@dataclass
+class StepResult:
+    step: Step
+    status: str = "ok"  # ok | changed | skipped | failed
+    detail: str = ""
+    items: list[Done] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ignored(self) -> bool:
+        return self.status == "failed" and self.step.ignore_errors
+
+
+@dataclass
+class RunResult:
+    run: RunContext
+    steps: list[StepResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.steps if s.status == status)
+
+    @property
+    def exit_code(self) -> Exit:
+        if self.interrupted:
+            return Exit.INTERRUPTED
+        if any(s.status == "failed" and not s.ignored for s in self.steps):
+            return Exit.STEP_FAILED
+        if self.run.failed_lines:
+            return Exit.LINES_FAILED
+        return Exit.OK
+
+
+class Reporter(Protocol):
+    def start(self, run: RunContext) -> None: ...
+    def step_started(self, step: Step) -> None: ...
+    def item(self, step: Step, done: Done) -> None: ...
+    def step_finished(self, result: StepResult) -> None: ...
+    def finish(self, result: RunResult) -> None: ...
+
+
+def selected(tags: Sequence[str], only: frozenset[str], skip: frozenset[str]) -> bool:
+    """Ansible's tag rules: `always` runs unless skipped, `never` only when asked for."""
+    own = set(tags)
+    if own & skip or ("all" in skip):
+        return False
+    if "never" in own and not (own - {"never"}) & only and "never" not in only:
+        return False
+    if not only or "all" in only or "always" in own:
+        return True
+    return bool(own & only)
+
+
+def _timezone(playbook: Playbook) -> tzinfo | None:
+    if playbook.timezone is None:
+        return None
+    try:
+        return ZoneInfo(playbook.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PlaybookError([playbook.source.problem(
+            ("timezone",), f"unknown time zone {playbook.timezone!r} (e.g. Europe/Paris, UTC)"
+        )]) from None
+
+
+def build_context(playbook: Playbook, options: RunOptions) -> RunContext:
+    """Freeze `now`, render vars (in order), area and roots. Reads only."""
+    renderer = Renderer(playbook.source)
+    check_references(playbook, renderer, options.extra_vars)
+    zone = _timezone(playbook)
+    now = datetime.now(zone) if zone else datetime.now().astimezone()
+    run = RunContext(
+        playbook=playbook,
+        run_id=f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}",
+        check=options.check,
+        now=now,
+        area=playbook.base_dir,
+        roots=(),
+        renderer=renderer,
+        variables={},
+        environ=dict(os.environ),
+    )
+    for name, raw in playbook.vars:
+        if name in options.extra_vars:
+            run.variables[name] = options.extra_vars[name]
+        else:
+            run.variables[name] = renderer.render_data(raw, run.template_context(), ("vars", name))
+    run.variables.update(options.extra_vars)
+    context = run.template_context()
+    area = renderer.render(playbook.area, context, ("area",))
+    run.area = resolve_under(area, playbook.base_dir)
+    run.roots = tuple(
+        resolve_under(renderer.render(r, context, ("roots", i)), playbook.base_dir)
+        for i, r in enumerate(playbook.roots)
+    )
+    return run
+
+
+def prepare(run: RunContext, steps: Sequence[Step]) -> None:
+    """Render and confine every step's parameters and `when`: all problems at once."""
+    problems: list[Problem] = []
+    for step in steps:
+        try:
+            if isinstance(step.when, str):
+                run.renderer.evaluate(step.when, run.template_context(),
+                                      (*step.item_path, "when"))
+            if step.section == "post_treatments":
+                TREATMENTS[step.kind].configure(step.params, StepScope(run, step))
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise PlaybookError(problems)
+
+
+def _when(run: RunContext, step: Step) -> bool:
+    if step.when is None or isinstance(step.when, bool):
+        return step.when is not False
+    return bool(run.renderer.evaluate(step.when, run.template_context(),
+                                      (*step.item_path, "when")))
+
+
+def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
+    treatment = TREATMENTS[step.kind]
+    config = treatment.configure(step.params, StepScope(run, step))
+    plan: Plan = treatment.plan(config, run)
+    result.detail = plan.summary
+    if plan.skip_reason is not None:
+        result.status, result.detail = "skipped", plan.skip_reason
+        return
+    if not plan.actions:
+        return
+    result.status = "changed"
+    done: Sequence[Done]
+    if run.check:
+        done = [Done(a) for a in plan.actions]
+    else:
+        done = []
+        applied: dict[int, Done] = {}
+        try:
+            for item in treatment.apply(plan.actions, run):
+                applied[id(item.action)] = item
+                reporter.item(step, item)
+        finally:
+            # items in plan order, so the run prints what the preview printed
+            result.items = [applied[id(a)] for a in plan.actions if id(a) in applied]
+        return
+    for item in done:
+        reporter.item(step, item)
+    result.items = list(done)
+
+
+def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> None:
+    step = result.step
+    reporter.step_started(step)
+    try:
+        if not _when(run, step):
+            result.status, result.detail = "skipped", f"when: {step.when} is false"
+        elif step.section == "post_treatments":
+            _run_treatment(run, step, result, reporter)
+    except (StepError, PlaybookError) as exc:
+        result.status, result.error = "failed", str(exc)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        result.status, result.error = "failed", f"{exc.strerror or exc}{where}"
+    except KeyboardInterrupt:
+        result.status, result.error = "failed", "interrupted"
+        raise
+    finally:
+        run.step_status[step.name] = result.status
+
+
+def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) -> RunResult:
+    run = build_context(playbook, options)
+    steps = [s for s in playbook.steps if selected(s.tags, options.tags, options.skip_tags)]
+    prepare(run, steps)
+    if not run.area.is_dir():
+        raise StepError(f"area {run.area} does not exist or is not a directory;"
+                        " create it or fix `area:` in the playbook")
+    result = RunResult(run)
+    with area_lock(run.area, run.run_id, options.lock_wait):
+        reporter.start(run)
+        try:
+            for step in steps:
+                step_result = StepResult(step)
+                result.steps.append(step_result)
+                execute_step(run, step_result, reporter)
+                reporter.step_finished(step_result)
+                if step_result.status == "failed" and not step_result.ignored:
+                    break
+        except KeyboardInterrupt:
+            result.interrupted = True
+            if result.steps:
+                reporter.step_finished(result.steps[-1])
+        reporter.finish(result)
+    return result
+

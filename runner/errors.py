@@ -1,0 +1,66 @@
+"""The exception hierarchy and the one place that maps it to exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    LINES_FAILED = 2
+    STEP_FAILED = 3
+    INVALID = 4
+    USAGE = 5
+    LOCKED = 6
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a user's file: `FILE:LINE:COL: PATH: message`."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class PostsyncError(Exception):
+    """Base of every error postsync reports to its user without a traceback."""
+
+    exit_code: Exit = Exit.STEP_FAILED
+
+
+class UsageError(PostsyncError):
+    exit_code = Exit.USAGE
+
+
+class LockedError(PostsyncError):
+    exit_code = Exit.LOCKED
+
+
+class StepError(PostsyncError):
+    """A step could not do its work (I/O error, inconsistent state...)."""
+
+    exit_code = Exit.STEP_FAILED
+
+
+class Interrupted(PostsyncError):
+    exit_code = Exit.INTERRUPTED
+
+
+class PlaybookError(PostsyncError):
+    """The playbook (or record) is invalid; carries every problem found, sorted by line."""
+
+    exit_code = Exit.INVALID
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.path))
+        super().__init__("\n".join(str(p) for p in self.problems))

@@ -1,0 +1,191 @@
+"""What users see: text lines, one JSON document, or JSON lines as things happen."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from typing import IO, Any
+
+from runner.context import RunContext
+from runner.engine import RunResult, StepResult
+from runner.errors import PlaybookError, PostsyncError
+from runner.playbook import Step
+from runner.treatments.base import Done
+
+PREVIEW_BANNER = "PREVIEW  --check: nothing is changed; the lines below are what the run would do"
+_COLOURS = {"ok": "32", "changed": "33", "skipped": "36", "failed": "31"}
+
+
+def use_colour(stream: IO[str]) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def item_text(done: Done) -> str:
+    action = done.action
+    detail = ", ".join(x for x in (action.detail, done.note) if x)
+    return f"{action.verb} {action.target}" + (f"  ({detail})" if detail else "")
+
+
+def item_json(done: Done) -> dict[str, Any]:
+    detail = ", ".join(x for x in (done.action.detail, done.note) if x)
+    return {"action": done.action.verb, "target": done.action.target, "detail": detail}
+
+
+def recap(result: RunResult) -> dict[str, int]:
+    return {
+        "ok": result.count("ok"),
+        "changed": result.count("changed"),
+        "skipped": result.count("skipped"),
+        "failed": result.count("failed"),
+        "ignored": sum(1 for s in result.steps if s.ignored),
+        "lines_ok": result.run.lines_ok,
+        "lines_failed": result.run.failed_lines,
+    }
+
+
+def step_json(result: StepResult) -> dict[str, Any]:
+    return {
+        "name": result.step.name,
+        "kind": result.step.kind,
+        "section": result.step.section,
+        "status": result.status,
+        "ignored": result.ignored,
+        "detail": result.error or result.detail,
+        "items": [item_json(d) for d in result.items],
+    }
+
+
+def problems_json(error: PostsyncError) -> list[dict[str, Any]]:
+    if isinstance(error, PlaybookError):
+        return [
+            {"file": p.file, "line": p.line, "column": p.column, "path": p.path,
+             "message": p.message}
+            for p in error.problems
+        ]
+    return [{"message": str(error)}]
+
+
+class TextReporter:
+    def __init__(self, out: IO[str] | None = None, *, diff: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.diff = diff
+        self.colour = use_colour(self.out)
+
+    def _status(self, status: str) -> str:
+        word = f"{status.upper():<8}"
+        return f"\033[{_COLOURS[status]}m{word}\033[0m" if self.colour else word
+
+    def start(self, run: RunContext) -> None:
+        if run.check:
+            print(PREVIEW_BANNER, file=self.out)
+
+    def step_started(self, step: Step) -> None:
+        pass
+
+    def item(self, step: Step, done: Done) -> None:
+        pass
+
+    def step_finished(self, result: StepResult) -> None:
+        detail = result.error or result.detail
+        if result.ignored:
+            detail += " (ignored)"
+        line = f"{self._status(result.status)} {result.step.name}"
+        print(line + (f"  ({detail})" if detail else ""), file=self.out)
+        for done in result.items:
+            print(f"    {item_text(done)}", file=self.out)
+            if self.diff and done.action.diff:
+                print(done.action.diff.rstrip("\n"), file=self.out)
+
+    def finish(self, result: RunResult) -> None:
+        r = recap(result)
+        line = (f"RECAP ok={r['ok']} changed={r['changed']} skipped={r['skipped']}"
+                f" failed={r['failed']} | lines: {r['lines_ok']} ok, {r['lines_failed']} failed")
+        if result.run.check:
+            line += "  (preview: nothing changed)"
+        if result.interrupted:
+            line += "  (interrupted)"
+        print(line, file=self.out)
+        self.out.flush()
+
+    def abort(self, error: PostsyncError, check: bool) -> None:
+        pass
+
+
+class JsonReporter(TextReporter):
+    """One document at the end (`--output json`)."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        super().__init__(out)
+
+    def start(self, run: RunContext) -> None:
+        pass
+
+    def step_finished(self, result: StepResult) -> None:
+        pass
+
+    def document(self, result: RunResult) -> dict[str, Any]:
+        run = result.run
+        return {
+            "run_id": run.run_id,
+            "playbook": str(run.playbook.file),
+            "name": run.playbook.name,
+            "check": run.check,
+            "started": run.now.isoformat(),
+            "finished": datetime.now(run.now.tzinfo).isoformat(),
+            "exit_code": int(result.exit_code),
+            "interrupted": result.interrupted,
+            "recap": recap(result),
+            "steps": [step_json(s) for s in result.steps],
+        }
+
+    def finish(self, result: RunResult) -> None:
+        json.dump(self.document(result), self.out, indent=2, ensure_ascii=False)
+        print(file=self.out)
+        self.out.flush()
+
+    def abort(self, error: PostsyncError, check: bool) -> None:
+        doc = {"run_id": None, "check": check, "exit_code": int(error.exit_code),
+               "errors": problems_json(error)}
+        json.dump(doc, self.out, indent=2, ensure_ascii=False)
+        print(file=self.out)
+
+
+class JsonlReporter(JsonReporter):
+    """One JSON event per line as things happen (`--output jsonl`)."""
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        print(json.dumps({"event": event, **fields}, ensure_ascii=False), file=self.out,
+              flush=True)
+
+    def start(self, run: RunContext) -> None:
+        self._emit("start", run_id=run.run_id, playbook=str(run.playbook.file),
+                   name=run.playbook.name, check=run.check, started=run.now.isoformat())
+
+    def step_started(self, step: Step) -> None:
+        self._emit("step_start", name=step.name, kind=step.kind, section=step.section)
+
+    def item(self, step: Step, done: Done) -> None:
+        self._emit("item", step=step.name, **item_json(done))
+
+    def step_finished(self, result: StepResult) -> None:
+        self._emit("step", **step_json(result))
+
+    def finish(self, result: RunResult) -> None:
+        self._emit("end", run_id=result.run.run_id, check=result.run.check,
+                   exit_code=int(result.exit_code), interrupted=result.interrupted,
+                   recap=recap(result))
+
+    def abort(self, error: PostsyncError, check: bool) -> None:
+        self._emit("end", run_id=None, check=check, exit_code=int(error.exit_code),
+                   errors=problems_json(error))
+
+
+def make_reporter(kind: str, *, diff: bool = False) -> TextReporter:
+    if kind == "json":
+        return JsonReporter()
+    if kind == "jsonl":
+        return JsonlReporter()
+    return TextReporter(diff=diff)
+

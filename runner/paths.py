@@ -1,0 +1,98 @@
+"""Path confinement and filesystem operations that never follow symlinks."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def resolve_under(raw: str, base: Path) -> Path:
+    """`raw` made absolute against `base`, every symlink of its existing part resolved."""
+    path = Path(os.path.expanduser(raw))
+    return (path if path.is_absolute() else base / path).resolve(strict=False)
+
+
+def is_within(path: Path, parents: Sequence[Path]) -> bool:
+    return any(path == p or path.is_relative_to(p) for p in parents)
+
+
+def confinement_error(resolved: Path, area: Path, roots: Sequence[Path]) -> str | None:
+    """Why `resolved` may not be written or deleted, or None when it may."""
+    allowed = [area, *roots]
+    if is_within(resolved, allowed):
+        if is_within(resolved, [area / ".postsync"]):
+            return f"{resolved} is postsync's own state directory; no step may touch it"
+        return None
+    where = f"the area ({area})" + (
+        f" or the roots ({', '.join(str(r) for r in roots)})" if roots else ""
+    )
+    return (f"{resolved} is outside {where}; use a path inside the area"
+            " or list its directory under `roots:`")
+
+
+def display(path: Path, area: Path) -> str:
+    """A path as users see it: relative to the area when inside it."""
+    try:
+        return path.relative_to(area).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class DirFds:
+    """Open directory descriptors for a tree, walked without following any symlink.
+
+    Unlinking through a descriptor obtained with O_NOFOLLOW at every level means a
+    directory swapped for a symlink after planning can never lead outside the tree.
+    """
+
+    FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+    def __init__(self, top: Path) -> None:
+        self.top = top
+        self._fds: dict[tuple[str, ...], int] = {}
+
+    def open(self, parts: tuple[str, ...]) -> int:
+        fd = self._fds.get(parts)
+        if fd is not None:
+            return fd
+        if not parts:
+            fd = os.open(self.top, self.FLAGS)
+        else:
+            fd = os.open(parts[-1], self.FLAGS, dir_fd=self.open(parts[:-1]))
+        self._fds[parts] = fd
+        return fd
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> DirFds:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: tuple[int, int] | None) -> bool:
+    """Delete the regular file `rel` under the tree; False when it is already gone.
+
+    `expect` is the (st_dev, st_ino) seen when planning: a file replaced meanwhile is
+    not deleted (OSError). Neither the file nor any directory on the way may be a symlink.
+    """
+    try:
+        dir_fd = fds.open(rel[:-1])
+        st = os.stat(rel[-1], dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{'/'.join(rel)} is no longer a regular file; left in place")
+    if expect is not None and (st.st_dev, st.st_ino) != expect:
+        raise OSError(f"{'/'.join(rel)} was replaced since it was planned; left in place")
+    try:
+        os.unlink(rel[-1], dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True

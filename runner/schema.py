@@ -1,0 +1,193 @@
+"""The playbook JSON Schema, built from the registries, and located validation errors."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from runner.errors import Problem
+from runner.sync import SYNC_COMMANDS
+from runner.treatments import TREATMENTS
+from runner.yamlsource import SourceMap
+
+SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+STEP_KEYS = ("name", "when", "tags", "ignore_errors")
+
+_STEP_PROPERTIES: dict[str, Any] = {
+    "name": {"type": "string", "minLength": 1, "description": "Shown in the output."},
+    "when": {
+        "type": ["string", "boolean"],
+        "description": "Jinja expression; the step runs only when it is true, "
+        "e.g. `run.failed_lines > 0`.",
+    },
+    "tags": {
+        "type": ["string", "array"],
+        "items": {"type": "string", "minLength": 1},
+        "description": "Select steps with --tags / --skip-tags (`always`, `never` as in Ansible).",
+    },
+    "ignore_errors": {
+        "type": "boolean",
+        "description": "A failure of this step does not fail the run.",
+    },
+}
+
+
+def _sync_step() -> dict[str, Any]:
+    commands = sorted(SYNC_COMMANDS)
+    properties: dict[str, Any] = {
+        "command": {"enum": commands, "description": "The tool_sync control-file kind."},
+        "file": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Glob relative to the area; each match is one control file.",
+        },
+        "encoding": {"type": "string", "minLength": 1, "default": "utf-8"},
+        "separator": {"enum": [";", ",", "\t", ":"], "default": ";"},
+        "include_retry_files": {"type": "boolean", "default": False},
+        **_STEP_PROPERTIES,
+    }
+    branches = [
+        {
+            "if": {"properties": {"command": {"const": name}}, "required": ["command"]},
+            "then": {"properties": dict(SYNC_COMMANDS[name].schema)},
+        }
+        for name in commands
+    ]
+    step: dict[str, Any] = {
+        "type": "object",
+        "required": ["command", "file"],
+        "properties": properties,
+        "unevaluatedProperties": False,
+    }
+    if branches:
+        step["allOf"] = branches
+    return step
+
+
+def _post_treatment() -> dict[str, Any]:
+    names = sorted(TREATMENTS)
+    return {
+        "type": "object",
+        "description": "Exactly one treatment key, plus optional name, when, tags, ignore_errors.",
+        "properties": {
+            **_STEP_PROPERTIES,
+            **{name: dict(TREATMENTS[name].schema) for name in names},
+        },
+        "additionalProperties": False,
+        "oneOf": [{"required": [name]} for name in names],
+    }
+
+
+def playbook_schema() -> dict[str, Any]:
+    return {
+        "$schema": SCHEMA_URI,
+        "$id": "urn:postsync:schema:playbook",
+        "title": "postsync playbook",
+        "type": "object",
+        "required": ["name", "area"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "area": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The command-file area (relative to the playbook's directory).",
+            },
+            "database": {
+                "type": "string",
+                "minLength": 1,
+                "description": "SQLAlchemy URL; a relative SQLite path is relative to the"
+                " playbook's directory.",
+            },
+            "prefix": {"type": "string", "pattern": "^[A-Za-z0-9_]*$", "default": "mdl_"},
+            "timezone": {"type": "string", "minLength": 1, "description": "IANA zone for `now`."},
+            "roots": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "description": "Directories outside the area that steps may write or delete in.",
+            },
+            "keep_records_days": {"type": "integer", "minimum": 1, "default": 90},
+            "vars": {
+                "type": "object",
+                "propertyNames": {
+                    "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                    "not": {"enum": ["now", "env", "area", "run", "file"]},
+                },
+            },
+            "sync": {"type": ["array", "null"], "items": {"$ref": "#/$defs/sync_step"}},
+            "post_treatments": {
+                "type": ["array", "null"],
+                "items": {"$ref": "#/$defs/post_treatment"},
+            },
+        },
+        "$defs": {"sync_step": _sync_step(), "post_treatment": _post_treatment()},
+    }
+
+
+_UNEXPECTED = re.compile(r"\((.*) (?:was|were) unexpected\)$", re.S)
+
+
+def _known_keys(schema: dict[str, Any]) -> list[str]:
+    keys = list(schema.get("properties", {}))
+    for branch in schema.get("allOf", []):
+        keys += list(branch.get("then", {}).get("properties", {}))
+    return keys
+
+
+def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        match = _UNEXPECTED.search(error.message)
+        names = ast.literal_eval(f"({match.group(1)},)") if match else ()
+        known = _known_keys(schema)
+        out = []
+        for name in names:
+            hint = difflib.get_close_matches(str(name), known, n=1)
+            message = f"unknown key {name!r}"
+            message += f" (did you mean {hint[0]!r}?)" if hint else f"; allowed: {', '.join(known)}"
+            out.append(smap.problem((*path, name), message, key=True))
+        return out
+    if error.validator == "required":
+        match = re.match(r"^'(.*)' is a required property$", error.message)
+        name = match.group(1) if match else error.message
+        return [smap.problem(path, f"missing required key {name!r}")]
+    if error.validator == "oneOf" and all(
+        set(s) == {"required"} for s in error.validator_value
+    ):
+        choices = [s["required"][0] for s in error.validator_value]
+        found = [c for c in choices if isinstance(error.instance, dict) and c in error.instance]
+        if found:
+            message = f"exactly one treatment per item; found {', '.join(found)}"
+        else:
+            message = f"needs one treatment key, one of: {', '.join(choices)}"
+        return [smap.problem(path, message)]
+    if error.validator == "propertyNames":
+        return [smap.problem((*path, str(error.instance)),
+                             f"invalid name {error.instance!r}: must be an identifier"
+                             " and not one of now, env, area, run, file", key=True)]
+    if error.validator == "enum" and not error.validator_value:
+        return [smap.problem(path, f"{error.instance!r}: no such command in this version")]
+    return [smap.problem(path, error.message)]
+
+
+def validate(data: Any, smap: SourceMap, schema: dict[str, Any]) -> list[Problem]:
+    validator = Draft202012Validator(schema)
+    errors = list(validator.iter_errors(data))
+    unknown_at = {
+        tuple(e.absolute_path)
+        for e in errors
+        if e.validator in ("additionalProperties", "unevaluatedProperties")
+    }
+    problems: list[Problem] = []
+    for error in errors:
+        # An unknown key in a treatment item is usually a misspelt treatment: say that once.
+        if error.validator == "oneOf" and tuple(error.absolute_path) in unknown_at:
+            continue
+        problems.extend(_problems_for(error, smap))
+    return problems

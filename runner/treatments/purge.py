@@ -1,0 +1,173 @@
+"""purge_old_files: delete stored files older than N days."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runner.context import RunContext, StepScope
+from runner.errors import StepError
+from runner.paths import DirFds, unlink_regular
+from runner.treatments.base import Action, Done, Plan
+
+_GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
+
+
+@dataclass(frozen=True)
+class PurgeConfig:
+    paths: tuple[Path, ...]
+    older_than_days: int
+    patterns: tuple[str, ...]
+    exclude: tuple[str, ...]
+    recurse: bool
+    hidden: bool
+
+
+def _matches(rel: str, name: str, globs: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel if "/" in g else name, g) for g in globs)
+
+
+class PurgeOldFiles:
+    """Delete stored files whose modification time is older than N days.
+
+    Parameters:
+      paths (list, required): directories to purge, relative to the area or under `roots:`.
+      older_than_days (integer >= 1, required): a file goes when its mtime is more than
+        this many days (of 24 hours) before the run's start.
+      patterns (list of globs, default ["*"]): only files whose name matches one; a glob
+        containing "/" is matched against the path relative to the listed directory.
+      exclude (list of globs, default []): files matching one are kept.
+      recurse (boolean, default false): also purge subdirectories.
+      hidden (boolean, default false): also consider hidden files and directories.
+
+    Example:
+      - name: keep 90 days of history
+        purge_old_files:
+          paths: [archives, reports]
+          older_than_days: 90
+          exclude: ["*.keep"]
+
+    Guarantees: only regular files are deleted; symlinks are never followed (neither a
+    symlinked file nor a symlinked directory) and never deleted; it never leaves the
+    listed directories nor their filesystem; postsync's own `.postsync/` is never
+    touched; a control file that a sync step of the playbook would process is kept;
+    a file that vanished meanwhile is not an error; a missing directory is nothing to do.
+    """
+
+    per_file = False
+    schema: Mapping[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["paths", "older_than_days"],
+        "properties": {
+            "paths": {**_GLOBS, "minItems": 1, "description": "Directories to purge."},
+            "older_than_days": {"type": "integer", "minimum": 1},
+            "patterns": {**_GLOBS, "default": ["*"]},
+            "exclude": {**_GLOBS, "default": []},
+            "recurse": {"type": "boolean", "default": False},
+            "hidden": {"type": "boolean", "default": False},
+        },
+    }
+
+    def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeConfig:
+        raw_paths = scope.render(params["paths"], "paths")
+        return PurgeConfig(
+            paths=tuple(scope.confine(p, "paths", i) for i, p in enumerate(raw_paths)),
+            older_than_days=int(params["older_than_days"]),
+            patterns=tuple(scope.render(params.get("patterns", ["*"]), "patterns")),
+            exclude=tuple(scope.render(params.get("exclude", []), "exclude")),
+            recurse=bool(params.get("recurse", False)),
+            hidden=bool(params.get("hidden", False)),
+        )
+
+    def plan(self, config: PurgeConfig, run: RunContext) -> Plan:
+        cutoff = run.now.timestamp() - config.older_than_days * 86400
+        state_dir = run.area / ".postsync"
+        found: dict[Path, Action] = {}
+        kept = missing = 0
+        for top in config.paths:
+            try:
+                top_st = os.stat(top)
+            except FileNotFoundError:
+                missing += 1
+                continue
+            if not stat.S_ISDIR(top_st.st_mode):
+                raise StepError(f"{run.display(top)} is not a directory")
+            pending: list[tuple[str, ...]] = [()]
+            while pending:
+                parts = pending.pop()
+                directory = top.joinpath(*parts)
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        if entry.name.startswith(".") and not config.hidden:
+                            continue
+                        path = directory / entry.name
+                        if path == state_dir:
+                            continue
+                        rel = (*parts, entry.name)
+                        st = entry.stat(follow_symlinks=False)
+                        if stat.S_ISDIR(st.st_mode):
+                            if config.recurse and st.st_dev == top_st.st_dev:
+                                pending.append(rel)
+                            continue
+                        if not stat.S_ISREG(st.st_mode) or st.st_mtime >= cutoff:
+                            continue
+                        rel_text = "/".join(rel)
+                        if not _matches(rel_text, entry.name, config.patterns):
+                            continue
+                        if config.exclude and _matches(rel_text, entry.name, config.exclude):
+                            continue
+                        if path in run.protected:
+                            kept += 1
+                            continue
+                        if path not in found:
+                            found[path] = _delete_action(run, top, rel, st)
+        actions = [found[p] for p in sorted(found)]
+        notes = [f"{len(actions)} older than {config.older_than_days} days"]
+        if kept:
+            notes.append(f"{kept} control files awaiting sync kept")
+        if missing:
+            notes.append(f"{missing} directories absent")
+        return Plan(actions, ", ".join(notes))
+
+    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        by_top: dict[Path, list[Action]] = {}
+        for action in actions:
+            by_top.setdefault(action.data[0], []).append(action)
+        failures: list[str] = []
+        for top, group in by_top.items():
+            # Unlinking in inode order is much kinder to the disk on large directories.
+            group.sort(key=lambda a: a.data[2][1])
+            with DirFds(top) as fds:
+                for action in group:
+                    _, rel, identity = action.data
+                    try:
+                        gone = unlink_regular(fds, rel, identity)
+                    except OSError as exc:
+                        failures.append(f"{action.target}: {exc.strerror or exc}")
+                        continue
+                    yield Done(action, "" if gone else "already gone")
+        if failures:
+            more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+            raise StepError(f"{len(failures)} files not deleted: "
+                            + "; ".join(failures[:3]) + more)
+
+
+def _delete_action(run: RunContext, top: Path, rel: tuple[str, ...], st: os.stat_result) -> Action:
+    age_days = int((run.now.timestamp() - st.st_mtime) // 86400)
+    modified = datetime.fromtimestamp(st.st_mtime, run.now.tzinfo).strftime("%Y-%m-%d %H:%M")
+    target = run.display(top.joinpath(*rel))
+    return Action(
+        "delete",
+        target,
+        f"{age_days} days old",
+        data=(top, rel, (st.st_dev, st.st_ino)),
+        diff=f"--- {target}\n+++ /dev/null\n@@ deleted: {st.st_size} bytes,"
+        f" modified {modified} @@\n",
+    )
