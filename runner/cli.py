@@ -242,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PostsyncError as exc:
         if isinstance(exc, PlaybookError):
             print(exc, file=sys.stderr)
-            print(f"postsync: invalid, nothing was changed ({len(exc.problems)} problems)",
+            count = len(exc.problems)
+            print(f"postsync: invalid, nothing was changed ({count} problem{'s' * (count > 1)})",
                   file=sys.stderr)
         else:
             print(f"postsync: {exc}", file=sys.stderr)

@@ -77,7 +77,7 @@ class StepScope:
     def confine(self, raw: str, *key: str | int) -> Path:
         """The absolute, symlink-resolved path of `raw`, or PlaybookError if outside."""
         resolved = resolve_under(raw, self.run.area)
-        reason = confinement_error(resolved, self.run.area, self.run.roots)
+        reason = confinement_error(raw, resolved, self.run.area, self.run.roots)
         if reason:
             raise PlaybookError([self.error(reason, *key)])
         return resolved

@@ -18,8 +18,10 @@ def is_within(path: Path, parents: Sequence[Path]) -> bool:
     return any(path == p or path.is_relative_to(p) for p in parents)
 
 
-def confinement_error(resolved: Path, area: Path, roots: Sequence[Path]) -> str | None:
-    """Why `resolved` may not be written or deleted, or None when it may."""
+def confinement_error(
+    raw: str, resolved: Path, area: Path, roots: Sequence[Path]
+) -> str | None:
+    """Why `resolved` (from `raw`) may not be written or deleted, or None when it may."""
     allowed = [area, *roots]
     if is_within(resolved, allowed):
         if is_within(resolved, [area / ".postsync"]):
@@ -28,7 +30,8 @@ def confinement_error(resolved: Path, area: Path, roots: Sequence[Path]) -> str 
     where = f"the area ({area})" + (
         f" or the roots ({', '.join(str(r) for r in roots)})" if roots else ""
     )
-    return (f"{resolved} is outside {where}; use a path inside the area"
+    shown = f"{raw} resolves to {resolved}, which is" if raw != str(resolved) else f"{raw} is"
+    return (f"{shown} outside {where}; use a path inside the area"
             " or list its directory under `roots:`")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -96,14 +97,31 @@ class Renderer:
             raise self._fail(path, exc) from None
 
     def undeclared(self, value: str, path: JsonPath, *, expression: bool = False) -> set[str]:
-        """Top-level names a template uses; raises PlaybookError on a syntax error."""
+        """Top-level names a template uses; PlaybookError on a syntax error or on an
+        access the sandbox would refuse at run time (private attributes)."""
         if not expression and not is_template(value):
             return set()
         source = "{{ (" + value + ") }}" if expression else value
         try:
-            return set(jinja2.meta.find_undeclared_variables(self.env.parse(source)))
+            tree = self.env.parse(source)
         except TemplateSyntaxError as exc:
             raise self._fail(path, exc) from None
+        for name in _private_accesses(tree):
+            raise self._fail(path, SecurityError(f"access to {name!r} is not allowed"))
+        return set(jinja2.meta.find_undeclared_variables(tree))
+
+
+def _private_accesses(tree: nodes.Template) -> list[str]:
+    """Attribute names starting with `_`, reached by `.x`, `["x"]` or `|attr("x")`."""
+    found = [n.attr for n in tree.find_all(nodes.Getattr) if n.attr.startswith("_")]
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.arg, nodes.Const) and str(item.arg.value).startswith("_"):
+            found.append(str(item.arg.value))
+    for flt in tree.find_all(nodes.Filter):
+        if flt.name == "attr" and flt.args and isinstance(flt.args[0], nodes.Const):
+            if str(flt.args[0].value).startswith("_"):
+                found.append(str(flt.args[0].value))
+    return found
 
 
 def strings_in(value: Any, path: JsonPath) -> list[tuple[str, JsonPath]]:

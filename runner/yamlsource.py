@@ -148,6 +148,9 @@ def parse_yaml(text: str, smap: SourceMap) -> tuple[Any, SourceMap]:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = " ".join(str(m) for m in (exc.context, exc.problem) if m)
+        start = exc.context_mark
+        if start and mark and (start.line, start.column) != (mark.line, mark.column):
+            message += f" (it started at line {start.line + 1}, column {start.column + 1})"
         raise PlaybookError([Problem(smap.file, line, col, "", f"YAML syntax: {message}")]) from None
     except yaml.YAMLError as exc:
         raise PlaybookError([Problem(smap.file, 1, 1, "", f"YAML: {exc}")]) from None

@@ -129,7 +129,8 @@ class PurgeOldFiles:
                         if path not in found:
                             found[path] = _delete_action(run, top, rel, st)
         actions = [found[p] for p in sorted(found)]
-        notes = [f"{len(actions)} older than {config.older_than_days} days"]
+        count = f"{len(actions)} files" if actions else "nothing"
+        notes = [f"{count} older than {config.older_than_days} days"]
         if kept:
             notes.append(f"{kept} control files awaiting sync kept")
         if missing:

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+CLI = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
+    """Run `postsync ARGS...` in-process, as a user would from a shell."""
+
+    def run(*args: object) -> Result:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def age(path: Path, days: float) -> Path:
+    """Set `path`'s mtime to `days` days ago (without following symlinks)."""
+    when = time.time() - days * 86400
+    os.utime(path, (when, when), follow_symlinks=False)
+    return path
+
+
+def make_file(path: Path, days: float = 0, content: str = "x\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    return age(path, days)
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, str, int]]:
+    """Every entry under root: kind, content digest or link target, mtime."""
+    state: dict[str, tuple[str, str, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                state[rel] = ("link", os.readlink(path), st.st_mtime_ns)
+            elif path.is_dir():
+                state[rel] = ("dir", "", 0)
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                state[rel] = ("file", digest, st.st_mtime_ns)
+    return state
+
+
+def write_playbook(directory: Path, body: str, name: str = "playbook.yml") -> Path:
+    path = directory / name
+    path.write_text(body)
+    return path
+
+
+HOUSEKEEPING = """\
+name: Housekeeping
+area: area
+post_treatments:
+  - name: purge archives
+    purge_old_files:
+      paths: [archives]
+      older_than_days: 90
+    tags: [housekeeping]
+"""
+
+
+@pytest.fixture
+def area(tmp_path: Path) -> Path:
+    path = tmp_path / "area"
+    path.mkdir()
+    return path
