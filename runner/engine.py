@@ -34,6 +34,7 @@ class RunOptions:
 @dataclass
 class StepResult:
     step: Step
+    name: str = ""  # the step's name, rendered
     status: str = "ok"  # ok | changed | skipped | failed
     detail: str = ""
     items: list[Done] = field(default_factory=list)
@@ -66,8 +67,8 @@ class RunResult:
 
 class Reporter(Protocol):
     def start(self, run: RunContext) -> None: ...
-    def step_started(self, step: Step) -> None: ...
-    def item(self, step: Step, done: Done) -> None: ...
+    def step_started(self, result: StepResult) -> None: ...
+    def item(self, result: StepResult, done: Done) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
     def finish(self, result: RunResult) -> None: ...
 
@@ -112,12 +113,11 @@ def build_context(playbook: Playbook, options: RunOptions) -> RunContext:
         variables={},
         environ=dict(os.environ),
     )
-    for name, raw in playbook.vars:
-        if name in options.extra_vars:
-            run.variables[name] = options.extra_vars[name]
-        else:
-            run.variables[name] = renderer.render_data(raw, run.template_context(), ("vars", name))
+    # -e values override vars and are visible to every var
     run.variables.update(options.extra_vars)
+    for name, raw in playbook.vars:
+        if name not in options.extra_vars:
+            run.variables[name] = renderer.render_data(raw, run.template_context(), ("vars", name))
     context = run.template_context()
     area = renderer.render(playbook.area, context, ("area",))
     run.area = resolve_under(area, playbook.base_dir)
@@ -133,6 +133,7 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
     problems: list[Problem] = []
     for step in steps:
         try:
+            run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
             if isinstance(step.when, str):
                 run.renderer.evaluate(step.when, run.template_context(),
                                       (*step.item_path, "when"))
@@ -171,19 +172,25 @@ def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Re
         try:
             for item in treatment.apply(plan.actions, run):
                 applied[id(item.action)] = item
-                reporter.item(step, item)
+                reporter.item(result, item)
         finally:
             # items in plan order, so the run prints what the preview printed
             result.items = [applied[id(a)] for a in plan.actions if id(a) in applied]
         return
     for item in done:
-        reporter.item(step, item)
+        reporter.item(result, item)
     result.items = list(done)
 
 
 def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> None:
     step = result.step
-    reporter.step_started(step)
+    result.name = step.name
+    try:
+        result.name = run.renderer.render(step.name, run.template_context(),
+                                          (*step.item_path, "name"))
+    except PlaybookError:
+        pass  # `prepare` rendered it already; a name never fails a step
+    reporter.step_started(result)
     try:
         if not _when(run, step):
             result.status, result.detail = "skipped", f"when: {step.when} is false"
@@ -198,7 +205,7 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
         result.status, result.error = "failed", "interrupted"
         raise
     finally:
-        run.step_status[step.name] = result.status
+        run.step_status[result.name] = result.status
 
 
 def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) -> RunResult:

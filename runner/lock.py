@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,14 +39,19 @@ def area_lock(area: Path, run_id: str, wait: float = 0.0) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
     try:
         deadline = time.monotonic() + wait
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 remaining = deadline - time.monotonic()
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+                if remaining > 0 and not told:
+                    told = True
+                    print(f"postsync: waiting up to {wait:g}s for the lock on {area}"
+                          + (f" ({holder})" if holder else ""), file=sys.stderr, flush=True)
                 if remaining <= 0:
-                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
                     waited = f" after waiting {wait:g}s" if wait else ""
                     raise LockedError(
                         f"another run holds the lock on {area}{waited}"

@@ -11,7 +11,6 @@ from typing import IO, Any
 from runner.context import RunContext
 from runner.engine import RunResult, StepResult
 from runner.errors import PlaybookError, PostsyncError
-from runner.playbook import Step
 from runner.treatments.base import Done
 
 PREVIEW_BANNER = "PREVIEW  --check: nothing is changed; the lines below are what the run would do"
@@ -47,7 +46,7 @@ def recap(result: RunResult) -> dict[str, int]:
 
 def step_json(result: StepResult) -> dict[str, Any]:
     return {
-        "name": result.step.name,
+        "name": result.name,
         "kind": result.step.kind,
         "section": result.step.section,
         "status": result.status,
@@ -81,17 +80,17 @@ class TextReporter:
         if run.check:
             print(PREVIEW_BANNER, file=self.out)
 
-    def step_started(self, step: Step) -> None:
+    def step_started(self, result: StepResult) -> None:
         pass
 
-    def item(self, step: Step, done: Done) -> None:
+    def item(self, result: StepResult, done: Done) -> None:
         pass
 
     def step_finished(self, result: StepResult) -> None:
         detail = result.error or result.detail
         if result.ignored:
             detail += " (ignored)"
-        line = f"{self._status(result.status)} {result.step.name}"
+        line = f"{self._status(result.status)} {result.name}"
         print(line + (f"  ({detail})" if detail else ""), file=self.out)
         for done in result.items:
             print(f"    {item_text(done)}", file=self.out)
@@ -163,11 +162,12 @@ class JsonlReporter(JsonReporter):
         self._emit("start", run_id=run.run_id, playbook=str(run.playbook.file),
                    name=run.playbook.name, check=run.check, started=run.now.isoformat())
 
-    def step_started(self, step: Step) -> None:
-        self._emit("step_start", name=step.name, kind=step.kind, section=step.section)
+    def step_started(self, result: StepResult) -> None:
+        step = result.step
+        self._emit("step_start", name=result.name, kind=step.kind, section=step.section)
 
-    def item(self, step: Step, done: Done) -> None:
-        self._emit("item", step=step.name, **item_json(done))
+    def item(self, result: StepResult, done: Done) -> None:
+        self._emit("item", step=result.name, **item_json(done))
 
     def step_finished(self, result: StepResult) -> None:
         self._emit("step", **step_json(result))

@@ -51,6 +51,7 @@ def check_references(playbook: Playbook, renderer: Renderer, extra: Iterable[str
         known = declared | _STEP_NAMES | ({"file"} if per_file and step.section != "sync" else set())
         hint = "`file` exists only in per-file treatments"
         check(step.params, step.path, known, hint=hint)
+        check(step.name, (*step.item_path, "name"), known, hint=hint)
         if isinstance(step.when, str):
             check(step.when, (*step.item_path, "when"), known, expression=True, hint=hint)
     if problems:

@@ -157,10 +157,9 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
         match = re.match(r"^'(.*)' is a required property$", error.message)
         name = match.group(1) if match else error.message
         return [smap.problem(path, f"missing required key {name!r}")]
-    if error.validator == "oneOf" and all(
-        set(s) == {"required"} for s in error.validator_value
-    ):
-        choices = [s["required"][0] for s in error.validator_value]
+    subschemas: Any = error.validator_value
+    if error.validator == "oneOf" and all(set(s) == {"required"} for s in subschemas):
+        choices = [s["required"][0] for s in subschemas]
         found = [c for c in choices if isinstance(error.instance, dict) and c in error.instance]
         if found:
             message = f"exactly one treatment per item; found {', '.join(found)}"
@@ -174,7 +173,7 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
         return [smap.problem((*path, str(error.instance)),
                              f"invalid name {error.instance!r}: must be an identifier"
                              " and not one of now, env, area, run, file", key=True)]
-    if error.validator == "enum" and not error.validator_value:
+    if error.validator == "enum" and not subschemas:
         return [smap.problem(path, f"{error.instance!r}: no such command in this version")]
     return [smap.problem(path, error.message)]
 

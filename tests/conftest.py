@@ -47,10 +47,15 @@ def make_file(path: Path, days: float = 0, content: str = "x\n") -> Path:
     return age(path, days)
 
 
-def snapshot(root: Path) -> dict[str, tuple[str, str, int]]:
-    """Every entry under root: kind, content digest or link target, mtime."""
+def snapshot(root: Path, *, own_state: bool = True) -> dict[str, tuple[str, str, int]]:
+    """Every entry under root: kind, content digest or link target, mtime.
+
+    With own_state=False, postsync's lock and records under `.postsync/` are left out.
+    """
     state: dict[str, tuple[str, str, int]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
+        if not own_state and ".postsync" in dirnames:
+            dirnames.remove(".postsync")
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             st = path.lstat()
