@@ -59,55 +59,101 @@ def _extra_var(text: str) -> tuple[str, str]:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tags", metavar="T,...", action="append", default=[],
-                        help="run only steps with one of these tags")
-    parser.add_argument("--skip-tags", metavar="T,...", action="append", default=[],
-                        help="skip steps with one of these tags")
+    parser.add_argument(
+        "--tags",
+        metavar="T,...",
+        action="append",
+        default=[],
+        help="run only steps with one of these tags",
+    )
+    parser.add_argument(
+        "--skip-tags",
+        metavar="T,...",
+        action="append",
+        default=[],
+        help="skip steps with one of these tags",
+    )
 
 
 def _add_extra_vars(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-e", "--extra-vars", metavar="KEY=VALUE|@FILE", action="append",
-                        default=[], help="set a variable (overrides vars:), or load a YAML file")
+    parser.add_argument(
+        "-e",
+        "--extra-vars",
+        metavar="KEY=VALUE|@FILE",
+        action="append",
+        default=[],
+        help="set a variable (overrides vars:), or load a YAML file",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(prog="postsync", formatter_class=fmt,
-                     description="Run LMS synchronisation feeds and their post-treatments "
-                     "from YAML playbooks.",
-                     epilog="Run `postsync COMMAND --help` for a command's options.")
+    parser = _Parser(
+        prog="postsync",
+        formatter_class=fmt,
+        description="Run LMS synchronisation feeds and their post-treatments from YAML playbooks.",
+        epilog="Run `postsync COMMAND --help` for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"postsync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run a playbook", formatter_class=fmt,
-                         description="Run a playbook: sync steps, then post-treatments.",
-                         epilog=RUN_EXAMPLES)
+    run = sub.add_parser(
+        "run",
+        help="run a playbook",
+        formatter_class=fmt,
+        description="Run a playbook: sync steps, then post-treatments.",
+        epilog=RUN_EXAMPLES,
+    )
     run.add_argument("playbook", type=Path, help="the playbook file")
-    run.add_argument("--check", action="store_true",
-                     help="preview: print what would be done, change nothing")
-    run.add_argument("--diff", action="store_true",
-                     help="show diffs of text files written and the files deleted")
+    run.add_argument(
+        "--check", action="store_true", help="preview: print what would be done, change nothing"
+    )
+    run.add_argument(
+        "--diff", action="store_true", help="show diffs of text files written and the files deleted"
+    )
     _add_extra_vars(run)
     _add_selection(run)
-    run.add_argument("--output", choices=("text", "json", "jsonl"), default="text",
-                     help="text (default), one JSON document, or JSON lines as events")
-    run.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
-                     help="wait up to SECONDS for another run on the area (default: 0)")
+    run.add_argument(
+        "--output",
+        choices=("text", "json", "jsonl"),
+        default="text",
+        help="text (default), one JSON document, or JSON lines as events",
+    )
+    run.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for another run on the area (default: 0)",
+    )
 
-    validate = sub.add_parser("validate", help="check playbooks without running them",
-                              formatter_class=fmt, epilog=VALIDATE_EXAMPLES,
-                              description="Validate playbooks; changes nothing.")
+    validate = sub.add_parser(
+        "validate",
+        help="check playbooks without running them",
+        formatter_class=fmt,
+        epilog=VALIDATE_EXAMPLES,
+        description="Validate playbooks; changes nothing.",
+    )
     validate.add_argument("playbooks", type=Path, nargs="+", metavar="PLAYBOOK")
     _add_extra_vars(validate)
 
-    tasks = sub.add_parser("list-tasks", help="list a playbook's steps with their tags",
-                           formatter_class=fmt, epilog=LIST_EXAMPLES,
-                           description="List the steps a run would take, in order.")
+    tasks = sub.add_parser(
+        "list-tasks",
+        help="list a playbook's steps with their tags",
+        formatter_class=fmt,
+        epilog=LIST_EXAMPLES,
+        description="List the steps a run would take, in order.",
+    )
     tasks.add_argument("playbook", type=Path)
     _add_selection(tasks)
 
-    schema = sub.add_parser("schema", help="print a JSON Schema", formatter_class=fmt,
-                            epilog=SCHEMA_EXAMPLES, description="Print a JSON Schema.")
+    schema = sub.add_parser(
+        "schema",
+        help="print a JSON Schema",
+        formatter_class=fmt,
+        epilog=SCHEMA_EXAMPLES,
+        description="Print a JSON Schema.",
+    )
     schema.add_argument("which", nargs="?", choices=("playbook",), default="playbook")
     return parser
 
@@ -174,8 +220,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed += 1
             print(exc, file=sys.stderr)
             continue
-        print(f"ok  {path}  ({len(playbook.sync)} sync steps,"
-              f" {len(playbook.post_treatments)} post-treatments)")
+        print(
+            f"ok  {path}  ({len(playbook.sync)} sync steps,"
+            f" {len(playbook.post_treatments)} post-treatments)"
+        )
     if failed:
         print(f"postsync: {failed} of {len(args.playbooks)} playbooks invalid", file=sys.stderr)
         return int(Exit.INVALID)
@@ -243,8 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, PlaybookError):
             print(exc, file=sys.stderr)
             count = len(exc.problems)
-            print(f"postsync: invalid, nothing was changed ({count} problem{'s' * (count > 1)})",
-                  file=sys.stderr)
+            print(
+                f"postsync: invalid, nothing was changed ({count} problem{'s' * (count > 1)})",
+                file=sys.stderr,
+            )
         else:
             print(f"postsync: {exc}", file=sys.stderr)
         return int(exc.exit_code)
@@ -253,8 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(Exit.INTERRUPTED)
     except Exception as exc:
         log = _crash_log()
-        print(f"postsync: internal error: {type(exc).__name__}: {exc} (traceback in {log};"
-              " please report it)", file=sys.stderr)
+        print(
+            f"postsync: internal error: {type(exc).__name__}: {exc} (traceback in {log};"
+            " please report it)",
+            file=sys.stderr,
+        )
         return int(Exit.INTERNAL)
     finally:
         signal.signal(signal.SIGTERM, previous)

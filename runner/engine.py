@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -91,9 +92,14 @@ def _timezone(playbook: Playbook) -> tzinfo | None:
     try:
         return ZoneInfo(playbook.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise PlaybookError([playbook.source.problem(
-            ("timezone",), f"unknown time zone {playbook.timezone!r} (e.g. Europe/Paris, UTC)"
-        )]) from None
+        raise PlaybookError(
+            [
+                playbook.source.problem(
+                    ("timezone",),
+                    f"unknown time zone {playbook.timezone!r} (e.g. Europe/Paris, UTC)",
+                )
+            ]
+        ) from None
 
 
 def build_context(playbook: Playbook, options: RunOptions) -> RunContext:
@@ -135,8 +141,7 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
         try:
             run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
             if isinstance(step.when, str):
-                run.renderer.evaluate(step.when, run.template_context(),
-                                      (*step.item_path, "when"))
+                run.renderer.evaluate(step.when, run.template_context(), (*step.item_path, "when"))
             if step.section == "post_treatments":
                 TREATMENTS[step.kind].configure(step.params, StepScope(run, step))
         except PlaybookError as exc:
@@ -148,8 +153,7 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
 def _when(run: RunContext, step: Step) -> bool:
     if step.when is None or isinstance(step.when, bool):
         return step.when is not False
-    return bool(run.renderer.evaluate(step.when, run.template_context(),
-                                      (*step.item_path, "when")))
+    return bool(run.renderer.evaluate(step.when, run.template_context(), (*step.item_path, "when")))
 
 
 def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
@@ -185,11 +189,10 @@ def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Re
 def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> None:
     step = result.step
     result.name = step.name
-    try:
-        result.name = run.renderer.render(step.name, run.template_context(),
-                                          (*step.item_path, "name"))
-    except PlaybookError:
-        pass  # `prepare` rendered it already; a name never fails a step
+    with contextlib.suppress(PlaybookError):  # `prepare` rendered it already
+        result.name = run.renderer.render(
+            step.name, run.template_context(), (*step.item_path, "name")
+        )
     reporter.step_started(result)
     try:
         if not _when(run, step):
@@ -213,8 +216,10 @@ def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) ->
     steps = [s for s in playbook.steps if selected(s.tags, options.tags, options.skip_tags)]
     prepare(run, steps)
     if not run.area.is_dir():
-        raise StepError(f"area {run.area} does not exist or is not a directory;"
-                        " create it or fix `area:` in the playbook")
+        raise StepError(
+            f"area {run.area} does not exist or is not a directory;"
+            " create it or fix `area:` in the playbook"
+        )
     result = RunResult(run)
     with area_lock(run.area, run.run_id, options.lock_wait):
         reporter.start(run)
@@ -232,4 +237,3 @@ def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) ->
                 reporter.step_finished(result.steps[-1])
         reporter.finish(result)
     return result
-

@@ -49,8 +49,12 @@ def area_lock(area: Path, run_id: str, wait: float = 0.0) -> Iterator[None]:
                 holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
                 if remaining > 0 and not told:
                     told = True
-                    print(f"postsync: waiting up to {wait:g}s for the lock on {area}"
-                          + (f" ({holder})" if holder else ""), file=sys.stderr, flush=True)
+                    print(
+                        f"postsync: waiting up to {wait:g}s for the lock on {area}"
+                        + (f" ({holder})" if holder else ""),
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if remaining <= 0:
                     waited = f" after waiting {wait:g}s" if wait else ""
                     raise LockedError(

@@ -59,8 +59,13 @@ def step_json(result: StepResult) -> dict[str, Any]:
 def problems_json(error: PostsyncError) -> list[dict[str, Any]]:
     if isinstance(error, PlaybookError):
         return [
-            {"file": p.file, "line": p.line, "column": p.column, "path": p.path,
-             "message": p.message}
+            {
+                "file": p.file,
+                "line": p.line,
+                "column": p.column,
+                "path": p.path,
+                "message": p.message,
+            }
             for p in error.problems
         ]
     return [{"message": str(error)}]
@@ -99,8 +104,10 @@ class TextReporter:
 
     def finish(self, result: RunResult) -> None:
         r = recap(result)
-        line = (f"RECAP ok={r['ok']} changed={r['changed']} skipped={r['skipped']}"
-                f" failed={r['failed']} | lines: {r['lines_ok']} ok, {r['lines_failed']} failed")
+        line = (
+            f"RECAP ok={r['ok']} changed={r['changed']} skipped={r['skipped']}"
+            f" failed={r['failed']} | lines: {r['lines_ok']} ok, {r['lines_failed']} failed"
+        )
         if result.run.check:
             line += "  (preview: nothing changed)"
         if result.interrupted:
@@ -145,8 +152,12 @@ class JsonReporter(TextReporter):
         self.out.flush()
 
     def abort(self, error: PostsyncError, check: bool) -> None:
-        doc = {"run_id": None, "check": check, "exit_code": int(error.exit_code),
-               "errors": problems_json(error)}
+        doc = {
+            "run_id": None,
+            "check": check,
+            "exit_code": int(error.exit_code),
+            "errors": problems_json(error),
+        }
         json.dump(doc, self.out, indent=2, ensure_ascii=False)
         print(file=self.out)
 
@@ -155,12 +166,17 @@ class JsonlReporter(JsonReporter):
     """One JSON event per line as things happen (`--output jsonl`)."""
 
     def _emit(self, event: str, **fields: Any) -> None:
-        print(json.dumps({"event": event, **fields}, ensure_ascii=False), file=self.out,
-              flush=True)
+        print(json.dumps({"event": event, **fields}, ensure_ascii=False), file=self.out, flush=True)
 
     def start(self, run: RunContext) -> None:
-        self._emit("start", run_id=run.run_id, playbook=str(run.playbook.file),
-                   name=run.playbook.name, check=run.check, started=run.now.isoformat())
+        self._emit(
+            "start",
+            run_id=run.run_id,
+            playbook=str(run.playbook.file),
+            name=run.playbook.name,
+            check=run.check,
+            started=run.now.isoformat(),
+        )
 
     def step_started(self, result: StepResult) -> None:
         step = result.step
@@ -173,13 +189,23 @@ class JsonlReporter(JsonReporter):
         self._emit("step", **step_json(result))
 
     def finish(self, result: RunResult) -> None:
-        self._emit("end", run_id=result.run.run_id, check=result.run.check,
-                   exit_code=int(result.exit_code), interrupted=result.interrupted,
-                   recap=recap(result))
+        self._emit(
+            "end",
+            run_id=result.run.run_id,
+            check=result.run.check,
+            exit_code=int(result.exit_code),
+            interrupted=result.interrupted,
+            recap=recap(result),
+        )
 
     def abort(self, error: PostsyncError, check: bool) -> None:
-        self._emit("end", run_id=None, check=check, exit_code=int(error.exit_code),
-                   errors=problems_json(error))
+        self._emit(
+            "end",
+            run_id=None,
+            check=check,
+            exit_code=int(error.exit_code),
+            errors=problems_json(error),
+        )
 
 
 def make_reporter(kind: str, *, diff: bool = False) -> TextReporter:
@@ -188,4 +214,3 @@ def make_reporter(kind: str, *, diff: bool = False) -> TextReporter:
     if kind == "jsonl":
         return JsonlReporter()
     return TextReporter(diff=diff)
-

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def resolve_under(raw: str, base: Path) -> Path:
     """`raw` made absolute against `base`, every symlink of its existing part resolved."""
-    path = Path(os.path.expanduser(raw))
+    path = Path(raw).expanduser()
     return (path if path.is_absolute() else base / path).resolve(strict=False)
 
 
@@ -18,9 +18,7 @@ def is_within(path: Path, parents: Sequence[Path]) -> bool:
     return any(path == p or path.is_relative_to(p) for p in parents)
 
 
-def confinement_error(
-    raw: str, resolved: Path, area: Path, roots: Sequence[Path]
-) -> str | None:
+def confinement_error(raw: str, resolved: Path, area: Path, roots: Sequence[Path]) -> str | None:
     """Why `resolved` (from `raw`) may not be written or deleted, or None when it may."""
     allowed = [area, *roots]
     if is_within(resolved, allowed):
@@ -31,8 +29,9 @@ def confinement_error(
         f" or the roots ({', '.join(str(r) for r in roots)})" if roots else ""
     )
     shown = f"{raw} resolves to {resolved}, which is" if raw != str(resolved) else f"{raw} is"
-    return (f"{shown} outside {where}; use a path inside the area"
-            " or list its directory under `roots:`")
+    return (
+        f"{shown} outside {where}; use a path inside the area or list its directory under `roots:`"
+    )
 
 
 def display(path: Path, area: Path) -> str:
@@ -79,11 +78,20 @@ class DirFds:
         self.close()
 
 
-def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: tuple[int, int] | None) -> bool:
+Identity = tuple[int, int, int]
+
+
+def identity(st: os.stat_result) -> Identity:
+    """What tells a file from its replacement: device, inode and mtime."""
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: Identity | None) -> bool:
     """Delete the regular file `rel` under the tree; False when it is already gone.
 
-    `expect` is the (st_dev, st_ino) seen when planning: a file replaced meanwhile is
-    not deleted (OSError). Neither the file nor any directory on the way may be a symlink.
+    `expect` is the file's identity when planning: a file replaced or modified meanwhile
+    is not deleted (OSError). Neither the file nor any directory on the way may be a
+    symlink.
     """
     try:
         dir_fd = fds.open(rel[:-1])
@@ -92,8 +100,10 @@ def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: tuple[int, int] | 
         return False
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{'/'.join(rel)} is no longer a regular file; left in place")
-    if expect is not None and (st.st_dev, st.st_ino) != expect:
-        raise OSError(f"{'/'.join(rel)} was replaced since it was planned; left in place")
+    if expect is not None and identity(st) != expect:
+        raise OSError(
+            f"{'/'.join(rel)} was replaced or modified since it was planned; left in place"
+        )
     try:
         os.unlink(rel[-1], dir_fd=dir_fd)
     except FileNotFoundError:

@@ -72,14 +72,30 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 def _sync_step(index: int, item: dict[str, Any]) -> Step:
     params = {k: v for k, v in item.items() if k not in STEP_KEYS}
-    return Step("sync", index, item["command"], item.get("name") or item["command"], params,
-                item.get("when"), _tags(item.get("tags")), bool(item.get("ignore_errors")))
+    return Step(
+        "sync",
+        index,
+        item["command"],
+        item.get("name") or item["command"],
+        params,
+        item.get("when"),
+        _tags(item.get("tags")),
+        bool(item.get("ignore_errors")),
+    )
 
 
 def _post_step(index: int, item: dict[str, Any]) -> Step:
     (kind,) = (k for k in item if k not in STEP_KEYS)
-    return Step("post_treatments", index, kind, item.get("name") or kind, item[kind] or {},
-                item.get("when"), _tags(item.get("tags")), bool(item.get("ignore_errors")))
+    return Step(
+        "post_treatments",
+        index,
+        kind,
+        item.get("name") or kind,
+        item[kind] or {},
+        item.get("when"),
+        _tags(item.get("tags")),
+        bool(item.get("ignore_errors")),
+    )
 
 
 def load_playbook(path: Path) -> Playbook:

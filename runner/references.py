@@ -21,8 +21,9 @@ def check_references(playbook: Playbook, renderer: Renderer, extra: Iterable[str
     extra_names = set(extra)
     declared: set[str] = set(extra_names)
 
-    def check(value: Any, path: JsonPath, known: set[str], *, expression: bool = False,
-              hint: str = "") -> None:
+    def check(
+        value: Any, path: JsonPath, known: set[str], *, expression: bool = False, hint: str = ""
+    ) -> None:
         for text, where in strings_in(value, path):
             try:
                 names = renderer.undeclared(text, where, expression=expression)
@@ -31,13 +32,18 @@ def check_references(playbook: Playbook, renderer: Renderer, extra: Iterable[str
                 continue
             for name in sorted(names - known - known_globals):
                 why = hint if name in RESERVED and hint else "define it under vars: or with -e"
-                problems.append(playbook.source.problem(
-                    where, f"undefined variable {name!r} ({why})"))
+                problems.append(
+                    playbook.source.problem(where, f"undefined variable {name!r} ({why})")
+                )
 
     # vars are rendered in order, before `area` is known
     for name, raw in playbook.vars:
-        check(raw, ("vars", name), declared | {"now", "env", "run"},
-              hint="vars may use now, env, run and the vars above them")
+        check(
+            raw,
+            ("vars", name),
+            declared | {"now", "env", "run"},
+            hint="vars may use now, env, run and the vars above them",
+        )
         declared.add(name)
     top_known = declared | {"now", "env", "run"}
     check(playbook.area, ("area",), top_known)
@@ -48,7 +54,9 @@ def check_references(playbook: Playbook, renderer: Renderer, extra: Iterable[str
 
     for step in playbook.steps:
         per_file = step.section == "sync" or getattr(TREATMENTS.get(step.kind), "per_file", False)
-        known = declared | _STEP_NAMES | ({"file"} if per_file and step.section != "sync" else set())
+        known = (
+            declared | _STEP_NAMES | ({"file"} if per_file and step.section != "sync" else set())
+        )
         hint = "`file` exists only in per-file treatments"
         check(step.params, step.path, known, hint=hint)
         check(step.name, (*step.item_path, "name"), known, hint=hint)

@@ -167,12 +167,22 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
             message = f"needs one treatment key, one of: {', '.join(choices)}"
         return [smap.problem(path, message)]
     if error.validator == "type" and not path:
-        return [smap.problem(path, "a playbook is a mapping of keys (name:, area:, ...),"
-                             f" not a {type(error.instance).__name__}")]
+        return [
+            smap.problem(
+                path,
+                "a playbook is a mapping of keys (name:, area:, ...),"
+                f" not a {type(error.instance).__name__}",
+            )
+        ]
     if "propertyNames" in error.absolute_schema_path:
-        return [smap.problem((*path, str(error.instance)),
-                             f"invalid name {error.instance!r}: must be an identifier"
-                             " and not one of now, env, area, run, file", key=True)]
+        return [
+            smap.problem(
+                (*path, str(error.instance)),
+                f"invalid name {error.instance!r}: must be an identifier"
+                " and not one of now, env, area, run, file",
+                key=True,
+            )
+        ]
     if error.validator == "enum" and not subschemas:
         return [smap.problem(path, f"{error.instance!r}: no such command in this version")]
     return [smap.problem(path, error.message)]

@@ -66,8 +66,14 @@ class Renderer:
             if template is None:
                 template = self._cache[value] = self.env.from_string(value)
             return template.render(context)
-        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
-                LookupError, AttributeError) as exc:
+        except (
+            jinja2.TemplateError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            LookupError,
+            AttributeError,
+        ) as exc:
             raise self._fail(path, exc) from None
 
     def render_data(self, value: Any, context: Mapping[str, Any], path: JsonPath) -> Any:
@@ -92,8 +98,14 @@ class Renderer:
             if isinstance(result, jinja2.Undefined):
                 str(result)  # raises UndefinedError
             return result
-        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
-                LookupError, AttributeError) as exc:
+        except (
+            jinja2.TemplateError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            LookupError,
+            AttributeError,
+        ) as exc:
             raise self._fail(path, exc) from None
 
     def undeclared(self, value: str, path: JsonPath, *, expression: bool = False) -> set[str]:
@@ -118,9 +130,9 @@ def _private_accesses(tree: nodes.Template) -> list[str]:
         if isinstance(item.arg, nodes.Const) and str(item.arg.value).startswith("_"):
             found.append(str(item.arg.value))
     for flt in tree.find_all(nodes.Filter):
-        if flt.name == "attr" and flt.args and isinstance(flt.args[0], nodes.Const):
-            if str(flt.args[0].value).startswith("_"):
-                found.append(str(flt.args[0].value))
+        arg = flt.args[0] if flt.name == "attr" and flt.args else None
+        if isinstance(arg, nodes.Const) and str(arg.value).startswith("_"):
+            found.append(str(arg.value))
     return found
 
 

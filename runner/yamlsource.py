@@ -87,8 +87,13 @@ class _Walker:
                 if not isinstance(key, str | int | float | bool) and key is not None:
                     line, col = _pos(key_node)
                     self.problems.append(
-                        Problem(self.smap.file, line, col, format_path(path),
-                                "mapping keys must be plain scalars")
+                        Problem(
+                            self.smap.file,
+                            line,
+                            col,
+                            format_path(path),
+                            "mapping keys must be plain scalars",
+                        )
                     )
                     continue
                 name = str(key) if not isinstance(key, str) else key
@@ -96,9 +101,14 @@ class _Walker:
                     line, col = _pos(key_node)
                     first = seen[key].start_mark.line + 1
                     self.problems.append(
-                        Problem(self.smap.file, line, col, format_path((*path, name)),
-                                f"duplicate key {name!r} (first defined on line {first});"
-                                " remove one of them")
+                        Problem(
+                            self.smap.file,
+                            line,
+                            col,
+                            format_path((*path, name)),
+                            f"duplicate key {name!r} (first defined on line {first});"
+                            " remove one of them",
+                        )
                     )
                     continue
                 seen[key] = key_node
@@ -119,9 +129,17 @@ def load_yaml(path: Path, *, display: str | None = None) -> tuple[Any, SourceMap
     except OSError as exc:
         raise PlaybookError([Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
     if len(raw) > MAX_BYTES:
-        raise PlaybookError([Problem(shown, 1, 1, "",
-                                     f"file is {len(raw)} bytes; playbooks are limited to"
-                                     f" {MAX_BYTES} bytes")])
+        raise PlaybookError(
+            [
+                Problem(
+                    shown,
+                    1,
+                    1,
+                    "",
+                    f"file is {len(raw)} bytes; playbooks are limited to {MAX_BYTES} bytes",
+                )
+            ]
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -151,10 +169,13 @@ def parse_yaml(text: str, smap: SourceMap) -> tuple[Any, SourceMap]:
         start = exc.context_mark
         if start and mark and (start.line, start.column) != (mark.line, mark.column):
             message += f" (it started at line {start.line + 1}, column {start.column + 1})"
-        raise PlaybookError([Problem(smap.file, line, col, "", f"YAML syntax: {message}")]) from None
+        raise PlaybookError(
+            [Problem(smap.file, line, col, "", f"YAML syntax: {message}")]
+        ) from None
     except yaml.YAMLError as exc:
         raise PlaybookError([Problem(smap.file, 1, 1, "", f"YAML: {exc}")]) from None
     except (_TooLarge, RecursionError):
-        raise PlaybookError([Problem(smap.file, 1, 1, "",
-                                     "document too large or too deeply nested")]) from None
+        raise PlaybookError(
+            [Problem(smap.file, 1, 1, "", "document too large or too deeply nested")]
+        ) from None
     return data, smap

@@ -61,7 +61,7 @@ def snapshot(root: Path, *, own_state: bool = True) -> dict[str, tuple[str, str,
             st = path.lstat()
             rel = str(path.relative_to(root))
             if path.is_symlink():
-                state[rel] = ("link", os.readlink(path), st.st_mtime_ns)
+                state[rel] = ("link", str(path.readlink()), st.st_mtime_ns)
             elif path.is_dir():
                 state[rel] = ("dir", "", 0)
             else:

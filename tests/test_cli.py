@@ -21,15 +21,17 @@ def test_version(cli: CLI) -> None:
 
 
 def test_python_dash_m_runner_is_postsync() -> None:
-    done = subprocess.run([sys.executable, "-m", "runner", "--version"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0
     assert done.stdout == f"postsync {__version__}\n"
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "list-tasks", "schema"])
-def test_every_subcommand_has_help_with_examples(command: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_subcommand_has_help_with_examples(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from runner.cli import main
 
     with pytest.raises(SystemExit) as exc:
@@ -46,13 +48,16 @@ def test_no_command_prints_help_and_exits_5(cli: CLI) -> None:
     assert "usage: postsync" in result.err
 
 
-@pytest.mark.parametrize("args", [
-    ["run"],
-    ["run", "p.yml", "--bogus"],
-    ["run", "p.yml", "--output", "xml"],
-    ["run", "p.yml", "--lock-wait", "soon"],
-    ["frobnicate"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run"],
+        ["run", "p.yml", "--bogus"],
+        ["run", "p.yml", "--output", "xml"],
+        ["run", "p.yml", "--lock-wait", "soon"],
+        ["frobnicate"],
+    ],
+)
 def test_usage_errors_exit_5(args: list[str], cli: CLI) -> None:
     result = cli(*args)
     assert result.code == 5
@@ -67,21 +72,24 @@ def test_negative_lock_wait_is_a_usage_error(tmp_path: Path, area: Path, cli: CL
     assert "--lock-wait must be zero or more seconds" in result.err
 
 
-@pytest.mark.parametrize("value,message", [
-    ("novalue", "expected KEY=VALUE or @FILE.yml"),
-    ("bad key=1", "expected KEY=VALUE or @FILE.yml"),
-    ("now=1", "'now' is reserved"),
-])
-def test_bad_extra_vars_exit_5(value: str, message: str, tmp_path: Path, area: Path,
-                               cli: CLI) -> None:
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("novalue", "expected KEY=VALUE or @FILE.yml"),
+        ("bad key=1", "expected KEY=VALUE or @FILE.yml"),
+        ("now=1", "'now' is reserved"),
+    ],
+)
+def test_bad_extra_vars_exit_5(
+    value: str, message: str, tmp_path: Path, area: Path, cli: CLI
+) -> None:
     playbook = write_playbook(tmp_path, HOUSEKEEPING)
     result = cli("run", playbook, "-e", value)
     assert result.code == 5
     assert message in result.err
 
 
-def test_extra_vars_file_with_duplicate_keys_exits_4(tmp_path: Path, area: Path,
-                                                     cli: CLI) -> None:
+def test_extra_vars_file_with_duplicate_keys_exits_4(tmp_path: Path, area: Path, cli: CLI) -> None:
     playbook = write_playbook(tmp_path, HOUSEKEEPING)
     (tmp_path / "vars.yml").write_text("a: 1\na: 2\n")
     result = cli("run", playbook, "-e", f"@{tmp_path / 'vars.yml'}")
@@ -89,8 +97,9 @@ def test_extra_vars_file_with_duplicate_keys_exits_4(tmp_path: Path, area: Path,
     assert f"{tmp_path / 'vars.yml'}:2:1: a: duplicate key 'a'" in result.err
 
 
-def test_internal_error_exits_1_with_a_log(tmp_path: Path, area: Path, cli: CLI,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_exits_1_with_a_log(
+    tmp_path: Path, area: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import runner.engine
 
     def broken(*args: object) -> None:

@@ -56,8 +56,9 @@ def test_run_changes_then_second_run_is_ok(tmp_path: Path, stocked: Path, cli: C
     )
 
 
-def test_check_prints_the_run_lines_and_changes_nothing(tmp_path: Path, stocked: Path,
-                                                        cli: CLI) -> None:
+def test_check_prints_the_run_lines_and_changes_nothing(
+    tmp_path: Path, stocked: Path, cli: CLI
+) -> None:
     playbook = write_playbook(tmp_path, TWO_STEPS)
     before = snapshot(tmp_path, own_state=False)
     preview = cli("run", playbook, "--check")
@@ -82,11 +83,21 @@ def test_json_output(tmp_path: Path, stocked: Path, cli: CLI) -> None:
     assert doc["check"] is True
     assert doc["exit_code"] == 0
     assert doc["run_id"]
-    assert doc["recap"] == {"ok": 0, "changed": 2, "skipped": 0, "failed": 0, "ignored": 0,
-                            "lines_ok": 0, "lines_failed": 0}
+    assert doc["recap"] == {
+        "ok": 0,
+        "changed": 2,
+        "skipped": 0,
+        "failed": 0,
+        "ignored": 0,
+        "lines_ok": 0,
+        "lines_failed": 0,
+    }
     assert [s["kind"] for s in doc["steps"]] == ["purge_old_files", "purge_old_files"]
-    assert doc["steps"][0]["items"][0] == {"action": "delete", "target": "archives/a-old.csv",
-                                           "detail": "100 days old"}
+    assert doc["steps"][0]["items"][0] == {
+        "action": "delete",
+        "target": "archives/a-old.csv",
+        "detail": "100 days old",
+    }
     assert (stocked / "archives" / "a-old.csv").exists()
 
 
@@ -94,8 +105,17 @@ def test_jsonl_events(tmp_path: Path, stocked: Path, cli: CLI) -> None:
     result = cli("run", write_playbook(tmp_path, TWO_STEPS), "--output", "jsonl")
     events = [json.loads(line) for line in result.out.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds == ["start", "step_start", "item", "item", "step", "step_start", "item",
-                     "step", "end"]
+    assert kinds == [
+        "start",
+        "step_start",
+        "item",
+        "item",
+        "step",
+        "step_start",
+        "item",
+        "step",
+        "end",
+    ]
     assert events[-1]["exit_code"] == 0
     assert events[-1]["recap"]["changed"] == 2
 
@@ -120,19 +140,21 @@ def test_tags_select_steps(tmp_path: Path, stocked: Path, cli: CLI) -> None:
     assert "purge reports" in result.out
 
 
-@pytest.mark.parametrize("tags,only,skip,expected", [
-    ((), set(), set(), True),
-    ((), {"a"}, set(), False),
-    (("a",), {"a"}, set(), True),
-    (("a",), set(), {"a"}, False),
-    (("always",), {"b"}, set(), True),
-    (("always",), {"b"}, {"always"}, False),
-    (("never",), set(), set(), False),
-    (("never", "x"), {"x"}, set(), True),
-    (("a",), {"all"}, set(), True),
-])
-def test_tag_rules(tags: tuple[str, ...], only: set[str], skip: set[str],
-                   expected: bool) -> None:
+@pytest.mark.parametrize(
+    "tags,only,skip,expected",
+    [
+        ((), set(), set(), True),
+        ((), {"a"}, set(), False),
+        (("a",), {"a"}, set(), True),
+        (("a",), set(), {"a"}, False),
+        (("always",), {"b"}, set(), True),
+        (("always",), {"b"}, {"always"}, False),
+        (("never",), set(), set(), False),
+        (("never", "x"), {"x"}, set(), True),
+        (("a",), {"all"}, set(), True),
+    ],
+)
+def test_tag_rules(tags: tuple[str, ...], only: set[str], skip: set[str], expected: bool) -> None:
     assert selected(tags, frozenset(only), frozenset(skip)) is expected
 
 
@@ -146,8 +168,9 @@ def test_list_tasks_marks_selection(tmp_path: Path, area: Path, cli: CLI) -> Non
 
 
 def test_when_false_skips(tmp_path: Path, stocked: Path, cli: CLI) -> None:
-    playbook = write_playbook(tmp_path, TWO_STEPS.replace(
-        "    tags: [housekeeping]", "    when: run.failed_lines > 0"))
+    playbook = write_playbook(
+        tmp_path, TWO_STEPS.replace("    tags: [housekeeping]", "    when: run.failed_lines > 0")
+    )
     result = cli("run", playbook)
     assert "SKIPPED  purge archives  (when: run.failed_lines > 0 is false)" in result.out
     assert (stocked / "archives" / "a-old.csv").exists()
@@ -192,8 +215,9 @@ def test_missing_area_exits_3(tmp_path: Path, cli: CLI) -> None:
     assert not (tmp_path / "area").exists()
 
 
-def test_relative_area_is_relative_to_the_playbook(tmp_path: Path, stocked: Path, cli: CLI,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_area_is_relative_to_the_playbook(
+    tmp_path: Path, stocked: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     playbook = write_playbook(tmp_path, HOUSEKEEPING)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -219,8 +243,9 @@ post_treatments:
 """
 
 
-def test_vars_render_in_order_and_e_overrides(tmp_path: Path, stocked: Path, cli: CLI,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vars_render_in_order_and_e_overrides(
+    tmp_path: Path, stocked: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     playbook = write_playbook(tmp_path, TEMPLATED)
     # `dir` uses `sub` before it is defined: a located error
     result = cli("run", playbook)
@@ -248,14 +273,16 @@ def test_undefined_attribute_at_render_time(tmp_path: Path, stocked: Path, cli: 
     body = HOUSEKEEPING.replace("paths: [archives]", 'paths: ["{{ env.POSTSYNC_NOPE_X }}"]')
     result = cli("run", write_playbook(tmp_path, body))
     assert result.code == 4
-    assert ("playbook.yml:6:15: post_treatments[0].purge_old_files.paths[0]: undefined"
-            " variable: 'dict object' has no attribute 'POSTSYNC_NOPE_X'") in result.err
+    assert (
+        "playbook.yml:6:15: post_treatments[0].purge_old_files.paths[0]: undefined"
+        " variable: 'dict object' has no attribute 'POSTSYNC_NOPE_X'"
+    ) in result.err
 
 
-def test_sandbox_violation_at_render_time_is_exit_4(tmp_path: Path, stocked: Path,
-                                                    cli: CLI) -> None:
-    body = HOUSEKEEPING.replace("paths: [archives]",
-                                "paths: [\"{{ now.replace.__self__ }}\"]")
+def test_sandbox_violation_at_render_time_is_exit_4(
+    tmp_path: Path, stocked: Path, cli: CLI
+) -> None:
+    body = HOUSEKEEPING.replace("paths: [archives]", 'paths: ["{{ now.replace.__self__ }}"]')
     result = cli("run", write_playbook(tmp_path, body))
     assert result.code == 4
     assert "unsafe template refused by the sandbox" in result.err

@@ -25,15 +25,20 @@ with area_lock(Path(sys.argv[1]), "holder-run"):
 
 
 def postsync(*args: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "runner", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture
 def hold(area: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the area's lock for up to 60 s."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(area), "60"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(area), "60"], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None
     assert holder.stdout.readline() == "locked\n"
     yield holder
@@ -47,12 +52,15 @@ def playbook(tmp_path: Path, area: Path) -> Path:
     return write_playbook(tmp_path, HOUSEKEEPING)
 
 
-def test_locked_area_exits_6_and_changes_nothing(playbook: Path, area: Path,
-                                                 hold: subprocess.Popen[str]) -> None:
+def test_locked_area_exits_6_and_changes_nothing(
+    playbook: Path, area: Path, hold: subprocess.Popen[str]
+) -> None:
     before = snapshot(area)
-    out, err = postsync("run", playbook).communicate(timeout=30)
-    assert err == (f"postsync: another run holds the lock on {area} (pid {hold.pid},"
-                   " run holder-run); nothing was changed (use --lock-wait SECONDS to wait)\n")
+    _, err = postsync("run", playbook).communicate(timeout=30)
+    assert err == (
+        f"postsync: another run holds the lock on {area} (pid {hold.pid},"
+        " run holder-run); nothing was changed (use --lock-wait SECONDS to wait)\n"
+    )
     assert snapshot(area) == before
 
 
@@ -72,8 +80,9 @@ def test_lock_wait_gives_up_after_the_delay(playbook: Path, hold: subprocess.Pop
 
 
 def test_lock_wait_runs_once_the_lock_is_free(playbook: Path, area: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(area), "1"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(area), "1"], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None
     assert holder.stdout.readline() == "locked\n"
     run = postsync("run", playbook, "--lock-wait", "30")
@@ -84,19 +93,21 @@ def test_lock_wait_runs_once_the_lock_is_free(playbook: Path, area: Path) -> Non
     assert not (area / "archives" / "old.csv").exists()
 
 
-def test_lock_of_a_killed_run_does_not_block(playbook: Path, area: Path,
-                                             hold: subprocess.Popen[str]) -> None:
+def test_lock_of_a_killed_run_does_not_block(
+    playbook: Path, area: Path, hold: subprocess.Popen[str]
+) -> None:
     hold.send_signal(signal.SIGKILL)
     hold.wait()
     assert (area / ".postsync" / "lock").exists()
     run = postsync("run", playbook)
-    out, err = run.communicate(timeout=30)
+    _, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_exits_130(signum: int, playbook: Path, area: Path,
-                          hold: subprocess.Popen[str]) -> None:
+def test_signal_exits_130(
+    signum: int, playbook: Path, area: Path, hold: subprocess.Popen[str]
+) -> None:
     before = snapshot(area)
     run = postsync("run", playbook, "--lock-wait", "60")
     assert run.stderr is not None

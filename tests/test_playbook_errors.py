@@ -14,8 +14,13 @@ from tests.conftest import CLI, make_file, snapshot
 CASES = Path(__file__).parent / "cases" / "bad_playbooks"
 NAMES = sorted(p.stem for p in CASES.glob("*.yml"))
 #: problems only rendering finds (values known at run time), not `validate`'s static checks
-RUNTIME_ONLY = {"absolute_outside", "bad_timezone", "path_traversal", "state_dir",
-                "strftime_misuse"}
+RUNTIME_ONLY = {
+    "absolute_outside",
+    "bad_timezone",
+    "path_traversal",
+    "state_dir",
+    "strftime_misuse",
+}
 
 
 @pytest.fixture
@@ -26,8 +31,9 @@ def case_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_run_reports_located_errors_and_changes_nothing(name: str, case_dir: Path,
-                                                        cli: CLI) -> None:
+def test_run_reports_located_errors_and_changes_nothing(
+    name: str, case_dir: Path, cli: CLI
+) -> None:
     shutil.copy(CASES / f"{name}.yml", case_dir)
     expected = (CASES / f"{name}.expected").read_text().replace("{dir}", str(case_dir))
     before = snapshot(case_dir)
@@ -66,9 +72,9 @@ def test_errors_of_several_files_are_all_reported(case_dir: Path, cli: CLI) -> N
     assert result.err.endswith("postsync: 2 of 3 playbooks invalid\n")
 
 
-def test_symlinked_directory_leading_outside_is_refused(case_dir: Path, cli: CLI,
-                                                        tmp_path_factory: pytest.TempPathFactory
-                                                        ) -> None:
+def test_symlinked_directory_leading_outside_is_refused(
+    case_dir: Path, cli: CLI, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     outside = tmp_path_factory.mktemp("outside")
     victim = make_file(outside / "precious.csv", days=400)
     (case_dir / "area" / "escape").symlink_to(outside)
@@ -85,9 +91,9 @@ def test_symlinked_directory_leading_outside_is_refused(case_dir: Path, cli: CLI
     assert victim.exists()
 
 
-def test_roots_allow_a_directory_outside_the_area(case_dir: Path, cli: CLI,
-                                                  tmp_path_factory: pytest.TempPathFactory
-                                                  ) -> None:
+def test_roots_allow_a_directory_outside_the_area(
+    case_dir: Path, cli: CLI, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     backups = tmp_path_factory.mktemp("backups")
     old = make_file(backups / "old.csv", days=400)
     (case_dir / "p.yml").write_text(
@@ -111,8 +117,9 @@ def test_huge_alias_expansion_is_refused(case_dir: Path, cli: CLI) -> None:
 
 
 def test_deep_nesting_is_refused(case_dir: Path, cli: CLI) -> None:
-    (case_dir / "p.yml").write_text("name: Deep\narea: area\nvars:\n  x: " + "[" * 5000
-                                    + "]" * 5000 + "\n")
+    (case_dir / "p.yml").write_text(
+        "name: Deep\narea: area\nvars:\n  x: " + "[" * 5000 + "]" * 5000 + "\n"
+    )
     result = cli("validate", "p.yml")
     assert result.code == 4
     assert "p.yml:" in result.err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -33,8 +34,7 @@ def test_schema_is_valid_draft_2020_12() -> None:
 def test_treatment_names_are_the_registry() -> None:
     schema = json.loads(PUBLISHED.read_text())
     item = schema["$defs"]["post_treatment"]
-    named = {k for k in item["properties"] if k not in ("name", "when", "tags",
-                                                          "ignore_errors")}
+    named = {k for k in item["properties"] if k not in ("name", "when", "tags", "ignore_errors")}
     assert named == set(TREATMENTS)
     assert {s["required"][0] for s in item["oneOf"]} == set(TREATMENTS)
 
@@ -60,7 +60,15 @@ EXAMPLES = sorted((ROOT / "playbooks").glob("*.yml"))
 @pytest.mark.parametrize("playbook", EXAMPLES, ids=lambda p: p.name)
 def test_example_playbooks_validate_and_carry_the_modeline(playbook: Path, cli: CLI) -> None:
     assert playbook.read_text().startswith(
-        "# yaml-language-server: $schema=../schemas/playbook.schema.json\n")
+        "# yaml-language-server: $schema=../schemas/playbook.schema.json\n"
+    )
     result = cli("validate", playbook)
     assert result.code == 0, result.err
     assert playbook_schema()["$id"] == json.loads(PUBLISHED.read_text())["$id"]
+
+
+@pytest.mark.parametrize("name", sorted(TREATMENTS))
+def test_readme_treatment_reference_is_the_docstring(name: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    doc = inspect.cleandoc(type(TREATMENTS[name]).__doc__ or "")
+    assert f"### {name}\n\n```text\n{doc}\n```" in readme

@@ -13,7 +13,7 @@ from typing import Any
 
 from runner.context import RunContext, StepScope
 from runner.errors import StepError
-from runner.paths import DirFds, unlink_regular
+from runner.paths import DirFds, identity, unlink_regular
 from runner.treatments.base import Action, Done, Plan
 
 _GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
@@ -93,7 +93,7 @@ class PurgeOldFiles:
         kept = missing = 0
         for top in config.paths:
             try:
-                top_st = os.stat(top)
+                top_st = top.stat()
             except FileNotFoundError:
                 missing += 1
                 continue
@@ -156,8 +156,7 @@ class PurgeOldFiles:
                     yield Done(action, "" if gone else "already gone")
         if failures:
             more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
-            raise StepError(f"{len(failures)} files not deleted: "
-                            + "; ".join(failures[:3]) + more)
+            raise StepError(f"{len(failures)} files not deleted: " + "; ".join(failures[:3]) + more)
 
 
 def _delete_action(run: RunContext, top: Path, rel: tuple[str, ...], st: os.stat_result) -> Action:
@@ -168,7 +167,7 @@ def _delete_action(run: RunContext, top: Path, rel: tuple[str, ...], st: os.stat
         "delete",
         target,
         f"{age_days} days old",
-        data=(top, rel, (st.st_dev, st.st_ino)),
+        data=(top, rel, identity(st)),
         diff=f"--- {target}\n+++ /dev/null\n@@ deleted: {st.st_size} bytes,"
         f" modified {modified} @@\n",
     )
