@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.engine import selected
+from runner.engine import RunOptions, selected
 from tests.conftest import CLI, HOUSEKEEPING, make_file, snapshot, write_playbook
 
 TWO_STEPS = """\
@@ -287,3 +287,19 @@ def test_sandbox_violation_at_render_time_is_exit_4(
     assert result.code == 4
     assert "unsafe template refused by the sandbox" in result.err
     assert "Traceback" not in result.err
+
+
+def test_exit_code_precedence(tmp_path: Path, area: Path) -> None:
+    """Failed lines give 2 unless a step failed (3); an interruption wins (130)."""
+    from runner.engine import RunResult, StepResult, build_context
+    from runner.playbook import load_playbook
+
+    playbook = load_playbook(write_playbook(tmp_path, FAILING.replace("IGNORE\n", "")))
+    result = RunResult(build_context(playbook, RunOptions()))
+    assert result.exit_code == 0
+    result.run.failed_lines = 3
+    assert result.exit_code == 2
+    result.steps.append(StepResult(playbook.post_treatments[0], status="failed"))
+    assert result.exit_code == 3
+    result.interrupted = True
+    assert result.exit_code == 130
