@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from runner import __version__
-from runner.errors import Exit, PlaybookError, PostsyncError, UsageError
+from runner.errors import Exit, PlaybookError, PostsyncError, StepError, UsageError
 
 RUN_EXAMPLES = """\
 examples:
@@ -46,7 +46,25 @@ examples:
 SCHEMA_EXAMPLES = """\
 examples:
   postsync schema > playbook.schema.json
-  postsync schema playbook"""
+  postsync schema record"""
+
+DB_EXAMPLES = """\
+examples:
+  postsync db init sqlite:///moodle.db --demo
+  postsync db init postgresql+psycopg://postsync@localhost/moodle_test --prefix mdl_
+
+Creates Moodle's enrolment, role, context and group tables with a fresh install's rows
+(standard roles, system context, site course). For the embedded default, demos and
+tests: it refuses to touch a database where any of these tables exists."""
+
+DEMO_EXAMPLES = """\
+examples:
+  postsync demo
+  postsync demo /tmp/postsync-demo
+
+Builds DIR (default ./postsync-demo): a seeded SQLite database, an area holding an
+enrolment file and a group-members file (a few lines fail on purpose), a playbook, and
+runs it. A DIR from an earlier demo is rebuilt; any other non-empty DIR is refused."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +172,39 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SCHEMA_EXAMPLES,
         description="Print a JSON Schema.",
     )
-    schema.add_argument("which", nargs="?", choices=("playbook",), default="playbook")
+    schema.add_argument("which", nargs="?", choices=("playbook", "record"), default="playbook")
+
+    db = sub.add_parser(
+        "db",
+        help="database utilities",
+        formatter_class=fmt,
+        epilog=DB_EXAMPLES,
+        description="Database utilities.",
+    )
+    db_sub = db.add_subparsers(
+        dest="db_command", metavar="COMMAND", parser_class=_Parser, required=True
+    )
+    init = db_sub.add_parser(
+        "init",
+        help="create the Moodle tables postsync uses",
+        formatter_class=fmt,
+        epilog=DB_EXAMPLES,
+        description="Create the Moodle tables postsync uses.",
+    )
+    init.add_argument("url", help="SQLAlchemy URL, e.g. sqlite:///moodle.db")
+    init.add_argument("--prefix", default="mdl_", help="table prefix (default: mdl_)")
+    init.add_argument(
+        "--demo", action="store_true", help="also seed a demo site (users, courses, groups)"
+    )
+
+    demo = sub.add_parser(
+        "demo",
+        help="build and run a demo workspace",
+        formatter_class=fmt,
+        epilog=DEMO_EXAMPLES,
+        description="Build and run a demo workspace.",
+    )
+    demo.add_argument("dir", nargs="?", type=Path, default=Path("postsync-demo"))
     return parser
 
 
@@ -247,10 +297,56 @@ def cmd_list_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from runner.record import record_schema
     from runner.schema import playbook_schema
 
-    print(json.dumps(playbook_schema(), indent=2))
+    schema = record_schema() if args.which == "record" else playbook_schema()
+    print(json.dumps(schema, indent=2))
     return int(Exit.OK)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    import re
+    import time
+
+    from runner.db.connect import DatabaseUrlError, connect, masked, parse_url
+    from runner.db.init import create_tables, seed_demo
+    from runner.db.tables import moodle_tables
+
+    if not re.fullmatch(r"[A-Za-z0-9_]*", args.prefix):
+        raise UsageError(f"--prefix {args.prefix!r}: letters, digits and _ only")
+    try:
+        url = parse_url(args.url, Path.cwd())
+    except DatabaseUrlError as exc:
+        raise UsageError(f"{exc}") from None
+    engine = connect(url)
+    tables = moodle_tables(args.prefix)
+    now = int(time.time())
+    try:
+        create_tables(engine, tables, now)
+        print(f"created {len(tables.all)} tables in {masked(url)} (prefix {args.prefix})")
+        if args.demo:
+            site = seed_demo(engine, tables, now)
+            print(
+                f"seeded a demo site: {site.users} users, {site.courses} courses,"
+                f" {site.groups} groups"
+            )
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StepError(f"database {masked(url)}: {reason}") from None
+        raise
+    finally:
+        engine.dispose()
+    return int(Exit.OK)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from runner.demo import build_demo
+
+    return build_demo(args.dir)
 
 
 COMMANDS = {
@@ -258,6 +354,8 @@ COMMANDS = {
     "validate": cmd_validate,
     "list-tasks": cmd_list_tasks,
     "schema": cmd_schema,
+    "db": cmd_db,
+    "demo": cmd_demo,
 }
 
 

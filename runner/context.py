@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import PlaybookError, Problem
+from runner.errors import PlaybookError, Problem, StepError
 from runner.paths import confinement_error, display, resolve_under
 
 if TYPE_CHECKING:
@@ -35,6 +35,51 @@ class RunContext:
     failed_lines: int = 0
     lines_ok: int = 0
     step_status: dict[str, str] = field(default_factory=dict)
+    #: the database URL (a sqlalchemy URL, parsed before any change), if any
+    database_url: Any = None
+    prefix: str = "mdl_"
+    #: what each sync step did with each control file (runner.sync.apply.FileOutcome)
+    files: list[Any] = field(default_factory=list)
+    _database: Any = None
+
+    @property
+    def zone(self) -> tzinfo:
+        """The playbook's time zone (`now` is always aware)."""
+        zone = self.now.tzinfo
+        assert zone is not None
+        return zone
+
+    @property
+    def state_dir(self) -> Path:
+        return self.area / ".postsync"
+
+    @property
+    def run_dir(self) -> Path:
+        """AREA/.postsync/runs/RUN_ID: this run's reports (the record sits beside it)."""
+        return self.state_dir / "runs" / self.run_id
+
+    def report_path(self, control_file: Path) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return self.run_dir / f"{len(self.files) + 1:03d}_{control_file.name}.report"
+
+    def database(self) -> tuple[Any, Any]:
+        """(Engine, MoodleTables), connected on first use; StepError without a database."""
+        if self._database is None:
+            from runner.db.connect import connect
+            from runner.db.tables import moodle_tables
+
+            if self.database_url is None:
+                raise StepError("this step needs `database:` in the playbook")
+            self._database = (
+                connect(self.database_url, must_exist=True),
+                moodle_tables(self.prefix),
+            )
+        return self._database  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database[0].dispose()
+            self._database = None
 
     def template_context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         context: dict[str, Any] = {

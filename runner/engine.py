@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,7 +17,9 @@ from runner.errors import Exit, PlaybookError, Problem, StepError
 from runner.lock import area_lock
 from runner.paths import resolve_under
 from runner.playbook import Playbook, Step
+from runner.record import prune_records, save_record
 from runner.references import check_references
+from runner.sync import step as sync_step
 from runner.templating import Renderer
 from runner.treatments import TREATMENTS
 from runner.treatments.base import Done, Plan
@@ -51,6 +54,7 @@ class RunResult:
     run: RunContext
     steps: list[StepResult] = field(default_factory=list)
     interrupted: bool = False
+    record: Path | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for s in self.steps if s.status == status)
@@ -131,12 +135,32 @@ def build_context(playbook: Playbook, options: RunOptions) -> RunContext:
         resolve_under(renderer.render(r, context, ("roots", i)), playbook.base_dir)
         for i, r in enumerate(playbook.roots)
     )
+    run.prefix = playbook.prefix
+    if playbook.database is not None:
+        from runner.db.connect import DatabaseUrlError, parse_url
+
+        raw = renderer.render(playbook.database, context, ("database",))
+        try:
+            run.database_url = parse_url(raw, playbook.base_dir)
+        except DatabaseUrlError as exc:
+            raise PlaybookError([playbook.source.problem(("database",), str(exc))]) from None
     return run
 
 
 def prepare(run: RunContext, steps: Sequence[Step]) -> None:
-    """Render and confine every step's parameters and `when`: all problems at once."""
+    """Render and confine every step's parameters and `when`: all problems at once.
+
+    Every sync step of the playbook, selected or not, names the control files it would
+    process: those are protected from purge_old_files.
+    """
     problems: list[Problem] = []
+    protected: set[Path] = set()
+    for step in run.playbook.sync:
+        try:
+            protected.update(sync_step.configure(step.params, StepScope(run, step)).files)
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+    run.protected = frozenset(protected)
     for step in steps:
         try:
             run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
@@ -144,6 +168,13 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
                 run.renderer.evaluate(step.when, run.template_context(), (*step.item_path, "when"))
             if step.section == "post_treatments":
                 TREATMENTS[step.kind].configure(step.params, StepScope(run, step))
+            elif run.database_url is None:
+                problems.append(
+                    run.playbook.source.problem(
+                        (*step.item_path, "command"),
+                        "a sync step needs `database:` at the top of the playbook",
+                    )
+                )
         except PlaybookError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -186,6 +217,16 @@ def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Re
     result.items = list(done)
 
 
+def _run_sync(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
+    config = sync_step.configure(step.params, StepScope(run, step))
+
+    def emit(done: Done) -> None:
+        result.items.append(done)
+        reporter.item(result, done)
+
+    result.status, result.detail = sync_step.run(config, run, emit)
+
+
 def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> None:
     step = result.step
     result.name = step.name
@@ -199,6 +240,8 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
             result.status, result.detail = "skipped", f"when: {step.when} is false"
         elif step.section == "post_treatments":
             _run_treatment(run, step, result, reporter)
+        else:
+            _run_sync(run, step, result, reporter)
     except (StepError, PlaybookError) as exc:
         result.status, result.error = "failed", str(exc)
     except OSError as exc:
@@ -229,11 +272,19 @@ def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) ->
                 result.steps.append(step_result)
                 execute_step(run, step_result, reporter)
                 reporter.step_finished(step_result)
+                if step.section == "sync" and run.files:
+                    # the boundary: post-treatments can be re-run from this record
+                    save_record(run, result, finished=False)
                 if step_result.status == "failed" and not step_result.ignored:
                     break
         except KeyboardInterrupt:
             result.interrupted = True
             if result.steps:
                 reporter.step_finished(result.steps[-1])
+        finally:
+            run.close()
+        if run.files:
+            result.record = save_record(run, result, finished=True)
+        prune_records(run.run_dir.parent, playbook.keep_records_days, keep=run.run_id)
         reporter.finish(result)
     return result

@@ -43,7 +43,7 @@ def test_run_changes_then_second_run_is_ok(tmp_path: Path, stocked: Path, cli: C
         "CHANGED  purge archives  (2 files older than 90 days)\n"
         "    delete archives/a-old.csv  (100 days old)\n"
         "    delete archives/b-old.csv  (95 days old)\n"
-        "CHANGED  purge reports  (1 files older than 30 days)\n"
+        "CHANGED  purge reports  (1 file older than 30 days)\n"
         "    delete reports/r-old.txt  (40 days old)\n"
         "RECAP ok=0 changed=2 skipped=0 failed=0 | lines: 0 ok, 0 failed\n"
     )

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from runner.sync.base import SyncCommand
+from runner.sync.enrolments import Enrolments
+from runner.sync.group_members import GroupMembers
 
-
-class SyncCommand(Protocol):
-    """A control-file kind: the JSON Schema of its own step keys."""
-
-    #: properties a step of this command accepts beyond the common ones
-    schema: Mapping[str, Any]
-
-
-SYNC_COMMANDS: dict[str, SyncCommand] = {}
+SYNC_COMMANDS: dict[str, SyncCommand] = {
+    "enrolments": Enrolments(),
+    "group_members": GroupMembers(),
+}

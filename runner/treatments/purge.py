@@ -14,6 +14,7 @@ from typing import Any
 from runner.context import RunContext, StepScope
 from runner.errors import StepError
 from runner.paths import DirFds, identity, unlink_regular
+from runner.text import plural
 from runner.treatments.base import Action, Done, Plan
 
 _GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
@@ -129,12 +130,12 @@ class PurgeOldFiles:
                         if path not in found:
                             found[path] = _delete_action(run, top, rel, st)
         actions = [found[p] for p in sorted(found)]
-        count = f"{len(actions)} files" if actions else "nothing"
+        count = plural(len(actions), "file") if actions else "nothing"
         notes = [f"{count} older than {config.older_than_days} days"]
         if kept:
-            notes.append(f"{kept} control files awaiting sync kept")
+            notes.append(f"{plural(kept, 'control file')} awaiting sync kept")
         if missing:
-            notes.append(f"{missing} directories absent")
+            notes.append(f"{plural(missing, 'directory', 'directories')} absent")
         return Plan(actions, ", ".join(notes))
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
@@ -156,7 +157,9 @@ class PurgeOldFiles:
                     yield Done(action, "" if gone else "already gone")
         if failures:
             more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
-            raise StepError(f"{len(failures)} files not deleted: " + "; ".join(failures[:3]) + more)
+            raise StepError(
+                f"{plural(len(failures), 'file')} not deleted: " + "; ".join(failures[:3]) + more
+            )
 
 
 def _delete_action(run: RunContext, top: Path, rel: tuple[str, ...], st: os.stat_result) -> Action:

@@ -138,7 +138,7 @@ def test_overlapping_paths_delete_once(tmp_path: Path, area: Path, cli: CLI) -> 
 def test_missing_directory_is_nothing_to_do(tmp_path: Path, area: Path, cli: CLI) -> None:
     result = cli("run", purge_playbook(tmp_path, "{paths: [nowhere], older_than_days: 1}"))
     assert result.code == 0
-    assert "OK       purge  (nothing older than 1 days, 1 directories absent)" in result.out
+    assert "OK       purge  (nothing older than 1 days, 1 directory absent)" in result.out
 
 
 def test_fifo_and_other_special_files_are_left(tmp_path: Path, area: Path, cli: CLI) -> None:
@@ -177,7 +177,7 @@ def test_a_file_replaced_meanwhile_is_kept(tmp_path: Path, area: Path) -> None:
     treatment, run, plan = _plan(tmp_path, "{paths: [archives], older_than_days: 1}")
     path.unlink()
     make_file(path, content="new data\n")
-    with pytest.raises(StepError, match=r"1 files not deleted: archives/swapped\.csv"):
+    with pytest.raises(StepError, match=r"1 file not deleted: archives/swapped\.csv"):
         list(treatment.apply(plan.actions, run))
     assert path.read_text() == "new data\n"
 
@@ -192,7 +192,7 @@ def test_a_directory_swapped_for_a_symlink_is_not_followed(
     (area / "archives" / "sub" / "old.csv").unlink()
     (area / "archives" / "sub").rmdir()
     (area / "archives" / "sub").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(StepError, match="1 files not deleted"):
+    with pytest.raises(StepError, match="1 file not deleted"):
         list(treatment.apply(plan.actions, run))
     assert victim.exists()
 

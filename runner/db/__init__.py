@@ -1,0 +1,1 @@
+"""The database layer: Moodle's own tables through SQLAlchemy Core (imported only here)."""

@@ -1,0 +1,269 @@
+"""`postsync db init`: Moodle's tables with what a fresh install puts in them, and a demo site.
+
+Only for the embedded default, demos and tests: on a real Moodle database postsync
+uses the existing tables and never creates or alters any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, inspect, select
+
+from runner.db.tables import MoodleTables, new_id
+from runner.errors import StepError
+
+CONTEXT_SYSTEM, CONTEXT_COURSECAT, CONTEXT_COURSE = 10, 40, 50
+#: Moodle's install order (lib/db/install.php); shortname == archetype
+STANDARD_ROLES = (
+    "manager",
+    "coursecreator",
+    "editingteacher",
+    "teacher",
+    "student",
+    "guest",
+    "user",
+    "frontpage",
+)
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    users: int
+    courses: int
+    groups: int
+
+
+def create_tables(engine: Engine, tables: MoodleTables, now: int) -> None:
+    """Create the tables and a fresh install's rows; refuse if any table exists."""
+    existing = set(inspect(engine).get_table_names())
+    clash = sorted(t.name for t in tables.all if t.name in existing)
+    if clash:
+        raise StepError(
+            f"refusing to touch an existing database: {', '.join(clash)} already"
+            " exist (postsync never alters a Moodle schema)"
+        )
+    tables.metadata.create_all(engine)
+    with engine.begin() as conn:
+        _install(conn, tables, now)
+
+
+def _context(conn: Connection, t: MoodleTables, level: int, instance: int, parent_path: str) -> int:
+    """Insert a context as Moodle does: get the id, then set path and depth."""
+    ctx = t.context
+    context_id = new_id(
+        conn.execute(
+            ctx.insert().values(contextlevel=level, instanceid=instance, depth=0, path=None)
+        )
+    )
+    path = f"{parent_path}/{context_id}"
+    conn.execute(
+        ctx.update().where(ctx.c.id == context_id).values(path=path, depth=path.count("/"))
+    )
+    return context_id
+
+
+def _install(conn: Connection, t: MoodleTables, now: int) -> None:
+    conn.execute(
+        t.role.insert(),
+        [
+            {
+                "name": "",
+                "shortname": name,
+                "description": "",
+                "sortorder": i + 1,
+                "archetype": name,
+            }
+            for i, name in enumerate(STANDARD_ROLES)
+        ],
+    )
+    _context(conn, t, CONTEXT_SYSTEM, 0, "")
+    base = {
+        "auth": "manual",
+        "confirmed": 1,
+        "mnethostid": 1,
+        "idnumber": "",
+        "timecreated": now,
+        "timemodified": now,
+    }
+    conn.execute(
+        t.user.insert(),
+        [
+            {
+                **base,
+                "username": "guest",
+                "password": "",
+                "firstname": "Guest user",
+                "lastname": " ",
+                "email": "root@localhost",
+            },
+            {
+                **base,
+                "username": "admin",
+                "password": "adminsetuppending",
+                "firstname": "Admin",
+                "lastname": "User",
+                "email": "admin@localhost",
+            },
+        ],
+    )
+    site = new_id(
+        conn.execute(
+            t.course.insert().values(
+                category=0,
+                fullname="postsync site",
+                shortname="site",
+                idnumber="",
+                format="site",
+                timecreated=now,
+                timemodified=now,
+            )
+        )
+    )
+    _context(conn, t, CONTEXT_COURSE, site, "/1")
+    category = new_id(
+        conn.execute(
+            t.course_categories.insert().values(
+                name="Category 1", depth=1, path="", timemodified=now
+            )
+        )
+    )
+    conn.execute(
+        t.course_categories.update()
+        .where(t.course_categories.c.id == category)
+        .values(path=f"/{category}")
+    )
+    _context(conn, t, CONTEXT_COURSECAT, int(category), "/1")
+
+
+SUBJECTS = ("MATH", "PHYS", "CHEM", "BIOL", "HIST", "GEOG", "LANG", "ECON", "PHIL")
+LEVELS = ("101", "102", "201", "202")
+FIRST = (
+    "Ada",
+    "Blaise",
+    "Camille",
+    "Dalia",
+    "Emile",
+    "Fatou",
+    "Gaspard",
+    "Hélène",
+    "Ilyes",
+    "Jeanne",
+    "Karim",
+    "Léa",
+    "Marius",
+    "Nadia",
+    "Oscar",
+    "Pauline",
+)
+LAST = (
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèvre",
+    "Michel",
+    "Garcia",
+    "N'Diaye",
+)
+
+
+def seed_demo(engine: Engine, t: MoodleTables, now: int, users: int = 300) -> DemoSite:
+    """A deterministic site: users U0001..., courses MATH101..., manual enrol
+    instances and two groups per course; the last user is deleted."""
+    with engine.begin() as conn:
+        category = conn.execute(select(t.course_categories.c.id)).scalar_one()
+        cat_ctx = conn.execute(
+            select(t.context.c.path).where(
+                t.context.c.contextlevel == CONTEXT_COURSECAT, t.context.c.instanceid == category
+            )
+        ).scalar_one()
+        conn.execute(
+            t.user.insert(),
+            [
+                {
+                    "auth": "manual",
+                    "confirmed": 1,
+                    "mnethostid": 1,
+                    "username": f"u{i:04d}",
+                    "password": "",
+                    "idnumber": f"U{i:04d}",
+                    "firstname": FIRST[i % len(FIRST)],
+                    "lastname": LAST[(i * 7) % len(LAST)],
+                    "email": f"u{i:04d}@example.org",
+                    "deleted": 1 if i == users else 0,
+                    "timecreated": now,
+                    "timemodified": now,
+                }
+                for i in range(1, users + 1)
+            ],
+        )
+        student = conn.execute(
+            select(t.role.c.id).where(t.role.c.shortname == "student")
+        ).scalar_one()
+        courses = []
+        for sortorder, (subject, level) in enumerate(
+            ((s, lv) for s in SUBJECTS for lv in LEVELS), start=1
+        ):
+            code = f"{subject}{level}"
+            course_id = new_id(
+                conn.execute(
+                    t.course.insert().values(
+                        category=category,
+                        sortorder=sortorder,
+                        fullname=f"{subject.title()} {level}",
+                        shortname=code,
+                        idnumber=code,
+                        timecreated=now,
+                        timemodified=now,
+                        startdate=now,
+                    )
+                )
+            )
+            _context(conn, t, CONTEXT_COURSE, course_id, cat_ctx)
+            courses.append((course_id, code))
+        conn.execute(
+            t.enrol.insert(),
+            [
+                {
+                    "enrol": "manual",
+                    "status": 0,
+                    "courseid": cid,
+                    "sortorder": 0,
+                    "roleid": student,
+                    "enrolperiod": 0,
+                    "enrolstartdate": 0,
+                    "enrolenddate": 0,
+                    "expirynotify": 0,
+                    "expirythreshold": 86400,
+                    "notifyall": 0,
+                    "timecreated": now,
+                    "timemodified": now,
+                }
+                for cid, _ in courses
+            ],
+        )
+        conn.execute(
+            t.groups.insert(),
+            [
+                {
+                    "courseid": cid,
+                    "idnumber": f"{code}-G{n}",
+                    "name": f"G{n}",
+                    "description": "",
+                    "timecreated": now,
+                    "timemodified": now,
+                }
+                for cid, code in courses
+                for n in (1, 2)
+            ],
+        )
+    return DemoSite(users=users, courses=len(courses), groups=2 * len(courses))

@@ -1,0 +1,142 @@
+"""Apply one control file: stream it in batches inside one transaction.
+
+Under --check the transaction is rolled back, so the preview reports exactly the
+per-line outcomes of the real run and leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from runner.db.tables import MoodleTables
+from runner.errors import StepError
+from runner.sync.base import CHANGED, FAILED, SyncCommand, SyncOptions
+from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect
+from runner.sync.state import SiteState
+
+BATCH = 2000
+
+
+@dataclass
+class FailedLine:
+    number: int
+    raw: bytes
+    message: str
+
+    def as_json(self, encoding: str) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "raw": base64.b64encode(self.raw).decode("ascii"),
+            "text": self.raw.decode(encoding, "replace").rstrip("\r\n"),
+            "message": self.message,
+        }
+
+
+@dataclass
+class FileOutcome:
+    """What the sync did with one control file: the run record's per-file entry."""
+
+    command: str
+    path: Path
+    encoding: str
+    separator: str
+    size: int = 0
+    sha256: str = ""
+    bom: bool = False
+    header: bytes = b""
+    changed: int = 0
+    unchanged: int = 0
+    failed: list[FailedLine] = field(default_factory=list)
+    courses: dict[int, str] = field(default_factory=dict)
+    report: Path | None = None
+    error: str | None = None
+
+    @property
+    def lines(self) -> int:
+        return self.changed + self.unchanged + len(self.failed)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"rejected: {self.error}"
+        return (
+            f"{self.lines} lines: {self.changed} changed, {self.unchanged} unchanged,"
+            f" {len(self.failed)} failed"
+        )
+
+
+def _batches(lines: Iterator[DataLine]) -> Iterator[list[DataLine]]:
+    while batch := list(islice(lines, BATCH)):
+        yield batch
+
+
+def sync_file(
+    engine: Engine,
+    tables: MoodleTables,
+    command: SyncCommand,
+    outcome: FileOutcome,
+    options: SyncOptions,
+    *,
+    now: int,
+    check: bool,
+    report: IO[str],
+) -> None:
+    """Apply `outcome.path`; fills `outcome`. A rejected file (bad header) changes nothing
+    and sets `outcome.error`; a database failure rolls back and raises StepError."""
+    control = ControlFile(
+        outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns
+    )
+    try:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                state = SiteState(
+                    conn, tables, now, course_key=options.course_key, user_key=options.user_key
+                )
+                for batch in _batches(control.lines()):
+                    command.prepare(state, batch)
+                    for line in batch:
+                        result = command.apply(state, line, options)
+                        report.write(result.report() + "\n")
+                        if result.status == FAILED:
+                            outcome.failed.append(FailedLine(line.number, line.raw, result.message))
+                        else:
+                            if result.status == CHANGED:
+                                outcome.changed += 1
+                            else:
+                                outcome.unchanged += 1
+                            if result.course is not None:
+                                outcome.courses[result.course.id] = result.course.key
+                    state.flush()
+            except ControlFileError as exc:
+                transaction.rollback()
+                outcome.error = str(exc)
+                report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
+                return
+            except BaseException:
+                transaction.rollback()
+                raise
+            if check:
+                transaction.rollback()
+            else:
+                transaction.commit()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StepError(
+            f"database error while applying {outcome.path.name}"
+            f" (nothing of it was applied): {reason}"
+        ) from None
+    except OSError as exc:
+        raise StepError(f"cannot read {outcome.path}: {exc.strerror}") from None
+    finally:
+        outcome.size = control.digest.size
+        outcome.sha256 = control.digest.sha.hexdigest()
+        outcome.bom = control.digest.bom
+        outcome.header = control.header.raw if control.header else b""

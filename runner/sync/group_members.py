@@ -1,0 +1,74 @@
+"""group_members: tool_sync's group membership file (groupmembers.csv)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
+from runner.sync.enrolments import KEYS
+from runner.sync.reader import Columns, DataLine
+
+if TYPE_CHECKING:
+    from runner.sync.state import SiteState
+
+COMMANDS = ("add", "del", "shift")
+
+
+class GroupMembers:
+    """Add users to groups, remove them, or move them (groupmembers.csv).
+
+    Columns (header line, any order; `;` by default):
+      courseid (required): the course, by `course_key` (idnumber default, shortname, id).
+      groupid (required): the group, by `group_key` (idnumber default, or name).
+      userid (required): the user, by `user_key` (idnumber default, username, email, id).
+      cmd: add (default), del, shift (leave the course's other groups, join this one).
+
+    A user must be enrolled in the course to join one of its groups (as in Moodle);
+    groups are not created by this file.
+
+    Example line: `add;MATH101;MATH101-G1;U0001`
+    """
+
+    schema: Mapping[str, Any] = {
+        **KEYS,
+        "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"},
+    }
+    columns = Columns(("courseid", "groupid", "userid"), ("cmd",))
+
+    def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
+        state.prepare(lines, course_column="courseid", user_column="userid")
+
+    def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
+        if line.values is None:
+            return LineResult(line.number, FAILED, "", line.error or "unreadable")
+        v = line.values
+        cmd = (v.get("cmd") or "add").lower()
+        summary = (
+            f"{cmd} {v['userid'] or '-'} in group {v['groupid'] or '-'} of {v['courseid'] or '-'}"
+        )
+        try:
+            if cmd not in COMMANDS:
+                raise LineFailed(f"unknown cmd {cmd!r} (add, del, shift)")
+            course = state.course(v["courseid"], "courseid")
+            user = state.user(v["userid"], "userid")
+            if not v["groupid"]:
+                raise LineFailed("empty groupid")
+            group = state.group(course, v["groupid"], options.group_key)
+            if group is None:
+                raise LineFailed(
+                    f"no group with {options.group_key} {v['groupid']!r} in course {course.key}"
+                )
+            if cmd != "del" and not state.enrolled(course, user):
+                raise LineFailed(f"{v['userid']} is not enrolled in {course.key}")
+        except LineFailed as exc:
+            return LineResult(line.number, FAILED, summary, str(exc))
+        changed = False
+        if cmd == "del":
+            changed = state.remove_member(course, user, group)
+        else:
+            if cmd == "shift":
+                for other in [g for g in state.groups_of(course, user) if g != group]:
+                    changed |= state.remove_member(course, user, other)
+            changed |= state.add_member(course, user, group)
+        return LineResult(line.number, CHANGED if changed else UNCHANGED, summary, course=course)

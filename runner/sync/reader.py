@@ -1,0 +1,180 @@
+"""The tool_sync control-file dialect: encodings, BOM, comments, header, CSV quoting.
+
+Lines are streamed, never split at any length, and each data line keeps its raw bytes
+(terminator included) so the retry file can reproduce it byte for byte.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+COMMENT_STARTS = ("#", "//", "(", "[", "-", " ")
+_BOM = codecs.BOM_UTF8
+
+
+class ControlFileError(Exception):
+    """The file is rejected as a whole (before anything is applied)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line else message)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    encoding: str = "utf-8"
+    separator: str = ";"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What a command accepts: required and optional column names (lower case)."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+@dataclass
+class DataLine:
+    number: int  # 1-based physical line number where it starts
+    raw: bytes
+    values: dict[str, str] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Header:
+    number: int
+    raw: bytes
+    names: list[str]
+
+
+@dataclass
+class Digest:
+    """Size and sha256 of every byte read, filled as the file streams."""
+
+    size: int = 0
+    sha: hashlib._Hash = field(default_factory=hashlib.sha256)
+    #: the file starts with a UTF-8 byte-order mark (kept out of the first line's raw bytes)
+    bom: bool = False
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self.sha.update(chunk)
+
+
+def check_encoding(name: str) -> str:
+    """The codec's canonical name, or ValueError."""
+    return codecs.lookup(name).name
+
+
+def _is_comment(text: str) -> bool:
+    return not text.strip() or text.startswith(COMMENT_STARTS)
+
+
+def _physical_lines(stream: BinaryIO, digest: Digest) -> Iterator[bytes]:
+    """Lines with their terminators; the UTF-8 BOM of the first (see ControlFile.bom)."""
+    first = True
+    for raw in stream:
+        digest.feed(raw)
+        if first:
+            first = False
+            if raw.startswith(_BOM):
+                digest.bom = True
+                raw = raw[len(_BOM) :]
+        yield raw
+
+
+def _records(
+    stream: BinaryIO, dialect: Dialect, digest: Digest
+) -> Iterator[tuple[int, bytes, str | None]]:
+    """(line number, raw bytes, decoded text or None if undecodable) per physical line.
+
+    As in tool_sync, a record is one line: a quoted field cannot hold a line break, so
+    a stray quote fails its own line instead of swallowing the rest of the file.
+    """
+    for number, raw in enumerate(_physical_lines(stream, digest), start=1):
+        try:
+            yield number, raw, raw.decode(dialect.encoding)
+        except UnicodeDecodeError:
+            yield number, raw, None
+
+
+def _split(text: str, dialect: Dialect) -> list[str]:
+    body = text.rstrip("\r\n")
+    row = next(csv.reader([body], delimiter=dialect.separator, quotechar='"', strict=False), [])
+    return [v.strip() for v in row]
+
+
+def _header(number: int, raw: bytes, text: str, dialect: Dialect, columns: Columns) -> Header:
+    names = [n.lower() for n in _split(text, dialect)]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ControlFileError(number, f"column {name!r} appears twice in the header")
+        seen.add(name)
+        if name not in columns.known:
+            hint = ""
+            if dialect.separator not in text and any(s in text for s in ";,\t:"):
+                hint = f" (is the separator {dialect.separator!r} right?)"
+            raise ControlFileError(
+                number, f"unknown column {name!r}{hint}; known: {', '.join(columns.known)}"
+            )
+    for name in columns.required:
+        if name not in seen:
+            raise ControlFileError(number, f"missing required column {name!r}")
+    return Header(number, raw, names)
+
+
+class ControlFile:
+    """Iterate a control file: `header` after the first data line is requested."""
+
+    def __init__(self, path: Path, dialect: Dialect, columns: Columns) -> None:
+        self.path = path
+        self.dialect = dialect
+        self.columns = columns
+        self.digest = Digest()
+        self.header: Header | None = None
+
+    def lines(self) -> Iterator[DataLine]:
+        """Data lines in order; ControlFileError for a bad header (nothing yielded yet)."""
+        with open(self.path, "rb") as stream:
+            for number, raw, text in _records(stream, self.dialect, self.digest):
+                if text is None:
+                    if self.header is None:
+                        raise ControlFileError(
+                            number, f"header is not valid {self.dialect.encoding}"
+                        )
+                    yield DataLine(
+                        number, raw, error=f"invalid bytes for encoding {self.dialect.encoding}"
+                    )
+                    continue
+                if _is_comment(text):
+                    continue
+                if self.header is None:
+                    self.header = _header(number, raw, text, self.dialect, self.columns)
+                    continue
+                yield self._data(number, raw, text, self.header.names)
+
+    def _data(self, number: int, raw: bytes, text: str, names: Sequence[str]) -> DataLine:
+        if "\x00" in text:
+            return DataLine(number, raw, error="line contains a NUL byte")
+        if text.count('"') % 2:
+            return DataLine(number, raw, error="unbalanced quote")
+        try:
+            values = _split(text, self.dialect)
+        except csv.Error as exc:
+            return DataLine(number, raw, error=f"unreadable CSV: {exc}")
+        if len(values) != len(names):
+            return DataLine(number, raw, error=f"{len(values)} values for {len(names)} columns")
+        return DataLine(number, raw, values=dict(zip(names, values, strict=True)))
