@@ -1,0 +1,298 @@
+"""The enrolments command through `postsync run`, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sync.conftest import ENROLMENTS_STEP, Site
+
+HEADER = "cmd;cid;uid;rolename;enrol;starttime;endtime;gcmd;g1;g2\n"
+
+
+def latest_record(site: Site) -> dict[str, Any]:
+    runs = site.area / ".postsync" / "runs"
+    newest = max(runs.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    return json.loads(newest.read_text())  # type: ignore[no-any-return]
+
+
+def report(site: Site) -> list[str]:
+    """The report lines of the newest run's first control file."""
+    entry = latest_record(site)["control_files"][0]
+    return (site.area / ".postsync" / "runs" / entry["report"]).read_text().splitlines()
+
+
+def sync(site: Site, body: str, *args: str) -> list[str]:
+    site.write("enrols.csv", HEADER + body)
+    result = site.run(*args, steps=ENROLMENTS_STEP)
+    assert result.code in (0, 2), result.err + result.out
+    return report(site)
+
+
+def test_add_enrols_with_role_and_is_idempotent(site: Site) -> None:
+    lines = sync(site, "add;MATH101;U0001;student;manual;;;;;\n")
+    assert lines == ["line 2: add student U0001 in MATH101: ok"]
+    assert site.enrolled("MATH101", "U0001") == [("student", 0)]
+    row = site.query(
+        "SELECT ra.component, ra.itemid FROM mdl_role_assignments ra"
+        " JOIN mdl_user u ON u.id = ra.userid WHERE u.idnumber = 'U0001'"
+    )
+    assert row == [("", 0)]  # a manual role assignment, as Moodle's manual plugin makes
+    assert sync(site, "add;MATH101;U0001;student;manual;;;;;\n") == [
+        "line 2: add student U0001 in MATH101: ok (unchanged)"
+    ]
+
+
+def test_add_creates_a_missing_manual_instance_with_moodle_defaults(site: Site) -> None:
+    site.execute(
+        "DELETE FROM mdl_enrol WHERE courseid ="
+        " (SELECT id FROM mdl_course WHERE idnumber = 'PHYS101')"
+    )
+    sync(site, "add;PHYS101;U0001;student;;;;;;\n")
+    assert site.query(
+        "SELECT e.enrol, e.status, e.sortorder, e.expirythreshold, r.shortname FROM mdl_enrol e"
+        " JOIN mdl_course c ON c.id = e.courseid JOIN mdl_role r ON r.id = e.roleid"
+        " WHERE c.idnumber = 'PHYS101'"
+    ) == [("manual", 0, 0, 86400, "student")]
+    assert site.enrolled("PHYS101", "U0001") == [("student", 0)]
+
+
+def test_del_last_role_removes_enrolment_and_groups(site: Site) -> None:
+    sync(site, "add;MATH101;U0002;student;;;;gaddcreate;G1;G2\nadd;MATH101;U0002;teacher;;;;;;\n")
+    assert site.groups_of("MATH101", "U0002") == ["G1", "G2"]
+    sync(site, "del;MATH101;U0002;teacher;;;;;;\n")
+    assert site.enrolled("MATH101", "U0002") == [("student", 0)]
+    assert site.groups_of("MATH101", "U0002") == ["G1", "G2"]
+    lines = sync(site, "del;MATH101;U0002;student;;;;;;\n")
+    assert lines == ["line 2: del student U0002 in MATH101: ok"]
+    assert site.enrolled("MATH101", "U0002") == []
+    assert site.groups_of("MATH101", "U0002") == []
+    assert sync(site, "delete;MATH101;U0002;student;;;;;;\n") == [
+        "line 2: delete student U0002 in MATH101: ok (unchanged)"
+    ]
+
+
+def test_shift_replaces_roles(site: Site) -> None:
+    sync(site, "add;CHEM201;U0003;student;;;;;;\nadd;CHEM201;U0003;teacher;;;;;;\n")
+    sync(site, "shift;CHEM201;U0003;editingteacher;;;;;;\n")
+    assert site.enrolled("CHEM201", "U0003") == [("editingteacher", 0)]
+
+
+def test_enable_disable(site: Site) -> None:
+    sync(site, "add;HIST101;U0004;student;;;;;;\n")
+    assert sync(site, "disable;HIST101;U0004;student;;;;;;\n") == [
+        "line 2: disable student U0004 in HIST101: ok"
+    ]
+    assert site.enrolled("HIST101", "U0004") == [("student", 1)]
+    sync(site, "enable;HIST101;U0004;;;;;;;\n")
+    assert site.enrolled("HIST101", "U0004") == [("student", 0)]
+    assert sync(site, "enable;HIST101;U0005;;;;;;;\n") == [
+        "line 2: enable - U0005 in HIST101: failed: U0005 is not enrolled in HIST101 by manual"
+    ]
+
+
+def test_start_and_end_times(site: Site) -> None:
+    site.root.joinpath("playbook.yml")
+    site.write(
+        "enrols.csv", HEADER + "add;MATH101;U0006;student;;2026-09-01 08:00:00;1790000000;;;\n"
+    )
+    extra = "timezone: UTC\n"
+    site.playbook(ENROLMENTS_STEP, extra=extra)
+    assert site.cli("run", site.root / "playbook.yml").code == 0
+    assert site.query(
+        "SELECT ue.timestart, ue.timeend FROM mdl_user_enrolments ue"
+        " JOIN mdl_user u ON u.id = ue.userid WHERE u.idnumber = 'U0006'"
+    ) == [(1788249600, 1790000000)]
+
+
+@pytest.mark.parametrize(
+    "gcmd,groups,expected",
+    [
+        ("gadd", "G1;", ["G1"]),
+        ("gaddcreate", "Nouveau;G2", ["G1", "G2", "Nouveau"]),
+        ("greplace", "G2;", ["G2"]),
+        ("greplacecreate", "Autre;", ["Autre"]),
+        ("gdel", "G1;", []),
+    ],
+)
+def test_group_commands(site: Site, gcmd: str, groups: str, expected: list[str]) -> None:
+    sync(site, "add;MATH102;U0007;student;;;;gadd;G1;\n")
+    assert site.groups_of("MATH102", "U0007") == ["G1"]
+    lines = sync(site, f"add;MATH102;U0007;student;;;;{gcmd};{groups}\n")
+    assert lines[0].endswith(": ok") or lines[0].endswith("(unchanged)")
+    assert site.groups_of("MATH102", "U0007") == expected
+    created = site.query("SELECT timecreated > 0, idnumber FROM mdl_groups WHERE name = 'Nouveau'")
+    assert created in ([], [(True, "")], [(1, "")])
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("add;MATH101;U9999;student;;;;;;", "no such user (idnumber U9999)"),
+        ("add;MATH101;U0300;student;;;;;;", "no such user (idnumber U0300)"),  # deleted user
+        ("add;NOPE101;U0001;student;;;;;;", "no such course (idnumber NOPE101)"),
+        ("add;MATH101;U0001;wizard;;;;;;", "no such role 'wizard'"),
+        ("add;MATH101;U0001;;;;;;;", "empty rolename"),
+        ("add;;U0001;student;;;;;;", "empty cid"),
+        ("add;MATH101;;student;;;;;;", "empty uid"),
+        (
+            "add;MATH101;U0001;student;;31/12/2026;;;;",
+            "bad starttime '31/12/2026' (expected YYYY-MM-DD hh:mm:ss or a Unix time)",
+        ),
+        (
+            "frob;MATH101;U0001;student;;;;;;",
+            "unknown cmd 'frob' (add, del, shift, enable, disable)",
+        ),
+        (
+            "add;MATH101;U0001;student;;;;gadd;G7;",
+            "no group 'G7' in course MATH101 (use gaddcreate)",
+        ),
+        (
+            "add;MATH101;U0001;student;;;;gfoo;G1;",
+            "unknown gcmd 'gfoo' (gadd, gaddcreate, greplace, greplacecreate, gdel)",
+        ),
+        ("add;MATH101;U0001;student;self;;;;;", "no self enrolment instance in course MATH101"),
+        ("add;MATH101;U0001;student", "4 values for 10 columns"),
+        ("add;MATH101;U0001;student;;;;;;;;", "12 values for 10 columns"),
+    ],
+)
+def test_failing_lines(site: Site, line: str, message: str) -> None:
+    before = site.dump()
+    site.write("enrols.csv", HEADER + line + "\nadd;MATH101;U0008;student;;;;;;\n")
+    result = site.run(steps=ENROLMENTS_STEP)
+    assert result.code == 2
+    assert "RECAP ok=0 changed=1 skipped=0 failed=0 | lines: 1 ok, 1 failed" in result.out
+    lines = report(site)
+    assert lines[0].endswith(f": failed: {message}")
+    assert lines[1] == "line 3: add student U0008 in MATH101: ok"  # the others go on
+    after = site.dump()
+    changed = {t for t in after if after[t] != before[t]}
+    assert changed == {"mdl_user_enrolments", "mdl_role_assignments"}  # U0008's line only
+
+
+def test_preview_reports_the_run_and_changes_nothing(site: Site) -> None:
+    body = (
+        "add;MATH101;U0010;student;;;;gaddcreate;Preview;\n"
+        "add;MATH101;U9999;student;;;;;;\n"
+        "del;MATH101;U0010;student;;;;;;\n"
+        "add;PHYS102;U0011;teacher;;;;gadd;G1;G2\n"
+    )
+    site.write("enrols.csv", HEADER + body)
+    site.playbook(ENROLMENTS_STEP)
+    before = site.dump()
+    preview = site.cli("run", site.root / "playbook.yml", "--check", "--output", "json")
+    preview_report = report(site)
+    assert site.dump() == before
+    real = site.cli("run", site.root / "playbook.yml", "--output", "json")
+    assert report(site) == preview_report
+    assert preview.code == real.code == 2
+    p, r = json.loads(preview.out), json.loads(real.out)
+    assert p["steps"] == r["steps"]
+    assert (
+        p["recap"]
+        == r["recap"]
+        == {
+            "ok": 0,
+            "changed": 1,
+            "skipped": 0,
+            "failed": 0,
+            "ignored": 0,
+            "lines_ok": 3,
+            "lines_failed": 1,
+        }
+    )
+
+
+def test_reapplying_a_file_changes_nothing(site: Site) -> None:
+    body = "".join(
+        f"add;{c};U{u:04d};student;;;;gaddcreate;Team{u % 3};\n"
+        for c in ("MATH101", "BIOL201")
+        for u in range(20, 60)
+    )
+    first = sync(site, body)
+    assert all(line.endswith(": ok") for line in first)
+    before = site.dump()
+    second = sync(site, body)
+    assert all(line.endswith(": ok (unchanged)") for line in second)
+    after = site.dump()
+    assert after == before
+
+
+def test_batches_see_the_lines_before_them(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.sync.apply
+
+    monkeypatch.setattr(runner.sync.apply, "BATCH", 2)
+    lines = sync(
+        site,
+        "add;MATH101;U0012;student;;;;gaddcreate;X;\n"
+        "add;MATH101;U0012;teacher;;;;;;\n"
+        "del;MATH101;U0012;student;;;;;;\n"
+        "del;MATH101;U0012;teacher;;;;;;\n"
+        "add;MATH101;U0012;student;;;;;;\n",
+    )
+    assert [line.rsplit(": ", 1)[1] for line in lines] == ["ok"] * 5
+    assert site.enrolled("MATH101", "U0012") == [("student", 0)]
+    assert site.groups_of("MATH101", "U0012") == []
+
+
+def test_keys_by_shortname_username_and_email(site: Site) -> None:
+    site.write("enrols.csv", "cid;uid;rolename\nMATH101;u0013;student\n")
+    step = ENROLMENTS_STEP + "    course_key: shortname\n    user_key: username\n"
+    assert site.run(steps=step).code == 0
+    assert site.enrolled("MATH101", "U0013") == [("student", 0)]
+    site.write("enrols.csv", "cid;uid;rolename\n5;u0014@example.org;student\n")
+    step = ENROLMENTS_STEP + "    course_key: id\n    user_key: email\n"
+    assert site.run(steps=step).code == 0
+    (course,) = site.query("SELECT idnumber FROM mdl_course WHERE id = 5")
+    assert site.enrolled(course[0], "U0014") == [("student", 0)]
+
+
+def test_record_validates_and_holds_failed_lines(site: Site) -> None:
+    from jsonschema import Draft202012Validator
+
+    from runner.record import record_schema
+
+    sync(site, "add;MATH101;U0015;student;;;;;;\nadd;MATH101;U9999;student;;;;;;\n")
+    record = latest_record(site)
+    Draft202012Validator(record_schema()).validate(record)
+    (entry,) = record["control_files"]
+    assert entry["lines"] == {"total": 2, "changed": 1, "unchanged": 0, "failed": 1}
+    assert entry["failed_lines"][0]["number"] == 3
+    assert entry["failed_lines"][0]["text"] == "add;MATH101;U9999;student;;;;;;"
+    assert entry["processed_courses"][0]["key"] == "MATH101"
+    assert (
+        entry["sha256"]
+        == __import__("hashlib").sha256((site.area / "enrols.csv").read_bytes()).hexdigest()
+    )
+
+
+def test_no_matching_file_skips(site: Site) -> None:
+    result = site.run(steps=ENROLMENTS_STEP)
+    assert result.code == 0
+    assert "SKIPPED  enrolments  (no file matches enrols*.csv)" in result.out
+
+
+def test_retry_files_are_not_picked_up_by_a_glob(site: Site) -> None:
+    site.write("enrols_tryback_20261124-0100.csv", HEADER + "add;MATH101;U0016;student;;;;;;\n")
+    assert "SKIPPED" in site.run(steps=ENROLMENTS_STEP).out
+    step = ENROLMENTS_STEP + "    include_retry_files: true\n"
+    assert "sync enrols_tryback_20261124-0100.csv" in site.run(steps=step).out
+    named = "  - command: enrolments\n    file: enrols_tryback_20261124-0100.csv\n"
+    assert "sync enrols_tryback_20261124-0100.csv" in site.run(steps=named).out
+
+
+def test_missing_sqlite_database(tmp_path: Path, cli: object) -> None:
+    from tests.conftest import Result
+
+    (tmp_path / "area").mkdir()
+    (tmp_path / "area" / "enrols.csv").write_text(HEADER)
+    (tmp_path / "p.yml").write_text(
+        "name: x\narea: area\ndatabase: sqlite:///nowhere.db\nsync:\n" + ENROLMENTS_STEP
+    )
+    result: Result = cli("run", tmp_path / "p.yml")  # type: ignore[operator]
+    assert result.code == 3
+    assert f"database file {tmp_path / 'nowhere.db'} does not exist" in result.out
+    assert not (tmp_path / "nowhere.db").exists()
