@@ -399,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("postsync: interrupted", file=sys.stderr)
         return int(Exit.INTERRUPTED)
+    except BrokenPipeError:
+        # stdout's reader went away (`postsync ... | head`): nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(Exit.INTERNAL)
     except Exception as exc:
         log = _crash_log()
         print(

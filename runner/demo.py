@@ -52,8 +52,9 @@ def _enrolments() -> str:
     lines += [
         "add;MATH101;U0031;editingteacher;manual;2026-09-01 08:00:00;gadd;G1;G2",
         "add;PHYS101;U0032;teacher;manual;;;;",
-        "shift;HIST101;U0005;teacher;manual;;;;",
-        "del;MATH102;U0007;student;manual;;;;",
+        "shift;MATH102;U0101;teacher;manual;;;;",
+        "del;MATH102;U0102;student;manual;;;;",
+        "disable;PHYS102;U0103;student;manual;;;;",
         # lines that fail on purpose: they go to the report (and, later, the retry file)
         "add;MATH101;U9999;student;manual;;;;",
         "add;MATH101;U0300;student;manual;;;;",
@@ -69,10 +70,10 @@ def _group_members() -> str:
         "\n".join(
             [
                 "courseid;groupid;userid;cmd",
-                "MATH101;MATH101-G2;U0006;add",
-                "PHYS101;PHYS101-G1;U0002;shift",
-                "CHEM201;CHEM201-G2;U0003;add",
-                "HIST101;HIST101-G1;U0004;del",
+                "MATH102;MATH102-G1;U0104;add",
+                "MATH102;MATH102-G2;U0105;add",
+                "PHYS102;PHYS102-G1;U0105;shift",
+                "PHYS102;PHYS102-G2;U0106;del",
                 "MATH101;MATH101-G1;U0200;add",
                 "MATH101;MATH101-G7;U0006;add",
             ]
@@ -123,7 +124,7 @@ def build_demo(directory: Path) -> int:
 
     print(
         f"postsync demo in {directory}: {site.users} users, {site.courses} courses,"
-        f" {site.groups} groups in moodle.db\n"
+        f" {site.groups} groups, {site.enrolments} enrolments in moodle.db\n"
     )
     result = run_playbook(load_playbook(playbook_path), RunOptions(), TextReporter())
     elapsed = time.monotonic() - started

@@ -74,8 +74,19 @@ def problems_json(error: PostsyncError) -> list[dict[str, Any]]:
 class TextReporter:
     def __init__(self, out: IO[str] | None = None, *, diff: bool = False) -> None:
         self.out = out or sys.stdout
+        self.closed = False
         self.diff = diff
         self.colour = use_colour(self.out)
+
+    def write(self, text: str) -> None:
+        """Print a line; a reader that went away (a closed pipe) never stops the run."""
+        if self.closed:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            self.closed = True
 
     def _status(self, status: str) -> str:
         word = f"{status.upper():<8}"
@@ -83,7 +94,7 @@ class TextReporter:
 
     def start(self, run: RunContext) -> None:
         if run.check:
-            print(PREVIEW_BANNER, file=self.out)
+            self.write(PREVIEW_BANNER)
 
     def step_started(self, result: StepResult) -> None:
         pass
@@ -96,11 +107,11 @@ class TextReporter:
         if result.ignored:
             detail += " (ignored)"
         line = f"{self._status(result.status)} {result.name}"
-        print(line + (f"  ({detail})" if detail else ""), file=self.out)
+        self.write(line + (f"  ({detail})" if detail else ""))
         for done in result.items:
-            print(f"    {item_text(done)}", file=self.out)
+            self.write(f"    {item_text(done)}")
             if self.diff and done.action.diff:
-                print(done.action.diff.rstrip("\n"), file=self.out)
+                self.write(done.action.diff.rstrip("\n"))
 
     def finish(self, result: RunResult) -> None:
         r = recap(result)
@@ -112,8 +123,7 @@ class TextReporter:
             line += "  (preview: nothing changed)"
         if result.interrupted:
             line += "  (interrupted)"
-        print(line, file=self.out)
-        self.out.flush()
+        self.write(line)
 
     def abort(self, error: PostsyncError, check: bool) -> None:
         pass
@@ -147,9 +157,7 @@ class JsonReporter(TextReporter):
         }
 
     def finish(self, result: RunResult) -> None:
-        json.dump(self.document(result), self.out, indent=2, ensure_ascii=False)
-        print(file=self.out)
-        self.out.flush()
+        self.write(json.dumps(self.document(result), indent=2, ensure_ascii=False))
 
     def abort(self, error: PostsyncError, check: bool) -> None:
         doc = {
@@ -158,15 +166,14 @@ class JsonReporter(TextReporter):
             "exit_code": int(error.exit_code),
             "errors": problems_json(error),
         }
-        json.dump(doc, self.out, indent=2, ensure_ascii=False)
-        print(file=self.out)
+        self.write(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 class JsonlReporter(JsonReporter):
     """One JSON event per line as things happen (`--output jsonl`)."""
 
     def _emit(self, event: str, **fields: Any) -> None:
-        print(json.dumps({"event": event, **fields}, ensure_ascii=False), file=self.out, flush=True)
+        self.write(json.dumps({"event": event, **fields}, ensure_ascii=False))
 
     def start(self, run: RunContext) -> None:
         self._emit(

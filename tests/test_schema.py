@@ -72,3 +72,18 @@ def test_readme_treatment_reference_is_the_docstring(name: str) -> None:
     readme = (ROOT / "README.md").read_text()
     doc = inspect.cleandoc(type(TREATMENTS[name]).__doc__ or "")
     assert f"### {name}\n\n```text\n{doc}\n```" in readme
+
+
+@pytest.mark.parametrize("name", sorted(SYNC_COMMANDS))
+def test_readme_sync_reference_is_the_docstring(name: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    doc = inspect.cleandoc(type(SYNC_COMMANDS[name]).__doc__ or "")
+    assert f"### {name}\n\n```text\n{doc}\n```" in readme
+
+
+def test_published_record_schema_is_up_to_date(cli: CLI) -> None:
+    result = cli("schema", "record")
+    assert json.loads(result.out) == json.loads(
+        (ROOT / "schemas" / "record.schema.json").read_text()
+    )
+    Draft202012Validator.check_schema(json.loads(result.out))

@@ -32,6 +32,7 @@ class DemoSite:
     users: int
     courses: int
     groups: int
+    enrolments: int
 
 
 def create_tables(engine: Engine, tables: MoodleTables, now: int) -> None:
@@ -178,7 +179,8 @@ LAST = (
 
 def seed_demo(engine: Engine, t: MoodleTables, now: int, users: int = 300) -> DemoSite:
     """A deterministic site: users U0001..., courses MATH101..., manual enrol
-    instances and two groups per course; the last user is deleted."""
+    instances, two groups per course, 20 students in MATH102 and PHYS102; the last user
+    is deleted."""
     with engine.begin() as conn:
         category = conn.execute(select(t.course_categories.c.id)).scalar_one()
         cat_ctx = conn.execute(
@@ -266,4 +268,63 @@ def seed_demo(engine: Engine, t: MoodleTables, now: int, users: int = 300) -> De
                 for n in (1, 2)
             ],
         )
-    return DemoSite(users=users, courses=len(courses), groups=2 * len(courses))
+        enrolled = _seed_students(conn, t, now, student, ("MATH102", "PHYS102"), range(101, 121))
+    return DemoSite(users, len(courses), 2 * len(courses), enrolled)
+
+
+def _seed_students(
+    conn: Connection,
+    t: MoodleTables,
+    now: int,
+    student: int,
+    codes: tuple[str, ...],
+    numbers: range,
+) -> int:
+    """Users U0101... enrolled as students (manual) in the given courses."""
+    c, e, x, u = t.course.c, t.enrol.c, t.context.c, t.user.c
+    targets = conn.execute(
+        select(e.id, x.id)
+        .join_from(t.enrol, t.course, e.courseid == c.id)
+        .join(t.context, (x.instanceid == c.id) & (x.contextlevel == CONTEXT_COURSE))
+        .where(c.idnumber.in_(codes), e.enrol == "manual")
+    ).all()
+    user_ids = (
+        conn.execute(select(u.id).where(u.idnumber.in_([f"U{i:04d}" for i in numbers])))
+        .scalars()
+        .all()
+    )
+    conn.execute(
+        t.user_enrolments.insert(),
+        [
+            {
+                "enrolid": enrol_id,
+                "userid": uid,
+                "status": 0,
+                "timestart": 0,
+                "timeend": 0,
+                "modifierid": 0,
+                "timecreated": now,
+                "timemodified": now,
+            }
+            for enrol_id, _ in targets
+            for uid in user_ids
+        ],
+    )
+    conn.execute(
+        t.role_assignments.insert(),
+        [
+            {
+                "roleid": student,
+                "contextid": context_id,
+                "userid": uid,
+                "component": "",
+                "itemid": 0,
+                "timemodified": now,
+                "modifierid": 0,
+                "sortorder": 0,
+            }
+            for _, context_id in targets
+            for uid in user_ids
+        ],
+    )
+    return len(targets) * len(user_ids)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import PlaybookError, StepError
+from runner.text import plural
 from runner.treatments.base import Action, Done
 
 if TYPE_CHECKING:
@@ -123,4 +124,6 @@ def run(config: SyncConfig, run: RunContext, emit: Any) -> tuple[str, str]:
         emit(Done(Action("sync", run.display(path), outcome.summary())))
     if rejected:
         raise StepError("; ".join(rejected))
-    return ("changed" if changed else "ok"), f"{len(config.files)} files, {lines} lines"
+    return "changed" if changed else "ok", (
+        f"{plural(len(config.files), 'file')}, {plural(lines, 'line')}"
+    )

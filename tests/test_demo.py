@@ -1,0 +1,42 @@
+"""`postsync demo`: builds a workspace, runs it, and can be run again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+from runner.record import record_schema
+from tests.conftest import CLI
+
+
+def test_demo_builds_and_runs(tmp_path: Path, cli: CLI) -> None:
+    demo = tmp_path / "demo"
+    result = cli("demo", demo)
+    assert result.code == 0, result.err
+    assert "sync enrols.csv  (40 lines: 35 changed, 0 unchanged, 5 failed)" in result.out
+    assert "sync groupmembers.csv  (6 lines: 3 changed, 1 unchanged, 2 failed)" in result.out
+    assert "RECAP ok=0 changed=3 skipped=0 failed=0 | lines: 39 ok, 7 failed" in result.out
+    (record,) = (demo / "area" / ".postsync" / "runs").glob("*.json")
+    Draft202012Validator(record_schema()).validate(json.loads(record.read_text()))
+    # the demo's playbook runs again: what was applied is unchanged
+    again = cli("run", demo / "nightly.yml")
+    assert again.code == 2
+    assert "sync enrols.csv  (40 lines: 0 changed, 35 unchanged, 5 failed)" in again.out
+    assert "sync groupmembers.csv  (6 lines: 0 changed, 4 unchanged, 2 failed)" in again.out
+    assert "RECAP ok=3 changed=0 skipped=0 failed=0" in again.out
+    assert cli("validate", demo / "nightly.yml").code == 0
+
+
+def test_demo_rebuilds_its_own_directory_only(tmp_path: Path, cli: CLI) -> None:
+    demo = tmp_path / "demo"
+    assert cli("demo", demo).code == 0
+    assert cli("demo", demo).code == 0
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    result = cli("demo", other)
+    assert result.code == 5
+    assert "exists and is not a postsync demo" in result.err
+    assert (other / "keep.txt").read_text() == "mine"
