@@ -3,13 +3,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from runner.cli import main
+from tests.pgserver import PostgresServer, ServerUnavailable, start_server
 
 
 @dataclass
@@ -93,3 +94,22 @@ def area(tmp_path: Path) -> Path:
     path = tmp_path / "area"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session, in a temporary directory.
+
+    Skipped with the reason when the server binaries are missing, except under CI
+    (environment variable CI set), where a missing server is a failure.
+    """
+    try:
+        server = start_server()
+    except ServerUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required under CI: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,176 @@
+"""A throwaway PostgreSQL server for the tests, started from the Debian binaries.
+
+The server lives in a temporary directory, listens on a free loopback port and on a
+private socket directory, runs without fsync (the tests never need durability), and is
+stopped when the test session ends. PostgreSQL refuses to run as root: when the tests
+run as root (CI containers), the server runs as the `postgres` system user that the
+Debian package creates.
+
+pytest-postgresql does the same job but cannot drop root privileges, which is how CI
+runs; this module is the smallest piece that can.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServerUnavailable(Exception):
+    """The PostgreSQL server binaries are missing or the server would not start."""
+
+
+def find_bindir() -> Path:
+    """Where initdb and pg_ctl are: $POSTSYNC_PG_BINDIR, pg_config, or Debian's layout."""
+    candidates: list[str] = []
+    if os.environ.get("POSTSYNC_PG_BINDIR"):
+        candidates.append(os.environ["POSTSYNC_PG_BINDIR"])
+    if shutil.which("pg_config"):
+        probe = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=False
+        )
+        candidates.append(probe.stdout.strip())
+    candidates += sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").is_file():
+            return Path(candidate)
+    raise ServerUnavailable(
+        "PostgreSQL server binaries not found (install Debian's `postgresql` package,"
+        " or set POSTSYNC_PG_BINDIR to the directory holding initdb and pg_ctl)"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    """A running server; `create_database` hands each test its own database."""
+
+    bindir: Path
+    root: Path
+    port: int = field(default_factory=_free_port)
+    user: str = "postgres"
+    password: str = "s3cret-pg-pass"
+    _run_as: list[str] = field(default_factory=list)
+    _started: bool = False
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def sockdir(self) -> Path:
+        return self.root / "sock"
+
+    def url(self, database: str = "postgres", *, password: bool = False) -> str:
+        auth = f"{self.user}:{self.password}" if password else self.user
+        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def _command(self, *args: str) -> list[str]:
+        return [*self._run_as, *args]
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run(self._command(*args), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServerUnavailable(
+                f"{' '.join(args[:1])} failed (exit {done.returncode}): "
+                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+            )
+
+    def start(self) -> None:
+        self.sockdir.mkdir()
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise ServerUnavailable(
+                    "running as root but there is no `postgres` user to run the server as"
+                ) from exc
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            os.chown(self.sockdir, account.pw_uid, account.pw_gid)
+            self._run_as = ["runuser", "-u", "postgres", "--"]
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-A",
+            "trust",
+            "-U",
+            self.user,
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -h 127.0.0.1 -k {self.sockdir} -F"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            " -c max_connections=50"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        self._started = True
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        if self._started:
+            self._started = False
+            subprocess.run(
+                self._command(
+                    str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"
+                ),
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database; return its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def start_server() -> PostgresServer:
+    """Start a server in a new temporary directory (raises ServerUnavailable)."""
+    bindir = find_bindir()
+    root = Path(tempfile.mkdtemp(prefix="postsync-pg-"))
+    server = PostgresServer(bindir, root)
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    return server
