@@ -40,3 +40,29 @@ def test_demo_rebuilds_its_own_directory_only(tmp_path: Path, cli: CLI) -> None:
     assert result.code == 5
     assert "exists and is not a postsync demo" in result.err
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
+    """The `postsync` script of the installed distribution, outside the source tree.
+
+    The other tests import the package from the checkout; this one runs what pip
+    installed, from another directory, so a module missing from the distribution fails.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "postsync"
+    assert script.is_file(), f"no console script beside {sys.executable}: is postsync installed?"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [str(script), "demo", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "RECAP" in done.stdout
