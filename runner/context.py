@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -40,7 +41,12 @@ class RunContext:
     prefix: str = "mdl_"
     #: what each sync step did with each control file (runner.sync.apply.FileOutcome)
     files: list[Any] = field(default_factory=list)
+    #: control file -> its archive: verified (real run) or planned (preview)
+    archives: dict[Path, Path] = field(default_factory=dict)
+    #: print diffs of what is written (--diff): treatments compute them only then
+    diff: bool = False
     _database: Any = None
+    _preview: Any = None  # (Connection, Transaction) of a preview, rolled back at close
 
     @property
     def zone(self) -> tzinfo:
@@ -76,7 +82,45 @@ class RunContext:
             )
         return self._database  # type: ignore[no-any-return]
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Unit]:
+        """One unit of database work (a control file, a group cleanup).
+
+        A real run commits each unit on its own connection. A preview runs every unit in
+        a savepoint of one run-wide transaction that is rolled back when the run ends: the
+        database is left as it was, and each step sees what the steps before it would
+        have done (the group cleanup sees the groups the sync would have emptied).
+        """
+        engine, _tables = self.database()
+        if not self.check:
+            with engine.connect() as conn:
+                unit = Unit(conn, conn.begin())
+                try:
+                    yield unit
+                except BaseException:
+                    unit.rollback()
+                    raise
+                unit.commit()
+            return
+        if self._preview is None:
+            conn = engine.connect()
+            self._preview = (conn, conn.begin())
+        conn = self._preview[0]
+        unit = Unit(conn, conn.begin_nested())
+        try:
+            yield unit
+        except BaseException:
+            unit.rollback()
+            raise
+        unit.commit()
+
     def close(self) -> None:
+        if self._preview is not None:
+            conn, outer = self._preview
+            self._preview = None
+            with contextlib.suppress(Exception):
+                outer.rollback()
+            conn.close()
         if self._database is not None:
             self._database[0].dispose()
             self._database = None
@@ -101,6 +145,26 @@ class RunContext:
 
     def display(self, path: Path) -> str:
         return display(path, self.area)
+
+
+@dataclass
+class Unit:
+    """A connection inside a transaction (or a preview's savepoint)."""
+
+    conn: Any
+    _transaction: Any
+    _done: bool = False
+
+    def rollback(self) -> None:
+        if not self._done:
+            self._done = True
+            if self._transaction.is_active:
+                self._transaction.rollback()
+
+    def commit(self) -> None:
+        if not self._done:
+            self._done = True
+            self._transaction.commit()
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from runner.errors import StepError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 DRIVER_HINTS = {
     "postgresql": "pip install 'postsync[postgresql]' (psycopg)",
@@ -46,6 +46,9 @@ def masked(url: URL) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # The sqlite3 module's own transaction handling defers BEGIN and breaks SAVEPOINT;
+    # turn it off and let SQLAlchemy's begin event (below) emit BEGIN itself.
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     # WAL lets a reader (another postsync --check) coexist with a writer; a busy
     # timeout turns a short lock conflict into a wait instead of an error.
@@ -53,6 +56,10 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def connect(url: URL, *, must_exist: bool = False) -> Engine:
@@ -77,4 +84,5 @@ def connect(url: URL, *, must_exist: bool = False) -> Engine:
         raise StepError(f"database driver {exc.name!r} is not installed: {hint}") from None
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine

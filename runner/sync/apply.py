@@ -7,15 +7,16 @@ per-line outcomes of the real run and leaves the database as it was.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from runner.context import Unit
 from runner.db.tables import MoodleTables
 from runner.errors import StepError
 from runner.sync.base import CHANGED, FAILED, SyncCommand, SyncOptions
@@ -78,28 +79,29 @@ def _batches(lines: Iterator[DataLine]) -> Iterator[list[DataLine]]:
 
 
 def sync_file(
-    engine: Engine,
+    transaction: Callable[[], AbstractContextManager[Unit]],
     tables: MoodleTables,
     command: SyncCommand,
     outcome: FileOutcome,
     options: SyncOptions,
     *,
     now: int,
-    check: bool,
     report: IO[str],
 ) -> None:
-    """Apply `outcome.path`; fills `outcome`. A rejected file (bad header) changes nothing
-    and sets `outcome.error`; a database failure rolls back and raises StepError."""
+    """Apply `outcome.path` in one `transaction()`; fills `outcome`.
+
+    A rejected file (bad header) changes nothing and sets `outcome.error`; a database
+    failure rolls back and raises StepError.
+    """
     control = ControlFile(
         outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns
     )
     try:
-        with engine.connect() as conn:
-            transaction = conn.begin()
+        with transaction() as unit:
+            state = SiteState(
+                unit.conn, tables, now, course_key=options.course_key, user_key=options.user_key
+            )
             try:
-                state = SiteState(
-                    conn, tables, now, course_key=options.course_key, user_key=options.user_key
-                )
                 for batch in _batches(control.lines()):
                     command.prepare(state, batch)
                     for line in batch:
@@ -116,17 +118,9 @@ def sync_file(
                                 outcome.courses[result.course.id] = result.course.key
                     state.flush()
             except ControlFileError as exc:
-                transaction.rollback()
+                unit.rollback()
                 outcome.error = str(exc)
                 report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
-                return
-            except BaseException:
-                transaction.rollback()
-                raise
-            if check:
-                transaction.rollback()
-            else:
-                transaction.commit()
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StepError(

@@ -88,7 +88,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any) -> tuple[str, str]:
 
     if not config.files:
         return "skipped", f"no file matches {config.pattern}"
-    engine, tables = run.database()
+    _engine, tables = run.database()
     command = SYNC_COMMANDS[config.command]
     options = SyncOptions(
         config.course_key,
@@ -104,13 +104,12 @@ def run(config: SyncConfig, run: RunContext, emit: Any) -> tuple[str, str]:
         outcome.report = run.report_path(path)
         with open(outcome.report, "w", encoding="utf-8") as report:
             sync_file(
-                engine,
+                run.transaction,
                 tables,
                 command,
                 outcome,
                 options,
                 now=int(run.now.timestamp()),
-                check=run.check,
                 report=report,
             )
         run.files.append(outcome)
