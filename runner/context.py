@@ -147,6 +147,18 @@ class RunContext:
         return display(path, self.area)
 
 
+def file_context(path: Path, command: str) -> dict[str, str]:
+    """`file` in per-file treatments' templates."""
+    return {
+        "path": str(path),
+        "name": path.name,
+        "stem": path.stem,
+        "suffix": path.suffix,
+        "parent": str(path.parent),
+        "command": command,
+    }
+
+
 @dataclass
 class Unit:
     """A connection inside a transaction (or a preview's savepoint)."""

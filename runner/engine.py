@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runner.context import RunContext, StepScope
+from runner.context import RunContext, StepScope, file_context
 from runner.errors import Exit, PlaybookError, Problem, StepError
 from runner.lock import area_lock
 from runner.paths import resolve_under
@@ -122,6 +122,7 @@ def build_context(playbook: Playbook, options: RunOptions) -> RunContext:
         renderer=renderer,
         variables={},
         environ=dict(os.environ),
+        diff=options.diff,
     )
     # -e values override vars and are visible to every var
     run.variables.update(options.extra_vars)
@@ -151,58 +152,90 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
     """Render and confine every step's parameters and `when`: all problems at once.
 
     Every sync step of the playbook, selected or not, names the control files it would
-    process: those are protected from purge_old_files.
+    process: those are protected from purge_old_files. Per-file treatments are checked
+    for each of those files (or an example file when none is there yet).
     """
     problems: list[Problem] = []
-    protected: set[Path] = set()
+    protected: dict[Path, str] = {}
     for step in run.playbook.sync:
         try:
-            protected.update(sync_step.configure(step.params, StepScope(run, step)).files)
+            for path in sync_step.configure(step.params, StepScope(run, step)).files:
+                protected.setdefault(path, step.kind)
         except PlaybookError as exc:
             problems.extend(exc.problems)
     run.protected = frozenset(protected)
+    candidates = [file_context(p, c) for p, c in protected.items()] or [
+        file_context(run.area / "example.csv", "enrolments")
+    ]
     for step in steps:
         try:
             run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
-            if isinstance(step.when, str):
-                run.renderer.evaluate(step.when, run.template_context(), (*step.item_path, "when"))
             if step.section == "post_treatments":
-                TREATMENTS[step.kind].configure(step.params, StepScope(run, step))
-            elif run.database_url is None:
-                problems.append(
-                    run.playbook.source.problem(
-                        (*step.item_path, "command"),
-                        "a sync step needs `database:` at the top of the playbook",
+                treatment = TREATMENTS[step.kind]
+                for extra in candidates if treatment.per_file else [None]:
+                    scope = StepScope(run, step, {"file": extra} if extra else None)
+                    _evaluate_when(run, step, scope)
+                    treatment.configure(step.params, scope)
+            else:
+                _evaluate_when(run, step, StepScope(run, step))
+                if run.database_url is None:
+                    problems.append(
+                        run.playbook.source.problem(
+                            (*step.item_path, "command"),
+                            "a sync step needs `database:` at the top of the playbook",
+                        )
                     )
-                )
         except PlaybookError as exc:
             problems.extend(exc.problems)
     if problems:
         raise PlaybookError(problems)
 
 
-def _when(run: RunContext, step: Step) -> bool:
+def _evaluate_when(run: RunContext, step: Step, scope: StepScope) -> bool:
     if step.when is None or isinstance(step.when, bool):
         return step.when is not False
-    return bool(run.renderer.evaluate(step.when, run.template_context(), (*step.item_path, "when")))
+    context = run.template_context(scope.extra)
+    return bool(run.renderer.evaluate(step.when, context, (*step.item_path, "when")))
+
+
+def _per_file(step: Step) -> bool:
+    return step.section == "post_treatments" and TREATMENTS[step.kind].per_file
+
+
+def _configure(run: RunContext, step: Step, result: StepResult) -> Any:
+    """The treatment's configuration; for a per-file treatment, one per control file
+    (those for which `when` holds), as (FileOutcome, config) pairs."""
+    treatment = TREATMENTS[step.kind]
+    if not treatment.per_file:
+        return treatment.configure(step.params, StepScope(run, step))
+    configs = []
+    for outcome in run.files:
+        scope = StepScope(run, step, {"file": file_context(outcome.path, outcome.command)})
+        if _evaluate_when(run, step, scope):
+            configs.append((outcome, treatment.configure(step.params, scope)))
+    if run.files and not configs:
+        result.detail = f"when: {step.when} is false for every control file"
+    return configs
 
 
 def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
     treatment = TREATMENTS[step.kind]
-    config = treatment.configure(step.params, StepScope(run, step))
+    config = _configure(run, step, result)
+    if result.detail:
+        result.status = "skipped"
+        return
     plan: Plan = treatment.plan(config, run)
     result.detail = plan.summary
     if plan.skip_reason is not None:
         result.status, result.detail = "skipped", plan.skip_reason
         return
-    if not plan.actions:
-        return
-    result.status = "changed"
-    done: Sequence[Done]
+    if plan.actions:
+        result.status = "changed"
     if run.check:
-        done = [Done(a) for a in plan.actions]
-    else:
-        done = []
+        for item in (Done(a) for a in plan.actions):
+            result.items.append(item)
+            reporter.item(result, item)
+    elif plan.actions:
         applied: dict[int, Done] = {}
         try:
             for item in treatment.apply(plan.actions, run):
@@ -211,10 +244,9 @@ def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Re
         finally:
             # items in plan order, so the run prints what the preview printed
             result.items = [applied[id(a)] for a in plan.actions if id(a) in applied]
-        return
-    for item in done:
-        reporter.item(result, item)
-    result.items = list(done)
+    if plan.errors:
+        more = f" (and {len(plan.errors) - 3} more)" if len(plan.errors) > 3 else ""
+        raise StepError("; ".join(plan.errors[:3]) + more)
 
 
 def _run_sync(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
@@ -236,7 +268,7 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
         )
     reporter.step_started(result)
     try:
-        if not _when(run, step):
+        if not _per_file(step) and not _evaluate_when(run, step, StepScope(run, step)):
             result.status, result.detail = "skipped", f"when: {step.when} is false"
         elif step.section == "post_treatments":
             _run_treatment(run, step, result, reporter)
@@ -250,6 +282,11 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
     except KeyboardInterrupt:
         result.status, result.error = "failed", "interrupted"
         raise
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy"):
+            raise
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        result.status, result.error = "failed", f"database error: {reason}"
     finally:
         run.step_status[result.name] = result.status
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -16,18 +19,72 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class AtomicFile:
+    """A temporary file beside `path`, published under `path` only by `commit()`.
+
+    Until then nothing exists under the final name; leaving the `with` block without
+    committing (an error, an interruption) removes the temporary file.
+    """
+
+    def __init__(self, path: Path, *, mode: int = 0o640) -> None:
+        self.path = path
+        self.mode = mode
+        self.tmp = Path()
+        self.file: BinaryIO
+
+    def __enter__(self) -> AtomicFile:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        self.tmp = Path(tmp)
+        self.file = os.fdopen(fd, "wb")
+        return self
+
+    def sync(self, *, mtime_ns: int | None = None) -> None:
+        """Flush the content to disk (and set its mtime) before it is verified."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.chmod(self.tmp, self.mode)
+        if mtime_ns is not None:
+            os.utime(self.tmp, ns=(mtime_ns, mtime_ns))
+
+    def commit(self, *, replace: bool = False) -> None:
+        """Publish the synced file. Without `replace`, an existing file is never replaced
+        (FileExistsError), even one created by someone else since the plan."""
+        if replace:
+            os.replace(self.tmp, self.path)
+        else:
+            try:
+                os.link(self.tmp, self.path)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise
+                # a filesystem without hard links: check, then rename (a narrow race)
+                if os.path.lexists(self.path):
+                    raise FileExistsError(errno.EEXIST, "File exists", str(self.path)) from None
+                os.rename(self.tmp, self.path)
+            else:
+                os.unlink(self.tmp)
+        self.tmp = Path()
+        fsync_dir(self.path.parent)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.file.closed:
+            self.file.close()
+        if self.tmp != Path():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+
+
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o640) -> None:
     """Write `data` to a temporary file beside `path`, fsync it, rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    with AtomicFile(path, mode=mode) as out:
+        out.file.write(data)
+        out.sync()
+        out.commit(replace=True)

@@ -24,7 +24,8 @@ def use_colour(stream: IO[str]) -> bool:
 def item_text(done: Done) -> str:
     action = done.action
     detail = ", ".join(x for x in (action.detail, done.note) if x)
-    return f"{action.verb} {action.target}" + (f"  ({detail})" if detail else "")
+    verb = action.verb.replace("_", " ")
+    return f"{verb} {action.target}" + (f"  ({detail})" if detail else "")
 
 
 def item_json(done: Done) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from pathlib import Path
@@ -67,18 +66,14 @@ def test_example_playbooks_validate_and_carry_the_modeline(playbook: Path, cli: 
     assert playbook_schema()["$id"] == json.loads(PUBLISHED.read_text())["$id"]
 
 
-@pytest.mark.parametrize("name", sorted(TREATMENTS))
-def test_readme_treatment_reference_is_the_docstring(name: str) -> None:
-    readme = (ROOT / "README.md").read_text()
-    doc = inspect.cleandoc(type(TREATMENTS[name]).__doc__ or "")
-    assert f"### {name}\n\n```text\n{doc}\n```" in readme
+def test_readme_reference_is_the_docstrings() -> None:
+    """README's treatment and sync references are the code's docstrings."""
+    from tests.readme import README, render
 
-
-@pytest.mark.parametrize("name", sorted(SYNC_COMMANDS))
-def test_readme_sync_reference_is_the_docstring(name: str) -> None:
-    readme = (ROOT / "README.md").read_text()
-    doc = inspect.cleandoc(type(SYNC_COMMANDS[name]).__doc__ or "")
-    assert f"### {name}\n\n```text\n{doc}\n```" in readme
+    text = README.read_text()
+    assert render(text) == text, "regenerate it: python -m tests.readme"
+    for name in [*TREATMENTS, *SYNC_COMMANDS]:
+        assert f"### {name}\n\n```text\n" in text
 
 
 def test_published_record_schema_is_up_to_date(cli: CLI) -> None:

@@ -1,10 +1,23 @@
-"""The treatment registry: the one list of post-treatment names (the schema uses it too)."""
+"""The treatment registry: the one list of post-treatment names (the schema uses it too).
+
+In the order of a nightly playbook (and of the README's reference).
+"""
 
 from __future__ import annotations
 
+from runner.treatments.archive import ArchiveControlFiles
 from runner.treatments.base import Treatment
+from runner.treatments.delete import DeleteControlFiles
+from runner.treatments.groups import CleanEmptyGroups
 from runner.treatments.purge import PurgeOldFiles
+from runner.treatments.report import SaveReport
+from runner.treatments.retry import WriteRetryFile
 
 TREATMENTS: dict[str, Treatment] = {
+    "clean_empty_groups": CleanEmptyGroups(),
+    "save_report": SaveReport(),
+    "archive_control_files": ArchiveControlFiles(),
+    "write_retry_file": WriteRetryFile(),
+    "delete_control_files": DeleteControlFiles(),
     "purge_old_files": PurgeOldFiles(),
 }

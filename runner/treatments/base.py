@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,6 +41,8 @@ class Plan:
     summary: str = ""
     #: why nothing is to be done, when the step is skipped rather than ok
     skip_reason: str | None = None
+    #: what cannot be done: the step fails once the planned actions are applied
+    errors: list[str] = field(default_factory=list)
 
 
 class Treatment(Protocol):
@@ -52,10 +54,39 @@ class Treatment(Protocol):
     per_file: bool
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> Any:
-        """Render templates and check the parameters; raise PlaybookError. Reads only."""
+        """Render templates and check the parameters; raise PlaybookError. Reads only.
+
+        A per-file treatment is configured once per control file (`file` in scope).
+        """
 
     def plan(self, config: Any, run: RunContext) -> Plan:
-        """Read the current state and list the actions. Never changes anything."""
+        """Read the current state and list the actions. Never changes anything.
+
+        A per-file treatment gets a list of (FileOutcome, its configure() result).
+        """
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
         """Carry the actions out, yielding each as it completes."""
+
+
+def apply_each(actions: Sequence[Action], do: Callable[[Action], str], noun: str) -> Iterator[Done]:
+    """Carry out each action with `do` (which returns a note); one failing action does not
+    stop the others, and the step fails at the end naming the first few."""
+    from runner.errors import StepError
+    from runner.text import plural
+
+    failures: list[str] = []
+    for action in actions:
+        try:
+            note = do(action)
+        except StepError as exc:
+            failures.append(str(exc))
+            continue
+        except OSError as exc:
+            where = exc.filename or action.target
+            failures.append(f"{where}: {exc.strerror or exc}")
+            continue
+        yield Done(action, note)
+    if failures:
+        more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+        raise StepError(f"{plural(len(failures), noun)} failed: " + "; ".join(failures[:3]) + more)

@@ -1,0 +1,166 @@
+"""archive_control_files: a verified, timestamped copy of each processed control file."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import StepError
+from runner.text import plural
+from runner.treatments.base import Action, Done, Plan, apply_each
+from runner.treatments.files import (
+    DEST,
+    ON_CONFLICT,
+    Output,
+    choose,
+    content_sha256,
+    file_chunks,
+    find_identical,
+    write_verified,
+)
+
+if TYPE_CHECKING:
+    from runner.context import RunContext, StepScope
+    from runner.sync.apply import FileOutcome
+
+DEFAULT_DEST = "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    target: Path
+    gzipped: bool
+    on_conflict: str
+
+
+def existing_archive(outcome: FileOutcome, config: ArchiveConfig) -> Path | None:
+    """An archive already holding exactly what the sync read, if there is one."""
+    return find_identical(config.target, outcome.sha256, gzipped=config.gzipped)
+
+
+class ArchiveControlFiles:
+    """Copy each control file the run processed to a timestamped archive.
+
+    The copy is byte for byte and keeps the control file's modification time; it is
+    read back and its sha256 compared with what the sync read before it takes its name.
+
+    Parameters:
+      dest (template, default "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"):
+        the archive's name, relative to the area (or under `roots:`).
+      compress (none | gzip, default none): gzip appends ".gz" to the name.
+      on_conflict (suffix | fail | overwrite, default suffix): when a different file
+        already has the name: insert .1, .2... before the extension (20261124-0100_enrols.1.csv),
+        fail the step, or replace it.
+
+    Example:
+      - archive_control_files:
+          dest: "archives/{{ now | strftime('%Y/%m/%d-%H%M') }}_{{ file.name }}"
+          compress: gzip
+
+    Guarantees: an archive already holding the same content counts as done (a second run
+    changes nothing); a different file is never silently replaced; a control file changed
+    since the sync read it is not archived (the step fails: the archive would not be what
+    was synced); a control file that is gone is fine when an identical archive exists;
+    delete_control_files deletes a control file only once its archive is verified.
+    """
+
+    per_file = True
+    schema: Mapping[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "dest": {**DEST, "default": DEFAULT_DEST},
+            "compress": {"enum": ["none", "gzip"], "default": "none"},
+            "on_conflict": ON_CONFLICT,
+        },
+    }
+
+    def configure(self, params: Mapping[str, Any], scope: StepScope) -> ArchiveConfig:
+        gzipped = params.get("compress", "none") == "gzip"
+        raw = scope.render(params.get("dest", DEFAULT_DEST), "dest")
+        if gzipped:
+            raw += ".gz"
+        return ArchiveConfig(
+            target=scope.confine(raw, "dest"),
+            gzipped=gzipped,
+            on_conflict=params.get("on_conflict", "suffix"),
+        )
+
+    def plan(self, config: Sequence[tuple[FileOutcome, ArchiveConfig]], run: RunContext) -> Plan:
+        if not config:
+            return Plan(skip_reason="no control file was processed")
+        actions: list[Action] = []
+        errors: list[str] = []
+        present = 0
+        for outcome, cfg in config:
+            name = run.display(outcome.path)
+            try:
+                try:
+                    st = outcome.path.lstat()
+                except FileNotFoundError:
+                    found = existing_archive(outcome, cfg)
+                    if found is None:
+                        raise StepError(
+                            f"{name} is gone and no archive of it was found"
+                            f" at {run.display(cfg.target)}"
+                        ) from None
+                    run.archives[outcome.path] = found
+                    present += 1
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    raise StepError(f"{name} is no longer a regular file; not archived")
+                if content_sha256(outcome.path) != outcome.sha256:
+                    raise StepError(
+                        f"{name} changed since the sync read it; not archived"
+                        " (the archive would not be what was synced)"
+                    )
+                placed = choose(
+                    cfg.target,
+                    outcome.sha256,
+                    cfg.on_conflict,
+                    run.display(cfg.target),
+                    gzipped=cfg.gzipped,
+                    mtime_ns=st.st_mtime_ns,
+                )
+            except StepError as exc:
+                errors.append(str(exc))
+                continue
+            if isinstance(placed, Path):
+                run.archives[outcome.path] = placed
+                present += 1
+                continue
+            if run.check:
+                run.archives[outcome.path] = placed.path  # what the run would verify
+            notes = [f"{st.st_size} bytes"]
+            if cfg.gzipped:
+                notes.append("gzip")
+            if placed.replace:
+                notes.append("replaces a different file")
+            target = run.display(placed.path)
+            actions.append(
+                Action(
+                    "archive",
+                    f"{name} -> {target}",
+                    ", ".join(notes),
+                    data=(outcome, placed),
+                    diff=f"--- /dev/null\n+++ {target}\n@@ copy of {name}: {st.st_size} bytes,"
+                    f" sha256 {outcome.sha256} @@\n",
+                )
+            )
+        notes = [plural(len(actions), "file") if actions else "nothing to archive"]
+        if present:
+            notes.append(f"{plural(present, 'file')} already archived")
+        return Plan(actions, ", ".join(notes), errors=errors)
+
+    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        def archive(action: Action) -> str:
+            outcome, output = action.data
+            assert isinstance(output, Output)
+            write_verified(output, file_chunks(outcome.path), source_name=outcome.path.name)
+            run.archives[outcome.path] = output.path
+            return ""
+
+        return apply_each(actions, archive, "archive")

@@ -1,0 +1,139 @@
+"""delete_control_files: remove the control files this run processed, once safe."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.context import StepScope, file_context
+from runner.errors import PlaybookError
+from runner.paths import DirFds, identity, unlink_regular
+from runner.text import plural
+from runner.treatments.archive import ArchiveControlFiles, existing_archive
+from runner.treatments.base import Action, Done, Plan, apply_each
+from runner.treatments.files import content_sha256, deletion_diff
+
+if TYPE_CHECKING:
+    from runner.context import RunContext
+    from runner.sync.apply import FileOutcome
+
+ARCHIVE = "archive_control_files"
+
+
+def _verified_archive(run: RunContext, outcome: FileOutcome) -> Path | None:
+    """An archive holding exactly what the sync read: the one this run made (or, in a
+    preview, would make), else one found under any archive step's names."""
+    archiver = ArchiveControlFiles()
+    made = run.archives.get(outcome.path)
+    if made is not None:
+        if run.check and not made.exists():
+            return made  # planned by the preview's archive step
+        if content_sha256(made, gzipped=made.name.endswith(".gz")) == outcome.sha256:
+            return made
+    for step in run.playbook.post_treatments:
+        if step.kind != ARCHIVE:
+            continue
+        scope = StepScope(run, step, {"file": file_context(outcome.path, outcome.command)})
+        try:
+            config = archiver.configure(step.params, scope)
+        except PlaybookError:
+            continue
+        found = existing_archive(outcome, config)
+        if found is not None:
+            return found
+    return None
+
+
+class DeleteControlFiles:
+    """Delete the control files this run processed, and nothing else.
+
+    When the playbook archives control files (it has an archive_control_files step), a
+    file is deleted only once an archive holding exactly what the sync read is verified
+    on disk; otherwise it stays and the step fails. A file whose content changed since
+    the sync read it (a new feed dropped under the same name) is kept and reported; so
+    is a file the sync rejected (nothing of it was applied).
+
+    Parameters: none.
+
+    Example:
+      - delete_control_files: {}
+      - name: delete enrolment files only
+        delete_control_files: {}
+        when: file.command == 'enrolments'
+
+    Guarantees: never a file the run did not process; never a file replaced or modified
+    since it was checked; symlinks are never followed nor deleted; a file already gone
+    is nothing to do (a second run changes nothing).
+    """
+
+    per_file = True
+    schema: Mapping[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {},
+    }
+
+    def configure(self, params: Mapping[str, Any], scope: StepScope) -> None:
+        return None
+
+    def plan(self, config: Sequence[tuple[FileOutcome, None]], run: RunContext) -> Plan:
+        if not config:
+            return Plan(skip_reason="no control file was processed")
+        archives = any(s.kind == ARCHIVE for s in run.playbook.post_treatments)
+        actions: list[Action] = []
+        errors: list[str] = []
+        kept: list[str] = []
+        gone = 0
+        seen: set[Path] = set()
+        for outcome, _ in config:
+            path = outcome.path
+            name = run.display(path)
+            if path in seen:
+                continue
+            seen.add(path)
+            if outcome.error:
+                kept.append(f"{name} (rejected by the sync)")
+                continue
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                gone += 1
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                kept.append(f"{name} (no longer a regular file)")
+                continue
+            if content_sha256(path) != outcome.sha256:
+                kept.append(f"{name} (changed since the sync read it)")
+                continue
+            if archives and _verified_archive(run, outcome) is None:
+                errors.append(f"{name} kept: no verified archive of it")
+                continue
+            when = datetime.fromtimestamp(st.st_mtime, run.zone).strftime("%Y-%m-%d %H:%M")
+            actions.append(
+                Action(
+                    "delete",
+                    name,
+                    "archived" if archives else "",
+                    data=(path.parent, path.name, identity(st)),
+                    diff=deletion_diff(name, st, when),
+                )
+            )
+        notes = [plural(len(actions), "file") if actions else "nothing to delete"]
+        if gone:
+            notes.append(f"{plural(gone, 'file')} already gone")
+        if kept:
+            notes.append(f"kept {', '.join(kept)}")
+        return Plan(actions, ", ".join(notes), errors=errors)
+
+    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        def delete(action: Action) -> str:
+            parent, name, expected = action.data
+            with DirFds(parent) as fds:
+                if not unlink_regular(fds, (name,), expected):
+                    return "already gone"
+            return ""
+
+        return apply_each(actions, delete, "deletion")

@@ -1,0 +1,187 @@
+"""What the file-writing treatments share: names that never clobber, verified writes.
+
+save_report, archive_control_files and write_retry_file each plan an `Output` per
+control file: the content's sha256, and the name it goes under. A name already holding
+the same content means the work is done (a second run changes nothing); a name holding
+something else is never silently replaced (`on_conflict`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import StepError
+from runner.fsutil import AtomicFile
+
+CHUNK = 1 << 20
+#: how many numbered names `on_conflict: suffix` tries before giving up
+MAX_SUFFIX = 999
+
+ON_CONFLICT: Mapping[str, Any] = {
+    "enum": ["suffix", "fail", "overwrite"],
+    "default": "suffix",
+    "description": "A different file already at the name: insert .1, .2... before the"
+    " extension (suffix), fail the step (fail), or replace it (overwrite).",
+}
+DEST: Mapping[str, Any] = {"type": "string", "minLength": 1}
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def chunks_sha256(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_sha256(path: Path, *, gzipped: bool = False) -> str | None:
+    """sha256 of a regular file's content (decompressed when `gzipped`); None if absent.
+
+    A symlink or a directory at `path` is not a file postsync wrote: OSError.
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise StepError(f"{path} exists and is not a regular file")
+    digest = hashlib.sha256()
+    try:
+        handle = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
+        with handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+    except (gzip.BadGzipFile, EOFError):
+        return "not-gzip"  # a damaged or foreign file: never identical to anything
+    return digest.hexdigest()
+
+
+def numbered(path: Path, n: int, *, gzipped: bool = False) -> Path:
+    """`archives/x.csv` -> `archives/x.1.csv`; with gzip `x.csv.gz` -> `x.1.csv.gz`."""
+    name = path.name
+    tail = ""
+    if gzipped and name.endswith(".gz"):
+        name, tail = name[:-3], ".gz"
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext, dot = name, "", ""
+    return path.with_name(f"{stem}.{n}{dot}{ext}{tail}")
+
+
+@dataclass(frozen=True)
+class Output:
+    """A file to write: where, and the sha256 its content must have."""
+
+    path: Path
+    sha256: str
+    gzipped: bool = False
+    replace: bool = False  # replaces a different file (on_conflict: overwrite)
+    mtime_ns: int | None = None
+
+
+def find_identical(target: Path, sha256: str, *, gzipped: bool = False) -> Path | None:
+    """The name among `target`, `target.1`... that already holds this content, if any."""
+    for n in range(MAX_SUFFIX + 1):
+        path = target if n == 0 else numbered(target, n, gzipped=gzipped)
+        found = content_sha256(path, gzipped=gzipped)
+        if found is None:
+            return None
+        if found == sha256:
+            return path
+    return None
+
+
+def choose(
+    target: Path,
+    sha256: str,
+    on_conflict: str,
+    shown: str,
+    *,
+    gzipped: bool = False,
+    mtime_ns: int | None = None,
+) -> Output | Path:
+    """Where the content goes: an `Output` to write, or the Path already holding it.
+
+    `shown` is the target as users see it, for the error when `on_conflict: fail`.
+    """
+    for n in range(MAX_SUFFIX + 1):
+        path = target if n == 0 else numbered(target, n, gzipped=gzipped)
+        found = content_sha256(path, gzipped=gzipped)
+        if found is None:
+            return Output(path, sha256, gzipped, False, mtime_ns)
+        if found == sha256:
+            return path
+        if on_conflict == "fail":
+            raise StepError(
+                f"{shown} already exists with a different content"
+                " (on_conflict: fail; use suffix to keep both)"
+            )
+        if on_conflict == "overwrite":
+            return Output(path, sha256, gzipped, True, mtime_ns)
+    raise StepError(f"{shown}: {MAX_SUFFIX} numbered names are taken; clean up or rename")
+
+
+def write_verified(output: Output, chunks: Iterable[bytes], *, source_name: str = "") -> None:
+    """Write `chunks` atomically to `output.path`, verify the bytes on disk, publish.
+
+    The temporary file is synced, read back and hashed before it takes its final name:
+    a file under a final name is always complete and has the planned content. A file
+    that appeared under the name since the plan is never replaced (StepError).
+    """
+    output.path.parent.mkdir(parents=True, exist_ok=True)
+    with AtomicFile(output.path) as out:
+        if output.gzipped:
+            mtime = (output.mtime_ns or 0) // 1_000_000_000
+            with gzip.GzipFile(
+                filename=source_name, mode="wb", fileobj=out.file, mtime=mtime, compresslevel=6
+            ) as packed:
+                for chunk in chunks:
+                    packed.write(chunk)
+        else:
+            for chunk in chunks:
+                out.file.write(chunk)
+        out.sync(mtime_ns=output.mtime_ns)
+        written = content_sha256(out.tmp, gzipped=output.gzipped)
+        if written != output.sha256:
+            raise StepError(
+                f"{output.path}: verification failed (sha256 {written} written,"
+                f" {output.sha256} expected); nothing published"
+            )
+        try:
+            out.commit(replace=output.replace)
+        except FileExistsError:
+            raise StepError(
+                f"{output.path} appeared since the plan; it was left alone and not replaced"
+            ) from None
+
+
+def new_file_diff(shown: str, lines: Iterable[str], limit: int = 40) -> str:
+    """A unified diff creating `shown`, cut after `limit` lines."""
+    out = [f"--- /dev/null\n+++ {shown}\n"]
+    body = []
+    count = 0
+    for line in lines:
+        count += 1
+        if count <= limit:
+            body.append("+" + line.rstrip("\r\n") + "\n")
+    out.append(f"@@ -0,0 +1,{count} @@\n")
+    out.extend(body)
+    if count > limit:
+        out.append(f"@@ ... {count - limit} more lines @@\n")
+    return "".join(out)
+
+
+def deletion_diff(shown: str, st: os.stat_result, when: str) -> str:
+    return f"--- {shown}\n+++ /dev/null\n@@ deleted: {st.st_size} bytes, modified {when} @@\n"

@@ -1,0 +1,200 @@
+"""clean_empty_groups: delete the groups left without members in the processed courses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from runner.text import plural
+from runner.treatments.base import Action, Done, Plan
+
+if TYPE_CHECKING:
+    from runner.context import RunContext, StepScope
+
+#: the sync commands whose files make courses "processed"
+ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class GroupsConfig:
+    groupings: bool
+    all_courses: bool
+    max_deletions: int | None
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    it = iter(ids)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk
+
+
+def _label(name: str, course: str) -> str:
+    return f'"{name}" in course {course}'
+
+
+def _grouping_alive(t: Any) -> Any:
+    """A grouping holds a group that has members (it survives the cleanup)."""
+    from sqlalchemy import exists
+
+    g, gg = t.groups, t.groupings_groups
+    member = exists().where(t.groups_members.c.groupid == g.c.id)
+    return (
+        exists()
+        .where(gg.c.groupingid == t.groupings.c.id)
+        .where(gg.c.groupid == g.c.id)
+        .where(member)
+    )
+
+
+class CleanEmptyGroups:
+    """Delete the groups that have no members in the courses the run processed.
+
+    The processed courses are those that a line of an enrolments or group_members file
+    touched (a failed line touches nothing). As Moodle does when it deletes a group, the
+    group's grouping links go with it. All deletions happen in one transaction.
+
+    Parameters:
+      groupings (boolean, default false): also delete the groupings of those courses
+        that are left with no group (and reset a course's default grouping to none).
+      courses (processed | all, default processed): `all` looks at every course of the
+        site, whatever the run did; use it knowingly.
+      max_deletions (integer >= 0, optional): when more groups would go, the step fails
+        and deletes nothing (a safety net against a truncated feed).
+
+    Example:
+      - clean_empty_groups:
+          groupings: true
+          max_deletions: 200
+
+    Guarantees: a group with members is never deleted, nor a group in a course the run
+    did not touch (unless `courses: all`); skipped when no enrolments or group_members
+    file was processed; a group that gained a member since the plan is kept; the
+    preview sees what the sync would have done and lists exactly the groups the run
+    deletes. Moodle's caches are not purged: run `php admin/cli/purge_caches.php`
+    after a run against a live Moodle.
+    """
+
+    per_file = False
+    schema: Mapping[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "groupings": {"type": "boolean", "default": False},
+            "courses": {"enum": ["processed", "all"], "default": "processed"},
+            "max_deletions": {"type": "integer", "minimum": 0},
+        },
+    }
+
+    def configure(self, params: Mapping[str, Any], scope: StepScope) -> GroupsConfig:
+        return GroupsConfig(
+            groupings=bool(params.get("groupings", False)),
+            all_courses=params.get("courses", "processed") == "all",
+            max_deletions=params.get("max_deletions"),
+        )
+
+    def plan(self, config: GroupsConfig, run: RunContext) -> Plan:
+        from sqlalchemy import exists, select
+
+        files = [f for f in run.files if f.command in ENROLMENT_COMMANDS and not f.error]
+        if not config.all_courses and not files:
+            return Plan(skip_reason="no enrolments or group_members file was processed")
+        courses = sorted({course for f in files for course in f.courses})
+        if not config.all_courses and not courses:
+            return Plan(summary="no course was touched")
+        _engine, t = run.database()
+        g, c = t.groups, t.course
+        member = exists().where(t.groups_members.c.groupid == g.c.id)
+        group_query = (
+            select(g.c.id, g.c.name, g.c.idnumber, c.c.shortname)
+            .join(c, c.c.id == g.c.courseid)
+            .where(~member)
+        )
+        gr = t.groupings
+        grouping_query = (
+            select(gr.c.id, gr.c.name, gr.c.idnumber, c.c.shortname)
+            .join(c, c.c.id == gr.c.courseid)
+            .where(~_grouping_alive(t))
+        )
+        groups: list[Any] = []
+        groupings: list[Any] = []
+        with run.transaction() as unit:
+            scopes = [None] if config.all_courses else list(_chunks(courses))
+            for chunk in scopes:
+                where = [] if chunk is None else [g.c.courseid.in_(chunk)]
+                groups += unit.conn.execute(group_query.where(*where)).all()
+                if config.groupings:
+                    where = [] if chunk is None else [gr.c.courseid.in_(chunk)]
+                    groupings += unit.conn.execute(grouping_query.where(*where)).all()
+        scope = "site" if config.all_courses else plural(len(courses), "processed course")
+        if config.max_deletions is not None and len(groups) > config.max_deletions:
+            return Plan(
+                summary=f"{plural(len(groups), 'empty group')} in the {scope}",
+                errors=[
+                    f"{len(groups)} empty groups would be deleted, more than max_deletions"
+                    f" ({config.max_deletions}); nothing deleted"
+                ],
+            )
+        actions = [
+            Action(
+                "delete_group",
+                _label(name, course),
+                f"idnumber {idnumber}" if idnumber else "",
+                data=("group", gid),
+            )
+            for gid, name, idnumber, course in sorted(groups, key=lambda r: (r[3], r[1], r[0]))
+        ]
+        actions += [
+            Action(
+                "delete_grouping",
+                _label(name, course),
+                f"idnumber {idnumber}" if idnumber else "",
+                data=("grouping", gid),
+            )
+            for gid, name, idnumber, course in sorted(groupings, key=lambda r: (r[3], r[1], r[0]))
+        ]
+        found = plural(len(groups), "empty group") if groups else "no empty group"
+        summary = f"{found} in the {scope}"
+        if config.groupings:
+            summary += f", {plural(len(groupings), 'grouping')} left with no group"
+        return Plan(actions, summary)
+
+    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        from sqlalchemy import exists, select, update
+
+        _engine, t = run.database()
+        g, gg, gr = t.groups, t.groupings_groups, t.groupings
+        member = exists().where(t.groups_members.c.groupid == g.c.id)
+        group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
+        grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
+        deleted: set[tuple[str, int]] = set()
+        with run.transaction() as unit:
+            conn = unit.conn
+            for chunk in _chunks(group_ids):
+                # re-checked inside the transaction: a group that gained a member stays
+                still = [
+                    r[0] for r in conn.execute(select(g.c.id).where(g.c.id.in_(chunk), ~member))
+                ]
+                if still:
+                    conn.execute(gg.delete().where(gg.c.groupid.in_(still)))
+                    conn.execute(g.delete().where(g.c.id.in_(still)))
+                deleted.update(("group", i) for i in still)
+            alive = _grouping_alive(t)
+            for chunk in _chunks(grouping_ids):
+                still = [
+                    r[0] for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))
+                ]
+                if still:
+                    conn.execute(
+                        update(t.course)
+                        .where(t.course.c.defaultgroupingid.in_(still))
+                        .values(defaultgroupingid=0)
+                    )
+                    conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
+                    conn.execute(gr.delete().where(gr.c.id.in_(still)))
+                deleted.update(("grouping", i) for i in still)
+        for action in actions:
+            kept = action.data not in deleted
+            yield Done(action, "kept: it has members now" if kept else "")

@@ -1,0 +1,132 @@
+"""write_retry_file: the header and every failed line, byte for byte, to fix and re-run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import StepError
+from runner.text import plural
+from runner.treatments.base import Action, Done, Plan, apply_each
+from runner.treatments.files import (
+    DEST,
+    ON_CONFLICT,
+    Output,
+    choose,
+    chunks_sha256,
+    new_file_diff,
+    write_verified,
+)
+
+if TYPE_CHECKING:
+    from runner.context import RunContext, StepScope
+    from runner.sync.apply import FileOutcome
+
+DEFAULT_DEST = (
+    "{{ file.parent }}/{{ file.stem }}_tryback_{{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }}"
+)
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    target: Path
+    on_conflict: str
+
+
+def retry_chunks(outcome: FileOutcome) -> Iterator[bytes]:
+    """The control file's BOM and header line, then each failed line, as read."""
+    if outcome.bom:
+        yield _BOM
+    yield outcome.header
+    for line in outcome.failed:
+        yield line.raw
+
+
+class WriteRetryFile:
+    """Write a retry ("tryback") file holding every failed line of each control file.
+
+    The file has the control file's structure: its header line, then each failed line
+    in order, byte for byte as read (same encoding, separator, quoting and line
+    endings; a UTF-8 byte-order mark is kept). Fix the data in it and run a sync step
+    on it: exactly those lines are applied.
+
+    Parameters:
+      dest (template, default: enrols_tryback_20261124-0100.csv beside enrols.csv):
+        the retry file's name; the default is {{ file.parent }}/{{ file.stem }}_tryback_
+        {{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }} (one template, no space).
+      on_conflict (suffix | fail | overwrite, default suffix): when a different file
+        already has the name: insert .1, .2... before the extension, fail, or replace it.
+
+    Example:
+      - write_retry_file: {}
+      - name: retry files for the SIS team
+        write_retry_file:
+          dest: "retry/{{ file.stem }}_tryback_{{ run.id }}{{ file.suffix }}"
+
+    Guarantees: nothing is written for a control file without failed lines; written
+    atomically and verified; a file already holding the same lines counts as done; a
+    different file is never silently replaced. Sync globs skip names containing
+    `_tryback_` unless the step sets `include_retry_files: true` or names the file.
+    """
+
+    per_file = True
+    schema: Mapping[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "dest": {**DEST, "default": DEFAULT_DEST},
+            "on_conflict": ON_CONFLICT,
+        },
+    }
+
+    def configure(self, params: Mapping[str, Any], scope: StepScope) -> RetryConfig:
+        raw = scope.render(params.get("dest", DEFAULT_DEST), "dest")
+        return RetryConfig(scope.confine(raw, "dest"), params.get("on_conflict", "suffix"))
+
+    def plan(self, config: Sequence[tuple[FileOutcome, RetryConfig]], run: RunContext) -> Plan:
+        if not config:
+            return Plan(skip_reason="no control file was processed")
+        actions: list[Action] = []
+        errors: list[str] = []
+        present = clean = 0
+        for outcome, cfg in config:
+            if not outcome.failed:
+                clean += 1
+                continue
+            sha = chunks_sha256(retry_chunks(outcome))
+            try:
+                placed = choose(cfg.target, sha, cfg.on_conflict, run.display(cfg.target))
+            except StepError as exc:
+                errors.append(str(exc))
+                continue
+            if isinstance(placed, Path):
+                present += 1
+                continue
+            diff = None
+            if run.diff:
+                text = b"".join(retry_chunks(outcome)).decode(outcome.encoding, "replace")
+                diff = new_file_diff(run.display(placed.path), text.splitlines())
+            detail = f"{plural(len(outcome.failed), 'failed line')} of {outcome.path.name}"
+            if placed.replace:
+                detail += ", replaces a different file"
+            actions.append(
+                Action("write", run.display(placed.path), detail, data=(outcome, placed), diff=diff)
+            )
+        notes = [plural(len(actions), "retry file") if actions else "nothing to write"]
+        if clean:
+            notes.append(f"{plural(clean, 'file')} without failed lines")
+        if present:
+            notes.append(f"{plural(present, 'retry file')} already written")
+        return Plan(actions, ", ".join(notes), errors=errors)
+
+    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        def write(action: Action) -> str:
+            outcome, output = action.data
+            assert isinstance(output, Output)
+            write_verified(output, retry_chunks(outcome))
+            return ""
+
+        return apply_each(actions, write, "retry file")
