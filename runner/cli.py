@@ -30,6 +30,16 @@ exit codes: 0 ok, 2 control-file lines failed, 3 a step failed, 4 invalid playbo
 (nothing changed), 5 usage error, 6 area locked by another run, 130 interrupted,
 1 internal error (traceback in a log file)."""
 
+POST_EXAMPLES = """\
+examples:
+  postsync post /srv/feed/.postsync/runs/20261124T010002-3fa9c1.json
+  postsync post RECORD --check --diff                   # preview
+  postsync post RECORD --tags archive --playbook nightly.yml
+
+Use it when a post-treatment failed (a full disk, a permission) once the cause is
+fixed: what was already done counts as done, the rest is done now. The record is
+updated with these steps. Exit codes as for `run`."""
+
 VALIDATE_EXAMPLES = """\
 examples:
   postsync validate playbooks/nightly.yml
@@ -104,6 +114,30 @@ def _add_extra_vars(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--check", action="store_true", help="preview: print what would be done, change nothing"
+    )
+    parser.add_argument(
+        "--diff", action="store_true", help="show diffs of text files written and the files deleted"
+    )
+    _add_extra_vars(parser)
+    _add_selection(parser)
+    parser.add_argument(
+        "--output",
+        choices=("text", "json", "jsonl"),
+        default="text",
+        help="text (default), one JSON document, or JSON lines as events",
+    )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for another run on the area (default: 0)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
@@ -123,27 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EXAMPLES,
     )
     run.add_argument("playbook", type=Path, help="the playbook file")
-    run.add_argument(
-        "--check", action="store_true", help="preview: print what would be done, change nothing"
+    _add_run_options(run)
+
+    post = sub.add_parser(
+        "post",
+        help="run the post-treatments of a saved run record",
+        formatter_class=fmt,
+        description="Run a playbook's post-treatments for a saved run record (no sync):"
+        " as part of that run, with its run id, its `now` and its control files.",
+        epilog=POST_EXAMPLES,
     )
-    run.add_argument(
-        "--diff", action="store_true", help="show diffs of text files written and the files deleted"
+    post.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
+    post.add_argument(
+        "--playbook",
+        type=Path,
+        metavar="PLAYBOOK",
+        help="the playbook (default: the one named in the record)",
     )
-    _add_extra_vars(run)
-    _add_selection(run)
-    run.add_argument(
-        "--output",
-        choices=("text", "json", "jsonl"),
-        default="text",
-        help="text (default), one JSON document, or JSON lines as events",
-    )
-    run.add_argument(
-        "--lock-wait",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait up to SECONDS for another run on the area (default: 0)",
-    )
+    _add_run_options(post)
 
     validate = sub.add_parser(
         "validate",
@@ -232,7 +263,7 @@ def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runner.engine import RunOptions, run_playbook
+    from runner.engine import RunOptions, run_playbook, run_post
     from runner.output import make_reporter
     from runner.playbook import load_playbook
 
@@ -248,7 +279,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             skip_tags=_split_tags(args.skip_tags),
             lock_wait=args.lock_wait,
         )
-        result = run_playbook(load_playbook(args.playbook), options, reporter)
+        if args.command == "post":
+            result = run_post(args.record, options, reporter, args.playbook)
+        else:
+            result = run_playbook(load_playbook(args.playbook), options, reporter)
     except PostsyncError as exc:
         reporter.abort(exc, args.check)
         raise
@@ -351,6 +385,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "post": cmd_run,
     "validate": cmd_validate,
     "list-tasks": cmd_list_tasks,
     "schema": cmd_schema,

@@ -45,6 +45,8 @@ class RunContext:
     archives: dict[Path, Path] = field(default_factory=dict)
     #: print diffs of what is written (--diff): treatments compute them only then
     diff: bool = False
+    #: the sync steps of the record that `postsync post` runs for (kept in its record)
+    prior_steps: list[dict[str, Any]] = field(default_factory=list)
     _database: Any = None
     _preview: Any = None  # (Connection, Transaction) of a preview, rolled back at close
 

@@ -18,7 +18,7 @@ PLAYBOOK = """\
 # yaml-language-server: $schema=playbook.schema.json
 # The postsync demo: a nightly enrolment feed on a seeded SQLite database.
 #   postsync run nightly.yml --check     # preview
-#   postsync run nightly.yml             # run again: the lines already applied are unchanged
+#   postsync run nightly.yml             # run (the feed's files are archived, then deleted)
 name: Demo nightly feed
 area: area
 database: sqlite:///moodle.db
@@ -30,6 +30,13 @@ sync:
   - command: group_members
     file: groupmembers.csv
 post_treatments:
+  - clean_empty_groups:
+      groupings: true
+  - save_report: {}
+  - archive_control_files:
+      dest: "archives/{{ stamp }}_{{ file.name }}"
+  - write_retry_file: {}
+  - delete_control_files: {}
   - name: keep 90 days of history
     purge_old_files:
       paths: [archives, reports]
@@ -82,6 +89,18 @@ def _group_members() -> str:
     )
 
 
+def _invocation() -> str:
+    """How this postsync was started, usable from another directory."""
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("postsync")
+    if argv0.name in ("__main__.py", "-m", "-c") or argv0.suffix == ".py":
+        return f"{sys.executable} -m runner"
+    if argv0.name != "postsync":
+        return "postsync"
+    if argv0.parent == Path() and shutil.which(argv0.name):
+        return argv0.name
+    return str(argv0.absolute()) if argv0.exists() else "postsync"
+
+
 def build_demo(directory: Path) -> int:
     from runner.db.connect import connect, parse_url
     from runner.db.init import create_tables, seed_demo
@@ -129,14 +148,21 @@ def build_demo(directory: Path) -> int:
     result = run_playbook(load_playbook(playbook_path), RunOptions(), TextReporter())
     elapsed = time.monotonic() - started
     code = int(result.exit_code)
+    me = _invocation()
+    retry = sorted(area.glob("*_tryback_*"))
     print(f"""
-Built and ran in {elapsed:.1f}s. Where to look:
-  {playbook_path}      the playbook
-  {area}/enrols.csv   the control files (a few lines fail on purpose: exit code {code})
+Built and ran in {elapsed:.1f}s (exit code {code}: a few lines fail on purpose). Where to look:
+  {playbook_path}    the playbook
+  {area}/reports/    one report per control file, a line per data line
+  {area}/archives/   the control files, archived before they were deleted
+  {retry[0] if retry else area}    the failed lines, to fix and re-run
   {result.record or "(no record)"}
-                       the run record (per-line outcomes, failed lines, processed courses)
-  {area}/.postsync/runs/  the reports, one per control file
-Next: cd {directory} && postsync run nightly.yml --check""")
+                     the run record (failed lines, processed courses)
+Try next:
+  cd {directory}
+  {me} run nightly.yml                      # again: nothing left to do
+  cp area/archives/*_enrols.csv area/enrols.csv
+  {me} run nightly.yml --check --diff       # preview a feed: nothing is changed""")
     sys.stdout.flush()
     if result.exit_code in (Exit.OK, Exit.LINES_FAILED):
         return int(Exit.OK)

@@ -106,15 +106,27 @@ def _timezone(playbook: Playbook) -> tzinfo | None:
         ) from None
 
 
-def build_context(playbook: Playbook, options: RunOptions) -> RunContext:
-    """Freeze `now`, render vars (in order), area and roots. Reads only."""
+def build_context(
+    playbook: Playbook,
+    options: RunOptions,
+    *,
+    now: datetime | None = None,
+    run_id: str | None = None,
+) -> RunContext:
+    """Freeze `now`, render vars (in order), area and roots. Reads only.
+
+    `now` and `run_id` are given when post-treatments run again for a saved record.
+    """
     renderer = Renderer(playbook.source)
     check_references(playbook, renderer, options.extra_vars)
     zone = _timezone(playbook)
-    now = datetime.now(zone) if zone else datetime.now().astimezone()
+    if now is None:
+        now = datetime.now(zone) if zone else datetime.now().astimezone()
+    elif zone is not None:
+        now = now.astimezone(zone)
     run = RunContext(
         playbook=playbook,
-        run_id=f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}",
+        run_id=run_id or f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}",
         check=options.check,
         now=now,
         area=playbook.base_dir,
@@ -294,12 +306,22 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
 def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) -> RunResult:
     run = build_context(playbook, options)
     steps = [s for s in playbook.steps if selected(s.tags, options.tags, options.skip_tags)]
-    prepare(run, steps)
+    return _execute(run, steps, options, reporter)
+
+
+def _check_area(run: RunContext) -> None:
     if not run.area.is_dir():
         raise StepError(
             f"area {run.area} does not exist or is not a directory;"
             " create it or fix `area:` in the playbook"
         )
+
+
+def _execute(
+    run: RunContext, steps: Sequence[Step], options: RunOptions, reporter: Reporter
+) -> RunResult:
+    prepare(run, steps)
+    _check_area(run)
     result = RunResult(run)
     with area_lock(run.area, run.run_id, options.lock_wait):
         reporter.start(run)
@@ -322,6 +344,66 @@ def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) ->
             run.close()
         if run.files:
             result.record = save_record(run, result, finished=True)
-        prune_records(run.run_dir.parent, playbook.keep_records_days, keep=run.run_id)
+        prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
         reporter.finish(result)
     return result
+
+
+def run_post(
+    record_file: Path,
+    options: RunOptions,
+    reporter: Reporter,
+    playbook_file: Path | None = None,
+) -> RunResult:
+    """The playbook's post-treatments for a saved run record (`postsync post RECORD`).
+
+    They run as part of that run: same run id, same `now` (so the same archive and
+    report names), the record's control files and outcomes; the record's post-treatment
+    steps are replaced by these.
+    """
+    from runner.playbook import load_playbook
+    from runner.record import load_record
+    from runner.sync.outcome import FileOutcome
+
+    record = load_record(record_file)
+    problem = record.problem
+    if record.data["check"] and not options.check:
+        raise PlaybookError(
+            [
+                problem(
+                    "check",
+                    "this record is from a --check run: nothing was synced, so there is"
+                    " nothing to post-process (run the playbook, or add --check)",
+                )
+            ]
+        )
+    path = playbook_file or Path(record.data["playbook"])
+    if not path.is_file():
+        raise PlaybookError(
+            [problem("playbook", f"the playbook {path} is gone; give it with --playbook")]
+        )
+    playbook = load_playbook(path)
+    run = build_context(
+        playbook,
+        options,
+        now=datetime.fromisoformat(record.data["started"]),
+        run_id=record.data["run_id"],
+    )
+    if run.area != Path(record.data["area"]):
+        raise PlaybookError(
+            [
+                problem(
+                    "area",
+                    f"the record is of area {record.data['area']}, the playbook's area is"
+                    f" {run.area}",
+                )
+            ]
+        )
+    run.files = [FileOutcome.from_json(f, record.file.parent) for f in record.data["control_files"]]
+    run.lines_ok = sum(f.changed + f.unchanged for f in run.files if not f.error)
+    run.failed_lines = sum(len(f.failed) for f in run.files)
+    run.prior_steps = [s for s in record.data["steps"] if s["section"] == "sync"]
+    steps = [
+        s for s in playbook.post_treatments if selected(s.tags, options.tags, options.skip_tags)
+    ]
+    return _execute(run, steps, options, reporter)

@@ -11,10 +11,12 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.errors import PlaybookError, Problem
 from runner.fsutil import atomic_write
 from runner.schema import SCHEMA_URI
 
@@ -164,7 +166,7 @@ def build_record(run: RunContext, result: RunResult | None, *, finished: bool) -
                 "error": f.error,
             }
         )
-    steps = (
+    steps = run.prior_steps + (
         []
         if result is None
         else [
@@ -221,3 +223,45 @@ def prune_records(runs_dir: Path, keep_days: int, keep: str) -> int:
             os.unlink(entry.path)
         removed += 1
     return removed
+
+
+@dataclass(frozen=True)
+class LoadedRecord:
+    file: Path
+    data: dict[str, Any]
+
+    def problem(self, key: str, message: str) -> Problem:
+        return Problem(str(self.file), 1, 1, key, message)
+
+
+def load_record(path: Path) -> LoadedRecord:
+    """A saved run record, validated against its schema; PlaybookError (exit 4) if not."""
+    from jsonschema import Draft202012Validator
+
+    shown = str(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise PlaybookError([Problem(shown, 1, 1, "", "no such run record")]) from None
+    except OSError as exc:
+        raise PlaybookError([Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+    except ValueError as exc:
+        line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
+        raise PlaybookError([Problem(shown, line, col, "", f"not JSON: {exc}")]) from None
+    errors = sorted(
+        Draft202012Validator(record_schema()).iter_errors(data), key=lambda e: list(e.path)
+    )
+    if errors:
+        raise PlaybookError(
+            [
+                Problem(
+                    shown,
+                    1,
+                    1,
+                    ".".join(str(p) for p in e.path),
+                    f"{e.message} (not a postsync run record of this version)",
+                )
+                for e in errors[:10]
+            ]
+        )
+    return LoadedRecord(path.absolute(), data)

@@ -17,15 +17,23 @@ def test_demo_builds_and_runs(tmp_path: Path, cli: CLI) -> None:
     assert result.code == 0, result.err
     assert "sync enrols.csv  (40 lines: 35 changed, 0 unchanged, 5 failed)" in result.out
     assert "sync groupmembers.csv  (6 lines: 3 changed, 1 unchanged, 2 failed)" in result.out
-    assert "RECAP ok=0 changed=3 skipped=0 failed=0 | lines: 39 ok, 7 failed" in result.out
-    (record,) = (demo / "area" / ".postsync" / "runs").glob("*.json")
+    assert 'delete group "G2" in course PHYS102  (idnumber PHYS102-G2)' in result.out
+    assert "RECAP ok=0 changed=8 skipped=0 failed=0 | lines: 39 ok, 7 failed" in result.out
+    area = demo / "area"
+    (record,) = (area / ".postsync" / "runs").glob("*.json")
     Draft202012Validator(record_schema()).validate(json.loads(record.read_text()))
-    # the demo's playbook runs again: what was applied is unchanged
+    # every treatment did its part: control files archived then deleted, reports and
+    # retry files written
+    assert not (area / "enrols.csv").exists() and not (area / "groupmembers.csv").exists()
+    assert len(list((area / "archives").glob("*_enrols.csv"))) == 1
+    assert len(list((area / "reports").glob("*_report_*.csv"))) == 2
+    (retry,) = area.glob("enrols_tryback_*.csv")
+    assert retry.read_text().splitlines()[0] == "cmd;cid;uid;rolename;enrol;starttime;gcmd;g1;g2"
+    assert len(retry.read_text().splitlines()) == 6
+    # the demo's playbook runs again: nothing left to do
     again = cli("run", demo / "nightly.yml")
-    assert again.code == 2
-    assert "sync enrols.csv  (40 lines: 0 changed, 35 unchanged, 5 failed)" in again.out
-    assert "sync groupmembers.csv  (6 lines: 0 changed, 4 unchanged, 2 failed)" in again.out
-    assert "RECAP ok=3 changed=0 skipped=0 failed=0" in again.out
+    assert again.code == 0, again.out
+    assert "changed=0" in again.out
     assert cli("validate", demo / "nightly.yml").code == 0
 
 

@@ -6,13 +6,10 @@ per-line outcomes of the real run and leaves the database as it was.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,57 +17,11 @@ from runner.context import Unit
 from runner.db.tables import MoodleTables
 from runner.errors import StepError
 from runner.sync.base import CHANGED, FAILED, SyncCommand, SyncOptions
+from runner.sync.outcome import FailedLine, FileOutcome
 from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect
 from runner.sync.state import SiteState
 
 BATCH = 2000
-
-
-@dataclass
-class FailedLine:
-    number: int
-    raw: bytes
-    message: str
-
-    def as_json(self, encoding: str) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "raw": base64.b64encode(self.raw).decode("ascii"),
-            "text": self.raw.decode(encoding, "replace").rstrip("\r\n"),
-            "message": self.message,
-        }
-
-
-@dataclass
-class FileOutcome:
-    """What the sync did with one control file: the run record's per-file entry."""
-
-    command: str
-    path: Path
-    encoding: str
-    separator: str
-    size: int = 0
-    sha256: str = ""
-    bom: bool = False
-    header: bytes = b""
-    changed: int = 0
-    unchanged: int = 0
-    failed: list[FailedLine] = field(default_factory=list)
-    courses: dict[int, str] = field(default_factory=dict)
-    report: Path | None = None
-    error: str | None = None
-
-    @property
-    def lines(self) -> int:
-        return self.changed + self.unchanged + len(self.failed)
-
-    def summary(self) -> str:
-        if self.error:
-            return f"rejected: {self.error}"
-        return (
-            f"{self.lines} lines: {self.changed} changed, {self.unchanged} unchanged,"
-            f" {len(self.failed)} failed"
-        )
 
 
 def _batches(lines: Iterator[DataLine]) -> Iterator[list[DataLine]]:

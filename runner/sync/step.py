@@ -83,8 +83,9 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
 def run(config: SyncConfig, run: RunContext, emit: Any) -> tuple[str, str]:
     """Apply every control file; returns (status, detail). `emit(Done)` per file."""
     from runner.sync import SYNC_COMMANDS
-    from runner.sync.apply import FileOutcome, sync_file
+    from runner.sync.apply import sync_file
     from runner.sync.base import SyncOptions
+    from runner.sync.outcome import FileOutcome
 
     if not config.files:
         return "skipped", f"no file matches {config.pattern}"

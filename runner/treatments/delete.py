@@ -18,7 +18,7 @@ from runner.treatments.files import content_sha256, deletion_diff
 
 if TYPE_CHECKING:
     from runner.context import RunContext
-    from runner.sync.apply import FileOutcome
+    from runner.sync.outcome import FileOutcome
 
 ARCHIVE = "archive_control_files"
 

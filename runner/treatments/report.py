@@ -23,7 +23,7 @@ from runner.treatments.files import (
 
 if TYPE_CHECKING:
     from runner.context import RunContext, StepScope
-    from runner.sync.apply import FileOutcome
+    from runner.sync.outcome import FileOutcome
 
 DEFAULT_DEST = "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.name }}"
 

@@ -22,7 +22,7 @@ from runner.treatments.files import (
 
 if TYPE_CHECKING:
     from runner.context import RunContext, StepScope
-    from runner.sync.apply import FileOutcome
+    from runner.sync.outcome import FileOutcome
 
 DEFAULT_DEST = (
     "{{ file.parent }}/{{ file.stem }}_tryback_{{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }}"

@@ -1,0 +1,79 @@
+"""What the sync did with one control file: the run record's per-file entry."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class FailedLine:
+    number: int
+    raw: bytes
+    message: str
+
+    def as_json(self, encoding: str) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "raw": base64.b64encode(self.raw).decode("ascii"),
+            "text": self.raw.decode(encoding, "replace").rstrip("\r\n"),
+            "message": self.message,
+        }
+
+
+@dataclass
+class FileOutcome:
+    """What the sync did with one control file: the run record's per-file entry."""
+
+    command: str
+    path: Path
+    encoding: str
+    separator: str
+    size: int = 0
+    sha256: str = ""
+    bom: bool = False
+    header: bytes = b""
+    changed: int = 0
+    unchanged: int = 0
+    failed: list[FailedLine] = field(default_factory=list)
+    courses: dict[int, str] = field(default_factory=dict)
+    report: Path | None = None
+    error: str | None = None
+
+    @property
+    def lines(self) -> int:
+        return self.changed + self.unchanged + len(self.failed)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"rejected: {self.error}"
+        return (
+            f"{self.lines} lines: {self.changed} changed, {self.unchanged} unchanged,"
+            f" {len(self.failed)} failed"
+        )
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any], runs_dir: Path) -> FileOutcome:
+        """Back from a saved run record (`postsync post`)."""
+        lines = entry["lines"]
+        return cls(
+            command=entry["command"],
+            path=Path(entry["path"]),
+            encoding=entry["encoding"],
+            separator=entry["separator"],
+            size=entry["size"],
+            sha256=entry["sha256"],
+            bom=entry["bom"],
+            header=base64.b64decode(entry["header"]),
+            changed=lines["changed"],
+            unchanged=lines["unchanged"],
+            failed=[
+                FailedLine(f["number"], base64.b64decode(f["raw"]), f["message"])
+                for f in entry["failed_lines"]
+            ],
+            courses={c["id"]: c["key"] for c in entry["processed_courses"]},
+            report=runs_dir / entry["report"] if entry["report"] else None,
+            error=entry["error"],
+        )
