@@ -1,0 +1,142 @@
+"""clean_empty_groups through `postsync run`, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from tests.sync.conftest import ENROLMENTS_STEP, Site
+
+HEADER = "cmd;cid;uid;rolename;enrol;starttime;endtime;gcmd;g1;g2\n"
+
+
+def cleanup_playbook(site: Site, params: str = "{}", steps: str = ENROLMENTS_STEP) -> None:
+    site.playbook(steps, "")
+    text = (site.root / "playbook.yml").read_text()
+    (site.root / "playbook.yml").write_text(
+        text + f"post_treatments:\n  - name: cleanup\n    clean_empty_groups: {params}\n"
+    )
+
+
+def groups(site: Site, course: str) -> list[str]:
+    return [
+        r[0]
+        for r in site.query(
+            "SELECT g.name FROM mdl_groups g JOIN mdl_course c ON c.id = g.courseid"
+            " WHERE c.idnumber = :course ORDER BY g.name",
+            course=course,
+        )
+    ]
+
+
+def deletions(out: str) -> list[str]:
+    return [line.strip() for line in out.splitlines() if line.startswith('    delete group "')]
+
+
+def add_grouping(
+    site: Site, course: str, name: str, group_names: list[str], *, default: bool = False
+) -> None:
+    (cid,) = site.query("SELECT id FROM mdl_course WHERE idnumber = :c", c=course)[0]
+    site.execute(
+        "INSERT INTO mdl_groupings (courseid, name, idnumber, description, descriptionformat,"
+        " configdata, timecreated, timemodified) VALUES (:c, :n, '', '', 0, '', 0, 0)",
+        c=cid,
+        n=name,
+    )
+    (gid,) = site.query("SELECT id FROM mdl_groupings WHERE name = :n", n=name)[0]
+    if default:
+        site.execute("UPDATE mdl_course SET defaultgroupingid = :g WHERE id = :c", g=gid, c=cid)
+    for group in group_names:
+        site.execute(
+            "INSERT INTO mdl_groupings_groups (groupingid, groupid, timeadded)"
+            " SELECT :g, id, 0 FROM mdl_groups WHERE courseid = :c AND name = :n",
+            g=gid,
+            c=cid,
+            n=group,
+        )
+
+
+def test_deletes_empty_groups_of_processed_courses_only(site: Site) -> None:
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\n")
+    add_grouping(site, "MATH101", "Tutorials", ["G2"], default=True)
+    add_grouping(site, "MATH101", "Lectures", ["G1"])
+    add_grouping(site, "CHEM201", "Labs", ["G2"])
+    cleanup_playbook(site, "{groupings: true}")
+    result = site.run()
+    assert result.code == 0, result.out
+    assert deletions(result.out) == ['delete group "G2" in course MATH101  (idnumber MATH101-G2)']
+    assert 'delete grouping "Tutorials" in course MATH101' in result.out
+    assert groups(site, "MATH101") == ["G1"]  # G1 has a member now
+    assert groups(site, "CHEM201") == ["G1", "G2"]  # a course the run did not touch
+    assert [r[0] for r in site.query("SELECT name FROM mdl_groupings ORDER BY name")] == [
+        "Labs",
+        "Lectures",
+    ]
+    # the grouping links went with the group, and the course's default grouping is reset
+    assert site.query(
+        "SELECT COUNT(*) FROM mdl_groupings_groups gg"
+        " LEFT JOIN mdl_groups g ON g.id = gg.groupid WHERE g.id IS NULL"
+    ) == [(0,)]
+    assert site.query("SELECT defaultgroupingid FROM mdl_course WHERE idnumber = 'MATH101'") == [
+        (0,)
+    ]
+    again = site.run()
+    assert again.code == 0
+    assert "OK       cleanup  (no empty group in the 1 processed course" in again.out
+
+
+def test_preview_sees_what_the_sync_would_do_and_changes_nothing(site: Site) -> None:
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\n")
+    cleanup_playbook(site)
+    assert site.run().code == 0  # MATH101-G2 goes; U0001 is in G1
+    # this file empties G1 (the last member is unenrolled) and creates "New" with a member
+    site.write(
+        "enrols.csv",
+        HEADER + "del;MATH101;U0001;student;;;;;;\nadd;MATH101;U0002;student;;;;gaddcreate;New;\n",
+    )
+    before = site.dump()
+    preview = site.run("--check")
+    assert site.dump() == before
+    real = site.run()
+    assert deletions(preview.out) == deletions(real.out)
+    assert deletions(real.out) == ['delete group "G1" in course MATH101  (idnumber MATH101-G1)']
+    assert groups(site, "MATH101") == ["New"]
+
+
+def test_max_deletions_fails_and_deletes_nothing(site: Site) -> None:
+    site.write(
+        "enrols.csv",
+        HEADER + "".join(f"add;{c};U0001;student;;;;;;\n" for c in ("MATH101", "CHEM201")),
+    )
+    cleanup_playbook(site, "{max_deletions: 3}")
+    result = site.run()
+    assert result.code == 3
+    assert "4 empty groups would be deleted, more than max_deletions (3); nothing deleted" in (
+        result.out
+    )
+    assert groups(site, "MATH101") == ["G1", "G2"]
+    cleanup_playbook(site, "{max_deletions: 4}")
+    assert len(deletions(site.run().out)) == 4
+
+
+def test_skipped_without_an_enrolment_file_and_all_courses_on_request(site: Site) -> None:
+    cleanup_playbook(site)
+    result = site.run()
+    assert "SKIPPED  cleanup  (no enrolments or group_members file was processed)" in result.out
+    cleanup_playbook(site, "{courses: all}")
+    site.execute(
+        "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
+        " SELECT g.id, 5, 0, '', 0 FROM mdl_groups g WHERE g.idnumber = 'MATH101-G1'"
+    )
+    result = site.run()
+    assert result.code == 0
+    assert len(deletions(result.out)) == 71  # every group of the site but one
+    assert groups(site, "MATH101") == ["G1"]
+
+
+def test_bad_parameters_are_located(site: Site) -> None:
+    cleanup_playbook(site, "{max_deletions: -1, courses: some}")
+    result = site.run()
+    assert result.code == 4
+    assert "playbook.yml:9:" in result.err
+    assert "post_treatments[0].clean_empty_groups.max_deletions: -1 is less than the minimum" in (
+        result.err
+    )
+    assert "post_treatments[0].clean_empty_groups.courses:" in result.err
