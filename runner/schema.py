@@ -150,7 +150,13 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
         for name in names:
             hint = difflib.get_close_matches(str(name), known, n=1)
             message = f"unknown key {name!r}"
-            message += f" (did you mean {hint[0]!r}?)" if hint else f"; allowed: {', '.join(known)}"
+            message += (
+                f" (did you mean {hint[0]!r}?)"
+                if hint
+                else (
+                    f"; allowed: {', '.join(known)}" if known else "; this takes no parameters ({})"
+                )
+            )
             out.append(smap.problem((*path, name), message, key=True))
         return out
     if error.validator == "required":

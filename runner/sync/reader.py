@@ -149,22 +149,29 @@ class ControlFile:
     def lines(self) -> Iterator[DataLine]:
         """Data lines in order; ControlFileError for a bad header (nothing yielded yet)."""
         with open(self.path, "rb") as stream:
-            for number, raw, text in _records(stream, self.dialect, self.digest):
-                if text is None:
-                    if self.header is None:
-                        raise ControlFileError(
-                            number, f"header is not valid {self.dialect.encoding}"
-                        )
-                    yield DataLine(
-                        number, raw, error=f"invalid bytes for encoding {self.dialect.encoding}"
-                    )
-                    continue
-                if _is_comment(text):
-                    continue
+            try:
+                yield from self._lines(stream)
+            except ControlFileError:
+                # the digest covers the whole file, rejected or not (archive, delete)
+                while chunk := stream.read(1 << 20):
+                    self.digest.feed(chunk)
+                raise
+
+    def _lines(self, stream: BinaryIO) -> Iterator[DataLine]:
+        for number, raw, text in _records(stream, self.dialect, self.digest):
+            if text is None:
                 if self.header is None:
-                    self.header = _header(number, raw, text, self.dialect, self.columns)
-                    continue
-                yield self._data(number, raw, text, self.header.names)
+                    raise ControlFileError(number, f"header is not valid {self.dialect.encoding}")
+                yield DataLine(
+                    number, raw, error=f"invalid bytes for encoding {self.dialect.encoding}"
+                )
+                continue
+            if _is_comment(text):
+                continue
+            if self.header is None:
+                self.header = _header(number, raw, text, self.dialect, self.columns)
+                continue
+            yield self._data(number, raw, text, self.header.names)
 
     def _data(self, number: int, raw: bytes, text: str, names: Sequence[str]) -> DataLine:
         if "\x00" in text:

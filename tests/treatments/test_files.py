@@ -1,0 +1,301 @@
+"""save_report, archive_control_files, write_retry_file and delete_control_files through
+`postsync run` and `postsync post`: each does its part, previews exactly, changes nothing
+the second time, and never loses a control file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_file, snapshot
+from tests.sync.conftest import Site
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+# ISO-8859-1, CRLF line endings, quoted fields, a comment: the retry file keeps it all
+HEADER = b'cmd;cid;uid;rolename;gcmd;"g1"\r\n'
+LINES = [
+    b"add;MATH101;U0001;student;;\r\n",
+    b'add;MATH101;U9999;"student";gaddcreate;"Groupe \xe9t\xe9"\r\n',  # no such user
+    b"add;MATH101;U0002;student;;\r\n",
+    b'add;"CHEM201";U0003;wizard;;\r\n',  # no such role
+    b"add;PHYS101;U0004;student;;\r\n",
+]
+CONTROL = b"# export du SI\r\n" + HEADER + b"".join(LINES)
+
+STEP = "  - command: enrolments\n    file: enrols*.csv\n    encoding: iso-8859-1\n"
+NIGHTLY = """\
+post_treatments:
+  - clean_empty_groups: {}
+  - save_report: {}
+  - archive_control_files: {}
+  - write_retry_file: {}
+  - delete_control_files: {}
+"""
+
+
+def playbook(site: Site, post: str = NIGHTLY, step: str = STEP) -> Path:
+    path = site.playbook(step)
+    path.write_text(path.read_text() + post)
+    return path
+
+
+def items(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("    ")]
+
+
+def same_minute() -> None:
+    """Default names carry the minute: keep a preview and its run in the same one."""
+    if time.localtime().tm_sec > 50:
+        time.sleep(61 - time.localtime().tm_sec)
+
+
+def only(directory: Path, pattern: str) -> Path:
+    (found,) = directory.glob(pattern)
+    return found
+
+
+def test_nightly_end_to_end(site: Site) -> None:
+    control = site.write("enrols.csv", CONTROL)
+    os.utime(control, (1_700_000_000, 1_700_000_000))
+    other = site.write("notes.txt", "not a control file\n")
+    playbook(site)
+    same_minute()
+    before = snapshot(site.area, own_state=False)
+    preview = site.run("--check")
+    assert snapshot(site.area, own_state=False) == before
+    real = site.run()
+    assert preview.code == real.code == 2, real.out
+    assert items(preview.out) == items(real.out)
+    stamp = time.strftime("%Y%m%d-%H%M")
+    assert items(real.out) == [
+        "    sync enrols.csv  (5 lines: 3 changed, 0 unchanged, 2 failed)",
+        '    delete group "G1" in course MATH101  (idnumber MATH101-G1)',
+        '    delete group "G2" in course MATH101  (idnumber MATH101-G2)',
+        '    delete group "G1" in course PHYS101  (idnumber PHYS101-G1)',
+        '    delete group "G2" in course PHYS101  (idnumber PHYS101-G2)',
+        f"    write reports/{stamp}_report_enrols.csv  (report of enrols.csv, text)",
+        f"    archive enrols.csv -> archives/{stamp}_enrols.csv  ({len(CONTROL)} bytes)",
+        f"    write enrols_tryback_{stamp}.csv  (2 failed lines of enrols.csv)",
+        "    delete enrols.csv  (archived)",
+    ]
+    archive = site.area / "archives" / f"{stamp}_enrols.csv"
+    assert archive.read_bytes() == CONTROL
+    assert archive.stat().st_mtime == 1_700_000_000
+    retry = site.area / f"enrols_tryback_{stamp}.csv"
+    assert retry.read_bytes() == HEADER + LINES[1] + LINES[3]
+    report = (site.area / "reports" / f"{stamp}_report_enrols.csv").read_text()
+    assert "line 4: add student U9999 in MATH101: failed: no such user (idnumber U9999)" in report
+    assert not control.exists()
+    assert other.read_text() == "not a control file\n"
+    again = site.run()
+    assert again.code == 0
+    assert "changed=0" in again.out
+
+
+def test_retry_file_round_trip(site: Site) -> None:
+    site.write("enrols.csv", CONTROL)
+    playbook(site, "post_treatments:\n  - write_retry_file: {}\n")
+    assert site.run().code == 2
+    retry = only(site.area, "enrols_tryback_*.csv")
+    fixed = retry.read_bytes().replace(b"U9999", b"U0009").replace(b"wizard", b"teacher")
+    retry.write_bytes(fixed)
+    named = f"  - command: enrolments\n    file: {retry.name}\n    encoding: iso-8859-1\n"
+    site.playbook(named)
+    result = site.run()
+    assert result.code == 0, result.out
+    assert f"sync {retry.name}  (2 lines: 2 changed, 0 unchanged, 0 failed)" in result.out
+    assert site.enrolled("MATH101", "U0009") == [("student", 0)]
+    assert site.enrolled("CHEM201", "U0003") == [("teacher", 0)]
+    assert site.groups_of("MATH101", "U0009") == ["Groupe été"]
+
+
+def test_no_retry_file_without_failed_lines(site: Site) -> None:
+    site.write("enrols.csv", HEADER + LINES[0])
+    playbook(site, "post_treatments:\n  - write_retry_file: {}\n")
+    result = site.run()
+    assert result.code == 0
+    assert (
+        "OK       write_retry_file  (nothing to write, 1 file without failed lines)" in result.out
+    )
+    assert not list(site.area.glob("*_tryback_*"))
+
+
+def test_archive_gzip_and_conflicts(site: Site) -> None:
+    site.write("enrols.csv", CONTROL)
+    post = (
+        "post_treatments:\n  - archive_control_files:\n"
+        "      dest: archives/{{ file.name }}\n      compress: gzip\n"
+    )
+    playbook(site, post)
+    make_file(site.area / "archives" / "enrols.csv.gz", content="someone else's file\n")
+    result = site.run()
+    assert "archive enrols.csv -> archives/enrols.1.csv.gz  (" in result.out
+    assert gzip.decompress((site.area / "archives" / "enrols.1.csv.gz").read_bytes()) == CONTROL
+    assert (site.area / "archives" / "enrols.csv.gz").read_text() == "someone else's file\n"
+    again = site.run()  # the same content is already archived: nothing to do
+    assert "OK       archive_control_files  (nothing to archive, 1 file already archived)" in (
+        again.out
+    )
+    site.write("enrols.csv", CONTROL + LINES[0])
+    playbook(site, post.replace("gzip\n", "gzip\n      on_conflict: fail\n"))
+    failed = site.run()
+    assert failed.code == 3
+    assert "archives/enrols.csv.gz already exists with a different content" in failed.out
+    playbook(site, post.replace("gzip\n", "gzip\n      on_conflict: overwrite\n"))
+    replaced = site.run()
+    assert "archive enrols.csv -> archives/enrols.csv.gz  (" in replaced.out
+    assert "replaces a different file" in replaced.out
+    assert gzip.decompress((site.area / "archives" / "enrols.csv.gz").read_bytes()) == (
+        CONTROL + LINES[0]
+    )
+
+
+def test_delete_waits_for_a_verified_archive(site: Site) -> None:
+    control = site.write("enrols.csv", CONTROL)
+    post = (
+        "post_treatments:\n"
+        "  - archive_control_files: {dest: archives/enrols.csv, on_conflict: fail}\n"
+        "    ignore_errors: true\n"
+        "  - delete_control_files: {}\n"
+    )
+    playbook(site, post)
+    make_file(site.area / "archives" / "enrols.csv", content="a different file\n")
+    result = site.run()
+    assert result.code == 3
+    assert "FAILED   delete_control_files" in result.out
+    assert "enrols.csv kept: no verified archive of it" in result.out
+    assert control.read_bytes() == CONTROL
+    # with the obstacle gone, `postsync post` finishes the run's work
+    (site.area / "archives" / "enrols.csv").unlink()
+    record = max((site.area / ".postsync" / "runs").glob("*.json"), key=os.path.getmtime)
+    post_run = site.cli("post", record)
+    assert post_run.code == 2, post_run.out  # the record's failed lines
+    assert "archive enrols.csv -> archives/enrols.csv" in post_run.out
+    assert "delete enrols.csv  (archived)" in post_run.out
+    assert (site.area / "archives" / "enrols.csv").read_bytes() == CONTROL
+    assert not control.exists()
+
+
+def test_delete_keeps_changed_and_unprocessed_files(site: Site) -> None:
+    control = site.write("enrols.csv", CONTROL)
+    site.write("enrols_later.txt", "dropped later\n")
+    playbook(site, "post_treatments:\n  - save_report: {}\n")
+    assert site.run().code == 2
+    record = max((site.area / ".postsync" / "runs").glob("*.json"), key=os.path.getmtime)
+    control.write_bytes(CONTROL + LINES[0])  # a new feed under the same name
+    playbook(site, "post_treatments:\n  - delete_control_files: {}\n")
+    result = site.cli("post", record)
+    assert "OK       delete_control_files  (nothing to delete, kept enrols.csv (changed since" in (
+        result.out
+    )
+    assert control.exists()
+    control.write_bytes(CONTROL)
+    result = site.cli("post", record, "--diff")
+    assert "    delete enrols.csv" in result.out
+    assert "--- enrols.csv\n+++ /dev/null\n@@ deleted: " in result.out
+    assert not control.exists()
+    assert (site.area / "enrols_later.txt").exists()
+    again = site.cli("post", record)
+    assert "OK       delete_control_files  (nothing to delete, 1 file already gone)" in again.out
+
+
+def test_rejected_file_is_reported_archived_and_kept(site: Site) -> None:
+    control = site.write(
+        "enrols.csv", "cmd;cid;uid;rolename;colour\nadd;MATH101;U0001;student;red\n"
+    )
+    step = STEP + "    ignore_errors: true\n"
+    playbook(site, NIGHTLY, step)
+    result = site.run()
+    assert result.code == 0, result.out
+    assert "unknown column 'colour'" in result.out
+    assert "kept enrols.csv (rejected by the sync)" in result.out
+    assert control.exists()
+    report = only(site.area / "reports", "*_report_enrols.csv").read_text()
+    assert "rejected, nothing applied" in report
+
+
+def test_save_report_json(site: Site) -> None:
+    site.write("enrols.csv", CONTROL)
+    playbook(
+        site,
+        "post_treatments:\n  - save_report: {dest: 'reports/{{ file.stem }}.json', format: json}\n",
+    )
+    result = site.run("--diff")
+    assert "--- /dev/null\n+++ reports/enrols.json\n" in result.out
+    report = json.loads((site.area / "reports" / "enrols.json").read_text())
+    assert report["lines"] == {"total": 5, "changed": 3, "unchanged": 0, "failed": 2}
+    assert report["failed_lines"][0] == {
+        "number": 4,
+        "text": 'add;MATH101;U9999;"student";gaddcreate;"Groupe été"',
+        "message": "no such user (idnumber U9999)",
+    }
+    assert report["report"][0] == "line 3: add student U0001 in MATH101: ok"
+    assert report["control_file"]["encoding"] == "iso8859-1"
+
+
+@pytest.mark.parametrize(
+    "post,message",
+    [
+        (
+            "  - archive_control_files: {compress: zip}\n",
+            "post_treatments[0].archive_control_files.compress: 'zip' is not one of",
+        ),
+        (
+            "  - save_report: {dest: ../outside.txt}\n",
+            "post_treatments[0].save_report.dest: ../outside.txt resolves to",
+        ),
+        (
+            "  - write_retry_file: {dest: '{{ file.nme }}'}\n",
+            "post_treatments[0].write_retry_file.dest:",
+        ),
+        (
+            "  - delete_control_files: {force: true}\n",
+            "delete_control_files.force: unknown key 'force'; this takes no parameters",
+        ),
+    ],
+)
+def test_bad_parameters_are_located(site: Site, post: str, message: str) -> None:
+    control = site.write("enrols.csv", CONTROL)
+    path = playbook(site, "post_treatments:\n" + post)
+    before = site.dump()
+    result = site.run()
+    assert result.code == 4, result.out
+    assert f"{path}:9:" in result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert site.dump() == before
+    assert control.read_bytes() == CONTROL
+
+
+def test_purge_never_deletes_a_control_file_awaiting_sync(site: Site) -> None:
+    control = site.write("enrols.csv", CONTROL)
+    old = time.time() - 100 * 86400
+    os.utime(control, (old, old))
+    stale = make_file(site.area / "old-notes.txt", days=100)
+    post = (
+        "post_treatments:\n  - purge_old_files: {paths: ['.'], older_than_days: 90}\n"
+        "    tags: [housekeeping]\n"
+    )
+    playbook(site, post)
+    result = site.run("--tags", "housekeeping")
+    assert result.code == 0, result.out
+    assert "1 control file awaiting sync kept" in result.out
+    assert control.exists()
+    assert not stale.exists()
+
+
+def test_post_refuses_a_preview_record(site: Site) -> None:
+    site.write("enrols.csv", CONTROL)
+    playbook(site)
+    assert site.run("--check").code == 2
+    record = only(site.area / ".postsync" / "runs", "*.json")
+    result = site.cli("post", record)
+    assert result.code == 4
+    assert "this record is from a --check run" in result.err
+    assert site.cli("post", record, "--check").code == 2
