@@ -5,21 +5,22 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepError
 from runner.text import plural
-from runner.treatments.base import Action, Done, Plan, apply_each
+from runner.treatments.base import Action, Done, Plan
 from runner.treatments.files import (
     DEST,
     ON_CONFLICT,
-    Output,
+    WriteJob,
+    apply_writes,
     choose,
     content_sha256,
     file_chunks,
     find_identical,
-    write_verified,
 )
 
 if TYPE_CHECKING:
@@ -145,7 +146,12 @@ class ArchiveControlFiles:
                     "archive",
                     f"{name} -> {target}",
                     ", ".join(notes),
-                    data=(outcome, placed),
+                    data=WriteJob(
+                        placed,
+                        partial(file_chunks, outcome.path),
+                        outcome.path.name,
+                        partial(run.archives.__setitem__, outcome.path),
+                    ),
                     diff=f"--- /dev/null\n+++ {target}\n@@ copy of {name}: {st.st_size} bytes,"
                     f" sha256 {outcome.sha256} @@\n",
                 )
@@ -156,11 +162,4 @@ class ArchiveControlFiles:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        def archive(action: Action) -> str:
-            outcome, output = action.data
-            assert isinstance(output, Output)
-            write_verified(output, file_chunks(outcome.path), source_name=outcome.path.name)
-            run.archives[outcome.path] = output.path
-            return ""
-
-        return apply_each(actions, archive, "archive")
+        return apply_writes(actions, "archive")

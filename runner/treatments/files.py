@@ -12,13 +12,14 @@ import gzip
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.errors import StepError
 from runner.fsutil import AtomicFile
+from runner.treatments.base import Action, Done, apply_each
 
 CHUNK = 1 << 20
 #: how many numbered names `on_conflict: suffix` tries before giving up
@@ -185,3 +186,27 @@ def new_file_diff(shown: str, lines: Iterable[str], limit: int = 40) -> str:
 
 def deletion_diff(shown: str, st: os.stat_result, when: str) -> str:
     return f"--- {shown}\n+++ /dev/null\n@@ deleted: {st.st_size} bytes, modified {when} @@\n"
+
+
+@dataclass(frozen=True)
+class WriteJob:
+    """An Action's payload for the file-writing treatments: what to write, and where."""
+
+    output: Output
+    chunks: Callable[[], Iterable[bytes]]
+    source_name: str = ""
+    #: called once the file is published (e.g. to note a verified archive)
+    published: Callable[[Path], None] | None = None
+
+
+def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
+    """Write each action's WriteJob (verified, atomic); a failure does not stop the rest."""
+
+    def write(action: Action) -> str:
+        job: WriteJob = action.data
+        write_verified(job.output, job.chunks(), source_name=job.source_name)
+        if job.published is not None:
+            job.published(job.output.path)
+        return ""
+
+    return apply_each(actions, write, noun)

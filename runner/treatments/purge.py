@@ -16,6 +16,7 @@ from runner.errors import StepError
 from runner.paths import DirFds, identity, unlink_regular
 from runner.text import plural
 from runner.treatments.base import Action, Done, Plan
+from runner.treatments.files import deletion_diff
 
 _GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
@@ -171,6 +172,5 @@ def _delete_action(run: RunContext, top: Path, rel: tuple[str, ...], st: os.stat
         target,
         f"{age_days} days old",
         data=(top, rel, identity(st)),
-        diff=f"--- {target}\n+++ /dev/null\n@@ deleted: {st.st_size} bytes,"
-        f" modified {modified} @@\n",
+        diff=deletion_diff(target, st, modified),
     )

@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepError
 from runner.text import plural
-from runner.treatments.base import Action, Done, Plan, apply_each
+from runner.treatments.base import Action, Done, Plan
 from runner.treatments.files import (
     DEST,
     ON_CONFLICT,
-    Output,
+    WriteJob,
+    apply_writes,
     choose,
     chunks_sha256,
     new_file_diff,
-    write_verified,
 )
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class SaveReport:
                     "write",
                     run.display(placed.path),
                     detail,
-                    data=(outcome, cfg.format, placed),
+                    data=WriteJob(placed, partial(report_chunks, run, outcome, cfg.format)),
                     diff=diff,
                 )
             )
@@ -182,10 +183,4 @@ class SaveReport:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        def write(action: Action) -> str:
-            outcome, fmt, output = action.data
-            assert isinstance(output, Output)
-            write_verified(output, report_chunks(run, outcome, fmt))
-            return ""
-
-        return apply_each(actions, write, "report")
+        return apply_writes(actions, "report")

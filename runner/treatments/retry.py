@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepError
 from runner.text import plural
-from runner.treatments.base import Action, Done, Plan, apply_each
+from runner.treatments.base import Action, Done, Plan
 from runner.treatments.files import (
     DEST,
     ON_CONFLICT,
-    Output,
+    WriteJob,
+    apply_writes,
     choose,
     chunks_sha256,
     new_file_diff,
-    write_verified,
 )
 
 if TYPE_CHECKING:
@@ -113,7 +114,13 @@ class WriteRetryFile:
             if placed.replace:
                 detail += ", replaces a different file"
             actions.append(
-                Action("write", run.display(placed.path), detail, data=(outcome, placed), diff=diff)
+                Action(
+                    "write",
+                    run.display(placed.path),
+                    detail,
+                    data=WriteJob(placed, partial(retry_chunks, outcome)),
+                    diff=diff,
+                )
             )
         notes = [plural(len(actions), "retry file") if actions else "nothing to write"]
         if clean:
@@ -123,10 +130,4 @@ class WriteRetryFile:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        def write(action: Action) -> str:
-            outcome, output = action.data
-            assert isinstance(output, Output)
-            write_verified(output, retry_chunks(outcome))
-            return ""
-
-        return apply_each(actions, write, "retry file")
+        return apply_writes(actions, "retry file")
