@@ -96,6 +96,28 @@ def test_nightly_end_to_end(site: Site) -> None:
     again = site.run()
     assert again.code == 0
     assert "changed=0" in again.out
+    # every treatment again for the same run: all of it is already done
+    record = max((site.area / ".postsync" / "runs").glob("*.json"), key=os.path.getmtime)
+    first = json.loads(record.read_text())
+    assert first["control_files"][0]["lines"]["failed"] == 2
+    rerun = site.cli("post", site.area / ".postsync" / "runs" / f"{first['run_id']}.json")
+    assert rerun.code == 2
+    assert items(rerun.out) == []
+    assert "RECAP ok=5 changed=0 skipped=0 failed=0" in rerun.out
+
+
+def test_per_file_when(site: Site) -> None:
+    site.write("enrols.csv", HEADER + LINES[0])
+    members = site.write("groupmembers.csv", "courseid;groupid;userid\nMATH101;MATH101-G1;U0001\n")
+    steps = STEP + "  - command: group_members\n    file: groupmembers.csv\n"
+    post = (
+        "post_treatments:\n  - delete_control_files: {}\n    when: file.command == 'enrolments'\n"
+    )
+    playbook(site, post, steps)
+    result = site.run()
+    assert result.code == 0, result.out
+    assert items(result.out)[-1] == "    delete enrols.csv"
+    assert members.exists()
 
 
 def test_retry_file_round_trip(site: Site) -> None:
