@@ -43,6 +43,8 @@ class RunContext:
     files: list[Any] = field(default_factory=list)
     #: control file -> its archive: verified (real run) or planned (preview)
     archives: dict[Path, Path] = field(default_factory=dict)
+    #: control files whose archive a preview planned (not written, taken as verified)
+    archives_planned: set[Path] = field(default_factory=set)
     #: print diffs of what is written (--diff): treatments compute them only then
     diff: bool = False
     #: the sync steps of the record that `postsync post` runs for (kept in its record)

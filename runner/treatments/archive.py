@@ -133,8 +133,9 @@ class ArchiveControlFiles:
                 run.archives[outcome.path] = placed
                 present += 1
                 continue
-            if run.check:
-                run.archives[outcome.path] = placed.path  # what the run would verify
+            if run.check:  # what the run would write and verify
+                run.archives[outcome.path] = placed.path
+                run.archives_planned.add(outcome.path)
             notes = [f"{st.st_size} bytes"]
             if cfg.gzipped:
                 notes.append("gzip")

@@ -29,7 +29,7 @@ def _verified_archive(run: RunContext, outcome: FileOutcome) -> Path | None:
     archiver = ArchiveControlFiles()
     made = run.archives.get(outcome.path)
     if made is not None:
-        if run.check and not made.exists():
+        if outcome.path in run.archives_planned:
             return made  # planned by the preview's archive step
         if content_sha256(made, gzipped=made.name.endswith(".gz")) == outcome.sha256:
             return made

@@ -321,3 +321,24 @@ def test_post_refuses_a_preview_record(site: Site) -> None:
     assert result.code == 4
     assert "this record is from a --check run" in result.err
     assert site.cli("post", record, "--check").code == 2
+
+
+def test_preview_of_an_overwriting_archive_then_delete(site: Site) -> None:
+    control = site.write("enrols.csv", CONTROL)
+    post = (
+        "post_treatments:\n"
+        "  - archive_control_files: {dest: archives/enrols.csv, on_conflict: overwrite}\n"
+        "  - delete_control_files: {}\n"
+    )
+    playbook(site, post)
+    make_file(site.area / "archives" / "enrols.csv", content="last year's file\n")
+    preview = site.run("--check")
+    assert control.exists()
+    real = site.run()
+    assert items(preview.out) == items(real.out)
+    assert items(real.out)[-2:] == [
+        f"    archive enrols.csv -> archives/enrols.csv  ({len(CONTROL)} bytes,"
+        " replaces a different file)",
+        "    delete enrols.csv  (archived)",
+    ]
+    assert (site.area / "archives" / "enrols.csv").read_bytes() == CONTROL
