@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from runner import faults
 from runner.context import RunContext, StepScope, file_context
 from runner.errors import Exit, PlaybookError, Problem, StepError
 from runner.lock import area_lock
@@ -55,6 +56,8 @@ class RunResult:
     steps: list[StepResult] = field(default_factory=list)
     interrupted: bool = False
     record: Path | None = None
+    #: the record could not be saved at the end of the run (the run failed)
+    record_error: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for s in self.steps if s.status == status)
@@ -63,7 +66,7 @@ class RunResult:
     def exit_code(self) -> Exit:
         if self.interrupted:
             return Exit.INTERRUPTED
-        if any(s.status == "failed" and not s.ignored for s in self.steps):
+        if self.record_error or any(s.status == "failed" and not s.ignored for s in self.steps):
             return Exit.STEP_FAILED
         if self.run.failed_lines:
             return Exit.LINES_FAILED
@@ -330,10 +333,11 @@ def _execute(
                 step_result = StepResult(step)
                 result.steps.append(step_result)
                 execute_step(run, step_result, reporter)
-                reporter.step_finished(step_result)
                 if step.section == "sync" and run.files:
                     # the boundary: post-treatments can be re-run from this record
-                    save_record(run, result, finished=False)
+                    _save_record(run, result, step_result, finished=False)
+                reporter.step_finished(step_result)
+                faults.point("step.done")
                 if step_result.status == "failed" and not step_result.ignored:
                     break
         except KeyboardInterrupt:
@@ -343,10 +347,27 @@ def _execute(
         finally:
             run.close()
         if run.files:
-            result.record = save_record(run, result, finished=True)
+            result.record = _save_record(run, result, None, finished=True)
         prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
         reporter.finish(result)
     return result
+
+
+def _save_record(
+    run: RunContext, result: RunResult, step: StepResult | None, *, finished: bool
+) -> Path | None:
+    """Save the run record; a failure (a full disk) fails the step, or the run."""
+    try:
+        path = save_record(run, result, finished=finished)
+    except OSError as exc:
+        error = f"cannot save the run record: {exc.strerror or exc}"
+        if step is not None and step.status != "failed":
+            step.status, step.error = "failed", error
+        else:
+            result.record_error = error
+        return None
+    faults.point("record.saved")
+    return path
 
 
 def run_post(

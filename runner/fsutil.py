@@ -10,6 +10,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from runner import faults
+
 
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -43,11 +45,13 @@ class AtomicFile:
     def sync(self, *, mtime_ns: int | None = None) -> None:
         """Flush the content to disk (and set its mtime) before it is verified."""
         self.file.flush()
+        faults.point("atomic.written")
         os.fsync(self.file.fileno())
         self.file.close()
         os.chmod(self.tmp, self.mode)
         if mtime_ns is not None:
             os.utime(self.tmp, ns=(mtime_ns, mtime_ns))
+        faults.point("atomic.synced")
 
     def commit(self, *, replace: bool = False) -> None:
         """Publish the synced file. Without `replace`, an existing file is never replaced
@@ -68,6 +72,7 @@ class AtomicFile:
                 os.unlink(self.tmp)
         self.tmp = Path()
         fsync_dir(self.path.parent)
+        faults.point("atomic.published")
 
     def __exit__(
         self,

@@ -120,6 +120,8 @@ class TextReporter:
             f"RECAP ok={r['ok']} changed={r['changed']} skipped={r['skipped']}"
             f" failed={r['failed']} | lines: {r['lines_ok']} ok, {r['lines_failed']} failed"
         )
+        if result.record_error:
+            self.write(f"{self._status('failed')} run record  ({result.record_error})")
         if result.run.check:
             line += "  (preview: nothing changed)"
         if result.interrupted:
@@ -154,6 +156,7 @@ class JsonReporter(TextReporter):
             "exit_code": int(result.exit_code),
             "interrupted": result.interrupted,
             "recap": recap(result),
+            "record_error": result.record_error,
             "steps": [step_json(s) for s in result.steps],
         }
 

@@ -7,6 +7,8 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from runner import faults
+
 
 def resolve_under(raw: str, base: Path) -> Path:
     """`raw` made absolute against `base`, every symlink of its existing part resolved."""
@@ -104,8 +106,10 @@ def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: Identity | None) -
         raise OSError(
             f"{'/'.join(rel)} was replaced or modified since it was planned; left in place"
         )
+    faults.point("delete.before")
     try:
         os.unlink(rel[-1], dir_fd=dir_fd)
     except FileNotFoundError:
         return False
+    faults.point("delete.after")
     return True

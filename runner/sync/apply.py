@@ -13,6 +13,7 @@ from typing import IO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from runner import faults
 from runner.context import Unit
 from runner.db.tables import MoodleTables
 from runner.errors import StepError
@@ -68,10 +69,13 @@ def sync_file(
                             if result.course is not None:
                                 outcome.courses[result.course.id] = result.course.key
                     state.flush()
+                    faults.point("sync.batch")
             except ControlFileError as exc:
                 unit.rollback()
                 outcome.error = str(exc)
                 report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
+            faults.point("sync.commit")
+        faults.point("sync.committed")
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StepError(
@@ -79,7 +83,10 @@ def sync_file(
             f" (nothing of it was applied): {reason}"
         ) from None
     except OSError as exc:
-        raise StepError(f"cannot read {outcome.path}: {exc.strerror}") from None
+        where = exc.filename or outcome.path
+        raise StepError(
+            f"{where}: {exc.strerror or exc} (nothing of {outcome.path.name} was applied)"
+        ) from None
     finally:
         outcome.size = control.digest.size
         outcome.sha256 = control.digest.sha.hexdigest()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from runner import faults
 from runner.text import plural
 from runner.treatments.base import Action, Done, Plan
 
@@ -195,6 +196,7 @@ class CleanEmptyGroups:
                     conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
                     conn.execute(gr.delete().where(gr.c.id.in_(still)))
                 deleted.update(("grouping", i) for i in still)
+            faults.point("groups.commit")
         for action in actions:
             kept = action.data not in deleted
             yield Done(action, "kept: it has members now" if kept else "")
