@@ -21,6 +21,24 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def remove_temporaries(directory: Path, prefix: str = ".") -> None:
+    """Remove the temporary files (`.NAME.XXXX.tmp`) a killed run left in `directory`.
+
+    Called with the area's lock held, so no other run is writing them. Only regular
+    files; a symlink is never followed nor removed.
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith(prefix) and name.endswith(".tmp") and name.startswith("."):
+            if entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
 class AtomicFile:
     """A temporary file beside `path`, published under `path` only by `commit()`.
 
@@ -35,6 +53,7 @@ class AtomicFile:
         self.file: BinaryIO
 
     def __enter__(self) -> AtomicFile:
+        remove_temporaries(self.path.parent, f".{self.path.name}.")
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )

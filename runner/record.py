@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import PlaybookError, Problem
-from runner.fsutil import atomic_write
+from runner.fsutil import atomic_write, remove_temporaries
 from runner.schema import SCHEMA_URI
 
 if TYPE_CHECKING:
@@ -210,6 +210,7 @@ def prune_records(runs_dir: Path, keep_days: int, keep: str) -> int:
     """Remove records (and their report directories) older than `keep_days`."""
     if not runs_dir.is_dir():
         return 0
+    remove_temporaries(runs_dir)
     cutoff = time.time() - keep_days * 86400
     removed = 0
     for entry in os.scandir(runs_dir):
