@@ -33,10 +33,10 @@ def remove_temporaries(directory: Path, prefix: str = ".") -> None:
         return
     for entry in entries:
         name = entry.name
-        if name.startswith(prefix) and name.endswith(".tmp") and name.startswith("."):
-            if entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+        stale = name.startswith(prefix) and name.startswith(".") and name.endswith(".tmp")
+        if stale and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
 
 class AtomicFile:
