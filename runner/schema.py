@@ -136,7 +136,7 @@ def _known_keys(schema: dict[str, Any]) -> list[str]:
     keys = list(schema.get("properties", {}))
     for branch in schema.get("allOf", []):
         keys += list(branch.get("then", {}).get("properties", {}))
-    return keys
+    return list(dict.fromkeys(keys))
 
 
 def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:

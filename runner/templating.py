@@ -26,10 +26,32 @@ def _strftime(value: Any, fmt: str) -> str:
     return value.strftime(fmt)
 
 
+#: the longest string or list a template may build with `*` (and the largest power)
+MAX_SIZE = 1_000_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, where `*` and `**` cannot exhaust the memory either."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int) and isinstance(left, int) and abs(right) > 256:
+                raise SecurityError(f"{left} ** {right} is too large for a template")
+            return left**right
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                if len(seq) * times > MAX_SIZE:
+                    raise SecurityError(
+                        f"a {len(seq) * times}-item result is too large for a template"
+                        f" (at most {MAX_SIZE})"
+                    )
+        return left * right
+
+
 def make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["strftime"] = _strftime
     return env
 
@@ -120,7 +142,11 @@ class Renderer:
             raise self._fail(path, exc) from None
         for name in _private_accesses(tree):
             raise self._fail(path, SecurityError(f"access to {name!r} is not allowed"))
-        return set(jinja2.meta.find_undeclared_variables(tree))
+        try:
+            # compiles the tree: unknown filters and tests are found here
+            return set(jinja2.meta.find_undeclared_variables(tree))
+        except TemplateSyntaxError as exc:
+            raise self._fail(path, exc) from None
 
 
 def _private_accesses(tree: nodes.Template) -> list[str]:

@@ -1,6 +1,7 @@
-"""Bad playbooks (tests/cases/bad_playbooks/NAME.yml): exact located errors, exit 4,
-no traceback, nothing changed. NAME.expected holds the expected stderr ({dir} = the
-case's directory)."""
+"""Hostile playbooks (tests/cases/bad_playbooks/NAME.yml): exact located errors, exit 4,
+no traceback, nothing changed: neither the files (a control file, archives, a symlink
+leading outside the area) nor the database. NAME.expected holds the expected stderr
+({dir} = the case's directory)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,65 @@ import pytest
 from tests.conftest import CLI, make_file, snapshot
 
 CASES = Path(__file__).parent / "cases" / "bad_playbooks"
+ENROLS = "cmd;cid;uid;rolename\nadd;MATH101;U0001;student\n"
 NAMES = sorted(p.stem for p in CASES.glob("*.yml"))
 #: problems only rendering finds (values known at run time), not `validate`'s static checks
 RUNTIME_ONLY = {
     "absolute_outside",
     "bad_timezone",
+    "database_not_a_url",
+    "dest_absolute_outside",
+    "dest_in_state_dir",
+    "dest_templated_traversal",
+    "dest_through_symlink",
+    "dest_traversal",
     "path_traversal",
+    "purge_root_directory",
+    "purge_symlink_outside",
+    "sandbox_env_mutation",
+    "sandbox_format",
+    "sandbox_format_map",
+    "sandbox_huge_power",
+    "sandbox_huge_range",
+    "sandbox_huge_string",
     "state_dir",
     "strftime_misuse",
+    "sync_file_outside",
+    "sync_file_through_symlink",
+    "sync_unknown_encoding",
+    "sync_without_database",
 }
 
 
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from runner.cli import main
+
+    path = tmp_path_factory.mktemp("seed") / "moodle.db"
+    assert main(["db", "init", f"sqlite:///{path}", "--demo"]) == 0
+    return path
+
+
+def prepare_case_dir(directory: Path, seeded_db: Path) -> None:
+    """An area with an old archive and a control file, a symlink from the area to a
+    directory outside it, and a demo database."""
+    make_file(directory / "area" / "archives" / "old.csv", days=400)
+    make_file(directory / "area" / "enrols.csv", days=400, content=ENROLS)
+    make_file(directory / "outside" / "secret.csv", days=400, content=ENROLS)
+    (directory / "area" / "linkout").symlink_to(directory / "outside")
+    shutil.copy(seeded_db, directory / "moodle.db")
+
+
+def copy_case(name: str, directory: Path) -> None:
+    shutil.copy(CASES / f"{name}.yml", directory)
+    if name == "huge_document":  # over the 2 MiB limit, generated rather than stored
+        with open(directory / f"{name}.yml", "a") as out:
+            out.write("  filler: " + "x" * (2 * 1024 * 1024) + "\n")
+
+
 @pytest.fixture
-def case_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    make_file(tmp_path / "area" / "archives" / "old.csv", days=400)
+def case_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded_db: Path) -> Path:
+    prepare_case_dir(tmp_path, seeded_db)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -34,7 +80,7 @@ def case_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_run_reports_located_errors_and_changes_nothing(
     name: str, case_dir: Path, cli: CLI
 ) -> None:
-    shutil.copy(CASES / f"{name}.yml", case_dir)
+    copy_case(name, case_dir)
     expected = (CASES / f"{name}.expected").read_text().replace("{dir}", str(case_dir))
     before = snapshot(case_dir)
     for args in ([], ["--check"]):
@@ -47,7 +93,7 @@ def test_run_reports_located_errors_and_changes_nothing(
 
 @pytest.mark.parametrize("name", sorted(set(NAMES) - RUNTIME_ONLY))
 def test_validate_reports_the_same_errors(name: str, case_dir: Path, cli: CLI) -> None:
-    shutil.copy(CASES / f"{name}.yml", case_dir)
+    copy_case(name, case_dir)
     expected = (CASES / f"{name}.expected").read_text().replace("{dir}", str(case_dir))
     result = cli("validate", f"{name}.yml")
     assert result.code == 4
@@ -55,8 +101,8 @@ def test_validate_reports_the_same_errors(name: str, case_dir: Path, cli: CLI) -
     assert result.err.splitlines()[:-1] == problems
 
 
-def test_there_are_at_least_a_dozen_cases() -> None:
-    assert len(NAMES) >= 12
+def test_there_are_at_least_sixty_cases() -> None:
+    assert len(NAMES) >= 60
     assert all((CASES / f"{n}.expected").is_file() for n in NAMES)
 
 
