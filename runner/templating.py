@@ -41,12 +41,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 raise SecurityError(f"{left} ** {right} is too large for a template")
             return left**right
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                if len(seq) * times > MAX_SIZE:
-                    raise SecurityError(
-                        f"a {len(seq) * times}-item result is too large for a template"
-                        f" (at most {MAX_SIZE})"
-                    )
+            sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+            if sized and len(seq) * times > MAX_SIZE:
+                raise SecurityError(
+                    f"a {len(seq) * times}-item result is too large for a template"
+                    f" (at most {MAX_SIZE})"
+                )
         return left * right
 
 

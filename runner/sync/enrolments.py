@@ -21,6 +21,8 @@ COMMANDS = {
     "enable": "enable",
     "disable": "disable",
 }
+#: groups.name is char(254) in Moodle
+GROUP_NAME_MAX = 254
 GROUP_COMMANDS = ("gadd", "gaddcreate", "greplace", "greplacecreate", "gdel")
 GROUP_COLUMNS = tuple(f"g{i}" for i in range(1, 10))
 KEYS: dict[str, Any] = {
@@ -160,6 +162,11 @@ class Enrolments:
         if cmd == "del" and gcmd != "gdel":
             raise LineFailed(f"gcmd {gcmd} cannot go with cmd del")
         groups = {name: state.group(course, name) for name in names}
+        for name, gid in groups.items():
+            if gid is None and gcmd.endswith("create") and len(name) > GROUP_NAME_MAX:
+                raise LineFailed(
+                    f"group name of {len(name)} characters; Moodle allows {GROUP_NAME_MAX}"
+                )
         if not gcmd.endswith("create"):
             missing = [n for n, gid in groups.items() if gid is None]
             if missing:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 COMMENT_STARTS = ("#", "//", "(", "[", "-", " ")
+# No line-length limit: the csv module's field limit (128 KiB) would split nothing but
+# would fail a long field; lines are read whole anyway.
+csv.field_size_limit(sys.maxsize)
 _BOM = codecs.BOM_UTF8
 
 
