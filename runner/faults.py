@@ -8,6 +8,7 @@ to a comma-separated list of:
   kill=N              SIGKILL this process at the Nth point reached
   kill=NAME           SIGKILL at the first point named NAME
   enospc=NAME         raise "No space left on device" at every point named NAME
+  enospc=N            raise it at the Nth point reached
   sleep=NAME:SECONDS  sleep at the first point named NAME (to act on a run mid-way)
 
 Point names: sync.batch, sync.commit, sync.committed, step.done, atomic.written,
@@ -32,6 +33,7 @@ class _Faults:
         self.kill_at: int | None = None
         self.kill_name: str | None = None
         self.enospc: set[str] = set()
+        self.enospc_at: int | None = None
         self.sleep: dict[str, float] = {}
         for item in filter(None, (p.strip() for p in spec.split(","))):
             key, _, value = item.partition("=")
@@ -41,6 +43,8 @@ class _Faults:
                 self.kill_at = int(value)
             elif key == "kill":
                 self.kill_name = value
+            elif key == "enospc" and value.isdigit():
+                self.enospc_at = int(value)
             elif key == "enospc":
                 self.enospc.add(value)
             elif key == "sleep":
@@ -56,7 +60,7 @@ class _Faults:
             os.kill(os.getpid(), signal.SIGKILL)
         if name in self.sleep:
             time.sleep(self.sleep.pop(name))
-        if name in self.enospc:
+        if name in self.enospc or self.enospc_at == self.count:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 

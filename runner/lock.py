@@ -23,7 +23,10 @@ def state_dir(area: Path) -> Path:
         path.mkdir(mode=0o750, exist_ok=True)
         st = path.lstat()
     except OSError as exc:
-        raise StepError(f"cannot create {path}: {exc.strerror}") from None
+        raise StepError(
+            f"cannot create {path}: {exc.strerror}; postsync keeps its lock and run records"
+            " there (nothing was changed)"
+        ) from None
     if not stat.S_ISDIR(st.st_mode):
         raise StepError(f"{path} is not a directory (a symlink?); postsync keeps its state there")
     return path
@@ -36,7 +39,13 @@ def area_lock(area: Path, run_id: str, wait: float = 0.0) -> Iterator[None]:
     flock locks die with their process, so a lock left by a killed run never blocks.
     """
     path = state_dir(area) / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+    except OSError as exc:
+        raise StepError(
+            f"cannot open the lock {path}: {exc.strerror}; postsync needs to write in"
+            " AREA/.postsync (nothing was changed)"
+        ) from None
     try:
         deadline = time.monotonic() + wait
         told = False

@@ -105,6 +105,11 @@ class PostgresServer:
             os.chown(self.root, account.pw_uid, account.pw_gid)
             os.chown(self.sockdir, account.pw_uid, account.pw_gid)
             self._run_as = ["runuser", "-u", "postgres", "--"]
+        self._initdb()
+        self.resume()
+        atexit.register(self.stop)
+
+    def _initdb(self) -> None:
         self._run(
             str(self.bindir / "initdb"),
             "-D",
@@ -118,6 +123,9 @@ class PostgresServer:
             "--no-locale",
             "--no-sync",
         )
+
+    def resume(self) -> None:
+        """Start the server on its existing data directory."""
         options = (
             f"-p {self.port} -h 127.0.0.1 -k {self.sockdir} -F"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -137,7 +145,11 @@ class PostgresServer:
             "start",
         )
         self._started = True
-        atexit.register(self.stop)
+
+    def crash(self) -> None:
+        """Stop the server at once, as a crash would (`pg_ctl stop -m immediate`)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop")
+        self._started = False
 
     def stop(self) -> None:
         if self._started:
