@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from runner import __version__
 from runner.errors import Exit, PlaybookError, PostsyncError, StepError, UsageError
+from runner.secrets import redact
 
 RUN_EXAMPLES = """\
 examples:
@@ -404,7 +405,7 @@ def _crash_log() -> Path:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / f"postsync-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-            path.write_text(traceback.format_exc())
+            path.write_text(redact(traceback.format_exc()))
             return path
         except OSError:
             continue
@@ -422,14 +423,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except PostsyncError as exc:
         if isinstance(exc, PlaybookError):
-            print(exc, file=sys.stderr)
+            print(redact(str(exc)), file=sys.stderr)
             count = len(exc.problems)
             print(
                 f"postsync: invalid, nothing was changed ({count} problem{'s' * (count > 1)})",
                 file=sys.stderr,
             )
         else:
-            print(f"postsync: {exc}", file=sys.stderr)
+            print(redact(f"postsync: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("postsync: interrupted", file=sys.stderr)
@@ -441,8 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         log = _crash_log()
         print(
-            f"postsync: internal error: {type(exc).__name__}: {exc} (traceback in {log};"
-            " please report it)",
+            redact(
+                f"postsync: internal error: {type(exc).__name__}: {exc} (traceback in {log};"
+                " please report it)"
+            ),
             file=sys.stderr,
         )
         return int(Exit.INTERNAL)

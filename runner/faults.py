@@ -10,6 +10,7 @@ to a comma-separated list of:
   enospc=NAME         raise "No space left on device" at every point named NAME
   enospc=N            raise it at the Nth point reached
   sleep=NAME:SECONDS  sleep at the first point named NAME (to act on a run mid-way)
+  bug=NAME            raise RuntimeError at the first point named NAME (an internal error)
 
 Point names: sync.batch, sync.commit, sync.committed, step.done, atomic.written,
 atomic.synced, atomic.published, delete.before, delete.after, groups.commit,
@@ -35,6 +36,7 @@ class _Faults:
         self.enospc: set[str] = set()
         self.enospc_at: int | None = None
         self.sleep: dict[str, float] = {}
+        self.bug: str | None = None
         for item in filter(None, (p.strip() for p in spec.split(","))):
             key, _, value = item.partition("=")
             if key == "trace":
@@ -47,6 +49,8 @@ class _Faults:
                 self.enospc_at = int(value)
             elif key == "enospc":
                 self.enospc.add(value)
+            elif key == "bug":
+                self.bug = value
             elif key == "sleep":
                 name, _, seconds = value.partition(":")
                 self.sleep[name] = float(seconds or 1)
@@ -60,6 +64,9 @@ class _Faults:
             os.kill(os.getpid(), signal.SIGKILL)
         if name in self.sleep:
             time.sleep(self.sleep.pop(name))
+        if name == self.bug:
+            self.bug = None
+            raise RuntimeError(f"injected bug at {name}")
         if name in self.enospc or self.enospc_at == self.count:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

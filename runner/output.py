@@ -11,6 +11,7 @@ from typing import IO, Any
 from runner.context import RunContext
 from runner.engine import RunResult, StepResult
 from runner.errors import PlaybookError, PostsyncError
+from runner.secrets import redact
 from runner.treatments.base import Done
 
 PREVIEW_BANNER = "PREVIEW  --check: nothing is changed; the lines below are what the run would do"
@@ -84,7 +85,7 @@ class TextReporter:
         if self.closed:
             return
         try:
-            self.out.write(text + "\n")
+            self.out.write(redact(text) + "\n")
             self.out.flush()
         except (BrokenPipeError, ValueError):
             self.closed = True

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import PlaybookError, Problem
 from runner.fsutil import atomic_write, remove_temporaries
 from runner.schema import SCHEMA_URI
+from runner.secrets import redact
 
 if TYPE_CHECKING:
     from runner.context import RunContext
@@ -201,7 +202,9 @@ def record_path(run: RunContext) -> Path:
 def save_record(run: RunContext, result: RunResult | None, *, finished: bool) -> Path:
     path = record_path(run)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(build_record(run, result, finished=finished), indent=1, ensure_ascii=False)
+    data = redact(
+        json.dumps(build_record(run, result, finished=finished), indent=1, ensure_ascii=False)
+    )
     atomic_write(path, data.encode("utf-8") + b"\n")
     return path
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from runner.errors import StepError
+from runner.secrets import register
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -33,6 +34,7 @@ def parse_url(raw: str, base: Path) -> URL:
             "not a database URL (e.g. sqlite:///moodle.db, "
             "postgresql+psycopg://user@host/moodle, mysql+pymysql://user@host/moodle)"
         ) from None
+    register(url.password if isinstance(url.password, str) else None)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):

@@ -70,3 +70,71 @@ def test_password_never_printed_or_stored(
     assert any("runs" in name for name in written)
     for name, content in written.items():
         assert PASSWORD.encode() not in content, name
+
+
+def test_password_never_in_a_crash_log(
+    server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An internal error (a bug, injected) leaves a traceback log: scanned too."""
+    import subprocess
+    import sys
+
+    url = server.create_database("crash").replace(f"{server.user}@", f"{server.user}:{PASSWORD}@")
+    area = tmp_path / "area"
+    area.mkdir()
+    (area / "enrols.csv").write_text(HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    (tmp_path / "playbook.yml").write_text(
+        f'name: Secrets\narea: area\ndatabase: "{url}"\n'
+        "sync:\n  - command: enrolments\n    file: enrols.csv\n"
+    )
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    init = subprocess.run(
+        [sys.executable, "-m", "runner", "db", "init", url, "--demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    env["POSTSYNC_FAULTS"] = "bug=sync.batch"
+    crashed = subprocess.run(
+        [sys.executable, "-m", "runner", "run", "playbook.yml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert crashed.returncode == 1
+    assert "internal error: RuntimeError: injected bug at sync.batch" in crashed.stderr
+    logs = list((tmp_path / "state" / "postsync").glob("postsync-crash-*.log"))
+    assert logs and "Traceback" in logs[0].read_text()
+    assert PASSWORD not in init.stdout + init.stderr + crashed.stdout + crashed.stderr
+    for name, content in everything_written(area, tmp_path / "state").items():
+        assert PASSWORD.encode() not in content, name
+
+
+def test_a_password_in_an_unexpected_message_is_redacted(
+    tmp_path: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a library puts in an error message, the password is masked."""
+    from runner.sync import step
+
+    url = f"postgresql+psycopg://moodle:{PASSWORD}@127.0.0.1:1/moodle"
+
+    def leaky(*_args: object) -> None:
+        raise RuntimeError(f"driver said: cannot use {url}")
+
+    monkeypatch.setattr(step, "run", leaky)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    (tmp_path / "area").mkdir()
+    (tmp_path / "area" / "enrols.csv").write_text(HEADER)
+    (tmp_path / "p.yml").write_text(
+        f'name: x\narea: area\ndatabase: "{url}"\nsync:\n  - command: enrolments\n'
+        "    file: enrols.csv\n"
+    )
+    result = cli("run", tmp_path / "p.yml")
+    assert result.code == 1
+    assert "cannot use postgresql+psycopg://moodle:***@127.0.0.1:1/moodle" in result.err
+    for name, content in everything_written(tmp_path / "area", tmp_path / "state").items():
+        assert PASSWORD.encode() not in content, name
