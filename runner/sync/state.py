@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select, tuple_
 
 from runner.db.tables import MoodleTables, new_id
 from runner.sync.base import Course, LineFailed
@@ -21,6 +21,8 @@ from runner.sync.reader import DataLine
 CONTEXT_COURSE = 50
 #: bound parameters per IN list (SQLite allows 32766 in all, older builds 999)
 CHUNK = 900
+#: key pairs per row-value IN list (two bound parameters each)
+PAIRS = 450
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
 
@@ -71,8 +73,11 @@ class SiteState:
             for r in conn.execute(select(tables.role.c.id, tables.role.c.shortname))
         }
         self._courses: dict[str, Course | str] = {}
-        self._instances: dict[tuple[int, str], tuple[int, int] | None] = {}
+        # course id -> its enrol instances as (sortorder, id, plugin, status)
+        self._enrols: dict[int, list[tuple[int, int, str, int]]] = {}
+        self._enrol_course: dict[int, int] = {}
         self._groups: dict[int, dict[str, list[int]]] = {}
+        self._group_course: dict[int, int] = {}
         self._group_idnumbers: dict[int, dict[str, list[int]]] = {}
         self.users: dict[str, int | str] = {}
         self.reset_batch()
@@ -160,17 +165,39 @@ class SiteState:
 
     def instance(self, course: Course, plugin: str) -> tuple[int, int] | None:
         """(enrol.id, status) of the course's first instance of `plugin`, if any."""
-        key = (course.id, plugin)
-        if key not in self._instances:
-            e = self.t.enrol.c
-            row = self.conn.execute(
-                select(e.id, e.status)
-                .where(e.courseid == course.id, e.enrol == plugin)
-                .order_by(e.sortorder, e.id)
-                .limit(1)
-            ).first()
-            self._instances[key] = (row[0], row[1]) if row else None
-        return self._instances[key]
+        self.load_courses([course.id])
+        for _sortorder, eid, name, status in self._enrols[course.id]:
+            if name == plugin:
+                return eid, status
+        return None
+
+    def load_courses(self, course_ids: Iterable[int]) -> None:
+        """The enrol instances and groups of these courses (kept for the whole file)."""
+        todo = sorted({c for c in course_ids if c not in self._enrols})
+        if not todo:
+            return
+        e, g = self.t.enrol.c, self.t.groups.c
+        for cid in todo:
+            self._enrols[cid] = []
+            self._groups[cid] = {}
+            self._group_idnumbers[cid] = {}
+        for part in chunks(todo):
+            rows = self.conn.execute(
+                select(e.sortorder, e.id, e.enrol, e.status, e.courseid).where(e.courseid.in_(part))
+            )
+            for sortorder, eid, plugin, status, cid in rows:
+                self._enrols[cid].append((sortorder, eid, plugin, status))
+                self._enrol_course[eid] = cid
+            groups = self.conn.execute(
+                select(g.id, g.name, g.idnumber, g.courseid).where(g.courseid.in_(part))
+            )
+            for gid, name, idnumber, cid in groups:
+                self._groups[cid].setdefault(name, []).append(gid)
+                if idnumber:
+                    self._group_idnumbers[cid].setdefault(idnumber, []).append(gid)
+                self._group_course[gid] = cid
+        for cid in todo:
+            self._enrols[cid].sort()
 
     def create_manual_instance(self, course: Course) -> int:
         """Moodle's enrol_manual add_default_instance, with its defaults."""
@@ -202,27 +229,14 @@ class SiteState:
             )
         )
         enrol_id = new_id(result)
-        self._instances[(course.id, "manual")] = (enrol_id, 0)
+        self._enrols[course.id].append((sortorder, enrol_id, "manual", 0))
+        self._enrols[course.id].sort()
+        self._enrol_course[enrol_id] = course.id
         return enrol_id
-
-    def _load_groups(self, course_id: int) -> None:
-        if course_id in self._groups:
-            return
-        g = self.t.groups.c
-        by_name: dict[str, list[int]] = {}
-        by_idnumber: dict[str, list[int]] = {}
-        for gid, name, idnumber in self.conn.execute(
-            select(g.id, g.name, g.idnumber).where(g.courseid == course_id)
-        ):
-            by_name.setdefault(name, []).append(gid)
-            if idnumber:
-                by_idnumber.setdefault(idnumber, []).append(gid)
-        self._groups[course_id] = by_name
-        self._group_idnumbers[course_id] = by_idnumber
 
     def group(self, course: Course, value: str, key: str = "name") -> int | None:
         """The id of the course's group whose `key` (name or idnumber) is `value`."""
-        self._load_groups(course.id)
+        self.load_courses([course.id])
         index = self._groups if key == "name" else self._group_idnumbers
         ids = index[course.id].get(value, [])
         if len(ids) > 1:
@@ -243,6 +257,7 @@ class SiteState:
         )
         gid = new_id(result)
         self._groups[course.id].setdefault(name, []).append(gid)
+        self._group_course[gid] = course.id
         return gid
 
     # -- per-batch state ---------------------------------------------------------------
@@ -266,57 +281,57 @@ class SiteState:
         rows = [line.values for line in lines if line.values is not None]
         self.resolve_users(r[user_column] for r in rows)
         self.resolve_courses(r[course_column] for r in rows)
-        users = [u for r in rows if isinstance(u := self.users.get(r[user_column]), int)]
-        courses = [c for r in rows if isinstance(c := self._courses.get(r[course_column]), Course)]
-        self.load(users, courses)
+        pairs = set()
+        for r in rows:
+            user = self.users.get(r[user_column])
+            course = self._courses.get(r[course_column])
+            if isinstance(user, int) and isinstance(course, Course):
+                pairs.add((course.id, course.context_id, user))
+        self.load(pairs)
 
-    def load(self, user_ids: Iterable[int], courses: Iterable[Course]) -> None:
-        """Enrolments, role assignments and memberships of these users in these courses."""
-        users = sorted(set(user_ids))
-        course_list = {c.id: c for c in courses}
-        if not users or not course_list:
+    def load(self, pairs: set[tuple[int, int, int]]) -> None:
+        """Enrolments, role assignments and group memberships of these (course id,
+        context id, user id): a few SELECTs on exact keys (Moodle's unique indexes)."""
+        if not pairs:
             return
-        course_ids = sorted(course_list)
-        contexts = sorted({c.context_id for c in course_list.values()})
+        self.load_courses(c for c, _, _ in pairs)
         t = self.t
-        ue, e = t.user_enrolments.c, t.enrol.c
-        ra, gm, g = t.role_assignments.c, t.groups_members.c, t.groups.c
-        for cpart in chunks(course_ids, 400):
-            for upart in chunks(users, 400):
-                rows = self.conn.execute(
-                    select(
-                        ue.id,
-                        ue.enrolid,
-                        ue.userid,
-                        ue.status,
-                        ue.timestart,
-                        ue.timeend,
-                        e.courseid,
-                    )
-                    .join_from(t.user_enrolments, t.enrol, ue.enrolid == e.id)
-                    .where(e.courseid.in_(cpart), ue.userid.in_(upart))
+        ue, ra, gm = t.user_enrolments.c, t.role_assignments.c, t.groups_members.c
+        enrol_keys = sorted(
+            (eid, user) for course, _, user in pairs for _, eid, _, _ in self._enrols[course]
+        )
+        for part in chunks(enrol_keys, PAIRS):
+            rows = self.conn.execute(
+                select(ue.id, ue.enrolid, ue.userid, ue.status, ue.timestart, ue.timeend).where(
+                    tuple_(ue.enrolid, ue.userid).in_(part)
                 )
-                for uid, enrolid, userid, status, start, end, courseid in rows:
-                    self.enrolments[(enrolid, userid)] = Enrolment(uid, status, start, end)
-                    self.course_enrolments.setdefault((courseid, userid), set()).add(enrolid)
-                memberships = self.conn.execute(
-                    select(gm.id, gm.groupid, gm.userid, g.courseid)
-                    .join_from(t.groups_members, t.groups, gm.groupid == g.id)
-                    .where(g.courseid.in_(cpart), gm.userid.in_(upart))
+            )
+            for uid, enrolid, userid, status, start, end in rows:
+                self.enrolments[(enrolid, userid)] = Enrolment(uid, status, start, end)
+                course = self._enrol_course[enrolid]
+                self.course_enrolments.setdefault((course, userid), set()).add(enrolid)
+        role_keys = sorted({(user, context) for _, context, user in pairs})
+        for part in chunks(role_keys, PAIRS):
+            assignments = self.conn.execute(
+                select(ra.id, ra.contextid, ra.userid, ra.roleid, ra.component, ra.itemid).where(
+                    tuple_(ra.userid, ra.contextid).in_(part)
                 )
-                for mid, groupid, userid, courseid in memberships:
-                    self.members.setdefault((courseid, userid), {})[groupid] = mid
-        for xpart in chunks(contexts, 400):
-            for upart in chunks(users, 400):
-                assignments = self.conn.execute(
-                    select(
-                        ra.id, ra.contextid, ra.userid, ra.roleid, ra.component, ra.itemid
-                    ).where(ra.contextid.in_(xpart), ra.userid.in_(upart))
-                )
-                for aid, contextid, userid, roleid, component, itemid in assignments:
-                    self.roles_of.setdefault((contextid, userid), {})[
-                        (roleid, component, itemid)
-                    ] = aid
+            )
+            for aid, contextid, userid, roleid, component, itemid in assignments:
+                self.roles_of.setdefault((contextid, userid), {})[(roleid, component, itemid)] = aid
+        member_keys = sorted(
+            (user, gid)
+            for course, _, user in pairs
+            for gids in self._groups[course].values()
+            for gid in gids
+        )
+        for part in chunks(member_keys, PAIRS):
+            members = self.conn.execute(
+                select(gm.id, gm.groupid, gm.userid).where(tuple_(gm.userid, gm.groupid).in_(part))
+            )
+            for mid, groupid, userid in members:
+                course = self._group_course[groupid]
+                self.members.setdefault((course, userid), {})[groupid] = mid
 
     # -- simulated changes ---------------------------------------------------------------
 
