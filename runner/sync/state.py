@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, tuple_
+from sqlalchemy import Connection, func, select
 
 from runner.db.tables import MoodleTables, new_id
 from runner.sync.base import Course, LineFailed
+from runner.sync.raw import Raw
 from runner.sync.reader import DataLine
 
 CONTEXT_COURSE = 50
@@ -64,6 +65,7 @@ class SiteState:
         self, conn: Connection, tables: MoodleTables, now: int, *, course_key: str, user_key: str
     ) -> None:
         self.conn = conn
+        self.raw = Raw(conn)
         self.t = tables
         self.now = now
         self.course_key = course_key
@@ -91,16 +93,16 @@ class SiteState:
         if column == "id":
             wanted = [v for v in wanted if v.isdigit()]
         found: dict[str, list[int]] = {}
-        extra = []
-        if table is self.t.user:
-            extra = [table.c.deleted == 0]
-        elif table is self.t.course:
-            extra = [table.c.category != 0]  # never the site's front page course
+        # deleted users and the front page course are left out here rather than in the
+        # WHERE clause, so that the database looks the keys up by their own index
+        skip = table.c.deleted if table is self.t.user else table.c.category
+        skip_value = 1 if table is self.t.user else 0
         for part in chunks(wanted):
             keys: Sequence[Any] = [int(v) for v in part] if column == "id" else part
-            rows = self.conn.execute(select(table.c.id, col).where(col.in_(keys), *extra))
-            for row_id, value in rows:
-                found.setdefault(str(value), []).append(row_id)
+            rows = self.conn.execute(select(table.c.id, col, skip).where(col.in_(keys)))
+            for row_id, value, flag in rows:
+                if flag != skip_value:
+                    found.setdefault(str(value), []).append(row_id)
         return found
 
     def resolve_users(self, values: Iterable[str]) -> None:
@@ -165,7 +167,8 @@ class SiteState:
 
     def instance(self, course: Course, plugin: str) -> tuple[int, int] | None:
         """(enrol.id, status) of the course's first instance of `plugin`, if any."""
-        self.load_courses([course.id])
+        if course.id not in self._enrols:
+            self.load_courses([course.id])
         for _sortorder, eid, name, status in self._enrols[course.id]:
             if name == plugin:
                 return eid, status
@@ -236,7 +239,8 @@ class SiteState:
 
     def group(self, course: Course, value: str, key: str = "name") -> int | None:
         """The id of the course's group whose `key` (name or idnumber) is `value`."""
-        self.load_courses([course.id])
+        if course.id not in self._groups:
+            self.load_courses([course.id])
         index = self._groups if key == "name" else self._group_idnumbers
         ids = index[course.id].get(value, [])
         if len(ids) > 1:
@@ -296,15 +300,15 @@ class SiteState:
             return
         self.load_courses(c for c, _, _ in pairs)
         t = self.t
-        ue, ra, gm = t.user_enrolments.c, t.role_assignments.c, t.groups_members.c
         enrol_keys = sorted(
             (eid, user) for course, _, user in pairs for _, eid, _, _ in self._enrols[course]
         )
         for part in chunks(enrol_keys, PAIRS):
-            rows = self.conn.execute(
-                select(ue.id, ue.enrolid, ue.userid, ue.status, ue.timestart, ue.timeend).where(
-                    tuple_(ue.enrolid, ue.userid).in_(part)
-                )
+            rows = self.raw.select_keys(
+                t.user_enrolments,
+                ("id", "enrolid", "userid", "status", "timestart", "timeend"),
+                ("enrolid", "userid"),
+                part,
             )
             for uid, enrolid, userid, status, start, end in rows:
                 self.enrolments[(enrolid, userid)] = Enrolment(uid, status, start, end)
@@ -312,10 +316,11 @@ class SiteState:
                 self.course_enrolments.setdefault((course, userid), set()).add(enrolid)
         role_keys = sorted({(user, context) for _, context, user in pairs})
         for part in chunks(role_keys, PAIRS):
-            assignments = self.conn.execute(
-                select(ra.id, ra.contextid, ra.userid, ra.roleid, ra.component, ra.itemid).where(
-                    tuple_(ra.userid, ra.contextid).in_(part)
-                )
+            assignments = self.raw.select_keys(
+                t.role_assignments,
+                ("id", "contextid", "userid", "roleid", "component", "itemid"),
+                ("userid", "contextid"),
+                part,
             )
             for aid, contextid, userid, roleid, component, itemid in assignments:
                 self.roles_of.setdefault((contextid, userid), {})[(roleid, component, itemid)] = aid
@@ -326,8 +331,8 @@ class SiteState:
             for gid in gids
         )
         for part in chunks(member_keys, PAIRS):
-            members = self.conn.execute(
-                select(gm.id, gm.groupid, gm.userid).where(tuple_(gm.userid, gm.groupid).in_(part))
+            members = self.raw.select_keys(
+                t.groups_members, ("id", "groupid", "userid"), ("userid", "groupid"), part
             )
             for mid, groupid, userid in members:
                 course = self._group_course[groupid]
@@ -458,36 +463,25 @@ class SiteState:
             (t.user_enrolments, self.ue),
         ):
             for part in chunks(sorted(pending.deleted)):
-                self.conn.execute(table.delete().where(table.c.id.in_(part)))
-        if self.ue.updated:
-            ue = t.user_enrolments
-            self.conn.execute(
-                ue.update()
-                .where(ue.c.id == bindparam("_id"))
-                .values(
-                    status=bindparam("_status"),
-                    timestart=bindparam("_start"),
-                    timeend=bindparam("_end"),
-                    timemodified=bindparam("_modified"),
-                ),
-                [
-                    {
-                        "_id": i,
-                        "_status": v["status"],
-                        "_start": v["timestart"],
-                        "_end": v["timeend"],
-                        "_modified": v["timemodified"],
-                    }
-                    for i, v in self.ue.updated.items()
-                ],
-            )
+                self.raw.delete_ids(table, part)
+        self.raw.update_many(
+            t.user_enrolments,
+            ("status", "timestart", "timeend", "timemodified"),
+            (
+                (v["status"], v["timestart"], v["timeend"], v["timemodified"], i)
+                for i, v in self.ue.updated.items()
+            ),
+        )
         for table, pending in (
             (t.user_enrolments, self.ue),
             (t.role_assignments, self.ra),
             (t.groups_members, self.gm),
         ):
             if pending.new:
-                self.conn.execute(table.insert(), list(pending.new.values()))
+                columns = tuple(next(iter(pending.new.values())))
+                self.raw.insert_many(
+                    table, columns, (tuple(r[c] for c in columns) for r in pending.new.values())
+                )
         groups = t.groups
         for part in chunks(sorted(self.touched_groups)):
             self.conn.execute(
