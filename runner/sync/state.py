@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -479,9 +480,8 @@ class SiteState:
         ):
             if pending.new:
                 columns = tuple(next(iter(pending.new.values())))
-                self.raw.insert_many(
-                    table, columns, (tuple(r[c] for c in columns) for r in pending.new.values())
-                )
+                row = itemgetter(*columns)
+                self.raw.insert_many(table, columns, map(row, pending.new.values()))
         groups = t.groups
         for part in chunks(sorted(self.touched_groups)):
             self.conn.execute(
