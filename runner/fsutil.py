@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -21,19 +22,29 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def remove_temporaries(directory: Path, prefix: str = ".") -> None:
-    """Remove the temporary files (`.NAME.XXXX.tmp`) a killed run left in `directory`.
+_CLEANED: set[Path] = set()
+
+
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_temporaries(directory: Path) -> None:
+    """Remove the temporary files (`.NAME.XXXX.tmp`) a killed run left in `directory`,
+    once per directory and process (a run).
 
     Called with the area's lock held, so no other run is writing them. Only regular
     files; a symlink is never followed nor removed.
     """
+    if directory in _CLEANED:
+        return
+    _CLEANED.add(directory)
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return
     for entry in entries:
         name = entry.name
-        stale = name.startswith(prefix) and name.startswith(".") and name.endswith(".tmp")
+        stale = _TEMPORARY.match(name) is not None
         if stale and entry.is_file(follow_symlinks=False):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
@@ -53,7 +64,7 @@ class AtomicFile:
         self.file: BinaryIO
 
     def __enter__(self) -> AtomicFile:
-        remove_temporaries(self.path.parent, f".{self.path.name}.")
+        remove_temporaries(self.path.parent)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
@@ -61,18 +72,23 @@ class AtomicFile:
         self.file = os.fdopen(fd, "wb")
         return self
 
-    def sync(self, *, mtime_ns: int | None = None) -> None:
-        """Flush the content to disk (and set its mtime) before it is verified."""
+    def sync(self, *, mtime_ns: int | None = None, fsync: bool = True) -> None:
+        """Flush the content to disk (and set its mtime) before it is verified.
+
+        `fsync=False` leaves the flush to the disk to the caller: one `os.sync()` for a
+        whole batch of files, before any of them is published.
+        """
         self.file.flush()
         faults.point("atomic.written")
-        os.fsync(self.file.fileno())
+        if fsync:
+            os.fsync(self.file.fileno())
         self.file.close()
         os.chmod(self.tmp, self.mode)
         if mtime_ns is not None:
             os.utime(self.tmp, ns=(mtime_ns, mtime_ns))
         faults.point("atomic.synced")
 
-    def commit(self, *, replace: bool = False) -> None:
+    def commit(self, *, replace: bool = False, sync_dir: bool = True) -> None:
         """Publish the synced file. Without `replace`, an existing file is never replaced
         (FileExistsError), even one created by someone else since the plan."""
         if replace:
@@ -90,7 +106,8 @@ class AtomicFile:
             else:
                 os.unlink(self.tmp)
         self.tmp = Path()
-        fsync_dir(self.path.parent)
+        if sync_dir:
+            fsync_dir(self.path.parent)
         faults.point("atomic.published")
 
     def __exit__(

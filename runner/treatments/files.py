@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import StepError
-from runner.fsutil import AtomicFile
-from runner.treatments.base import Action, Done, apply_each
+from runner.fsutil import AtomicFile, fsync_dir
+from runner.text import plural
+from runner.treatments.base import Action, Done
 
 CHUNK = 1 << 20
 #: how many numbered names `on_conflict: suffix` tries before giving up
@@ -134,6 +135,37 @@ def choose(
     raise StepError(f"{shown}: {MAX_SUFFIX} numbered names are taken; clean up or rename")
 
 
+def _write(out: AtomicFile, output: Output, chunks: Iterable[bytes], source_name: str) -> None:
+    if output.gzipped:
+        mtime = (output.mtime_ns or 0) // 1_000_000_000
+        with gzip.GzipFile(
+            filename=source_name, mode="wb", fileobj=out.file, mtime=mtime, compresslevel=6
+        ) as packed:
+            for chunk in chunks:
+                packed.write(chunk)
+    else:
+        for chunk in chunks:
+            out.file.write(chunk)
+
+
+def _verify(out: AtomicFile, output: Output) -> None:
+    written = content_sha256(out.tmp, gzipped=output.gzipped)
+    if written != output.sha256:
+        raise StepError(
+            f"{output.path}: verification failed (sha256 {written} written,"
+            f" {output.sha256} expected); nothing published"
+        )
+
+
+def _publish(out: AtomicFile, output: Output, *, sync_dir: bool = True) -> None:
+    try:
+        out.commit(replace=output.replace, sync_dir=sync_dir)
+    except FileExistsError:
+        raise StepError(
+            f"{output.path} appeared since the plan; it was left alone and not replaced"
+        ) from None
+
+
 def write_verified(output: Output, chunks: Iterable[bytes], *, source_name: str = "") -> None:
     """Write `chunks` atomically to `output.path`, verify the bytes on disk, publish.
 
@@ -143,29 +175,10 @@ def write_verified(output: Output, chunks: Iterable[bytes], *, source_name: str 
     """
     output.path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(output.path) as out:
-        if output.gzipped:
-            mtime = (output.mtime_ns or 0) // 1_000_000_000
-            with gzip.GzipFile(
-                filename=source_name, mode="wb", fileobj=out.file, mtime=mtime, compresslevel=6
-            ) as packed:
-                for chunk in chunks:
-                    packed.write(chunk)
-        else:
-            for chunk in chunks:
-                out.file.write(chunk)
+        _write(out, output, chunks, source_name)
         out.sync(mtime_ns=output.mtime_ns)
-        written = content_sha256(out.tmp, gzipped=output.gzipped)
-        if written != output.sha256:
-            raise StepError(
-                f"{output.path}: verification failed (sha256 {written} written,"
-                f" {output.sha256} expected); nothing published"
-            )
-        try:
-            out.commit(replace=output.replace)
-        except FileExistsError:
-            raise StepError(
-                f"{output.path} appeared since the plan; it was left alone and not replaced"
-            ) from None
+        _verify(out, output)
+        _publish(out, output)
 
 
 def new_file_diff(shown: str, lines: Iterable[str], limit: int = 40) -> str:
@@ -200,13 +213,52 @@ class WriteJob:
 
 
 def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
-    """Write each action's WriteJob (verified, atomic); a failure does not stop the rest."""
+    """Write each action's WriteJob: every file is written to a temporary name and
+    verified, then one `os.sync()` makes them all durable, then each is published (never
+    replacing a different file) and each directory synced once. One disk flush for a
+    batch instead of two per file; a failure does not stop the others."""
+    failures: list[str] = []
+    staged: list[tuple[Action, AtomicFile]] = []
+    opened: list[AtomicFile] = []
+    try:
+        for action in actions:
+            job: WriteJob = action.data
+            try:
+                job.output.path.parent.mkdir(parents=True, exist_ok=True)
+                out = AtomicFile(job.output.path).__enter__()
+                opened.append(out)
+                _write(out, job.output, job.chunks(), job.source_name)
+                out.sync(mtime_ns=job.output.mtime_ns, fsync=False)
+                _verify(out, job.output)
+            except (StepError, OSError) as exc:
+                failures.append(_failure(exc, action))
+                continue
+            staged.append((action, out))
+        if staged:
+            os.sync()
+        directories: set[Path] = set()
+        for action, out in staged:
+            job = action.data
+            try:
+                _publish(out, job.output, sync_dir=False)
+            except (StepError, OSError) as exc:
+                failures.append(_failure(exc, action))
+                continue
+            directories.add(job.output.path.parent)
+            if job.published is not None:
+                job.published(job.output.path)
+            yield Done(action)
+        for directory in directories:
+            fsync_dir(directory)
+    finally:
+        for out in opened:
+            out.__exit__(None, None, None)  # removes what was not published
+    if failures:
+        more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+        raise StepError(f"{plural(len(failures), noun)} failed: " + "; ".join(failures[:3]) + more)
 
-    def write(action: Action) -> str:
-        job: WriteJob = action.data
-        write_verified(job.output, job.chunks(), source_name=job.source_name)
-        if job.published is not None:
-            job.published(job.output.path)
-        return ""
 
-    return apply_each(actions, write, noun)
+def _failure(exc: Exception, action: Action) -> str:
+    if isinstance(exc, OSError):
+        return f"{exc.filename or action.target}: {exc.strerror or exc}"
+    return str(exc)

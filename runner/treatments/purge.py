@@ -32,6 +32,8 @@ class PurgeConfig:
 
 
 def _matches(rel: str, name: str, globs: Sequence[str]) -> bool:
+    if globs == ("*",):
+        return True
     return any(fnmatch.fnmatchcase(rel if "/" in g else name, g) for g in globs)
 
 
@@ -165,12 +167,11 @@ class PurgeOldFiles:
 
 def _delete_action(run: RunContext, top: Path, rel: tuple[str, ...], st: os.stat_result) -> Action:
     age_days = int((run.now.timestamp() - st.st_mtime) // 86400)
-    modified = datetime.fromtimestamp(st.st_mtime, run.now.tzinfo).strftime("%Y-%m-%d %H:%M")
     target = run.display(top.joinpath(*rel))
+    diff = None
+    if run.diff:
+        modified = datetime.fromtimestamp(st.st_mtime, run.now.tzinfo).strftime("%Y-%m-%d %H:%M")
+        diff = deletion_diff(target, st, modified)
     return Action(
-        "delete",
-        target,
-        f"{age_days} days old",
-        data=(top, rel, identity(st)),
-        diff=deletion_diff(target, st, modified),
+        "delete", target, f"{age_days} days old", data=(top, rel, identity(st)), diff=diff
     )
