@@ -420,7 +420,14 @@ def run_post(
                 )
             ]
         )
-    run.files = [FileOutcome.from_json(f, record.file.parent) for f in record.data["control_files"]]
+    try:
+        run.files = [
+            FileOutcome.from_json(f, record.file.parent) for f in record.data["control_files"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+        raise PlaybookError(
+            [problem("control_files", f"malformed entry ({type(exc).__name__}: {exc})")]
+        ) from None
     run.lines_ok = sum(f.changed + f.unchanged for f in run.files if not f.error)
     run.failed_lines = sum(len(f.failed) for f in run.files)
     run.prior_steps = [s for s in record.data["steps"] if s["section"] == "sync"]

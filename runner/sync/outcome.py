@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from binascii import a2b_base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,12 @@ class FailedLine:
     number: int
     raw: bytes
     message: str
+    #: the record's own entry, when read back from a record (saved again as it was)
+    saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def as_json(self, encoding: str) -> dict[str, Any]:
+        if self.saved is not None:
+            return self.saved
         return {
             "number": self.number,
             "raw": base64.b64encode(self.raw).decode("ascii"),
@@ -70,7 +75,7 @@ class FileOutcome:
             changed=lines["changed"],
             unchanged=lines["unchanged"],
             failed=[
-                FailedLine(f["number"], base64.b64decode(f["raw"]), f["message"])
+                FailedLine(f["number"], a2b_base64(f["raw"]), f["message"], f)
                 for f in entry["failed_lines"]
             ],
             courses={c["id"]: c["key"] for c in entry["processed_courses"]},
