@@ -63,13 +63,16 @@ class Raw:
         )
         self.conn.exec_driver_sql(sql, rows)
 
-    def delete_ids(self, table: Table, ids: Sequence[int]) -> None:
+    def delete_ids(self, table: Table, ids: Sequence[int], column: str = "id") -> None:
         if ids:
             sql = (
-                f"DELETE FROM {self.name(table)} WHERE {self.quote('id')} IN"
+                f"DELETE FROM {self.name(table)} WHERE {self.quote(column)} IN"
                 f" ({', '.join([self.mark] * len(ids))})"
             )
             self.conn.exec_driver_sql(sql, tuple(ids))
+
+    def marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
 
     def update_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
         """UPDATE `columns` by id; each row is (values..., id)."""

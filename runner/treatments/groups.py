@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
-CHUNK = 500
+CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -163,24 +163,30 @@ class CleanEmptyGroups:
         return Plan(actions, summary)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        from sqlalchemy import exists, select, update
+        from sqlalchemy import select, update
+
+        from runner.sync.raw import Raw
 
         _engine, t = run.database()
         g, gg, gr = t.groups, t.groupings_groups, t.groupings
-        member = exists().where(t.groups_members.c.groupid == g.c.id)
         group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
         grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
         deleted: set[tuple[str, int]] = set()
         with run.transaction() as unit:
             conn = unit.conn
+            raw = Raw(conn)
+            q = raw.quote
+            empty = (
+                f"SELECT g.{q('id')} FROM {raw.name(g)} g WHERE g.{q('id')} IN ({{marks}})"
+                f" AND NOT EXISTS (SELECT 1 FROM {raw.name(t.groups_members)} m"
+                f" WHERE m.{q('groupid')} = g.{q('id')})"
+            )
             for chunk in _chunks(group_ids):
                 # re-checked inside the transaction: a group that gained a member stays
-                still = [
-                    r[0] for r in conn.execute(select(g.c.id).where(g.c.id.in_(chunk), ~member))
-                ]
-                if still:
-                    conn.execute(gg.delete().where(gg.c.groupid.in_(still)))
-                    conn.execute(g.delete().where(g.c.id.in_(still)))
+                sql = empty.format(marks=raw.marks(len(chunk)))
+                still = [r[0] for r in conn.exec_driver_sql(sql, tuple(chunk))]
+                raw.delete_ids(gg, still, "groupid")
+                raw.delete_ids(g, still)
                 deleted.update(("group", i) for i in still)
             alive = _grouping_alive(t)
             for chunk in _chunks(grouping_ids):
