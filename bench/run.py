@@ -46,7 +46,11 @@ class Timing:
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Timing:
-    """Wall time and peak RSS of one command (its own process)."""
+    """Wall time and peak RSS of one command (its own process).
+
+    The setup's writes are flushed first, so that neither side pays for them.
+    """
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

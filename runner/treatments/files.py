@@ -23,6 +23,8 @@ from runner.text import plural
 from runner.treatments.base import Action, Done
 
 CHUNK = 1 << 20
+#: up to this many files a batch is synced file by file, beyond with one os.sync()
+FEW = 16
 #: how many numbered names `on_conflict: suffix` tries before giving up
 MAX_SUFFIX = 999
 
@@ -218,6 +220,8 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
     replacing a different file) and each directory synced once. One disk flush for a
     batch instead of two per file; a failure does not stop the others."""
     failures: list[str] = []
+    # a few files are synced one by one; for many, one os.sync() is far cheaper
+    few = len(actions) <= FEW
     staged: list[tuple[Action, AtomicFile]] = []
     opened: list[AtomicFile] = []
     try:
@@ -228,13 +232,13 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
                 out = AtomicFile(job.output.path).__enter__()
                 opened.append(out)
                 _write(out, job.output, job.chunks(), job.source_name)
-                out.sync(mtime_ns=job.output.mtime_ns, fsync=False)
+                out.sync(mtime_ns=job.output.mtime_ns, fsync=few)
                 _verify(out, job.output)
             except (StepError, OSError) as exc:
                 failures.append(_failure(exc, action))
                 continue
             staged.append((action, out))
-        if staged:
+        if staged and not few:
             os.sync()
         directories: set[Path] = set()
         for action, out in staged:

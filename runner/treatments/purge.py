@@ -92,8 +92,10 @@ class PurgeOldFiles:
 
     def plan(self, config: PurgeConfig, run: RunContext) -> Plan:
         cutoff = run.now.timestamp() - config.older_than_days * 86400
-        state_dir = run.area / ".postsync"
-        found: dict[Path, Action] = {}
+        state_dir = str(run.area / ".postsync")
+        protected = {str(p) for p in run.protected}
+        # plain strings, not Path objects: this loop meets every file of the tree
+        found: dict[str, Action] = {}
         kept = missing = 0
         for top in config.paths:
             try:
@@ -103,15 +105,16 @@ class PurgeOldFiles:
                 continue
             if not stat.S_ISDIR(top_st.st_mode):
                 raise StepError(f"{run.display(top)} is not a directory")
+            top_text, shown = str(top), run.display(top)
             pending: list[tuple[str, ...]] = [()]
             while pending:
                 parts = pending.pop()
-                directory = top.joinpath(*parts)
+                directory = os.path.join(top_text, *parts)
                 with os.scandir(directory) as entries:
                     for entry in entries:
                         if entry.name.startswith(".") and not config.hidden:
                             continue
-                        path = directory / entry.name
+                        path = entry.path
                         if path == state_dir:
                             continue
                         rel = (*parts, entry.name)
@@ -127,12 +130,13 @@ class PurgeOldFiles:
                             continue
                         if config.exclude and _matches(rel_text, entry.name, config.exclude):
                             continue
-                        if path in run.protected:
+                        if path in protected:
                             kept += 1
                             continue
                         if path not in found:
-                            found[path] = _delete_action(run, top, rel, st)
-        actions = [found[p] for p in sorted(found)]
+                            target = f"{shown}/{rel_text}" if shown != "." else rel_text
+                            found[path] = _delete_action(run, top, target, rel, st)
+        actions = [found[p] for p in sorted(found, key=lambda p: p.split(os.sep))]
         count = plural(len(actions), "file") if actions else "nothing"
         notes = [f"{count} older than {config.older_than_days} days"]
         if kept:
@@ -165,9 +169,10 @@ class PurgeOldFiles:
             )
 
 
-def _delete_action(run: RunContext, top: Path, rel: tuple[str, ...], st: os.stat_result) -> Action:
+def _delete_action(
+    run: RunContext, top: Path, target: str, rel: tuple[str, ...], st: os.stat_result
+) -> Action:
     age_days = int((run.now.timestamp() - st.st_mtime) // 86400)
-    target = run.display(top.joinpath(*rel))
     diff = None
     if run.diff:
         modified = datetime.fromtimestamp(st.st_mtime, run.now.tzinfo).strftime("%Y-%m-%d %H:%M")
