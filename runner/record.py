@@ -240,13 +240,13 @@ _SAMPLE = 3
 
 
 def _sample(data: Any) -> Any:
-    """The record with each control file's long lists cut to a few entries, for the
+    """The record's first control files, their long lists cut to a few entries, for the
     schema (a record of a million-line file lists many thousands of failed lines; a
     malformed entry further on is caught when the record is read: `outcomes`)."""
     if not isinstance(data, dict) or not isinstance(data.get("control_files"), list):
         return data
     files = []
-    for entry in data["control_files"]:
+    for entry in data["control_files"][:_SAMPLE]:
         if isinstance(entry, dict):
             entry = dict(entry)
             for key in ("failed_lines", "processed_courses"):
@@ -254,6 +254,26 @@ def _sample(data: Any) -> Any:
                     entry[key] = entry[key][:_SAMPLE]
         files.append(entry)
     return {**data, "control_files": files}
+
+
+@dataclass
+class _Problem:
+    path: list[Any]
+    message: str
+
+
+def _check_rest(data: dict[str, Any]) -> list[_Problem]:
+    """The control files beyond the schema's sample: the same keys (their values are
+    checked as they are read back)."""
+    files = data["control_files"]
+    if len(files) <= _SAMPLE:
+        return []
+    keys = set(files[0])
+    return [
+        _Problem(["control_files", i], "not a control file entry of this record version")
+        for i, entry in enumerate(files[_SAMPLE:], start=_SAMPLE)
+        if not isinstance(entry, dict) or set(entry) != keys
+    ][:10]
 
 
 def load_record(path: Path) -> LoadedRecord:
@@ -274,6 +294,8 @@ def load_record(path: Path) -> LoadedRecord:
         Draft202012Validator(record_schema()).iter_errors(_sample(data)),
         key=lambda e: list(e.path),
     )
+    if not errors:
+        errors = _check_rest(data)
     if errors:
         raise PlaybookError(
             [

@@ -129,11 +129,17 @@ class DeleteControlFiles:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        directories: dict[Path, DirFds] = {}
+
         def delete(action: Action) -> str:
             parent, name, expected = action.data
-            with DirFds(parent) as fds:
-                if not unlink_regular(fds, (name,), expected):
-                    return "already gone"
-            return ""
+            fds = directories.get(parent)
+            if fds is None:
+                fds = directories[parent] = DirFds(parent)
+            return "" if unlink_regular(fds, (name,), expected) else "already gone"
 
-        return apply_each(actions, delete, "deletion")
+        try:
+            yield from apply_each(actions, delete, "deletion")
+        finally:
+            for fds in directories.values():
+                fds.close()
