@@ -9,7 +9,7 @@ import re
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from runner import faults
 
@@ -23,6 +23,50 @@ def fsync_dir(directory: Path) -> None:
 
 
 _CLEANED: set[Path] = set()
+_RENAME_NOREPLACE = 1  # linux/fs.h
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def _load_renameat2() -> Any:
+    """glibc's renameat2 (Linux 3.15+, glibc 2.28+), or False when there is none."""
+    global _renameat2
+    if _renameat2 is None:
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            _renameat2 = libc.renameat2
+            _renameat2.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
+        except (OSError, AttributeError):
+            _renameat2 = False
+    return _renameat2
+
+
+def rename_noreplace(src: Path, dst: Path) -> bool:
+    """Rename `src` to `dst` unless `dst` exists (FileExistsError), in one atomic step.
+
+    False when the system or the filesystem cannot (the caller falls back to link+unlink).
+    """
+    call = _load_renameat2()
+    if not call:
+        return False
+    if call(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    import ctypes
+
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        raise FileExistsError(err, os.strerror(err), str(dst))
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
 
 
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
@@ -93,6 +137,8 @@ class AtomicFile:
         (FileExistsError), even one created by someone else since the plan."""
         if replace:
             os.replace(self.tmp, self.path)
+        elif rename_noreplace(self.tmp, self.path):
+            pass
         else:
             try:
                 os.link(self.tmp, self.path)
