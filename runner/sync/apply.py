@@ -56,9 +56,10 @@ def sync_file(
             try:
                 for batch in _batches(control.lines()):
                     command.prepare(state, batch)
+                    lines = []
                     for line in batch:
                         result = command.apply(state, line, options)
-                        report.write(result.report() + "\n")
+                        lines.append(result.report())
                         if result.status == FAILED:
                             outcome.failed.append(FailedLine(line.number, line.raw, result.message))
                         else:
@@ -69,6 +70,7 @@ def sync_file(
                             if result.course is not None:
                                 outcome.courses[result.course.id] = result.course.key
                     state.flush()
+                    report.write("\n".join(lines) + "\n")
                     faults.point("sync.batch")
             except ControlFileError as exc:
                 unit.rollback()

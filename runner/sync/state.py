@@ -89,19 +89,23 @@ class SiteState:
 
     def _match(self, table: Any, column: str, values: Iterable[str]) -> dict[str, list[int]]:
         """value -> ids of rows whose `column` equals it (ids as ints for column `id`)."""
-        col = table.c[column]
+        assert column in table.c, column  # from the schema: idnumber, username, email, id
         wanted = sorted(set(values))
         if column == "id":
             wanted = [v for v in wanted if v.isdigit()]
         found: dict[str, list[int]] = {}
         # deleted users and the front page course are left out here rather than in the
         # WHERE clause, so that the database looks the keys up by their own index
-        skip = table.c.deleted if table is self.t.user else table.c.category
+        skip = "deleted" if table is self.t.user else "category"
         skip_value = 1 if table is self.t.user else 0
+        q = self.raw.quote
         for part in chunks(wanted):
             keys: Sequence[Any] = [int(v) for v in part] if column == "id" else part
-            rows = self.conn.execute(select(table.c.id, col, skip).where(col.in_(keys)))
-            for row_id, value, flag in rows:
+            sql = (
+                f"SELECT {q('id')}, {q(column)}, {q(skip)} FROM {self.raw.name(table)}"
+                f" WHERE {q(column)} IN ({self.raw.marks(len(keys))})"
+            )
+            for row_id, value, flag in self.conn.exec_driver_sql(sql, tuple(keys)):
                 if flag != skip_value:
                     found.setdefault(str(value), []).append(row_id)
         return found
