@@ -28,7 +28,7 @@ class Raw:
 
     def select_keys(
         self, table: Table, columns: Sequence[str], keys: Sequence[str], rows: Sequence[Any]
-    ) -> list[Any]:
+    ) -> Sequence[Any]:
         """SELECT `columns` FROM `table` whose (keys...) is one of `rows`.
 
         A join with the key rows (a VALUES list), which every database drives through
@@ -43,7 +43,7 @@ class Raw:
                 f"SELECT {', '.join(q(c) for c in columns)} FROM {self.name(table)}"
                 f" WHERE ({', '.join(q(k) for k in keys)}) IN ({', '.join([one] * len(rows))})"
             )
-            return list(self.conn.exec_driver_sql(sql, params))
+            return self.conn.exec_driver_sql(sql, params).fetchall()
         names = [f"k{i}" for i in range(width)]
         on = " AND ".join(f"t.{q(k)} = v.{n}" for k, n in zip(keys, names, strict=True))
         sql = (
@@ -51,7 +51,7 @@ class Raw:
             f" SELECT {', '.join(f't.{q(c)}' for c in columns)}"
             f" FROM v JOIN {self.name(table)} t ON {on}"
         )
-        return list(self.conn.exec_driver_sql(sql, params))
+        return self.conn.exec_driver_sql(sql, params).fetchall()
 
     def insert_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
         rows = list(rows)

@@ -105,7 +105,7 @@ class SiteState:
                 f"SELECT {q('id')}, {q(column)}, {q(skip)} FROM {self.raw.name(table)}"
                 f" WHERE {q(column)} IN ({self.raw.marks(len(keys))})"
             )
-            for row_id, value, flag in self.conn.exec_driver_sql(sql, tuple(keys)):
+            for row_id, value, flag in self.conn.exec_driver_sql(sql, tuple(keys)).fetchall():
                 if flag != skip_value:
                     found.setdefault(str(value), []).append(row_id)
         return found
