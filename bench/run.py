@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +130,9 @@ def b1(work: Path, rounds: int) -> list[Result]:
         v,
     )
     v.extra["baseline"] = '`python -c "pass"`'
-    v.notes.append(f"absolute median {v.ours_median:.3f} s: {'met' if v.ours_median < 0.15 else 'NOT met'}")
+    v.notes.append(
+        f"absolute median {v.ours_median:.3f} s: {'met' if v.ours_median < 0.15 else 'NOT met'}"
+    )
     return [r, v]
 
 
@@ -158,8 +160,14 @@ def record_for(area: Path, entries: list[dict[str, object]], playbook: Path) -> 
     return path
 
 
-def entry(path: Path, content: bytes, *, failed: list[dict[str, object]] | None = None,
-          courses: list[dict[str, object]] | None = None, lines: int = 0) -> dict[str, object]:
+def entry(
+    path: Path,
+    content: bytes,
+    *,
+    failed: list[dict[str, object]] | None = None,
+    courses: list[dict[str, object]] | None = None,
+    lines: int = 0,
+) -> dict[str, object]:
     header = content.split(b"\n", 1)[0] + b"\n"
     failed = failed or []
     return {
@@ -171,8 +179,12 @@ def entry(path: Path, content: bytes, *, failed: list[dict[str, object]] | None 
         "separator": ";",
         "bom": False,
         "header": base64.b64encode(header).decode(),
-        "lines": {"total": lines, "changed": lines - len(failed), "unchanged": 0,
-                  "failed": len(failed)},
+        "lines": {
+            "total": lines,
+            "changed": lines - len(failed),
+            "unchanged": 0,
+            "failed": len(failed),
+        },
         "failed_lines": failed,
         "processed_courses": courses or [],
         "report": None,
@@ -208,8 +220,10 @@ def b2(work: Path, rounds: int, scale: float) -> list[Result]:
     contents = {
         f"enrols_{i:05d}.csv": (
             "cmd;cid;uid;rolename\n"
-            + "".join(f"add;C{rng.randrange(999):06d};U{rng.randrange(99999):07d};student\n"
-                      for _ in range(60))
+            + "".join(
+                f"add;C{rng.randrange(999):06d};U{rng.randrange(99999):07d};student\n"
+                for _ in range(60)
+            )
         ).encode()[:2048]
         for i in range(count)
     }
@@ -361,24 +375,36 @@ def b4_b7(work: Path, rounds: int, scale: float, setup: SyncSetup) -> list[Resul
         shutil.rmtree(root, ignore_errors=True)
         return t
 
-    r4 = Result(f"B4-{setup.kind}", f"sync {lines:,} enrolment lines on {setup.kind}", "<= 4x floor",
-                limit=4.0)
+    r4 = Result(
+        f"B4-{setup.kind}",
+        f"sync {lines:,} enrolment lines on {setup.kind}",
+        "<= 4x floor",
+        limit=4.0,
+    )
     alternate(rounds, ours, floor, r4)
     rate = lines / r4.ours_median
-    r4.extra["baseline"] = "floor: `csv` parsing + `executemany` of one row per line into the same table"
+    r4.extra["baseline"] = (
+        "floor: `csv` parsing + `executemany` of one row per line into the same table"
+    )
     r4.extra["lines/s"] = f"{rate:,.0f}"
     if setup.kind == "SQLite":
-        r4.notes.append(f"{rate:,.0f} lines/s (target >= 50,000): {'met' if rate >= 50_000 else 'NOT met'}")
+        r4.notes.append(
+            f"{rate:,.0f} lines/s (target >= 50,000): {'met' if rate >= 50_000 else 'NOT met'}"
+        )
     small_rss = ours(small).maxrss_kb
     big_rss = max(t.maxrss_kb for t in r4.ours)
-    r4.extra["peak RSS"] = f"{small_rss / 1024:.0f} MB at {lines // 10:,} lines, {big_rss / 1024:.0f} MB at {lines:,}"
+    r4.extra["peak RSS"] = (
+        f"{small_rss / 1024:.0f} MB at {lines // 10:,} lines, {big_rss / 1024:.0f} MB at {lines:,}"
+    )
     r4.notes.append(
         f"peak RSS {big_rss / 1024:.0f} MB (target <= 200 MB, flat:"
         f" {big_rss / max(small_rss, 1):.2f}x the {lines // 10:,}-line run)"
     )
     out = [r4]
     if setup.kind == "SQLite":
-        r7 = Result("B7", f"`--check` vs the real run on B4 ({lines:,} lines, SQLite)", "<= 1.2x", limit=1.2)
+        r7 = Result(
+            "B7", f"`--check` vs the real run on B4 ({lines:,} lines, SQLite)", "<= 1.2x", limit=1.2
+        )
         alternate(rounds, lambda: ours(control, "--check"), lambda: ours(control), r7)
         r7.extra["baseline"] = "the real run"
         out.append(r7)
@@ -426,7 +452,8 @@ def b5(work: Path, rounds: int, scale: float) -> list[Result]:
         shutil.copy(control, root / "area" / "enrols.csv")
         (root / "playbook.yml").write_text(B5_PLAYBOOK)
         record = record_for(
-            root / "area", [entry(root / "area" / "enrols.csv", content, failed=failed, lines=lines)],
+            root / "area",
+            [entry(root / "area" / "enrols.csv", content, failed=failed, lines=lines)],
             root / "playbook.yml",
         )
         return timed([*POSTSYNC, "post", str(record)], root)
@@ -480,8 +507,10 @@ def b6(work: Path, rounds: int, scale: float) -> list[Result]:
                 [(gid, 3 + gid % 997) for n, gid in enumerate(ids) if n % 10 >= 3],
             )
         db.close()
-    course_ids = [r[0] for r in sqlite3.connect(template).execute(
-        "SELECT id FROM mdl_course WHERE category != 0")]
+    course_ids = [
+        r[0]
+        for r in sqlite3.connect(template).execute("SELECT id FROM mdl_course WHERE category != 0")
+    ]
 
     def ours() -> Timing:
         root = data / "ours"
@@ -493,11 +522,16 @@ def b6(work: Path, rounds: int, scale: float) -> list[Result]:
         control.write_bytes(b"cmd;cid;uid;rolename\n")
         courses_json = [{"id": c, "key": f"C{c}"} for c in course_ids]
         record = record_for(
-            root / "area", [entry(control, control.read_bytes(), courses=courses_json)],
+            root / "area",
+            [entry(control, control.read_bytes(), courses=courses_json)],
             root / "playbook.yml",
         )
         t = timed([*POSTSYNC, "post", str(record)], root)
-        left = sqlite3.connect(root / "moodle.db").execute("SELECT COUNT(*) FROM mdl_groups").fetchone()[0]
+        left = (
+            sqlite3.connect(root / "moodle.db")
+            .execute("SELECT COUNT(*) FROM mdl_groups")
+            .fetchone()[0]
+        )
         assert left == len(course_ids) * 7, left
         return t
 
@@ -508,8 +542,12 @@ def b6(work: Path, rounds: int, scale: float) -> list[Result]:
         shutil.copy(template, root / "moodle.db")
         return timed([PY, "-c", B6_BASELINE, str(root / "moodle.db")], root)
 
-    r = Result("B6", f"clean_empty_groups: {courses * 10:,} groups in {courses:,} processed courses, 30% empty",
-               "<= 2x", limit=2.0)
+    r = Result(
+        "B6",
+        f"clean_empty_groups: {courses * 10:,} groups in {courses:,} processed courses, 30% empty",
+        "<= 2x",
+        limit=2.0,
+    )
     r.extra["baseline"] = "one hand-written set-based DELETE (sqlite3)"
     return [alternate(rounds, ours, base, r)]
 
@@ -527,7 +565,7 @@ def machine() -> list[str]:
     except OSError:
         pass
     return [
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), {platform.platform()}",
         f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
     ]
@@ -572,7 +610,9 @@ def write_results(results: list[Result], path: Path, args: argparse.Namespace, p
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="B1,B2,B3,B4,B5,B6,B7")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
@@ -596,8 +636,12 @@ def main() -> None:
         if only & {"B4", "B7"}:
             sqlite_dir = work / "sqlite"
             sqlite_dir.mkdir()
-            results += b4_b7(work, args.rounds, args.scale,
-                             SyncSetup(lambda n: f"sqlite:///{sqlite_dir / n}.db", "SQLite"))
+            results += b4_b7(
+                work,
+                args.rounds,
+                args.scale,
+                SyncSetup(lambda n: f"sqlite:///{sqlite_dir / n}.db", "SQLite"),
+            )
             from tests.pgserver import ServerUnavailable, start_server
 
             try:
@@ -606,16 +650,27 @@ def main() -> None:
                 pg_version = f"not available ({exc})"
             else:
                 try:
-                    out = subprocess.run([str(server.bindir / "postgres"), "--version"],
-                                         capture_output=True, text=True, check=False)
+                    out = subprocess.run(
+                        [str(server.bindir / "postgres"), "--version"],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
                     pg_version = out.stdout.strip() + " (fsync off, in a temporary directory)"
-                    results += b4_b7(work, args.rounds, args.scale,
-                                     SyncSetup(server.create_database, "PostgreSQL"))
+                    results += b4_b7(
+                        work,
+                        args.rounds,
+                        args.scale,
+                        SyncSetup(server.create_database, "PostgreSQL"),
+                    )
                 finally:
                     server.stop()
         for r in results:
-            print(f"{r.key}: ours {r.ours_median:.3f}s base {r.base_median:.3f}s ratio {r.ratio:.2f}x"
-                  f" target {r.target} {r.extra} {r.notes}", flush=True)
+            print(
+                f"{r.key}: ours {r.ours_median:.3f}s base {r.base_median:.3f}s ratio {r.ratio:.2f}x"
+                f" target {r.target} {r.extra} {r.notes}",
+                flush=True,
+            )
         write_results(results, args.output, args, pg_version)
         print(f"wrote {args.output}")
     finally:
