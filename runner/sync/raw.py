@@ -5,6 +5,10 @@ building them through SQLAlchemy's compiler (an expanding IN of thousands of
 parameters, a dict per inserted row) costs more than the database work itself. These
 helpers write the same statements directly, with the driver's parameter style, bound
 parameters only (never a value in the SQL text).
+
+On PostgreSQL a batch's keys and rows travel as one array per column (`unnest`):
+one constant statement per table and batch, instead of thousands of placeholders for
+the driver to parse or one pipelined statement per row.
 """
 
 from __future__ import annotations
@@ -15,69 +19,142 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 
+def array_literal(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal (`{1,2}`, `{"a","b\\"c"}`) of ints or strings.
+
+    Sent as one text parameter and cast by the statement (`%s::BIGINT[]`): the driver's
+    own list adaptation costs more per element than the database's work on it.
+    """
+    items = []
+    for value in values:
+        if isinstance(value, int):
+            items.append(str(value))
+        else:
+            items.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(items) + "}"
+
+
+def _columns(rows: Sequence[Any]) -> tuple[str, ...]:
+    """One array literal per column of `rows`."""
+    return tuple(array_literal(column) for column in zip(*rows, strict=True))
+
+
 class Raw:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.dialect = conn.dialect
         self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         self.quote = conn.dialect.identifier_preparer.quote
-        # SQLite and PostgreSQL take `(a, b) IN (VALUES (?, ?), ...)`; MySQL a plain list
+        self.arrays = conn.dialect.name == "postgresql"
+        # SQLite takes `(a, b) IN (VALUES (?, ?), ...)`; MySQL a plain list
         self.values = "" if conn.dialect.name in ("mysql", "mariadb") else "VALUES "
+        #: values per IN list, key rows per lookup (older SQLite builds take at most
+        #: 999 parameters); with arrays, a whole batch in one statement
+        self.chunk = 100_000 if self.arrays else 900
+        self.pairs = 100_000 if self.arrays else 450
 
     def name(self, table: Table) -> str:
         return self.quote(table.name)
+
+    def marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def _array(self, table: Table, column: str) -> str:
+        """A bound array parameter of `column`'s SQL type, e.g. `%s::BIGINT[]`."""
+        return f"{self.mark}::{table.c[column].type.compile(dialect=self.dialect)}[]"
+
+    def _unnest(self, table: Table, columns: Sequence[str], names: Sequence[str]) -> str:
+        arrays = ", ".join(self._array(table, c) for c in columns)
+        return f"unnest({arrays}) AS v ({', '.join(names)})"
+
+    def _in(self, table: Table, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """`column IN (...)` or `column = ANY(array)`, and its parameters."""
+        if self.arrays:
+            return f"{self.quote(column)} = ANY({self._array(table, column)})", (
+                array_literal(values),
+            )
+        return f"{self.quote(column)} IN ({self.marks(len(values))})", tuple(values)
+
+    def select_in(
+        self, table: Table, columns: Sequence[str], column: str, values: Sequence[Any]
+    ) -> Sequence[Any]:
+        """SELECT `columns` FROM `table` WHERE `column` is one of `values`."""
+        where, params = self._in(table, column, values)
+        sql = (
+            f"SELECT {', '.join(self.quote(c) for c in columns)} FROM {self.name(table)}"
+            f" WHERE {where}"
+        )
+        return self.conn.exec_driver_sql(sql, params).fetchall()
 
     def select_keys(
         self, table: Table, columns: Sequence[str], keys: Sequence[str], rows: Sequence[Any]
     ) -> Sequence[Any]:
         """SELECT `columns` FROM `table` whose (keys...) is one of `rows`.
 
-        A join with the key rows (a VALUES list), which every database drives through
-        the table's index on `keys`; a row-value IN would make SQLite scan the table.
+        A join with the key rows (a VALUES list, or arrays), which every database
+        drives through the table's index on `keys`; a row-value IN would make SQLite
+        scan the table.
         """
-        width = len(keys)
-        one = "(" + ", ".join([self.mark] * width) + ")"
+        if not rows:
+            return []
         q = self.quote
-        params = tuple(v for row in rows for v in row)
+        width = len(keys)
+        one = "(" + self.marks(width) + ")"
+        flat = tuple(v for row in rows for v in row)
         if not self.values:  # MySQL/MariaDB: a row-value IN uses the index
             sql = (
                 f"SELECT {', '.join(q(c) for c in columns)} FROM {self.name(table)}"
                 f" WHERE ({', '.join(q(k) for k in keys)}) IN ({', '.join([one] * len(rows))})"
             )
-            return self.conn.exec_driver_sql(sql, params).fetchall()
+            return self.conn.exec_driver_sql(sql, flat).fetchall()
         names = [f"k{i}" for i in range(width)]
         on = " AND ".join(f"t.{q(k)} = v.{n}" for k, n in zip(keys, names, strict=True))
+        selected = ", ".join(f"t.{q(c)}" for c in columns)
+        if self.arrays:
+            sql = (
+                f"SELECT {selected} FROM {self._unnest(table, keys, names)}"
+                f" JOIN {self.name(table)} t ON {on}"
+            )
+            return self.conn.exec_driver_sql(sql, _columns(rows)).fetchall()
         sql = (
             f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([one] * len(rows))})"
-            f" SELECT {', '.join(f't.{q(c)}' for c in columns)}"
-            f" FROM v JOIN {self.name(table)} t ON {on}"
+            f" SELECT {selected} FROM v JOIN {self.name(table)} t ON {on}"
         )
-        return self.conn.exec_driver_sql(sql, params).fetchall()
+        return self.conn.exec_driver_sql(sql, flat).fetchall()
 
     def insert_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
         rows = list(rows)
         if not rows:
             return
-        sql = (
-            f"INSERT INTO {self.name(table)} ({', '.join(self.quote(c) for c in columns)})"
-            f" VALUES ({', '.join([self.mark] * len(columns))})"
-        )
-        self.conn.exec_driver_sql(sql, rows)
+        names = [self.quote(c) for c in columns]
+        into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
+        if self.arrays:
+            sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}"
+            self.conn.exec_driver_sql(sql, _columns(rows))
+            return
+        self.conn.exec_driver_sql(f"{into} VALUES ({self.marks(len(columns))})", rows)
 
     def delete_ids(self, table: Table, ids: Sequence[int], column: str = "id") -> None:
         if ids:
-            sql = (
-                f"DELETE FROM {self.name(table)} WHERE {self.quote(column)} IN"
-                f" ({', '.join([self.mark] * len(ids))})"
-            )
-            self.conn.exec_driver_sql(sql, tuple(ids))
-
-    def marks(self, count: int) -> str:
-        return ", ".join([self.mark] * count)
+            where, params = self._in(table, column, ids)
+            self.conn.exec_driver_sql(f"DELETE FROM {self.name(table)} WHERE {where}", params)
 
     def update_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
         """UPDATE `columns` by id; each row is (values..., id)."""
         rows = list(rows)
-        if rows:
-            sets = ", ".join(f"{self.quote(c)} = {self.mark}" for c in columns)
-            sql = f"UPDATE {self.name(table)} SET {sets} WHERE {self.quote('id')} = {self.mark}"
-            self.conn.exec_driver_sql(sql, rows)
+        if not rows:
+            return
+        q = self.quote
+        if self.arrays:
+            names = [q(c) for c in (*columns, "id")]
+            sets = ", ".join(f"{q(c)} = v.{q(c)}" for c in columns)
+            sql = (
+                f"UPDATE {self.name(table)} t SET {sets}"
+                f" FROM {self._unnest(table, (*columns, 'id'), names)}"
+                f" WHERE t.{q('id')} = v.{q('id')}"
+            )
+            self.conn.exec_driver_sql(sql, _columns(rows))
+            return
+        sets = ", ".join(f"{q(c)} = {self.mark}" for c in columns)
+        sql = f"UPDATE {self.name(table)} SET {sets} WHERE {q('id')} = {self.mark}"
+        self.conn.exec_driver_sql(sql, rows)

@@ -23,8 +23,6 @@ from runner.sync.reader import DataLine
 CONTEXT_COURSE = 50
 #: bound parameters per IN list (SQLite allows 32766 in all, older builds 999)
 CHUNK = 900
-#: key pairs per row-value IN list (two bound parameters each)
-PAIRS = 450
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
 
@@ -98,14 +96,11 @@ class SiteState:
         # WHERE clause, so that the database looks the keys up by their own index
         skip = "deleted" if table is self.t.user else "category"
         skip_value = 1 if table is self.t.user else 0
-        q = self.raw.quote
-        for part in chunks(wanted):
+        for part in chunks(wanted, self.raw.chunk):
             keys: Sequence[Any] = [int(v) for v in part] if column == "id" else part
-            sql = (
-                f"SELECT {q('id')}, {q(column)}, {q(skip)} FROM {self.raw.name(table)}"
-                f" WHERE {q(column)} IN ({self.raw.marks(len(keys))})"
-            )
-            for row_id, value, flag in self.conn.exec_driver_sql(sql, tuple(keys)).fetchall():
+            for row_id, value, flag in self.raw.select_in(
+                table, ("id", column, skip), column, keys
+            ):
                 if flag != skip_value:
                     found.setdefault(str(value), []).append(row_id)
         return found
@@ -308,7 +303,7 @@ class SiteState:
         enrol_keys = sorted(
             (eid, user) for course, _, user in pairs for _, eid, _, _ in self._enrols[course]
         )
-        for part in chunks(enrol_keys, PAIRS):
+        for part in chunks(enrol_keys, self.raw.pairs):
             rows = self.raw.select_keys(
                 t.user_enrolments,
                 ("id", "enrolid", "userid", "status", "timestart", "timeend"),
@@ -320,7 +315,7 @@ class SiteState:
                 course = self._enrol_course[enrolid]
                 self.course_enrolments.setdefault((course, userid), set()).add(enrolid)
         role_keys = sorted({(user, context) for _, context, user in pairs})
-        for part in chunks(role_keys, PAIRS):
+        for part in chunks(role_keys, self.raw.pairs):
             assignments = self.raw.select_keys(
                 t.role_assignments,
                 ("id", "contextid", "userid", "roleid", "component", "itemid"),
@@ -335,7 +330,7 @@ class SiteState:
             for gids in self._groups[course].values()
             for gid in gids
         )
-        for part in chunks(member_keys, PAIRS):
+        for part in chunks(member_keys, self.raw.pairs):
             members = self.raw.select_keys(
                 t.groups_members, ("id", "groupid", "userid"), ("userid", "groupid"), part
             )
@@ -467,7 +462,7 @@ class SiteState:
             (t.role_assignments, self.ra),
             (t.user_enrolments, self.ue),
         ):
-            for part in chunks(sorted(pending.deleted)):
+            for part in chunks(sorted(pending.deleted), self.raw.chunk):
                 self.raw.delete_ids(table, part)
         self.raw.update_many(
             t.user_enrolments,

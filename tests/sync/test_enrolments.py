@@ -296,3 +296,23 @@ def test_missing_sqlite_database(tmp_path: Path, cli: object) -> None:
     assert result.code == 3
     assert f"database file {tmp_path / 'nowhere.db'} does not exist" in result.out
     assert not (tmp_path / "nowhere.db").exists()
+
+
+ODD_IDNUMBERS = ['O"Brien', "back\\slash", "a,b", "{braces}", "NULL", "é ü", "x'y"]
+
+
+def test_identifiers_with_quotes_commas_braces_and_backslashes(site: Site) -> None:
+    """Keys travel to PostgreSQL as array literals: every character must survive."""
+    for n, idnumber in enumerate(ODD_IDNUMBERS):
+        site.execute(
+            "UPDATE mdl_user SET idnumber = :idnumber WHERE idnumber = :old",
+            idnumber=idnumber,
+            old=f"U{n + 1:04d}",
+        )
+    fields = ['"' + i.replace('"', '""') + '"' if '"' in i else i for i in ODD_IDNUMBERS]
+    body = "".join(f"add;MATH101;{field};student;;;;;;\n" for field in fields)
+    lines = sync(site, body)
+    assert all(line.endswith(": ok") for line in lines), lines
+    for idnumber in ODD_IDNUMBERS:
+        assert site.enrolled("MATH101", idnumber) == [("student", 0)]
+    assert sync(site, body) == [line.replace(": ok", ": ok (unchanged)") for line in lines]
