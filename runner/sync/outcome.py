@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class FailedLine:
     number: int
     raw: bytes

@@ -25,6 +25,9 @@ CONTEXT_COURSE = 50
 CHUNK = 900
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
+#: resolved user keys kept from batch to batch (a file names the same users again and
+#: again); past this many, the next batch starts afresh, which bounds the memory
+USERS_KEPT = 200_000
 
 
 @dataclass
@@ -278,7 +281,8 @@ class SiteState:
         self.ra = Pending()
         self.gm = Pending()
         self.touched_groups: set[int] = set()
-        self.users.clear()
+        if len(self.users) > USERS_KEPT:
+            self.users.clear()
 
     def prepare(self, lines: Sequence[DataLine], *, course_column: str, user_column: str) -> None:
         """Resolve a batch's users and courses, then load the state they share."""
@@ -480,7 +484,9 @@ class SiteState:
             if pending.new:
                 columns = tuple(next(iter(pending.new.values())))
                 row = itemgetter(*columns)
-                self.raw.insert_many(table, columns, map(row, pending.new.values()))
+                # in key order: each index is updated page after page, not at random
+                new = (pending.new[k] for k in sorted(pending.new))
+                self.raw.insert_many(table, columns, map(row, new))
         groups = t.groups
         for part in chunks(sorted(self.touched_groups)):
             self.conn.execute(
