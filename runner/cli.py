@@ -57,7 +57,8 @@ examples:
 SCHEMA_EXAMPLES = """\
 examples:
   postsync schema > playbook.schema.json
-  postsync schema record"""
+  postsync schema record
+  postsync schema output    # --output json documents and --output jsonl events"""
 
 DB_EXAMPLES = """\
 examples:
@@ -204,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SCHEMA_EXAMPLES,
         description="Print a JSON Schema.",
     )
-    schema.add_argument("which", nargs="?", choices=("playbook", "record"), default="playbook")
+    schema.add_argument(
+        "which", nargs="?", choices=("playbook", "record", "output"), default="playbook"
+    )
 
     db = sub.add_parser(
         "db",
@@ -332,10 +335,11 @@ def cmd_list_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from runner.output_schema import output_schema
     from runner.record import record_schema
     from runner.schema import playbook_schema
 
-    schema = record_schema() if args.which == "record" else playbook_schema()
+    schema = {"record": record_schema, "output": output_schema}.get(args.which, playbook_schema)()
     print(json.dumps(schema, indent=2))
     return int(Exit.OK)
 
