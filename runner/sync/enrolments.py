@@ -117,7 +117,7 @@ class Enrolments:
         end = parse_time(v.get("endtime", ""), "endtime", options)
         instance = state.instance(course, plugin)
         gcmd = (v.get("gcmd") or "").lower()
-        names = [v[c] for c in GROUP_COLUMNS if v.get(c)]
+        names = [name for c in GROUP_COLUMNS if (name := v.get(c))] if gcmd else []
         groups = self._check_groups(state, course, cmd, gcmd, names)
         if instance is None and cmd == "del":
             return False  # without an instance the user cannot hold this enrolment

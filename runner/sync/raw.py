@@ -14,6 +14,7 @@ the driver to parse or one pipelined statement per row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -100,7 +101,7 @@ class Raw:
         q = self.quote
         width = len(keys)
         one = "(" + self.marks(width) + ")"
-        flat = tuple(v for row in rows for v in row)
+        flat = tuple(chain.from_iterable(rows))
         if not self.values:  # MySQL/MariaDB: a row-value IN uses the index
             sql = (
                 f"SELECT {', '.join(q(c) for c in columns)} FROM {self.name(table)}"
@@ -138,6 +139,14 @@ class Raw:
         if ids:
             where, params = self._in(table, column, ids)
             self.conn.exec_driver_sql(f"DELETE FROM {self.name(table)} WHERE {where}", params)
+
+    def update_in(self, table: Table, values: dict[str, Any], ids: Sequence[int]) -> None:
+        """UPDATE `table` SET `values` (the same for every row) WHERE id is one of `ids`."""
+        if ids:
+            sets = ", ".join(f"{self.quote(c)} = {self.mark}" for c in values)
+            where, params = self._in(table, "id", ids)
+            sql = f"UPDATE {self.name(table)} SET {sets} WHERE {where}"
+            self.conn.exec_driver_sql(sql, (*values.values(), *params))
 
     def update_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
         """UPDATE `columns` by id; each row is (values..., id)."""

@@ -30,7 +30,7 @@ ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
 USERS_KEPT = 200_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Enrolment:
     id: int | None  # None until flushed
     status: int
@@ -487,9 +487,6 @@ class SiteState:
                 # in key order: each index is updated page after page, not at random
                 new = (pending.new[k] for k in sorted(pending.new))
                 self.raw.insert_many(table, columns, map(row, new))
-        groups = t.groups
-        for part in chunks(sorted(self.touched_groups)):
-            self.conn.execute(
-                groups.update().where(groups.c.id.in_(part)).values(timemodified=self.now)
-            )
+        for part in chunks(sorted(self.touched_groups), self.raw.chunk):
+            self.raw.update_in(t.groups, {"timemodified": self.now}, part)
         self.reset_batch()
