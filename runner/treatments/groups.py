@@ -184,7 +184,7 @@ class CleanEmptyGroups:
             for chunk in _chunks(group_ids):
                 # re-checked inside the transaction: a group that gained a member stays
                 sql = empty.format(marks=raw.marks(len(chunk)))
-                still = [r[0] for r in conn.exec_driver_sql(sql, tuple(chunk))]
+                still = [r[0] for r in conn.exec_driver_sql(sql, tuple(chunk)).fetchall()]
                 raw.delete_ids(gg, still, "groupid")
                 raw.delete_ids(g, still)
                 deleted.update(("group", i) for i in still)
