@@ -1,0 +1,133 @@
+"""The scheduling examples (examples/): their postsync commands are real commands.
+
+The systemd unit and the cron lines are parsed and their postsync invocations checked
+against the CLI's own parser; the CI job's script runs for real in a scratch
+repository (its `pip install` aside: postsync is already installed here).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runner.cli import build_parser
+from runner.errors import Exit
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def postsync_args(command: str) -> list[list[str]]:
+    """The arguments of every postsync invocation in a shell command."""
+    found = []
+    for part in command.replace(";", " ; ").replace("&&", " ; ").split(" ; "):
+        words = shlex.split(part, comments=False)
+        for i, word in enumerate(words):
+            if word.endswith("/postsync") or word == "postsync":
+                args = words[i + 1 :]
+                cut = next(
+                    (j for j, a in enumerate(args) if a[:1] in "<>|" or a[:2] in (">>", "2>")),
+                    len(args),
+                )
+                found.append(args[:cut])
+                break
+    return found
+
+
+def parses(args: list[str]) -> None:
+    build_parser().parse_args(args)  # SystemExit on an unknown option
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None, comment_prefixes=("#",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(EXAMPLES / "systemd" / name)
+    return parser
+
+
+def test_systemd_service_runs_a_real_command_and_accepts_exit_2() -> None:
+    service = unit("postsync-nightly.service")
+    ((args),) = postsync_args(service["Service"]["ExecStart"])
+    assert args[0] == "run"
+    parses(args)
+    assert service["Service"]["Type"] == "oneshot"
+    assert service["Service"]["SuccessExitStatus"] == str(int(Exit.LINES_FAILED))
+    timer = unit("postsync-nightly.timer")
+    assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    for name in ("postsync-nightly.service", "postsync-nightly.timer"):
+        shutil.copy(EXAMPLES / "systemd" / name, tmp_path)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "postsync-nightly.timer")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # the unit names paths of the target machine (User=, ExecStart=): only syntax here
+    assert "Unknown key" not in result.stderr and "Invalid" not in result.stderr, result.stderr
+
+
+def test_cron_lines_run_real_commands() -> None:
+    jobs = [
+        line
+        for line in (EXAMPLES / "cron" / "postsync").read_text().splitlines()
+        if line.strip() and not line.startswith("#") and "=" not in line.split()[0]
+    ]
+    assert len(jobs) == 2
+    for job in jobs:
+        fields = job.split(None, 6)
+        assert len(fields[:5]) == 5 and fields[5] == "postsync", job  # m h dom mon dow user
+        (args,) = postsync_args(fields[6])
+        parses(args)
+        assert "%" not in fields[6]  # cron turns % into a newline
+
+
+def test_gitlab_ci_job_validates_and_previews(tmp_path: Path) -> None:
+    job = yaml.safe_load((EXAMPLES / "ci" / "gitlab-ci.yml").read_text())["postsync-check"]
+    assert job["rules"][0]["if"] == '$CI_PIPELINE_SOURCE == "merge_request_event"'
+    assert job["allow_failure"]["exit_codes"] == [int(Exit.LINES_FAILED)]
+    # a scratch repository of playbooks, with a sample feed
+    repo = tmp_path / "repo"
+    (repo / "playbooks").mkdir(parents=True)
+    shutil.copy(ROOT / "playbooks" / "nightly.yml", repo / "playbooks")
+    (repo / "samples").mkdir()
+    (repo / "samples" / "enrols.csv").write_text(
+        "cmd;cid;uid;rolename\nadd;MATH101;U0001;student\nadd;NOPE;U0001;student\n"
+    )
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    launcher = bindir / "postsync"
+    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m runner "$@"\n')
+    launcher.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "CI_PROJECT_DIR": str(repo),
+        "PYTHONPATH": str(ROOT),
+    }
+    for key, value in job["variables"].items():
+        env[key] = value.replace("$CI_PROJECT_DIR", str(repo))
+    codes = []
+    for line in job["script"]:
+        if line.startswith("pip install"):
+            continue
+        result = subprocess.run(
+            ["sh", "-c", line], cwd=repo, env=env, capture_output=True, text=True, check=False
+        )
+        codes.append(result.returncode)
+        assert result.returncode in (0, 2), f"{line}: {result.stdout}{result.stderr}"
+    assert codes[-1] == 2  # the preview of the sample: one line fails (no course NOPE)
+    assert "PREVIEW" in result.stdout
+    assert (repo / "samples" / "enrols.csv").exists()
+    assert list((repo / "ci-area").glob("*.csv")) == [repo / "ci-area" / "enrols.csv"]
