@@ -77,6 +77,7 @@ class Reporter(Protocol):
     def start(self, run: RunContext) -> None: ...
     def step_started(self, result: StepResult) -> None: ...
     def item(self, result: StepResult, done: Done) -> None: ...
+    def progress(self, result: StepResult, done: int, total: int, what: str) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
     def finish(self, result: RunResult) -> None: ...
 
@@ -253,9 +254,11 @@ def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Re
     elif plan.actions:
         applied: dict[int, Done] = {}
         try:
+            total = len(plan.actions)
             for item in treatment.apply(plan.actions, run):
                 applied[id(item.action)] = item
                 reporter.item(result, item)
+                reporter.progress(result, len(applied), total, f"{len(applied):,}/{total:,}")
         finally:
             # items in plan order, so the run prints what the preview printed
             result.items = [applied[id(a)] for a in plan.actions if id(a) in applied]
@@ -271,7 +274,10 @@ def _run_sync(run: RunContext, step: Step, result: StepResult, reporter: Reporte
         result.items.append(done)
         reporter.item(result, done)
 
-    result.status, result.detail = sync_step.run(config, run, emit)
+    def progress(done: int, total: int, what: str) -> None:
+        reporter.progress(result, done, total, what)
+
+    result.status, result.detail = sync_step.run(config, run, emit, progress)
 
 
 def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import time
 from datetime import datetime
 from typing import IO, Any
 
@@ -20,6 +22,55 @@ _COLOURS = {"ok": "32", "changed": "33", "skipped": "36", "failed": "31"}
 
 def use_colour(stream: IO[str]) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+class ProgressLine:
+    """One self-overwriting line on stderr for a step that takes a while, only when
+    stderr is a terminal (never in a log, a pipe or a JSON mode): `done/total` as a bar,
+    redrawn at most ten times a second, from `delay` seconds into the step."""
+
+    def __init__(self, stream: IO[str] | None = None, *, delay: float = 0.5) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = _is_terminal(self.stream) and os.environ.get("TERM") != "dumb"
+        self.delay = delay
+        self.started = 0.0
+        self.drawn = 0.0
+        self.shown = False
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def update(self, label: str, done: int, total: int, what: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.started < self.delay or now - self.drawn < 0.1:
+            return
+        self.drawn = now
+        share = min(done / total, 1.0) if total > 0 else 0.0
+        bar = "#" * int(share * 20)
+        text = f"{label}  [{bar:<20}] {share:4.0%}  {what}"
+        width = max(shutil.get_terminal_size().columns - 1, 20)
+        self._write("\r" + text[:width] + "\033[K")
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self._write("\r\033[K")
+            self.shown = False
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.enabled = False
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def item_text(done: Done) -> str:
@@ -79,6 +130,7 @@ class TextReporter:
         self.closed = False
         self.diff = diff
         self.colour = use_colour(self.out)
+        self.progress_line = ProgressLine()
 
     def write(self, text: str) -> None:
         """Print a line; a reader that went away (a closed pipe) never stops the run."""
@@ -99,12 +151,16 @@ class TextReporter:
             self.write(PREVIEW_BANNER)
 
     def step_started(self, result: StepResult) -> None:
-        pass
+        self.progress_line.start()
 
     def item(self, result: StepResult, done: Done) -> None:
         pass
 
+    def progress(self, result: StepResult, done: int, total: int, what: str) -> None:
+        self.progress_line.update(result.name, done, total, what)
+
     def step_finished(self, result: StepResult) -> None:
+        self.progress_line.clear()
         detail = result.error or result.detail
         if result.ignored:
             detail += " (ignored)"
@@ -138,6 +194,7 @@ class JsonReporter(TextReporter):
 
     def __init__(self, out: IO[str] | None = None) -> None:
         super().__init__(out)
+        self.progress_line.enabled = False  # a JSON mode is for programs
 
     def start(self, run: RunContext) -> None:
         pass

@@ -39,11 +39,13 @@ def sync_file(
     *,
     now: int,
     report: IO[str],
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
 
     A rejected file (bad header) changes nothing and sets `outcome.error`; a database
-    failure rolls back and raises StepError.
+    failure rolls back and raises StepError. `on_batch(bytes read, lines)` after each
+    batch (progress).
     """
     control = ControlFile(
         outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns
@@ -72,6 +74,8 @@ def sync_file(
                     state.flush()
                     report.write("\n".join(lines) + "\n")
                     faults.point("sync.batch")
+                    if on_batch is not None:
+                        on_batch(control.digest.size, outcome.lines)
             except ControlFileError as exc:
                 unit.rollback()
                 outcome.error = str(exc)

@@ -53,6 +53,13 @@ def _matches(scope: StepScope, pattern: str, include_retry: bool) -> list[Path]:
     return found
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # it is reported when it is opened
+
+
 def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
     """Render and check a sync step; list its control files (reads only)."""
     pattern = scope.render(params["file"], "file")
@@ -80,8 +87,9 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
     )
 
 
-def run(config: SyncConfig, run: RunContext, emit: Any) -> tuple[str, str]:
-    """Apply every control file; returns (status, detail). `emit(Done)` per file."""
+def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) -> tuple[str, str]:
+    """Apply every control file; returns (status, detail). `emit(Done)` per file;
+    `progress(bytes done, bytes in all, what)` per batch of lines."""
     from runner.sync import SYNC_COMMANDS
     from runner.sync.apply import sync_file
     from runner.sync.base import SyncOptions
@@ -100,7 +108,14 @@ def run(config: SyncConfig, run: RunContext, emit: Any) -> tuple[str, str]:
     rejected = []
     changed = False
     lines = 0
-    for path in config.files:
+    sizes = [_size(path) for path in config.files]
+    total, before = sum(sizes), 0
+    for path, size in zip(config.files, sizes, strict=True):
+
+        def on_batch(done: int, count: int, path: Path = path, before: int = before) -> None:
+            if progress is not None:
+                progress(before + done, total, f"{path.name}: {count:,} lines")
+
         outcome = FileOutcome(config.command, path, config.encoding, config.separator)
         outcome.report = run.report_path(path)
         with open(outcome.report, "w", encoding="utf-8") as report:
@@ -112,7 +127,9 @@ def run(config: SyncConfig, run: RunContext, emit: Any) -> tuple[str, str]:
                 options,
                 now=int(run.now.timestamp()),
                 report=report,
+                on_batch=on_batch,
             )
+        before += size
         run.files.append(outcome)
         if outcome.error:
             rejected.append(f"{path.name}: {outcome.error}")
