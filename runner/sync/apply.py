@@ -76,6 +76,7 @@ def sync_file(
                     faults.point("sync.batch")
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
+                state.finish()
             except ControlFileError as exc:
                 unit.rollback()
                 outcome.error = str(exc)

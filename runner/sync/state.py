@@ -84,6 +84,8 @@ class SiteState:
         self._group_course: dict[int, int] = {}
         self._group_idnumbers: dict[int, dict[str, list[int]]] = {}
         self.users: dict[str, int | str] = {}
+        #: groups whose members changed: their timemodified is set once, by `finish`
+        self.touched_groups: set[int] = set()
         self.reset_batch()
 
     # -- lookups ---------------------------------------------------------------------
@@ -280,7 +282,6 @@ class SiteState:
         self.ue = Pending()
         self.ra = Pending()
         self.gm = Pending()
-        self.touched_groups: set[int] = set()
         if len(self.users) > USERS_KEPT:
             self.users.clear()
 
@@ -487,6 +488,11 @@ class SiteState:
                 # in key order: each index is updated page after page, not at random
                 new = (pending.new[k] for k in sorted(pending.new))
                 self.raw.insert_many(table, columns, map(row, new))
-        for part in chunks(sorted(self.touched_groups), self.raw.chunk):
-            self.raw.update_in(t.groups, {"timemodified": self.now}, part)
         self.reset_batch()
+
+    def finish(self) -> None:
+        """After the last batch: the touched groups' timemodified, once per group (an
+        update per batch would rewrite the same rows again and again)."""
+        for part in chunks(sorted(self.touched_groups), self.raw.chunk):
+            self.raw.update_in(self.t.groups, {"timemodified": self.now}, part)
+        self.touched_groups.clear()
