@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
+from tests.mariadbserver import MariaDBServer
 from tests.pgserver import PostgresServer, ServerUnavailable, start_server
 
 
@@ -108,6 +109,28 @@ def postgresql_server() -> Iterator[PostgresServer]:
     except ServerUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required under CI: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """A real MariaDB server for the whole session, in a temporary directory.
+
+    Skipped with the reason when the server binaries are missing, except under CI,
+    where a missing server is a failure.
+    """
+    from tests.mariadbserver import ServerUnavailable as MariaDBUnavailable
+    from tests.mariadbserver import start_server as start_mariadb
+
+    try:
+        server = start_mariadb()
+    except MariaDBUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"MariaDB is required under CI: {exc}")
         pytest.skip(str(exc))
     try:
         yield server

@@ -17,11 +17,11 @@ from tests.conftest import CLI, Result
 _names = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'moodle.db'}"
-    server = request.getfixturevalue("postgresql_server")
+    server = request.getfixturevalue(f"{request.param}_server")
     return str(server.create_database(f"site{next(_names)}"))
 
 
