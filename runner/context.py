@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import PlaybookError, Problem, StepError
 from runner.paths import confinement_error, display, resolve_under
+from runner.remote import RemotePath, is_remote
+from runner.remote import parse as parse_remote
 
 if TYPE_CHECKING:
     from runner.playbook import Playbook, Step
@@ -41,8 +43,13 @@ class RunContext:
     prefix: str = "mdl_"
     #: what each sync step did with each control file (runner.sync.apply.FileOutcome)
     files: list[Any] = field(default_factory=list)
-    #: control file -> its archive: verified (real run) or planned (preview)
-    archives: dict[Path, Path] = field(default_factory=dict)
+    #: `roots:` in object storage, as (bucket, key prefix)
+    remote_roots: tuple[tuple[str, str], ...] = ()
+    #: the object store (runner.remote.Storage) for s3:// destinations
+    storage: Any = None
+    #: control file -> its archive (a Path or a RemotePath): verified (real run) or
+    #: planned (preview)
+    archives: dict[Path, Any] = field(default_factory=dict)
     #: control files whose archive a preview planned (not written, taken as verified)
     archives_planned: set[Path] = field(default_factory=set)
     #: print diffs of what is written (--diff): treatments compute them only then
@@ -147,8 +154,8 @@ class RunContext:
             context.update(extra)
         return context
 
-    def display(self, path: Path) -> str:
-        return display(path, self.area)
+    def display(self, path: Path | RemotePath) -> str:
+        return str(path) if isinstance(path, RemotePath) else display(path, self.area)
 
 
 def file_context(path: Path, command: str) -> dict[str, str]:
@@ -198,6 +205,31 @@ class StepScope:
         return self.run.renderer.render_data(
             value, self.run.template_context(self.extra), self._path(key)
         )
+
+    def confine_dest(self, raw: str, *key: str | int) -> Path | RemotePath:
+        """`confine` for a destination, which may also be an object (s3://) under one
+        of the `roots:` in object storage."""
+        if not is_remote(raw):
+            return self.confine(raw, *key)
+        try:
+            bucket, object_key = parse_remote(raw)
+        except ValueError as exc:
+            raise PlaybookError([self.error(str(exc), *key)]) from None
+        if not object_key or object_key.endswith("/"):
+            raise PlaybookError([self.error(f"{raw}: no object name after the bucket", *key)])
+        target = RemotePath(bucket, object_key, self.run.storage)
+        if not any(target.is_within(root) for root in self.run.remote_roots):
+            allowed = ", ".join(f"s3://{b}/{p}" for b, p in self.run.remote_roots) or "none"
+            raise PlaybookError(
+                [
+                    self.error(
+                        f"{raw} is not under an object-storage root (roots in s3: {allowed});"
+                        " list its bucket/prefix under `roots:`",
+                        *key,
+                    )
+                ]
+            )
+        return target
 
     def confine(self, raw: str, *key: str | int) -> Path:
         """The absolute, symlink-resolved path of `raw`, or PlaybookError if outside."""

@@ -20,6 +20,8 @@ from runner.paths import resolve_under
 from runner.playbook import Playbook, Step
 from runner.record import prune_records, save_record
 from runner.references import check_references
+from runner.remote import Storage, is_remote, storage_options
+from runner.remote import parse as parse_remote
 from runner.sync import step as sync_step
 from runner.templating import Renderer
 from runner.treatments import TREATMENTS
@@ -148,9 +150,24 @@ def build_context(
     context = run.template_context()
     area = renderer.render(playbook.area, context, ("area",))
     run.area = resolve_under(area, playbook.base_dir)
-    run.roots = tuple(
-        resolve_under(renderer.render(r, context, ("roots", i)), playbook.base_dir)
-        for i, r in enumerate(playbook.roots)
+    local, remote = [], []
+    for i, raw_root in enumerate(playbook.roots):
+        root = renderer.render(raw_root, context, ("roots", i))
+        if is_remote(root):
+            try:
+                remote.append(parse_remote(root))
+            except ValueError as exc:
+                raise PlaybookError([playbook.source.problem(("roots", i), str(exc))]) from None
+        else:
+            local.append(resolve_under(root, playbook.base_dir))
+    run.roots, run.remote_roots = tuple(local), tuple(remote)
+    run.storage = Storage(
+        storage_options(
+            {
+                name: renderer.render(value, context, ("storage", name))
+                for name, value in playbook.storage
+            }
+        )
     )
     run.prefix = playbook.prefix
     if playbook.database is not None:

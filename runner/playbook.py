@@ -54,6 +54,8 @@ class Playbook:
     sync: tuple[Step, ...]
     post_treatments: tuple[Step, ...]
     source: SourceMap
+    #: the `storage:` section (object storage settings, templates)
+    storage: tuple[tuple[str, str], ...] = ()
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -121,6 +123,7 @@ def load_playbook(path: Path) -> Playbook:
             _post_step(i, s) for i, s in enumerate(data.get("post_treatments") or [])
         ),
         source=smap,
+        storage=tuple((data.get("storage") or {}).items()),
     )
 
 

@@ -49,6 +49,8 @@ def check_references(playbook: Playbook, renderer: Renderer, extra: Iterable[str
     check(playbook.area, ("area",), top_known)
     for i, root in enumerate(playbook.roots):
         check(root, ("roots", i), top_known)
+    for name, value in playbook.storage:
+        check(value, ("storage", name), top_known)
     if playbook.database is not None:
         check(playbook.database, ("database",), top_known)
 

@@ -109,7 +109,26 @@ def playbook_schema() -> dict[str, Any]:
             "roots": {
                 "type": "array",
                 "items": {"type": "string", "minLength": 1},
-                "description": "Directories outside the area that steps may write or delete in.",
+                "description": "Directories outside the area that steps may write or delete"
+                " in, and object-storage prefixes (s3://bucket/prefix) archives and reports"
+                " may go to.",
+            },
+            "storage": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Object storage (s3:// destinations) settings; by default"
+                " they come from the AWS environment variables (AWS_ENDPOINT_URL...)."
+                " Templates: use {{ env.NAME }} for secrets.",
+                "properties": {
+                    name: {"type": "string"}
+                    for name in (
+                        "endpoint_url",
+                        "region",
+                        "access_key_id",
+                        "secret_access_key",
+                        "session_token",
+                    )
+                },
             },
             "keep_records_days": {"type": "integer", "minimum": 1, "default": 90},
             "vars": {

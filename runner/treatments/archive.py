@@ -6,7 +6,6 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepError
@@ -15,6 +14,8 @@ from runner.treatments.base import Action, Done, Plan
 from runner.treatments.files import (
     DEST,
     ON_CONFLICT,
+    Output,
+    Target,
     WriteJob,
     apply_writes,
     choose,
@@ -32,12 +33,12 @@ DEFAULT_DEST = "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"
 
 @dataclass(frozen=True)
 class ArchiveConfig:
-    target: Path
+    target: Target
     gzipped: bool
     on_conflict: str
 
 
-def existing_archive(outcome: FileOutcome, config: ArchiveConfig) -> Path | None:
+def existing_archive(outcome: FileOutcome, config: ArchiveConfig) -> Target | None:
     """An archive already holding exactly what the sync read, if there is one."""
     return find_identical(config.target, outcome.sha256, gzipped=config.gzipped)
 
@@ -50,7 +51,8 @@ class ArchiveControlFiles:
 
     Parameters:
       dest (template, default "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"):
-        the archive's name, relative to the area (or under `roots:`).
+        the archive's name, relative to the area (or under `roots:`), or an object
+        `s3://bucket/key` under an `s3://bucket/prefix` of `roots:` (postsync[s3]).
       compress (none | gzip, default none): gzip appends ".gz" to the name.
       on_conflict (suffix | fail | overwrite, default suffix): when a different file
         already has the name: insert .1, .2... before the extension (20261124-0100_enrols.1.csv),
@@ -60,6 +62,9 @@ class ArchiveControlFiles:
       - archive_control_files:
           dest: "archives/{{ now | strftime('%Y/%m/%d-%H%M') }}_{{ file.name }}"
           compress: gzip
+
+    In object storage the object is read back after the upload: its size and sha256
+    must be what the sync read, or the step fails and the control file is kept.
 
     Guarantees: an archive already holding the same content counts as done (a second run
     changes nothing); a different file is never silently replaced; a control file changed
@@ -85,7 +90,7 @@ class ArchiveControlFiles:
         if gzipped:
             raw += ".gz"
         return ArchiveConfig(
-            target=scope.confine(raw, "dest"),
+            target=scope.confine_dest(raw, "dest"),
             gzipped=gzipped,
             on_conflict=params.get("on_conflict", "suffix"),
         )
@@ -129,7 +134,7 @@ class ArchiveControlFiles:
             except StepError as exc:
                 errors.append(str(exc))
                 continue
-            if isinstance(placed, Path):
+            if not isinstance(placed, Output):
                 run.archives[outcome.path] = placed
                 present += 1
                 continue

@@ -14,7 +14,7 @@ from runner.paths import DirFds, identity, unlink_regular
 from runner.text import plural
 from runner.treatments.archive import ArchiveControlFiles, existing_archive
 from runner.treatments.base import Action, Done, Plan, apply_each
-from runner.treatments.files import content_sha256, deletion_diff
+from runner.treatments.files import Target, content_sha256, deletion_diff
 
 if TYPE_CHECKING:
     from runner.context import RunContext
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 ARCHIVE = "archive_control_files"
 
 
-def _verified_archive(run: RunContext, outcome: FileOutcome) -> Path | None:
+def _verified_archive(run: RunContext, outcome: FileOutcome) -> Target | None:
     """An archive holding exactly what the sync read: the one this run made (or, in a
     preview, would make), else one found under any archive step's names."""
     archiver = ArchiveControlFiles()
-    made = run.archives.get(outcome.path)
+    made: Target | None = run.archives.get(outcome.path)
     if made is not None:
         if outcome.path in run.archives_planned:
             return made  # planned by the preview's archive step

@@ -19,6 +19,7 @@ from typing import Any
 
 from runner.errors import StepError
 from runner.fsutil import AtomicFile, fsync_dir
+from runner.remote import RemotePath
 from runner.text import plural
 from runner.treatments.base import Action, Done
 
@@ -36,6 +37,9 @@ ON_CONFLICT: Mapping[str, Any] = {
 }
 DEST: Mapping[str, Any] = {"type": "string", "minLength": 1}
 
+#: where a treatment writes: a local path, or an object (s3://, runner.remote)
+Target = Path | RemotePath
+
 
 def file_chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as handle:
@@ -50,11 +54,13 @@ def chunks_sha256(chunks: Iterable[bytes]) -> str:
     return digest.hexdigest()
 
 
-def content_sha256(path: Path, *, gzipped: bool = False) -> str | None:
+def content_sha256(path: Target, *, gzipped: bool = False) -> str | None:
     """sha256 of a regular file's content (decompressed when `gzipped`); None if absent.
 
     A symlink or a directory at `path` is not a file postsync wrote: OSError.
     """
+    if isinstance(path, RemotePath):
+        return path.store.sha256(path, gzipped=gzipped)
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -72,7 +78,7 @@ def content_sha256(path: Path, *, gzipped: bool = False) -> str | None:
     return digest.hexdigest()
 
 
-def numbered(path: Path, n: int, *, gzipped: bool = False) -> Path:
+def numbered(path: Target, n: int, *, gzipped: bool = False) -> Target:
     """`archives/x.csv` -> `archives/x.1.csv`; with gzip `x.csv.gz` -> `x.1.csv.gz`."""
     name = path.name
     tail = ""
@@ -88,14 +94,14 @@ def numbered(path: Path, n: int, *, gzipped: bool = False) -> Path:
 class Output:
     """A file to write: where, and the sha256 its content must have."""
 
-    path: Path
+    path: Target
     sha256: str
     gzipped: bool = False
     replace: bool = False  # replaces a different file (on_conflict: overwrite)
     mtime_ns: int | None = None
 
 
-def find_identical(target: Path, sha256: str, *, gzipped: bool = False) -> Path | None:
+def find_identical(target: Target, sha256: str, *, gzipped: bool = False) -> Target | None:
     """The name among `target`, `target.1`... that already holds this content, if any."""
     for n in range(MAX_SUFFIX + 1):
         path = target if n == 0 else numbered(target, n, gzipped=gzipped)
@@ -108,14 +114,14 @@ def find_identical(target: Path, sha256: str, *, gzipped: bool = False) -> Path 
 
 
 def choose(
-    target: Path,
+    target: Target,
     sha256: str,
     on_conflict: str,
     shown: str,
     *,
     gzipped: bool = False,
     mtime_ns: int | None = None,
-) -> Output | Path:
+) -> Output | Target:
     """Where the content goes: an `Output` to write, or the Path already holding it.
 
     `shown` is the target as users see it, for the error when `on_conflict: fail`.
@@ -168,21 +174,6 @@ def _publish(out: AtomicFile, output: Output, *, sync_dir: bool = True) -> None:
         ) from None
 
 
-def write_verified(output: Output, chunks: Iterable[bytes], *, source_name: str = "") -> None:
-    """Write `chunks` atomically to `output.path`, verify the bytes on disk, publish.
-
-    The temporary file is synced, read back and hashed before it takes its final name:
-    a file under a final name is always complete and has the planned content. A file
-    that appeared under the name since the plan is never replaced (StepError).
-    """
-    output.path.parent.mkdir(parents=True, exist_ok=True)
-    with AtomicFile(output.path) as out:
-        _write(out, output, chunks, source_name)
-        out.sync(mtime_ns=output.mtime_ns)
-        _verify(out, output)
-        _publish(out, output)
-
-
 def new_file_diff(shown: str, lines: Iterable[str], limit: int = 40) -> str:
     """A unified diff creating `shown`, cut after `limit` lines."""
     out = [f"--- /dev/null\n+++ {shown}\n"]
@@ -211,7 +202,7 @@ class WriteJob:
     chunks: Callable[[], Iterable[bytes]]
     source_name: str = ""
     #: called once the file is published (e.g. to note a verified archive)
-    published: Callable[[Path], None] | None = None
+    published: Callable[[Any], None] | None = None
 
 
 def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
@@ -220,6 +211,9 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
     replacing a different file) and each directory synced once. One disk flush for a
     batch instead of two per file; a failure does not stop the others."""
     failures: list[str] = []
+    remote = [a for a in actions if isinstance(a.data.output.path, RemotePath)]
+    actions = [a for a in actions if not isinstance(a.data.output.path, RemotePath)]
+    yield from _upload(remote, failures)
     # a few files are synced one by one; for many, one os.sync() is far cheaper
     few = len(actions) <= FEW
     staged: list[tuple[Action, AtomicFile]] = []
@@ -227,6 +221,7 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
     try:
         for action in actions:
             job: WriteJob = action.data
+            assert isinstance(job.output.path, Path)
             try:
                 job.output.path.parent.mkdir(parents=True, exist_ok=True)
                 out = AtomicFile(job.output.path).__enter__()
@@ -248,7 +243,7 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
             except (StepError, OSError) as exc:
                 failures.append(_failure(exc, action))
                 continue
-            directories.add(job.output.path.parent)
+            directories.add(out.path.parent)
             if job.published is not None:
                 job.published(job.output.path)
             yield Done(action)
@@ -260,6 +255,30 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
     if failures:
         more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
         raise StepError(f"{plural(len(failures), noun)} failed: " + "; ".join(failures[:3]) + more)
+
+
+def _upload(actions: Sequence[Action], failures: list[str]) -> Iterator[Done]:
+    """Upload each object, read it back and check it; a failure does not stop the
+    others (and leaves nothing counted as written)."""
+    for action in actions:
+        job: WriteJob = action.data
+        output = job.output
+        assert isinstance(output.path, RemotePath)
+        try:
+            output.path.store.upload_verified(
+                output.path,
+                job.chunks(),
+                output.sha256,
+                gzipped=output.gzipped,
+                mtime=(output.mtime_ns or 0) // 1_000_000_000,
+                source_name=job.source_name,
+            )
+        except (StepError, OSError) as exc:
+            failures.append(_failure(exc, action))
+            continue
+        if job.published is not None:
+            job.published(output.path)
+        yield Done(action)
 
 
 def _failure(exc: Exception, action: Action) -> str:

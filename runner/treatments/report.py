@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepError
@@ -15,6 +14,8 @@ from runner.treatments.base import Action, Done, Plan
 from runner.treatments.files import (
     DEST,
     ON_CONFLICT,
+    Output,
+    Target,
     WriteJob,
     apply_writes,
     choose,
@@ -31,7 +32,7 @@ DEFAULT_DEST = "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.name 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    target: Path
+    target: Target
     format: str
     on_conflict: str
 
@@ -106,7 +107,8 @@ class SaveReport:
 
     Parameters:
       dest (template, default "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.name }}"):
-        where the report goes, relative to the area (or under `roots:`).
+        where the report goes, relative to the area (or under `roots:`), or an
+        object `s3://bucket/key` under an `s3://bucket/prefix` of `roots:`.
       format (text | json, default text): plain text as above, or one JSON document
         with the counts, the failed lines and the report lines.
       on_conflict (suffix | fail | overwrite, default suffix): when a different file
@@ -139,7 +141,7 @@ class SaveReport:
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> ReportConfig:
         raw = scope.render(params.get("dest", DEFAULT_DEST), "dest")
         return ReportConfig(
-            target=scope.confine(raw, "dest"),
+            target=scope.confine_dest(raw, "dest"),
             format=params.get("format", "text"),
             on_conflict=params.get("on_conflict", "suffix"),
         )
@@ -158,7 +160,7 @@ class SaveReport:
             except StepError as exc:
                 errors.append(str(exc))
                 continue
-            if isinstance(placed, Path):
+            if not isinstance(placed, Output):
                 present += 1
                 continue
             diff = None

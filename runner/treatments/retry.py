@@ -14,6 +14,7 @@ from runner.treatments.base import Action, Done, Plan
 from runner.treatments.files import (
     DEST,
     ON_CONFLICT,
+    Output,
     WriteJob,
     apply_writes,
     choose,
@@ -103,7 +104,7 @@ class WriteRetryFile:
             except StepError as exc:
                 errors.append(str(exc))
                 continue
-            if isinstance(placed, Path):
+            if not isinstance(placed, Output):
                 present += 1
                 continue
             diff = None
