@@ -38,10 +38,11 @@ def confinement_error(raw: str, resolved: Path, area: Path, roots: Sequence[Path
 
 def display(path: Path, area: Path) -> str:
     """A path as users see it: relative to the area when inside it."""
-    try:
-        return path.relative_to(area).as_posix()
-    except ValueError:
-        return str(path)
+    text, top = str(path), str(area)
+    if text == top:
+        return "."
+    prefix = top if top.endswith("/") else top + "/"
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 class DirFds:
