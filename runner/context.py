@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,6 +212,8 @@ class StepScope:
         of the `roots:` in object storage."""
         if not is_remote(raw):
             return self.confine(raw, *key)
+        if find_spec("s3fs") is None:  # before anything runs, not when the step comes
+            raise StepError("s3:// destinations need the s3 extra: pip install 'postsync[s3]'")
         try:
             bucket, object_key = parse_remote(raw)
         except ValueError as exc:

@@ -223,3 +223,16 @@ def test_storage_section_instead_of_the_environment_and_its_secret_is_never_prin
     for path in (workspace / "area" / ".postsync").rglob("*"):
         if path.is_file():
             assert b"very-secret-key-42" not in path.read_bytes(), path
+
+
+def test_without_the_s3_extra_nothing_runs(
+    workspace: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.context
+
+    monkeypatch.setattr(runner.context, "find_spec", lambda name: None)
+    result = cli("run", playbook(workspace))
+    assert result.code == 3
+    assert "pip install 'postsync[s3]'" in result.err
+    assert result.out == ""  # not even the sync ran
+    assert (workspace / "area" / "enrols.csv").read_text() == ENROLS
