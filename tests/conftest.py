@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -97,19 +98,21 @@ def area(tmp_path: Path) -> Path:
     return path
 
 
+def missing(what: str, reason: object) -> NoReturn:
+    """A server or tool the tests need is missing: skipped with the reason, except
+    under CI (environment variable CI set), where it is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required under CI: {reason}")
+    pytest.skip(str(reason))
+
+
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the whole session, in a temporary directory.
-
-    Skipped with the reason when the server binaries are missing, except under CI
-    (environment variable CI set), where a missing server is a failure.
-    """
+    """A real PostgreSQL server for the whole session, in a temporary directory."""
     try:
         server = start_server()
     except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required under CI: {exc}")
-        pytest.skip(str(exc))
+        missing("PostgreSQL", exc)
     try:
         yield server
     finally:
@@ -118,20 +121,14 @@ def postgresql_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[MariaDBServer]:
-    """A real MariaDB server for the whole session, in a temporary directory.
-
-    Skipped with the reason when the server binaries are missing, except under CI,
-    where a missing server is a failure.
-    """
+    """A real MariaDB server for the whole session, in a temporary directory."""
     from tests.mariadbserver import ServerUnavailable as MariaDBUnavailable
     from tests.mariadbserver import start_server as start_mariadb
 
     try:
         server = start_mariadb()
     except MariaDBUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"MariaDB is required under CI: {exc}")
-        pytest.skip(str(exc))
+        missing("MariaDB", exc)
     try:
         yield server
     finally:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.pgserver import free_port
 
 
 class ServerUnavailable(Exception):
@@ -51,12 +52,6 @@ def find_binaries() -> tuple[str, str]:
     return install_db, server_bin
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class MariaDBServer:
     """A running server; `create_database` hands each test its own database."""
@@ -64,7 +59,7 @@ class MariaDBServer:
     install_db: str
     server_bin: str
     root: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     _process: subprocess.Popen[bytes] | None = None
 
     @property

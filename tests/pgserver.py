@@ -52,7 +52,8 @@ def find_bindir() -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback (for the servers the tests start)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -64,7 +65,7 @@ class PostgresServer:
 
     bindir: Path
     root: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     user: str = "postgres"
     password: str = "s3cret-pg-pass"
     _run_as: list[str] = field(default_factory=list)

@@ -4,24 +4,17 @@ server mode, started on loopback by the tests), through the real CLI."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CLI
+from tests.conftest import CLI, missing
+from tests.pgserver import free_port
 
 BUCKET = "moodle-archive"
 ENROLS = "cmd;cid;uid;rolename\nadd;MATH101;U0001;student\nadd;NOPE;U0002;student\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +24,8 @@ def s3_endpoint() -> Iterator[str]:
         import s3fs  # noqa: F401  (the extra the feature needs)
         from moto.server import ThreadedMotoServer
     except ModuleNotFoundError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"the s3 tests need moto[server] and s3fs under CI: {exc}")
-        pytest.skip(f"moto[server] or s3fs not installed: {exc}")
-    port = _free_port()
+        missing("moto[server] and s3fs", exc)
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
