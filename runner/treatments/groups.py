@@ -158,7 +158,7 @@ class CleanEmptyGroups:
         ]
         found = plural(len(groups), "empty group") if groups else "no empty group"
         summary = f"{found} in the {scope}"
-        if config.groupings:
+        if groupings:
             summary += f", {plural(len(groupings), 'grouping')} left with no group"
         return Plan(actions, summary)
 

@@ -63,6 +63,7 @@ def test_deletes_empty_groups_of_processed_courses_only(site: Site) -> None:
     assert result.code == 0, result.out
     assert deletions(result.out) == ['delete group "G2" in course MATH101  (idnumber MATH101-G2)']
     assert 'delete grouping "Tutorials" in course MATH101' in result.out
+    assert "1 grouping left with no group" in result.out
     assert groups(site, "MATH101") == ["G1"]  # G1 has a member now
     assert groups(site, "CHEM201") == ["G1", "G2"]  # a course the run did not touch
     assert [r[0] for r in site.query("SELECT name FROM mdl_groupings ORDER BY name")] == [
@@ -112,8 +113,11 @@ def test_max_deletions_fails_and_deletes_nothing(site: Site) -> None:
         result.out
     )
     assert groups(site, "MATH101") == ["G1", "G2"]
-    cleanup_playbook(site, "{max_deletions: 4}")
-    assert len(deletions(site.run().out)) == 4
+    cleanup_playbook(site, "{max_deletions: 4, groupings: true}")
+    result = site.run()
+    assert len(deletions(result.out)) == 4
+    # no grouping was left empty: the step's line does not speak of groupings
+    assert "CHANGED  cleanup  (4 empty groups in the 2 processed courses)\n" in result.out
 
 
 def test_skipped_without_an_enrolment_file_and_all_courses_on_request(site: Site) -> None:
