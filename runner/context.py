@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from runner.playbook import Playbook, Step
     from runner.templating import Renderer
     from runner.yamlsource import JsonPath
+
+
+@cache
+def _has_s3fs() -> bool:
+    return find_spec("s3fs") is not None
 
 
 @dataclass
@@ -212,7 +218,7 @@ class StepScope:
         of the `roots:` in object storage."""
         if not is_remote(raw):
             return self.confine(raw, *key)
-        if find_spec("s3fs") is None:  # before anything runs, not when the step comes
+        if not _has_s3fs():  # before anything runs, not when the step comes
             raise StepError("s3:// destinations need the s3 extra: pip install 'postsync[s3]'")
         try:
             bucket, object_key = parse_remote(raw)

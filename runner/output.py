@@ -21,7 +21,7 @@ _COLOURS = {"ok": "32", "changed": "33", "skipped": "36", "failed": "31"}
 
 
 def use_colour(stream: IO[str]) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    return _is_terminal(stream) and "NO_COLOR" not in os.environ
 
 
 class ProgressLine:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.pgserver import free_port
+from tests.pgserver import free_port, started
 
 
 class ServerUnavailable(Exception):
@@ -161,10 +161,4 @@ def start_server() -> MariaDBServer:
     """Start a server in a new temporary directory (raises ServerUnavailable)."""
     install_db, server_bin = find_binaries()
     root = Path(tempfile.mkdtemp(prefix="postsync-mariadb-"))
-    server = MariaDBServer(install_db, server_bin, root)
-    try:
-        server.start()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return started(MariaDBServer(install_db, server_bin, root))

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 
 class ServerUnavailable(Exception):
@@ -176,14 +177,26 @@ class PostgresServer:
         return self.url(name)
 
 
-def start_server() -> PostgresServer:
-    """Start a server in a new temporary directory (raises ServerUnavailable)."""
-    bindir = find_bindir()
-    root = Path(tempfile.mkdtemp(prefix="postsync-pg-"))
-    server = PostgresServer(bindir, root)
+class TestServer(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=TestServer)
+
+
+def started(server: S) -> S:
+    """`server` started; if it cannot start, its directory is removed and the error
+    (ServerUnavailable) raised."""
     try:
         server.start()
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def start_server() -> PostgresServer:
+    """Start a server in a new temporary directory (raises ServerUnavailable)."""
+    bindir = find_bindir()
+    return started(PostgresServer(bindir, Path(tempfile.mkdtemp(prefix="postsync-pg-"))))

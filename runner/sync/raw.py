@@ -68,7 +68,9 @@ class Raw:
         arrays = ", ".join(self._array(table, c) for c in columns)
         return f"unnest({arrays}) AS v ({', '.join(names)})"
 
-    def _in(self, table: Table, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    def where_in(
+        self, table: Table, column: str, values: Sequence[Any]
+    ) -> tuple[str, tuple[Any, ...]]:
         """`column IN (...)` or `column = ANY(array)`, and its parameters."""
         if self.arrays:
             return f"{self.quote(column)} = ANY({self._array(table, column)})", (
@@ -80,7 +82,7 @@ class Raw:
         self, table: Table, columns: Sequence[str], column: str, values: Sequence[Any]
     ) -> Sequence[Any]:
         """SELECT `columns` FROM `table` WHERE `column` is one of `values`."""
-        where, params = self._in(table, column, values)
+        where, params = self.where_in(table, column, values)
         sql = (
             f"SELECT {', '.join(self.quote(c) for c in columns)} FROM {self.name(table)}"
             f" WHERE {where}"
@@ -137,14 +139,14 @@ class Raw:
 
     def delete_ids(self, table: Table, ids: Sequence[int], column: str = "id") -> None:
         if ids:
-            where, params = self._in(table, column, ids)
+            where, params = self.where_in(table, column, ids)
             self.conn.exec_driver_sql(f"DELETE FROM {self.name(table)} WHERE {where}", params)
 
     def update_in(self, table: Table, values: dict[str, Any], ids: Sequence[int]) -> None:
         """UPDATE `table` SET `values` (the same for every row) WHERE id is one of `ids`."""
         if ids:
             sets = ", ".join(f"{self.quote(c)} = {self.mark}" for c in values)
-            where, params = self._in(table, "id", ids)
+            where, params = self.where_in(table, "id", ids)
             sql = f"UPDATE {self.name(table)} SET {sets} WHERE {where}"
             self.conn.exec_driver_sql(sql, (*values.values(), *params))
 

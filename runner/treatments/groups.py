@@ -176,15 +176,15 @@ class CleanEmptyGroups:
             conn = unit.conn
             raw = Raw(conn)
             q = raw.quote
-            empty = (
-                f"SELECT g.{q('id')} FROM {raw.name(g)} g WHERE g.{q('id')} IN ({{marks}})"
-                f" AND NOT EXISTS (SELECT 1 FROM {raw.name(t.groups_members)} m"
-                f" WHERE m.{q('groupid')} = g.{q('id')})"
-            )
             for chunk in _chunks(group_ids):
                 # re-checked inside the transaction: a group that gained a member stays
-                sql = empty.format(marks=raw.marks(len(chunk)))
-                still = [r[0] for r in conn.exec_driver_sql(sql, tuple(chunk)).fetchall()]
+                listed, params = raw.where_in(g, "id", chunk)
+                sql = (
+                    f"SELECT g.{q('id')} FROM {raw.name(g)} g WHERE g.{listed}"
+                    f" AND NOT EXISTS (SELECT 1 FROM {raw.name(t.groups_members)} m"
+                    f" WHERE m.{q('groupid')} = g.{q('id')})"
+                )
+                still = [r[0] for r in conn.exec_driver_sql(sql, params).fetchall()]
                 raw.delete_ids(gg, still, "groupid")
                 raw.delete_ids(g, still)
                 deleted.update(("group", i) for i in still)

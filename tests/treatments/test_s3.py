@@ -221,7 +221,7 @@ def test_without_the_s3_extra_nothing_runs(
 ) -> None:
     import runner.context
 
-    monkeypatch.setattr(runner.context, "find_spec", lambda name: None)
+    monkeypatch.setattr(runner.context, "_has_s3fs", lambda: False)
     result = cli("run", playbook(workspace))
     assert result.code == 3
     assert "pip install 'postsync[s3]'" in result.err
