@@ -78,9 +78,12 @@ def sync_file(
                         on_batch(control.digest.size, outcome.lines)
                 state.finish()
             except ControlFileError as exc:
+                state.close()
                 unit.rollback()
                 outcome.error = str(exc)
                 report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
+            finally:
+                state.close()
             faults.point("sync.commit")
         faults.point("sync.committed")
     except SQLAlchemyError as exc:

@@ -26,6 +26,12 @@ def array_literal(values: Iterable[Any]) -> str:
     Sent as one text parameter and cast by the statement (`%s::BIGINT[]`): the driver's
     own list adaptation costs more per element than the database's work on it.
     """
+    values = values if isinstance(values, (list, tuple)) else list(values)
+    kinds = set(map(type, values))  # the common cases at C speed: one type, no escapes
+    if kinds <= {int}:
+        return "{" + ",".join(map(str, values)) + "}"
+    if kinds == {str} and '"' not in (text := "".join(values)) and "\\" not in text:
+        return '{"' + '","'.join(values) + '"}'
     items = []
     for value in values:
         if isinstance(value, int):

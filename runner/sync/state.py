@@ -4,11 +4,20 @@ A batch of lines is applied in three moves: load (a few set-based SELECTs for ev
 user and course the batch names), simulate (each line in order against the loaded
 state, in memory, so a line sees what the lines before it did), and flush (a few
 executemany INSERT/UPDATE/DELETE). No per-line round trip.
+
+The flush is pipelined: batch N's writes run on the connection in a second thread
+while batch N+1 is simulated. The database is never used by both threads at once:
+batch N+1's lookups run before batch N's writes start, and for the (user, course)
+pairs batch N touched, batch N+1 takes batch N's state (the database with batch N's
+changes) instead of the database's. Rows batch N inserted have no id yet in that
+state: a later batch deletes or updates them by their key, resolved when it flushes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -38,6 +47,19 @@ class Enrolment:
     timeend: int
 
 
+#: the key of a row of each table a batch writes, as `Pending` holds it (flattened)
+KEY_COLUMNS = {
+    "user_enrolments": ("enrolid", "userid"),
+    "role_assignments": ("contextid", "userid", "roleid", "component", "itemid"),
+    "groups_members": ("groupid", "userid"),
+}
+
+
+def _flat_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """(contextid, userid, (roleid, component, itemid)) -> one flat tuple."""
+    return key[:-1] + key[-1] if isinstance(key[-1], tuple) else key
+
+
 def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -45,18 +67,60 @@ def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 @dataclass
 class Pending:
-    """Changes to one table: new rows by key, updated and deleted ids."""
+    """Changes to one table: new rows by key, updated and deleted ids; and, for rows an
+    earlier batch inserted (their id not known yet), updates and deletions by key."""
 
     new: dict[Any, dict[str, Any]] = field(default_factory=dict)
     updated: dict[int, dict[str, Any]] = field(default_factory=dict)
     deleted: set[int] = field(default_factory=set)
+    updated_keys: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    deleted_keys: set[Any] = field(default_factory=set)
 
     def delete(self, key: Any, row_id: int | None) -> None:
-        if row_id is None:
-            del self.new[key]
-        else:
+        if row_id is not None:
             self.updated.pop(row_id, None)
             self.deleted.add(row_id)
+        elif key in self.new:
+            del self.new[key]
+        else:
+            self.updated_keys.pop(key, None)
+            self.deleted_keys.add(key)
+
+    def update(self, key: Any, row_id: int | None, values: dict[str, Any]) -> None:
+        if row_id is not None:
+            self.updated[row_id] = values
+        elif key in self.new:
+            self.new[key].update(values)
+        else:
+            self.updated_keys[key] = values
+
+
+class Writer:
+    """Runs one job at a time on the connection, in a second thread or inline."""
+
+    def __init__(self, inline: bool) -> None:
+        self._pool = None if inline else ThreadPoolExecutor(1, "postsync-flush")
+        self._running: Future[None] | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.wait()
+        if self._pool is None:
+            job()
+        else:
+            self._running = self._pool.submit(job)
+
+    def wait(self) -> None:
+        """Until the running job is done; raises what it raised."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def close(self) -> None:
+        """Waits for the running job, whatever it raises (the caller is failing)."""
+        with suppress(Exception):  # the caller's own error is the one to report
+            self.wait()
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 class SiteState:
@@ -86,7 +150,18 @@ class SiteState:
         self.users: dict[str, int | str] = {}
         #: groups whose members changed: their timemodified is set once, by `finish`
         self.touched_groups: set[int] = set()
+        # a second thread pays where the server works while postsync parses: with
+        # SQLite, the driver holds the GIL for most of a write (measured: slower)
+        self.writer = Writer(inline=conn.dialect.name != "postgresql")
+        #: the previous batch's changes, written once the next batch has looked up its state
+        self._ready: tuple[Pending, Pending, Pending] | None = None
+        self.pairs: set[tuple[int, int, int]] = set()
         self.reset_batch()
+
+    def db(self) -> Connection:
+        """The connection, once the writer is done with it."""
+        self.writer.wait()
+        return self.conn
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -103,6 +178,7 @@ class SiteState:
         skip_value = 1 if table is self.t.user else 0
         for part in chunks(wanted, self.raw.chunk):
             keys: Sequence[Any] = [int(v) for v in part] if column == "id" else part
+            self.writer.wait()
             for row_id, value, flag in self.raw.select_in(
                 table, ("id", column, skip), column, keys
             ):
@@ -129,7 +205,7 @@ class SiteState:
         contexts: dict[int, int] = {}
         ctx = self.t.context.c
         for part in chunks(ids):
-            rows = self.conn.execute(
+            rows = self.db().execute(
                 select(ctx.instanceid, ctx.id).where(
                     ctx.contextlevel == CONTEXT_COURSE, ctx.instanceid.in_(part)
                 )
@@ -190,7 +266,7 @@ class SiteState:
             self._groups[cid] = {}
             self._group_idnumbers[cid] = {}
         for part in chunks(todo):
-            rows = self.conn.execute(
+            rows = self.db().execute(
                 select(e.sortorder, e.id, e.enrol, e.status, e.courseid).where(e.courseid.in_(part))
             )
             for sortorder, eid, plugin, status, cid in rows:
@@ -210,9 +286,15 @@ class SiteState:
     def create_manual_instance(self, course: Course) -> int:
         """Moodle's enrol_manual add_default_instance, with its defaults."""
         e = self.t.enrol
-        sortorder = self.conn.execute(
-            select(func.coalesce(func.max(e.c.sortorder), -1) + 1).where(e.c.courseid == course.id)
-        ).scalar_one()
+        sortorder = (
+            self.db()
+            .execute(
+                select(func.coalesce(func.max(e.c.sortorder), -1) + 1).where(
+                    e.c.courseid == course.id
+                )
+            )
+            .scalar_one()
+        )
         student = self.conn.execute(
             select(self.t.role.c.id)
             .where(self.t.role.c.archetype == "student")
@@ -253,7 +335,7 @@ class SiteState:
         return ids[0] if ids else None
 
     def create_group(self, course: Course, name: str) -> int:
-        result = self.conn.execute(
+        result = self.db().execute(
             self.t.groups.insert().values(
                 courseid=course.id,
                 idnumber="",
@@ -272,6 +354,13 @@ class SiteState:
     # -- per-batch state ---------------------------------------------------------------
 
     def reset_batch(self) -> None:
+        #: the state of the batch just simulated, for the pairs the next batch shares
+        self._previous = (
+            (self.pairs, self.enrolments, self.course_enrolments, self.roles_of, self.members)
+            if self.pairs
+            else None
+        )
+        self.pairs = set()
         # (enrolid, userid) -> Enrolment; (courseid, userid) -> {enrolid}
         self.enrolments: dict[tuple[int, int], Enrolment] = {}
         self.course_enrolments: dict[tuple[int, int], set[int]] = {}
@@ -296,14 +385,40 @@ class SiteState:
             course = self._courses.get(r[course_column])
             if isinstance(user, int) and isinstance(course, Course):
                 pairs.add((course.id, course.context_id, user))
+        self.load_courses(c for c, _, _ in pairs)
+        self.pairs = pairs
+        if self._previous is not None:
+            pairs = pairs - self._carry(pairs)
         self.load(pairs)
+        if self._ready is not None:  # the previous batch's writes, while this one runs
+            changes, self._ready = self._ready, None
+            self.writer.submit(lambda: self._write(*changes))
+
+    def _carry(self, pairs: set[tuple[int, int, int]]) -> set[tuple[int, int, int]]:
+        """Takes the previous batch's state of the pairs it shares with this one (the
+        database has not got its changes yet); returns those pairs."""
+        assert self._previous is not None
+        previous, enrolments, course_enrolments, roles_of, members = self._previous
+        self._previous = None
+        shared = pairs & previous
+        for course, context, user in shared:
+            enrolids = course_enrolments.get((course, user))
+            if enrolids is not None:
+                self.course_enrolments[(course, user)] = enrolids
+                for enrolid in enrolids:
+                    self.enrolments[(enrolid, user)] = enrolments[(enrolid, user)]
+            if (context, user) in roles_of:
+                self.roles_of[(context, user)] = roles_of[(context, user)]
+            if (course, user) in members:
+                self.members[(course, user)] = members[(course, user)]
+        return shared
 
     def load(self, pairs: set[tuple[int, int, int]]) -> None:
         """Enrolments, role assignments and group memberships of these (course id,
         context id, user id): a few SELECTs on exact keys (Moodle's unique indexes)."""
         if not pairs:
             return
-        self.load_courses(c for c, _, _ in pairs)
+        self.writer.wait()
         t = self.t
         enrol_keys = sorted(
             (eid, user) for course, _, user in pairs for _, eid, _, _ in self._enrols[course]
@@ -389,10 +504,7 @@ class SiteState:
             "timeend": wanted.timeend,
             "timemodified": self.now,
         }
-        if current.id is None:
-            self.ue.new[key].update(values)
-        else:
-            self.ue.updated[current.id] = values
+        self.ue.update(key, current.id, values)
         return True
 
     def remove_enrolment(self, course: Course, enrolid: int, userid: int) -> bool:
@@ -460,13 +572,38 @@ class SiteState:
     # -- flush ---------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write the batch's net changes: deletes, then updates, then inserts."""
+        """Ends the batch: its changes are written once the next batch has looked up
+        its own state (`prepare`), or by `finish`."""
+        assert self._ready is None
+        self._ready = (self.ue, self.ra, self.gm)
+        self.reset_batch()
+
+    def _resolve(self, table: Any, pending: Pending) -> None:
+        """The ids of the rows an earlier batch inserted that this one updates or
+        deletes (by key: each key is one row, inserted by this sync)."""
+        keys = [*pending.deleted_keys, *pending.updated_keys]
+        if not keys:
+            return
+        columns = KEY_COLUMNS[table.name.removeprefix(self.t.prefix)]
+        flat = {key: _flat_key(key) for key in keys}
+        ids = {}
+        size = self.raw.chunk // len(columns)
+        for part in chunks(sorted(flat.values()), size):
+            for row in self.raw.select_keys(table, ("id", *columns), columns, part):
+                ids[tuple(row[1:])] = row[0]
+        pending.deleted.update(ids[flat[key]] for key in pending.deleted_keys)
+        for key, values in pending.updated_keys.items():
+            pending.updated[ids[flat[key]]] = values
+
+    def _write(self, ue: Pending, ra: Pending, gm: Pending) -> None:
+        """A batch's net changes: deletes, then updates, then inserts."""
         t = self.t
         for table, pending in (
-            (t.groups_members, self.gm),
-            (t.role_assignments, self.ra),
-            (t.user_enrolments, self.ue),
+            (t.groups_members, gm),
+            (t.role_assignments, ra),
+            (t.user_enrolments, ue),
         ):
+            self._resolve(table, pending)
             for part in chunks(sorted(pending.deleted), self.raw.chunk):
                 self.raw.delete_ids(table, part)
         self.raw.update_many(
@@ -474,13 +611,13 @@ class SiteState:
             ("status", "timestart", "timeend", "timemodified"),
             (
                 (v["status"], v["timestart"], v["timeend"], v["timemodified"], i)
-                for i, v in self.ue.updated.items()
+                for i, v in ue.updated.items()
             ),
         )
         for table, pending in (
-            (t.user_enrolments, self.ue),
-            (t.role_assignments, self.ra),
-            (t.groups_members, self.gm),
+            (t.user_enrolments, ue),
+            (t.role_assignments, ra),
+            (t.groups_members, gm),
         ):
             if pending.new:
                 columns = tuple(next(iter(pending.new.values())))
@@ -488,11 +625,19 @@ class SiteState:
                 # in key order: each index is updated page after page, not at random
                 new = (pending.new[k] for k in sorted(pending.new))
                 self.raw.insert_many(table, columns, map(row, new))
-        self.reset_batch()
 
     def finish(self) -> None:
-        """After the last batch: the touched groups' timemodified, once per group (an
-        update per batch would rewrite the same rows again and again)."""
+        """After the last batch: its changes, then the touched groups' timemodified,
+        once per group (an update per batch would rewrite the same rows again and
+        again)."""
+        if self._ready is not None:
+            changes, self._ready = self._ready, None
+            self.writer.submit(lambda: self._write(*changes))
+        self.writer.wait()
         for part in chunks(sorted(self.touched_groups), self.raw.chunk):
             self.raw.update_in(self.t.groups, {"timemodified": self.now}, part)
         self.touched_groups.clear()
+
+    def close(self) -> None:
+        """Waits for the writer (a failing sync must not roll back under it)."""
+        self.writer.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from tests.sync.conftest import ENROLMENTS_STEP, Site
 
@@ -316,3 +317,112 @@ def test_identifiers_with_quotes_commas_braces_and_backslashes(site: Site) -> No
     for idnumber in ODD_IDNUMBERS:
         assert site.enrolled("MATH101", idnumber) == [("student", 0)]
     assert sync(site, body) == [line.replace(": ok", ": ok (unchanged)") for line in lines]
+
+
+def _mixed_file(lines: int) -> str:
+    """Lines that come back to the same few (user, course) pairs again and again:
+    every kind of command, times, groups, and some failing lines."""
+    import random
+
+    rnd = random.Random(6)
+    body = []
+    for _ in range(lines):
+        cmd = rnd.choice(["add", "add", "add", "del", "shift", "enable", "disable"])
+        course = rnd.choice(["MATH101", "BIOL201", "HIST101"])
+        user = f"U{rnd.choice([1, 2, 3, 4, 9999]):04d}"
+        role = rnd.choice(["student", "student", "teacher"])
+        start = rnd.choice(["", "", "1790000000", "1790000500"])
+        gcmd, group = rnd.choice(
+            [("", ""), ("gaddcreate", "A"), ("gaddcreate", "B"), ("gdel", "A"), ("greplace", "B")]
+        )
+        body.append(f"{cmd};{course};{user};{role};;{start};;{gcmd};{group};\n")
+    return "".join(body)
+
+
+def _canonical(site: Site) -> dict[str, list[tuple[Any, ...]]]:
+    """The sync's tables without their ids (which depend on the order rows were written)."""
+    queries = {
+        "enrolments": "SELECT enrolid, userid, status, timestart, timeend FROM mdl_user_enrolments",
+        "roles": "SELECT contextid, userid, roleid, component, itemid FROM mdl_role_assignments",
+        "members": "SELECT g.courseid, g.name, m.userid FROM mdl_groups_members m"
+        " JOIN mdl_groups g ON g.id = m.groupid",
+        "groups": "SELECT courseid, name FROM mdl_groups",
+    }
+    return {name: sorted(site.query(sql)) for name, sql in queries.items()}
+
+
+def test_batch_size_changes_nothing(
+    site: Site, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, cli: Any
+) -> None:
+    """Each batch is written while the next one is simulated, and takes the previous
+    batch's state of the pairs they share: whatever the batch size, the same lines
+    give the same outcomes and the same site (rows inserted by one batch and deleted
+    or updated by the next, or the one after)."""
+    import runner.sync.apply
+
+    body = _mixed_file(300)
+    outcomes = {}
+    sites = {}
+    for size in (2000, 1, 2, 3, 7):
+        if size == 2000:
+            here = site
+        else:  # a fresh site for each size
+            root = site.root / f"batch{size}"
+            (root / "area").mkdir(parents=True)
+            if "sqlite" in site.url:
+                url = f"sqlite:///{root / 'moodle.db'}"
+            else:
+                kind = request.node.callspec.params["db_url"]
+                url = str(request.getfixturevalue(f"{kind}_server").create_database(f"b{size}"))
+            assert cli("db", "init", url, "--demo").code == 0
+            here = Site(root, url, cli, site.tables)
+        monkeypatch.setattr(runner.sync.apply, "BATCH", size)
+        outcomes[size] = sync(here, body)
+        sites[size] = _canonical(here)
+    assert sum(line.endswith(": ok") for line in outcomes[2000]) > 100
+    assert sum("failed" in line for line in outcomes[2000]) > 30
+    for size in (1, 2, 3, 7):
+        assert outcomes[size] == outcomes[2000], size
+        assert sites[size] == sites[2000], size
+
+
+TRIGGERS = {
+    "sqlite": "CREATE TRIGGER refuse BEFORE INSERT ON mdl_groups_members"
+    " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END",
+    "postgresql": "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$;"
+    " CREATE TRIGGER refuse BEFORE INSERT ON mdl_groups_members"
+    " FOR EACH ROW EXECUTE FUNCTION refuse()",
+    "mariadb": "CREATE TRIGGER refuse BEFORE INSERT ON mdl_groups_members FOR EACH ROW"
+    " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a trigger'",
+}
+
+
+@pytest.mark.parametrize("batch", [1, 3, 2000])
+def test_a_write_refused_by_the_database_applies_nothing(
+    site: Site, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, batch: int
+) -> None:
+    """A batch's writes fail (in the writer thread, while the next batch is simulated,
+    or at the end): the run stops with exit 3 and nothing of the file is applied."""
+    import runner.sync.apply
+
+    kind = request.node.callspec.params["db_url"]
+    engine = create_engine(site.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(TRIGGERS[kind])
+    engine.dispose()
+    before = site.dump()
+    monkeypatch.setattr(runner.sync.apply, "BATCH", batch)
+    site.write(
+        "enrols.csv",
+        HEADER
+        + "add;MATH101;U0001;student;;;;;;\n" * 4
+        + "add;MATH101;U0002;student;;;;gaddcreate;Late;\n"
+        + "add;BIOL201;U0003;student;;;;;;\n" * 4,
+    )
+    result = site.run(steps=ENROLMENTS_STEP)
+    assert result.code == 3, result.out + result.err
+    assert "database error while applying enrols.csv (nothing of it was applied)" in result.out
+    assert "refused by a trigger" in result.out
+    assert site.dump() == before
+    assert (site.area / "enrols.csv").exists()
