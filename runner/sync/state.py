@@ -150,8 +150,11 @@ class SiteState:
         self.users: dict[str, int | str] = {}
         #: groups whose members changed: their timemodified is set once, by `finish`
         self.touched_groups: set[int] = set()
-        # a second thread pays where the server works while postsync parses: with
-        # SQLite, the driver holds the GIL for most of a write (measured: slower)
+        # A second thread pays where a write is one long wait for the server
+        # (PostgreSQL: one statement per table and batch). SQLite's driver takes
+        # Python's lock back after every row it inserts, so there a writer thread
+        # slows the simulation down (measured; so did inserting a batch as one JSON
+        # parameter, which runs without the lock but costs SQLite twice the work).
         self.writer = Writer(inline=conn.dialect.name != "postgresql")
         #: the previous batch's changes, written once the next batch has looked up its state
         self._ready: tuple[Pending, Pending, Pending] | None = None
