@@ -204,6 +204,8 @@ class StepScope:
     run: RunContext
     step: Step
     extra: Mapping[str, Any] | None = None
+    #: resolved directories, shared by the scopes of one step's control files
+    dirs: dict[Path, Path] | None = None
 
     def _path(self, key: tuple[str | int, ...]) -> JsonPath:
         return (*self.step.path, *key)
@@ -242,7 +244,7 @@ class StepScope:
 
     def confine(self, raw: str, *key: str | int) -> Path:
         """The absolute, symlink-resolved path of `raw`, or PlaybookError if outside."""
-        resolved = resolve_under(raw, self.run.area)
+        resolved = resolve_under(raw, self.run.area, self.dirs)
         reason = confinement_error(raw, resolved, self.run.area, self.run.roots)
         if reason:
             raise PlaybookError([self.error(reason, *key)])

@@ -242,8 +242,10 @@ def _configure(run: RunContext, step: Step, result: StepResult) -> Any:
     if not treatment.per_file:
         return treatment.configure(step.params, StepScope(run, step))
     configs = []
+    dirs: dict[Path, Path] = {}
     for outcome in run.files:
-        scope = StepScope(run, step, {"file": file_context(outcome.path, outcome.command)})
+        extra = {"file": file_context(outcome.path, outcome.command)}
+        scope = StepScope(run, step, extra, dirs)
         if _evaluate_when(run, step, scope):
             configs.append((outcome, treatment.configure(step.params, scope)))
     if run.files and not configs:

@@ -10,14 +10,31 @@ from pathlib import Path
 from runner import faults
 
 
-def resolve_under(raw: str, base: Path) -> Path:
-    """`raw` made absolute against `base`, every symlink of its existing part resolved."""
+def resolve_under(raw: str, base: Path, dirs: dict[Path, Path] | None = None) -> Path:
+    """`raw` made absolute against `base`, every symlink of its existing part resolved.
+
+    `dirs` keeps resolved directories for the paths of one step (thousands of files
+    under the same directory): only the last part is then looked at again.
+    """
     path = Path(raw).expanduser()
-    return (path if path.is_absolute() else base / path).resolve(strict=False)
+    path = path if path.is_absolute() else base / path
+    if dirs is None or path.name in ("", ".", ".."):
+        return path.resolve(strict=False)
+    parent = dirs.get(path.parent)
+    if parent is None:
+        parent = dirs[path.parent] = path.parent.resolve(strict=False)
+    resolved = parent / path.name
+    return resolved.resolve(strict=False) if resolved.is_symlink() else resolved
 
 
 def is_within(path: Path, parents: Sequence[Path]) -> bool:
-    return any(path == p or path.is_relative_to(p) for p in parents)
+    """`path` is one of `parents` or under one (absolute, resolved paths)."""
+    text = str(path)
+    for parent in parents:
+        top = str(parent)
+        if text == top or text.startswith(top if top.endswith("/") else top + "/"):
+            return True
+    return False
 
 
 def confinement_error(raw: str, resolved: Path, area: Path, roots: Sequence[Path]) -> str | None:
