@@ -100,6 +100,15 @@ class Result:
     #: same command on an empty input, or the database statements alone)
     floor: list[Timing] = field(default_factory=list)
     floor_label: str = ""
+    #: the optional column: the same work with ansible-playbook, on a sample of the
+    #: files (Ansible takes about half a second a file), and the factor to the whole
+    ansible: list[Timing] = field(default_factory=list)
+    ansible_sample: int = 0
+    ansible_factor: float = 1.0
+
+    @property
+    def ansible_extrapolated(self) -> float:
+        return statistics.median(t.seconds for t in self.ansible) * self.ansible_factor
 
     @property
     def ours_median(self) -> float:
@@ -318,7 +327,20 @@ def b2(work: Path, rounds: int, scale: float) -> list[Result]:
     r.floor_label = (
         "the same copies made durable (one `os.sync()`) before the originals are deleted"
     )
-    return [alternate(rounds, ours, base, r, lambda: base(B2_FLOOR))]
+    alternate(rounds, ours, base, r, lambda: base(B2_FLOOR))
+    r.ansible_sample = min(count, 50)
+    r.ansible_factor = count / r.ansible_sample
+
+    def sample() -> tuple[Path, dict[str, str]]:
+        root = work / "b2-ansible"
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "area").mkdir(parents=True)
+        for name in list(contents)[: r.ansible_sample]:
+            (root / "area" / name).write_bytes(contents[name])
+        return root, {"area": str(root / "area")}
+
+    with_ansible(r, min(rounds, 3), ANSIBLE_B2, sample)
+    return [r]
 
 
 # -- B3 purge ---------------------------------------------------------------------------
@@ -362,7 +384,95 @@ def b3(work: Path, rounds: int, scale: float) -> list[Result]:
 
     r = Result("B3", f"purge {count:,} files, half older than 30 days", "<= 2x", limit=2.0)
     r.extra["baseline"] = "`find DIR -type f -mtime +30 -delete`"
-    return [alternate(rounds, ours, base, r)]
+    alternate(rounds, ours, base, r)
+    r.ansible_sample = min(count, 200)
+    r.ansible_factor = count / r.ansible_sample
+
+    def sample() -> tuple[Path, dict[str, str]]:
+        root = work / "b3-ansible"
+        shutil.rmtree(root, ignore_errors=True)
+        top = root / "archives"
+        top.mkdir(parents=True)
+        for i in range(r.ansible_sample):
+            path = top / f"f{i:05d}.csv"
+            path.write_bytes(b"x")
+            if i % 2:
+                os.utime(path, (old, old))
+        return root, {"top": str(top)}
+
+    with_ansible(r, rounds, ANSIBLE_B3, sample)
+    return [r]
+
+
+# -- the optional Ansible column ----------------------------------------------------------
+
+ANSIBLE_B2 = """\
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: archive the control files
+      ansible.builtin.copy:
+        src: "{{ item }}"
+        dest: "{{ area }}/archives/"
+        mode: preserve
+      loop: "{{ query('ansible.builtin.fileglob', area + '/*.csv') }}"
+    - name: delete the control files
+      ansible.builtin.file:
+        path: "{{ item }}"
+        state: absent
+      loop: "{{ query('ansible.builtin.fileglob', area + '/*.csv') }}"
+"""
+
+ANSIBLE_B3 = """\
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: find the old files
+      ansible.builtin.find:
+        paths: "{{ top }}"
+        age: 30d
+        recurse: true
+      register: old
+    - name: delete them
+      ansible.builtin.file:
+        path: "{{ item.path }}"
+        state: absent
+      loop: "{{ old.files }}"
+"""
+
+
+def ansible_playbook() -> str | None:
+    """ansible-playbook of the bench environment (ansible-core installed), if any."""
+    beside = Path(PY).parent / "ansible-playbook"
+    return str(beside) if beside.exists() else shutil.which("ansible-playbook")
+
+
+def with_ansible(
+    result: Result, rounds: int, playbook: str, setup: Callable[[], tuple[Path, dict[str, str]]]
+) -> None:
+    """Time `playbook` on a sample made by `setup` (its folder, its variables)."""
+    command = ansible_playbook()
+    if command is None:
+        return
+    for _ in range(rounds):
+        root, variables = setup()
+        (root / "ansible.yml").write_text(playbook)
+        env = {
+            **os.environ,
+            "ANSIBLE_LOCALHOST_WARNING": "False",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_HOME": str(root / ".ansible"),
+            "ANSIBLE_LOCAL_TEMP": str(root / ".ansible" / "tmp"),
+        }
+        extra = []
+        for key, value in {"ansible_python_interpreter": PY, **variables}.items():
+            extra += ["-e", f"{key}={value}"]
+        result.ansible.append(
+            timed([command, "-i", "localhost,", *extra, "ansible.yml"], root, env)
+        )
 
 
 # -- B4 / B7 sync -------------------------------------------------------------------------
@@ -796,14 +906,23 @@ def write_results(results: list[Result], path: Path, args: argparse.Namespace, p
         f"- PostgreSQL: {pg}",
         f"- scale: {args.scale}",
         "",
-        "| | workload | ours (median) | baseline (median) | ratio | target | met |",
-        "|---|---|---|---|---|---|---|",
+        "| | workload | ours (median) | baseline (median) | ratio | target | met |"
+        + (" ansible-playbook (extrapolated) |" if any(r.ansible for r in results) else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if any(r.ansible for r in results) else ""),
     ]
     for r in results:
         met = r.verdict()
+        ansible = ""
+        if any(x.ansible for x in results):
+            ansible = (
+                f" {r.ansible_extrapolated:,.0f} s ({r.ansible_extrapolated / r.ours_median:,.0f}x"
+                " ours) |"
+                if r.ansible
+                else " |"
+            )
         lines.append(
             f"| {r.key} | {r.title} | {r.ours_median:.3f} s | {r.base_median:.3f} s"
-            f" | {r.ratio:.2f}x | {r.target} | {met} |"
+            f" | {r.ratio:.2f}x | {r.target} | {met} |{ansible}"
         )
     lines += ["", "## Details", ""]
     for r in results:
@@ -819,6 +938,14 @@ def write_results(results: list[Result], path: Path, args: argparse.Namespace, p
                 f"  {', '.join(f'{t.seconds:.3f}' for t in r.floor)} s,"
                 f" median {r.floor_median:.3f} s = {r.floor_median / r.base_median:.2f}x"
                 f" the baseline; ours is {r.ours_median / r.floor_median:.2f}x the floor"
+            )
+        if r.ansible:
+            each = statistics.median(t.seconds for t in r.ansible) / r.ansible_sample
+            lines.append(
+                f"- ansible-playbook on {r.ansible_sample} of the files:"
+                f" {', '.join(f'{t.seconds:.1f}' for t in r.ansible)} s, {each * 1000:.0f} ms a"
+                f" file: {r.ansible_extrapolated:,.0f} s for the whole workload (extrapolated),"
+                f" {r.ansible_extrapolated / r.ours_median:,.0f}x ours"
             )
         lines += [f"- {n}" for n in r.notes]
         lines.append("")

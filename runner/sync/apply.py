@@ -22,11 +22,19 @@ from runner.sync.outcome import FailedLine, FileOutcome
 from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect
 from runner.sync.state import SiteState
 
-BATCH = 2000
+#: lines per batch; on SQLite, where every statement is a call into the same process,
+#: bigger batches cost less per line (measured on 1,000,000 lines: 2,000 lines a batch
+#: 44 s, 8,000 37 s, for 27 MB more at peak); on a server, smaller batches let the
+#: writes of one overlap the simulation of the next for longer (10,000: 4% slower)
+BATCH = {"sqlite": 8000, "": 2000}
 
 
-def _batches(lines: Iterator[DataLine]) -> Iterator[list[DataLine]]:
-    while batch := list(islice(lines, BATCH)):
+def batch_size(dialect: str) -> int:
+    return BATCH.get(dialect, BATCH[""])
+
+
+def _batches(lines: Iterator[DataLine], size: int) -> Iterator[list[DataLine]]:
+    while batch := list(islice(lines, size)):
         yield batch
 
 
@@ -56,7 +64,7 @@ def sync_file(
                 unit.conn, tables, now, course_key=options.course_key, user_key=options.user_key
             )
             try:
-                for batch in _batches(control.lines()):
+                for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):
                     command.prepare(state, batch)
                     lines = []
                     for line in batch:

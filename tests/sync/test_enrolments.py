@@ -225,7 +225,7 @@ def test_reapplying_a_file_changes_nothing(site: Site) -> None:
 def test_batches_see_the_lines_before_them(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     import runner.sync.apply
 
-    monkeypatch.setattr(runner.sync.apply, "BATCH", 2)
+    monkeypatch.setattr(runner.sync.apply, "BATCH", {"": 2})
     lines = sync(
         site,
         "add;MATH101;U0012;student;;;;gaddcreate;X;\n"
@@ -376,7 +376,7 @@ def test_batch_size_changes_nothing(
                 url = str(request.getfixturevalue(f"{kind}_server").create_database(f"b{size}"))
             assert cli("db", "init", url, "--demo").code == 0
             here = Site(root, url, cli, site.tables)
-        monkeypatch.setattr(runner.sync.apply, "BATCH", size)
+        monkeypatch.setattr(runner.sync.apply, "BATCH", {"": size})
         outcomes[size] = sync(here, body)
         sites[size] = _canonical(here)
     assert sum(line.endswith(": ok") for line in outcomes[2000]) > 100
@@ -412,7 +412,7 @@ def test_a_write_refused_by_the_database_applies_nothing(
         conn.exec_driver_sql(TRIGGERS[kind])
     engine.dispose()
     before = site.dump()
-    monkeypatch.setattr(runner.sync.apply, "BATCH", batch)
+    monkeypatch.setattr(runner.sync.apply, "BATCH", {"": batch})
     site.write(
         "enrols.csv",
         HEADER
