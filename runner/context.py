@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -166,13 +167,17 @@ class RunContext:
 
 
 def file_context(path: Path, command: str) -> dict[str, str]:
-    """`file` in per-file treatments' templates."""
+    """`file` in per-file treatments' templates (`stem` and `suffix` as pathlib's)."""
+    text = str(path)
+    parent, name = os.path.split(text)
+    dot = name.rfind(".")
+    stem, suffix = (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
     return {
-        "path": str(path),
-        "name": path.name,
-        "stem": path.stem,
-        "suffix": path.suffix,
-        "parent": str(path.parent),
+        "path": text,
+        "name": name,
+        "stem": stem,
+        "suffix": suffix,
+        "parent": parent or ".",
         "command": command,
     }
 
@@ -205,15 +210,21 @@ class StepScope:
     step: Step
     extra: Mapping[str, Any] | None = None
     #: resolved directories, shared by the scopes of one step's control files
-    dirs: dict[Path, Path] | None = None
+    dirs: dict[str, str] | None = None
+    #: the run's template context, built once for the scopes of one step's files
+    base: Mapping[str, Any] | None = None
+
+    def context(self) -> dict[str, Any]:
+        """The template context: the run's, with this scope's `extra` (e.g. `file`)."""
+        if self.base is None:
+            return self.run.template_context(self.extra)
+        return {**self.base, **self.extra} if self.extra else dict(self.base)
 
     def _path(self, key: tuple[str | int, ...]) -> JsonPath:
         return (*self.step.path, *key)
 
     def render(self, value: Any, *key: str | int) -> Any:
-        return self.run.renderer.render_data(
-            value, self.run.template_context(self.extra), self._path(key)
-        )
+        return self.run.renderer.render_data(value, self.context(), self._path(key))
 
     def confine_dest(self, raw: str, *key: str | int) -> Path | RemotePath:
         """`confine` for a destination, which may also be an object (s3://) under one

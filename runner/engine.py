@@ -227,8 +227,7 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
 def _evaluate_when(run: RunContext, step: Step, scope: StepScope) -> bool:
     if step.when is None or isinstance(step.when, bool):
         return step.when is not False
-    context = run.template_context(scope.extra)
-    return bool(run.renderer.evaluate(step.when, context, (*step.item_path, "when")))
+    return bool(run.renderer.evaluate(step.when, scope.context(), (*step.item_path, "when")))
 
 
 def _per_file(step: Step) -> bool:
@@ -242,10 +241,11 @@ def _configure(run: RunContext, step: Step, result: StepResult) -> Any:
     if not treatment.per_file:
         return treatment.configure(step.params, StepScope(run, step))
     configs = []
-    dirs: dict[Path, Path] = {}
+    dirs: dict[str, str] = {}
+    base = run.template_context()
     for outcome in run.files:
         extra = {"file": file_context(outcome.path, outcome.command)}
-        scope = StepScope(run, step, extra, dirs)
+        scope = StepScope(run, step, extra, dirs, base)
         if _evaluate_when(run, step, scope):
             configs.append((outcome, treatment.configure(step.params, scope)))
     if run.files and not configs:

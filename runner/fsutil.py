@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -23,6 +22,7 @@ def fsync_dir(directory: Path) -> None:
 
 
 _CLEANED: set[Path] = set()
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1  # linux/fs.h
 _AT_FDCWD = -100
 _renameat2: Any = None
@@ -105,16 +105,33 @@ class AtomicFile:
         self.path = path
         self.mode = mode
         self.tmp = Path()
+        self._pending = False  # a temporary file exists, not published
         self.file: BinaryIO
 
     def __enter__(self) -> AtomicFile:
-        remove_temporaries(self.path.parent)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
+        parent = self.path.parent
+        remove_temporaries(parent)
+        # `.NAME.XXXXXXXX.tmp`, created exclusively (never an existing file or link)
+        stem = os.path.join(parent, f".{self.path.name}.")
+        for _ in range(100):
+            tmp = f"{stem}{os.urandom(4).hex()}.tmp"
+            try:
+                fd = os.open(tmp, _CREATE, 0o600)
+            except FileExistsError:
+                continue
+            break
+        else:
+            raise FileExistsError(errno.EEXIST, "no unused temporary name", stem)
         self.tmp = Path(tmp)
-        self.file = os.fdopen(fd, "wb")
+        self._pending = True
+        # unbuffered: writes go straight to the file (write_all), no terminal check
+        self.file = open(fd, "wb", buffering=0)
         return self
+
+    def write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.file.write(view) or 0 :]
 
     def sync(self, *, mtime_ns: int | None = None, fsync: bool = True) -> None:
         """Flush the content to disk (and set its mtime) before it is verified.
@@ -124,12 +141,13 @@ class AtomicFile:
         """
         self.file.flush()
         faults.point("atomic.written")
+        fd = self.file.fileno()
         if fsync:
-            os.fsync(self.file.fileno())
-        self.file.close()
-        os.chmod(self.tmp, self.mode)
+            os.fsync(fd)
+        os.fchmod(fd, self.mode)
         if mtime_ns is not None:
-            os.utime(self.tmp, ns=(mtime_ns, mtime_ns))
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        self.file.close()
         faults.point("atomic.synced")
 
     def commit(self, *, replace: bool = False, sync_dir: bool = True) -> None:
@@ -151,7 +169,7 @@ class AtomicFile:
                 os.rename(self.tmp, self.path)
             else:
                 os.unlink(self.tmp)
-        self.tmp = Path()
+        self._pending = False
         if sync_dir:
             fsync_dir(self.path.parent)
         faults.point("atomic.published")
@@ -164,7 +182,8 @@ class AtomicFile:
     ) -> None:
         if not self.file.closed:
             self.file.close()
-        if self.tmp != Path():
+        if self._pending:
+            self._pending = False
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp)
 
@@ -172,6 +191,6 @@ class AtomicFile:
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o640) -> None:
     """Write `data` to a temporary file beside `path`, fsync it, rename it into place."""
     with AtomicFile(path, mode=mode) as out:
-        out.file.write(data)
+        out.write_all(data)
         out.sync()
         out.commit(replace=True)

@@ -10,21 +10,22 @@ from pathlib import Path
 from runner import faults
 
 
-def resolve_under(raw: str, base: Path, dirs: dict[Path, Path] | None = None) -> Path:
+def resolve_under(raw: str, base: Path, dirs: dict[str, str] | None = None) -> Path:
     """`raw` made absolute against `base`, every symlink of its existing part resolved.
 
     `dirs` keeps resolved directories for the paths of one step (thousands of files
     under the same directory): only the last part is then looked at again.
     """
-    path = Path(raw).expanduser()
-    path = path if path.is_absolute() else base / path
-    if dirs is None or path.name in ("", ".", ".."):
-        return path.resolve(strict=False)
-    parent = dirs.get(path.parent)
+    text = os.path.expanduser(raw) if raw.startswith("~") else raw
+    text = os.path.join(base, text)  # an absolute `text` stays as it is
+    head, name = os.path.split(text)
+    if dirs is None or name in ("", ".", ".."):
+        return Path(text).resolve(strict=False)
+    parent = dirs.get(head)
     if parent is None:
-        parent = dirs[path.parent] = path.parent.resolve(strict=False)
-    resolved = parent / path.name
-    return resolved.resolve(strict=False) if resolved.is_symlink() else resolved
+        parent = dirs[head] = str(Path(head).resolve(strict=False))
+    resolved = os.path.join(parent, name)
+    return Path(resolved).resolve(strict=False) if os.path.islink(resolved) else Path(resolved)
 
 
 def is_within(path: Path, parents: Sequence[Path]) -> bool:
@@ -39,9 +40,9 @@ def is_within(path: Path, parents: Sequence[Path]) -> bool:
 
 def confinement_error(raw: str, resolved: Path, area: Path, roots: Sequence[Path]) -> str | None:
     """Why `resolved` (from `raw`) may not be written or deleted, or None when it may."""
-    allowed = [area, *roots]
-    if is_within(resolved, allowed):
-        if is_within(resolved, [area / ".postsync"]):
+    if is_within(resolved, (area, *roots)):
+        text, state = str(resolved), os.path.join(area, ".postsync")
+        if text == state or text.startswith(state + "/"):
             return f"{resolved} is postsync's own state directory; no step may touch it"
         return None
     where = f"the area ({area})" + (

@@ -28,8 +28,11 @@ def test_resolving_with_the_directory_cache_gives_the_same_paths(tmp_path: Path)
         "new/dir/file.csv",
         str(outside / "abs.csv"),
         "archives/",
+        "archives//d.csv",
+        "./archives/./e.csv",
+        "archives/deep/",
     ]
-    dirs: dict[Path, Path] = {}
+    dirs: dict[str, str] = {}
     for _ in range(2):  # the second time from the cache
         for raw in raws:
             assert resolve_under(raw, area, dirs) == resolve_under(raw, area), raw

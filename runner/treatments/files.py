@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,6 +29,8 @@ CHUNK = 1 << 20
 FEW = 16
 #: how many numbered names `on_conflict: suffix` tries before giving up
 MAX_SUFFIX = 999
+#: never through a symlink, never blocking on a FIFO put in a file's place
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 ON_CONFLICT: Mapping[str, Any] = {
     "enum": ["suffix", "fail", "overwrite"],
@@ -42,9 +45,13 @@ Target = Path | RemotePath
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
+    """A regular file's content, chunk by chunk (a symlink is refused: OSError)."""
+    fd = os.open(path, _READ)
+    try:
+        while chunk := os.read(fd, CHUNK):
             yield chunk
+    finally:
+        os.close(fd)
 
 
 def chunks_sha256(chunks: Iterable[bytes]) -> str:
@@ -62,19 +69,22 @@ def content_sha256(path: Target, *, gzipped: bool = False) -> str | None:
     if isinstance(path, RemotePath):
         return path.store.sha256(path, gzipped=gzipped)
     try:
-        st = path.lstat()
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
     if not stat.S_ISREG(st.st_mode):
         raise StepError(f"{path} exists and is not a regular file")
     digest = hashlib.sha256()
-    try:
-        handle = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
-        with handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-    except (gzip.BadGzipFile, EOFError):
-        return "not-gzip"  # a damaged or foreign file: never identical to anything
+    if gzipped:
+        try:
+            with gzip.open(path, "rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    digest.update(chunk)
+        except (gzip.BadGzipFile, EOFError):
+            return "not-gzip"  # a damaged or foreign file: never identical to anything
+        return digest.hexdigest()
+    for chunk in file_chunks(path):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -146,14 +156,17 @@ def choose(
 def _write(out: AtomicFile, output: Output, chunks: Iterable[bytes], source_name: str) -> None:
     if output.gzipped:
         mtime = (output.mtime_ns or 0) // 1_000_000_000
+        buffered = io.BufferedWriter(out.file)  # writes every byte gzip hands it
         with gzip.GzipFile(
-            filename=source_name, mode="wb", fileobj=out.file, mtime=mtime, compresslevel=6
+            filename=source_name, mode="wb", fileobj=buffered, mtime=mtime, compresslevel=6
         ) as packed:
             for chunk in chunks:
                 packed.write(chunk)
+        buffered.flush()
+        buffered.detach()
     else:
         for chunk in chunks:
-            out.file.write(chunk)
+            out.write_all(chunk)
 
 
 def _verify(out: AtomicFile, output: Output) -> None:
@@ -218,12 +231,16 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
     few = len(actions) <= FEW
     staged: list[tuple[Action, AtomicFile]] = []
     opened: list[AtomicFile] = []
+    made: set[Path] = set()
     try:
         for action in actions:
             job: WriteJob = action.data
             assert isinstance(job.output.path, Path)
             try:
-                job.output.path.parent.mkdir(parents=True, exist_ok=True)
+                parent = job.output.path.parent
+                if parent not in made:
+                    parent.mkdir(parents=True, exist_ok=True)
+                    made.add(parent)
                 out = AtomicFile(job.output.path).__enter__()
                 opened.append(out)
                 _write(out, job.output, job.chunks(), job.source_name)
