@@ -393,9 +393,7 @@ class SiteState:
         if self._previous is not None:
             pairs = pairs - self._carry(pairs)
         self.load(pairs)
-        if self._ready is not None:  # the previous batch's writes, while this one runs
-            changes, self._ready = self._ready, None
-            self.writer.submit(lambda: self._write(*changes))
+        self._write_ready()  # the previous batch's writes, while this one runs
 
     def _carry(self, pairs: set[tuple[int, int, int]]) -> set[tuple[int, int, int]]:
         """Takes the previous batch's state of the pairs it shares with this one (the
@@ -581,6 +579,12 @@ class SiteState:
         self._ready = (self.ue, self.ra, self.gm)
         self.reset_batch()
 
+    def _write_ready(self) -> None:
+        """Hands the ended batch's changes to the writer."""
+        if self._ready is not None:
+            changes, self._ready = self._ready, None
+            self.writer.submit(lambda: self._write(*changes))
+
     def _resolve(self, table: Any, pending: Pending) -> None:
         """The ids of the rows an earlier batch inserted that this one updates or
         deletes (by key: each key is one row, inserted by this sync)."""
@@ -633,9 +637,7 @@ class SiteState:
         """After the last batch: its changes, then the touched groups' timemodified,
         once per group (an update per batch would rewrite the same rows again and
         again)."""
-        if self._ready is not None:
-            changes, self._ready = self._ready, None
-            self.writer.submit(lambda: self._write(*changes))
+        self._write_ready()
         self.writer.wait()
         for part in chunks(sorted(self.touched_groups), self.raw.chunk):
             self.raw.update_in(self.t.groups, {"timemodified": self.now}, part)
