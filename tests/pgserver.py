@@ -69,6 +69,9 @@ class PostgresServer:
     port: int = field(default_factory=free_port)
     user: str = "postgres"
     password: str = "s3cret-pg-pass"
+    #: commits reach the WAL before they return (a server crashed by a test must keep
+    #: what was committed before; the fast default may lose the last commits)
+    durable: bool = False
     _run_as: list[str] = field(default_factory=list)
     _started: bool = False
 
@@ -128,9 +131,10 @@ class PostgresServer:
 
     def resume(self) -> None:
         """Start the server on its existing data directory."""
+        commit = "on" if self.durable else "off"
         options = (
             f"-p {self.port} -h 127.0.0.1 -k {self.sockdir} -F"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            f" -c fsync=off -c synchronous_commit={commit} -c full_page_writes=off"
             " -c max_connections=50"
         )
         self._run(
@@ -196,7 +200,8 @@ def started(server: S) -> S:
     return server
 
 
-def start_server() -> PostgresServer:
+def start_server(*, durable: bool = False) -> PostgresServer:
     """Start a server in a new temporary directory (raises ServerUnavailable)."""
     bindir = find_bindir()
-    return started(PostgresServer(bindir, Path(tempfile.mkdtemp(prefix="postsync-pg-"))))
+    root = Path(tempfile.mkdtemp(prefix="postsync-pg-"))
+    return started(PostgresServer(bindir, root, durable=durable))

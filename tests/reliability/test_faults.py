@@ -117,7 +117,7 @@ def test_database_unreachable(sqlite_space: tuple[Path, str]) -> None:
 def own_server(postgresql_server: PostgresServer) -> Iterator[PostgresServer]:
     """A server of this test's own, to crash (the session's server stays up)."""
     try:
-        server = start_server()
+        server = start_server(durable=True)  # a crash keeps what was committed
     except ServerUnavailable as exc:  # pragma: no cover - the session server started
         pytest.fail(str(exc))
     try:
