@@ -6,8 +6,9 @@ per-line outcomes of the real run and leaves the database as it was.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from typing import IO
 
@@ -31,6 +32,26 @@ BATCH = {"sqlite": 8000, "": 2000}
 
 def batch_size(dialect: str) -> int:
     return BATCH.get(dialect, BATCH[""])
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused while a file is applied.
+
+    A sync allocates millions of small containers (lines, their values, the state of
+    each batch) that hold no reference cycles, while the state it keeps grows; the
+    collector would walk that state again and again (a quarter of the time of a
+    million-line file, measured). Reference counting still frees everything; the
+    collector runs again once the file is done.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _batches(lines: Iterator[DataLine], size: int) -> Iterator[list[DataLine]]:
@@ -59,7 +80,7 @@ def sync_file(
         outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns
     )
     try:
-        with transaction() as unit:
+        with no_cycle_collection(), transaction() as unit:
             state = SiteState(
                 unit.conn, tables, now, course_key=options.course_key, user_key=options.user_key
             )

@@ -19,6 +19,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
+#: (SQL, parameters): a tuple of parameters, or a list of tuples for executemany
+Statements = list[tuple[str, Any]]
+#: rows in one SQLite INSERT
+MAX_ROWS = 2048
+
 
 def array_literal(values: Iterable[Any]) -> str:
     """A PostgreSQL array literal (`{1,2}`, `{"a","b\\"c"}`) of ints or strings.
@@ -46,6 +51,17 @@ def _columns(rows: Sequence[Any]) -> tuple[str, ...]:
     return tuple(array_literal(column) for column in zip(*rows, strict=True))
 
 
+def _sqlite_variables(conn: Connection) -> int:
+    """How many parameters one SQLite statement takes (32766 since 3.32, 999 before)."""
+    dbapi = conn.connection.dbapi_connection
+    getlimit = getattr(dbapi, "getlimit", None)
+    if getlimit is None:  # pragma: no cover - Python 3.11 has it
+        return 999
+    import sqlite3
+
+    return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+
+
 class Raw:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -59,6 +75,9 @@ class Raw:
         #: 999 parameters); with arrays, a whole batch in one statement
         self.chunk = 100_000 if self.arrays else 900
         self.pairs = 100_000 if self.arrays else 450
+        #: bound parameters an INSERT takes (SQLite: many rows a statement; 1: one row a
+        #: statement, executemany)
+        self.insert_params = _sqlite_variables(conn) if conn.dialect.name == "sqlite" else 1
 
     def name(self, table: Table) -> str:
         return self.quote(table.name)
@@ -131,22 +150,52 @@ class Raw:
         )
         return self.conn.exec_driver_sql(sql, flat).fetchall()
 
-    def insert_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
-        rows = list(rows)
+    def inserts(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> Statements:
+        """The statements that insert `rows` (tuples in `columns` order)."""
+        rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
-            return
+            return []
         names = [self.quote(c) for c in columns]
         into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
         if self.arrays:
             sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}"
-            self.conn.exec_driver_sql(sql, _columns(rows))
-            return
-        self.conn.exec_driver_sql(f"{into} VALUES ({self.marks(len(columns))})", rows)
+            return [(sql, _columns(rows))]
+        one = f"({self.marks(len(columns))})"
+        if self.insert_params == 1:
+            return [(f"{into} VALUES {one}", rows)]
+        # SQLite: many rows a statement, so that the whole statement runs in the
+        # library, without Python's lock (executemany takes it back after every row).
+        # Sizes are powers of two: the driver caches each distinct statement, and one
+        # of thousands of rows holds megabytes.
+        most = min(MAX_ROWS, self.insert_params // len(columns))
+        per = 1 << (most.bit_length() - 1)
+        statements: Statements = []
+        start = 0
+        while start < len(rows):
+            left = len(rows) - start
+            size = per if left >= per else 1 << (left.bit_length() - 1)
+            part = rows[start : start + size]
+            sql = f"{into} VALUES {', '.join([one] * size)}"
+            statements.append((sql, tuple(chain.from_iterable(part))))
+            start += size
+        return statements
+
+    def insert_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
+        self.run(self.inserts(table, columns, rows))
+
+    def run(self, statements: Statements) -> None:
+        """Execute statements built by this object (a list of tuples: executemany)."""
+        for sql, params in statements:
+            self.conn.exec_driver_sql(sql, params)
+
+    def deletes(self, table: Table, ids: Sequence[int], column: str = "id") -> Statements:
+        if not ids:
+            return []
+        where, params = self.where_in(table, column, ids)
+        return [(f"DELETE FROM {self.name(table)} WHERE {where}", params)]
 
     def delete_ids(self, table: Table, ids: Sequence[int], column: str = "id") -> None:
-        if ids:
-            where, params = self.where_in(table, column, ids)
-            self.conn.exec_driver_sql(f"DELETE FROM {self.name(table)} WHERE {where}", params)
+        self.run(self.deletes(table, ids, column))
 
     def update_in(self, table: Table, values: dict[str, Any], ids: Sequence[int]) -> None:
         """UPDATE `table` SET `values` (the same for every row) WHERE id is one of `ids`."""
@@ -156,11 +205,11 @@ class Raw:
             sql = f"UPDATE {self.name(table)} SET {sets} WHERE {where}"
             self.conn.exec_driver_sql(sql, (*values.values(), *params))
 
-    def update_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
-        """UPDATE `columns` by id; each row is (values..., id)."""
-        rows = list(rows)
+    def updates(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> Statements:
+        """The statements that UPDATE `columns` by id; each row is (values..., id)."""
+        rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
-            return
+            return []
         q = self.quote
         if self.arrays:
             names = [q(c) for c in (*columns, "id")]
@@ -170,8 +219,9 @@ class Raw:
                 f" FROM {self._unnest(table, (*columns, 'id'), names)}"
                 f" WHERE t.{q('id')} = v.{q('id')}"
             )
-            self.conn.exec_driver_sql(sql, _columns(rows))
-            return
+            return [(sql, _columns(rows))]
         sets = ", ".join(f"{q(c)} = {self.mark}" for c in columns)
-        sql = f"UPDATE {self.name(table)} SET {sets} WHERE {q('id')} = {self.mark}"
-        self.conn.exec_driver_sql(sql, rows)
+        return [(f"UPDATE {self.name(table)} SET {sets} WHERE {q('id')} = {self.mark}", rows)]
+
+    def update_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
+        self.run(self.updates(table, columns, rows))

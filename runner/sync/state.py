@@ -23,10 +23,11 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.pool import SingletonThreadPool
 
 from runner.db.tables import MoodleTables, new_id
 from runner.sync.base import Course, LineFailed
-from runner.sync.raw import Raw
+from runner.sync.raw import Raw, Statements
 from runner.sync.reader import DataLine
 
 CONTEXT_COURSE = 50
@@ -123,6 +124,14 @@ class Writer:
             self._pool.shutdown()
 
 
+def _threaded_writes(conn: Connection) -> bool:
+    """Whether a second thread may write on this connection (an in-memory SQLite
+    database lives in one thread's connection)."""
+    if conn.dialect.name == "postgresql":
+        return True
+    return conn.dialect.name == "sqlite" and not isinstance(conn.engine.pool, SingletonThreadPool)
+
+
 class SiteState:
     """Lookups kept for a whole control file (courses, roles, groups, enrol instances)
     and per-batch state of the (user, course) pairs the batch names."""
@@ -150,12 +159,12 @@ class SiteState:
         self.users: dict[str, int | str] = {}
         #: groups whose members changed: their timemodified is set once, by `finish`
         self.touched_groups: set[int] = set()
-        # A second thread pays where a write is one long wait for the server
-        # (PostgreSQL: one statement per table and batch). SQLite's driver takes
-        # Python's lock back after every row it inserts, so there a writer thread
-        # slows the simulation down (measured; so did inserting a batch as one JSON
-        # parameter, which runs without the lock but costs SQLite twice the work).
-        self.writer = Writer(inline=conn.dialect.name != "postgresql")
+        # A batch's writes run in a second thread while the next batch is simulated:
+        # the driver waits for the database without Python's lock (PostgreSQL: one
+        # statement per table and batch; SQLite: statements of many rows each, see
+        # Raw.inserts, since its driver takes the lock back after every row of an
+        # executemany).
+        self.writer = Writer(inline=not _threaded_writes(conn))
         #: the previous batch's changes, written once the next batch has looked up its state
         self._ready: tuple[Pending, Pending, Pending] | None = None
         self.pairs: set[tuple[int, int, int]] = set()
@@ -580,10 +589,12 @@ class SiteState:
         self.reset_batch()
 
     def _write_ready(self) -> None:
-        """Hands the ended batch's changes to the writer."""
+        """Hands the ended batch's changes to the writer, as statements built here:
+        the writer thread then only waits for the database, without Python's lock."""
         if self._ready is not None:
             changes, self._ready = self._ready, None
-            self.writer.submit(lambda: self._write(*changes))
+            statements = self._statements(*changes)
+            self.writer.submit(lambda: self.raw.run(statements))
 
     def _resolve(self, table: Any, pending: Pending) -> None:
         """The ids of the rows an earlier batch inserted that this one updates or
@@ -595,6 +606,7 @@ class SiteState:
         flat = {key: _flat_key(key) for key in keys}
         ids = {}
         size = self.raw.chunk // len(columns)
+        self.writer.wait()  # the rows an earlier batch inserted are written
         for part in chunks(sorted(flat.values()), size):
             for row in self.raw.select_keys(table, ("id", *columns), columns, part):
                 ids[tuple(row[1:])] = row[0]
@@ -602,24 +614,25 @@ class SiteState:
         for key, values in pending.updated_keys.items():
             pending.updated[ids[flat[key]]] = values
 
-    def _write(self, ue: Pending, ra: Pending, gm: Pending) -> None:
+    def _statements(self, ue: Pending, ra: Pending, gm: Pending) -> Statements:
         """A batch's net changes: deletes, then updates, then inserts."""
-        t = self.t
+        t, raw = self.t, self.raw
+        statements: Statements = []
         for table, pending in (
             (t.groups_members, gm),
             (t.role_assignments, ra),
             (t.user_enrolments, ue),
         ):
             self._resolve(table, pending)
-            for part in chunks(sorted(pending.deleted), self.raw.chunk):
-                self.raw.delete_ids(table, part)
-        self.raw.update_many(
+            for part in chunks(sorted(pending.deleted), raw.chunk):
+                statements += raw.deletes(table, part)
+        statements += raw.updates(
             t.user_enrolments,
             ("status", "timestart", "timeend", "timemodified"),
-            (
+            [
                 (v["status"], v["timestart"], v["timeend"], v["timemodified"], i)
                 for i, v in ue.updated.items()
-            ),
+            ],
         )
         for table, pending in (
             (t.user_enrolments, ue),
@@ -630,8 +643,9 @@ class SiteState:
                 columns = tuple(next(iter(pending.new.values())))
                 row = itemgetter(*columns)
                 # in key order: each index is updated page after page, not at random
-                new = (pending.new[k] for k in sorted(pending.new))
-                self.raw.insert_many(table, columns, map(row, new))
+                new = [row(pending.new[k]) for k in sorted(pending.new)]
+                statements += raw.inserts(table, columns, new)
+        return statements
 
     def finish(self) -> None:
         """After the last batch: its changes, then the touched groups' timemodified,
