@@ -573,7 +573,7 @@ with engine.begin() as conn:
     for i in range(batches):
         for name, (columns, rows) in data.items():
             size = -(-len(rows) // batches)
-            raw.insert_many(getattr(t, name), columns, rows[i * size : (i + 1) * size])
+            raw.run(raw.inserts(getattr(t, name), columns, rows[i * size : (i + 1) * size]))
 with open(os.environ["BENCH_SELF_TIME"], "w") as out:
     out.write(str(time.perf_counter() - start))
 """

@@ -53,13 +53,10 @@ def _columns(rows: Sequence[Any]) -> tuple[str, ...]:
 
 def _sqlite_variables(conn: Connection) -> int:
     """How many parameters one SQLite statement takes (32766 since 3.32, 999 before)."""
-    dbapi = conn.connection.dbapi_connection
-    getlimit = getattr(dbapi, "getlimit", None)
-    if getlimit is None:  # pragma: no cover - Python 3.11 has it
-        return 999
     import sqlite3
 
-    return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    dbapi: Any = conn.connection.dbapi_connection
+    return int(dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
 
 
 class Raw:
@@ -75,9 +72,9 @@ class Raw:
         #: 999 parameters); with arrays, a whole batch in one statement
         self.chunk = 100_000 if self.arrays else 900
         self.pairs = 100_000 if self.arrays else 450
-        #: bound parameters an INSERT takes (SQLite: many rows a statement; 1: one row a
-        #: statement, executemany)
-        self.insert_params = _sqlite_variables(conn) if conn.dialect.name == "sqlite" else 1
+        #: bound parameters an INSERT takes (SQLite: many rows a statement), or None:
+        #: one row a statement, executemany
+        self.insert_params = _sqlite_variables(conn) if conn.dialect.name == "sqlite" else None
 
     def name(self, table: Table) -> str:
         return self.quote(table.name)
@@ -161,7 +158,7 @@ class Raw:
             sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}"
             return [(sql, _columns(rows))]
         one = f"({self.marks(len(columns))})"
-        if self.insert_params == 1:
+        if self.insert_params is None:
             return [(f"{into} VALUES {one}", rows)]
         # SQLite: many rows a statement, so that the whole statement runs in the
         # library, without Python's lock (executemany takes it back after every row).
@@ -179,9 +176,6 @@ class Raw:
             statements.append((sql, tuple(chain.from_iterable(part))))
             start += size
         return statements
-
-    def insert_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
-        self.run(self.inserts(table, columns, rows))
 
     def run(self, statements: Statements) -> None:
         """Execute statements built by this object (a list of tuples: executemany)."""
@@ -222,6 +216,3 @@ class Raw:
             return [(sql, _columns(rows))]
         sets = ", ".join(f"{q(c)} = {self.mark}" for c in columns)
         return [(f"UPDATE {self.name(table)} SET {sets} WHERE {q('id')} = {self.mark}", rows)]
-
-    def update_many(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> None:
-        self.run(self.updates(table, columns, rows))
