@@ -526,7 +526,7 @@ con.commit() if kind != "sqlite" else cur.execute("COMMIT")
 
 
 # The floor of a sync: the rows it wrote, inserted again by the same statements
-# (runner.sync.raw) in as many batches, one transaction, without reading, parsing or
+# (runner.db.raw) in as many batches, one transaction, without reading, parsing or
 # simulating anything. Times itself: loading the rows is not part of the work.
 EXTRACT = """
 import csv, pickle, sys
@@ -561,7 +561,7 @@ sys.path.insert(0, sys.argv[4])
 from pathlib import Path
 from runner.db.connect import connect, parse_url
 from runner.db.tables import moodle_tables
-from runner.sync.raw import Raw
+from runner.db.raw import Raw
 with open(sys.argv[2], "rb") as f:
     data = pickle.load(f)
 batches = int(sys.argv[3])

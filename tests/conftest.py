@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 from tests.mariadbserver import MariaDBServer
 from tests.pgserver import PostgresServer, ServerUnavailable, start_server
 

@@ -32,7 +32,7 @@ def test_python_dash_m_runner_is_postsync() -> None:
 def test_every_subcommand_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from runner.cli import main
+    from runner.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -100,12 +100,12 @@ def test_extra_vars_file_with_duplicate_keys_exits_4(tmp_path: Path, area: Path,
 def test_internal_error_exits_1_with_a_log(
     tmp_path: Path, area: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runner.engine
+    import runner.engine.execute
 
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(runner.engine, "prepare", broken)
+    monkeypatch.setattr(runner.engine.execute, "prepare", broken)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     result = cli("run", write_playbook(tmp_path, HOUSEKEEPING))
     assert result.code == 1
@@ -118,7 +118,7 @@ def test_internal_error_exits_1_with_a_log(
 
 def test_console_script_is_declared() -> None:
     text = (ROOT / "pyproject.toml").read_text()
-    assert 'postsync = "runner.cli:main"' in text
+    assert 'postsync = "runner.cli.main:main"' in text
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:

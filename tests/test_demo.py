@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from runner.record import record_schema
+from runner.record.schema import record_schema
 from tests.conftest import CLI
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.engine import RunOptions, selected
+from runner.engine.results import RunOptions, selected
 from tests.conftest import CLI, HOUSEKEEPING, make_file, snapshot, write_playbook
 
 TWO_STEPS = """\
@@ -291,8 +291,9 @@ def test_sandbox_violation_at_render_time_is_exit_4(
 
 def test_exit_code_precedence(tmp_path: Path, area: Path) -> None:
     """Failed lines give 2 unless a step failed (3); an interruption wins (130)."""
-    from runner.engine import RunResult, StepResult, build_context
-    from runner.playbook import load_playbook
+    from runner.engine.prepare import build_context
+    from runner.engine.results import RunResult, StepResult
+    from runner.playbook.model import load_playbook
 
     playbook = load_playbook(write_playbook(tmp_path, FAILING.replace("IGNORE\n", "")))
     result = RunResult(build_context(playbook, RunOptions()))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.demo import _enrolments, _group_members
+from runner.cli.demo import _enrolments, _group_members
 from tests.conftest import CLI, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from tests.conftest import HOUSEKEEPING, make_file, snapshot, write_playbook
 HOLDER = """
 import sys, time
 from pathlib import Path
-from runner.lock import area_lock
+from runner.engine.lock import area_lock
 with area_lock(Path(sys.argv[1]), "holder-run"):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))

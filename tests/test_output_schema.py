@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
-from runner.output_schema import output_schema
+from runner.cli.output_schema import output_schema
 from tests.conftest import CLI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ def test_published_output_schema_is_up_to_date(cli: CLI) -> None:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo, built and run once, its enrolment file put back for more runs."""
-    from runner.cli import main
+    from runner.cli.main import main
 
     directory = tmp_path_factory.mktemp("output") / "demo"
     assert main(["demo", str(directory)]) == 0
@@ -83,7 +83,7 @@ def test_aborted_run(tmp_path: Path, cli: CLI, output: str) -> None:
 
 
 def test_a_locked_area_is_an_aborted_run(tmp_path: Path, cli: CLI) -> None:
-    from runner.lock import area_lock
+    from runner.engine.lock import area_lock
 
     area = tmp_path / "area"
     area.mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from runner.paths import is_within, resolve_under
+from runner.storage.paths import is_within, resolve_under
 
 
 def test_resolving_with_the_directory_cache_gives_the_same_paths(tmp_path: Path) -> None:

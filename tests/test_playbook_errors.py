@@ -45,7 +45,7 @@ RUNTIME_ONLY = {
 
 @pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from runner.cli import main
+    from runner.cli.main import main
 
     path = tmp_path_factory.mktemp("seed") / "moodle.db"
     assert main(["db", "init", f"sqlite:///{path}", "--demo"]) == 0

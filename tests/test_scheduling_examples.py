@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.cli import build_parser
-from runner.errors import Exit
+from runner.cli.parser import build_parser
+from runner.core.errors import Exit
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

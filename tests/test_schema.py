@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from runner.schema import playbook_schema
+from runner.playbook import registry
+from runner.playbook.schema import playbook_schema
 from runner.sync import SYNC_COMMANDS
 from runner.treatments import TREATMENTS
 from tests.conftest import CLI
@@ -43,13 +44,19 @@ def test_sync_command_names_are_the_registry() -> None:
     assert set(step["properties"]["command"]["enum"]) == set(SYNC_COMMANDS)
 
 
+def test_implementations_are_the_registry_in_its_order() -> None:
+    """The schema is built from the registry; the engine runs the implementations."""
+    assert list(TREATMENTS) == list(registry.TREATMENTS)
+    assert list(SYNC_COMMANDS) == list(registry.COMMANDS)
+
+
 @pytest.mark.parametrize("name", sorted(TREATMENTS))
 def test_every_treatment_is_strict_and_documented(name: str) -> None:
-    treatment = TREATMENTS[name]
-    assert treatment.schema["additionalProperties"] is False
-    doc = type(treatment).__doc__ or ""
+    schema = registry.TREATMENTS[name].schema
+    assert schema["additionalProperties"] is False
+    doc = type(TREATMENTS[name]).__doc__ or ""
     assert "Example:" in doc
-    for param in treatment.schema["properties"]:
+    for param in schema["properties"]:
         assert re.search(rf"^\s+{param} \(", doc, re.M), f"{name}: {param} undocumented"
 
 

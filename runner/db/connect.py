@@ -9,8 +9,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from runner.errors import StepError
-from runner.secrets import register
+from runner.core.errors import StepError
+from runner.core.secrets import register
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, inspect, select
 
+from runner.core.errors import StepError
 from runner.db.tables import MoodleTables, new_id
-from runner.errors import StepError
 
 CONTEXT_SYSTEM, CONTEXT_COURSECAT, CONTEXT_COURSE = 10, 40, 50
 #: Moodle's install order (lib/db/install.php); shortname == archetype

@@ -1,8 +1,10 @@
-"""Sync commands (tool_sync-compatible control files), registered by name."""
+"""Sync commands (tool_sync-compatible control files), by name: the names and order of
+the registry (runner.playbook.registry); a test keeps them equal.
+"""
 
 from __future__ import annotations
 
-from runner.sync.base import SyncCommand
+from runner.sync.command import SyncCommand
 from runner.sync.enrolments import Enrolments
 from runner.sync.group_members import GroupMembers
 

@@ -14,12 +14,13 @@ from typing import IO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from runner import faults
-from runner.context import Unit
+from runner.core import faults
+from runner.core.errors import StepError
 from runner.db.tables import MoodleTables
-from runner.errors import StepError
-from runner.sync.base import CHANGED, FAILED, SyncCommand, SyncOptions
-from runner.sync.outcome import FailedLine, FileOutcome
+from runner.record.model import FailedLine, FileOutcome
+from runner.step.context import Unit
+from runner.sync.base import CHANGED, FAILED, SyncOptions
+from runner.sync.command import SyncCommand
 from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect
 from runner.sync.state import SiteState
 

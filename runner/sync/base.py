@@ -1,16 +1,9 @@
-"""What a sync command is, and what each control-file line ends as."""
+"""What each control-file line ends as, and what a sync command is given."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any, Protocol
-
-from runner.sync.reader import Columns, DataLine
-
-if TYPE_CHECKING:
-    from runner.sync.state import SiteState
 
 CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
 
@@ -48,17 +41,3 @@ class SyncOptions:
     user_key: str
     group_key: str
     tz: tzinfo
-
-
-class SyncCommand(Protocol):
-    """A control-file kind. Its docstring documents its columns (README reference)."""
-
-    #: properties a step of this command accepts beyond the common ones
-    schema: Mapping[str, Any]
-    columns: Columns
-
-    def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
-        """Resolve the batch's identifiers and load the state it touches (reads only)."""
-
-    def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
-        """Simulate one line against `state`; the caller flushes the batch."""

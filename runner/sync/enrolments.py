@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
 from runner.sync.reader import Columns, DataLine
@@ -25,10 +25,6 @@ COMMANDS = {
 GROUP_NAME_MAX = 254
 GROUP_COMMANDS = ("gadd", "gaddcreate", "greplace", "greplacecreate", "gdel")
 GROUP_COLUMNS = tuple(f"g{i}" for i in range(1, 10))
-KEYS: dict[str, Any] = {
-    "course_key": {"enum": ["idnumber", "shortname", "id"], "default": "idnumber"},
-    "user_key": {"enum": ["idnumber", "username", "email", "id"], "default": "idnumber"},
-}
 
 
 def parse_time(value: str, column: str, options: SyncOptions) -> int | None:
@@ -75,7 +71,6 @@ class Enrolments:
     Example line: `add;MATH101;U0001;student;manual;gaddcreate;G1;G2`
     """
 
-    schema: Mapping[str, Any] = KEYS
     columns = Columns(
         ("rolename", "cid", "uid"), ("cmd", "enrol", "starttime", "endtime", "gcmd", *GROUP_COLUMNS)
     )
@@ -94,8 +89,8 @@ class Enrolments:
             cmd = COMMANDS.get(cmd_text)
             if cmd is None:
                 raise LineFailed(f"unknown cmd {cmd_text!r} (add, del, shift, enable, disable)")
-            course = state.course(v["cid"], "cid")
-            user = state.user(v["uid"], "uid")
+            course = state.lookups.course(v["cid"], "cid")
+            user = state.lookups.user(v["uid"], "uid")
             changed = self._apply(state, cmd, course, user, v, options)
         except LineFailed as exc:
             return LineResult(line.number, FAILED, summary, str(exc))
@@ -112,10 +107,10 @@ class Enrolments:
     ) -> bool:
         # Check everything first: a failed line changes nothing.
         plugin = v.get("enrol") or "manual"
-        role = state.role(v["rolename"]) if cmd in ("add", "del", "shift") else 0
+        role = state.lookups.role(v["rolename"]) if cmd in ("add", "del", "shift") else 0
         start = parse_time(v.get("starttime", ""), "starttime", options)
         end = parse_time(v.get("endtime", ""), "endtime", options)
-        instance = state.instance(course, plugin)
+        instance = state.lookups.instance(course, plugin)
         gcmd = (v.get("gcmd") or "").lower()
         names = [name for c in GROUP_COLUMNS if (name := v.get(c))] if gcmd else []
         groups = self._check_groups(state, course, cmd, gcmd, names)
@@ -129,7 +124,7 @@ class Enrolments:
 
         changed = False
         if instance is None:
-            enrol_id = state.create_manual_instance(course)
+            enrol_id = state.lookups.create_manual_instance(course)
             changed = True
         key = role_key(role, plugin, enrol_id)
         if cmd in ("add", "shift"):
@@ -161,7 +156,7 @@ class Enrolments:
             raise LineFailed(f"gcmd {gcmd} without any group in g1..g9")
         if cmd == "del" and gcmd != "gdel":
             raise LineFailed(f"gcmd {gcmd} cannot go with cmd del")
-        groups = {name: state.group(course, name) for name in names}
+        groups = {name: state.lookups.group(course, name) for name in names}
         for name, gid in groups.items():
             if gid is None and gcmd.endswith("create") and len(name) > GROUP_NAME_MAX:
                 raise LineFailed(
@@ -197,7 +192,7 @@ class Enrolments:
         for name in names:
             gid = groups[name]
             if gid is None:
-                gid = groups[name] = state.create_group(course, name)
+                gid = groups[name] = state.lookups.create_group(course, name)
                 changed = True
             wanted.append(gid)
         if gcmd.startswith("greplace"):

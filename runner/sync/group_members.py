@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
-from runner.sync.enrolments import KEYS
 from runner.sync.reader import Columns, DataLine
 
 if TYPE_CHECKING:
@@ -30,10 +29,6 @@ class GroupMembers:
     Example line: `add;MATH101;MATH101-G1;U0001`
     """
 
-    schema: Mapping[str, Any] = {
-        **KEYS,
-        "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"},
-    }
     columns = Columns(("courseid", "groupid", "userid"), ("cmd",))
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
@@ -50,11 +45,11 @@ class GroupMembers:
         try:
             if cmd not in COMMANDS:
                 raise LineFailed(f"unknown cmd {cmd!r} (add, del, shift)")
-            course = state.course(v["courseid"], "courseid")
-            user = state.user(v["userid"], "userid")
+            course = state.lookups.course(v["courseid"], "courseid")
+            user = state.lookups.user(v["userid"], "userid")
             if not v["groupid"]:
                 raise LineFailed("empty groupid")
-            group = state.group(course, v["groupid"], options.group_key)
+            group = state.lookups.group(course, v["groupid"], options.group_key)
             if group is None:
                 raise LineFailed(
                     f"no group with {options.group_key} {v['groupid']!r} in course {course.key}"

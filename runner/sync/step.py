@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import PlaybookError, StepError
-from runner.text import plural
-from runner.treatments.base import Action, Done
+from runner.core.errors import PlaybookError, StepError
+from runner.core.text import plural
+from runner.step.protocol import Action, Done
 
 if TYPE_CHECKING:
-    from runner.context import RunContext, StepScope
+    from runner.step.context import RunContext, StepScope
 
 RETRY_MARK = "_tryback_"
 GLOB_CHARS = frozenset("*?[")
@@ -90,10 +90,10 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
 def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) -> tuple[str, str]:
     """Apply every control file; returns (status, detail). `emit(Done)` per file;
     `progress(bytes done, bytes in all, what)` per batch of lines."""
+    from runner.record.model import FileOutcome
     from runner.sync import SYNC_COMMANDS
     from runner.sync.apply import sync_file
     from runner.sync.base import SyncOptions
-    from runner.sync.outcome import FileOutcome
 
     if not config.files:
         return "skipped", f"no file matches {config.pattern}"

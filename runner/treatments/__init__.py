@@ -1,6 +1,5 @@
-"""The treatment registry: the one list of post-treatment names (the schema uses it too).
-
-In the order of a nightly playbook (and of the README's reference).
+"""The treatments' implementations, by name: the names and order of the registry
+(runner.playbook.registry), which the schema is built from; a test keeps them equal.
 """
 
 from __future__ import annotations

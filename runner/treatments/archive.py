@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import StepError
-from runner.text import plural
-from runner.treatments.base import Action, Done, Plan
+from runner.core.errors import StepError
+from runner.core.text import plural
+from runner.playbook.registry import ARCHIVE_DEST
+from runner.step.protocol import Action, Done, Plan
 from runner.treatments.files import (
-    DEST,
-    ON_CONFLICT,
     Output,
     Target,
     WriteJob,
@@ -25,10 +24,8 @@ from runner.treatments.files import (
 )
 
 if TYPE_CHECKING:
-    from runner.context import RunContext, StepScope
-    from runner.sync.outcome import FileOutcome
-
-DEFAULT_DEST = "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"
+    from runner.record.model import FileOutcome
+    from runner.step.context import RunContext, StepScope
 
 
 @dataclass(frozen=True)
@@ -73,20 +70,9 @@ class ArchiveControlFiles:
     delete_control_files deletes a control file only once its archive is verified.
     """
 
-    per_file = True
-    schema: Mapping[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "dest": {**DEST, "default": DEFAULT_DEST},
-            "compress": {"enum": ["none", "gzip"], "default": "none"},
-            "on_conflict": ON_CONFLICT,
-        },
-    }
-
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> ArchiveConfig:
         gzipped = params.get("compress", "none") == "gzip"
-        raw = scope.render(params.get("dest", DEFAULT_DEST), "dest")
+        raw = scope.render(params.get("dest", ARCHIVE_DEST), "dest")
         if gzipped:
             raw += ".gz"
         return ArchiveConfig(

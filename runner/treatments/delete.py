@@ -8,17 +8,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.context import StepScope, file_context
-from runner.errors import PlaybookError
-from runner.paths import DirFds, identity, unlink_regular
-from runner.text import plural
+from runner.core.errors import PlaybookError
+from runner.core.text import plural
+from runner.step.context import StepScope, file_context
+from runner.step.protocol import Action, Done, Plan, apply_each
+from runner.storage.paths import DirFds, identity, unlink_regular
 from runner.treatments.archive import ArchiveControlFiles, existing_archive
-from runner.treatments.base import Action, Done, Plan, apply_each
 from runner.treatments.files import Target, content_sha256, deletion_diff
 
 if TYPE_CHECKING:
-    from runner.context import RunContext
-    from runner.sync.outcome import FileOutcome
+    from runner.record.model import FileOutcome
+    from runner.step.context import RunContext
 
 ARCHIVE = "archive_control_files"
 
@@ -68,13 +68,6 @@ class DeleteControlFiles:
     since it was checked; symlinks are never followed nor deleted; a file already gone
     is nothing to do (a second run changes nothing).
     """
-
-    per_file = True
-    schema: Mapping[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {},
-    }
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> None:
         return None

@@ -13,16 +13,16 @@ import hashlib
 import io
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import StepError
-from runner.fsutil import AtomicFile, fsync_dir
-from runner.remote import RemotePath
-from runner.text import plural
-from runner.treatments.base import Action, Done
+from runner.core.errors import StepError
+from runner.core.text import plural
+from runner.step.protocol import Action, Done
+from runner.storage.atomic import AtomicFile, fsync_dir
+from runner.storage.remote import RemotePath
 
 CHUNK = 1 << 20
 #: up to this many files a batch is synced file by file, beyond with one os.sync()
@@ -32,15 +32,8 @@ MAX_SUFFIX = 999
 #: never through a symlink, never blocking on a FIFO put in a file's place
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
-ON_CONFLICT: Mapping[str, Any] = {
-    "enum": ["suffix", "fail", "overwrite"],
-    "default": "suffix",
-    "description": "A different file already at the name: insert .1, .2... before the"
-    " extension (suffix), fail the step (fail), or replace it (overwrite).",
-}
-DEST: Mapping[str, Any] = {"type": "string", "minLength": 1}
 
-#: where a treatment writes: a local path, or an object (s3://, runner.remote)
+#: where a treatment writes: a local path, or an object (s3://, runner.storage.remote)
 Target = Path | RemotePath
 
 

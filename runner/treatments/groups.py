@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from runner import faults
-from runner.text import plural
-from runner.treatments.base import Action, Done, Plan
+from runner.core import faults
+from runner.core.text import plural
+from runner.step.protocol import Action, Done, Plan
 
 if TYPE_CHECKING:
-    from runner.context import RunContext, StepScope
+    from runner.step.context import RunContext, StepScope
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
@@ -77,17 +77,6 @@ class CleanEmptyGroups:
     deletes. Moodle's caches are not purged: run `php admin/cli/purge_caches.php`
     after a run against a live Moodle.
     """
-
-    per_file = False
-    schema: Mapping[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "groupings": {"type": "boolean", "default": False},
-            "courses": {"enum": ["processed", "all"], "default": "processed"},
-            "max_deletions": {"type": "integer", "minimum": 0},
-        },
-    }
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> GroupsConfig:
         return GroupsConfig(
@@ -165,7 +154,7 @@ class CleanEmptyGroups:
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
         from sqlalchemy import select, update
 
-        from runner.sync.raw import Raw
+        from runner.db.raw import Raw
 
         _engine, t = run.database()
         g, gg, gr = t.groups, t.groupings_groups, t.groupings

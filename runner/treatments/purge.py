@@ -11,14 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runner.context import RunContext, StepScope
-from runner.errors import StepError
-from runner.paths import DirFds, identity, unlink_regular
-from runner.text import plural
-from runner.treatments.base import Action, Done, Plan
+from runner.core.errors import StepError
+from runner.core.text import plural
+from runner.step.context import RunContext, StepScope
+from runner.step.protocol import Action, Done, Plan
+from runner.storage.paths import DirFds, identity, unlink_regular
 from runner.treatments.files import deletion_diff
-
-_GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 
 @dataclass(frozen=True)
@@ -63,21 +61,6 @@ class PurgeOldFiles:
     touched; a control file that a sync step of the playbook would process is kept;
     a file that vanished meanwhile is not an error; a missing directory is nothing to do.
     """
-
-    per_file = False
-    schema: Mapping[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["paths", "older_than_days"],
-        "properties": {
-            "paths": {**_GLOBS, "minItems": 1, "description": "Directories to purge."},
-            "older_than_days": {"type": "integer", "minimum": 1},
-            "patterns": {**_GLOBS, "default": ["*"]},
-            "exclude": {**_GLOBS, "default": []},
-            "recurse": {"type": "boolean", "default": False},
-            "hidden": {"type": "boolean", "default": False},
-        },
-    }
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeConfig:
         raw_paths = scope.render(params["paths"], "paths")

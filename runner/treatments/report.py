@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import StepError
-from runner.text import plural
-from runner.treatments.base import Action, Done, Plan
+from runner.core.errors import StepError
+from runner.core.text import plural
+from runner.playbook.registry import REPORT_DEST
+from runner.step.protocol import Action, Done, Plan
 from runner.treatments.files import (
-    DEST,
-    ON_CONFLICT,
     Output,
     Target,
     WriteJob,
@@ -24,10 +23,8 @@ from runner.treatments.files import (
 )
 
 if TYPE_CHECKING:
-    from runner.context import RunContext, StepScope
-    from runner.sync.outcome import FileOutcome
-
-DEFAULT_DEST = "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.name }}"
+    from runner.record.model import FileOutcome
+    from runner.step.context import RunContext, StepScope
 
 
 @dataclass(frozen=True)
@@ -127,19 +124,8 @@ class SaveReport:
     --check.
     """
 
-    per_file = True
-    schema: Mapping[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "dest": {**DEST, "default": DEFAULT_DEST},
-            "format": {"enum": ["text", "json"], "default": "text"},
-            "on_conflict": ON_CONFLICT,
-        },
-    }
-
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> ReportConfig:
-        raw = scope.render(params.get("dest", DEFAULT_DEST), "dest")
+        raw = scope.render(params.get("dest", REPORT_DEST), "dest")
         return ReportConfig(
             target=scope.confine_dest(raw, "dest"),
             format=params.get("format", "text"),

@@ -8,12 +8,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import StepError
-from runner.text import plural
-from runner.treatments.base import Action, Done, Plan
+from runner.core.errors import StepError
+from runner.core.text import plural
+from runner.playbook.registry import RETRY_DEST
+from runner.step.protocol import Action, Done, Plan
 from runner.treatments.files import (
-    DEST,
-    ON_CONFLICT,
     Output,
     WriteJob,
     apply_writes,
@@ -23,12 +22,9 @@ from runner.treatments.files import (
 )
 
 if TYPE_CHECKING:
-    from runner.context import RunContext, StepScope
-    from runner.sync.outcome import FileOutcome
+    from runner.record.model import FileOutcome
+    from runner.step.context import RunContext, StepScope
 
-DEFAULT_DEST = (
-    "{{ file.parent }}/{{ file.stem }}_tryback_{{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }}"
-)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -74,18 +70,8 @@ class WriteRetryFile:
     `_tryback_` unless the step sets `include_retry_files: true` or names the file.
     """
 
-    per_file = True
-    schema: Mapping[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "dest": {**DEST, "default": DEFAULT_DEST},
-            "on_conflict": ON_CONFLICT,
-        },
-    }
-
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> RetryConfig:
-        raw = scope.render(params.get("dest", DEFAULT_DEST), "dest")
+        raw = scope.render(params.get("dest", RETRY_DEST), "dest")
         return RetryConfig(scope.confine(raw, "dest"), params.get("on_conflict", "suffix"))
 
     def plan(self, config: Sequence[tuple[FileOutcome, RetryConfig]], run: RunContext) -> Plan:

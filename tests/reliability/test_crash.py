@@ -1,7 +1,7 @@
 """Kill a full nightly run with SIGKILL at every fault point, re-run, and check that
 nothing is lost and the re-run converges to the state of an uninterrupted run.
 
-The points (runner/faults.py) sit inside the sync's transactions and between them,
+The points (runner/core/faults.py) sit inside the sync's transactions and between them,
 around every atomic write (written, synced, published), around every deletion, in the
 group cleanup's transaction and between steps. The uninterrupted run is traced to
 count them; each trial kills a fresh copy of the workspace at one of them.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from runner.record import record_schema
+from runner.record.schema import record_schema
 from tests.reliability import workspace as ws
 
 #: trials run two at a time (the machines have two cores)

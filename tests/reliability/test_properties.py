@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from runner.cli import main
+from runner.cli.main import main
 
 COURSES = ["MATH101", "PHYS101", "NOPE"]
 USERS = ["U0001", "U0002", "U0003", "U0004", "U0300", "U9999"]

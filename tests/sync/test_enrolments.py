@@ -254,7 +254,7 @@ def test_keys_by_shortname_username_and_email(site: Site) -> None:
 def test_record_validates_and_holds_failed_lines(site: Site) -> None:
     from jsonschema import Draft202012Validator
 
-    from runner.record import record_schema
+    from runner.record.schema import record_schema
 
     sync(site, "add;MATH101;U0015;student;;;;;;\nadd;MATH101;U9999;student;;;;;;\n")
     record = latest_record(site)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
 
-from runner.sync.raw import MAX_ROWS, Raw, array_literal
+from runner.db.raw import MAX_ROWS, Raw, array_literal
 
 TEXTS = ['O"Brien', "back\\slash", "a,b", "{braces}", "NULL", "", " lead", "é ü", "x'y", '\\"']
 

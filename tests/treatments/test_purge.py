@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from runner.context import StepScope
-from runner.engine import RunOptions, build_context
-from runner.errors import StepError
-from runner.playbook import load_playbook
+from runner.core.errors import StepError
+from runner.engine.prepare import build_context
+from runner.engine.results import RunOptions
+from runner.playbook.model import load_playbook
+from runner.step.context import StepScope
 from runner.treatments import TREATMENTS
 from tests.conftest import CLI, make_file, snapshot, write_playbook
 

@@ -149,7 +149,7 @@ def test_an_object_changed_before_verification_is_not_taken(
 ) -> None:
     """Read back after the upload: another content there fails the step, and the
     control file stays."""
-    from runner import faults
+    from runner.core import faults
 
     real = faults.point
 
@@ -219,9 +219,9 @@ def test_storage_section_instead_of_the_environment_and_its_secret_is_never_prin
 def test_without_the_s3_extra_nothing_runs(
     workspace: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runner.context
+    import runner.step.context
 
-    monkeypatch.setattr(runner.context, "_has_s3fs", lambda: False)
+    monkeypatch.setattr(runner.step.context, "_has_s3fs", lambda: False)
     result = cli("run", playbook(workspace))
     assert result.code == 3
     assert "pip install 'postsync[s3]'" in result.err

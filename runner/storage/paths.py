@@ -7,7 +7,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from runner import faults
+from runner.core import faults
 
 
 def resolve_under(raw: str, base: Path, dirs: dict[str, str] | None = None) -> Path:

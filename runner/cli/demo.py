@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from runner.errors import Exit, UsageError
+from runner.core.errors import Exit, UsageError
 
 MARKER = ".postsync-demo"
 
@@ -102,13 +102,14 @@ def _invocation() -> str:
 
 
 def build_demo(directory: Path) -> int:
+    from runner.cli.output import TextReporter
     from runner.db.connect import connect, parse_url
     from runner.db.init import create_tables, seed_demo
     from runner.db.tables import moodle_tables
-    from runner.engine import RunOptions, run_playbook
-    from runner.output import TextReporter
-    from runner.playbook import load_playbook
-    from runner.schema import playbook_schema
+    from runner.engine.execute import run_playbook
+    from runner.engine.results import RunOptions
+    from runner.playbook.model import load_playbook
+    from runner.playbook.schema import playbook_schema
 
     directory = directory.absolute()
     if directory.exists() and any(directory.iterdir()):

@@ -12,15 +12,16 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import PlaybookError, Problem, StepError
-from runner.paths import confinement_error, display, resolve_under
-from runner.remote import RemotePath, is_remote
-from runner.remote import parse as parse_remote
+from runner.core.errors import PlaybookError, Problem, StepError
+from runner.record.model import FileOutcome, RunHeader
+from runner.storage.paths import confinement_error, display, resolve_under
+from runner.storage.remote import RemotePath, is_remote
+from runner.storage.remote import parse as parse_remote
 
 if TYPE_CHECKING:
-    from runner.playbook import Playbook, Step
-    from runner.templating import Renderer
-    from runner.yamlsource import JsonPath
+    from runner.playbook.model import Playbook, Step
+    from runner.playbook.source import JsonPath
+    from runner.playbook.templating import Renderer
 
 
 @cache
@@ -49,11 +50,11 @@ class RunContext:
     #: the database URL (a sqlalchemy URL, parsed before any change), if any
     database_url: Any = None
     prefix: str = "mdl_"
-    #: what each sync step did with each control file (runner.sync.apply.FileOutcome)
-    files: list[Any] = field(default_factory=list)
+    #: what each sync step did with each control file
+    files: list[FileOutcome] = field(default_factory=list)
     #: `roots:` in object storage, as (bucket, key prefix)
     remote_roots: tuple[tuple[str, str], ...] = ()
-    #: the object store (runner.remote.Storage) for s3:// destinations
+    #: the object store (runner.storage.remote.Storage) for s3:// destinations
     storage: Any = None
     #: control file -> its archive (a Path or a RemotePath): verified (real run) or
     #: planned (preview)
@@ -82,6 +83,18 @@ class RunContext:
     def run_dir(self) -> Path:
         """AREA/.postsync/runs/RUN_ID: this run's reports (the record sits beside it)."""
         return self.state_dir / "runs" / self.run_id
+
+    def header(self) -> RunHeader:
+        """The run, as its record names it."""
+        return RunHeader(
+            self.run_id,
+            self.playbook.file,
+            self.playbook.name,
+            self.check,
+            self.now,
+            self.area,
+            self.run_dir.parent,
+        )
 
     def report_path(self, control_file: Path) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)

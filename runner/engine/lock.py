@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runner.errors import LockedError, StepError
+from runner.core.errors import LockedError, StepError
 
 STATE_DIR = ".postsync"
 

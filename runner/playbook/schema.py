@@ -1,4 +1,4 @@
-"""The playbook JSON Schema, built from the registries, and located validation errors."""
+"""The playbook JSON Schema, built from the registry, and located validation errors."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from runner.errors import Problem
-from runner.sync import SYNC_COMMANDS
-from runner.treatments import TREATMENTS
-from runner.yamlsource import SourceMap
+from runner.core.errors import Problem
+from runner.core.schemas import SCHEMA_URI
+from runner.playbook.registry import COMMANDS, TREATMENTS
+from runner.playbook.source import SourceMap
 
-SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 STEP_KEYS = ("name", "when", "tags", "ignore_errors")
 
 _STEP_PROPERTIES: dict[str, Any] = {
@@ -38,7 +37,7 @@ _STEP_PROPERTIES: dict[str, Any] = {
 
 
 def _sync_step() -> dict[str, Any]:
-    commands = sorted(SYNC_COMMANDS)
+    commands = sorted(COMMANDS)
     properties: dict[str, Any] = {
         "command": {"enum": commands, "description": "The tool_sync control-file kind."},
         "file": {
@@ -54,7 +53,7 @@ def _sync_step() -> dict[str, Any]:
     branches = [
         {
             "if": {"properties": {"command": {"const": name}}, "required": ["command"]},
-            "then": {"properties": dict(SYNC_COMMANDS[name].schema)},
+            "then": {"properties": dict(COMMANDS[name].schema)},
         }
         for name in commands
     ]

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from runner import faults
+from runner.core import faults
 
 
 def fsync_dir(directory: Path) -> None:

@@ -12,8 +12,8 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner.errors import PlaybookError
-from runner.yamlsource import JsonPath, SourceMap
+from runner.core.errors import PlaybookError
+from runner.playbook.source import JsonPath, SourceMap
 
 #: names postsync puts in every template context; playbook vars may not shadow them
 RESERVED = frozenset({"now", "env", "area", "run", "file"})

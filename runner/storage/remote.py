@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import faults
-from runner.errors import StepError
-from runner.secrets import register
+from runner.core import faults
+from runner.core.errors import StepError
+from runner.core.secrets import register
 
 SCHEME = "s3://"
 CHUNK = 1 << 20

@@ -2,14 +2,14 @@
 
 Published as schemas/output.schema.json (`postsync schema output`); a document or any
 event line is valid against it. tests/test_output_schema.py runs real commands and
-validates what they print, so this stays what runner/output.py writes.
+validates what they print, so this stays what runner/cli/output.py writes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from runner.schema import SCHEMA_URI
+from runner.core.schemas import SCHEMA_URI
 
 STATUSES = ["ok", "changed", "skipped", "failed"]
 SECTIONS = ["sync", "post_treatments"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from runner.errors import PlaybookError, Problem
-from runner.playbook import Playbook
-from runner.templating import RESERVED, Renderer, strings_in
-from runner.treatments import TREATMENTS
-from runner.yamlsource import JsonPath
+from runner.core.errors import PlaybookError, Problem
+from runner.playbook import registry
+from runner.playbook.model import Playbook
+from runner.playbook.source import JsonPath
+from runner.playbook.templating import RESERVED, Renderer, strings_in
 
 _STEP_NAMES = RESERVED - {"file"}
 
@@ -55,9 +55,10 @@ def check_references(playbook: Playbook, renderer: Renderer, extra: Iterable[str
         check(playbook.database, ("database",), top_known)
 
     for step in playbook.steps:
-        per_file = step.section == "sync" or getattr(TREATMENTS.get(step.kind), "per_file", False)
         known = (
-            declared | _STEP_NAMES | ({"file"} if per_file and step.section != "sync" else set())
+            declared
+            | _STEP_NAMES
+            | ({"file"} if registry.per_file(step.section, step.kind) else set())
         )
         hint = "`file` exists only in per-file treatments"
         check(step.params, step.path, known, hint=hint)

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from runner.errors import PlaybookError, Problem
+from runner.core.errors import PlaybookError, Problem
 
 #: Playbooks are hand-written config: anything larger is a mistake or an attack.
 MAX_BYTES = 2 * 1024 * 1024

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import PlaybookError, Problem
-from runner.schema import STEP_KEYS, playbook_schema, validate
-from runner.yamlsource import JsonPath, SourceMap, load_yaml
+from runner.core.errors import PlaybookError, Problem
+from runner.playbook.schema import STEP_KEYS, playbook_schema, validate
+from runner.playbook.source import JsonPath, SourceMap, load_yaml
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
-"""What the sync did with one control file: the run record's per-file entry."""
+"""The record's content: the run, and what the sync did with each control file.
+
+The sync writes these, the treatments read them; neither imports the other.
+"""
 
 from __future__ import annotations
 
 import base64
 from binascii import a2b_base64
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +86,21 @@ class FileOutcome:
             report=runs_dir / entry["report"] if entry["report"] else None,
             error=entry["error"],
         )
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """The run a record belongs to."""
+
+    run_id: str
+    playbook: Path
+    name: str
+    check: bool
+    started: datetime
+    area: Path
+    #: AREA/.postsync/runs: the records, and each run's directory of reports
+    runs_dir: Path
+
+    @property
+    def record_path(self) -> Path:
+        return self.runs_dir / f"{self.run_id}.json"

@@ -10,11 +10,11 @@ import time
 from datetime import datetime
 from typing import IO, Any
 
-from runner.context import RunContext
-from runner.engine import RunResult, StepResult
-from runner.errors import PlaybookError, PostsyncError
-from runner.secrets import redact
-from runner.treatments.base import Done
+from runner.core.errors import PlaybookError, PostsyncError
+from runner.core.secrets import redact
+from runner.engine.results import RunResult, StepResult
+from runner.step.context import RunContext
+from runner.step.protocol import Done
 
 PREVIEW_BANNER = "PREVIEW  --check: nothing is changed; the lines below are what the run would do"
 _COLOURS = {"ok": "32", "changed": "33", "skipped": "36", "failed": "31"}

@@ -1,0 +1,1 @@
+"""The command line: argparse front, reporters (text, JSON, JSONL), the demo."""

@@ -1,0 +1,170 @@
+"""One function per subcommand, each returning its exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.core.errors import Exit, PlaybookError, PostsyncError, StepError, UsageError
+
+
+def _split_tags(values: Sequence[str]) -> frozenset[str]:
+    return frozenset(t.strip() for v in values for t in v.split(",") if t.strip())
+
+
+def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
+    from runner.playbook.model import load_vars_file
+    from runner.playbook.templating import RESERVED
+
+    out: dict[str, Any] = {}
+    for value in values:
+        if value.startswith("@"):
+            out.update(load_vars_file(Path(value[1:])))
+            continue
+        key, sep, text = value.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"-e {value!r}: expected KEY=VALUE or @FILE.yml")
+        out[key] = text
+    for key in out:
+        if key in RESERVED:
+            raise UsageError(f"-e {key}: {key!r} is reserved (now, env, area, run, file)")
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from runner.cli.output import make_reporter
+    from runner.engine.execute import run_playbook
+    from runner.engine.post import run_post
+    from runner.engine.results import RunOptions
+    from runner.playbook.model import load_playbook
+
+    reporter = make_reporter(args.output, diff=args.diff)
+    if args.lock_wait < 0:
+        raise UsageError("--lock-wait must be zero or more seconds")
+    try:
+        options = RunOptions(
+            check=args.check,
+            diff=args.diff,
+            extra_vars=parse_extra_vars(args.extra_vars),
+            tags=_split_tags(args.tags),
+            skip_tags=_split_tags(args.skip_tags),
+            lock_wait=args.lock_wait,
+        )
+        if args.command == "post":
+            result = run_post(args.record, options, reporter, args.playbook)
+        else:
+            result = run_playbook(load_playbook(args.playbook), options, reporter)
+    except PostsyncError as exc:
+        reporter.abort(exc, args.check)
+        raise
+    return int(result.exit_code)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from runner.playbook.model import load_playbook
+    from runner.playbook.references import check_references
+    from runner.playbook.templating import Renderer
+
+    extra = parse_extra_vars(args.extra_vars)
+    failed = 0
+    for path in args.playbooks:
+        try:
+            playbook = load_playbook(path)
+            check_references(playbook, Renderer(playbook.source), extra)
+        except PlaybookError as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+            continue
+        print(
+            f"ok  {path}  ({len(playbook.sync)} sync steps,"
+            f" {len(playbook.post_treatments)} post-treatments)"
+        )
+    if failed:
+        print(f"postsync: {failed} of {len(args.playbooks)} playbooks invalid", file=sys.stderr)
+        return int(Exit.INVALID)
+    return int(Exit.OK)
+
+
+def cmd_list_tasks(args: argparse.Namespace) -> int:
+    from runner.engine.results import selected
+    from runner.playbook.model import load_playbook
+
+    playbook = load_playbook(args.playbook)
+    only, skip = _split_tags(args.tags), _split_tags(args.skip_tags)
+    print(f"playbook: {playbook.name} ({args.playbook})")
+    for step in playbook.steps:
+        mark = " " if selected(step.tags, only, skip) else "-"
+        tags = ",".join(step.tags) or "-"
+        print(f"{mark} {step.label:<20} {step.kind:<22} {step.name:<30} tags: {tags}")
+    if only or skip:
+        print("(steps marked - are left out by --tags/--skip-tags)")
+    return int(Exit.OK)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from runner.cli.output_schema import output_schema
+    from runner.playbook.schema import playbook_schema
+    from runner.record.schema import record_schema
+
+    schema = {"record": record_schema, "output": output_schema}.get(args.which, playbook_schema)()
+    print(json.dumps(schema, indent=2))
+    return int(Exit.OK)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    import re
+    import time
+
+    from runner.db.connect import DatabaseUrlError, connect, masked, parse_url
+    from runner.db.init import create_tables, seed_demo
+    from runner.db.tables import moodle_tables
+
+    if not re.fullmatch(r"[A-Za-z0-9_]*", args.prefix):
+        raise UsageError(f"--prefix {args.prefix!r}: letters, digits and _ only")
+    try:
+        url = parse_url(args.url, Path.cwd())
+    except DatabaseUrlError as exc:
+        raise UsageError(f"{exc}") from None
+    engine = connect(url)
+    tables = moodle_tables(args.prefix)
+    now = int(time.time())
+    try:
+        create_tables(engine, tables, now)
+        print(f"created {len(tables.all)} tables in {masked(url)} (prefix {args.prefix})")
+        if args.demo:
+            site = seed_demo(engine, tables, now)
+            print(
+                f"seeded a demo site: {site.users} users, {site.courses} courses,"
+                f" {site.groups} groups"
+            )
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StepError(f"database {masked(url)}: {reason}") from None
+        raise
+    finally:
+        engine.dispose()
+    return int(Exit.OK)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from runner.cli.demo import build_demo
+
+    return build_demo(args.dir)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "post": cmd_run,
+    "validate": cmd_validate,
+    "list-tasks": cmd_list_tasks,
+    "schema": cmd_schema,
+    "db": cmd_db,
+    "demo": cmd_demo,
+}

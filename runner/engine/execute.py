@@ -1,0 +1,194 @@
+"""Plan then apply: prepare every step (nothing changed yet), lock, run, record, recap."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.core import faults
+from runner.core.errors import PlaybookError, StepError
+from runner.engine.lock import area_lock
+from runner.engine.prepare import build_context, evaluate_when, prepare
+from runner.engine.results import Reporter, RunOptions, RunResult, StepResult, selected
+from runner.playbook import registry
+from runner.playbook.model import Playbook, Step
+from runner.record.store import prune_records, save_record
+from runner.step.context import RunContext, StepScope, file_context
+from runner.step.protocol import Done, Plan
+from runner.sync import step as sync_step
+from runner.treatments import TREATMENTS
+
+
+def _configure(run: RunContext, step: Step, result: StepResult) -> Any:
+    """The treatment's configuration; for a per-file treatment, one per control file
+    (those for which `when` holds), as (FileOutcome, config) pairs."""
+    treatment = TREATMENTS[step.kind]
+    if not registry.TREATMENTS[step.kind].per_file:
+        return treatment.configure(step.params, StepScope(run, step))
+    configs = []
+    dirs: dict[str, str] = {}
+    base = run.template_context()
+    for outcome in run.files:
+        extra = {"file": file_context(outcome.path, outcome.command)}
+        scope = StepScope(run, step, extra, dirs, base)
+        if evaluate_when(run, step, scope):
+            configs.append((outcome, treatment.configure(step.params, scope)))
+    if run.files and not configs:
+        result.detail = f"when: {step.when} is false for every control file"
+    return configs
+
+
+def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
+    treatment = TREATMENTS[step.kind]
+    config = _configure(run, step, result)
+    if result.detail:
+        result.status = "skipped"
+        return
+    plan: Plan = treatment.plan(config, run)
+    result.detail = plan.summary
+    if plan.skip_reason is not None:
+        result.status, result.detail = "skipped", plan.skip_reason
+        return
+    if plan.actions:
+        result.status = "changed"
+    if run.check:
+        for item in (Done(a) for a in plan.actions):
+            result.items.append(item)
+            reporter.item(result, item)
+    elif plan.actions:
+        applied: dict[int, Done] = {}
+        try:
+            total = len(plan.actions)
+            for item in treatment.apply(plan.actions, run):
+                applied[id(item.action)] = item
+                reporter.item(result, item)
+                reporter.progress(result, len(applied), total, f"{len(applied):,}/{total:,}")
+        finally:
+            # items in plan order, so the run prints what the preview printed
+            result.items = [applied[id(a)] for a in plan.actions if id(a) in applied]
+    if plan.errors:
+        more = f" (and {len(plan.errors) - 3} more)" if len(plan.errors) > 3 else ""
+        raise StepError("; ".join(plan.errors[:3]) + more)
+
+
+def _run_sync(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
+    config = sync_step.configure(step.params, StepScope(run, step))
+
+    def emit(done: Done) -> None:
+        result.items.append(done)
+        reporter.item(result, done)
+
+    def progress(done: int, total: int, what: str) -> None:
+        reporter.progress(result, done, total, what)
+
+    result.status, result.detail = sync_step.run(config, run, emit, progress)
+
+
+def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> None:
+    step = result.step
+    result.name = step.name
+    with contextlib.suppress(PlaybookError):  # `prepare` rendered it already
+        result.name = run.renderer.render(
+            step.name, run.template_context(), (*step.item_path, "name")
+        )
+    reporter.step_started(result)
+    try:
+        if not registry.per_file(step.section, step.kind) and not evaluate_when(
+            run, step, StepScope(run, step)
+        ):
+            result.status, result.detail = "skipped", f"when: {step.when} is false"
+        elif step.section == "post_treatments":
+            _run_treatment(run, step, result, reporter)
+        else:
+            _run_sync(run, step, result, reporter)
+    except (StepError, PlaybookError) as exc:
+        result.status, result.error = "failed", str(exc)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        result.status, result.error = "failed", f"{exc.strerror or exc}{where}"
+    except KeyboardInterrupt:
+        result.status, result.error = "failed", "interrupted"
+        raise
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy"):
+            raise
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        result.status, result.error = "failed", f"database error: {reason}"
+    finally:
+        run.step_status[result.name] = result.status
+
+
+def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) -> RunResult:
+    run = build_context(playbook, options)
+    steps = [s for s in playbook.steps if selected(s.tags, options.tags, options.skip_tags)]
+    return execute_steps(run, steps, options, reporter)
+
+
+def _check_area(run: RunContext) -> None:
+    if not run.area.is_dir():
+        raise StepError(
+            f"area {run.area} does not exist or is not a directory;"
+            " create it or fix `area:` in the playbook"
+        )
+
+
+def execute_steps(
+    run: RunContext, steps: Sequence[Step], options: RunOptions, reporter: Reporter
+) -> RunResult:
+    prepare(run, steps)
+    _check_area(run)
+    result = RunResult(run)
+    with area_lock(run.area, run.run_id, options.lock_wait):
+        reporter.start(run)
+        try:
+            for step in steps:
+                step_result = StepResult(step)
+                result.steps.append(step_result)
+                execute_step(run, step_result, reporter)
+                if step.section == "sync" and run.files:
+                    # the boundary: post-treatments can be re-run from this record
+                    _save_record(run, result, step_result, finished=False)
+                reporter.step_finished(step_result)
+                faults.point("step.done")
+                if step_result.status == "failed" and not step_result.ignored:
+                    break
+        except KeyboardInterrupt:
+            result.interrupted = True
+            if result.steps:
+                reporter.step_finished(result.steps[-1])
+        finally:
+            run.close()
+        if run.files:
+            result.record = _save_record(run, result, None, finished=True)
+        prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
+        reporter.finish(result)
+    return result
+
+
+def _save_record(
+    run: RunContext, result: RunResult, step: StepResult | None, *, finished: bool
+) -> Path | None:
+    """Save the run record; a failure (a full disk) fails the step, or the run."""
+    steps = run.prior_steps + [
+        {
+            "name": s.name,
+            "kind": s.step.kind,
+            "section": s.step.section,
+            "status": s.status,
+            "detail": s.error or s.detail,
+        }
+        for s in result.steps
+    ]
+    try:
+        path = save_record(run.header(), run.files, steps, finished=finished)
+    except OSError as exc:
+        error = f"cannot save the run record: {exc.strerror or exc}"
+        if step is not None and step.status != "failed":
+            step.status, step.error = "failed", error
+        else:
+            result.record_error = error
+        return None
+    faults.point("record.saved")
+    return path

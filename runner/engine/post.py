@@ -1,0 +1,77 @@
+"""`postsync post RECORD`: the playbook's post-treatments for a saved run record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from runner.core.errors import PlaybookError
+from runner.engine.execute import execute_steps
+from runner.engine.prepare import build_context
+from runner.engine.results import Reporter, RunOptions, RunResult, selected
+from runner.playbook.model import load_playbook
+from runner.record.model import FileOutcome
+from runner.record.store import load_record
+
+
+def run_post(
+    record_file: Path,
+    options: RunOptions,
+    reporter: Reporter,
+    playbook_file: Path | None = None,
+) -> RunResult:
+    """The playbook's post-treatments for a saved run record (`postsync post RECORD`).
+
+    They run as part of that run: same run id, same `now` (so the same archive and
+    report names), the record's control files and outcomes; the record's post-treatment
+    steps are replaced by these.
+    """
+    record = load_record(record_file)
+    problem = record.problem
+    if record.data["check"] and not options.check:
+        raise PlaybookError(
+            [
+                problem(
+                    "check",
+                    "this record is from a --check run: nothing was synced, so there is"
+                    " nothing to post-process (run the playbook, or add --check)",
+                )
+            ]
+        )
+    path = playbook_file or Path(record.data["playbook"])
+    if not path.is_file():
+        raise PlaybookError(
+            [problem("playbook", f"the playbook {path} is gone; give it with --playbook")]
+        )
+    playbook = load_playbook(path)
+    run = build_context(
+        playbook,
+        options,
+        now=datetime.fromisoformat(record.data["started"]),
+        run_id=record.data["run_id"],
+    )
+    if run.area != Path(record.data["area"]):
+        raise PlaybookError(
+            [
+                problem(
+                    "area",
+                    f"the record is of area {record.data['area']}, the playbook's area is"
+                    f" {run.area}",
+                )
+            ]
+        )
+    try:
+        run.files = [
+            FileOutcome.from_json(f, record.file.parent) for f in record.data["control_files"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+        raise PlaybookError(
+            [problem("control_files", f"malformed entry ({type(exc).__name__}: {exc})")]
+        ) from None
+    run.lines_ok = sum(f.changed + f.unchanged for f in run.files if not f.error)
+    run.failed_lines = sum(len(f.failed) for f in run.files)
+    run.prior_steps = [s for s in record.data["steps"] if s["section"] == "sync"]
+    steps = [
+        s for s in playbook.post_treatments if selected(s.tags, options.tags, options.skip_tags)
+    ]
+    return execute_steps(run, steps, options, reporter)

@@ -1,0 +1,159 @@
+"""Before anything changes: the run context (now, vars, area, roots, database URL) and
+every step's parameters rendered and confined, all problems at once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from runner.core.errors import PlaybookError, Problem
+from runner.engine.results import RunOptions
+from runner.playbook import registry
+from runner.playbook.model import Playbook, Step
+from runner.playbook.references import check_references
+from runner.playbook.templating import Renderer
+from runner.step.context import RunContext, StepScope, file_context
+from runner.storage.paths import resolve_under
+from runner.storage.remote import Storage, is_remote, storage_options
+from runner.storage.remote import parse as parse_remote
+from runner.sync import step as sync_step
+from runner.treatments import TREATMENTS
+
+
+def _timezone(playbook: Playbook) -> tzinfo | None:
+    if playbook.timezone is None:
+        return None
+    try:
+        return ZoneInfo(playbook.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PlaybookError(
+            [
+                playbook.source.problem(
+                    ("timezone",),
+                    f"unknown time zone {playbook.timezone!r} (e.g. Europe/Paris, UTC)",
+                )
+            ]
+        ) from None
+
+
+def build_context(
+    playbook: Playbook,
+    options: RunOptions,
+    *,
+    now: datetime | None = None,
+    run_id: str | None = None,
+) -> RunContext:
+    """Freeze `now`, render vars (in order), area and roots. Reads only.
+
+    `now` and `run_id` are given when post-treatments run again for a saved record.
+    """
+    renderer = Renderer(playbook.source)
+    check_references(playbook, renderer, options.extra_vars)
+    zone = _timezone(playbook)
+    if now is None:
+        now = datetime.now(zone) if zone else datetime.now().astimezone()
+    elif zone is not None:
+        now = now.astimezone(zone)
+    run = RunContext(
+        playbook=playbook,
+        run_id=run_id or f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}",
+        check=options.check,
+        now=now,
+        area=playbook.base_dir,
+        roots=(),
+        renderer=renderer,
+        variables={},
+        environ=dict(os.environ),
+        diff=options.diff,
+    )
+    # -e values override vars and are visible to every var
+    run.variables.update(options.extra_vars)
+    for name, raw in playbook.vars:
+        if name not in options.extra_vars:
+            run.variables[name] = renderer.render_data(raw, run.template_context(), ("vars", name))
+    context = run.template_context()
+    area = renderer.render(playbook.area, context, ("area",))
+    run.area = resolve_under(area, playbook.base_dir)
+    local, remote = [], []
+    for i, raw_root in enumerate(playbook.roots):
+        root = renderer.render(raw_root, context, ("roots", i))
+        if is_remote(root):
+            try:
+                remote.append(parse_remote(root))
+            except ValueError as exc:
+                raise PlaybookError([playbook.source.problem(("roots", i), str(exc))]) from None
+        else:
+            local.append(resolve_under(root, playbook.base_dir))
+    run.roots, run.remote_roots = tuple(local), tuple(remote)
+    run.storage = Storage(
+        storage_options(
+            {
+                name: renderer.render(value, context, ("storage", name))
+                for name, value in playbook.storage
+            }
+        )
+    )
+    run.prefix = playbook.prefix
+    if playbook.database is not None:
+        from runner.db.connect import DatabaseUrlError, parse_url
+
+        raw = renderer.render(playbook.database, context, ("database",))
+        try:
+            run.database_url = parse_url(raw, playbook.base_dir)
+        except DatabaseUrlError as exc:
+            raise PlaybookError([playbook.source.problem(("database",), str(exc))]) from None
+    return run
+
+
+def prepare(run: RunContext, steps: Sequence[Step]) -> None:
+    """Render and confine every step's parameters and `when`: all problems at once.
+
+    Every sync step of the playbook, selected or not, names the control files it would
+    process: those are protected from purge_old_files. Per-file treatments are checked
+    for each of those files (or an example file when none is there yet).
+    """
+    problems: list[Problem] = []
+    protected: dict[Path, str] = {}
+    for step in run.playbook.sync:
+        try:
+            for path in sync_step.configure(step.params, StepScope(run, step)).files:
+                protected.setdefault(path, step.kind)
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+    run.protected = frozenset(protected)
+    candidates = [file_context(p, c) for p, c in protected.items()] or [
+        file_context(run.area / "example.csv", "enrolments")
+    ]
+    for step in steps:
+        try:
+            run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
+            if step.section == "post_treatments":
+                treatment = TREATMENTS[step.kind]
+                per_file = registry.TREATMENTS[step.kind].per_file
+                for extra in candidates if per_file else [None]:
+                    scope = StepScope(run, step, {"file": extra} if extra else None)
+                    evaluate_when(run, step, scope)
+                    treatment.configure(step.params, scope)
+            else:
+                evaluate_when(run, step, StepScope(run, step))
+                if run.database_url is None:
+                    problems.append(
+                        run.playbook.source.problem(
+                            (*step.item_path, "command"),
+                            "a sync step needs `database:` at the top of the playbook",
+                        )
+                    )
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise PlaybookError(problems)
+
+
+def evaluate_when(run: RunContext, step: Step, scope: StepScope) -> bool:
+    if step.when is None or isinstance(step.when, bool):
+        return step.when is not False
+    return bool(run.renderer.evaluate(step.when, scope.context(), (*step.item_path, "when")))

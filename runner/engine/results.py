@@ -1,0 +1,82 @@
+"""What a run is asked for (options, tag selection) and what it returns (results), and the
+reporter that prints it as it goes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from runner.core.errors import Exit
+from runner.playbook.model import Step
+from runner.step.context import RunContext
+from runner.step.protocol import Done
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    check: bool = False
+    diff: bool = False
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    lock_wait: float = 0.0
+
+
+@dataclass
+class StepResult:
+    step: Step
+    name: str = ""  # the step's name, rendered
+    status: str = "ok"  # ok | changed | skipped | failed
+    detail: str = ""
+    items: list[Done] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ignored(self) -> bool:
+        return self.status == "failed" and self.step.ignore_errors
+
+
+@dataclass
+class RunResult:
+    run: RunContext
+    steps: list[StepResult] = field(default_factory=list)
+    interrupted: bool = False
+    record: Path | None = None
+    #: the record could not be saved at the end of the run (the run failed)
+    record_error: str | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.steps if s.status == status)
+
+    @property
+    def exit_code(self) -> Exit:
+        if self.interrupted:
+            return Exit.INTERRUPTED
+        if self.record_error or any(s.status == "failed" and not s.ignored for s in self.steps):
+            return Exit.STEP_FAILED
+        if self.run.failed_lines:
+            return Exit.LINES_FAILED
+        return Exit.OK
+
+
+class Reporter(Protocol):
+    def start(self, run: RunContext) -> None: ...
+    def step_started(self, result: StepResult) -> None: ...
+    def item(self, result: StepResult, done: Done) -> None: ...
+    def progress(self, result: StepResult, done: int, total: int, what: str) -> None: ...
+    def step_finished(self, result: StepResult) -> None: ...
+    def finish(self, result: RunResult) -> None: ...
+
+
+def selected(tags: Sequence[str], only: frozenset[str], skip: frozenset[str]) -> bool:
+    """Ansible's tag rules: `always` runs unless skipped, `never` only when asked for."""
+    own = set(tags)
+    if own & skip or ("all" in skip):
+        return False
+    if "never" in own and not (own - {"never"}) & only and "never" not in only:
+        return False
+    if not only or "all" in only or "always" in own:
+        return True
+    return bool(own & only)

@@ -1,0 +1,126 @@
+"""The registry: every sync command and treatment a playbook may name, with the JSON Schema
+of its parameters. The playbook schema is built from it.
+
+It imports no run-time module, so loading and validating a playbook never loads the
+sync or the treatments. Their implementations are registered under the same names, in
+the same order (runner.sync.SYNC_COMMANDS, runner.treatments.TREATMENTS; a test keeps
+the lists equal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A sync command or a treatment, as a playbook sees it."""
+
+    #: sync command: the step's options beyond the common ones (a `properties` mapping);
+    #: treatment: the JSON Schema of the value under its key
+    schema: Mapping[str, Any]
+    #: a treatment that acts once per processed control file (`file` in its templates)
+    per_file: bool = False
+
+
+# -- sync commands ------------------------------------------------------------------------
+
+_KEYS: Mapping[str, Any] = {
+    "course_key": {"enum": ["idnumber", "shortname", "id"], "default": "idnumber"},
+    "user_key": {"enum": ["idnumber", "username", "email", "id"], "default": "idnumber"},
+}
+
+COMMANDS: dict[str, Kind] = {
+    "enrolments": Kind(_KEYS),
+    "group_members": Kind(
+        {**_KEYS, "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"}}
+    ),
+}
+
+# -- treatments ---------------------------------------------------------------------------
+
+ARCHIVE_DEST = "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"
+REPORT_DEST = "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.name }}"
+RETRY_DEST = (
+    "{{ file.parent }}/{{ file.stem }}_tryback_{{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }}"
+)
+
+_DEST: Mapping[str, Any] = {"type": "string", "minLength": 1}
+_ON_CONFLICT: Mapping[str, Any] = {
+    "enum": ["suffix", "fail", "overwrite"],
+    "default": "suffix",
+    "description": "A different file already at the name: insert .1, .2... before the"
+    " extension (suffix), fail the step (fail), or replace it (overwrite).",
+}
+_GLOBS: Mapping[str, Any] = {"type": "array", "items": {"type": "string", "minLength": 1}}
+
+
+def _params(properties: Mapping[str, Any], *required: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": dict(properties),
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+#: in the order of a nightly playbook (and of the README's reference)
+TREATMENTS: dict[str, Kind] = {
+    "clean_empty_groups": Kind(
+        _params(
+            {
+                "groupings": {"type": "boolean", "default": False},
+                "courses": {"enum": ["processed", "all"], "default": "processed"},
+                "max_deletions": {"type": "integer", "minimum": 0},
+            }
+        )
+    ),
+    "save_report": Kind(
+        _params(
+            {
+                "dest": {**_DEST, "default": REPORT_DEST},
+                "format": {"enum": ["text", "json"], "default": "text"},
+                "on_conflict": _ON_CONFLICT,
+            }
+        ),
+        per_file=True,
+    ),
+    "archive_control_files": Kind(
+        _params(
+            {
+                "dest": {**_DEST, "default": ARCHIVE_DEST},
+                "compress": {"enum": ["none", "gzip"], "default": "none"},
+                "on_conflict": _ON_CONFLICT,
+            }
+        ),
+        per_file=True,
+    ),
+    "write_retry_file": Kind(
+        _params({"dest": {**_DEST, "default": RETRY_DEST}, "on_conflict": _ON_CONFLICT}),
+        per_file=True,
+    ),
+    "delete_control_files": Kind(_params({}), per_file=True),
+    "purge_old_files": Kind(
+        _params(
+            {
+                "paths": {**_GLOBS, "minItems": 1, "description": "Directories to purge."},
+                "older_than_days": {"type": "integer", "minimum": 1},
+                "patterns": {**_GLOBS, "default": ["*"]},
+                "exclude": {**_GLOBS, "default": []},
+                "recurse": {"type": "boolean", "default": False},
+                "hidden": {"type": "boolean", "default": False},
+            },
+            "paths",
+            "older_than_days",
+        )
+    ),
+}
+
+
+def per_file(section: str, kind: str) -> bool:
+    """Whether a step acts once per processed control file (`file` in its templates)."""
+    return section == "post_treatments" and TREATMENTS[kind].per_file

@@ -1,0 +1,121 @@
+"""The run record's JSON Schema (`postsync schema record`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.core.schemas import SCHEMA_URI
+
+RECORD_VERSION = 1
+
+_COUNT = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+
+
+def record_schema() -> dict[str, Any]:
+    failed_line = {
+        "type": "object",
+        "required": ["number", "raw", "text", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "integer", "minimum": 1},
+            "raw": {**_STR, "description": "the line's bytes (terminator included), base64"},
+            "text": {**_STR, "description": "the line decoded, for reading"},
+            "message": _STR,
+        },
+    }
+    control_file = {
+        "type": "object",
+        "required": [
+            "command",
+            "path",
+            "size",
+            "sha256",
+            "encoding",
+            "separator",
+            "bom",
+            "header",
+            "lines",
+            "failed_lines",
+            "processed_courses",
+            "report",
+            "error",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "command": _STR,
+            "path": {**_STR, "description": "absolute path of the control file"},
+            "size": _COUNT,
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "encoding": _STR,
+            "separator": _STR,
+            "bom": {"type": "boolean"},
+            "header": {**_STR, "description": "the header line's bytes, base64"},
+            "lines": {
+                "type": "object",
+                "required": ["total", "changed", "unchanged", "failed"],
+                "additionalProperties": False,
+                "properties": dict.fromkeys(("total", "changed", "unchanged", "failed"), _COUNT),
+            },
+            "failed_lines": {"type": "array", "items": failed_line},
+            "processed_courses": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "key"],
+                    "additionalProperties": False,
+                    "properties": {"id": {"type": "integer"}, "key": _STR},
+                },
+            },
+            "report": {
+                "type": ["string", "null"],
+                "description": "the report lines' file, relative to the record's directory",
+            },
+            "error": {"type": ["string", "null"], "description": "why the file was rejected"},
+        },
+    }
+    return {
+        "$schema": SCHEMA_URI,
+        "$id": "urn:postsync:schema:record",
+        "title": "postsync run record",
+        "type": "object",
+        "required": [
+            "version",
+            "run_id",
+            "playbook",
+            "name",
+            "check",
+            "started",
+            "finished",
+            "area",
+            "steps",
+            "control_files",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "version": {"const": RECORD_VERSION},
+            "run_id": _STR,
+            "playbook": _STR,
+            "name": _STR,
+            "check": {"type": "boolean"},
+            "started": {**_STR, "format": "date-time"},
+            "finished": {"type": ["string", "null"], "format": "date-time"},
+            "area": _STR,
+            "steps": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "kind", "section", "status"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": _STR,
+                        "kind": _STR,
+                        "section": _STR,
+                        "status": _STR,
+                        "detail": _STR,
+                    },
+                },
+            },
+            "control_files": {"type": "array", "items": control_file},
+        },
+    }

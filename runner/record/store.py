@@ -1,0 +1,191 @@
+"""The run record: what the sync did, saved under AREA/.postsync/runs/RUN_ID.json.
+
+It is the boundary between sync and post-treatments (`postsync post RECORD`). Each
+control file's report lines are in a file beside it (RUN_ID/NNN_NAME.report), so a
+million-line file never has to be held in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runner.core.errors import PlaybookError, Problem
+from runner.core.secrets import redact
+from runner.record.model import FileOutcome, RunHeader
+from runner.record.schema import RECORD_VERSION, record_schema
+from runner.storage.atomic import atomic_write, remove_temporaries
+
+
+def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
+    return {
+        "command": f.command,
+        "path": str(f.path),
+        "size": f.size,
+        "sha256": f.sha256,
+        "encoding": f.encoding,
+        "separator": f.separator,
+        "bom": f.bom,
+        "header": base64.b64encode(f.header).decode("ascii"),
+        "lines": {
+            "total": f.lines,
+            "changed": f.changed,
+            "unchanged": f.unchanged,
+            "failed": len(f.failed),
+        },
+        "failed_lines": [line.as_json(f.encoding) for line in f.failed],
+        "processed_courses": [{"id": i, "key": k} for i, k in sorted(f.courses.items())],
+        "report": str(f.report.relative_to(runs_dir)) if f.report else None,
+        "error": f.error,
+    }
+
+
+def build_record(
+    header: RunHeader,
+    files: Sequence[FileOutcome],
+    steps: Sequence[Mapping[str, Any]],
+    *,
+    finished: bool,
+) -> dict[str, Any]:
+    """The record's document: the run, its steps so far, each control file's outcome."""
+    return {
+        "version": RECORD_VERSION,
+        "run_id": header.run_id,
+        "playbook": str(header.playbook),
+        "name": header.name,
+        "check": header.check,
+        "started": header.started.isoformat(),
+        "finished": datetime.now(header.started.tzinfo).isoformat() if finished else None,
+        "area": str(header.area),
+        "steps": list(steps),
+        "control_files": [_file_entry(f, header.runs_dir) for f in files],
+    }
+
+
+def save_record(
+    header: RunHeader,
+    files: Sequence[FileOutcome],
+    steps: Sequence[Mapping[str, Any]],
+    *,
+    finished: bool,
+) -> Path:
+    path = header.record_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = redact(
+        json.dumps(build_record(header, files, steps, finished=finished), ensure_ascii=False)
+    )
+    atomic_write(path, data.encode("utf-8") + b"\n")
+    return path
+
+
+def prune_records(runs_dir: Path, keep_days: int, keep: str) -> int:
+    """Remove records (and their report directories) older than `keep_days`."""
+    if not runs_dir.is_dir():
+        return 0
+    remove_temporaries(runs_dir)
+    cutoff = time.time() - keep_days * 86400
+    removed = 0
+    for entry in os.scandir(runs_dir):
+        if entry.name.startswith(keep) or entry.is_symlink():
+            continue
+        if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+        removed += 1
+    return removed
+
+
+@dataclass(frozen=True)
+class LoadedRecord:
+    file: Path
+    data: dict[str, Any]
+
+    def problem(self, key: str, message: str) -> Problem:
+        return Problem(str(self.file), 1, 1, key, message)
+
+
+_SAMPLE = 3
+
+
+def _sample(data: Any) -> Any:
+    """The record's first control files, their long lists cut to a few entries, for the
+    schema (a record of a million-line file lists many thousands of failed lines; a
+    malformed entry further on is caught when the record is read: `outcomes`)."""
+    if not isinstance(data, dict) or not isinstance(data.get("control_files"), list):
+        return data
+    files = []
+    for entry in data["control_files"][:_SAMPLE]:
+        if isinstance(entry, dict):
+            entry = dict(entry)
+            for key in ("failed_lines", "processed_courses"):
+                if isinstance(entry.get(key), list):
+                    entry[key] = entry[key][:_SAMPLE]
+        files.append(entry)
+    return {**data, "control_files": files}
+
+
+@dataclass
+class _Problem:
+    path: list[Any]
+    message: str
+
+
+def _check_rest(data: dict[str, Any]) -> list[_Problem]:
+    """The control files beyond the schema's sample: the same keys (their values are
+    checked as they are read back)."""
+    files = data["control_files"]
+    if len(files) <= _SAMPLE:
+        return []
+    keys = set(files[0])
+    return [
+        _Problem(["control_files", i], "not a control file entry of this record version")
+        for i, entry in enumerate(files[_SAMPLE:], start=_SAMPLE)
+        if not isinstance(entry, dict) or set(entry) != keys
+    ][:10]
+
+
+def load_record(path: Path) -> LoadedRecord:
+    """A saved run record, validated against its schema; PlaybookError (exit 4) if not."""
+    from jsonschema import Draft202012Validator
+
+    shown = str(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise PlaybookError([Problem(shown, 1, 1, "", "no such run record")]) from None
+    except OSError as exc:
+        raise PlaybookError([Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+    except ValueError as exc:
+        line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
+        raise PlaybookError([Problem(shown, line, col, "", f"not JSON: {exc}")]) from None
+    errors = sorted(
+        Draft202012Validator(record_schema()).iter_errors(_sample(data)),
+        key=lambda e: list(e.path),
+    )
+    if not errors:
+        errors = _check_rest(data)
+    if errors:
+        raise PlaybookError(
+            [
+                Problem(
+                    shown,
+                    1,
+                    1,
+                    ".".join(str(p) for p in e.path),
+                    f"{e.message} (not a postsync run record of this version)",
+                )
+                for e in errors[:10]
+            ]
+        )
+    return LoadedRecord(path.absolute(), data)

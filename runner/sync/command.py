@@ -1,0 +1,25 @@
+"""What a sync command is: a control-file kind, its columns, and how a line applies.
+
+Its step options' JSON Schema is in the registry (runner.playbook.registry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from runner.sync.base import LineResult, SyncOptions
+from runner.sync.reader import Columns, DataLine
+from runner.sync.state import SiteState
+
+
+class SyncCommand(Protocol):
+    """A control-file kind. Its docstring documents its columns (README reference)."""
+
+    columns: Columns
+
+    def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
+        """Resolve the batch's identifiers and load the state it touches (reads only)."""
+
+    def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
+        """Simulate one line against `state`; the caller flushes the batch."""

@@ -1,0 +1,205 @@
+"""A control file's writes: each batch's net changes as statements, run in a second thread.
+
+The flush is pipelined: batch N's writes run on the connection in a second thread
+while batch N+1 is simulated. The database is never used by both threads at once:
+batch N+1's lookups run before batch N's writes start (each lookup waits for the
+writer first). Rows batch N inserted have no id yet in a later batch's state: that
+batch deletes or updates them by their key, resolved here when it is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.pool import SingletonThreadPool
+
+from runner.db.raw import Raw, Statements
+from runner.db.tables import MoodleTables
+
+#: bound parameters per IN list (SQLite allows 32766 in all, older builds 999)
+CHUNK = 900
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+#: the key of a row of each table a batch writes, as `Pending` holds it (flattened)
+KEY_COLUMNS = {
+    "user_enrolments": ("enrolid", "userid"),
+    "role_assignments": ("contextid", "userid", "roleid", "component", "itemid"),
+    "groups_members": ("groupid", "userid"),
+}
+
+
+def _flat_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """(contextid, userid, (roleid, component, itemid)) -> one flat tuple."""
+    return key[:-1] + key[-1] if isinstance(key[-1], tuple) else key
+
+
+@dataclass
+class Pending:
+    """Changes to one table: new rows by key, updated and deleted ids; and, for rows an
+    earlier batch inserted (their id not known yet), updates and deletions by key."""
+
+    new: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    updated: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deleted: set[int] = field(default_factory=set)
+    updated_keys: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    deleted_keys: set[Any] = field(default_factory=set)
+
+    def delete(self, key: Any, row_id: int | None) -> None:
+        if row_id is not None:
+            self.updated.pop(row_id, None)
+            self.deleted.add(row_id)
+        elif key in self.new:
+            del self.new[key]
+        else:
+            self.updated_keys.pop(key, None)
+            self.deleted_keys.add(key)
+
+    def update(self, key: Any, row_id: int | None, values: dict[str, Any]) -> None:
+        if row_id is not None:
+            self.updated[row_id] = values
+        elif key in self.new:
+            self.new[key].update(values)
+        else:
+            self.updated_keys[key] = values
+
+
+class Writer:
+    """Runs one job at a time on the connection, in a second thread or inline."""
+
+    def __init__(self, inline: bool) -> None:
+        self._pool = None if inline else ThreadPoolExecutor(1, "postsync-flush")
+        self._running: Future[None] | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.wait()
+        if self._pool is None:
+            job()
+        else:
+            self._running = self._pool.submit(job)
+
+    def wait(self) -> None:
+        """Until the running job is done; raises what it raised."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def close(self) -> None:
+        """Waits for the running job, whatever it raises (the caller is failing)."""
+        with suppress(Exception):  # the caller's own error is the one to report
+            self.wait()
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+def threaded_writes(conn: Connection) -> bool:
+    """Whether a second thread may write on this connection (an in-memory SQLite
+    database lives in one thread's connection)."""
+    if conn.dialect.name == "postgresql":
+        return True
+    return conn.dialect.name == "sqlite" and not isinstance(conn.engine.pool, SingletonThreadPool)
+
+
+@dataclass
+class Changes:
+    """One batch's pending changes, table by table."""
+
+    ue: Pending = field(default_factory=Pending)
+    ra: Pending = field(default_factory=Pending)
+    gm: Pending = field(default_factory=Pending)
+
+
+class Writes:
+    """Hands each ended batch's changes to the writer, as statements built here: the
+    writer thread then only waits for the database, without Python's lock (PostgreSQL:
+    one statement per table and batch; SQLite: statements of many rows each, see
+    Raw.inserts, since its driver takes the lock back after every row of an
+    executemany)."""
+
+    def __init__(self, conn: Connection, raw: Raw, tables: MoodleTables) -> None:
+        self.raw = raw
+        self.t = tables
+        self.writer = Writer(inline=not threaded_writes(conn))
+        #: the previous batch's changes, written once the next batch has looked up its state
+        self._ready: Changes | None = None
+
+    def wait(self) -> None:
+        """Until the writer is done with the connection."""
+        self.writer.wait()
+
+    def end_batch(self, changes: Changes) -> None:
+        """The batch's changes are written by the next `write_ready`."""
+        assert self._ready is None
+        self._ready = changes
+
+    def write_ready(self) -> None:
+        if self._ready is not None:
+            changes, self._ready = self._ready, None
+            statements = self._statements(changes)
+            self.writer.submit(lambda: self.raw.run(statements))
+
+    def _resolve(self, table: Any, pending: Pending) -> None:
+        """The ids of the rows an earlier batch inserted that this one updates or
+        deletes (by key: each key is one row, inserted by this sync)."""
+        keys = [*pending.deleted_keys, *pending.updated_keys]
+        if not keys:
+            return
+        columns = KEY_COLUMNS[table.name.removeprefix(self.t.prefix)]
+        flat = {key: _flat_key(key) for key in keys}
+        ids = {}
+        size = self.raw.chunk // len(columns)
+        self.writer.wait()  # the rows an earlier batch inserted are written
+        for part in chunks(sorted(flat.values()), size):
+            for row in self.raw.select_keys(table, ("id", *columns), columns, part):
+                ids[tuple(row[1:])] = row[0]
+        pending.deleted.update(ids[flat[key]] for key in pending.deleted_keys)
+        for key, values in pending.updated_keys.items():
+            pending.updated[ids[flat[key]]] = values
+
+    def _statements(self, changes: Changes) -> Statements:
+        """A batch's net changes: deletes, then updates, then inserts."""
+        ue, ra, gm = changes.ue, changes.ra, changes.gm
+        t, raw = self.t, self.raw
+        statements: Statements = []
+        for table, pending in (
+            (t.groups_members, gm),
+            (t.role_assignments, ra),
+            (t.user_enrolments, ue),
+        ):
+            self._resolve(table, pending)
+            for part in chunks(sorted(pending.deleted), raw.chunk):
+                statements += raw.deletes(table, part)
+        statements += raw.updates(
+            t.user_enrolments,
+            ("status", "timestart", "timeend", "timemodified"),
+            [
+                (v["status"], v["timestart"], v["timeend"], v["timemodified"], i)
+                for i, v in ue.updated.items()
+            ],
+        )
+        for table, pending in (
+            (t.user_enrolments, ue),
+            (t.role_assignments, ra),
+            (t.groups_members, gm),
+        ):
+            if pending.new:
+                columns = tuple(next(iter(pending.new.values())))
+                row = itemgetter(*columns)
+                # in key order: each index is updated page after page, not at random
+                new = [row(pending.new[k]) for k in sorted(pending.new)]
+                statements += raw.inserts(table, columns, new)
+        return statements
+
+    def close(self) -> None:
+        """Waits for the writer (a failing sync must not roll back under it)."""
+        self.writer.close()
