@@ -58,14 +58,18 @@ _GLOBS: Mapping[str, Any] = {"type": "array", "items": {"type": "string", "minLe
 
 
 def _params(properties: Mapping[str, Any], *required: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": dict(properties),
-    }
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
     if required:
         schema["required"] = list(required)
+    schema["properties"] = dict(properties)
     return schema
+
+
+def _writes(default_dest: str, **options: Mapping[str, Any]) -> Kind:
+    """A per-file treatment writing one file per control file: `dest`, its own options,
+    `on_conflict`."""
+    properties = {"dest": {**_DEST, "default": default_dest}, **options}
+    return Kind(_params({**properties, "on_conflict": _ON_CONFLICT}), per_file=True)
 
 
 #: in the order of a nightly playbook (and of the README's reference)
@@ -79,30 +83,11 @@ TREATMENTS: dict[str, Kind] = {
             }
         )
     ),
-    "save_report": Kind(
-        _params(
-            {
-                "dest": {**_DEST, "default": REPORT_DEST},
-                "format": {"enum": ["text", "json"], "default": "text"},
-                "on_conflict": _ON_CONFLICT,
-            }
-        ),
-        per_file=True,
+    "save_report": _writes(REPORT_DEST, format={"enum": ["text", "json"], "default": "text"}),
+    "archive_control_files": _writes(
+        ARCHIVE_DEST, compress={"enum": ["none", "gzip"], "default": "none"}
     ),
-    "archive_control_files": Kind(
-        _params(
-            {
-                "dest": {**_DEST, "default": ARCHIVE_DEST},
-                "compress": {"enum": ["none", "gzip"], "default": "none"},
-                "on_conflict": _ON_CONFLICT,
-            }
-        ),
-        per_file=True,
-    ),
-    "write_retry_file": Kind(
-        _params({"dest": {**_DEST, "default": RETRY_DEST}, "on_conflict": _ON_CONFLICT}),
-        per_file=True,
-    ),
+    "write_retry_file": _writes(RETRY_DEST),
     "delete_control_files": Kind(_params({}), per_file=True),
     "purge_old_files": Kind(
         _params(
