@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.core.errors import Exit, PlaybookError, PostsyncError, StepError, UsageError
+from runner.core.errors import (
+    Exit,
+    PlaybookError,
+    PostsyncError,
+    StepError,
+    UsageError,
+    database_reason,
+)
 
 
 def _split_tags(values: Sequence[str]) -> frozenset[str]:
@@ -43,8 +50,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.playbook.model import load_playbook
 
     reporter = make_reporter(args.output, diff=args.diff)
-    if args.lock_wait < 0:
-        raise UsageError("--lock-wait must be zero or more seconds")
     try:
         options = RunOptions(
             check=args.check,
@@ -145,7 +150,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = database_reason(exc)
             raise StepError(f"database {masked(url)}: {reason}") from None
         raise
     finally:

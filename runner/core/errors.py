@@ -64,3 +64,28 @@ class PlaybookError(PostsyncError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.path))
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+_DATABASE_HINTS = (
+    (
+        ("database is locked", "lock timeout", "lock wait timeout"),
+        "another writer held a lock longer than database_timeouts.lock allows;"
+        " run again once it is done, or raise the timeout",
+    ),
+    (
+        ("timeout expired", "timed out", "can't connect", "lost connection"),
+        "the server did not answer within database_timeouts.connect; check the host,"
+        " the port and the network",
+    ),
+)
+
+
+def database_reason(exc: BaseException) -> str:
+    """What a database error says, in one line, with what to do about a timeout."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    lowered = text.lower()
+    for needles, hint in _DATABASE_HINTS:
+        if any(n in lowered for n in needles):
+            return f"{reason} ({hint})"
+    return reason

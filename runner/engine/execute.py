@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core import faults
-from runner.core.errors import PlaybookError, StepError
+from runner.core.errors import PlaybookError, StepError, database_reason
 from runner.engine.lock import area_lock
 from runner.engine.prepare import build_context, evaluate_when, prepare
 from runner.engine.results import Reporter, RunOptions, RunResult, StepResult, selected
@@ -114,7 +114,7 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
     except Exception as exc:
         if not type(exc).__module__.startswith("sqlalchemy"):
             raise
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = database_reason(exc)
         result.status, result.error = "failed", f"database error: {reason}"
     finally:
         run.step_status[result.name] = result.status

@@ -56,6 +56,9 @@ class Playbook:
     source: SourceMap
     #: the `storage:` section (object storage settings, templates)
     storage: tuple[tuple[str, str], ...] = ()
+    #: seconds to connect to the database, and to wait for another writer's lock
+    connect_timeout: float = 10.0
+    lock_timeout: float = 30.0
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -124,6 +127,8 @@ def load_playbook(path: Path) -> Playbook:
         ),
         source=smap,
         storage=tuple((data.get("storage") or {}).items()),
+        connect_timeout=float((data.get("database_timeouts") or {}).get("connect", 10)),
+        lock_timeout=float((data.get("database_timeouts") or {}).get("lock", 30)),
     )
 
 

@@ -103,6 +103,16 @@ def playbook_schema() -> dict[str, Any]:
                 "description": "SQLAlchemy URL; a relative SQLite path is relative to the"
                 " playbook's directory.",
             },
+            "database_timeouts": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Seconds to wait before a step fails (exit 3): to connect"
+                " (a host that never answers), and for a lock another writer holds.",
+                "properties": {
+                    "connect": {"type": "number", "exclusiveMinimum": 0, "default": 10},
+                    "lock": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+                },
+            },
             "prefix": {"type": "string", "pattern": "^[A-Za-z0-9_]*$", "default": "mdl_"},
             "timezone": {"type": "string", "minLength": 1, "description": "IANA zone for `now`."},
             "roots": {

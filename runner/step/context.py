@@ -103,13 +103,14 @@ class RunContext:
     def database(self) -> tuple[Any, Any]:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""
         if self._database is None:
-            from runner.db.connect import connect
+            from runner.db.connect import Timeouts, connect
             from runner.db.tables import moodle_tables
 
             if self.database_url is None:
                 raise StepError("this step needs `database:` in the playbook")
+            timeouts = Timeouts(self.playbook.connect_timeout, self.playbook.lock_timeout)
             self._database = (
-                connect(self.database_url, must_exist=True),
+                connect(self.database_url, must_exist=True, timeouts=timeouts),
                 moodle_tables(self.prefix),
             )
         return self._database  # type: ignore[no-any-return]

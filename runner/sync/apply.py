@@ -15,7 +15,7 @@ from typing import IO
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.core import faults
-from runner.core.errors import StepError
+from runner.core.errors import StepError, database_reason
 from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
 from runner.step.context import Unit
@@ -117,7 +117,7 @@ def sync_file(
             faults.point("sync.commit")
         faults.point("sync.committed")
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = database_reason(exc)
         raise StepError(
             f"database error while applying {outcome.path.name}"
             f" (nothing of it was applied): {reason}"
