@@ -69,7 +69,7 @@ def test_negative_lock_wait_is_a_usage_error(tmp_path: Path, area: Path, cli: CL
     playbook = write_playbook(tmp_path, HOUSEKEEPING)
     result = cli("run", playbook, "--lock-wait", "-1")
     assert result.code == 5
-    assert "--lock-wait must be zero or more seconds" in result.err
+    assert "give a finite number of seconds, 0 or more" in result.err
 
 
 @pytest.mark.parametrize(

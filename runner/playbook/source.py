@@ -125,21 +125,14 @@ def load_yaml(path: Path, *, display: str | None = None) -> tuple[Any, SourceMap
     shown = display or str(path)
     smap = SourceMap(shown)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            # never more than the limit in memory: /dev/zero, a runaway file
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise PlaybookError([Problem(shown, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
     if len(raw) > MAX_BYTES:
-        raise PlaybookError(
-            [
-                Problem(
-                    shown,
-                    1,
-                    1,
-                    "",
-                    f"file is {len(raw)} bytes; playbooks are limited to {MAX_BYTES} bytes",
-                )
-            ]
-        )
+        message = f"more than {MAX_BYTES} bytes; playbooks and vars files are limited to that"
+        raise PlaybookError([Problem(shown, 1, 1, "", message)])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

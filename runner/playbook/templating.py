@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runner.core.errors import PlaybookError
+from runner.playbook import limits
 from runner.playbook.source import JsonPath, SourceMap
 
 #: names postsync puts in every template context; playbook vars may not shadow them
@@ -26,31 +28,39 @@ def _strftime(value: Any, fmt: str) -> str:
     return value.strftime(fmt)
 
 
-#: the longest string or list a template may build with `*` (and the largest power)
-MAX_SIZE = 1_000_000
-
-
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, where `*` and `**` cannot exhaust the memory either."""
+    """Jinja's immutable sandbox, where no template can exhaust the memory or the
+    processor either (runner.playbook.limits)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = limits.CheckedGenerator
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.budget = limits.Budget()
+        self.checked_concat = limits.checked_concat
+        self.filters.update(limits.sized_filters(self.filters))
+        self.filters[limits.LOOP_FILTER] = self.budget.loop
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return limits.count_loops(super()._parse(source, name, filename))
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, int) and isinstance(left, int) and abs(right) > 256:
-                raise SecurityError(f"{left} ** {right} is too large for a template")
-            return left**right
-        for seq, times in ((left, right), (right, left)):
-            sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
-            if sized and len(seq) * times > MAX_SIZE:
-                raise SecurityError(
-                    f"a {len(seq) * times}-item result is too large for a template"
-                    f" (at most {MAX_SIZE})"
-                )
-        return left * right
+        limits.check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:  # "...".format: its field widths, before it runs
+            limits.check_format(value.__self__)
+        return wrapped
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limits.check_method(__obj, args)
+        return super().call(__context, __obj, *args, **kwargs)
 
 
-def make_environment() -> ImmutableSandboxedEnvironment:
+def make_environment() -> _Sandbox:
     env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["strftime"] = _strftime
     return env
@@ -58,6 +68,17 @@ def make_environment() -> ImmutableSandboxedEnvironment:
 
 def is_template(value: str) -> bool:
     return any(marker in value for marker in _MARKERS)
+
+
+#: what a template's failure can be, besides recursion and memory
+_ERRORS = (
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AttributeError,
+)
 
 
 class Renderer:
@@ -80,23 +101,30 @@ class Renderer:
             message = f"template error: {type(exc).__name__}: {exc}"
         return PlaybookError([self.smap.problem(path, message)])
 
+    @contextlib.contextmanager
+    def _located(self, path: JsonPath) -> Iterator[None]:
+        """A rendering with a fresh loop budget; any failure is a located PlaybookError."""
+        self.env.budget.reset()
+        try:
+            yield
+        except RecursionError:
+            too_deep = SecurityError("recursion too deep (a macro calling itself?)")
+            raise self._fail(path, too_deep) from None
+        except MemoryError:
+            raise self._fail(path, SecurityError("out of memory building its value")) from None
+        except _ERRORS as exc:
+            raise self._fail(path, exc) from None
+
     def render(self, value: str, context: Mapping[str, Any], path: JsonPath) -> str:
         if not is_template(value):
             return value
-        try:
+        with self._located(path):
             template = self._cache.get(value)
             if template is None:
                 template = self._cache[value] = self.env.from_string(value)
-            return template.render(context)
-        except (
-            jinja2.TemplateError,
-            TypeError,
-            ValueError,
-            ArithmeticError,
-            LookupError,
-            AttributeError,
-        ) as exc:
-            raise self._fail(path, exc) from None
+            result = template.render(context)
+            limits.check_size(len(result), "the template")
+        return result
 
     def render_data(self, value: Any, context: Mapping[str, Any], path: JsonPath) -> Any:
         """Render every string inside lists and mappings."""
@@ -110,7 +138,7 @@ class Renderer:
 
     def evaluate(self, expression: str, context: Mapping[str, Any], path: JsonPath) -> Any:
         """Evaluate a `when` expression."""
-        try:
+        with self._located(path):
             compiled = self._expressions.get(expression)
             if compiled is None:
                 compiled = self._expressions[expression] = self.env.compile_expression(
@@ -119,16 +147,7 @@ class Renderer:
             result = compiled(**context)
             if isinstance(result, jinja2.Undefined):
                 str(result)  # raises UndefinedError
-            return result
-        except (
-            jinja2.TemplateError,
-            TypeError,
-            ValueError,
-            ArithmeticError,
-            LookupError,
-            AttributeError,
-        ) as exc:
-            raise self._fail(path, exc) from None
+        return result
 
     def undeclared(self, value: str, path: JsonPath, *, expression: bool = False) -> set[str]:
         """Top-level names a template uses; PlaybookError on a syntax error or on an

@@ -226,3 +226,71 @@ def test_lock_wait_must_be_a_finite_number_of_seconds(tmp_path: Path, value: str
     assert result.returncode == 5, result.stderr
     assert "--lock-wait" in result.stderr
     assert not (tmp_path / "area" / ".postsync").exists()
+
+
+def _limited() -> None:
+    """The child's address space capped at 1.5 GiB: a blow-up fails instead of
+    swapping the machine."""
+    import resource
+
+    cap = 1536 * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+BOMBS = {
+    "recursive macro": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+    "replace": "{{ ('x' * 1000) | replace('', 'y' * 100000) }}",
+    "indent": "{{ ('x\\n' * 500000) | indent(1000) }}",
+    "join": "{{ range(100000) | join('z' * 100000) }}",
+    "nested loops": "{% for i in range(100000) %}{% for j in range(100000) %}"
+    "{% endfor %}{% endfor %}",
+    "doubling": "{% set ns = namespace(x='y' * 900000) %}{% for i in range(50) %}"
+    "{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x | length }}",
+    "format width": "{{ '{:>999999999}'.format(1) }}",
+    "when": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_a_template_cannot_exhaust_memory_or_time(tmp_path: Path, name: str) -> None:
+    (tmp_path / "area").mkdir()
+    bomb = BOMBS[name]
+    if bomb is None:  # a `when:` expression, evaluated per step
+        when = "(range(100000) | list | join('x' * 100000)) | length > 0"
+        body = "post_treatments:\n  - purge_old_files: {paths: [.], older_than_days: 1}\n"
+        body += f'    when: "{when}"\n'
+    else:
+        body = f"vars:\n  x: {json.dumps(bomb)}\n"
+    (tmp_path / "playbook.yml").write_text(f"name: Bombs\narea: area\n{body}")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "run", "playbook.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limited,
+        check=False,
+    )
+    assert result.returncode == 4, result.stderr
+    assert "playbook.yml:" in result.stderr and "refused by the sandbox" in result.stderr
+    assert "internal error" not in result.stderr
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "area" / ".postsync").exists()
+
+
+@pytest.mark.parametrize("args", [["validate", "/dev/zero"], ["run", "p.yml", "-e", "@/dev/zero"]])
+def test_an_endless_file_is_refused_without_reading_it_all(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "area").mkdir()
+    (tmp_path / "p.yml").write_text("name: x\narea: area\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limited,
+        check=False,
+    )
+    assert result.returncode == 4, result.stderr
+    assert "/dev/zero:1:1: more than 2097152 bytes" in result.stderr
