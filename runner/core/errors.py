@@ -52,6 +52,11 @@ class StepError(PostsyncError):
     exit_code = Exit.STEP_FAILED
 
 
+class FilesRejected(StepError):
+    """A sync step rejected some control files (nothing of each was applied) and
+    applied the others: the run goes on with those, and exits 3 at the end."""
+
+
 class Interrupted(PostsyncError):
     exit_code = Exit.INTERRUPTED
 

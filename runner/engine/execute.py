@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core import faults
-from runner.core.errors import PlaybookError, StepError, database_reason
+from runner.core.errors import FilesRejected, PlaybookError, StepError, database_reason
 from runner.engine.lock import area_lock
 from runner.engine.prepare import build_context, evaluate_when, prepare
 from runner.engine.results import Reporter, RunOptions, RunResult, StepResult, selected
@@ -105,6 +105,7 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
             _run_sync(run, step, result, reporter)
     except (StepError, PlaybookError) as exc:
         result.status, result.error = "failed", str(exc)
+        result.goes_on = isinstance(exc, FilesRejected)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         result.status, result.error = "failed", f"{exc.strerror or exc}{where}"
@@ -152,7 +153,7 @@ def execute_steps(
                     _save_record(run, result, step_result, finished=False)
                 reporter.step_finished(step_result)
                 faults.point("step.done")
-                if step_result.status == "failed" and not step_result.ignored:
+                if step_result.stops_the_run:
                     break
         except KeyboardInterrupt:
             result.interrupted = True

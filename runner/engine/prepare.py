@@ -118,14 +118,22 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
     """
     problems: list[Problem] = []
     protected: dict[Path, str] = {}
+    globs = []
     for step in run.playbook.sync:
         try:
-            for path in sync_step.configure(step.params, StepScope(run, step)).files:
-                protected.setdefault(path, step.kind)
+            config = sync_step.configure(step.params, StepScope(run, step))
         except PlaybookError as exc:
             problems.extend(exc.problems)
+            continue
+        globs.append(config.glob)
+        for path in config.files:
+            protected.setdefault(path, step.kind)
     run.protected = frozenset(protected)
-    candidates = [file_context(p, c) for p, c in protected.items()] or [
+    run.control_globs = tuple(globs)
+    # per-file treatments are checked for the files they will meet: those the sync
+    # will read, and a saved record's (`postsync post`)
+    files = {**protected, **{f.path: f.command for f in run.files}}
+    candidates = [file_context(p, c) for p, c in files.items()] or [
         file_context(run.area / "example.csv", "enrolments")
     ]
     for step in steps:

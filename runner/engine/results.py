@@ -33,9 +33,17 @@ class StepResult:
     items: list[Done] = field(default_factory=list)
     error: str | None = None
 
+    #: a failure that leaves the rest of the run to go on (control files rejected
+    #: by a sync step, the others applied); the run still exits 3
+    goes_on: bool = False
+
     @property
     def ignored(self) -> bool:
         return self.status == "failed" and self.step.ignore_errors
+
+    @property
+    def stops_the_run(self) -> bool:
+        return self.status == "failed" and not self.ignored and not self.goes_on
 
 
 @dataclass

@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 
+def _mtime_ns(text: str | None) -> int | None:
+    if not text:
+        return None
+    when = datetime.fromisoformat(text)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
 @dataclass(slots=True)
 class FailedLine:
     number: int
@@ -50,6 +57,8 @@ class FileOutcome:
     courses: dict[int, str] = field(default_factory=dict)
     report: Path | None = None
     error: str | None = None
+    #: the control file's modification time when the sync opened it (ns)
+    mtime_ns: int | None = None
 
     @property
     def lines(self) -> int:
@@ -85,6 +94,7 @@ class FileOutcome:
             courses={c["id"]: c["key"] for c in entry["processed_courses"]},
             report=runs_dir / entry["report"] if entry["report"] else None,
             error=entry["error"],
+            mtime_ns=_mtime_ns(entry.get("mtime")),
         )
 
 

@@ -72,6 +72,12 @@ def record_schema() -> dict[str, Any]:
                 "description": "the report lines' file, relative to the record's directory",
             },
             "error": {"type": ["string", "null"], "description": "why the file was rejected"},
+            "mtime": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "the control file's modification time when the sync read it"
+                " (its archive is dated when it is stored)",
+            },
         },
     }
     return {

@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,14 @@ from runner.core.secrets import redact
 from runner.record.model import FileOutcome, RunHeader
 from runner.record.schema import RECORD_VERSION, record_schema
 from runner.storage.atomic import atomic_write, remove_temporaries
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    seconds, rest = divmod(ns, 1_000_000_000)
+    when = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    return when.isoformat()
 
 
 def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
@@ -45,6 +53,7 @@ def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
         "processed_courses": [{"id": i, "key": k} for i, k in sorted(f.courses.items())],
         "report": str(f.report.relative_to(runs_dir)) if f.report else None,
         "error": f.error,
+        "mtime": _iso(f.mtime_ns),
     }
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import PlaybookError, Problem, StepError
 from runner.record.model import FileOutcome, RunHeader
+from runner.step.globs import ControlGlob
 from runner.storage.paths import confinement_error, display, resolve_under
 from runner.storage.remote import RemotePath, is_remote
 from runner.storage.remote import parse as parse_remote
@@ -44,6 +45,11 @@ class RunContext:
     environ: dict[str, str]
     #: control files that a sync step of the playbook would process (never purged)
     protected: frozenset[Path] = frozenset()
+    #: every sync step's glob: a path one matches is a control file (never purged,
+    #: never an archive), whenever it appeared
+    control_globs: tuple[ControlGlob, ...] = ()
+    #: files this run stored (archives, reports, retry files): never purged by it
+    written: set[Path] = field(default_factory=set)
     failed_lines: int = 0
     lines_ok: int = 0
     step_status: dict[str, str] = field(default_factory=dict)
@@ -175,6 +181,11 @@ class RunContext:
         if extra:
             context.update(extra)
         return context
+
+    def control_glob(self, path: str | Path) -> ControlGlob | None:
+        """The sync step's glob that would read `path`, if one would."""
+        text = str(path)
+        return next((g for g in self.control_globs if g.matches(text)), None)
 
     def display(self, path: Path | RemotePath) -> str:
         return str(path) if isinstance(path, RemotePath) else display(path, self.area)

@@ -21,7 +21,8 @@ from runner.record.model import FailedLine, FileOutcome
 from runner.step.context import Unit
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
-from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect
+from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect, NotRead
+from runner.sync.report import Report
 from runner.sync.state import SiteState
 
 #: lines per batch; on SQLite, where every statement is a call into the same process,
@@ -68,7 +69,8 @@ def sync_file(
     options: SyncOptions,
     *,
     now: int,
-    report: IO[str],
+    report: IO[str] | Report,
+    expected: tuple[int, int] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
@@ -78,7 +80,7 @@ def sync_file(
     batch (progress).
     """
     control = ControlFile(
-        outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns
+        outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns, expected
     )
     try:
         with no_cycle_collection(), transaction() as unit:
@@ -107,6 +109,10 @@ def sync_file(
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
                 state.finish()
+            except NotRead:
+                state.close()
+                unit.rollback()
+                raise
             except ControlFileError as exc:
                 state.close()
                 unit.rollback()
@@ -131,4 +137,5 @@ def sync_file(
         outcome.size = control.digest.size
         outcome.sha256 = control.digest.sha.hexdigest()
         outcome.bom = control.digest.bom
+        outcome.mtime_ns = control.mtime_ns
         outcome.header = control.header.raw if control.header else b""

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
+import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ COMMENT_STARTS = ("#", "//", "(", "[", "-", " ")
 # would fail a long field; lines are read whole anyway.
 csv.field_size_limit(sys.maxsize)
 _BOM = codecs.BOM_UTF8
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class ControlFileError(Exception):
@@ -28,6 +32,10 @@ class ControlFileError(Exception):
     def __init__(self, line: int, message: str) -> None:
         self.line = line
         super().__init__(f"line {line}: {message}" if line else message)
+
+
+class NotRead(ControlFileError):
+    """The file is not the one listed (a symlink, a FIFO, another file): not read."""
 
 
 @dataclass(frozen=True)
@@ -145,16 +153,49 @@ def _header(number: int, raw: bytes, text: str, dialect: Dialect, columns: Colum
 class ControlFile:
     """Iterate a control file: `header` after the first data line is requested."""
 
-    def __init__(self, path: Path, dialect: Dialect, columns: Columns) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dialect: Dialect,
+        columns: Columns,
+        expected: tuple[int, int] | None = None,
+    ) -> None:
         self.path = path
         self.dialect = dialect
         self.columns = columns
+        #: (st_dev, st_ino) of the file as it was listed: the one to read
+        self.expected = expected
         self.digest = Digest()
         self.header: Header | None = None
+        #: the file's modification time, read from the open file
+        self.mtime_ns: int | None = None
+
+    def _open(self) -> BinaryIO:
+        """The listed file itself: never through a symlink put in its place, never
+        blocking on a FIFO, never another file swapped in under its name."""
+        try:
+            fd = os.open(self.path, _OPEN)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NotRead(0, "is a symbolic link now; not read") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRead(0, "is no longer a regular file; not read")
+            if self.expected is not None and (st.st_dev, st.st_ino) != self.expected:
+                raise NotRead(0, "was replaced since it was listed; not read")
+            self.mtime_ns = st.st_mtime_ns
+            os.set_blocking(fd, True)
+            return open(fd, "rb", closefd=True)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def lines(self) -> Iterator[DataLine]:
-        """Data lines in order; ControlFileError for a bad header (nothing yielded yet)."""
-        with open(self.path, "rb") as stream:
+        """Data lines in order; ControlFileError for a bad header or a file that is not
+        the one listed (nothing yielded yet)."""
+        with self._open() as stream:
             try:
                 yield from self._lines(stream)
             except ControlFileError:

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import codecs
 import glob
+import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.core.errors import PlaybookError, StepError
+from runner.core.errors import FilesRejected, PlaybookError
 from runner.core.text import plural
+from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
 
 if TYPE_CHECKING:
     from runner.step.context import RunContext, StepScope
-
-RETRY_MARK = "_tryback_"
-GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
 class SyncConfig:
     command: str
     pattern: str
+    #: the rule of the pattern: which paths this step reads (runner.step.globs)
+    glob: ControlGlob
     files: tuple[Path, ...]
+    #: each file's (st_dev, st_ino) when it was listed: the file the sync must read
+    identities: tuple[tuple[int, int], ...]
     encoding: str
     separator: str
     course_key: str
@@ -32,24 +35,18 @@ class SyncConfig:
     group_key: str
 
 
-def _matches(scope: StepScope, pattern: str, include_retry: bool) -> list[Path]:
-    area = scope.run.area
-    full = pattern if Path(pattern).is_absolute() else f"{glob.escape(str(area))}/{pattern}"
-    literal = not GLOB_CHARS & set(pattern)
-    # Retry files are never picked up by a glob, only when named (or asked for).
-    skip_retry = not (include_retry or literal or RETRY_MARK in pattern)
+def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int]]]:
     found = []
-    for match in sorted(glob.glob(full)):
-        path = Path(match)
-        if skip_retry and RETRY_MARK in path.name:
-            continue
+    for match in sorted(glob.glob(rule.pattern)):
+        if rule.skips(os.path.basename(match)):
+            continue  # retry files: never picked up by a glob, only when named or asked for
         try:
-            mode = path.lstat().st_mode
+            st = os.lstat(match)
         except FileNotFoundError:
             continue
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(st.st_mode):
             continue  # directories, and symlinks: a control file is a real file
-        found.append(scope.confine(str(path), "file"))
+        found.append((scope.confine(match, "file"), (st.st_dev, st.st_ino)))
     return found
 
 
@@ -75,10 +72,19 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
             ]
         ) from None
     scope.confine(str(Path(pattern).parent) if Path(pattern).parent != Path() else ".", "file")
+    rule = ControlGlob.of(
+        str(scope.run.area),
+        pattern,
+        include_retry=bool(params.get("include_retry_files")),
+        label=f"{scope.step.label} ({pattern})",
+    )
+    found = _matches(scope, rule)
     return SyncConfig(
         command=scope.step.kind,
         pattern=pattern,
-        files=tuple(_matches(scope, pattern, bool(params.get("include_retry_files")))),
+        glob=rule,
+        files=tuple(path for path, _ in found),
+        identities=tuple(identity for _, identity in found),
         encoding=encoding,
         separator=params.get("separator", ";"),
         course_key=params.get("course_key", "idnumber"),
@@ -94,6 +100,8 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     from runner.sync import SYNC_COMMANDS
     from runner.sync.apply import sync_file
     from runner.sync.base import SyncOptions
+    from runner.sync.reader import NotRead
+    from runner.sync.report import Report
 
     if not config.files:
         return "skipped", f"no file matches {config.pattern}"
@@ -110,7 +118,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     lines = 0
     sizes = [_size(path) for path in config.files]
     total, before = sum(sizes), 0
-    for path, size in zip(config.files, sizes, strict=True):
+    for path, expected, size in zip(config.files, config.identities, sizes, strict=True):
 
         def on_batch(done: int, count: int, path: Path = path, before: int = before) -> None:
             if progress is not None:
@@ -118,29 +126,38 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
 
         outcome = FileOutcome(config.command, path, config.encoding, config.separator)
         outcome.report = run.report_path(path)
-        with open(outcome.report, "w", encoding="utf-8") as report:
-            sync_file(
-                run.transaction,
-                tables,
-                command,
-                outcome,
-                options,
-                now=int(run.now.timestamp()),
-                report=report,
-                on_batch=on_batch,
-            )
+        try:
+            with Report(outcome.report, run.display(outcome.report)) as report:
+                sync_file(
+                    run.transaction,
+                    tables,
+                    command,
+                    outcome,
+                    options,
+                    now=int(run.now.timestamp()),
+                    report=report,
+                    expected=expected,
+                    on_batch=on_batch,
+                )
+        except NotRead as exc:  # not the file listed: nothing read, nothing recorded
+            rejected.append(f"{run.display(path)}: {exc}")
+            emit(Done(Action("sync", run.display(path), f"rejected: {exc}")))
+            continue
         before += size
         run.files.append(outcome)
         if outcome.error:
-            rejected.append(f"{path.name}: {outcome.error}")
+            rejected.append(f"{run.display(path)}: {outcome.error}")
         else:
             run.lines_ok += outcome.changed + outcome.unchanged
             run.failed_lines += len(outcome.failed)
             changed |= outcome.changed > 0
             lines += outcome.lines
         emit(Done(Action("sync", run.display(path), outcome.summary())))
+    detail = f"{plural(len(config.files), 'file')}, {plural(lines, 'line')}"
     if rejected:
-        raise StepError("; ".join(rejected))
-    return "changed" if changed else "ok", (
-        f"{plural(len(config.files), 'file')}, {plural(lines, 'line')}"
-    )
+        # the other files were applied: the run goes on with them, and fails at the end
+        what = "it" if len(rejected) == 1 else "each"
+        raise FilesRejected(
+            "; ".join(rejected) + f" (rejected: nothing of {what} applied, left in place)"
+        )
+    return "changed" if changed else "ok", detail

@@ -6,9 +6,10 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.core.errors import StepError
+from runner.core.errors import PlaybookError, StepError
 from runner.core.text import plural
 from runner.playbook.registry import ARCHIVE_DEST
 from runner.step.protocol import Action, Done, Plan
@@ -37,14 +38,18 @@ class ArchiveConfig:
 
 def existing_archive(outcome: FileOutcome, config: ArchiveConfig) -> Target | None:
     """An archive already holding exactly what the sync read, if there is one."""
-    return find_identical(config.target, outcome.sha256, gzipped=config.gzipped)
+    return find_identical(
+        config.target, outcome.sha256, gzipped=config.gzipped, source=outcome.path
+    )
 
 
 class ArchiveControlFiles:
     """Copy each control file the run processed to a timestamped archive.
 
-    The copy is byte for byte and keeps the control file's modification time; it is
-    read back and its sha256 compared with what the sync read before it takes its name.
+    The copy is byte for byte; it is read back and its sha256 compared with what the
+    sync read before it takes its name. The archive is dated when it is stored (its age
+    for purge_old_files); the control file's own modification time is kept in the run
+    record and, compressed, in the gzip header.
 
     Parameters:
       dest (template, default "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"):
@@ -64,7 +69,11 @@ class ArchiveControlFiles:
     must be what the sync read, or the step fails and the control file is kept.
 
     Guarantees: an archive already holding the same content counts as done (a second run
-    changes nothing); a different file is never silently replaced; a control file changed
+    changes nothing); a different file is never silently replaced; an archive is never
+    its control file (a destination that is a control file, or that a sync step's glob
+    matches, is refused before anything is changed); two control files of one run never
+    share an archive (the second takes the next suffix, or the step fails before any
+    change with on_conflict fail or overwrite); a control file changed
     since the sync read it is not archived (the step fails: the archive would not be what
     was synced); a control file that is gone is fine when an identical archive exists;
     delete_control_files deletes a control file only once its archive is verified.
@@ -75,8 +84,22 @@ class ArchiveControlFiles:
         raw = scope.render(params.get("dest", ARCHIVE_DEST), "dest")
         if gzipped:
             raw += ".gz"
+        target = scope.confine_dest(raw, "dest")
+        if isinstance(target, Path):
+            rule = scope.run.control_glob(target)
+            if rule is not None:
+                raise PlaybookError(
+                    [
+                        scope.error(
+                            f"the archive {scope.run.display(target)} would be a control file"
+                            f" ({rule.label} reads it): an archive must be another file,"
+                            " outside the sync's globs (e.g. archives/...)",
+                            "dest",
+                        )
+                    ]
+                )
         return ArchiveConfig(
-            target=scope.confine_dest(raw, "dest"),
+            target=target,
             gzipped=gzipped,
             on_conflict=params.get("on_conflict", "suffix"),
         )
@@ -87,6 +110,7 @@ class ArchiveControlFiles:
         actions: list[Action] = []
         errors: list[str] = []
         present = 0
+        claimed: dict[Target, tuple[str, str]] = {}
         for outcome, cfg in config:
             name = run.display(outcome.path)
             try:
@@ -115,7 +139,10 @@ class ArchiveControlFiles:
                     cfg.on_conflict,
                     run.display(cfg.target),
                     gzipped=cfg.gzipped,
-                    mtime_ns=st.st_mtime_ns,
+                    mtime_ns=outcome.mtime_ns or st.st_mtime_ns,
+                    source=outcome.path,
+                    claimed=claimed,
+                    owner=name,
                 )
             except StepError as exc:
                 errors.append(str(exc))
@@ -154,4 +181,4 @@ class ArchiveControlFiles:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        return apply_writes(actions, "archive")
+        return apply_writes(actions, "archive", run.written)

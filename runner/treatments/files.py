@@ -101,17 +101,36 @@ class Output:
     sha256: str
     gzipped: bool = False
     replace: bool = False  # replaces a different file (on_conflict: overwrite)
+    #: the source's modification time, for a gzip header (the file itself is dated
+    #: when postsync stores it: its age for purge_old_files)
     mtime_ns: int | None = None
 
 
-def find_identical(target: Target, sha256: str, *, gzipped: bool = False) -> Target | None:
-    """The name among `target`, `target.1`... that already holds this content, if any."""
+def _same_file(path: Target, source: Path | None) -> bool:
+    """Whether `path` is `source` itself (the same inode, under any name)."""
+    if source is None or isinstance(path, RemotePath):
+        return False
+    try:
+        return os.path.samestat(os.lstat(path), os.lstat(source))
+    except FileNotFoundError:
+        return False
+
+
+def _candidates(target: Target, gzipped: bool) -> Iterator[Target]:
     for n in range(MAX_SUFFIX + 1):
-        path = target if n == 0 else numbered(target, n, gzipped=gzipped)
+        yield target if n == 0 else numbered(target, n, gzipped=gzipped)
+
+
+def find_identical(
+    target: Target, sha256: str, *, gzipped: bool = False, source: Path | None = None
+) -> Target | None:
+    """The name among `target`, `target.1`... that already holds this content, if any;
+    never `source` itself (a destination rendering to the control file is no copy)."""
+    for path in _candidates(target, gzipped):
         found = content_sha256(path, gzipped=gzipped)
         if found is None:
             return None
-        if found == sha256:
+        if found == sha256 and not _same_file(path, source):
             return path
     return None
 
@@ -124,24 +143,39 @@ def choose(
     *,
     gzipped: bool = False,
     mtime_ns: int | None = None,
+    source: Path | None = None,
+    claimed: dict[Target, tuple[str, str]] | None = None,
+    owner: str = "",
 ) -> Output | Target:
     """Where the content goes: an `Output` to write, or the Path already holding it.
 
     `shown` is the target as users see it, for the error when `on_conflict: fail`.
+    `claimed` holds the names this step's plan already gave other files (name ->
+    (sha256, whose)): a name another file of the run will take counts as taken, so two
+    files never end up under one name; `owner` is this one (for the message).
     """
-    for n in range(MAX_SUFFIX + 1):
-        path = target if n == 0 else numbered(target, n, gzipped=gzipped)
-        found = content_sha256(path, gzipped=gzipped)
+    claimed = {} if claimed is None else claimed
+    for path in _candidates(target, gzipped):
+        other = claimed.get(path)
+        found = other[0] if other else content_sha256(path, gzipped=gzipped)
         if found is None:
+            claimed[path] = (sha256, owner)
             return Output(path, sha256, gzipped, False, mtime_ns)
-        if found == sha256:
+        if found == sha256 and not _same_file(path, source):
             return path
+        if other is not None and on_conflict != "suffix":
+            raise StepError(
+                f"{other[1]} and {owner} would both go to {shown}"
+                f" (on_conflict: {on_conflict}); make the name differ per file, e.g. with"
+                " {{ file.name }}"
+            )
         if on_conflict == "fail":
             raise StepError(
                 f"{shown} already exists with a different content"
                 " (on_conflict: fail; use suffix to keep both)"
             )
-        if on_conflict == "overwrite":
+        if on_conflict == "overwrite" and not _same_file(path, source):
+            claimed[path] = (sha256, owner)
             return Output(path, sha256, gzipped, True, mtime_ns)
     raise StepError(f"{shown}: {MAX_SUFFIX} numbered names are taken; clean up or rename")
 
@@ -211,7 +245,9 @@ class WriteJob:
     published: Callable[[Any], None] | None = None
 
 
-def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
+def apply_writes(
+    actions: Sequence[Action], noun: str, written: set[Path] | None = None
+) -> Iterator[Done]:
     """Write each action's WriteJob: every file is written to a temporary name and
     verified, then one `os.sync()` makes them all durable, then each is published (never
     replacing a different file) and each directory synced once. One disk flush for a
@@ -237,7 +273,7 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
                 out = AtomicFile(job.output.path).__enter__()
                 opened.append(out)
                 _write(out, job.output, job.chunks(), job.source_name)
-                out.sync(mtime_ns=job.output.mtime_ns, fsync=few)
+                out.sync(fsync=few)
                 _verify(out, job.output)
             except (StepError, OSError) as exc:
                 failures.append(_failure(exc, action))
@@ -254,6 +290,8 @@ def apply_writes(actions: Sequence[Action], noun: str) -> Iterator[Done]:
                 failures.append(_failure(exc, action))
                 continue
             directories.add(out.path.parent)
+            if written is not None:
+                written.add(out.path)
             if job.published is not None:
                 job.published(job.output.path)
             yield Done(action)

@@ -58,8 +58,13 @@ class PurgeOldFiles:
     Guarantees: only regular files are deleted; symlinks are never followed (neither a
     symlinked file nor a symlinked directory) and never deleted; it never leaves the
     listed directories nor their filesystem; postsync's own `.postsync/` is never
-    touched; a control file that a sync step of the playbook would process is kept;
-    a file that vanished meanwhile is not an error; a missing directory is nothing to do.
+    touched; a file any sync step's glob matches is kept (a control file awaiting
+    sync, even one dropped while the run went on); nothing this run stored (archives,
+    reports, retry files) or counts as a control file's archive is purged by it; a
+    file that vanished meanwhile is not an error; a missing directory is nothing to do.
+    A file's age is its modification time: for what postsync stores, when it stored it
+    (an archive does not take its control file's old mtime; that is in the run record
+    and, compressed, in the gzip header).
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeConfig:
@@ -77,9 +82,13 @@ class PurgeOldFiles:
         cutoff = run.now.timestamp() - config.older_than_days * 86400
         state_dir = str(run.area / ".postsync")
         protected = {str(p) for p in run.protected}
+        # what this run stored or relies on as a control file's copy is never its to purge
+        stored = {str(p) for p in run.written} | {
+            str(p) for p in run.archives.values() if isinstance(p, Path)
+        }
         # plain strings, not Path objects: this loop meets every file of the tree
         found: dict[str, Action] = {}
-        kept = missing = 0
+        kept = missing = fresh = 0
         for top in config.paths:
             try:
                 top_st = top.stat()
@@ -113,8 +122,11 @@ class PurgeOldFiles:
                             continue
                         if config.exclude and _matches(rel_text, entry.name, config.exclude):
                             continue
-                        if path in protected:
-                            kept += 1
+                        if path in protected or run.control_glob(path) is not None:
+                            kept += 1  # a control file awaiting sync, whenever it came
+                            continue
+                        if path in stored:
+                            fresh += 1
                             continue
                         if path not in found:
                             target = f"{shown}/{rel_text}" if shown != "." else rel_text
@@ -124,6 +136,8 @@ class PurgeOldFiles:
         notes = [f"{count} older than {config.older_than_days} days"]
         if kept:
             notes.append(f"{plural(kept, 'control file')} awaiting sync kept")
+        if fresh:
+            notes.append(f"{plural(fresh, 'file')} this run stored kept")
         if missing:
             notes.append(f"{plural(missing, 'directory', 'directories')} absent")
         return Plan(actions, ", ".join(notes))

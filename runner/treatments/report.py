@@ -138,11 +138,19 @@ class SaveReport:
         actions: list[Action] = []
         errors: list[str] = []
         present = 0
+        claimed: dict[Target, tuple[str, str]] = {}
         for outcome, cfg in config:
             shown = run.display(cfg.target)
             sha = chunks_sha256(report_chunks(run, outcome, cfg.format))
             try:
-                placed = choose(cfg.target, sha, cfg.on_conflict, shown)
+                placed = choose(
+                    cfg.target,
+                    sha,
+                    cfg.on_conflict,
+                    shown,
+                    claimed=claimed,
+                    owner=f"the report of {run.display(outcome.path)}",
+                )
             except StepError as exc:
                 errors.append(str(exc))
                 continue
@@ -171,4 +179,4 @@ class SaveReport:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        return apply_writes(actions, "report")
+        return apply_writes(actions, "report", run.written)

@@ -14,6 +14,7 @@ from runner.playbook.registry import RETRY_DEST
 from runner.step.protocol import Action, Done, Plan
 from runner.treatments.files import (
     Output,
+    Target,
     WriteJob,
     apply_writes,
     choose,
@@ -80,13 +81,21 @@ class WriteRetryFile:
         actions: list[Action] = []
         errors: list[str] = []
         present = clean = 0
+        claimed: dict[Target, tuple[str, str]] = {}
         for outcome, cfg in config:
             if not outcome.failed:
                 clean += 1
                 continue
             sha = chunks_sha256(retry_chunks(outcome))
             try:
-                placed = choose(cfg.target, sha, cfg.on_conflict, run.display(cfg.target))
+                placed = choose(
+                    cfg.target,
+                    sha,
+                    cfg.on_conflict,
+                    run.display(cfg.target),
+                    claimed=claimed,
+                    owner=f"the retry file of {run.display(outcome.path)}",
+                )
             except StepError as exc:
                 errors.append(str(exc))
                 continue
@@ -117,4 +126,4 @@ class WriteRetryFile:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        return apply_writes(actions, "retry file")
+        return apply_writes(actions, "retry file", run.written)

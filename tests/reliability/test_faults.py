@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,7 +162,7 @@ def test_database_stopped_mid_run(tmp_path: Path, own_server: PostgresServer) ->
 
 def nth_point(root: Path, db: str, name: str, nth: int) -> int:
     """The index of the nth point named `name` in a traced run of a copy of `root`."""
-    probe = root.parent / f"probe-{name}"
+    probe = Path(tempfile.mkdtemp(prefix=f"probe-{name}-", dir=root.parent)) / "root"
     shutil.copytree(root, probe)
     trace = probe / "trace.txt"
     copy_db = db.replace(str(root), str(probe))
@@ -172,8 +173,9 @@ def nth_point(root: Path, db: str, name: str, nth: int) -> int:
 
 def test_disk_full_while_archiving(sqlite_space: tuple[Path, str]) -> None:
     root, db = sqlite_space
-    # atomic writes: 1 the record after the sync, 2 the report, 3 the archive
-    at = nth_point(root, db, "atomic.written", 3)
+    # atomic writes: 1 the sync's per-line report, 2 the record after the sync,
+    # 3 the saved report, 4 the archive
+    at = nth_point(root, db, "atomic.written", 4)
     result = postsync(root, "run", "playbook.yml", db=db, faults=f"enospc={at}")
     assert_failed_cleanly(result, "No space left on device")
     assert "FAILED   archive_control_files" in result.stdout
@@ -184,9 +186,25 @@ def test_disk_full_while_archiving(sqlite_space: tuple[Path, str]) -> None:
     assert_recovers(root, db)
 
 
+def test_disk_full_while_writing_the_per_line_report(sqlite_space: tuple[Path, str]) -> None:
+    """The sync's report of a control file: the message names it, nothing is left
+    under its final name, and the file's changes are rolled back with it."""
+    root, db = sqlite_space
+    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=sync.report")
+    assert_failed_cleanly(result, "No space left on device")
+    assert "001_enrols.csv.report: No space left on device" in result.stdout
+    assert "nothing of enrols.csv was applied" in result.stdout
+    assert (root / "area" / "enrols.csv").read_text() == CONTROL
+    assert enrolled(root, db) == 0
+    runs = root / "area" / ".postsync" / "runs"
+    assert not [p for p in runs.rglob("*") if p.is_file() and p.suffix != ".json"]
+    assert_recovers(root, db)
+
+
 def test_disk_full_while_saving_the_record(sqlite_space: tuple[Path, str]) -> None:
     root, db = sqlite_space
-    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=atomic.written")
+    at = nth_point(root, db, "atomic.written", 2)  # the first is the per-line report
+    result = postsync(root, "run", "playbook.yml", db=db, faults=f"enospc={at}")
     assert_failed_cleanly(result, "cannot save the run record: No space left on device")
     assert (root / "area" / "enrols.csv").read_text() == CONTROL
     assert enrolled(root, db) == 30  # the sync itself had committed
