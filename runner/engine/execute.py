@@ -9,7 +9,7 @@ from typing import Any
 
 from runner.core import faults
 from runner.core.errors import FilesRejected, PlaybookError, StepError, database_reason
-from runner.engine.lock import area_lock
+from runner.engine.lock import area_lock, runs_dir
 from runner.engine.prepare import build_context, evaluate_when, prepare
 from runner.engine.results import Reporter, RunOptions, RunResult, StepResult, selected
 from runner.playbook import registry
@@ -142,6 +142,7 @@ def execute_steps(
     _check_area(run)
     result = RunResult(run)
     with area_lock(run.area, run.run_id, options.lock_wait):
+        runs_dir(run.area)
         reporter.start(run)
         try:
             for step in steps:

@@ -32,6 +32,27 @@ def state_dir(area: Path) -> Path:
     return path
 
 
+def runs_dir(area: Path) -> Path:
+    """AREA/.postsync/runs, created if needed; refused (exit 3) if it is a symlink or not
+    a directory: records are pruned there, and postsync never follows a link out of its
+    state directory."""
+    path = state_dir(area) / "runs"
+    try:
+        os.mkdir(path, 0o750)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StepError(f"cannot create {path}: {exc.strerror} (nothing was changed)") from None
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise StepError(
+            f"{path} is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'};"
+            " postsync never follows a link in its state directory: remove it (nothing"
+            " was changed)"
+        )
+    return path
+
+
 @contextmanager
 def area_lock(area: Path, run_id: str, wait: float = 0.0) -> Iterator[None]:
     """Hold the area's lock for the block; LockedError after `wait` seconds.

@@ -10,6 +10,7 @@ from runner.engine.execute import execute_steps
 from runner.engine.prepare import build_context
 from runner.engine.results import Reporter, RunOptions, RunResult, selected
 from runner.playbook.model import load_playbook
+from runner.record.check import check_header, check_place
 from runner.record.model import FileOutcome
 from runner.record.store import load_record
 
@@ -27,6 +28,7 @@ def run_post(
     steps are replaced by these.
     """
     record = load_record(record_file)
+    check_header(record)  # before its times and run id are used for anything
     problem = record.problem
     if record.data["check"] and not options.check:
         raise PlaybookError(
@@ -60,6 +62,7 @@ def run_post(
                 )
             ]
         )
+    check_place(record, run.area)
     try:
         run.files = [
             FileOutcome.from_json(f, record.file.parent) for f in record.data["control_files"]

@@ -8,9 +8,11 @@ million-line file never has to be held in memory.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.core.errors import PlaybookError, Problem
+from runner.core.errors import PlaybookError, Problem, StepError
 from runner.core.secrets import redact
 from runner.record.model import FileOutcome, RunHeader
 from runner.record.schema import RECORD_VERSION, record_schema
@@ -96,23 +98,43 @@ def save_record(
 
 
 def prune_records(runs_dir: Path, keep_days: int, keep: str) -> int:
-    """Remove records (and their report directories) older than `keep_days`."""
-    if not runs_dir.is_dir():
+    """Remove records (and their report directories) older than `keep_days`.
+
+    Through a descriptor of the runs directory opened without following a link: a
+    symlink in its place, or among its entries, is never followed (entries that are
+    links are left alone), so nothing outside the state directory is ever removed.
+    """
+    try:
+        fd = os.open(runs_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
         return 0
-    remove_temporaries(runs_dir)
-    cutoff = time.time() - keep_days * 86400
-    removed = 0
-    for entry in os.scandir(runs_dir):
-        if entry.name.startswith(keep) or entry.is_symlink():
-            continue
-        if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-        else:
-            os.unlink(entry.path)
-        removed += 1
-    return removed
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise StepError(
+                f"{runs_dir} is not a directory (a symlink?); postsync never follows a link"
+                " in its state directory: remove it"
+            ) from None
+        raise
+    try:
+        remove_temporaries(runs_dir)
+        cutoff = time.time() - keep_days * 86400
+        removed = 0
+        for entry in os.scandir(fd):
+            if entry.name.startswith(keep):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if st.st_mtime >= cutoff:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(entry.name, dir_fd=fd)
+            elif stat.S_ISREG(st.st_mode):
+                os.unlink(entry.name, dir_fd=fd)
+            else:
+                continue  # a symlink (never followed, never ours), a FIFO...
+            removed += 1
+        return removed
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

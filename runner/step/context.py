@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from runner.playbook.model import Playbook, Step
     from runner.playbook.source import JsonPath
     from runner.playbook.templating import Renderer
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @cache
@@ -72,6 +77,7 @@ class RunContext:
     #: the sync steps of the record that `postsync post` runs for (kept in its record)
     prior_steps: list[dict[str, Any]] = field(default_factory=list)
     _database: Any = None
+    _run_dir_made: bool = False
     _preview: Any = None  # (Connection, Transaction) of a preview, rolled back at close
 
     @property
@@ -103,8 +109,19 @@ class RunContext:
         )
 
     def report_path(self, control_file: Path) -> Path:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        return self.run_dir / f"{len(self.files) + 1:03d}_{control_file.name}.report"
+        """Where the sync writes a control file's report (a bounded, safe name)."""
+        if not self._run_dir_made:
+            # this run's own directory: made here, never one found in its place
+            try:
+                os.mkdir(self.run_dir, 0o750)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(self.run_dir).st_mode):
+                    raise StepError(f"{self.run_dir} exists and is not a directory") from None
+            self._run_dir_made = True
+        # any name Linux allows (bytes that are not UTF-8, 255 of them, a newline): the
+        # report's name keeps only safe characters, bounded; NNN keeps it unique
+        safe = _UNSAFE.sub("_", control_file.name)[:100]
+        return self.run_dir / f"{len(self.files) + 1:03d}_{safe}.report"
 
     def database(self) -> tuple[Any, Any]:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""
