@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from runner.core.errors import PlaybookError, PostsyncError
 from runner.core.secrets import redact
+from runner.core.text import printable
 from runner.engine.results import RunResult, StepResult
 from runner.step.context import RunContext
 from runner.step.protocol import Done
@@ -77,12 +78,16 @@ def item_text(done: Done) -> str:
     action = done.action
     detail = ", ".join(x for x in (action.detail, done.note) if x)
     verb = action.verb.replace("_", " ")
-    return f"{verb} {action.target}" + (f"  ({detail})" if detail else "")
+    return f"{verb} {printable(action.target)}" + (f"  ({printable(detail)})" if detail else "")
 
 
 def item_json(done: Done) -> dict[str, Any]:
     detail = ", ".join(x for x in (done.action.detail, done.note) if x)
-    return {"action": done.action.verb, "target": done.action.target, "detail": detail}
+    return {
+        "action": done.action.verb,
+        "target": printable(done.action.target),
+        "detail": printable(detail),
+    }
 
 
 def recap(result: RunResult) -> dict[str, int]:
@@ -99,12 +104,12 @@ def recap(result: RunResult) -> dict[str, int]:
 
 def step_json(result: StepResult) -> dict[str, Any]:
     return {
-        "name": result.name,
+        "name": printable(result.name),
         "kind": result.step.kind,
         "section": result.step.section,
         "status": result.status,
         "ignored": result.ignored,
-        "detail": result.error or result.detail,
+        "detail": printable(result.error or result.detail),
         "items": [item_json(d) for d in result.items],
     }
 
@@ -165,8 +170,8 @@ class TextReporter:
         detail = result.error or result.detail
         if result.ignored:
             detail += " (ignored)"
-        line = f"{self._status(result.status)} {result.name}"
-        lines = [line + (f"  ({detail})" if detail else "")]
+        line = f"{self._status(result.status)} {printable(result.name)}"
+        lines = [line + (f"  ({printable(detail)})" if detail else "")]
         for done in result.items:
             lines.append(f"    {item_text(done)}")
             if self.diff and done.action.diff:

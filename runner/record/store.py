@@ -90,10 +90,14 @@ def save_record(
 ) -> Path:
     path = header.record_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = redact(
-        json.dumps(build_record(header, files, steps, finished=finished), ensure_ascii=False)
-    )
-    atomic_write(path, data.encode("utf-8") + b"\n")
+    document = build_record(header, files, steps, finished=finished)
+    try:
+        data = redact(json.dumps(document, ensure_ascii=False)).encode("utf-8")
+    except UnicodeEncodeError:
+        # a file name that is not UTF-8: JSON's \udcXX escapes keep its bytes
+        # (json.loads gives back the very name, os.fsencode its bytes)
+        data = redact(json.dumps(document)).encode("ascii")
+    atomic_write(path, data + b"\n")
     return path
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from runner.core.errors import PlaybookError, Problem, StepError
 from runner.record.model import FileOutcome, RunHeader
 from runner.step.globs import ControlGlob
-from runner.storage.paths import confinement_error, display, resolve_under
+from runner.storage.paths import confinement_error, display, fit_name, resolve_under
 from runner.storage.remote import RemotePath, is_remote
 from runner.storage.remote import parse as parse_remote
 
@@ -272,7 +272,7 @@ class StepScope:
         """`confine` for a destination, which may also be an object (s3://) under one
         of the `roots:` in object storage."""
         if not is_remote(raw):
-            return self.confine(raw, *key)
+            return self.confine_file(raw, *key)
         if not _has_s3fs():  # before anything runs, not when the step comes
             raise StepError("s3:// destinations need the s3 extra: pip install 'postsync[s3]'")
         try:
@@ -302,6 +302,11 @@ class StepScope:
         if reason:
             raise PlaybookError([self.error(reason, *key)])
         return resolved
+
+    def confine_file(self, raw: str, *key: str | int) -> Path:
+        """`confine` for a file postsync writes: a name longer than the filesystem
+        allows (a control file's 250-byte name with a prefix) is shortened (fit_name)."""
+        return fit_name(self.confine(raw, *key))
 
     def error(self, message: str, *key: str | int) -> Problem:
         return self.run.playbook.source.problem(self._path(key), message)

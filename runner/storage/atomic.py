@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -69,27 +70,41 @@ def rename_noreplace(src: Path, dst: Path) -> bool:
     raise OSError(err, os.strerror(err), str(dst))
 
 
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+#: postsync's temporary files: `.postsync-RANDOM-NAME.tmp`, NAME the final name's safe
+#: characters (bounded: any final name, even of 255 bytes, gives a valid temporary name)
+_TEMPORARY = re.compile(r"^\.postsync-[0-9a-f]{8}-[A-Za-z0-9._-]{0,80}\.tmp$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def temporary_name(final: str) -> str:
+    return f".postsync-{os.urandom(4).hex()}-{_UNSAFE.sub('_', final)[:80]}.tmp"
 
 
 def remove_temporaries(directory: Path) -> None:
-    """Remove the temporary files (`.NAME.XXXX.tmp`) a killed run left in `directory`,
-    once per directory and process (a run).
+    """Remove the temporary files a killed run left in `directory`, once per directory
+    and process (a run).
 
-    Called with the area's lock held, so no other run is writing them. Only regular
-    files; a symlink is never followed nor removed.
+    Called with the area's lock held, so no other run is writing them. Only files that
+    are provably postsync's own: its distinctive name, a regular file (a symlink is
+    never followed nor removed), owned by the user postsync runs as. An uploader's
+    `.enrols.csv.part` or `.x.12345678.tmp` is never touched.
     """
     if directory in _CLEANED:
         return
     _CLEANED.add(directory)
     try:
         entries = list(os.scandir(directory))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return
+    owner = os.geteuid()
     for entry in entries:
-        name = entry.name
-        stale = _TEMPORARY.match(name) is not None
-        if stale and entry.is_file(follow_symlinks=False):
+        if _TEMPORARY.match(entry.name) is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == owner:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
 
@@ -111,17 +126,16 @@ class AtomicFile:
     def __enter__(self) -> AtomicFile:
         parent = self.path.parent
         remove_temporaries(parent)
-        # `.NAME.XXXXXXXX.tmp`, created exclusively (never an existing file or link)
-        stem = os.path.join(parent, f".{self.path.name}.")
+        # created exclusively (never an existing file or link)
         for _ in range(100):
-            tmp = f"{stem}{os.urandom(4).hex()}.tmp"
+            tmp = os.path.join(parent, temporary_name(self.path.name))
             try:
                 fd = os.open(tmp, _CREATE, 0o600)
             except FileExistsError:
                 continue
             break
         else:
-            raise FileExistsError(errno.EEXIST, "no unused temporary name", stem)
+            raise FileExistsError(errno.EEXIST, "no unused temporary name", str(parent))
         self.tmp = Path(tmp)
         self._pending = True
         # unbuffered: writes go straight to the file (write_all), no terminal check

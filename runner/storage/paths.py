@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from runner.core import faults
+from runner.core.text import printable
 
 
 def resolve_under(raw: str, base: Path, dirs: dict[str, str] | None = None) -> Path:
@@ -60,7 +62,7 @@ def display(path: Path, area: Path) -> str:
     if text == top:
         return "."
     prefix = top if top.endswith("/") else top + "/"
-    return text[len(prefix) :] if text.startswith(prefix) else text
+    return printable(text[len(prefix) :] if text.startswith(prefix) else text)
 
 
 class DirFds:
@@ -132,3 +134,29 @@ def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: Identity | None) -
         return False
     faults.point("delete.after")
     return True
+
+
+#: the longest file name Linux filesystems allow, in bytes
+NAME_MAX = 255
+
+
+def fit_name(path: Path) -> Path:
+    """`path`, its file name shortened when it is longer than the filesystem allows:
+    the middle of its stem gives way to `~` and 8 hex digits of the whole name's sha256;
+    its beginning, its last 40 bytes (`_tryback_STAMP`) and its extension stay. The
+    same name always gives the same short name (a second run finds it)."""
+    name = os.fsencode(path.name)
+    if len(name) <= NAME_MAX:
+        return path
+    stem, dot, ext = name.rpartition(b".")
+    if not dot or len(ext) > 16 or not stem:
+        stem, ext = name, b""
+    suffix = b"." + ext if ext else b""
+    digest = b"~" + hashlib.sha256(name).hexdigest()[:8].encode() + b"~"
+    head, tail = NAME_MAX - len(suffix) - len(digest) - 40, len(stem) - 40
+    # never inside a UTF-8 character
+    while head and stem[head] & 0xC0 == 0x80:
+        head -= 1
+    while tail < len(stem) and stem[tail] & 0xC0 == 0x80:
+        tail += 1
+    return path.with_name(os.fsdecode(stem[:head] + digest + stem[tail:] + suffix))

@@ -147,6 +147,9 @@ class ArchiveControlFiles:
             except StepError as exc:
                 errors.append(str(exc))
                 continue
+            except OSError as exc:  # a name too long for the filesystem...: this file only
+                errors.append(f"{exc.filename or run.display(cfg.target)}: {exc.strerror}")
+                continue
             if not isinstance(placed, Output):
                 run.archives[outcome.path] = placed
                 present += 1

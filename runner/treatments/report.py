@@ -9,7 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import StepError
-from runner.core.text import plural
+from runner.core.text import plural, printable
 from runner.playbook.registry import REPORT_DEST
 from runner.step.protocol import Action, Done, Plan
 from runner.treatments.files import (
@@ -43,7 +43,8 @@ def _report_lines(run: RunContext, outcome: FileOutcome) -> Iterator[str]:
             yield from handle
     except FileNotFoundError:
         raise StepError(
-            f"the report lines of {outcome.path.name} are gone ({run.display(outcome.report)})"
+            f"the report lines of {run.display(outcome.path)} are gone"
+            f" ({run.display(outcome.report)})"
         ) from None
 
 
@@ -56,7 +57,7 @@ def report_chunks(run: RunContext, outcome: FileOutcome, fmt: str) -> Iterator[b
             "started": run.now.isoformat(),
             "control_file": {
                 "command": outcome.command,
-                "path": str(outcome.path),
+                "path": printable(str(outcome.path)),
                 "size": outcome.size,
                 "sha256": outcome.sha256,
                 "encoding": outcome.encoding,
@@ -87,7 +88,7 @@ def report_chunks(run: RunContext, outcome: FileOutcome, fmt: str) -> Iterator[b
     yield (
         f"postsync report of run {run.run_id} ({run.playbook.name}), started"
         f" {run.now:%Y-%m-%d %H:%M:%S %z}\n"
-        f"control file: {outcome.path} ({outcome.command}, {outcome.size} bytes,"
+        f"control file: {printable(str(outcome.path))} ({outcome.command}, {outcome.size} bytes,"
         f" sha256 {outcome.sha256})\n"
         f"result: {outcome.summary()}\n"
     ).encode()
@@ -154,6 +155,9 @@ class SaveReport:
             except StepError as exc:
                 errors.append(str(exc))
                 continue
+            except OSError as exc:  # a name too long for the filesystem...: this file only
+                errors.append(f"{exc.filename or run.display(cfg.target)}: {exc.strerror}")
+                continue
             if not isinstance(placed, Output):
                 present += 1
                 continue
@@ -161,7 +165,7 @@ class SaveReport:
             if run.diff:
                 lines = b"".join(report_chunks(run, outcome, cfg.format)).decode("utf-8")
                 diff = new_file_diff(run.display(placed.path), lines.splitlines())
-            detail = f"report of {outcome.path.name}, {cfg.format}"
+            detail = f"report of {run.display(outcome.path)}, {cfg.format}"
             if placed.replace:
                 detail += ", replaces a different file"
             actions.append(

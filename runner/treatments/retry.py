@@ -73,7 +73,7 @@ class WriteRetryFile:
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> RetryConfig:
         raw = scope.render(params.get("dest", RETRY_DEST), "dest")
-        return RetryConfig(scope.confine(raw, "dest"), params.get("on_conflict", "suffix"))
+        return RetryConfig(scope.confine_file(raw, "dest"), params.get("on_conflict", "suffix"))
 
     def plan(self, config: Sequence[tuple[FileOutcome, RetryConfig]], run: RunContext) -> Plan:
         if not config:
@@ -99,6 +99,9 @@ class WriteRetryFile:
             except StepError as exc:
                 errors.append(str(exc))
                 continue
+            except OSError as exc:  # a name too long for the filesystem...: this file only
+                errors.append(f"{exc.filename or run.display(cfg.target)}: {exc.strerror}")
+                continue
             if not isinstance(placed, Output):
                 present += 1
                 continue
@@ -106,7 +109,7 @@ class WriteRetryFile:
             if run.diff:
                 text = b"".join(retry_chunks(outcome)).decode(outcome.encoding, "replace")
                 diff = new_file_diff(run.display(placed.path), text.splitlines())
-            detail = f"{plural(len(outcome.failed), 'failed line')} of {outcome.path.name}"
+            detail = f"{plural(len(outcome.failed), 'failed line')} of {run.display(outcome.path)}"
             if placed.replace:
                 detail += ", replaces a different file"
             actions.append(
