@@ -154,7 +154,7 @@ def alternate(
 def record_for(area: Path, entries: list[dict[str, object]], playbook: Path) -> Path:
     runs = area / ".postsync" / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    run_id = "20261124T010000-bench0"
+    run_id = "20261124T010000-be0c40"  # a run id as postsync makes them
     record = {
         "version": 1,
         "run_id": run_id,

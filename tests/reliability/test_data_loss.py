@@ -36,6 +36,19 @@ def workspace(root: Path, post: str, sync_file: str = "enrols*.csv", extra: str 
     return root / "area"
 
 
+def started(root: Path, faults: str) -> subprocess.Popen[str]:
+    """`postsync run` in the background, pausing where `faults` says (to act mid-run)."""
+    env = {**os.environ, "POSTSYNC_FAULTS": faults, "XDG_STATE_HOME": str(root / "state")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "playbook.yml"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def items(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("    ")]
 
@@ -104,16 +117,7 @@ def test_a_control_file_dropped_during_the_run_is_not_purged(tmp_path: Path) -> 
     (area / "enrols_1.csv").write_text(enrolments("MATH101", 1))
     (area / "old.txt").write_text("stale\n")
     age(area / "old.txt", 200)
-    env = {**os.environ, "POSTSYNC_FAULTS": "sleep=step.done:3"}
-    env["XDG_STATE_HOME"] = str(tmp_path / "state")
-    run = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "playbook.yml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = started(tmp_path, "sleep=step.done:3")
     time.sleep(1.5)  # the sync step is done; the run sleeps before the purge
     late = area / "enrols_2.csv"
     late.write_text(enrolments("PHYS101", 10))
@@ -194,16 +198,7 @@ def _swap_during_the_sync(tmp_path: Path, swap: str) -> tuple[subprocess.Popen[s
     secret = tmp_path / "secret.txt"
     secret.write_text("cmd;cid;uid;rolename\nTOP-SECRET-LINE\n")
     secret.chmod(0o600)
-    env = {**os.environ, "POSTSYNC_FAULTS": "sleep=sync.committed:2"}
-    env["XDG_STATE_HOME"] = str(tmp_path / "state")
-    run = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "playbook.yml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = started(tmp_path, "sleep=sync.committed:2")
     time.sleep(1)  # the first file is committed; the run sleeps before the second
     if swap != "replaced":
         second.unlink()

@@ -237,6 +237,19 @@ def _limited() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
+def limited(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`postsync ARGS` with its memory capped (`_limited`) and a deadline."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limited,
+        check=False,
+    )
+
+
 BOMBS = {
     "recursive macro": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
     "replace": "{{ ('x' * 1000) | replace('', 'y' * 100000) }}",
@@ -263,15 +276,7 @@ def test_a_template_cannot_exhaust_memory_or_time(tmp_path: Path, name: str) -> 
         body = f"vars:\n  x: {json.dumps(bomb)}\n"
     (tmp_path / "playbook.yml").write_text(f"name: Bombs\narea: area\n{body}")
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "runner", "run", "playbook.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=_limited,
-        check=False,
-    )
+    result = limited(tmp_path, "run", "playbook.yml")
     assert result.returncode == 4, result.stderr
     assert "playbook.yml:" in result.stderr and "refused by the sandbox" in result.stderr
     assert "internal error" not in result.stderr
@@ -283,14 +288,6 @@ def test_a_template_cannot_exhaust_memory_or_time(tmp_path: Path, name: str) -> 
 def test_an_endless_file_is_refused_without_reading_it_all(tmp_path: Path, args: list[str]) -> None:
     (tmp_path / "area").mkdir()
     (tmp_path / "p.yml").write_text("name: x\narea: area\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=_limited,
-        check=False,
-    )
+    result = limited(tmp_path, *args)
     assert result.returncode == 4, result.stderr
     assert "/dev/zero:1:1: more than 2097152 bytes" in result.stderr
