@@ -142,8 +142,10 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
             if step.section == "post_treatments":
                 treatment = TREATMENTS[step.kind]
                 per_file = registry.TREATMENTS[step.kind].per_file
+                dirs: dict[str, str] = {}  # resolved once for all of the step's files
+                base = run.template_context()
                 for extra in candidates if per_file else [None]:
-                    scope = StepScope(run, step, {"file": extra} if extra else None)
+                    scope = StepScope(run, step, {"file": extra} if extra else None, dirs, base)
                     evaluate_when(run, step, scope)
                     treatment.configure(step.params, scope)
             else:

@@ -53,8 +53,16 @@ def check_header(record: LoadedRecord) -> None:
         raise PlaybookError(problems)
 
 
+def _regular_or_gone(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True  # deleted already: post-treatments take that into account
+
+
 def _inside(path: Path, parent: Path) -> bool:
-    return path == parent or parent in path.parents
+    text, top = str(path), str(parent)
+    return text == top or text.startswith(top.rstrip("/") + "/")
 
 
 def check_place(record: LoadedRecord, area: Path) -> None:
@@ -74,6 +82,7 @@ def check_place(record: LoadedRecord, area: Path) -> None:
         )
     state = area / ".postsync"
     problems: list[Problem] = []
+    real: dict[Path, bool] = {}  # directory -> no symlink on its way (one lookup each)
     for i, entry in enumerate(record.data["control_files"]):
         where = f"control_files.{i}"
         raw = entry["path"]
@@ -86,11 +95,11 @@ def check_place(record: LoadedRecord, area: Path) -> None:
             problems.append(
                 record.problem(f"{where}.path", f"{raw} is not a control file of the area {area}")
             )
-        elif Path(os.path.realpath(path.parent)) != path.parent:
+        elif not real.setdefault(path.parent, os.path.realpath(path.parent) == str(path.parent)):
             problems.append(
                 record.problem(f"{where}.path", f"{raw} is reached through a symlink; refused")
             )
-        elif os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        elif not _regular_or_gone(path):
             problems.append(record.problem(f"{where}.path", f"{raw} is not a regular file"))
         report = entry["report"]
         if report is not None:
