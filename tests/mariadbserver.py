@@ -1,9 +1,11 @@
 """A throwaway MariaDB server for the tests, started from the Debian binaries.
 
 Like tests/pgserver.py: a temporary data directory, a free loopback port and a private
-socket, no durability (the tests never need it), stopped when the session ends. The
-server runs without privilege checks (`--skip-grant-tables`): it listens on loopback
-only and lives as long as the test session. As root (CI containers) it is told to run
+socket, no durability (the tests never need it), stopped when the session ends. It
+starts without privilege checks (`--skip-grant-tables`), then turns them on with a
+password-less root@127.0.0.1 holding every privilege, so the tests can make users with
+less (a SELECT-only preview user); it listens on loopback only and lives as long as
+the test session. As root (CI containers) it is told to run
 as root, which mariadbd otherwise refuses.
 """
 
@@ -119,10 +121,20 @@ class MariaDBServer:
                     "mariadbd exited: " + (self.root / "server.log").read_text()[-2000:]
                 )
             try:
-                self._connect().close()
-                return
+                conn = self._connect()
             except Exception:  # not accepting connections yet
                 time.sleep(0.2)
+                continue
+            try:
+                with conn.cursor() as cursor:  # type: ignore[attr-defined]
+                    cursor.execute("FLUSH PRIVILEGES")  # privilege checks from now on
+                    cursor.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
+                    cursor.execute(
+                        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
+                    )
+            finally:
+                conn.close()  # type: ignore[attr-defined]
+            return
         raise ServerUnavailable("mariadbd did not accept connections within 60 s")
 
     def _connect(self, database: str | None = None) -> object:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -71,22 +73,60 @@ class Timeouts:
     lock: float = 30.0
 
 
-def _sqlite_pragmas(lock_timeout: float) -> Callable[[Any, Any], None]:
+def _sqlite_pragmas(lock_timeout: float, read_only: bool) -> Callable[[Any, Any], None]:
     def pragmas(dbapi_connection: Any, _record: Any) -> None:
         # The sqlite3 module's own transaction handling defers BEGIN and breaks SAVEPOINT;
         # turn it off and let SQLAlchemy's begin event (below) emit BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL lets a reader (another postsync --check) coexist with a writer; a busy
-        # timeout turns a lock conflict into a wait instead of an error.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not read_only:
+            # WAL lets a reader (a preview) coexist with a writer; a preview never
+            # changes the journal mode (it changes nothing)
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        # a busy timeout turns a lock conflict into a wait instead of an error
         cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         # a larger page cache (32 MiB) keeps the indexes a batch updates in memory
         cursor.execute("PRAGMA cache_size=-32768")
         cursor.close()
 
     return pragmas
+
+
+def _sqlite_read_only(url: URL) -> URL:
+    """The SQLite file opened read-only (SQLite's `mode=ro`: no write possible).
+
+    A database in WAL mode would still get its -wal and -shm files made beside it by a
+    reader; unless such files are there already (a writer is using it, or one died),
+    the file is opened `immutable` as well, which makes nothing. That is safe because
+    the only writer of a postsync SQLite database is postsync, which a preview's lock
+    keeps out (Moodle itself does not run on SQLite).
+    """
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return url
+    query = {**url.query, "mode": "ro", "uri": "true"}
+    if not any(os.path.lexists(database + end) for end in ("-wal", "-shm", "-journal")):
+        query["immutable"] = "1"
+    return url.set(database=f"file:{quote(database)}", query=query)
+
+
+def _server_read_only(statement: str) -> Callable[[Any, Any], None]:
+    def read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+        dbapi_connection.commit()  # a SET undone by the pool's rollback would not hold
+
+    return read_only
+
+
+#: the session made read-only: the server refuses any write of a preview
+READ_ONLY_SESSION = {
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    "mysql": "SET SESSION TRANSACTION READ ONLY",
+    "mariadb": "SET SESSION TRANSACTION READ ONLY",
+}
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -129,11 +169,19 @@ def _connect_args(url: URL, timeouts: Timeouts) -> dict[str, Any]:
     return {}
 
 
-def connect(url: URL, *, must_exist: bool = False, timeouts: Timeouts | None = None) -> Engine:
+def connect(
+    url: URL,
+    *,
+    must_exist: bool = False,
+    timeouts: Timeouts | None = None,
+    read_only: bool = False,
+) -> Engine:
     """An Engine for `url`; StepError (exit 3) with an install hint for a missing driver.
 
     With `must_exist`, a SQLite file that is not there is an error rather than a new,
-    empty database.
+    empty database. With `read_only` (a preview), every session is read-only: SQLite's
+    file opened with mode=ro, a server session set READ ONLY (a SELECT-only user is
+    enough, and any write would be refused).
     """
     timeouts = timeouts or Timeouts()
     if must_exist and url.get_backend_name() == "sqlite":
@@ -143,6 +191,9 @@ def connect(url: URL, *, must_exist: bool = False, timeouts: Timeouts | None = N
                 f"database file {database} does not exist"
                 " (create one with: postsync db init sqlite:///PATH)"
             )
+    backend = url.get_backend_name()
+    if read_only and backend == "sqlite":
+        url = _sqlite_read_only(url)
     try:
         engine = create_engine(
             url, future=True, pool_pre_ping=False, connect_args=_connect_args(url, timeouts)
@@ -152,9 +203,14 @@ def connect(url: URL, *, must_exist: bool = False, timeouts: Timeouts | None = N
     except ModuleNotFoundError as exc:
         hint = DRIVER_HINTS.get(url.get_backend_name(), "install the driver")
         raise StepError(f"database driver {exc.name!r} is not installed: {hint}") from None
-    if url.get_backend_name() in ("mysql", "mariadb") and "connect_timeout" not in url.query:
+    if backend in ("mysql", "mariadb") and "connect_timeout" not in url.query:
         event.listen(engine, "connect", _mysql_connected)
-    if url.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas(timeouts.lock))
-        event.listen(engine, "begin", _sqlite_begin)
+    if read_only and backend in READ_ONLY_SESSION:
+        event.listen(engine, "connect", _server_read_only(READ_ONLY_SESSION[backend]))
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas(timeouts.lock, read_only))
+        if not read_only:  # a reader takes no write lock: plain BEGIN (deferred)
+            event.listen(engine, "begin", _sqlite_begin)
+        else:
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     return engine

@@ -141,15 +141,17 @@ def execute_steps(
     prepare(run, steps)
     _check_area(run)
     result = RunResult(run)
-    with area_lock(run.area, run.run_id, options.lock_wait):
-        runs_dir(run.area)
+    # a preview writes nothing: a shared lock if the lock file exists, no directory
+    # made, no record saved, none pruned (runner.engine.lock)
+    with area_lock(run.area, run.run_id, options.lock_wait, shared=run.check):
+        runs_dir(run.area, create=not run.check)
         reporter.start(run)
         try:
             for step in steps:
                 step_result = StepResult(step)
                 result.steps.append(step_result)
                 execute_step(run, step_result, reporter)
-                if step.section == "sync" and run.files:
+                if step.section == "sync" and run.files and not run.check:
                     # the boundary: post-treatments can be re-run from this record
                     _save_record(run, result, step_result, finished=False)
                 reporter.step_finished(step_result)
@@ -162,9 +164,10 @@ def execute_steps(
                 reporter.step_finished(result.steps[-1])
         finally:
             run.close()
-        if run.files:
-            result.record = _save_record(run, result, None, finished=True)
-        prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
+        if not run.check:
+            if run.files:
+                result.record = _save_record(run, result, None, finished=True)
+            prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
         reporter.finish(result)
     return result
 

@@ -1,4 +1,11 @@
-"""One run per area at a time: an OS lock on AREA/.postsync/lock."""
+"""One run per area at a time: an OS lock on AREA/.postsync/lock.
+
+A run holds it exclusively. A preview (--check) writes nothing, so it never creates
+the state directory or the lock file: it takes a shared lock on the lock file when one
+exists (read-only descriptor), so a preview and a run never overlap while previews
+may overlap each other. In an area where postsync never ran there is no lock file and
+a preview takes no lock.
+"""
 
 from __future__ import annotations
 
@@ -16,89 +23,127 @@ from runner.core.errors import LockedError, StepError
 STATE_DIR = ".postsync"
 
 
-def state_dir(area: Path) -> Path:
-    """AREA/.postsync, created if needed; refused if it is anything but a real directory."""
+def _kind(st: os.stat_result) -> str:
+    return "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+
+
+def state_dir(area: Path, *, create: bool = True) -> Path | None:
+    """AREA/.postsync, created if needed (None if absent and not `create`); refused if
+    it is anything but a real directory."""
     path = area / STATE_DIR
     try:
-        path.mkdir(mode=0o750, exist_ok=True)
+        if create:
+            path.mkdir(mode=0o750, exist_ok=True)
         st = path.lstat()
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
     except OSError as exc:
         raise StepError(
             f"cannot create {path}: {exc.strerror}; postsync keeps its lock and run records"
             " there (nothing was changed)"
         ) from None
     if not stat.S_ISDIR(st.st_mode):
-        raise StepError(f"{path} is not a directory (a symlink?); postsync keeps its state there")
+        raise StepError(f"{path} is {_kind(st)}; postsync keeps its state there")
     return path
 
 
-def runs_dir(area: Path) -> Path:
-    """AREA/.postsync/runs, created if needed; refused (exit 3) if it is a symlink or not
-    a directory: records are pruned there, and postsync never follows a link out of its
-    state directory."""
-    path = state_dir(area) / "runs"
+def runs_dir(area: Path, *, create: bool = True) -> Path | None:
+    """AREA/.postsync/runs, created if needed (None if absent and not `create`); refused
+    (exit 3) if it is a symlink or not a directory: records are pruned there, and
+    postsync never follows a link out of its state directory."""
+    parent = state_dir(area, create=create)
+    if parent is None:
+        return None
+    path = parent / "runs"
+    if create:
+        try:
+            os.mkdir(path, 0o750)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StepError(f"cannot create {path}: {exc.strerror} (nothing was changed)") from None
     try:
-        os.mkdir(path, 0o750)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise StepError(f"cannot create {path}: {exc.strerror} (nothing was changed)") from None
-    st = path.lstat()
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
     if not stat.S_ISDIR(st.st_mode):
         raise StepError(
-            f"{path} is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'};"
-            " postsync never follows a link in its state directory: remove it (nothing"
-            " was changed)"
+            f"{path} is {_kind(st)}; postsync never follows a link in its state directory:"
+            " remove it (nothing was changed)"
         )
     return path
 
 
-@contextmanager
-def area_lock(area: Path, run_id: str, wait: float = 0.0) -> Iterator[None]:
-    """Hold the area's lock for the block; LockedError after `wait` seconds.
-
-    flock locks die with their process, so a lock left by a killed run never blocks.
-    """
-    path = state_dir(area) / "lock"
+def _open_lock(area: Path, shared: bool) -> int | None:
+    directory = state_dir(area, create=not shared)
+    if directory is None:
+        return None  # a preview in an area where postsync never ran
+    path = directory / "lock"
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        if shared:
+            return os.open(path, os.O_RDONLY | flags)
+        return os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o640)
+    except FileNotFoundError:
+        if shared:
+            return None
+        raise
     except OSError as exc:
+        need = "read" if shared else "write in"
         raise StepError(
-            f"cannot open the lock {path}: {exc.strerror}; postsync needs to write in"
+            f"cannot open the lock {path}: {exc.strerror}; postsync needs to {need}"
             " AREA/.postsync (nothing was changed)"
         ) from None
+
+
+@contextmanager
+def area_lock(
+    area: Path, run_id: str, wait: float = 0.0, *, shared: bool = False
+) -> Iterator[None]:
+    """Hold the area's lock for the block; LockedError after `wait` seconds.
+
+    `shared` (a preview): a shared lock on the lock file if it exists, nothing written.
+    flock locks die with their process, so a lock left by a killed run never blocks.
+    """
+    fd = _open_lock(area, shared)
+    if fd is None:
+        yield
+        return
     try:
         deadline = time.monotonic() + wait
         told = False
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 remaining = deadline - time.monotonic()
                 holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+                holder = holder or "a preview"  # a preview writes no holder
                 if remaining > 0 and not told:
                     told = True
                     print(
-                        f"postsync: waiting up to {wait:g}s for the lock on {area}"
-                        + (f" ({holder})" if holder else ""),
+                        f"postsync: waiting up to {wait:g}s for the lock on {area} ({holder})",
                         file=sys.stderr,
                         flush=True,
                     )
                 if remaining <= 0:
                     waited = f" after waiting {wait:g}s" if wait else ""
                     raise LockedError(
-                        f"another run holds the lock on {area}{waited}"
-                        + (f" ({holder})" if holder else "")
-                        + "; nothing was changed (use --lock-wait SECONDS to wait)"
+                        f"another run holds the lock on {area}{waited} ({holder});"
+                        " nothing was changed (use --lock-wait SECONDS to wait)"
                     ) from None
                 time.sleep(min(0.1, remaining))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, run {run_id}\n".encode(), 0)
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}, run {run_id}\n".encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            if not shared:
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

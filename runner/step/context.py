@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runner.core.errors import PlaybookError, Problem, StepError
 from runner.record.model import FileOutcome, RunHeader
 from runner.step.globs import ControlGlob
+from runner.step.preview import Withheld
 from runner.storage.paths import confinement_error, display, fit_name, resolve_under
 from runner.storage.remote import RemotePath, is_remote
 from runner.storage.remote import parse as parse_remote
@@ -76,9 +79,17 @@ class RunContext:
     diff: bool = False
     #: the sync steps of the record that `postsync post` runs for (kept in its record)
     prior_steps: list[dict[str, Any]] = field(default_factory=list)
+    #: a preview's sync writes, kept in memory instead (runner.step.preview)
+    withheld: Withheld | None = None
     _database: Any = None
     _run_dir_made: bool = False
     _preview: Any = None  # (Connection, Transaction) of a preview, rolled back at close
+    #: a preview's per-line reports: a private temporary directory, removed at close
+    _preview_reports: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.check and self.withheld is None:
+            self.withheld = Withheld()
 
     @property
     def zone(self) -> tzinfo:
@@ -109,7 +120,17 @@ class RunContext:
         )
 
     def report_path(self, control_file: Path) -> Path:
-        """Where the sync writes a control file's report (a bounded, safe name)."""
+        """Where the sync writes a control file's report (a bounded, safe name). A
+        preview writes nothing in the area: its reports go to a private temporary
+        directory (for save_report's preview), removed when the run ends."""
+        # any name Linux allows (bytes that are not UTF-8, 255 of them, a newline): the
+        # report's name keeps only safe characters, bounded; NNN keeps it unique
+        safe = _UNSAFE.sub("_", control_file.name)[:100]
+        name = f"{len(self.files) + 1:03d}_{safe}.report"
+        if self.check:
+            if self._preview_reports is None:
+                self._preview_reports = tempfile.mkdtemp(prefix="postsync-preview-")
+            return Path(self._preview_reports) / name
         if not self._run_dir_made:
             # this run's own directory: made here, never one found in its place
             try:
@@ -118,10 +139,7 @@ class RunContext:
                 if not stat.S_ISDIR(os.lstat(self.run_dir).st_mode):
                     raise StepError(f"{self.run_dir} exists and is not a directory") from None
             self._run_dir_made = True
-        # any name Linux allows (bytes that are not UTF-8, 255 of them, a newline): the
-        # report's name keeps only safe characters, bounded; NNN keeps it unique
-        safe = _UNSAFE.sub("_", control_file.name)[:100]
-        return self.run_dir / f"{len(self.files) + 1:03d}_{safe}.report"
+        return self.run_dir / name
 
     def database(self) -> tuple[Any, Any]:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""
@@ -133,7 +151,9 @@ class RunContext:
                 raise StepError("this step needs `database:` in the playbook")
             timeouts = Timeouts(self.playbook.connect_timeout, self.playbook.lock_timeout)
             self._database = (
-                connect(self.database_url, must_exist=True, timeouts=timeouts),
+                connect(
+                    self.database_url, must_exist=True, timeouts=timeouts, read_only=self.check
+                ),
                 moodle_tables(self.prefix),
             )
         return self._database  # type: ignore[no-any-return]
@@ -142,10 +162,10 @@ class RunContext:
     def transaction(self) -> Iterator[Unit]:
         """One unit of database work (a control file, a group cleanup).
 
-        A real run commits each unit on its own connection. A preview runs every unit in
-        a savepoint of one run-wide transaction that is rolled back when the run ends: the
-        database is left as it was, and each step sees what the steps before it would
-        have done (the group cleanup sees the groups the sync would have emptied).
+        A real run commits each unit on its own connection. A preview reads through one
+        read-only connection, every unit in a savepoint of one run-wide transaction that
+        is rolled back when the run ends; it writes nothing (the sync keeps its changes in
+        `withheld`, which later steps read over the database).
         """
         engine, _tables = self.database()
         if not self.check:
@@ -171,6 +191,11 @@ class RunContext:
         unit.commit()
 
     def close(self) -> None:
+        """Ends the database work (a preview's transaction rolled back) and removes a
+        preview's temporary reports; the run's results stay."""
+        if self._preview_reports is not None:
+            shutil.rmtree(self._preview_reports, ignore_errors=True)
+            self._preview_reports = None
         if self._preview is not None:
             conn, outer = self._preview
             self._preview = None

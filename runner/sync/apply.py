@@ -1,7 +1,8 @@
 """Apply one control file: stream it in batches inside one transaction.
 
-Under --check the transaction is rolled back, so the preview reports exactly the
-per-line outcomes of the real run and leaves the database as it was.
+Under --check the same code runs on a read-only connection and the writes are withheld
+(kept in memory: runner.step.preview), so the preview reports exactly the per-line
+outcomes of the real run and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from runner.core.errors import StepError, database_reason
 from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
 from runner.step.context import Unit
+from runner.step.preview import Withheld
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
 from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect, NotRead
@@ -72,20 +74,29 @@ def sync_file(
     report: IO[str] | Report,
     expected: tuple[int, int] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    withheld: Withheld | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
 
     A rejected file (bad header) changes nothing and sets `outcome.error`; a database
     failure rolls back and raises StepError. `on_batch(bytes read, lines)` after each
-    batch (progress).
+    batch (progress). With `withheld` (a preview), nothing is written: the changes are
+    kept there.
     """
     control = ControlFile(
         outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns, expected
     )
+    if withheld is not None:
+        withheld.begin()
     try:
         with no_cycle_collection(), transaction() as unit:
             state = SiteState(
-                unit.conn, tables, now, course_key=options.course_key, user_key=options.user_key
+                unit.conn,
+                tables,
+                now,
+                course_key=options.course_key,
+                user_key=options.user_key,
+                withheld=withheld,
             )
             try:
                 for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):
@@ -116,12 +127,16 @@ def sync_file(
             except ControlFileError as exc:
                 state.close()
                 unit.rollback()
+                if withheld is not None:
+                    withheld.rollback()
                 outcome.error = str(exc)
                 report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
             finally:
                 state.close()
             faults.point("sync.commit")
         faults.point("sync.committed")
+        if withheld is not None:
+            withheld.commit()
     except SQLAlchemyError as exc:
         reason = database_reason(exc)
         raise StepError(
@@ -134,6 +149,8 @@ def sync_file(
             f"{where}: {exc.strerror or exc} (nothing of {outcome.path.name} was applied)"
         ) from None
     finally:
+        if withheld is not None:
+            withheld.rollback()  # after commit(): nothing to undo
         outcome.size = control.digest.size
         outcome.sha256 = control.digest.sha.hexdigest()
         outcome.bom = control.digest.bom

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, select
 
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables, new_id
+from runner.step.preview import Withheld
 from runner.sync.base import Course, LineFailed
 from runner.sync.writes import chunks
 
@@ -37,8 +38,11 @@ class Lookups:
         course_key: str,
         user_key: str,
         wait: Callable[[], None],
+        withheld: Withheld | None = None,
     ) -> None:
         self.conn = conn
+        #: a preview: the instances and groups it would have created are kept there
+        self.withheld = withheld
         self.raw = raw
         self.t = tables
         self.now = now
@@ -196,6 +200,14 @@ class Lookups:
                 if idnumber:
                     self.group_idnumbers[cid].setdefault(idnumber, []).append(gid)
                 self.group_course[gid] = cid
+        if self.withheld is not None:
+            for cid in todo:
+                for instance in self.withheld.instances.get(cid, ()):
+                    self.enrols[cid].append(instance)
+                    self.enrol_course[instance[1]] = cid
+                for gid, name in self.withheld.groups.get(cid, ()):
+                    self.groups[cid].setdefault(name, []).append(gid)
+                    self.group_course[gid] = cid
         for cid in todo:
             self.enrols[cid].sort()
 
@@ -217,13 +229,27 @@ class Lookups:
             .order_by(self.t.role.c.sortorder)
             .limit(1)
         ).scalar()
+        if self.withheld is not None:  # a preview: what the insert would have made
+            enrol_id = self.withheld.new_id()
+            self.withheld.created(
+                self.withheld.instances, course.id, (sortorder, enrol_id, "manual", 0)
+            )
+        else:
+            enrol_id = self._insert_manual(course, sortorder, student or 0)
+        self.enrols[course.id].append((sortorder, enrol_id, "manual", 0))
+        self.enrols[course.id].sort()
+        self.enrol_course[enrol_id] = course.id
+        return enrol_id
+
+    def _insert_manual(self, course: Course, sortorder: int, roleid: int) -> int:
+        e = self.t.enrol
         result = self.conn.execute(
             e.insert().values(
                 enrol="manual",
                 status=0,
                 courseid=course.id,
                 sortorder=sortorder,
-                roleid=student or 0,
+                roleid=roleid,
                 enrolperiod=0,
                 enrolstartdate=0,
                 enrolenddate=0,
@@ -234,11 +260,7 @@ class Lookups:
                 timemodified=self.now,
             )
         )
-        enrol_id = new_id(result)
-        self.enrols[course.id].append((sortorder, enrol_id, "manual", 0))
-        self.enrols[course.id].sort()
-        self.enrol_course[enrol_id] = course.id
-        return enrol_id
+        return new_id(result)
 
     def group(self, course: Course, value: str, key: str = "name") -> int | None:
         """The id of the course's group whose `key` (name or idnumber) is `value`."""
@@ -251,6 +273,16 @@ class Lookups:
         return ids[0] if ids else None
 
     def create_group(self, course: Course, name: str) -> int:
+        if self.withheld is not None:  # a preview: what the insert would have made
+            gid = self.withheld.new_id()
+            self.withheld.created(self.withheld.groups, course.id, (gid, name))
+        else:
+            gid = self._insert_group(course, name)
+        self.groups[course.id].setdefault(name, []).append(gid)
+        self.group_course[gid] = course.id
+        return gid
+
+    def _insert_group(self, course: Course, name: str) -> int:
         result = self.db().execute(
             self.t.groups.insert().values(
                 courseid=course.id,
@@ -262,7 +294,4 @@ class Lookups:
                 timemodified=self.now,
             )
         )
-        gid = new_id(result)
-        self.groups[course.id].setdefault(name, []).append(gid)
-        self.group_course[gid] = course.id
-        return gid
+        return new_id(result)

@@ -9,6 +9,10 @@ INSERT/UPDATE/DELETE: runner.sync.writes). No per-line round trip.
 Batch N's writes run in a second thread while batch N+1 is simulated: for the (user,
 course) pairs batch N touched, batch N+1 takes batch N's state (the database with
 batch N's changes) instead of the database's.
+
+A preview (`withheld`) runs the same code; each batch's changes are kept in memory
+(runner.step.preview) instead of written, and every later load reads them over the
+database's rows.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy import Connection
 
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
+from runner.step.preview import Withheld
 from runner.sync.base import Course
 from runner.sync.lookup import Lookups
 from runner.sync.reader import DataLine
@@ -41,9 +46,18 @@ class SiteState:
     instances) and per-batch state of the (user, course) pairs the batch names."""
 
     def __init__(
-        self, conn: Connection, tables: MoodleTables, now: int, *, course_key: str, user_key: str
+        self,
+        conn: Connection,
+        tables: MoodleTables,
+        now: int,
+        *,
+        course_key: str,
+        user_key: str,
+        withheld: Withheld | None = None,
     ) -> None:
         self.raw = Raw(conn)
+        #: a preview's changes, kept instead of written (None: a real run)
+        self.withheld = withheld
         self.t = tables
         self.now = now
         self.writes = Writes(conn, self.raw, tables)
@@ -55,6 +69,7 @@ class SiteState:
             course_key=course_key,
             user_key=user_key,
             wait=self.writes.wait,
+            withheld=withheld,
         )
         #: groups whose members changed: their timemodified is set once, by `finish`
         self.touched_groups: set[int] = set()
@@ -153,6 +168,43 @@ class SiteState:
             for mid, groupid, userid in members:
                 course = self.lookups.group_course[groupid]
                 self.members.setdefault((course, userid), {})[groupid] = mid
+        if self.withheld is not None:
+            self._over_withheld(pairs)
+
+    def _over_withheld(self, pairs: set[tuple[int, int, int]]) -> None:
+        """A preview: the state the preview's earlier batches left, over the database's."""
+        assert self.withheld is not None
+        kept_pairs = self.withheld.pairs
+        for pair in pairs:
+            course, context, user = pair
+            kept = kept_pairs.get(pair)
+            if kept is None:
+                self.withheld.seen(course, user, frozenset(self.members.get((course, user), ())))
+                continue
+            enrolments, roles, members = kept
+            for enrolid in self.course_enrolments.pop((course, user), ()):
+                del self.enrolments[(enrolid, user)]
+            self.course_enrolments[(course, user)] = set(enrolments)
+            for enrolid, enrolment in enrolments.items():
+                self.enrolments[(enrolid, user)] = enrolment
+            # copies: the batch changes them, the preview's kept state stays as it was
+            self.roles_of[(context, user)] = dict(roles)
+            self.members[(course, user)] = dict(members)
+
+    def _withhold(self) -> None:
+        """A preview: keep the batch's state of its pairs instead of writing changes."""
+        assert self.withheld is not None
+        for pair in self.pairs:
+            course, context, user = pair
+            enrolids = self.course_enrolments.get((course, user), ())
+            self.withheld.keep(
+                pair,
+                (
+                    {enrolid: self.enrolments[(enrolid, user)] for enrolid in enrolids},
+                    dict(self.roles_of.get((context, user), {})),
+                    dict(self.members.get((course, user), {})),
+                ),
+            )
 
     # -- simulated changes ---------------------------------------------------------------
 
@@ -269,14 +321,20 @@ class SiteState:
 
     def flush(self) -> None:
         """Ends the batch: its changes are written once the next batch has looked up
-        its own state (`prepare`), or by `finish`."""
-        self.writes.end_batch(self.changes)
+        its own state (`prepare`), or by `finish`. A preview keeps them instead."""
+        if self.withheld is not None:
+            self._withhold()
+        else:
+            self.writes.end_batch(self.changes)
         self.reset_batch()
 
     def finish(self) -> None:
         """After the last batch: its changes, then the touched groups' timemodified,
         once per group (an update per batch would rewrite the same rows again and
-        again)."""
+        again). A preview writes nothing."""
+        if self.withheld is not None:
+            self.touched_groups.clear()
+            return
         self.writes.write_ready()
         self.writes.wait()
         for part in chunks(sorted(self.touched_groups), self.raw.chunk):

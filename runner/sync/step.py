@@ -138,6 +138,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                     report=report,
                     expected=expected,
                     on_batch=on_batch,
+                    withheld=run.withheld,
                 )
         except NotRead as exc:  # not the file listed: nothing read, nothing recorded
             rejected.append(f"{run.display(path)}: {exc}")

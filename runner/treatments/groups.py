@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -85,39 +86,75 @@ class CleanEmptyGroups:
             max_deletions=params.get("max_deletions"),
         )
 
-    def plan(self, config: GroupsConfig, run: RunContext) -> Plan:
-        from sqlalchemy import exists, select
+    def _empty(
+        self, config: GroupsConfig, run: RunContext, courses: list[int]
+    ) -> tuple[list[Any], list[Any]]:
+        """The empty groups, and the groupings left with no group that has members, as
+        (id, name, idnumber, course shortname): the database's member counts, with the
+        changes a preview's sync kept instead of writing (runner.step.preview) counted
+        in, so a preview finds the groups its sync would have emptied."""
+        from sqlalchemy import func, select
 
+        _engine, t = run.database()
+        g, c, m, gr, gg = t.groups, t.course, t.groups_members, t.groupings, t.groupings_groups
+        withheld = run.withheld
+        changes = withheld.member_changes() if withheld is not None else Counter()
+        group_query = (
+            select(g.c.id, g.c.name, g.c.idnumber, c.c.shortname, func.count(m.c.id))
+            .join(c, c.c.id == g.c.courseid)
+            .outerjoin(m, m.c.groupid == g.c.id)
+            .group_by(g.c.id, g.c.name, g.c.idnumber, c.c.shortname)
+        )
+        grouping_query = (
+            select(gr.c.id, gr.c.name, gr.c.idnumber, c.c.shortname, gg.c.groupid)
+            .join(c, c.c.id == gr.c.courseid)
+            .outerjoin(gg, gg.c.groupingid == gr.c.id)
+        )
+        members: dict[int, int] = {}  # group id -> its members after the sync
+        groups: list[Any] = []
+        links: dict[tuple[Any, ...], list[int]] = {}  # grouping -> its groups
+        with run.transaction() as unit:
+            scopes = [None] if config.all_courses else list(_chunks(courses))
+            for chunk in scopes:
+                where = [] if chunk is None else [g.c.courseid.in_(chunk)]
+                for gid, name, idnumber, course, count in unit.conn.execute(
+                    group_query.where(*where)
+                ):
+                    members[gid] = count + changes[gid]
+                    groups.append((gid, name, idnumber, course))
+                if withheld is not None:  # the groups a preview's sync would have made
+                    created = withheld.created_groups(None if chunk is None else set(chunk))
+                    names = dict(
+                        unit.conn.execute(
+                            select(c.c.id, c.c.shortname).where(
+                                c.c.id.in_({course for _, course, _ in created})
+                            )
+                        ).all()
+                    )
+                    for gid, course, name in created:
+                        members[gid] = changes[gid]
+                        groups.append((gid, name, "", names[course]))
+                if config.groupings:
+                    where = [] if chunk is None else [gr.c.courseid.in_(chunk)]
+                    for gid, name, idnumber, course, member in unit.conn.execute(
+                        grouping_query.where(*where)
+                    ):
+                        held = links.setdefault((gid, name, idnumber, course), [])
+                        if member is not None:
+                            held.append(member)
+        empty = [row for row in groups if members[row[0]] <= 0]
+        # a group of another course (or none known) counts as one with members: kept
+        left = [key for key, held in links.items() if not any(members.get(x, 1) > 0 for x in held)]
+        return empty, left
+
+    def plan(self, config: GroupsConfig, run: RunContext) -> Plan:
         files = [f for f in run.files if f.command in ENROLMENT_COMMANDS and not f.error]
         if not config.all_courses and not files:
             return Plan(skip_reason="no enrolments or group_members file was processed")
         courses = sorted({course for f in files for course in f.courses})
         if not config.all_courses and not courses:
             return Plan(summary="no course was touched")
-        _engine, t = run.database()
-        g, c = t.groups, t.course
-        member = exists().where(t.groups_members.c.groupid == g.c.id)
-        group_query = (
-            select(g.c.id, g.c.name, g.c.idnumber, c.c.shortname)
-            .join(c, c.c.id == g.c.courseid)
-            .where(~member)
-        )
-        gr = t.groupings
-        grouping_query = (
-            select(gr.c.id, gr.c.name, gr.c.idnumber, c.c.shortname)
-            .join(c, c.c.id == gr.c.courseid)
-            .where(~_grouping_alive(t))
-        )
-        groups: list[Any] = []
-        groupings: list[Any] = []
-        with run.transaction() as unit:
-            scopes = [None] if config.all_courses else list(_chunks(courses))
-            for chunk in scopes:
-                where = [] if chunk is None else [g.c.courseid.in_(chunk)]
-                groups += unit.conn.execute(group_query.where(*where)).all()
-                if config.groupings:
-                    where = [] if chunk is None else [gr.c.courseid.in_(chunk)]
-                    groupings += unit.conn.execute(grouping_query.where(*where)).all()
+        groups, groupings = self._empty(config, run, courses)
         scope = "site" if config.all_courses else plural(len(courses), "processed course")
         if config.max_deletions is not None and len(groups) > config.max_deletions:
             return Plan(

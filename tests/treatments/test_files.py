@@ -315,11 +315,32 @@ def test_purge_never_deletes_a_control_file_awaiting_sync(site: Site) -> None:
     assert not stale.exists()
 
 
-def test_post_refuses_a_preview_record(site: Site) -> None:
+def test_a_preview_saves_no_record_and_post_check_leaves_the_record(site: Site) -> None:
     site.write("enrols.csv", CONTROL)
-    playbook(site)
+    post = "post_treatments:\n  - save_report: {}\n    tags: [post]\n"
+    playbook(site, post)
     assert site.run("--check").code == 2
+    assert not (site.area / ".postsync").exists()  # no lock, no record, no directory
+    assert site.run("--skip-tags", "post").code == 2
     record = only(site.area / ".postsync" / "runs", "*.json")
+    saved = record.read_bytes()
+    preview = site.cli("post", record, "--check")
+    assert preview.code == 2, preview.out
+    assert record.read_bytes() == saved
+    assert not (site.area / "reports").exists()
+    real = site.cli("post", record)
+    assert real.code == 2, real.out + real.err
+    assert items(real.out) == items(preview.out)
+    assert len(list((site.area / "reports").iterdir())) == 1
+
+
+def test_post_refuses_a_record_of_a_preview(site: Site) -> None:
+    """Records of --check runs (earlier postsync versions saved them) are refused."""
+    site.write("enrols.csv", CONTROL)
+    playbook(site, "post_treatments:\n  - save_report: {}\n    tags: [post]\n")
+    assert site.run("--skip-tags", "post").code == 2
+    record = only(site.area / ".postsync" / "runs", "*.json")
+    record.write_text(record.read_text().replace('"check": false', '"check": true'))
     result = site.cli("post", record)
     assert result.code == 4
     assert "this record is from a --check run" in result.err

@@ -1,0 +1,98 @@
+"""What a preview's sync would have written, kept in memory instead of the database.
+
+A preview (--check) runs the sync's own code, line by line, against the database read
+through a read-only connection; the statements each batch would run are withheld.
+What they would have changed is kept here, for the whole run: a later batch, a later
+file or a later step (a group_members file after an enrolments file,
+clean_empty_groups) reads the database *and* this, and so sees what the run would
+have done. Rows the preview would have inserted get ids below zero, which no
+database row has.
+
+As a real run applies each control file in its own transaction, a preview applies each
+one between `begin` and `commit`; `rollback` (a rejected file) forgets what the file
+did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: (course id, context id, user id): the unit of the sync's per-batch state
+Pair = tuple[int, int, int]
+
+
+@dataclass
+class Withheld:
+    #: a pair -> its state after the lines the preview applied, as the sync keeps it
+    #: (its enrolments by instance id, its roles, its groups)
+    pairs: dict[Pair, tuple[dict[int, Any], dict[Any, Any], dict[int, Any]]] = field(
+        default_factory=dict
+    )
+    #: (course id, user id) -> the groups the database had the user in, before
+    members_before: dict[tuple[int, int], frozenset[int]] = field(default_factory=dict)
+    #: course id -> the enrol instances the preview created: (sortorder, id, plugin, status)
+    instances: dict[int, list[tuple[int, int, str, int]]] = field(default_factory=dict)
+    #: course id -> the groups the preview created: (id, name)
+    groups: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+    _last_id: int = 0
+    #: how to undo what the current file did, newest last
+    _undo: list[Callable[[], None]] = field(default_factory=list)
+
+    def begin(self) -> None:
+        self._undo = []
+
+    def commit(self) -> None:
+        self._undo = []
+
+    def rollback(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def new_id(self) -> int:
+        """An id for a row the preview would have inserted (never a database row's)."""
+        self._last_id -= 1
+        return self._last_id
+
+    def keep(
+        self, pair: Pair, state: tuple[dict[int, Any], dict[Any, Any], dict[int, Any]]
+    ) -> None:
+        """A pair's state after a batch (dicts the caller no longer changes)."""
+        old = self.pairs.get(pair)
+        self.pairs[pair] = state
+        if old is None:
+            self._undo.append(lambda: self.pairs.__delitem__(pair))
+        else:
+            self._undo.append(lambda: self.pairs.__setitem__(pair, old))
+
+    def created(self, table: dict[int, list[Any]], course: int, row: Any) -> None:
+        """An instance or group the preview would have inserted in `course`."""
+        rows = table.setdefault(course, [])
+        rows.append(row)
+        self._undo.append(lambda: rows.__delitem__(-1))
+
+    def seen(self, course: int, user: int, groups: frozenset[int]) -> None:
+        """The groups the database has a pair's user in, when first loaded."""
+        self.members_before.setdefault((course, user), groups)
+
+    def member_changes(self) -> Counter[int]:
+        """Group id -> members the preview's sync added minus those it removed."""
+        changes: Counter[int] = Counter()
+        for (course, _context, user), (_enrolments, _roles, members) in self.pairs.items():
+            before = self.members_before.get((course, user), frozenset())
+            after = members.keys()
+            changes.update(g for g in after if g not in before)
+            changes.subtract(g for g in before if g not in after)
+        return changes
+
+    def created_groups(self, courses: set[int] | None) -> list[tuple[int, int, str]]:
+        """(group id, course id, name) of the groups the preview created (in `courses`,
+        or all)."""
+        return [
+            (gid, course, name)
+            for course, created in self.groups.items()
+            if courses is None or course in courses
+            for gid, name in created
+        ]
