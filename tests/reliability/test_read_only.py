@@ -239,7 +239,7 @@ def test_a_read_only_user_previews_the_nightly_example_and_nothing_changes(
     if time.localtime().tm_sec > 45:  # the archive names carry the minute
         time.sleep(61 - time.localtime().tm_sec)
     # a SQLite database is a file of the tree (opening it here would touch the tree)
-    rows = (lambda: {}) if backend == "sqlite" else (lambda: database_state(url))
+    rows = (dict) if backend == "sqlite" else (lambda: database_state(url))
     before = tree(workspace), rows()
     preview = reader.postsync("run", playbook, "--check", env={**env, "POSTSYNC_DB": reader_url})
     after = tree(workspace), rows()
