@@ -61,7 +61,8 @@ def test_no_command_prints_help_and_exits_5(cli: CLI) -> None:
 def test_usage_errors_exit_5(args: list[str], cli: CLI) -> None:
     result = cli(*args)
     assert result.code == 5
-    assert result.err.startswith("postsync: postsync")
+    assert result.err.startswith("postsync: ")
+    assert not result.err.startswith("postsync: postsync")  # the program named once
     assert "--help" in result.err
 
 

@@ -275,7 +275,8 @@ def test_undefined_attribute_at_render_time(tmp_path: Path, stocked: Path, cli: 
     assert result.code == 4
     assert (
         "playbook.yml:6:15: post_treatments[0].purge_old_files.paths[0]: undefined"
-        " variable: 'dict object' has no attribute 'POSTSYNC_NOPE_X'"
+        " variable: environment variable 'POSTSYNC_NOPE_X' is not set (set it, or give a"
+        " default: env.POSTSYNC_NOPE_X | default('...'))"
     ) in result.err
 
 

@@ -118,3 +118,39 @@ def test_signal_exits_130(
     assert err.endswith("postsync: interrupted\n")
     assert "Traceback" not in err
     assert snapshot(area) == before
+
+
+PREVIEW_HOLDER = """
+import sys, time
+from pathlib import Path
+from runner.engine.lock import area_lock
+with area_lock(Path(sys.argv[1]), "preview", shared=True):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_previews_share_the_lock_and_keep_runs_out(playbook: Path, area: Path) -> None:
+    assert postsync("run", playbook, "--check").wait(timeout=30) == 0  # no lock file yet
+    assert not (area / ".postsync").exists()
+    assert postsync("run", playbook, "--tags", "never").wait(timeout=30) == 0  # makes it
+    holder = subprocess.Popen(
+        [sys.executable, "-c", PREVIEW_HOLDER, str(area), "60"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        lock = area / ".postsync" / "lock"
+        before = lock.stat()
+        preview = postsync("run", playbook, "--check")
+        preview.communicate(timeout=30)
+        assert preview.returncode == 0  # previews at once
+        run = postsync("run", playbook)
+        _, err = run.communicate(timeout=30)
+        assert run.returncode == 6
+        assert f"another run holds the lock on {area} (a preview)" in err
+        after = lock.stat()
+        assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
+    finally:
+        holder.kill()
+        holder.wait()

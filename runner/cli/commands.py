@@ -17,6 +17,7 @@ from runner.core.errors import (
     UsageError,
     database_reason,
 )
+from runner.core.text import plural, printable
 
 
 def _split_tags(values: Sequence[str]) -> frozenset[str]:
@@ -70,23 +71,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from runner.engine.prepare import check_playbook
     from runner.playbook.model import load_playbook
-    from runner.playbook.references import check_references
-    from runner.playbook.templating import Renderer
 
     extra = parse_extra_vars(args.extra_vars)
     failed = 0
     for path in args.playbooks:
         try:
             playbook = load_playbook(path)
-            check_references(playbook, Renderer(playbook.source), extra)
+            check_playbook(playbook, extra)
         except PlaybookError as exc:
             failed += 1
             print(exc, file=sys.stderr)
             continue
+        except StepError as exc:  # what `run` would stop on before any change
+            failed += 1
+            print(f"{path}: {exc}", file=sys.stderr)
+            continue
         print(
-            f"ok  {path}  ({len(playbook.sync)} sync steps,"
-            f" {len(playbook.post_treatments)} post-treatments)"
+            f"ok  {path}  ({plural(len(playbook.sync), 'sync step')},"
+            f" {plural(len(playbook.post_treatments), 'post-treatment')})"
         )
     if failed:
         print(f"postsync: {failed} of {len(args.playbooks)} playbooks invalid", file=sys.stderr)
@@ -94,17 +98,51 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return int(Exit.OK)
 
 
+def _rendered_names(playbook: Any, extra: dict[str, Any]) -> list[str]:
+    """The steps' names as a run shows them (a name that needs what only a run knows,
+    or a playbook whose templates fail, shows as written)."""
+    from runner.engine.prepare import build_context
+    from runner.engine.results import RunOptions
+
+    try:
+        run = build_context(playbook, RunOptions(check=True, extra_vars=extra))
+    except PostsyncError:
+        return [step.name for step in playbook.steps]
+    names = []
+    for step in playbook.steps:
+        try:
+            names.append(
+                run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
+            )
+        except PostsyncError:
+            names.append(step.name)
+    return names
+
+
 def cmd_list_tasks(args: argparse.Namespace) -> int:
-    from runner.engine.results import selected
+    from runner.engine.results import check_tags, selected
     from runner.playbook.model import load_playbook
 
     playbook = load_playbook(args.playbook)
     only, skip = _split_tags(args.tags), _split_tags(args.skip_tags)
+    check_tags(playbook.steps, only, skip)
     print(f"playbook: {playbook.name} ({args.playbook})")
-    for step in playbook.steps:
-        mark = " " if selected(step.tags, only, skip) else "-"
-        tags = ",".join(step.tags) or "-"
-        print(f"{mark} {step.label:<20} {step.kind:<22} {step.name:<30} tags: {tags}")
+    names = _rendered_names(playbook, parse_extra_vars(args.extra_vars))
+    rows = [
+        (
+            " " if selected(step.tags, only, skip) else "-",
+            step.label,
+            step.kind,
+            printable(name),
+            ",".join(step.tags) or "-",
+        )
+        for step, name in zip(playbook.steps, names, strict=True)
+    ]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(1, 4)]
+    for mark, label, kind, name, tags in rows:
+        print(
+            f"{mark} {label:<{widths[0]}}  {kind:<{widths[1]}}  {name:<{widths[2]}}  tags: {tags}"
+        )
     if only or skip:
         print("(steps marked - are left out by --tags/--skip-tags)")
     return int(Exit.OK)

@@ -193,6 +193,9 @@ class TextReporter:
         if result.interrupted:
             line += "  (interrupted)"
         self.write(line)
+        # what recovery needs: `postsync post RECORD` re-runs the post-treatments
+        if result.record is not None:
+            self.write(f"RECORD   {printable(str(result.record))}  (run {result.run.run_id})")
 
     def abort(self, error: PostsyncError, check: bool) -> None:
         pass

@@ -78,7 +78,10 @@ runs it. A DIR from an earlier demo is rebuilt; any other non-empty DIR is refus
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        # printed after "postsync: ": the command without the program's name again
+        command = self.prog.removeprefix("postsync").strip()
+        where = f"{command}: " if command else ""
+        raise UsageError(f"{where}{message} (see {self.prog} --help)")
 
 
 def _seconds(text: str) -> float:
@@ -205,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tasks.add_argument("playbook", type=Path)
     _add_selection(tasks)
+    _add_extra_vars(tasks)
 
     schema = sub.add_parser(
         "schema",

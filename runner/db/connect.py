@@ -60,6 +60,35 @@ def parse_url(raw: str, base: Path) -> URL:
     return url
 
 
+def _scheme_for(drivername: str) -> str:
+    """The scheme postsync's driver for this database uses (e.g. postgres ->
+    postgresql+psycopg); '' when it has none."""
+    backend = drivername.split("+", 1)[0]
+    if backend in ("postgres", "postgresql"):
+        return "postgresql+psycopg"
+    if backend in ("mysql", "mariadb"):
+        return "mysql+pymysql"
+    return ""
+
+
+def driver_problem(url: URL) -> str | None:
+    """Why this URL's database driver cannot be used here, if it cannot."""
+    wanted = _scheme_for(url.drivername)
+    use = f" (use {wanted}://...)" if wanted and wanted != url.drivername else ""
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        return f"no SQLAlchemy dialect for {url.drivername!r}{use}"
+    try:
+        dialect.import_dbapi()
+    except ModuleNotFoundError as exc:
+        if use:
+            return f"database driver {exc.name!r} is not installed{use}"
+        hint = DRIVER_HINTS.get(url.get_backend_name(), "install the driver")
+        return f"database driver {exc.name!r} is not installed: {hint}"
+    return None
+
+
 def masked(url: URL) -> str:
     """The URL as it may be printed: its password and secret parameters masked."""
     return redact(url.render_as_string(hide_password=True))
@@ -191,18 +220,15 @@ def connect(
                 f"database file {database} does not exist"
                 " (create one with: postsync db init sqlite:///PATH)"
             )
+    reason = driver_problem(url)
+    if reason:
+        raise StepError(reason)
     backend = url.get_backend_name()
     if read_only and backend == "sqlite":
         url = _sqlite_read_only(url)
-    try:
-        engine = create_engine(
-            url, future=True, pool_pre_ping=False, connect_args=_connect_args(url, timeouts)
-        )
-    except NoSuchModuleError:
-        raise StepError(f"no SQLAlchemy dialect for {url.drivername!r}") from None
-    except ModuleNotFoundError as exc:
-        hint = DRIVER_HINTS.get(url.get_backend_name(), "install the driver")
-        raise StepError(f"database driver {exc.name!r} is not installed: {hint}") from None
+    engine = create_engine(
+        url, future=True, pool_pre_ping=False, connect_args=_connect_args(url, timeouts)
+    )
     if backend in ("mysql", "mariadb") and "connect_timeout" not in url.query:
         event.listen(engine, "connect", _mysql_connected)
     if read_only and backend in READ_ONLY_SESSION:

@@ -81,6 +81,14 @@ class MoodleTables:
         return list(self.metadata.sorted_tables)
 
 
+def missing_tables(engine: Any, tables: MoodleTables) -> list[str]:
+    """The tables postsync uses that the database does not have (reads only)."""
+    from sqlalchemy import inspect
+
+    present = set(inspect(engine).get_table_names())
+    return [t.name for t in tables.all if t.name not in present]
+
+
 def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
     md = MetaData()
     p = prefix

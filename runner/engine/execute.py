@@ -11,7 +11,14 @@ from runner.core import faults
 from runner.core.errors import FilesRejected, PlaybookError, StepError, database_reason
 from runner.engine.lock import area_lock, runs_dir
 from runner.engine.prepare import build_context, evaluate_when, prepare
-from runner.engine.results import Reporter, RunOptions, RunResult, StepResult, selected
+from runner.engine.results import (
+    Reporter,
+    RunOptions,
+    RunResult,
+    StepResult,
+    check_tags,
+    selected,
+)
 from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
 from runner.record.store import prune_records, save_record
@@ -122,6 +129,7 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
 
 
 def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) -> RunResult:
+    check_tags(playbook.steps, options.tags, options.skip_tags)
     run = build_context(playbook, options)
     steps = [s for s in playbook.steps if selected(s.tags, options.tags, options.skip_tags)]
     return execute_steps(run, steps, options, reporter)

@@ -8,7 +8,7 @@ from pathlib import Path
 from runner.core.errors import PlaybookError
 from runner.engine.execute import execute_steps
 from runner.engine.prepare import build_context
-from runner.engine.results import Reporter, RunOptions, RunResult, selected
+from runner.engine.results import Reporter, RunOptions, RunResult, check_tags, selected
 from runner.playbook.model import load_playbook
 from runner.record.check import check_header, check_place
 from runner.record.model import FileOutcome
@@ -46,6 +46,7 @@ def run_post(
             [problem("playbook", f"the playbook {path} is gone; give it with --playbook")]
         )
     playbook = load_playbook(path)
+    check_tags(playbook.steps, options.tags, options.skip_tags)
     run = build_context(
         playbook,
         options,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runner.core.errors import PlaybookError, Problem
@@ -15,7 +16,7 @@ from runner.engine.results import RunOptions
 from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
 from runner.playbook.references import check_references
-from runner.playbook.templating import Renderer
+from runner.playbook.templating import Environ, Renderer
 from runner.step.context import RunContext, StepScope, file_context
 from runner.storage.paths import resolve_under
 from runner.storage.remote import Storage, is_remote, storage_options
@@ -38,6 +39,21 @@ def _timezone(playbook: Playbook) -> tzinfo | None:
                 )
             ]
         ) from None
+
+
+def _path(rendered: str, playbook: Playbook, where: tuple[str | int, ...]) -> str:
+    """A rendered top-level path; an empty one is an error, never the playbook's own
+    directory by accident (`area: "{{ env.AREA }}"` with AREA set but empty)."""
+    if not rendered.strip():
+        raise PlaybookError(
+            [
+                playbook.source.problem(
+                    where,
+                    "renders to an empty path; is a variable or an environment variable empty?",
+                )
+            ]
+        )
+    return rendered
 
 
 def build_context(
@@ -67,7 +83,7 @@ def build_context(
         roots=(),
         renderer=renderer,
         variables={},
-        environ=dict(os.environ),
+        environ=Environ(os.environ),
         diff=options.diff,
     )
     # -e values override vars and are visible to every var
@@ -76,11 +92,11 @@ def build_context(
         if name not in options.extra_vars:
             run.variables[name] = renderer.render_data(raw, run.template_context(), ("vars", name))
     context = run.template_context()
-    area = renderer.render(playbook.area, context, ("area",))
+    area = _path(renderer.render(playbook.area, context, ("area",)), playbook, ("area",))
     run.area = resolve_under(area, playbook.base_dir)
     local, remote = [], []
     for i, raw_root in enumerate(playbook.roots):
-        root = renderer.render(raw_root, context, ("roots", i))
+        root = _path(renderer.render(raw_root, context, ("roots", i)), playbook, ("roots", i))
         if is_remote(root):
             try:
                 remote.append(parse_remote(root))
@@ -99,13 +115,16 @@ def build_context(
     )
     run.prefix = playbook.prefix
     if playbook.database is not None:
-        from runner.db.connect import DatabaseUrlError, parse_url
+        from runner.db.connect import DatabaseUrlError, driver_problem, parse_url
 
         raw = renderer.render(playbook.database, context, ("database",))
         try:
             run.database_url = parse_url(raw, playbook.base_dir)
         except DatabaseUrlError as exc:
             raise PlaybookError([playbook.source.problem(("database",), str(exc))]) from None
+        reason = driver_problem(run.database_url)
+        if reason:  # before anything runs, as `validate` says
+            raise PlaybookError([playbook.source.problem(("database",), reason)])
     return run
 
 
@@ -161,6 +180,15 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
             problems.extend(exc.problems)
     if problems:
         raise PlaybookError(problems)
+
+
+def check_playbook(playbook: Playbook, extra_vars: Mapping[str, Any]) -> None:
+    """`postsync validate`: every check `run --check` makes before it reads the database
+    or a control file (templates rendered with `-e` and the environment as given, paths
+    confined, time zone, encodings, the database URL and its driver), all problems at
+    once; PlaybookError, or StepError for what `run` would stop on."""
+    run = build_context(playbook, RunOptions(check=True, extra_vars=extra_vars))
+    prepare(run, playbook.steps)
 
 
 def evaluate_when(run: RunContext, step: Step, scope: StepScope) -> bool:

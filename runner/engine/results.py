@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner.core.errors import Exit
+from runner.core.errors import Exit, UsageError
 from runner.playbook.model import Step
 from runner.step.context import RunContext
 from runner.step.protocol import Done
@@ -76,6 +76,19 @@ class Reporter(Protocol):
     def progress(self, result: StepResult, done: int, total: int, what: str) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
     def finish(self, result: RunResult) -> None: ...
+
+
+def check_tags(steps: Sequence[Step], only: frozenset[str], skip: frozenset[str]) -> None:
+    """UsageError (exit 5) for a --tags/--skip-tags name no step has: a misspelt tag
+    in a cron line would otherwise select nothing, silently."""
+    known = {tag for step in steps for tag in step.tags}
+    unknown = sorted((only | skip) - known - {"all", "always", "never"})
+    if unknown:
+        listed = ", ".join(sorted(known)) or "none"
+        raise UsageError(
+            f"no step has the tag{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+            f" (the playbook's tags: {listed}; also all, always, never)"
+        )
 
 
 def selected(tags: Sequence[str], only: frozenset[str], skip: frozenset[str]) -> bool:

@@ -35,6 +35,8 @@ def check_references(playbook: Playbook, renderer: Renderer, extra: Iterable[str
                 problems.append(
                     playbook.source.problem(where, f"undefined variable {name!r} ({why})")
                 )
+            for message in renderer.unknown_fields(text, expression=expression):
+                problems.append(playbook.source.problem(where, message))
 
     # vars are rendered in order, before `area` is known
     for name, raw in playbook.vars:

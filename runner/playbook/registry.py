@@ -55,6 +55,18 @@ _ON_CONFLICT: Mapping[str, Any] = {
     " extension (suffix), fail the step (fail), or replace it (overwrite).",
 }
 _GLOBS: Mapping[str, Any] = {"type": "array", "items": {"type": "string", "minLength": 1}}
+#: a string holding a template: a number given as `"{{ keep }}"` is checked once rendered
+TEMPLATE_PATTERN = r"\{\{|\{%"
+
+
+def templated_integer(minimum: int) -> dict[str, Any]:
+    """An integer, or a template rendering to one (checked when rendered)."""
+    return {
+        "type": ["integer", "string"],
+        "minimum": minimum,
+        "pattern": TEMPLATE_PATTERN,
+        "description": f"An integer >= {minimum}, or a template rendering to one.",
+    }
 
 
 def _params(properties: Mapping[str, Any], *required: str) -> dict[str, Any]:
@@ -79,7 +91,7 @@ TREATMENTS: dict[str, Kind] = {
             {
                 "groupings": {"type": "boolean", "default": False},
                 "courses": {"enum": ["processed", "all"], "default": "processed"},
-                "max_deletions": {"type": "integer", "minimum": 0},
+                "max_deletions": templated_integer(0),
             }
         )
     ),
@@ -93,7 +105,7 @@ TREATMENTS: dict[str, Kind] = {
         _params(
             {
                 "paths": {**_GLOBS, "minItems": 1, "description": "Directories to purge."},
-                "older_than_days": {"type": "integer", "minimum": 1},
+                "older_than_days": templated_integer(1),
                 "patterns": {**_GLOBS, "default": ["*"]},
                 "exclude": {**_GLOBS, "default": []},
                 "recurse": {"type": "boolean", "default": False},

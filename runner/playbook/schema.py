@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner.core.errors import Problem
 from runner.core.schemas import SCHEMA_URI
-from runner.playbook.registry import COMMANDS, TREATMENTS
+from runner.playbook.registry import COMMANDS, TEMPLATE_PATTERN, TREATMENTS
 from runner.playbook.source import SourceMap
 
 STEP_KEYS = ("name", "when", "tags", "ignore_errors")
@@ -176,6 +176,10 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
         known = _known_keys(schema)
         out = []
         for name in names:
+            if name in known:
+                # a known key whose value failed its own check is "unevaluated" too:
+                # that check's error says what is wrong
+                continue
             hint = difflib.get_close_matches(str(name), known, n=1)
             message = f"unknown key {name!r}"
             message += (
@@ -215,6 +219,21 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
                 f"invalid name {error.instance!r}: must be an identifier"
                 " and not one of now, env, area, run, file",
                 key=True,
+            )
+        ]
+    none = error.validator == "type" and error.instance is None
+    if none and len(path) >= 3 and path[0] == "post_treatments":
+        return [
+            smap.problem(
+                path, f"{path[-1]} has no value: give it {{}} (its defaults) or its parameters"
+            )
+        ]
+    if error.validator == "pattern" and subschemas == TEMPLATE_PATTERN:
+        return [
+            smap.problem(
+                path,
+                f"{error.instance!r} is not an integer (nor a template rendering to one,"
+                ' e.g. "{{ keep_days }}")',
             )
         ]
     if error.validator == "enum" and not subschemas:

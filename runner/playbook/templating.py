@@ -20,6 +20,13 @@ from runner.playbook.source import JsonPath, SourceMap
 #: names postsync puts in every template context; playbook vars may not shadow them
 RESERVED = frozenset({"now", "env", "area", "run", "file"})
 _MARKERS = ("{{", "{%", "{#")
+#: the fields of the objects postsync puts in templates (runner.step.context builds
+#: them); a template naming another is refused before anything runs
+FIELDS = {
+    "file": frozenset({"path", "name", "stem", "suffix", "parent", "command"}),
+    "run": frozenset({"id", "check", "failed_lines", "lines_ok", "steps"}),
+}
+_MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
 
 
 def _strftime(value: Any, fmt: str) -> str:
@@ -60,8 +67,26 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
+class Environ(dict[str, str]):
+    """`env` in templates: the process environment (a variable not set is named so)."""
+
+
+class StrictUndefined(jinja2.StrictUndefined):
+    """Jinja's, saying which environment variable is not set."""
+
+    @property
+    def _undefined_message(self) -> str:
+        if isinstance(self._undefined_obj, Environ) and self._undefined_hint is None:
+            name = self._undefined_name
+            return (
+                f"environment variable {name!r} is not set (set it, or give a default:"
+                f" env.{name} | default('...'))"
+            )
+        return str(super()._undefined_message)
+
+
 def make_environment() -> _Sandbox:
-    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["strftime"] = _strftime
     return env
 
@@ -166,6 +191,31 @@ class Renderer:
             return set(jinja2.meta.find_undeclared_variables(tree))
         except TemplateSyntaxError as exc:
             raise self._fail(path, exc) from None
+
+    def unknown_fields(self, value: str, *, expression: bool = False) -> list[str]:
+        """`file.nmae`-like uses of a field postsync's objects do not have (the template
+        is known to parse: `undeclared` came first)."""
+        if not expression and not is_template(value):
+            return []
+        tree = self.env.parse("{{ (" + value + ") }}" if expression else value)
+        found = []
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            target = getattr(node, "node", None)
+            if not isinstance(target, nodes.Name) or target.name not in FIELDS:
+                continue
+            arg = getattr(node, "arg", None)
+            if isinstance(node, nodes.Getattr):
+                field = node.attr
+            elif isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                field = arg.value
+            else:
+                continue
+            known = FIELDS[target.name]
+            if field not in known and field not in _MAPPING_METHODS:
+                found.append(
+                    f"{target.name} has no field {field!r} (it has: {', '.join(sorted(known))})"
+                )
+        return found
 
 
 def _private_accesses(tree: nodes.Template) -> list[str]:

@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from runner.core.text import plural
+
 
 def _mtime_ns(text: str | None) -> int | None:
     if not text:
@@ -68,7 +70,7 @@ class FileOutcome:
         if self.error:
             return f"rejected: {self.error}"
         return (
-            f"{self.lines} lines: {self.changed} changed, {self.unchanged} unchanged,"
+            f"{plural(self.lines, 'line')}: {self.changed} changed, {self.unchanged} unchanged,"
             f" {len(self.failed)} failed"
         )
 

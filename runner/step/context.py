@@ -145,17 +145,28 @@ class RunContext:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""
         if self._database is None:
             from runner.db.connect import Timeouts, connect
-            from runner.db.tables import moodle_tables
+            from runner.db.tables import missing_tables, moodle_tables
 
             if self.database_url is None:
                 raise StepError("this step needs `database:` in the playbook")
             timeouts = Timeouts(self.playbook.connect_timeout, self.playbook.lock_timeout)
-            self._database = (
-                connect(
-                    self.database_url, must_exist=True, timeouts=timeouts, read_only=self.check
-                ),
-                moodle_tables(self.prefix),
+            engine = connect(
+                self.database_url, must_exist=True, timeouts=timeouts, read_only=self.check
             )
+            tables = moodle_tables(self.prefix)
+            missing = missing_tables(engine, tables)
+            if missing:
+                engine.dispose()
+                lacks = (
+                    f"no Moodle table with the prefix {self.prefix!r}"
+                    if len(missing) == len(tables.all)
+                    else f"no {', '.join(missing)} (prefix {self.prefix!r})"
+                )
+                raise StepError(
+                    f"the database has {lacks}; is `prefix:` in the playbook right?"
+                    " (Moodle's default is mdl_)"
+                )
+            self._database = (engine, tables)
         return self._database  # type: ignore[no-any-return]
 
     @contextlib.contextmanager
@@ -293,6 +304,21 @@ class StepScope:
     def render(self, value: Any, *key: str | int) -> Any:
         return self.run.renderer.render_data(value, self.context(), self._path(key))
 
+    def integer(self, value: int | str | None, key: str, minimum: int) -> int | None:
+        """An integer parameter, given as one or as a template rendering to one."""
+        if value is None or isinstance(value, int):
+            return value
+        text = str(self.render(value, key)).strip()
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number is None or number < minimum:
+            raise PlaybookError(
+                [self.error(f"renders to {text!r}, not an integer >= {minimum}", key)]
+            )
+        return number
+
     def confine_dest(self, raw: str, *key: str | int) -> Path | RemotePath:
         """`confine` for a destination, which may also be an object (s3://) under one
         of the `roots:` in object storage."""
@@ -321,7 +347,12 @@ class StepScope:
         return target
 
     def confine(self, raw: str, *key: str | int) -> Path:
-        """The absolute, symlink-resolved path of `raw`, or PlaybookError if outside."""
+        """The absolute, symlink-resolved path of `raw`, or PlaybookError if outside (or
+        empty: a template whose variable is empty)."""
+        if not raw.strip():
+            raise PlaybookError(
+                [self.error("renders to an empty path; is a variable empty?", *key)]
+            )
         resolved = resolve_under(raw, self.run.area, self.dirs)
         reason = confinement_error(raw, resolved, self.run.area, self.run.roots)
         if reason:

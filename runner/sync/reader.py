@@ -206,6 +206,13 @@ class ControlFile:
 
     def _lines(self, stream: BinaryIO) -> Iterator[DataLine]:
         for number, raw, text in _records(stream, self.dialect, self.digest):
+            if number == 1 and self.digest.bom and not self.dialect.encoding.startswith("utf"):
+                # Excel's "CSV UTF-8": decoded as declared, every accent would be wrong
+                raise ControlFileError(
+                    number,
+                    "the file starts with a UTF-8 byte order mark but is declared"
+                    f" {self.dialect.encoding}: it is UTF-8; declare `encoding: utf-8`",
+                )
             if text is None:
                 if self.header is None:
                     raise ControlFileError(number, f"header is not valid {self.dialect.encoding}")

@@ -50,6 +50,18 @@ def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int,
     return found
 
 
+_ASCII = b'\n\r;,\t"#azAZ09 '
+
+
+def _line_oriented(encoding: str) -> bool:
+    """Whether ASCII bytes (line ends, separators, quotes) mean themselves in it: the
+    reader splits lines and fields on those bytes."""
+    try:
+        return _ASCII.decode(encoding) == _ASCII.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -60,6 +72,8 @@ def _size(path: Path) -> int:
 def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
     """Render and check a sync step; list its control files (reads only)."""
     pattern = scope.render(params["file"], "file")
+    if not pattern.strip():
+        raise PlaybookError([scope.error("renders to an empty path; is a variable empty?", "file")])
     encoding = params.get("encoding", "utf-8")
     try:
         encoding = codecs.lookup(encoding).name
@@ -71,6 +85,17 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
                 )
             ]
         ) from None
+    if not _line_oriented(encoding):
+        raise PlaybookError(
+            [
+                scope.error(
+                    f"encoding {params.get('encoding')!r} is not line-oriented (each character"
+                    " of ASCII one byte, as control files are read line by line): convert the"
+                    " file to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
+                    "encoding",
+                )
+            ]
+        )
     scope.confine(str(Path(pattern).parent) if Path(pattern).parent != Path() else ".", "file")
     rule = ControlGlob.of(
         str(scope.run.area),

@@ -63,8 +63,9 @@ class CleanEmptyGroups:
         that are left with no group (and reset a course's default grouping to none).
       courses (processed | all, default processed): `all` looks at every course of the
         site, whatever the run did; use it knowingly.
-      max_deletions (integer >= 0, optional): when more groups would go, the step fails
-        and deletes nothing (a safety net against a truncated feed).
+      max_deletions (integer >= 0, or a template rendering to one; optional): when more
+        groups would go, the step fails and deletes nothing (a safety net against a
+        truncated feed).
 
     Example:
       - clean_empty_groups:
@@ -83,7 +84,7 @@ class CleanEmptyGroups:
         return GroupsConfig(
             groupings=bool(params.get("groupings", False)),
             all_courses=params.get("courses", "processed") == "all",
-            max_deletions=params.get("max_deletions"),
+            max_deletions=scope.integer(params.get("max_deletions"), "max_deletions", 0),
         )
 
     def _empty(

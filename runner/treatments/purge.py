@@ -40,8 +40,9 @@ class PurgeOldFiles:
 
     Parameters:
       paths (list, required): directories to purge, relative to the area or under `roots:`.
-      older_than_days (integer >= 1, required): a file goes when its mtime is more than
-        this many days (of 24 hours) before the run's start.
+      older_than_days (integer >= 1, or a template rendering to one; required): a file
+        goes when its mtime is more than this many days (of 24 hours) before the run's
+        start.
       patterns (list of globs, default ["*"]): only files whose name matches one; a glob
         containing "/" is matched against the path relative to the listed directory.
       exclude (list of globs, default []): files matching one are kept.
@@ -71,7 +72,7 @@ class PurgeOldFiles:
         raw_paths = scope.render(params["paths"], "paths")
         return PurgeConfig(
             paths=tuple(scope.confine(p, "paths", i) for i, p in enumerate(raw_paths)),
-            older_than_days=int(params["older_than_days"]),
+            older_than_days=scope.integer(params["older_than_days"], "older_than_days", 1) or 1,
             patterns=tuple(scope.render(params.get("patterns", ["*"]), "patterns")),
             exclude=tuple(scope.render(params.get("exclude", []), "exclude")),
             recurse=bool(params.get("recurse", False)),

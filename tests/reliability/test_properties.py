@@ -155,7 +155,8 @@ def test_preview_is_the_run_and_nothing_changes_twice(
         (root / "area" / "enrols.csv").write_bytes(control["bytes"])
         sync_only = write_playbook(root, control, [], "enrols.csv")
         _, resync = cli("run", sync_only)
-        assert f"{entry['lines']['total']} lines: 0 changed" in resync, resync
+        total = entry["lines"]["total"]
+        assert f"{total} line{'' if total == 1 else 's'}: 0 changed" in resync, resync
         # the retry file: header and failed lines, byte for byte; they fail again
         retry = root / "area" / "retry" / "enrols_tryback.csv"
         if any("write_retry_file" in t for t in post) and entry["lines"]["failed"]:
@@ -171,7 +172,8 @@ def test_preview_is_the_run_and_nothing_changes_twice(
             assert retry.read_bytes() == header + b"".join(raw[n - 1] for n in failed)
             retry_run = write_playbook(root, control, [], "retry/enrols_tryback.csv")
             _, out = cli("run", retry_run)
-            assert f"({len(failed)} lines: 0 changed, 0 unchanged, {len(failed)} failed)" in out
+            lines = f"{len(failed)} line{'' if len(failed) == 1 else 's'}"
+            assert f"({lines}: 0 changed, 0 unchanged, {len(failed)} failed)" in out
         else:
             assert not retry.exists()
     finally:

@@ -133,15 +133,27 @@ def test_empty_and_header_only_files_have_no_lines(site: Site, content: str) -> 
 
 def test_raw_bytes_are_kept(tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
-    path.write_bytes(b'\xef\xbb\xbfcid;uid;rolename\r\nM\xe9;U1;student\r\nX;"Y;student\n')
-    control = ControlFile(path, Dialect("iso-8859-1", ";"), COLUMNS)
+    path.write_bytes(b'\xef\xbb\xbfcid;uid;rolename\r\nM\xc3\xa9;U1;student\r\nX;"Y;student\n')
+    control = ControlFile(path, Dialect("utf-8", ";"), COLUMNS)
     lines = list(control.lines())
-    assert [line.raw for line in lines] == [b"M\xe9;U1;student\r\n", b'X;"Y;student\n']
+    assert [line.raw for line in lines] == [b"M\xc3\xa9;U1;student\r\n", b'X;"Y;student\n']
     assert lines[0].values == {"cid": "Mé", "uid": "U1", "rolename": "student"}
     assert lines[1].error == "unbalanced quote"
     assert control.digest.bom is True
     assert control.header is not None and control.header.raw == b"cid;uid;rolename\r\n"
     assert control.digest.size == path.stat().st_size
+
+
+@pytest.mark.parametrize("encoding", ["iso-8859-1", "cp1252"])
+def test_a_bom_in_a_file_declared_in_a_one_byte_encoding_is_rejected(
+    tmp_path: Path, encoding: str
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"\xef\xbb\xbfcid;uid;rolename\nGroupe \xc3\x89t\xc3\xa9;U1;student\n")
+    control = ControlFile(path, Dialect(encoding, ";"), COLUMNS)
+    with pytest.raises(ControlFileError, match="byte order mark but is declared"):
+        list(control.lines())
+    assert control.digest.size == path.stat().st_size  # read whole: archive, delete
 
 
 def test_nul_bytes_and_undecodable_header(tmp_path: Path) -> None:
