@@ -1,14 +1,21 @@
-"""Sync commands (tool_sync-compatible control files), by name: the names and order of
-the registry (runner.playbook.registry); a test keeps them equal.
+"""Sync commands (tool_sync-compatible control files): `SYNC_COMMANDS`, by name
+(runner.sync.commands).
+
+Loaded on first use: listing a step's control files (runner.sync.step, which
+`validate` uses) needs neither the commands nor SQLAlchemy.
 """
 
 from __future__ import annotations
 
-from runner.sync.command import SyncCommand
-from runner.sync.enrolments import Enrolments
-from runner.sync.group_members import GroupMembers
+from typing import TYPE_CHECKING, Any
 
-SYNC_COMMANDS: dict[str, SyncCommand] = {
-    "enrolments": Enrolments(),
-    "group_members": GroupMembers(),
-}
+if TYPE_CHECKING:
+    from runner.sync.commands import SYNC_COMMANDS as SYNC_COMMANDS
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SYNC_COMMANDS":
+        from runner.sync.commands import SYNC_COMMANDS
+
+        return SYNC_COMMANDS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

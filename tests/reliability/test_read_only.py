@@ -242,7 +242,12 @@ def test_a_read_only_user_previews_the_nightly_example_and_nothing_changes(
     rows = (dict) if backend == "sqlite" else (lambda: database_state(url))
     before = tree(workspace), rows()
     preview = reader.postsync("run", playbook, "--check", env={**env, "POSTSYNC_DB": reader_url})
+    (record,) = (area / ".postsync" / "runs").glob("*.json")  # the first night's
+    post = reader.postsync("post", record, "--check", env={**env, "POSTSYNC_DB": reader_url})
     after = tree(workspace), rows()
+    # the first night's files were replaced by tonight's: post says so, as it would for real
+    assert post.returncode == 3, post.stdout + post.stderr
+    assert "enrols.csv changed since the sync read it" in post.stdout
     assert preview.returncode == 2, preview.stdout + preview.stderr
     assert "database error" not in preview.stdout
     assert after[0] == before[0]

@@ -323,10 +323,11 @@ def test_a_preview_saves_no_record_and_post_check_leaves_the_record(site: Site) 
     assert not (site.area / ".postsync").exists()  # no lock, no record, no directory
     assert site.run("--skip-tags", "post").code == 2
     record = only(site.area / ".postsync" / "runs", "*.json")
-    saved = record.read_bytes()
+    saved, tree = record.read_bytes(), snapshot(site.root)
     preview = site.cli("post", record, "--check")
     assert preview.code == 2, preview.out
     assert record.read_bytes() == saved
+    assert snapshot(site.root) == tree  # nothing written, nothing pruned
     assert not (site.area / "reports").exists()
     real = site.cli("post", record)
     assert real.code == 2, real.out + real.err

@@ -1,0 +1,13 @@
+"""The sync commands by name: the names and order of the registry
+(runner.playbook.registry); a test keeps them equal."""
+
+from __future__ import annotations
+
+from runner.sync.command import SyncCommand
+from runner.sync.enrolments import Enrolments
+from runner.sync.group_members import GroupMembers
+
+SYNC_COMMANDS: dict[str, SyncCommand] = {
+    "enrolments": Enrolments(),
+    "group_members": GroupMembers(),
+}
