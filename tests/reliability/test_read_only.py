@@ -101,6 +101,23 @@ def _runs_as(user: str, python: str, pythonpath: str) -> bool:
     return probe.returncode == 0
 
 
+def _traversable(paths: list[str]) -> list[tuple[Path, int]]:
+    """The directories of the project's checkout on the way to these paths made
+    traversable by others (o+x, not listable: tox makes .tox private); returns them
+    with their modes, to restore."""
+    opened = []
+    for path in map(Path, paths):
+        if not path.is_relative_to(ROOT):
+            continue
+        for directory in [*reversed(path.relative_to(ROOT).parents), path.relative_to(ROOT)]:
+            here = ROOT / directory
+            mode = here.stat().st_mode & 0o7777
+            if not mode & 0o001:
+                here.chmod(mode | 0o001)
+                opened.append((here, mode))
+    return opened
+
+
 @pytest.fixture(scope="module")
 def reader() -> Iterator[Reader]:
     if os.geteuid() != 0:
@@ -117,6 +134,7 @@ def reader() -> Iterator[Reader]:
         )
         made = True
     pythonpath = os.pathsep.join([str(ROOT), *site.getsitepackages()])
+    opened = _traversable(site.getsitepackages())
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     candidates = [sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"]
     python = next((p for p in candidates if _runs_as(READER, p, pythonpath)), None)
@@ -125,6 +143,8 @@ def reader() -> Iterator[Reader]:
             missing("an interpreter the unprivileged user can run", f"none of {candidates}")
         yield Reader(READER, python, pythonpath)
     finally:
+        for path, mode in opened:
+            path.chmod(mode)
         if made:
             subprocess.run(["userdel", READER], check=False)
 
