@@ -22,17 +22,19 @@ from typing import Any
 
 #: (course id, context id, user id): the unit of the sync's per-batch state
 Pair = tuple[int, int, int]
+#: a pair's state: its enrolments, role assignments and group memberships, each flat
+State = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 
 
 @dataclass
 class Withheld:
-    #: a pair -> its state after the lines the preview applied, as the sync keeps it
-    #: (its enrolments by instance id, its roles, its groups)
-    pairs: dict[Pair, tuple[dict[int, Any], dict[Any, Any], dict[int, Any]]] = field(
-        default_factory=dict
-    )
-    #: (course id, user id) -> the groups the database had the user in, before
-    members_before: dict[tuple[int, int], frozenset[int]] = field(default_factory=dict)
+    #: a pair -> its state after the lines the preview applied, in flat tuples (a
+    #: preview of a million lines keeps a million of them): its enrolments, its role
+    #: assignments (as the sync encodes them), its groups as (group id, row id)...
+    pairs: dict[Pair, State] = field(default_factory=dict)
+    #: (course id, user id) -> the groups the database had the user in, before (absent:
+    #: none)
+    members_before: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
     #: course id -> the enrol instances the preview created: (sortorder, id, plugin, status)
     instances: dict[int, list[tuple[int, int, str, int]]] = field(default_factory=dict)
     #: course id -> the groups the preview created: (id, name)
@@ -56,10 +58,8 @@ class Withheld:
         self._last_id -= 1
         return self._last_id
 
-    def keep(
-        self, pair: Pair, state: tuple[dict[int, Any], dict[Any, Any], dict[int, Any]]
-    ) -> None:
-        """A pair's state after a batch (dicts the caller no longer changes)."""
+    def keep(self, pair: Pair, state: State) -> None:
+        """A pair's state after a batch."""
         old = self.pairs.get(pair)
         self.pairs[pair] = state
         if old is None:
@@ -73,16 +73,17 @@ class Withheld:
         rows.append(row)
         self._undo.append(lambda: rows.__delitem__(-1))
 
-    def seen(self, course: int, user: int, groups: frozenset[int]) -> None:
+    def seen(self, course: int, user: int, groups: tuple[int, ...]) -> None:
         """The groups the database has a pair's user in, when first loaded."""
-        self.members_before.setdefault((course, user), groups)
+        if groups:
+            self.members_before.setdefault((course, user), groups)
 
     def member_changes(self) -> Counter[int]:
         """Group id -> members the preview's sync added minus those it removed."""
         changes: Counter[int] = Counter()
         for (course, _context, user), (_enrolments, _roles, members) in self.pairs.items():
-            before = self.members_before.get((course, user), frozenset())
-            after = members.keys()
+            before = self.members_before.get((course, user), ())
+            after = members[0::2]
             changes.update(g for g in after if g not in before)
             changes.subtract(g for g in before if g not in after)
         return changes

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -179,32 +180,41 @@ class SiteState:
             course, context, user = pair
             kept = kept_pairs.get(pair)
             if kept is None:
-                self.withheld.seen(course, user, frozenset(self.members.get((course, user), ())))
+                self.withheld.seen(course, user, tuple(self.members.get((course, user), ())))
                 continue
             enrolments, roles, members = kept
             for enrolid in self.course_enrolments.pop((course, user), ()):
                 del self.enrolments[(enrolid, user)]
-            self.course_enrolments[(course, user)] = set(enrolments)
-            for enrolid, enrolment in enrolments.items():
-                self.enrolments[(enrolid, user)] = enrolment
-            # copies: the batch changes them, the preview's kept state stays as it was
-            self.roles_of[(context, user)] = dict(roles)
-            self.members[(course, user)] = dict(members)
+            enrolids = set()
+            for i in range(0, len(enrolments), 5):
+                enrolid, row_id, status, start, end = enrolments[i : i + 5]
+                self.enrolments[(enrolid, user)] = Enrolment(row_id, status, start, end)
+                enrolids.add(enrolid)
+            self.course_enrolments[(course, user)] = enrolids
+            self.roles_of[(context, user)] = {
+                (roles[i], roles[i + 1], roles[i + 2]): roles[i + 3]
+                for i in range(0, len(roles), 4)
+            }
+            self.members[(course, user)] = dict(zip(members[0::2], members[1::2], strict=True))
 
     def _withhold(self) -> None:
         """A preview: keep the batch's state of its pairs instead of writing changes."""
         assert self.withheld is not None
         for pair in self.pairs:
             course, context, user = pair
-            enrolids = self.course_enrolments.get((course, user), ())
-            self.withheld.keep(
-                pair,
-                (
-                    {enrolid: self.enrolments[(enrolid, user)] for enrolid in enrolids},
-                    dict(self.roles_of.get((context, user), {})),
-                    dict(self.members.get((course, user), {})),
-                ),
-            )
+            enrolments: list[Any] = []
+            for enrolid in self.course_enrolments.get((course, user), ()):
+                e = self.enrolments[(enrolid, user)]
+                enrolments += (enrolid, e.id, e.status, e.timestart, e.timeend)
+            roles: list[Any] = []
+            for (roleid, component, itemid), row_id in self.roles_of.get(
+                (context, user), {}
+            ).items():
+                roles += (roleid, component, itemid, row_id)
+            members: list[Any] = []
+            for groupid, row_id in self.members.get((course, user), {}).items():
+                members += (groupid, row_id)
+            self.withheld.keep(pair, (tuple(enrolments), tuple(roles), tuple(members)))
 
     # -- simulated changes ---------------------------------------------------------------
 
