@@ -91,61 +91,80 @@ class CleanEmptyGroups:
         self, config: GroupsConfig, run: RunContext, courses: list[int]
     ) -> tuple[list[Any], list[Any]]:
         """The empty groups, and the groupings left with no group that has members, as
-        (id, name, idnumber, course shortname): the database's member counts, with the
-        changes a preview's sync kept instead of writing (runner.step.preview) counted
-        in, so a preview finds the groups its sync would have emptied."""
-        from sqlalchemy import func, select
+        (id, name, idnumber, course shortname).
+
+        A group is empty when it has no member after the sync: the database's members,
+        with the changes a preview's sync kept instead of writing counted in
+        (runner.step.preview; none in a real run), so a preview finds the groups its
+        sync would have emptied: those the database has empty and the sync added no one
+        to, those whose every member the sync removed, those the sync created and left
+        empty.
+        """
+        from sqlalchemy import exists, func, select
 
         _engine, t = run.database()
         g, c, m, gr, gg = t.groups, t.course, t.groups_members, t.groupings, t.groupings_groups
         withheld = run.withheld
         changes = withheld.member_changes() if withheld is not None else Counter()
-        group_query = (
-            select(g.c.id, g.c.name, g.c.idnumber, c.c.shortname, func.count(m.c.id))
-            .join(c, c.c.id == g.c.courseid)
-            .outerjoin(m, m.c.groupid == g.c.id)
-            .group_by(g.c.id, g.c.name, g.c.idnumber, c.c.shortname)
+        label = select(g.c.id, g.c.name, g.c.idnumber, c.c.shortname).join(
+            c, c.c.id == g.c.courseid
         )
+        no_member = ~exists().where(m.c.groupid == g.c.id)
+        losing = sorted(gid for gid, change in changes.items() if change < 0 and gid > 0)
         grouping_query = (
             select(gr.c.id, gr.c.name, gr.c.idnumber, c.c.shortname, gg.c.groupid)
             .join(c, c.c.id == gr.c.courseid)
             .outerjoin(gg, gg.c.groupingid == gr.c.id)
         )
-        members: dict[int, int] = {}  # group id -> its members after the sync
-        groups: list[Any] = []
+        empty: list[Any] = []
         links: dict[tuple[Any, ...], list[int]] = {}  # grouping -> its groups
+        scopes = [None] if config.all_courses else list(_chunks(courses))
         with run.transaction() as unit:
-            scopes = [None] if config.all_courses else list(_chunks(courses))
+            conn = unit.conn
             for chunk in scopes:
                 where = [] if chunk is None else [g.c.courseid.in_(chunk)]
-                for gid, name, idnumber, course, count in unit.conn.execute(
-                    group_query.where(*where)
-                ):
-                    members[gid] = count + changes[gid]
-                    groups.append((gid, name, idnumber, course))
-                if withheld is not None:  # the groups a preview's sync would have made
-                    created = withheld.created_groups(None if chunk is None else set(chunk))
-                    names = dict(
-                        unit.conn.execute(
-                            select(c.c.id, c.c.shortname).where(
-                                c.c.id.in_({course for _, course, _ in created})
-                            )
-                        ).all()
-                    )
-                    for gid, course, name in created:
-                        members[gid] = changes[gid]
-                        groups.append((gid, name, "", names[course]))
+                for row in conn.execute(label.where(no_member, *where)):
+                    if changes[row[0]] <= 0:  # nobody added by a preview's sync
+                        empty.append(tuple(row))
                 if config.groupings:
                     where = [] if chunk is None else [gr.c.courseid.in_(chunk)]
-                    for gid, name, idnumber, course, member in unit.conn.execute(
+                    for gid, name, idnumber, course, member in conn.execute(
                         grouping_query.where(*where)
                     ):
                         held = links.setdefault((gid, name, idnumber, course), [])
                         if member is not None:
                             held.append(member)
-        empty = [row for row in groups if members[row[0]] <= 0]
-        # a group of another course (or none known) counts as one with members: kept
-        left = [key for key, held in links.items() if not any(members.get(x, 1) > 0 for x in held)]
+            scope = None if config.all_courses else set(courses)
+            for part in _chunks(losing):  # a preview: groups its sync took members from
+                counted = (
+                    select(
+                        g.c.id, g.c.name, g.c.idnumber, c.c.shortname, g.c.courseid, func.count()
+                    )
+                    .join(c, c.c.id == g.c.courseid)
+                    .join(m, m.c.groupid == g.c.id)
+                    .where(g.c.id.in_(part))
+                    .group_by(g.c.id, g.c.name, g.c.idnumber, c.c.shortname, g.c.courseid)
+                )
+                for gid, name, idnumber, course, courseid, count in conn.execute(counted):
+                    if count + changes[gid] <= 0 and (scope is None or courseid in scope):
+                        empty.append((gid, name, idnumber, course))
+            if withheld is not None:  # groups a preview's sync would have made
+                created = withheld.created_groups(scope)
+                names = dict(
+                    conn.execute(
+                        select(c.c.id, c.c.shortname).where(
+                            c.c.id.in_({course for _, course, _ in created})
+                        )
+                    ).all()
+                )
+                empty += [
+                    (gid, name, "", names[course])
+                    for gid, course, name in created
+                    if changes[gid] <= 0
+                ]
+        gone = {row[0] for row in empty}
+        # a grouping is left when none of its groups keeps a member
+        left = [key for key, held in links.items() if all(x in gone for x in held)]
         return empty, left
 
     def plan(self, config: GroupsConfig, run: RunContext) -> Plan:
