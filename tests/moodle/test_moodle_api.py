@@ -1,0 +1,120 @@
+"""What Moodle sees after postsync: each check on a fresh clone of the seeded site
+(tests/moodle/php/seed.php), postsync run through its CLI, then Moodle's own API asked in
+a new PHP process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.moodle.lab import Site
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = "import sys; from runner.cli.main import main; sys.exit(main())"
+HEADER = "cmd;cid;uid;rolename;enrol;gcmd;g1\n"
+
+
+def postsync(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", MAIN, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        cwd=ROOT,
+    )
+
+
+def sync(site: Site, tmp_path: Path, enrolments: str, members: str | None = None) -> str:
+    area = tmp_path / "area"
+    area.mkdir(exist_ok=True)
+    (area / "enrols.csv").write_text(HEADER + enrolments)
+    steps = "  - command: enrolments\n    file: enrols.csv\n"
+    if members is not None:
+        (area / "members.csv").write_text("cmd;courseid;groupid;userid\n" + members)
+        steps += "  - command: group_members\n    file: members.csv\n"
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n{steps}')
+    done = postsync("run", playbook)
+    assert done.returncode in (0, 2), done.stdout + done.stderr
+    return done.stdout
+
+
+def test_enrolments_roles_and_groups_are_what_moodle_reports(site: Site, tmp_path: Path) -> None:
+    """Enrolments, roles and group memberships postsync made are what enrol_get_course_users,
+    is_enrolled, get_user_roles and groups_get_members report."""
+    sync(
+        site,
+        tmp_path,
+        "add;C101;S001;student;manual;gaddcreate;Team A\n"
+        "add;C101;S002;editingteacher;manual;;\n"
+        "add;C102;S001;student;manual;gadd;Spare\n",
+    )
+    state = site.php("state.php")
+    active = {"enrolled": True, "active": True}
+    assert state["MATH101"]["users"] == {
+        "S001": {**active, "roles": ["student"]},
+        "S002": {**active, "roles": ["editingteacher"]},
+        "S009": {**active, "roles": ["student"]},
+    }
+    assert state["MATH101"]["groups"] == {"G1": ["S009"], "Team A": ["S001"]}
+    assert state["PHYS102"]["users"]["S001"] == {**active, "roles": ["student"]}
+    assert state["PHYS102"]["groups"]["Spare"] == ["S001"]
+
+
+def test_moodle_removes_what_postsync_made_cleanly(site: Site, tmp_path: Path) -> None:
+    """Moodle's own groups_remove_member, role_unassign and unenrol_user work on rows
+    postsync created: no exception, no row left."""
+    sync(site, tmp_path, "add;C101;S001;student;manual;gaddcreate;Team A\n")
+    removed = site.php("moodle_remove.php", "MATH101", "S001")
+    assert removed == {
+        "errors": [],
+        "left": {"user_enrolments": 0, "role_assignments": 0, "groups_members": 0},
+    }
+    assert "S001" not in site.php("state.php")["MATH101"]["users"]
+
+
+def test_unenrolling_leaves_what_moodle_would_leave(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """postsync's `del` of a user's last enrolment in a course leaves the same rows as
+    Moodle's own unenrol on a twin site (user S009 in C101, enrolled and put in a group
+    by Moodle)."""
+    sync(site, tmp_path, "del;C101;S009;student;manual;;\n")
+    lab_twin.php("moodle_remove.php", "MATH101", "S009")
+    ours, moodles = (
+        site.php("rows.php", "MATH101", "S009"),
+        lab_twin.php("rows.php", "MATH101", "S009"),
+    )
+    assert ours == moodles
+
+
+def test_the_nightly_example_on_the_real_site(site: Site, tmp_path: Path) -> None:
+    """postsync's nightly example (all six treatments) on the real site: the preview is the
+    run, and a second run changes nothing."""
+    area = tmp_path / "area"
+    area.mkdir()
+    (area / "enrols.csv").write_text(
+        HEADER
+        + "add;C101;S001;student;manual;gaddcreate;Team A\n"
+        + "add;C101;S002;student;manual;;\n"
+        + "add;C103;S003;student;manual;;\n"
+        + "add;C101;S404;student;manual;;\n"  # no such user: a failed line, retried
+    )
+    (area / "groupmembers.csv").write_text("cmd;courseid;groupid;userid\nadd;C101;C101-G1;S002\n")
+    env = {"POSTSYNC_AREA": str(area), "POSTSYNC_DB": site.url}
+    nightly = ROOT / "playbooks" / "nightly.yml"
+    preview = postsync("run", nightly, "--check", env=env)
+    real = postsync("run", nightly, env=env)
+    items = [line for line in preview.stdout.splitlines() if line.startswith("    ")]
+    assert preview.returncode == real.returncode == 2, real.stdout + real.stderr
+    assert items == [line for line in real.stdout.splitlines() if line.startswith("    ")]
+    assert '    delete group "Old" in course CHEM103  (idnumber C103-OLD)' in items
+    again = postsync("run", nightly, env=env)
+    assert again.returncode == 0, again.stdout
+    assert "changed=0" in again.stdout
+    state = site.php("state.php")
+    assert "Old" not in state["CHEM103"]["groups"]  # emptied group of a processed course
+    assert state["MATH101"]["groups"] == {"G1": ["S002", "S009"], "Team A": ["S001"]}
