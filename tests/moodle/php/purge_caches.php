@@ -1,5 +1,5 @@
 <?php
-// Moodle's caches purged (what admin/cli/purge_caches.php does), before the snapshot.
+// Moodle's caches purged, as its own admin/cli/purge_caches.php does (purge_all_caches).
 define('CLI_SCRIPT', true);
 require(getenv('MOODLE_LAB') . '/moodle/config.php');
 purge_all_caches();

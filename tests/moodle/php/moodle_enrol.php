@@ -1,0 +1,20 @@
+<?php
+// The change a control-file line asks for, made through Moodle's own API, for comparison:
+// enrol IDNUMBER in COURSE with ROLE (manual plugin) and add them to GROUP (by name) when
+// given. (Moodle's log store writes its buffer when the script ends: read the events it
+// logged from another process, log_events.php.)
+//   php moodle_enrol.php COURSE IDNUMBER ROLE [GROUP]
+define('CLI_SCRIPT', true);
+require(getenv('MOODLE_LAB') . '/moodle/config.php');
+require_once($CFG->libdir . '/enrollib.php');
+require_once($CFG->dirroot . '/group/lib.php');
+
+[$course, $user] = [$DB->get_record('course', ['shortname' => $argv[1]], '*', MUST_EXIST),
+                    $DB->get_record('user', ['idnumber' => $argv[2]], '*', MUST_EXIST)];
+$role = $DB->get_field('role', 'id', ['shortname' => $argv[3]], MUST_EXIST);
+$instance = $DB->get_record('enrol', ['courseid' => $course->id, 'enrol' => 'manual'], '*', MUST_EXIST);
+enrol_get_plugin('manual')->enrol_user($instance, $user->id, $role);
+if (!empty($argv[4])) {
+    groups_add_member($DB->get_field('groups', 'id', ['courseid' => $course->id, 'name' => $argv[4]], MUST_EXIST), $user->id);
+}
+echo json_encode(['enrolled' => is_enrolled(context_course::instance($course->id), $user)]), "\n";
