@@ -248,3 +248,26 @@ def test_tool_sync_stops_on_a_group_replacement_where_postsync_applies_it(
     out = sync(site, tmp_path, TOOLSYNC_REPLACE, header=TOOLSYNC_HEADER)
     assert "1 changed" in out
     assert site.php("state.php")["PHYS102"]["groups"]["GROUP2A"] == ["S001"]
+
+
+def test_clean_empty_groups_leaves_what_moodles_group_deletion_leaves(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """clean_empty_groups deleting the empty group "Old" of a processed course leaves
+    the same groups, grouping links, memberships and enrolments as Moodle's own
+    groups_delete_group on a twin site."""
+    area = tmp_path / "area"
+    area.mkdir()
+    (area / "enrols.csv").write_text(HEADER + "add;C103;S003;student;manual;;\n")
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(
+        f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
+        "  - command: enrolments\n    file: enrols.csv\n"
+        "post_treatments:\n  - clean_empty_groups: {}\n"
+    )
+    done = postsync("run", playbook)
+    assert '    delete group "Old" in course CHEM103  (idnumber C103-OLD)' in done.stdout
+    (tmp_path / "twin").mkdir()
+    sync(lab_twin, tmp_path / "twin", "add;C103;S003;student;manual;;\n")
+    assert lab_twin.php("moodle_delete_group.php", "CHEM103", "Old") == {"deleted": True}
+    assert site.php("tables.php") == lab_twin.php("tables.php")

@@ -13,6 +13,9 @@ $out = [
         FROM {role_assignments} ra JOIN {context} ctx ON ctx.id = ra.contextid JOIN {user} u ON u.id = ra.userid
         JOIN {role} r ON r.id = ra.roleid LEFT JOIN {course} c ON c.id = ctx.instanceid AND ctx.contextlevel = 50"),
     'groups' => $rows("SELECT g.id, c.shortname, g.name, g.idnumber FROM {groups} g JOIN {course} c ON c.id = g.courseid"),
+    'groupings_groups' => $rows("SELECT gg.id, c.shortname, gr.name AS grouping, g.name
+        FROM {groupings_groups} gg JOIN {groupings} gr ON gr.id = gg.groupingid
+        JOIN {groups} g ON g.id = gg.groupid JOIN {course} c ON c.id = g.courseid"),
     'groups_members' => $rows("SELECT m.id, c.shortname, g.name, u.idnumber, m.component, m.itemid
         FROM {groups_members} m JOIN {groups} g ON g.id = m.groupid JOIN {course} c ON c.id = g.courseid
         JOIN {user} u ON u.id = m.userid"),
