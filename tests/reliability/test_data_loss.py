@@ -199,7 +199,12 @@ def _swap_during_the_sync(tmp_path: Path, swap: str) -> tuple[subprocess.Popen[s
     secret.write_text("cmd;cid;uid;rolename\nTOP-SECRET-LINE\n")
     secret.chmod(0o600)
     run = started(tmp_path, "sleep=sync.committed:2")
-    time.sleep(1)  # the first file is committed; the run sleeps before the second
+    # the first file's report is being written: the files were listed, and the run
+    # sleeps (2 s) once the first is committed, before it opens the second
+    deadline = time.monotonic() + 30
+    while not list((area / ".postsync" / "runs").glob("*/*")):
+        assert time.monotonic() < deadline, "the run never reached its first file"
+        time.sleep(0.02)
     if swap != "replaced":
         second.unlink()
     if swap == "symlink":
