@@ -33,7 +33,7 @@ def sync(
     site: Site, tmp_path: Path, enrolments: str, members: str | None = None, header: str = HEADER
 ) -> str:
     area = tmp_path / "area"
-    area.mkdir(exist_ok=True)
+    area.mkdir(parents=True, exist_ok=True)
     (area / "enrols.csv").write_text(header + enrolments)
     steps = "  - command: enrolments\n    file: enrols.csv\n"
     if members is not None:
@@ -207,12 +207,12 @@ TOOLSYNC_SAMPLE = (
 TOOLSYNC_REPLACE = "add;C102;S001;editingteacher;manual;greplacecreate;GROUP2A;GROUP2B;\n"
 
 
-def _toolsync(site: Site, tmp_path: Path, body: str) -> None:
+def _toolsync(site: Site, tmp_path: Path, body: str, kind: str = "enrols") -> None:
     if not site.lab.has_toolsync():
         pytest.skip("tool_sync not installed: set POSTSYNC_TOOLSYNC_GIT (tests/moodle/README.md)")
     control = tmp_path / "toolsync.csv"
-    control.write_text(TOOLSYNC_HEADER + body)
-    assert site.php("toolsync_enrols.php", str(control)) == {"ran": True}
+    control.write_text(body if kind != "enrols" else TOOLSYNC_HEADER + body)
+    assert site.php("toolsync.php", kind, str(control)) == {"ran": True}
 
 
 @pytest.mark.xfail(
@@ -271,3 +271,62 @@ def test_clean_empty_groups_leaves_what_moodles_group_deletion_leaves(
     sync(lab_twin, tmp_path / "twin", "add;C103;S003;student;manual;;\n")
     assert lab_twin.php("moodle_delete_group.php", "CHEM103", "Old") == {"deleted": True}
     assert site.php("tables.php") == lab_twin.php("tables.php")
+
+
+def test_shift_and_greplace_leave_what_moodles_api_leaves(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """postsync's `shift` (a user's roles in a course replaced by one) and `greplace` (their
+    groups replaced by one) leave the same rows as the same changes made with Moodle's
+    role_unassign/role_assign and groups_remove_member/groups_add_member on a twin site
+    (user S009, a student of C101 in group G1, made by Moodle)."""
+    for each in (site, lab_twin):  # a second group in the course for greplace to put S009 in
+        sync(each, tmp_path / each.name, "add;C101;S001;student;manual;gaddcreate;Team B\n")
+    sync(site, tmp_path / "shift", "shift;C101;S009;editingteacher;manual;greplace;Team B\n")
+    lab_twin.php("moodle_change.php", "shift", "MATH101", "S009", "editingteacher")
+    lab_twin.php("moodle_change.php", "greplace", "MATH101", "S009", "Team B")
+    assert site.php("tables.php") == lab_twin.php("tables.php")
+
+
+def test_the_same_group_members_file_through_tool_sync(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """A group-members file (tool_sync's group_members.csv shape: courseid;groupid;userid,
+    groups by idnumber) processed by postsync and by tool_sync's own group-members sync
+    on a twin: the same memberships (users enrolled first, the same way on both). One
+    deliberate difference: tool_sync marks the memberships it makes as its own
+    (groups_members.component 'tool_sync', locked in Moodle's UI); postsync's are the
+    course's own (component '', as groups_add_member makes them by default)."""
+    members = (
+        "courseid;groupid;userid\n"
+        "C101;C101-G1;S001\n"
+        "C101;C101-G1;S002\n"
+        "C102;C102-SPARE;S010\n"
+        "C102;C102-NONE;S010\n"  # no such group: fails on both
+    )
+    for each in (site, lab_twin):
+        sync(
+            each,
+            tmp_path / each.name,
+            "add;C101;S001;student;manual;;\nadd;C101;S002;student;manual;;\n",
+        )
+    _toolsync(lab_twin, tmp_path, members, kind="groupmembers")
+    area = tmp_path / "gm" / "area"
+    area.mkdir(parents=True)
+    (area / "members.csv").write_text(members)
+    playbook = tmp_path / "gm" / "playbook.yml"
+    playbook.write_text(
+        f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
+        "  - command: group_members\n    file: members.csv\n"
+    )
+    done = postsync("run", playbook)
+    assert done.returncode == 2, done.stdout
+    ours, theirs = site.php("tables.php"), lab_twin.php("tables.php")
+    fed = {"MATH101|G1|S001", "MATH101|G1|S002", "PHYS102|Spare|S010"}
+    for rows, component in ((ours, ""), (theirs, "tool_sync")):
+        members = rows.pop("groups_members")
+        assert sorted(m for m in members if m.rsplit("|", 2)[0] in fed) == sorted(
+            f"{m}|{component}|0" for m in fed
+        )
+        assert "MATH101|G1|S009||0" in members  # Moodle's own, untouched
+    assert ours == theirs

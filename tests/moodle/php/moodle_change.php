@@ -1,0 +1,25 @@
+<?php
+// A control-file line's change done through Moodle's own API, for comparison:
+//   php moodle_change.php shift COURSE IDNUMBER ROLE      the user's roles in the course
+//       (role_unassign of each) replaced by ROLE (role_assign)
+//   php moodle_change.php greplace COURSE IDNUMBER GROUP  the user's groups in the course
+//       (groups_remove_member of each) replaced by GROUP (groups_add_member)
+define('CLI_SCRIPT', true);
+require(getenv('MOODLE_LAB') . '/moodle/config.php');
+require_once($CFG->dirroot . '/group/lib.php');
+[$op, $short, $idnumber, $target] = array_slice($argv, 1, 4);
+$course = $DB->get_record('course', ['shortname' => $short], '*', MUST_EXIST);
+$user = $DB->get_record('user', ['idnumber' => $idnumber], '*', MUST_EXIST);
+$context = context_course::instance($course->id);
+if ($op === 'shift') {
+    foreach (get_user_roles($context, $user->id, false) as $ra) {
+        role_unassign($ra->roleid, $user->id, $context->id, $ra->component, $ra->itemid);
+    }
+    role_assign($DB->get_field('role', 'id', ['shortname' => $target], MUST_EXIST), $user->id, $context->id);
+} else {
+    foreach (groups_get_all_groups($course->id, $user->id) as $group) {
+        groups_remove_member($group->id, $user->id);
+    }
+    groups_add_member($DB->get_field('groups', 'id', ['courseid' => $course->id, 'name' => $target], MUST_EXIST), $user->id);
+}
+echo json_encode(['done' => $op]), "\n";
