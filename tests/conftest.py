@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +37,25 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
         return Result(code, out, err)
 
     return run
+
+
+#: runs postsync's CLI in a process of its own (the tests' `cli` runs it in this one)
+MAIN = "import sys; from runner.cli.main import main; sys.exit(main())"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def postsync_process(
+    *args: object, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """postsync run as a separate process from the project's root, colours off."""
+    return subprocess.run(
+        [sys.executable, "-c", MAIN, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        cwd=ROOT,
+    )
 
 
 def age(path: Path, days: float) -> Path:

@@ -4,29 +4,15 @@ a new PHP process."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import postsync_process
 from tests.moodle.lab import Site
 
 ROOT = Path(__file__).resolve().parents[2]
-MAIN = "import sys; from runner.cli.main import main; sys.exit(main())"
 HEADER = "cmd;cid;uid;rolename;enrol;gcmd;g1\n"
-
-
-def postsync(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", MAIN, *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        cwd=ROOT,
-    )
 
 
 def sync(
@@ -41,7 +27,7 @@ def sync(
         steps += "  - command: group_members\n    file: members.csv\n"
     playbook = tmp_path / "playbook.yml"
     playbook.write_text(f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n{steps}')
-    done = postsync("run", playbook)
+    done = postsync_process("run", playbook)
     assert done.returncode in (0, 2), done.stdout + done.stderr
     return done.stdout
 
@@ -110,13 +96,13 @@ def test_the_nightly_example_on_the_real_site(site: Site, tmp_path: Path) -> Non
     (area / "groupmembers.csv").write_text("cmd;courseid;groupid;userid\nadd;C101;C101-G1;S002\n")
     env = {"POSTSYNC_AREA": str(area), "POSTSYNC_DB": site.url}
     nightly = ROOT / "playbooks" / "nightly.yml"
-    preview = postsync("run", nightly, "--check", env=env)
-    real = postsync("run", nightly, env=env)
+    preview = postsync_process("run", nightly, "--check", env=env)
+    real = postsync_process("run", nightly, env=env)
     items = [line for line in preview.stdout.splitlines() if line.startswith("    ")]
     assert preview.returncode == real.returncode == 2, real.stdout + real.stderr
     assert items == [line for line in real.stdout.splitlines() if line.startswith("    ")]
     assert '    delete group "Old" in course CHEM103  (idnumber C103-OLD)' in items
-    again = postsync("run", nightly, env=env)
+    again = postsync_process("run", nightly, env=env)
     assert again.returncode == 0, again.stdout
     assert "changed=0" in again.stdout
     state = site.php("state.php")
@@ -265,7 +251,7 @@ def test_clean_empty_groups_leaves_what_moodles_group_deletion_leaves(
         "  - command: enrolments\n    file: enrols.csv\n"
         "post_treatments:\n  - clean_empty_groups: {}\n"
     )
-    done = postsync("run", playbook)
+    done = postsync_process("run", playbook)
     assert '    delete group "Old" in course CHEM103  (idnumber C103-OLD)' in done.stdout
     (tmp_path / "twin").mkdir()
     sync(lab_twin, tmp_path / "twin", "add;C103;S003;student;manual;;\n")
@@ -319,7 +305,7 @@ def test_the_same_group_members_file_through_tool_sync(
         f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
         "  - command: group_members\n    file: members.csv\n"
     )
-    done = postsync("run", playbook)
+    done = postsync_process("run", playbook)
     assert done.returncode == 2, done.stdout
     ours, theirs = site.php("tables.php"), lab_twin.php("tables.php")
     fed = {"MATH101|G1|S001", "MATH101|G1|S002", "PHYS102|Spare|S010"}

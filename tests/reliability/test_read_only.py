@@ -28,24 +28,11 @@ from sqlalchemy import create_engine, select, text
 
 from runner.cli.demo import _enrolments, _group_members
 from runner.db.tables import moodle_tables
-from tests.conftest import missing
+from tests.conftest import MAIN, missing, postsync_process
 
 ROOT = Path(__file__).resolve().parents[2]
 NIGHTLY = ROOT / "playbooks" / "nightly.yml"
 READER = "postsync-reader"
-MAIN = "import sys; from runner.cli.main import main; sys.exit(main())"
-
-
-def as_owner(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """postsync run by the area's owner (root, here)."""
-    return subprocess.run(
-        [sys.executable, "-c", MAIN, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {}), "NO_COLOR": "1"},
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def second_night() -> str:
@@ -210,7 +197,7 @@ def _read_only_url(backend: str, request: pytest.FixtureRequest, root: Path) -> 
         return url, url
     server = request.getfixturevalue(f"{backend}_server")
     url = str(server.create_database(f"readonly_{os.getpid()}"))
-    assert as_owner("db", "init", url, "--demo").returncode == 0
+    assert postsync_process("db", "init", url, "--demo").returncode == 0
     engine = create_engine(url)
     name = url.rsplit("/", 1)[1].split("?")[0]
     try:
@@ -239,14 +226,14 @@ def test_a_read_only_user_previews_the_nightly_example_and_nothing_changes(
     area.mkdir()
     url, reader_url = _read_only_url(backend, request, workspace)
     if backend == "sqlite":
-        assert as_owner("db", "init", url, "--demo").returncode == 0
+        assert postsync_process("db", "init", url, "--demo").returncode == 0
     (area / "enrols.csv").write_text(_enrolments())
     (area / "groupmembers.csv").write_text(_group_members())
     # an earlier night's run: its state directory, lock, record and reports are there
     env = {"POSTSYNC_AREA": str(area), "POSTSYNC_DB": url}
     playbook = workspace / "nightly.yml"
     shutil.copy(NIGHTLY, playbook)
-    first = as_owner("run", playbook, env=env)
+    first = postsync_process("run", playbook, env=env)
     assert first.returncode == 2, first.stdout + first.stderr
     (area / "enrols.csv").write_text(second_night())
     (area / "groupmembers.csv").write_text(_group_members())
@@ -274,7 +261,7 @@ def test_a_read_only_user_previews_the_nightly_example_and_nothing_changes(
     assert after[1] == before[1]
 
     # the run, by the area's owner, does exactly what the preview said
-    real = as_owner("run", playbook, env=env)
+    real = postsync_process("run", playbook, env=env)
     assert real.returncode == preview.returncode, real.stdout
     items = [line for line in preview.stdout.splitlines() if line.startswith("    ")]
     assert items == [line for line in real.stdout.splitlines() if line.startswith("    ")]

@@ -3,11 +3,9 @@
 // label, made with Moodle's create_module()), as a teacher is given a role in one
 // activity. Prints the context level as JSON.
 //   php child_role.php COURSE IDNUMBER ROLE
-define('CLI_SCRIPT', true);
-require(getenv('MOODLE_LAB') . '/moodle/config.php');
+require(__DIR__ . '/lib.php');
 require_once($CFG->dirroot . '/course/lib.php');
-[$course, $user] = [$DB->get_record('course', ['shortname' => $argv[1]], '*', MUST_EXIST),
-                    $DB->get_record('user', ['idnumber' => $argv[2]], '*', MUST_EXIST)];
+[$course, $user] = lab_course_user($argv[1], $argv[2]);
 $role = $DB->get_field('role', 'id', ['shortname' => $argv[3]], MUST_EXIST);
 $context = context_course::instance($course->id);
 \core\session\manager::set_user(get_admin());

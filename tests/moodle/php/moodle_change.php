@@ -4,12 +4,9 @@
 //       (role_unassign of each) replaced by ROLE (role_assign)
 //   php moodle_change.php greplace COURSE IDNUMBER GROUP  the user's groups in the course
 //       (groups_remove_member of each) replaced by GROUP (groups_add_member)
-define('CLI_SCRIPT', true);
-require(getenv('MOODLE_LAB') . '/moodle/config.php');
-require_once($CFG->dirroot . '/group/lib.php');
+require(__DIR__ . '/lib.php');
 [$op, $short, $idnumber, $target] = array_slice($argv, 1, 4);
-$course = $DB->get_record('course', ['shortname' => $short], '*', MUST_EXIST);
-$user = $DB->get_record('user', ['idnumber' => $idnumber], '*', MUST_EXIST);
+[$course, $user] = lab_course_user($short, $idnumber);
 $context = context_course::instance($course->id);
 if ($op === 'shift') {
     foreach (get_user_roles($context, $user->id, false) as $ra) {

@@ -4,13 +4,9 @@
 // given. (Moodle's log store writes its buffer when the script ends: read the events it
 // logged from another process, log_events.php.)
 //   php moodle_enrol.php COURSE IDNUMBER ROLE [GROUP]
-define('CLI_SCRIPT', true);
-require(getenv('MOODLE_LAB') . '/moodle/config.php');
-require_once($CFG->libdir . '/enrollib.php');
-require_once($CFG->dirroot . '/group/lib.php');
+require(__DIR__ . '/lib.php');
 
-[$course, $user] = [$DB->get_record('course', ['shortname' => $argv[1]], '*', MUST_EXIST),
-                    $DB->get_record('user', ['idnumber' => $argv[2]], '*', MUST_EXIST)];
+[$course, $user] = lab_course_user($argv[1], $argv[2]);
 $role = $DB->get_field('role', 'id', ['shortname' => $argv[3]], MUST_EXIST);
 $instance = $DB->get_record('enrol', ['courseid' => $course->id, 'enrol' => 'manual'], '*', MUST_EXIST);
 enrol_get_plugin('manual')->enrol_user($instance, $user->id, $role);

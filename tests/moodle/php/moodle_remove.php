@@ -4,13 +4,9 @@
 // enrolment by the plugin's unenrol_user(). Then the rows Moodle would leave: JSON
 // {"errors": [...], "left": {table: count}}.
 //   php moodle_remove.php COURSE IDNUMBER
-define('CLI_SCRIPT', true);
-require(getenv('MOODLE_LAB') . '/moodle/config.php');
-require_once($CFG->libdir . '/enrollib.php');
-require_once($CFG->dirroot . '/group/lib.php');
+require(__DIR__ . '/lib.php');
 
-[$course, $user] = [$DB->get_record('course', ['shortname' => $argv[1]], '*', MUST_EXIST),
-                    $DB->get_record('user', ['idnumber' => $argv[2]], '*', MUST_EXIST)];
+[$course, $user] = lab_course_user($argv[1], $argv[2]);
 $context = context_course::instance($course->id);
 $errors = [];
 foreach (groups_get_all_groups($course->id, $user->id) as $group) {

@@ -3,10 +3,8 @@
 // role assignments in the course context and its children, group memberships,
 // user_lastaccess. Counts and the (component, role) of what is left, as JSON.
 //   php rows.php COURSE IDNUMBER
-define('CLI_SCRIPT', true);
-require(getenv('MOODLE_LAB') . '/moodle/config.php');
-[$course, $user] = [$DB->get_record('course', ['shortname' => $argv[1]], '*', MUST_EXIST),
-                    $DB->get_record('user', ['idnumber' => $argv[2]], '*', MUST_EXIST)];
+require(__DIR__ . '/lib.php');
+[$course, $user] = lab_course_user($argv[1], $argv[2]);
 $context = context_course::instance($course->id);
 $roles = $DB->get_records_sql("SELECT ra.id, ra.component, r.shortname, ctx.contextlevel
     FROM {role_assignments} ra JOIN {role} r ON r.id = ra.roleid JOIN {context} ctx ON ctx.id = ra.contextid

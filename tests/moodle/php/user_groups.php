@@ -3,11 +3,8 @@
 // groups_get_all_groups read the course's group data from Moodle's application cache,
 // which lives in the dataroot and outlasts the process), and as the database holds them.
 //   php user_groups.php COURSE IDNUMBER
-define('CLI_SCRIPT', true);
-require(getenv('MOODLE_LAB') . '/moodle/config.php');
-require_once($CFG->dirroot . '/group/lib.php');
-[$course, $user] = [$DB->get_record('course', ['shortname' => $argv[1]], '*', MUST_EXIST),
-                    $DB->get_record('user', ['idnumber' => $argv[2]], '*', MUST_EXIST)];
+require(__DIR__ . '/lib.php');
+[$course, $user] = lab_course_user($argv[1], $argv[2]);
 $names = fn($groups) => array_values(array_map(fn($g) => $g->name, $groups));
 $cached = $names(groups_get_all_groups($course->id, $user->id));
 $all = $names(groups_get_all_groups($course->id));
