@@ -316,3 +316,19 @@ def test_the_same_group_members_file_through_tool_sync(
         )
         assert "MATH101|G1|S009||0" in members  # Moodle's own, untouched
     assert ours == theirs
+
+
+def test_access_checks_see_postsyncs_role_changes_in_a_new_process(
+    site: Site, tmp_path: Path
+) -> None:
+    """Moodle's access data (roles, capabilities) asked before and after postsync's
+    `shift` of S009 from student to editingteacher in C101: a new PHP process (a cron
+    run, a new request without a session) answers with the new role at once. (A web
+    session already open keeps its access data until the user's `accesslib/dirtyusers`
+    cache flag is set, as Moodle's role_assign does and postsync does not yet; the lab
+    has no web session to check it.)"""
+    before = site.php("access.php", "MATH101", "S009")
+    assert before == {"roles": ["student"], "manage_activities": False, "enrolled": True}
+    sync(site, tmp_path, "shift;C101;S009;editingteacher;manual;;\n")
+    after = site.php("access.php", "MATH101", "S009")
+    assert after == {"roles": ["editingteacher"], "manage_activities": True, "enrolled": True}
