@@ -17,7 +17,7 @@ from runner.core.errors import StepError
 from runner.core.secrets import SECRET_PARAMETERS, redact, register
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 DRIVER_HINTS = {
     "postgresql": "pip install 'postsync[postgresql]' (psycopg)",
@@ -158,14 +158,6 @@ READ_ONLY_SESSION = {
 }
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    # IMMEDIATE: the write lock is taken (waiting up to the busy timeout) when the
-    # transaction starts. A deferred transaction that reads first cannot wait for it
-    # later: SQLite refuses its upgrade to a writer at once when another writer
-    # committed meanwhile.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def _mysql_connected(dbapi_connection: Any, _record: Any) -> None:
     """Connected: statements may take as long as they need (PyMySQL applies its
     `_read_timeout` to every later read)."""
@@ -235,8 +227,10 @@ def connect(
         event.listen(engine, "connect", _server_read_only(READ_ONLY_SESSION[backend]))
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(timeouts.lock, read_only))
-        if not read_only:  # a reader takes no write lock: plain BEGIN (deferred)
-            event.listen(engine, "begin", _sqlite_begin)
-        else:
-            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # IMMEDIATE: a writer takes the write lock (waiting up to the busy timeout) when
+        # its transaction starts; a deferred transaction that reads first cannot wait
+        # for it later (SQLite refuses its upgrade at once when another writer
+        # committed meanwhile). A preview only reads: plain (deferred) BEGIN.
+        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
     return engine

@@ -304,9 +304,12 @@ class StepScope:
     def render(self, value: Any, *key: str | int) -> Any:
         return self.run.renderer.render_data(value, self.context(), self._path(key))
 
-    def integer(self, value: int | str | None, key: str, minimum: int) -> int | None:
+    def optional_integer(self, value: int | str | None, key: str, minimum: int) -> int | None:
+        return None if value is None else self.integer(value, key, minimum)
+
+    def integer(self, value: int | str, key: str, minimum: int) -> int:
         """An integer parameter, given as one or as a template rendering to one."""
-        if value is None or isinstance(value, int):
+        if isinstance(value, int):
             return value
         text = str(self.render(value, key)).strip()
         try:

@@ -84,7 +84,7 @@ class CleanEmptyGroups:
         return GroupsConfig(
             groupings=bool(params.get("groupings", False)),
             all_courses=params.get("courses", "processed") == "all",
-            max_deletions=scope.integer(params.get("max_deletions"), "max_deletions", 0),
+            max_deletions=scope.optional_integer(params.get("max_deletions"), "max_deletions", 0),
         )
 
     def _empty(

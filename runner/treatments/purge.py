@@ -72,7 +72,7 @@ class PurgeOldFiles:
         raw_paths = scope.render(params["paths"], "paths")
         return PurgeConfig(
             paths=tuple(scope.confine(p, "paths", i) for i, p in enumerate(raw_paths)),
-            older_than_days=scope.integer(params["older_than_days"], "older_than_days", 1) or 1,
+            older_than_days=scope.integer(params["older_than_days"], "older_than_days", 1),
             patterns=tuple(scope.render(params.get("patterns", ["*"]), "patterns")),
             exclude=tuple(scope.render(params.get("exclude", []), "exclude")),
             recurse=bool(params.get("recurse", False)),
