@@ -95,6 +95,38 @@ TREATMENTS: dict[str, Kind] = {
             }
         )
     ),
+    "purge_moodle_caches": Kind(
+        _params(
+            {
+                "moodle_dir": {**_DEST, "description": "The Moodle site's directory (dirroot)."},
+                "php": {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "minItems": 1,
+                    "default": ["php"],
+                    "description": "The PHP interpreter, and its options.",
+                },
+                "caches": {
+                    "type": "array",
+                    "items": {"enum": ["muc", "theme", "lang", "js", "filter", "other"]},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "default": ["muc"],
+                    "description": "What to purge: purge_caches.php's own options.",
+                },
+                "run_as": {**_DEST, "description": "The user to run the script as."},
+                "timeout_seconds": {**templated_integer(1), "default": 600},
+                "environment": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                    "default": {},
+                    "description": "Variables set for the script (never printed).",
+                },
+            },
+            "moodle_dir",
+        )
+    ),
     "save_report": _writes(REPORT_DEST, format={"enum": ["text", "json"], "default": "text"}),
     "archive_control_files": _writes(
         ARCHIVE_DEST, compress={"enum": ["none", "gzip"], "default": "none"}

@@ -60,6 +60,8 @@ class RunContext:
     written: set[Path] = field(default_factory=set)
     failed_lines: int = 0
     lines_ok: int = 0
+    #: groups and groupings clean_empty_groups deleted (a preview: would delete)
+    groups_deleted: int = 0
     step_status: dict[str, str] = field(default_factory=dict)
     #: the database URL (a sqlalchemy URL, parsed before any change), if any
     database_url: Any = None
@@ -97,6 +99,11 @@ class RunContext:
         zone = self.now.tzinfo
         assert zone is not None
         return zone
+
+    def database_changes(self) -> int:
+        """The changes this run made to the database (a preview: would make): lines a
+        sync file changed, groups and groupings deleted."""
+        return sum(f.changed for f in self.files if not f.error) + self.groups_deleted
 
     @property
     def state_dir(self) -> Path:

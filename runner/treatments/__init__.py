@@ -8,12 +8,14 @@ from runner.treatments.archive import ArchiveControlFiles
 from runner.treatments.base import Treatment
 from runner.treatments.delete import DeleteControlFiles
 from runner.treatments.groups import CleanEmptyGroups
+from runner.treatments.moodle import PurgeMoodleCaches
 from runner.treatments.purge import PurgeOldFiles
 from runner.treatments.report import SaveReport
 from runner.treatments.retry import WriteRetryFile
 
 TREATMENTS: dict[str, Treatment] = {
     "clean_empty_groups": CleanEmptyGroups(),
+    "purge_moodle_caches": PurgeMoodleCaches(),
     "save_report": SaveReport(),
     "archive_control_files": ArchiveControlFiles(),
     "write_retry_file": WriteRetryFile(),

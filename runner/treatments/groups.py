@@ -76,8 +76,8 @@ class CleanEmptyGroups:
     did not touch (unless `courses: all`); skipped when no enrolments or group_members
     file was processed; a group that gained a member since the plan is kept; the
     preview sees what the sync would have done and lists exactly the groups the run
-    deletes. Moodle's caches are not purged: run `php admin/cli/purge_caches.php`
-    after a run against a live Moodle.
+    deletes. Moodle keeps a course's groups in its cache: a purge_moodle_caches step
+    after this one makes the deletions visible to a live site.
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> GroupsConfig:
@@ -202,6 +202,8 @@ class CleanEmptyGroups:
             )
             for gid, name, idnumber, course in sorted(groupings, key=lambda r: (r[3], r[1], r[0]))
         ]
+        if run.check:
+            run.groups_deleted += len(actions)
         found = plural(len(groups), "empty group") if groups else "no empty group"
         summary = f"{found} in the {scope}"
         if groupings:
@@ -249,6 +251,7 @@ class CleanEmptyGroups:
                     conn.execute(gr.delete().where(gr.c.id.in_(still)))
                 deleted.update(("grouping", i) for i in still)
             faults.point("groups.commit")
+        run.groups_deleted += len(deleted)
         for action in actions:
             kept = action.data not in deleted
             yield Done(action, "kept: it has members now" if kept else "")

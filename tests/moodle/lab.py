@@ -32,6 +32,11 @@ PHP_PACKAGES = ["php-cli", "php-pgsql", "php-xml", "php-mbstring", "php-intl", "
 PHP_PACKAGES += ["php-gd", "php-curl", "php-soap"]
 
 
+#: Moodle 4.2 asks for max_input_vars >= 5000 even on the CLI; 4.2.0 on PHP 8.2 prints
+#: deprecations before its own debugging settings apply (E_ALL & ~E_DEPRECATED)
+PHP_OPTIONS = ("-d", "max_input_vars=5000", "-d", "error_reporting=22527")
+
+
 class LabUnavailable(Exception):
     """No Moodle source was given (the reason is the message)."""
 
@@ -125,9 +130,10 @@ class Lab:
         return True
 
     def _php_installed(self) -> None:
-        probe = subprocess.run(["php", "-m"], capture_output=True, text=True, check=False)
-        if probe.returncode == 0 and {"pgsql", "intl", "xml"} <= set(probe.stdout.split()):
-            return
+        if shutil.which("php") is not None:
+            probe = subprocess.run(["php", "-m"], capture_output=True, text=True, check=False)
+            if probe.returncode == 0 and {"pgsql", "intl", "xml"} <= set(probe.stdout.split()):
+                return
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         _run(["apt-get", "update", "-q"], env=env)
         _run(["apt-get", "install", "-y", "-q", *PHP_PACKAGES], env=env)
@@ -271,9 +277,7 @@ class Lab:
 
     def php_command(self, *args: str, site: str = "moodle") -> str:
         env = {**os.environ, "LAB_DB": site, "MOODLE_LAB": str(self.root)}
-        # Moodle 4.2 asks for max_input_vars >= 5000 even on the CLI; 4.2.0 on PHP 8.2
-        # prints deprecations before its own debugging settings apply (E_ALL & ~E_DEPRECATED)
-        command = ["php", "-d", "max_input_vars=5000", "-d", "error_reporting=22527", *args]
+        command = ["php", *PHP_OPTIONS, *args]
         return _run(command, cwd=self.moodle, env=env).stdout
 
     def php(self, script: str, *args: str, site: str = "moodle") -> Any:

@@ -4,12 +4,15 @@ a new PHP process."""
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import postsync_process
-from tests.moodle.lab import Site
+from tests.moodle.lab import PHP_OPTIONS, Site
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "cmd;cid;uid;rolename;enrol;gcmd;g1\n"
@@ -133,14 +136,13 @@ def test_the_events_moodle_logs_and_postsync_does_not(
     assert lab_twin.php("log_events.php", "MATH101", "S001") == {"events": MOODLE_ENROL_EVENTS}
 
 
-def test_moodles_group_cache_is_stale_until_its_caches_are_purged(
-    site: Site, tmp_path: Path
-) -> None:
+def test_moodles_group_cache_is_stale_until_postsync_purges_it(site: Site, tmp_path: Path) -> None:
     """Moodle caches a course's groups (the groupdata application cache, shared by its
     processes): after postsync creates a group, groups_get_all_groups(course) still
     lists the course's old groups (stale) while a user's own groups are current (they
-    are read from the memberships); purging Moodle's caches (admin/cli/purge_caches.php)
-    makes every answer current."""
+    are read from the memberships); postsync's purge_moodle_caches step (Moodle's own
+    admin/cli/purge_caches.php --muc, run by postsync after the sync) makes every
+    answer current, its preview running nothing."""
     warm = site.php("user_groups.php", "MATH101", "S001")  # fills the cache
     assert warm == {"api": [], "course_groups": ["G1"], "database": []}
     sync(site, tmp_path, "add;C101;S001;student;manual;gaddcreate;Team A\n")
@@ -148,10 +150,29 @@ def test_moodles_group_cache_is_stale_until_its_caches_are_purged(
     assert stale["database"] == ["Team A"]
     assert stale["api"] == ["Team A"]  # current: read from the memberships
     assert stale["course_groups"] == ["G1"]  # stale: the cached group list
-    site.lab.php_command("admin/cli/purge_caches.php", site=site.name)
+    # the next run ends with the remedy
+    (tmp_path / "area" / "enrols.csv").write_text(
+        HEADER + "add;C101;S002;student;manual;gaddcreate;Team B\n"
+    )
+    php = ["php", *PHP_OPTIONS]
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(
+        playbook.read_text()
+        + "post_treatments:\n  - purge_moodle_caches:\n"
+        + f"      moodle_dir: {site.lab.moodle}\n      php: {json.dumps(php)}\n"
+        + f"      run_as: {me}\n      environment: {{LAB_DB: {site.name}}}\n"
+    )
+    preview = postsync_process("run", playbook, "--check")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert "admin/cli/purge_caches.php --muc" in preview.stdout
+    assert site.php("user_groups.php", "MATH101", "S001")["course_groups"] == ["G1"]
+    done = postsync_process("run", playbook)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "purged in" in done.stdout
     assert site.php("user_groups.php", "MATH101", "S001") == {
         "api": ["Team A"],
-        "course_groups": ["G1", "Team A"],
+        "course_groups": ["G1", "Team A", "Team B"],
         "database": ["Team A"],
     }
 

@@ -1,0 +1,203 @@
+"""purge_moodle_caches: run Moodle's own cache purge once the run changed its tables."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.core.errors import PlaybookError, StepError
+from runner.core.secrets import redact
+from runner.core.text import plural, printable
+from runner.step.context import RunContext, StepScope
+from runner.step.protocol import Action, Done, Plan
+
+SCRIPT = Path("admin", "cli", "purge_caches.php")
+#: what the command passes on from postsync's environment (never a secret)
+PASSED_ON = ("PATH", "LANG", "LC_ALL", "TZ")
+#: the last characters of the command's output a failure quotes
+QUOTED = 400
+
+
+@dataclass(frozen=True)
+class PurgeCachesConfig:
+    moodle_dir: Path
+    php: tuple[str, ...]
+    caches: tuple[str, ...]
+    run_as: str | None
+    timeout: int
+    environment: tuple[tuple[str, str], ...] = ()
+
+
+def _user(name: str) -> pwd.struct_passwd | None:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+def _running_as() -> str:
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class PurgeMoodleCaches:
+    """Purge Moodle's caches with Moodle's own command-line script
+    (`admin/cli/purge_caches.php`), so that the site sees what the run changed.
+
+    postsync writes Moodle's tables directly; Moodle keeps some of what they hold in
+    its caches (a course's groups, in the application cache shared by its processes)
+    and keeps answering from them until they are purged. This step runs Moodle's script
+    from the site's own directory, with its own config.php, once the run changed the
+    database (a line changed by a sync file, or a group deleted by clean_empty_groups);
+    it is skipped otherwise. The preview shows the command and runs nothing.
+
+    Parameters:
+      moodle_dir (string, required): the Moodle site's directory (dirroot: it holds
+        config.php and admin/cli/purge_caches.php); templated, read only.
+      php (list of strings, default ["php"]): the PHP command-line interpreter, and
+        any options for it, e.g. ["/usr/bin/php8.2", "-d", "memory_limit=512M"].
+      caches (list, default ["muc"]): what to purge, Moodle's own options: muc (the
+        application, session and request caches: what postsync's writes make stale),
+        theme, lang, js, filter, other. All six purge everything.
+      run_as (string, optional): the user to run the script as, e.g. www-data (the
+        web server's user, who owns the site's cache files). Needs postsync to run as
+        root; without it, the script runs as postsync's own user, which must not be
+        root (files it would create in moodledata would be root's, which the web
+        server then cannot change).
+      timeout_seconds (integer >= 1, or a template rendering to one; default 600):
+        the step fails when the script takes longer (it is stopped).
+      environment (mapping, default {}): variables to set for the script, for a
+        config.php that reads its settings with getenv(); templated, never printed.
+
+    Example:
+      - name: make the changes visible to Moodle
+        purge_moodle_caches:
+          moodle_dir: /var/www/moodle
+          php: [/usr/bin/php]
+          run_as: www-data
+
+    Guarantees: the script gets no secret of postsync's (its environment holds only
+    PATH, LANG, LC_ALL, TZ and `environment`; Moodle reads its database settings from
+    its own config.php); a missing directory, script, interpreter or user fails the step
+    before anything runs, in the preview too; a script that fails (exit status other
+    than 0) or outlasts the timeout fails the step with the end of its output.
+    """
+
+    def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeCachesConfig:
+        moodle_dir = scope.render(params["moodle_dir"], "moodle_dir")
+        if not isinstance(moodle_dir, str) or not moodle_dir.strip():
+            raise PlaybookError(
+                [scope.error("renders to an empty path; is a variable empty?", "moodle_dir")]
+            )
+        php = tuple(scope.render(params.get("php", ["php"]), "php"))
+        if not php or not all(isinstance(part, str) and part for part in php):
+            raise PlaybookError([scope.error("renders to an empty command", "php")])
+        run_as = params.get("run_as")
+        environment = scope.render(params.get("environment", {}), "environment")
+        for name, value in environment.items():
+            if not isinstance(value, str):
+                raise PlaybookError(
+                    [scope.error("is not a string once rendered", "environment", name)]
+                )
+        return PurgeCachesConfig(
+            moodle_dir=Path(moodle_dir).expanduser(),
+            php=php,
+            caches=tuple(params.get("caches", ["muc"])),
+            run_as=scope.render(run_as, "run_as") if run_as is not None else None,
+            timeout=scope.integer(params.get("timeout_seconds", 600), "timeout_seconds", 1),
+            environment=tuple(sorted(environment.items())),
+        )
+
+    def _problems(self, config: PurgeCachesConfig) -> list[str]:
+        """What keeps the script from running, checked before it does (preview too)."""
+        problems = []
+        where = config.moodle_dir
+        if not (where / "config.php").is_file():
+            problems.append(f"moodle_dir {where} holds no config.php: is it the site's dirroot?")
+        elif not (where / SCRIPT).is_file():
+            problems.append(f"moodle_dir {where} holds no {SCRIPT}")
+        if shutil.which(config.php[0]) is None:
+            problems.append(f"php: {config.php[0]} is not an executable found on PATH")
+        me = _running_as()
+        if config.run_as is None:
+            if os.geteuid() == 0:
+                problems.append(
+                    "postsync runs as root: set run_as to the web server's user (e.g."
+                    " www-data), so that the cache files Moodle writes stay the site's"
+                )
+        elif _user(config.run_as) is None:
+            problems.append(f"run_as: no user {config.run_as} on this machine")
+        elif config.run_as != me and os.geteuid() != 0:
+            problems.append(
+                f"run_as: {config.run_as} needs postsync to run as root (it runs as {me})"
+            )
+        return problems
+
+    def command(self, config: PurgeCachesConfig) -> list[str]:
+        return [
+            *config.php,
+            str(config.moodle_dir / SCRIPT),
+            *(f"--{cache}" for cache in config.caches),
+        ]
+
+    def plan(self, config: PurgeCachesConfig, run: RunContext) -> Plan:
+        if run.database_changes() == 0:
+            return Plan(skip_reason="the run changed nothing in Moodle's database")
+        problems = self._problems(config)
+        if problems:
+            return Plan(summary="Moodle's caches not purged", errors=problems)
+        who = f"as {config.run_as}" if config.run_as else f"as {_running_as()}"
+        action = Action(
+            "run", " ".join(self.command(config)), f"{who}, in {config.moodle_dir}", data=config
+        )
+        changes = plural(run.database_changes(), "change")
+        return Plan([action], f"purge {', '.join(config.caches)} after {changes}")
+
+    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        for action in actions:
+            config: PurgeCachesConfig = action.data
+            yield Done(action, self._run(config))
+
+    def _run(self, config: PurgeCachesConfig) -> str:
+        env = {name: os.environ[name] for name in PASSED_ON if name in os.environ}
+        env.update(config.environment)
+        switch: dict[str, Any] = {}
+        if config.run_as is not None and config.run_as != _running_as():
+            user = _user(config.run_as)
+            assert user is not None  # checked by the plan
+            switch = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+            env["HOME"] = user.pw_dir
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                self.command(config),
+                cwd=config.moodle_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=config.timeout,
+                check=False,
+                **switch,
+            )
+        except subprocess.TimeoutExpired:
+            raise StepError(
+                f"Moodle's {SCRIPT} took more than {config.timeout} s and was stopped"
+            ) from None
+        except OSError as exc:
+            raise StepError(f"cannot run {config.php[0]}: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            said = done.stdout.decode("utf-8", "replace").strip()[-QUOTED:]
+            said = printable(redact(said)) or "no output"
+            raise StepError(f"Moodle's {SCRIPT} exited with status {done.returncode}: {said}")
+        return f"purged in {time.monotonic() - started:.1f} s"
