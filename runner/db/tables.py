@@ -75,6 +75,7 @@ class MoodleTables:
     groups_members: Table
     groupings: Table
     groupings_groups: Table
+    user_lastaccess: Table
 
     @property
     def all(self) -> list[Table]:
@@ -353,6 +354,17 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}grougrou_gru_ix", "groupingid"),
         Index(f"{p}grougrou_gro_ix", "groupid"),
     )
+    user_lastaccess = Table(
+        f"{p}user_lastaccess",
+        md,
+        _id(),
+        _int("userid"),
+        _int("courseid"),
+        _int("timeaccess"),
+        Index(f"{p}userlast_usecou_uix", "userid", "courseid", unique=True),
+        Index(f"{p}userlast_use_ix", "userid"),
+        Index(f"{p}userlast_cou_ix", "courseid"),
+    )
     return MoodleTables(
         md,
         prefix,
@@ -368,4 +380,5 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         groups_members,
         groupings,
         groupings_groups,
+        user_lastaccess,
     )

@@ -33,7 +33,17 @@ _KEYS: Mapping[str, Any] = {
 }
 
 COMMANDS: dict[str, Kind] = {
-    "enrolments": Kind(_KEYS),
+    "enrolments": Kind(
+        {
+            **_KEYS,
+            "allow_disabled_instances": {
+                "type": "boolean",
+                "default": False,
+                "description": "Enrol through an enrol instance that is disabled in Moodle"
+                " (by default such a line fails).",
+            },
+        }
+    ),
     "group_members": Kind(
         {**_KEYS, "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"}}
     ),

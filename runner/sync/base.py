@@ -41,3 +41,5 @@ class SyncOptions:
     user_key: str
     group_key: str
     tz: tzinfo
+    #: enrolments: enrol through a disabled instance instead of failing the line
+    allow_disabled: bool = False

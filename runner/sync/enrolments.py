@@ -41,10 +41,18 @@ def parse_time(value: str, column: str, options: SyncOptions) -> int | None:
     raise LineFailed(f"bad {column} {value!r} (expected YYYY-MM-DD hh:mm:ss or a Unix time)")
 
 
+#: Moodle's enrol plugins whose roles are not protected (their roles_protected() is
+#: false): they assign roles as manual ones, component '' and item 0
+UNPROTECTED_ROLES = frozenset({"manual", "self", "fee", "flatfile", "paypal"})
+
+
 def role_key(role_id: int, plugin: str, enrol_id: int) -> tuple[int, str, int]:
-    """Moodle's manual plugin assigns roles as manual ones ('', 0); other plugins
-    tag them with their component and instance."""
-    return (role_id, "", 0) if plugin == "manual" else (role_id, f"enrol_{plugin}", enrol_id)
+    """The role assignment a plugin's enrol_user makes: as a manual one ('', 0) for a
+    plugin whose roles are not protected, else tagged with its component and instance
+    (Moodle's enrol_plugin::enrol_user)."""
+    if plugin in UNPROTECTED_ROLES:
+        return (role_id, "", 0)
+    return (role_id, f"enrol_{plugin}", enrol_id)
 
 
 class Enrolments:
@@ -61,12 +69,19 @@ class Enrolments:
       g1 ... g9: group names in the course.
 
     add ensures the course's enrol instance (a manual one is created with Moodle's
-    defaults), the user's enrolment (active) and the role in the course context. del
+    defaults), the user's enrolment (active) and the role in the course context; the
+    role is a manual one (component '') for plugins whose roles are not protected in
+    Moodle (manual, self, fee, flatfile, paypal), else tagged with the plugin and its
+    instance, as Moodle's enrol_user does. A line that would enrol through an instance
+    disabled in Moodle fails, unless the step sets `allow_disabled_instances: true`
+    (del still removes). del
     removes the role and, when the user has no role left in the course, the
-    enrolment; removing the user's last enrolment there also removes their group
-    memberships (as Moodle does). shift makes this role the user's only role in the
-    course. enable/disable set the enrolment's status. Group commands act on the
-    course's groups by name; `...create` creates missing groups.
+    enrolment; removing the user's last enrolment there also removes, as Moodle's
+    unenrol_user does, their group memberships in the course, their roles in the
+    contexts below it (an activity, a block) and their last access to it. shift makes
+    this role the user's only role in the course. enable/disable set the enrolment's
+    status. Group commands act on the course's groups by name; `...create` creates
+    missing groups.
 
     Example line: `add;MATH101;U0001;student;manual;gaddcreate;G1;G2`
     """
@@ -118,6 +133,12 @@ class Enrolments:
             return False  # without an instance the user cannot hold this enrolment
         if instance is None and not (plugin == "manual" and cmd in ("add", "shift")):
             raise LineFailed(f"no {plugin} enrolment instance in course {course.key}")
+        disabled = instance is not None and instance[1] != 0
+        if disabled and cmd != "del" and not options.allow_disabled:
+            raise LineFailed(
+                f"the {plugin} enrolment instance of course {course.key} is disabled in"
+                " Moodle (enable it, or set allow_disabled_instances: true)"
+            )
         enrol_id = instance[0] if instance else 0
         if cmd in ("enable", "disable") and (enrol_id, user) not in state.enrolments:
             raise LineFailed(f"{v['uid']} is not enrolled in {course.key} by {plugin}")
@@ -136,10 +157,13 @@ class Enrolments:
         elif cmd == "del":
             changed |= state.unassign(course, user, key)
             if not state.roles_in(course, user):
-                changed |= state.remove_enrolment(course, enrol_id, user)
-                if not state.enrolled(course, user):
+                removed = state.remove_enrolment(course, enrol_id, user)
+                changed |= removed
+                if not state.enrolled(course, user):  # as Moodle's unenrol_user does
                     for gid in list(state.groups_of(course, user)):
                         changed |= state.remove_member(course, user, gid)
+                    if removed:
+                        state.leave(course, user)
         else:
             status = 0 if cmd == "enable" else 1
             changed |= state.ensure_enrolment(course, enrol_id, user, start, end, status)

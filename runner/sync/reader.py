@@ -236,6 +236,8 @@ class ControlFile:
             values = _split(text, self.dialect)
         except csv.Error as exc:
             return DataLine(number, raw, error=f"unreadable CSV: {exc}")
-        if len(values) != len(names):
+        if len(values) > len(names):
             return DataLine(number, raw, error=f"{len(values)} values for {len(names)} columns")
+        if len(values) < len(names):  # trailing empty values left out, as tool_sync reads
+            values += [""] * (len(names) - len(values))
         return DataLine(number, raw, values=dict(zip(names, values, strict=True)))

@@ -274,6 +274,11 @@ class SiteState:
         self.course_enrolments[(course.id, userid)].discard(enrolid)
         return True
 
+    def leave(self, course: Course, userid: int) -> None:
+        """The user's last enrolment in the course went: what Moodle's unenrol_user
+        removes besides (roles below the course, the course access time) goes too."""
+        self.changes.left.add((userid, course.context_id, course.id))
+
     def roles_in(self, course: Course, userid: int) -> dict[tuple[int, str, int], int | None]:
         return self.roles_of.setdefault((course.context_id, userid), {})
 

@@ -33,6 +33,7 @@ class SyncConfig:
     course_key: str
     user_key: str
     group_key: str
+    allow_disabled: bool = False
 
 
 def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int]]]:
@@ -115,6 +116,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         course_key=params.get("course_key", "idnumber"),
         user_key=params.get("user_key", "idnumber"),
         group_key=params.get("group_key", "idnumber"),
+        allow_disabled=bool(params.get("allow_disabled_instances", False)),
     )
 
 
@@ -137,6 +139,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         config.user_key,
         config.group_key,
         run.zone,
+        config.allow_disabled,
     )
     rejected = []
     changed = False

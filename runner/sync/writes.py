@@ -117,6 +117,9 @@ class Changes:
     ue: Pending = field(default_factory=Pending)
     ra: Pending = field(default_factory=Pending)
     gm: Pending = field(default_factory=Pending)
+    #: (user id, course context id, course id) of users whose last enrolment in a
+    #: course went: their roles below the course and their course access time go too
+    left: set[tuple[int, int, int]] = field(default_factory=set)
 
 
 class Writes:
@@ -166,11 +169,42 @@ class Writes:
         for key, values in pending.updated_keys.items():
             pending.updated[ids[flat[key]]] = values
 
+    def _left(self, left: set[tuple[int, int, int]]) -> Statements:
+        """What Moodle's unenrol_user removes beyond the course's own rows when a user's
+        last enrolment in it goes: the user's role assignments in the contexts below
+        the course (any component: role_unassign_all with subcontexts) and their
+        user_lastaccess row. From the user's few role assignments (indexed by user),
+        each one's context looked up by id: no scan of the context table."""
+        if not left:
+            return []
+        t, raw = self.t, self.raw
+        q, m = raw.quote, raw.mark
+        ra, ctx = raw.name(t.role_assignments), raw.name(t.context)
+        below = f"(SELECT p.{q('path')} FROM {ctx} p WHERE p.{q('id')} = {m})"
+        pattern = (
+            f"CONCAT({below}, {m})"
+            if raw.dialect.name in ("mysql", "mariadb")
+            else f"{below} || {m}"
+        )
+        roles = (
+            f"DELETE FROM {ra} WHERE {q('userid')} = {m} AND EXISTS (SELECT 1 FROM {ctx} c"
+            f" WHERE c.{q('id')} = {ra}.{q('contextid')} AND c.{q('path')} LIKE {pattern})"
+        )
+        access = (
+            f"DELETE FROM {raw.name(t.user_lastaccess)}"
+            f" WHERE {q('userid')} = {m} AND {q('courseid')} = {m}"
+        )
+        ordered = sorted(left)
+        return [
+            (roles, [(user, context, "/%") for user, context, _ in ordered]),
+            (access, [(user, course) for user, _, course in ordered]),
+        ]
+
     def _statements(self, changes: Changes) -> Statements:
         """A batch's net changes: deletes, then updates, then inserts."""
         ue, ra, gm = changes.ue, changes.ra, changes.gm
         t, raw = self.t, self.raw
-        statements: Statements = []
+        statements: Statements = self._left(changes.left)
         for table, pending in (
             (t.groups_members, gm),
             (t.role_assignments, ra),

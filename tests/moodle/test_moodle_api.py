@@ -224,10 +224,8 @@ def _toolsync(site: Site, tmp_path: Path, body: str, kind: str = "enrols") -> No
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known differences: a line naming a group that does not exist (gadd) fails whole"
-    " in postsync, tool_sync enrols and skips the group; a line with fewer values than the"
-    " header (trailing empty values left out) fails in postsync, tool_sync reads them as"
-    " empty",
+    reason="known difference: a line naming a group that does not exist (gadd) fails whole"
+    " in postsync, tool_sync enrols and skips the group",
 )
 def test_the_same_enrolment_file_through_tool_sync(
     site: Site, lab_twin: Site, tmp_path: Path

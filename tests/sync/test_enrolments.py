@@ -47,6 +47,185 @@ def test_add_enrols_with_role_and_is_idempotent(site: Site) -> None:
     ]
 
 
+def test_short_lines_read_the_missing_values_as_empty(site: Site) -> None:
+    """tool_sync's own samples leave trailing empty values out (`...;GROUP1A;` under a
+    9-column header): the missing values are empty, as tool_sync reads them."""
+    site.write(
+        "enrols.csv",
+        "cmd;cid;uid;rolename;enrol;gcmd;g1;g2;g3\n"
+        "add;MATH101;U0005;student;manual;gaddcreate;GROUP1A;\n"
+        "add;MATH101;U0006;student\n"
+        "add;MATH101;U0007;student;manual;gadd;G1;G2;G3;extra\n",
+    )
+    result = site.run(steps=ENROLMENTS_STEP)
+    assert result.code == 2, result.out
+    assert report(site) == [
+        "line 2: add student U0005 in MATH101: ok",
+        "line 3: add student U0006 in MATH101: ok",
+        "line 4: failed: 10 values for 9 columns",
+    ]
+    assert site.groups_of("MATH101", "U0005") == ["GROUP1A"]
+    assert site.enrolled("MATH101", "U0006") == [("student", 0)]
+    assert site.groups_of("MATH101", "U0006") == []
+
+
+def add_instance(site: Site, course: str, plugin: str, status: int = 0) -> int:
+    site.execute(
+        "INSERT INTO mdl_enrol (enrol, status, courseid, sortorder, roleid, enrolperiod,"
+        " enrolstartdate, enrolenddate, expirynotify, expirythreshold, notifyall,"
+        " timecreated, timemodified) SELECT :plugin, :status, id, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0"
+        " FROM mdl_course WHERE idnumber = :course",
+        plugin=plugin,
+        status=status,
+        course=course,
+    )
+    (instance,) = site.query(
+        "SELECT e.id FROM mdl_enrol e JOIN mdl_course c ON c.id = e.courseid"
+        " WHERE c.idnumber = :course AND e.enrol = :plugin",
+        course=course,
+        plugin=plugin,
+    )[0]
+    return int(instance)
+
+
+def child_context(site: Site, course: str, instance: int, level: int = 70) -> int:
+    """A context below the course's (an activity: level 70), as Moodle paths it."""
+    (_, path, depth) = site.query(
+        "SELECT x.id, x.path, x.depth FROM mdl_context x JOIN mdl_course c ON c.id ="
+        " x.instanceid AND x.contextlevel = 50 WHERE c.idnumber = :course",
+        course=course,
+    )[0]
+    site.execute(
+        "INSERT INTO mdl_context (contextlevel, instanceid, path, depth, locked)"
+        " VALUES (:level, :instance, NULL, :depth, 0)",
+        level=level,
+        instance=instance,
+        depth=depth + 1,
+    )
+    (new,) = site.query(
+        "SELECT id FROM mdl_context WHERE contextlevel = :level AND instanceid = :instance",
+        level=level,
+        instance=instance,
+    )[0]
+    site.execute("UPDATE mdl_context SET path = :p WHERE id = :id", p=f"{path}/{new}", id=new)
+    return int(new)
+
+
+def give_role(site: Site, user: str, context: int, role: str = "editingteacher") -> None:
+    site.execute(
+        "INSERT INTO mdl_role_assignments (roleid, contextid, userid, timemodified,"
+        " modifierid, component, itemid, sortorder) SELECT r.id, :context, u.id, 0, 0, '', 0, 0"
+        " FROM mdl_role r, mdl_user u WHERE r.shortname = :role AND u.idnumber = :user",
+        context=context,
+        role=role,
+        user=user,
+    )
+
+
+def access(site: Site, user: str, course: str) -> None:
+    site.execute(
+        "INSERT INTO mdl_user_lastaccess (userid, courseid, timeaccess) SELECT u.id, c.id, 5"
+        " FROM mdl_user u, mdl_course c WHERE u.idnumber = :user AND c.idnumber = :course",
+        user=user,
+        course=course,
+    )
+
+
+def roles_of(site: Site, user: str) -> list[tuple[int, str]]:
+    return site.query(
+        "SELECT ra.contextid, r.shortname FROM mdl_role_assignments ra JOIN mdl_role r ON"
+        " r.id = ra.roleid JOIN mdl_user u ON u.id = ra.userid WHERE u.idnumber = :user"
+        " ORDER BY ra.contextid, r.shortname",
+        user=user,
+    )
+
+
+def test_the_last_unenrolment_removes_what_moodles_unenrol_removes(site: Site) -> None:
+    """Removing a user's last enrolment in a course removes, as unenrol_user does, their
+    roles in the contexts below the course (an activity, and a block inside it) and
+    their last access to the course; nothing of another course or another user."""
+    sync(site, "add;MATH101;U0001;student;;;;;;\nadd;MATH101;U0002;student;;;;;;\n")
+    sync(site, "add;PHYS102;U0001;student;;;;;;\n")
+    activity = child_context(site, "MATH101", 9001)
+    block = child_context(site, "MATH101", 9002, level=80)
+    site.execute(
+        "UPDATE mdl_context SET path = (SELECT path FROM mdl_context WHERE id = :a)"
+        " || '/' || id, depth = 5 WHERE id = :b"
+        if not site.url.startswith("mysql")
+        else "UPDATE mdl_context SET path = CONCAT(:path, '/', id), depth = 5 WHERE id = :b",
+        a=activity,
+        b=block,
+        path=site.query("SELECT path FROM mdl_context WHERE id = :a", a=activity)[0][0],
+    )
+    elsewhere = child_context(site, "PHYS102", 9003)
+    for user in ("U0001", "U0002"):
+        give_role(site, user, activity)
+        access(site, user, "MATH101")
+    give_role(site, "U0001", block, "teacher")
+    give_role(site, "U0001", elsewhere)
+    access(site, "U0001", "PHYS102")
+    assert sync(site, "del;MATH101;U0001;student;;;;;;\n") == [
+        "line 2: del student U0001 in MATH101: ok"
+    ]
+    assert site.enrolled("MATH101", "U0001") == []
+    course = site.query(
+        "SELECT x.id FROM mdl_context x JOIN mdl_course c ON c.id = x.instanceid"
+        " AND x.contextlevel = 50 WHERE c.idnumber = 'PHYS102'"
+    )[0][0]
+    assert roles_of(site, "U0001") == [(course, "student"), (elsewhere, "editingteacher")]
+    assert (activity, "editingteacher") in roles_of(site, "U0002")  # another user's
+    assert site.query(
+        "SELECT u.idnumber, c.idnumber FROM mdl_user_lastaccess a JOIN mdl_user u"
+        " ON u.id = a.userid JOIN mdl_course c ON c.id = a.courseid ORDER BY 1, 2"
+    ) == [("U0001", "PHYS102"), ("U0002", "MATH101")]
+    # a del for a user not enrolled there removes nothing of theirs
+    give_role(site, "U0003", activity)
+    assert sync(site, "del;MATH101;U0003;student;;;;;;\n") == [
+        "line 2: del student U0003 in MATH101: ok (unchanged)"
+    ]
+    assert roles_of(site, "U0003") == [(activity, "editingteacher")]
+
+
+def test_the_role_component_is_the_plugins_as_moodle_makes_it(site: Site) -> None:
+    """Moodle's enrol_user assigns the role as a manual one for plugins whose roles are
+    not protected (self, ...), tagged with the plugin and instance for the others."""
+    add_instance(site, "MATH101", "self")
+    cohort = add_instance(site, "MATH101", "cohort")
+    lines = sync(
+        site, "add;MATH101;U0001;student;self;;;;;\nadd;MATH101;U0002;student;cohort;;;;;\n"
+    )
+    assert lines == [
+        "line 2: add student U0001 in MATH101: ok",
+        "line 3: add student U0002 in MATH101: ok",
+    ]
+    assert site.query(
+        "SELECT u.idnumber, ra.component, ra.itemid FROM mdl_role_assignments ra"
+        " JOIN mdl_user u ON u.id = ra.userid WHERE u.idnumber IN ('U0001', 'U0002')"
+        " ORDER BY u.idnumber"
+    ) == [("U0001", "", 0), ("U0002", "enrol_cohort", cohort)]
+
+
+def test_a_disabled_instance_fails_the_line_unless_allowed(site: Site) -> None:
+    add_instance(site, "MATH101", "self", status=1)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;self;;;;;\n")
+    result = site.run(steps=ENROLMENTS_STEP)
+    assert result.code == 2, result.out
+    assert report(site) == [
+        "line 2: add student U0001 in MATH101: failed: the self enrolment instance of course"
+        " MATH101 is disabled in Moodle (enable it, or set allow_disabled_instances: true)"
+    ]
+    assert site.enrolled("MATH101", "U0001") == []
+    allowed = ENROLMENTS_STEP + "    allow_disabled_instances: true\n"
+    result = site.run(steps=allowed)
+    assert result.code == 0, result.out
+    assert site.enrolled("MATH101", "U0001") == [("student", 0)]
+    # removing goes through a disabled instance: nothing is left behind
+    site.write("enrols.csv", HEADER + "del;MATH101;U0001;student;self;;;;;\n")
+    result = site.run(steps=ENROLMENTS_STEP)
+    assert result.code == 0, result.out
+    assert site.enrolled("MATH101", "U0001") == []
+
+
 def test_add_creates_a_missing_manual_instance_with_moodle_defaults(site: Site) -> None:
     site.execute(
         "DELETE FROM mdl_enrol WHERE courseid ="
@@ -156,7 +335,7 @@ def test_group_commands(site: Site, gcmd: str, groups: str, expected: list[str])
             "unknown gcmd 'gfoo' (gadd, gaddcreate, greplace, greplacecreate, gdel)",
         ),
         ("add;MATH101;U0001;student;self;;;;;", "no self enrolment instance in course MATH101"),
-        ("add;MATH101;U0001;student", "4 values for 10 columns"),
+        ("add;MATH101;U0001", "empty rolename"),
         ("add;MATH101;U0001;student;;;;;;;;", "12 values for 10 columns"),
     ],
 )
