@@ -177,11 +177,6 @@ def test_moodles_group_cache_is_stale_until_postsync_purges_it(site: Site, tmp_p
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postsync leaves the role assignments below the course (Moodle's unenrol_user"
-    " removes them): to be fixed with the Moodle-faithful writes",
-)
 def test_unenrolling_removes_the_roles_below_the_course(
     site: Site, lab_twin: Site, tmp_path: Path
 ) -> None:
