@@ -7,7 +7,7 @@ embedded default, demos and tests, with Moodle's defaults and indexes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import (
@@ -76,6 +76,8 @@ class MoodleTables:
     groupings: Table
     groupings_groups: Table
     user_lastaccess: Table
+    config: Table
+    cache_flags: Table
 
     @property
     def all(self) -> list[Table]:
@@ -94,7 +96,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
     md = MetaData()
     p = prefix
 
-    user = Table(
+    Table(
         f"{p}user",
         md,
         _id(),
@@ -150,7 +152,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}user_ema_ix", "email"),
         Index(f"{p}user_del_ix", "deleted"),
     )
-    course = Table(
+    Table(
         f"{p}course",
         md,
         _id(),
@@ -194,7 +196,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}cour_idn_ix", "idnumber"),
         Index(f"{p}cour_sho_ix", "shortname"),
     )
-    course_categories = Table(
+    Table(
         f"{p}course_categories",
         md,
         _id(),
@@ -212,7 +214,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         _char("path", 255),
         _char("theme", 50, None, nullable=True),
     )
-    context = Table(
+    Table(
         f"{p}context",
         md,
         _id(),
@@ -225,7 +227,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}cont_ins_ix", "instanceid"),
         Index(f"{p}cont_pat_ix", "path"),
     )
-    role = Table(
+    Table(
         f"{p}role",
         md,
         _id(),
@@ -237,7 +239,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}role_sor_uix", "sortorder", unique=True),
         Index(f"{p}role_sho_uix", "shortname", unique=True),
     )
-    enrol = Table(
+    Table(
         f"{p}enrol",
         md,
         _id(),
@@ -268,7 +270,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}enro_enr_ix", "enrol"),
         Index(f"{p}enro_cou_ix", "courseid"),
     )
-    user_enrolments = Table(
+    Table(
         f"{p}user_enrolments",
         md,
         _id(),
@@ -283,7 +285,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}userenro_enruse_uix", "enrolid", "userid", unique=True),
         Index(f"{p}userenro_use_ix", "userid"),
     )
-    role_assignments = Table(
+    Table(
         f"{p}role_assignments",
         md,
         _id(),
@@ -299,7 +301,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}roleassi_useconrol_ix", "userid", "contextid", "roleid"),
         Index(f"{p}roleassi_comiteuse_ix", "component", "itemid", "userid"),
     )
-    groups = Table(
+    Table(
         f"{p}groups",
         md,
         _id(),
@@ -317,7 +319,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}grou_idn_ix", "idnumber"),
         Index(f"{p}grou_cou_ix", "courseid"),
     )
-    groups_members = Table(
+    Table(
         f"{p}groups_members",
         md,
         _id(),
@@ -329,7 +331,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}groumemb_usegro_uix", "userid", "groupid", unique=True),
         Index(f"{p}groumemb_gro_ix", "groupid"),
     )
-    groupings = Table(
+    Table(
         f"{p}groupings",
         md,
         _id(),
@@ -344,7 +346,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}grou_idn2_ix", "idnumber"),
         Index(f"{p}grou_cou2_ix", "courseid"),
     )
-    groupings_groups = Table(
+    Table(
         f"{p}groupings_groups",
         md,
         _id(),
@@ -354,7 +356,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}grougrou_gru_ix", "groupingid"),
         Index(f"{p}grougrou_gro_ix", "groupid"),
     )
-    user_lastaccess = Table(
+    Table(
         f"{p}user_lastaccess",
         md,
         _id(),
@@ -365,20 +367,25 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}userlast_use_ix", "userid"),
         Index(f"{p}userlast_cou_ix", "courseid"),
     )
-    return MoodleTables(
+    Table(
+        f"{p}config",
         md,
-        prefix,
-        user,
-        course,
-        course_categories,
-        context,
-        role,
-        enrol,
-        user_enrolments,
-        role_assignments,
-        groups,
-        groups_members,
-        groupings,
-        groupings_groups,
-        user_lastaccess,
+        _id(),
+        _char("name", 255, None),
+        Column("value", Text(), nullable=False),
+        Index(f"{p}conf_nam_uix", "name", unique=True),
     )
+    Table(
+        f"{p}cache_flags",
+        md,
+        _id(),
+        _char("flagtype", 255, None),
+        _char("name", 255, None),
+        _int("timemodified"),
+        Column("value", Text(), nullable=False),
+        _int("expiry", None),
+        Index(f"{p}cachflag_fla_ix", "flagtype"),
+        Index(f"{p}cachflag_nam_ix", "name"),
+    )
+    names = [f.name for f in fields(MoodleTables)][2:]  # after metadata and prefix
+    return MoodleTables(md, prefix, **{name: md.tables[p + name] for name in names})

@@ -29,7 +29,7 @@ from runner.step.preview import Withheld
 from runner.sync.base import Course
 from runner.sync.lookup import Lookups
 from runner.sync.reader import DataLine
-from runner.sync.writes import Changes, Writes, chunks
+from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
 
@@ -74,6 +74,9 @@ class SiteState:
         )
         #: groups whose members changed: their timemodified is set once, by `finish`
         self.touched_groups: set[int] = set()
+        #: users whose enrolments, roles or groups changed: marked dirty for Moodle's
+        #: open sessions by `finish`, as Moodle's mark_user_dirty does
+        self.dirty: set[int] = set()
         self.pairs: set[tuple[int, int, int]] = set()
         self.reset_batch()
 
@@ -246,6 +249,7 @@ class SiteState:
             self.changes.ue.new[key] = row
             self.enrolments[key] = Enrolment(None, row["status"], row["timestart"], row["timeend"])
             self.course_enrolments.setdefault((course.id, userid), set()).add(enrolid)
+            self.dirty.add(userid)
             return True
         wanted = Enrolment(
             current.id,
@@ -263,6 +267,7 @@ class SiteState:
             "timemodified": self.now,
         }
         self.changes.ue.update(key, current.id, values)
+        self.dirty.add(userid)
         return True
 
     def remove_enrolment(self, course: Course, enrolid: int, userid: int) -> bool:
@@ -272,12 +277,14 @@ class SiteState:
             return False
         self.changes.ue.delete(key, current.id)
         self.course_enrolments[(course.id, userid)].discard(enrolid)
+        self.dirty.add(userid)
         return True
 
     def leave(self, course: Course, userid: int) -> None:
         """The user's last enrolment in the course went: what Moodle's unenrol_user
         removes besides (roles below the course, the course access time) goes too."""
         self.changes.left.add((userid, course.context_id, course.id))
+        self.dirty.add(userid)
 
     def roles_in(self, course: Course, userid: int) -> dict[tuple[int, str, int], int | None]:
         return self.roles_of.setdefault((course.context_id, userid), {})
@@ -297,6 +304,7 @@ class SiteState:
             "modifierid": 0,
             "sortorder": 0,
         }
+        self.dirty.add(userid)
         return True
 
     def unassign(self, course: Course, userid: int, role: tuple[int, str, int]) -> bool:
@@ -304,6 +312,7 @@ class SiteState:
         if role not in held:
             return False
         self.changes.ra.delete((course.context_id, userid, role), held.pop(role))
+        self.dirty.add(userid)
         return True
 
     def groups_of(self, course: Course, userid: int) -> dict[int, int | None]:
@@ -322,6 +331,7 @@ class SiteState:
             "itemid": 0,
         }
         self.touched_groups.add(groupid)
+        self.dirty.add(userid)
         return True
 
     def remove_member(self, course: Course, userid: int, groupid: int) -> bool:
@@ -330,6 +340,7 @@ class SiteState:
             return False
         self.changes.gm.delete((groupid, userid), held.pop(groupid))
         self.touched_groups.add(groupid)
+        self.dirty.add(userid)
         return True
 
     # -- flush ---------------------------------------------------------------------------
@@ -349,12 +360,15 @@ class SiteState:
         again). A preview writes nothing."""
         if self.withheld is not None:
             self.touched_groups.clear()
+            self.dirty.clear()
             return
         self.writes.write_ready()
         self.writes.wait()
         for part in chunks(sorted(self.touched_groups), self.raw.chunk):
             self.raw.update_in(self.t.groups, {"timemodified": self.now}, part)
         self.touched_groups.clear()
+        mark_users_dirty(self.raw.conn, self.t, sorted(self.dirty), self.now)
+        self.dirty.clear()
 
     def close(self) -> None:
         """Waits for the writer (a failing sync must not roll back under it)."""

@@ -44,6 +44,43 @@ def _flat_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return key[:-1] + key[-1] if isinstance(key[-1], tuple) else key
 
 
+#: Moodle's session timeout when its config has none (8 hours, its default)
+SESSION_TIMEOUT = 8 * 3600
+DIRTY_USERS = "accesslib/dirtyusers"
+
+
+def mark_users_dirty(conn: Connection, t: MoodleTables, users: Sequence[int], now: int) -> None:
+    """What Moodle's mark_user_dirty writes for each user: the `accesslib/dirtyusers`
+    cache flag (name: the user id, value 1, expiring a session timeout from now, read
+    from Moodle's config), so that a session already open reloads the user's access
+    data (roles, enrolments, groups) at its next request. An existing flag is updated,
+    as Moodle's set_cache_flag does."""
+    if not users:
+        return
+    from sqlalchemy import select, update
+
+    config, flags = t.config, t.cache_flags
+    setting = conn.execute(select(config.c.value).where(config.c.name == "sessiontimeout")).scalar()
+    try:
+        timeout = int(str(setting).strip()) if setting is not None else SESSION_TIMEOUT
+    except ValueError:
+        timeout = SESSION_TIMEOUT
+    expiry = now + timeout if timeout > 0 else now + 24 * 3600  # as set_cache_flag
+    values = {"value": "1", "expiry": expiry, "timemodified": now}
+    for part in chunks([str(user) for user in users]):
+        found = conn.execute(
+            select(flags.c.id, flags.c.name).where(
+                flags.c.flagtype == DIRTY_USERS, flags.c.name.in_(part)
+            )
+        ).all()
+        if found:
+            conn.execute(update(flags).where(flags.c.id.in_([i for i, _ in found])).values(values))
+        have = {name for _, name in found}
+        new = [{"flagtype": DIRTY_USERS, "name": n, **values} for n in part if n not in have]
+        if new:
+            conn.execute(flags.insert(), new)
+
+
 @dataclass
 class Pending:
     """Changes to one table: new rows by key, updated and deleted ids; and, for rows an

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import time
 from pathlib import Path
 
 import pytest
@@ -333,16 +334,22 @@ def test_the_same_group_members_file_through_tool_sync(
 
 
 def test_access_checks_see_postsyncs_role_changes_in_a_new_process(
-    site: Site, tmp_path: Path
+    site: Site, lab_twin: Site, tmp_path: Path
 ) -> None:
     """Moodle's access data (roles, capabilities) asked before and after postsync's
     `shift` of S009 from student to editingteacher in C101: a new PHP process (a cron
-    run, a new request without a session) answers with the new role at once. (A web
-    session already open keeps its access data until the user's `accesslib/dirtyusers`
-    cache flag is set, as Moodle's role_assign does and postsync does not yet; the lab
-    has no web session to check it.)"""
+    run, a new request without a session) answers with the new role at once; and the
+    user is marked dirty as Moodle's own role_unassign/role_assign mark them on a twin
+    (the accesslib/dirtyusers cache flag, lasting the site's session timeout, read with
+    get_cache_flags), so a web session already open reloads its access data at its next
+    request."""
+    since = str(int(time.time()) - 1)
     before = site.php("access.php", "MATH101", "S009")
     assert before == {"roles": ["student"], "manage_activities": False, "enrolled": True}
     sync(site, tmp_path, "shift;C101;S009;editingteacher;manual;;\n")
     after = site.php("access.php", "MATH101", "S009")
     assert after == {"roles": ["editingteacher"], "manage_activities": True, "enrolled": True}
+    lab_twin.php("moodle_change.php", "shift", "MATH101", "S009", "editingteacher")
+    ours, moodles = site.php("dirty_users.php", since), lab_twin.php("dirty_users.php", since)
+    assert ours == moodles
+    assert ours["dirty"] == {"S009": 1}

@@ -608,3 +608,39 @@ def test_a_write_refused_by_the_database_applies_nothing(
     assert "refused by a trigger" in result.out
     assert site.dump() == before
     assert (site.area / "enrols.csv").exists()
+
+
+def dirty_flags(site: Site) -> list[tuple[str, str, int]]:
+    """(user idnumber, value, expiry - timemodified) of Moodle's dirty-user flags."""
+    users = {str(i): idnumber for i, idnumber in site.query("SELECT id, idnumber FROM mdl_user")}
+    flags = site.query(
+        "SELECT name, value, expiry - timemodified FROM mdl_cache_flags"
+        " WHERE flagtype = 'accesslib/dirtyusers'"
+    )
+    return sorted((users[name], value, span) for name, value, span in flags)
+
+
+def test_changed_users_are_marked_dirty_as_moodle_marks_them(site: Site) -> None:
+    """Every user whose enrolment, roles or groups a file changed gets Moodle's
+    accesslib/dirtyusers flag (value 1, lasting the site's session timeout), so their
+    open sessions reload; an existing flag is renewed, not doubled; an unchanged line
+    and a preview mark nobody."""
+    site.execute("INSERT INTO mdl_config (name, value) VALUES ('sessiontimeout', '7200')")
+    (u2,) = site.query("SELECT id FROM mdl_user WHERE idnumber = 'U0002'")[0]
+    site.execute(
+        "INSERT INTO mdl_cache_flags (flagtype, name, timemodified, value, expiry)"
+        " VALUES ('accesslib/dirtyusers', :name, 1, '1', 2)",
+        name=str(u2),
+    )
+    body = "add;MATH101;U0001;student;;;;;;\nadd;MATH101;U0002;student;;;;gadd;G1;\n"
+    site.write("enrols.csv", HEADER + body)
+    assert site.run("--check", steps=ENROLMENTS_STEP).code == 0
+    assert dirty_flags(site) == [("U0002", "1", 1)]  # the preview wrote nothing
+    sync(site, body)
+    assert dirty_flags(site) == [("U0001", "1", 7200), ("U0002", "1", 7200)]
+    site.execute("DELETE FROM mdl_cache_flags")
+    sync(site, body)  # unchanged: nobody's access changed
+    assert dirty_flags(site) == []
+    site.execute("DELETE FROM mdl_config")
+    sync(site, "del;MATH101;U0001;student;;;;;;\n")
+    assert dirty_flags(site) == [("U0001", "1", 8 * 3600)]  # Moodle's default timeout
