@@ -22,7 +22,7 @@ CASES: dict[str, tuple[bytes, int, str, set[str]]] = {
         H + b"add;MATH101;U\xff\xfe01;student;;\n" + GOOD,
         2,
         "line 2: failed: invalid bytes for encoding utf-8",
-        {"mdl_user_enrolments", "mdl_role_assignments"},
+        {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),
     "invalid_header_bytes": (
         b"cmd;c\xffd;uid\n" + GOOD,
@@ -34,14 +34,14 @@ CASES: dict[str, tuple[bytes, int, str, set[str]]] = {
         H + b"add;MATH101;U00\x0002;student;;\n" + GOOD,
         2,
         "line 2: failed: line contains a NUL byte",
-        {"mdl_user_enrolments", "mdl_role_assignments"},
+        {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),
     "ten_megabyte_line": (
         H + b"add;MATH101;U0002;student;gaddcreate;" + b"G" * (10 * 1024 * 1024) + b"\n" + GOOD,
         2,
         "line 2: add student U0002 in MATH101: failed: group name of 10485760 characters;"
         " Moodle allows 254",
-        {"mdl_user_enrolments", "mdl_role_assignments"},
+        {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),
     "wrong_separator": (
         b"cmd,cid,uid,rolename\nadd,MATH101,U0001,student\n",
@@ -61,13 +61,13 @@ CASES: dict[str, tuple[bytes, int, str, set[str]]] = {
         H + b"add;MATH101;U0002;student;;;;extra\n" + GOOD,
         2,
         "line 2: failed: 8 values for 6 columns",
-        {"mdl_user_enrolments", "mdl_role_assignments"},
+        {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),
     "unbalanced_quote": (
         H + b'add;"MATH101;U0002;student;;\n' + GOOD,
         2,
         "line 2: failed: unbalanced quote",
-        {"mdl_user_enrolments", "mdl_role_assignments"},
+        {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),
     "sql_injection_identifiers": (
         H
@@ -77,13 +77,19 @@ CASES: dict[str, tuple[bytes, int, str, set[str]]] = {
         + GOOD,
         2,
         f"line 3: add student {INJECTION} in MATH101: failed: no such user",
-        {"mdl_user_enrolments", "mdl_role_assignments"},
+        {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),
     "sql_injection_group_name": (
         H + f"add;MATH101;U0001;student;gaddcreate;{QUOTED}\n".encode(),
         0,
         "line 2: add student U0001 in MATH101: ok",
-        {"mdl_user_enrolments", "mdl_role_assignments", "mdl_groups", "mdl_groups_members"},
+        {
+            "mdl_user_enrolments",
+            "mdl_role_assignments",
+            "mdl_cache_flags",
+            "mdl_groups",
+            "mdl_groups_members",
+        },
     ),
     "empty_file": (b"", 0, "0 lines: 0 changed, 0 unchanged, 0 failed", set()),
     "only_comments": (
