@@ -151,7 +151,8 @@ class PurgeMoodleCaches:
         ]
 
     def plan(self, config: PurgeCachesConfig, run: RunContext) -> Plan:
-        if run.database_changes() == 0:
+        changes = run.database_changes()
+        if changes == 0:
             return Plan(skip_reason="the run changed nothing in Moodle's database")
         problems = self._problems(config)
         if problems:
@@ -160,8 +161,8 @@ class PurgeMoodleCaches:
         action = Action(
             "run", " ".join(self.command(config)), f"{who}, in {config.moodle_dir}", data=config
         )
-        changes = plural(run.database_changes(), "change")
-        return Plan([action], f"purge {', '.join(config.caches)} after {changes}")
+        summary = f"purge {', '.join(config.caches)} after {plural(changes, 'change')}"
+        return Plan([action], summary)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
         for action in actions:
