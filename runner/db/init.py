@@ -7,8 +7,9 @@ uses the existing tables and never creates or alters any.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, String, Table, Text, inspect, select
 
 from runner.core.errors import StepError
 from runner.db.tables import MoodleTables, new_id
@@ -33,6 +34,20 @@ class DemoSite:
     courses: int
     groups: int
     enrolments: int
+
+
+def filled(table: Table, **values: Any) -> dict[str, Any]:
+    """A row with `values`, and '' for the NOT NULL text columns that have no default
+    (Moodle's code gives those a value: its tables have no default for them)."""
+    blank = {
+        c.name: ""
+        for c in table.columns
+        if not c.nullable
+        and c.server_default is None
+        and not c.primary_key
+        and isinstance(c.type, String | Text)
+    }
+    return {**blank, **values}
 
 
 def create_tables(engine: Engine, tables: MoodleTables, now: int) -> None:
@@ -90,7 +105,8 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
     conn.execute(
         t.user.insert(),
         [
-            {
+            filled(t.user)
+            | {
                 **base,
                 "username": "guest",
                 "password": "",
@@ -98,7 +114,8 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
                 "lastname": " ",
                 "email": "root@localhost",
             },
-            {
+            filled(t.user)
+            | {
                 **base,
                 "username": "admin",
                 "password": "adminsetuppending",
@@ -111,13 +128,16 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
     site = new_id(
         conn.execute(
             t.course.insert().values(
-                category=0,
-                fullname="postsync site",
-                shortname="site",
-                idnumber="",
-                format="site",
-                timecreated=now,
-                timemodified=now,
+                filled(
+                    t.course,
+                    category=0,
+                    fullname="postsync site",
+                    shortname="site",
+                    idnumber="",
+                    format="site",
+                    timecreated=now,
+                    timemodified=now,
+                )
             )
         )
     )
@@ -125,7 +145,7 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
     category = new_id(
         conn.execute(
             t.course_categories.insert().values(
-                name="Category 1", depth=1, path="", timemodified=now
+                filled(t.course_categories, name="Category 1", depth=1, path="", timemodified=now)
             )
         )
     )
@@ -191,7 +211,8 @@ def seed_demo(engine: Engine, t: MoodleTables, now: int, users: int = 300) -> De
         conn.execute(
             t.user.insert(),
             [
-                {
+                filled(t.user)
+                | {
                     "auth": "manual",
                     "confirmed": 1,
                     "mnethostid": 1,
@@ -219,14 +240,17 @@ def seed_demo(engine: Engine, t: MoodleTables, now: int, users: int = 300) -> De
             course_id = new_id(
                 conn.execute(
                     t.course.insert().values(
-                        category=category,
-                        sortorder=sortorder,
-                        fullname=f"{subject.title()} {level}",
-                        shortname=code,
-                        idnumber=code,
-                        timecreated=now,
-                        timemodified=now,
-                        startdate=now,
+                        filled(
+                            t.course,
+                            category=category,
+                            sortorder=sortorder,
+                            fullname=f"{subject.title()} {level}",
+                            shortname=code,
+                            idnumber=code,
+                            timecreated=now,
+                            timemodified=now,
+                            startdate=now,
+                        )
                     )
                 )
             )
@@ -256,7 +280,8 @@ def seed_demo(engine: Engine, t: MoodleTables, now: int, users: int = 300) -> De
         conn.execute(
             t.groups.insert(),
             [
-                {
+                filled(t.groups)
+                | {
                     "courseid": cid,
                     "idnumber": f"{code}-G{n}",
                     "name": f"G{n}",

@@ -30,6 +30,15 @@ class Kind:
 _KEYS: Mapping[str, Any] = {
     "course_key": {"enum": ["idnumber", "shortname", "id"], "default": "idnumber"},
     "user_key": {"enum": ["idnumber", "username", "email", "id"], "default": "idnumber"},
+    "membership_component": {
+        "type": "string",
+        "default": "",
+        "maxLength": 100,
+        "pattern": "^([a-z][a-z0-9_]*)?$",
+        "description": "The component of the group memberships the sync writes, and the"
+        " only one it removes ('' as Moodle's manual memberships; tool_sync for the"
+        " memberships tool_sync writes when it protects groups).",
+    },
 }
 
 COMMANDS: dict[str, Kind] = {

@@ -56,6 +56,8 @@ class FileOutcome:
     changed: int = 0
     unchanged: int = 0
     failed: list[FailedLine] = field(default_factory=list)
+    #: failed lines of which a part was applied (enrolled, but a group is missing)
+    partly: int = 0
     courses: dict[int, str] = field(default_factory=dict)
     report: Path | None = None
     error: str | None = None
@@ -72,6 +74,7 @@ class FileOutcome:
         return (
             f"{plural(self.lines, 'line')}: {self.changed} changed, {self.unchanged} unchanged,"
             f" {len(self.failed)} failed"
+            + (f" ({self.partly} of them in part applied)" if self.partly else "")
         )
 
     @classmethod
@@ -89,6 +92,7 @@ class FileOutcome:
             header=base64.b64decode(entry["header"]),
             changed=lines["changed"],
             unchanged=lines["unchanged"],
+            partly=lines.get("partly", 0),
             failed=[
                 FailedLine(f["number"], a2b_base64(f["raw"]), f["message"], f)
                 for f in entry["failed_lines"]

@@ -55,7 +55,13 @@ def record_schema() -> dict[str, Any]:
                 "type": "object",
                 "required": ["total", "changed", "unchanged", "failed"],
                 "additionalProperties": False,
-                "properties": dict.fromkeys(("total", "changed", "unchanged", "failed"), _COUNT),
+                "properties": {
+                    **dict.fromkeys(("total", "changed", "unchanged", "failed"), _COUNT),
+                    "partly": {
+                        **_COUNT,
+                        "description": "failed lines of which a part was applied",
+                    },
+                },
             },
             "failed_lines": {"type": "array", "items": failed_line},
             "processed_courses": {

@@ -50,6 +50,7 @@ def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
             "changed": f.changed,
             "unchanged": f.unchanged,
             "failed": len(f.failed),
+            "partly": f.partly,
         },
         "failed_lines": [line.as_json(f.encoding) for line in f.failed],
         "processed_courses": [{"id": i, "key": k} for i, k in sorted(f.courses.items())],

@@ -102,8 +102,9 @@ class RunContext:
 
     def database_changes(self) -> int:
         """The changes this run made to the database (a preview: would make): lines a
-        sync file changed, groups and groupings deleted."""
-        return sum(f.changed for f in self.files if not f.error) + self.groups_deleted
+        sync file changed (in part, for a failed line), groups and groupings deleted."""
+        changed = sum(f.changed + f.partly for f in self.files if not f.error)
+        return changed + self.groups_deleted
 
     @property
     def state_dir(self) -> Path:

@@ -96,6 +96,7 @@ def sync_file(
                 now,
                 course_key=options.course_key,
                 user_key=options.user_key,
+                membership_component=options.membership_component,
                 withheld=withheld,
             )
             try:
@@ -107,13 +108,13 @@ def sync_file(
                         lines.append(result.report())
                         if result.status == FAILED:
                             outcome.failed.append(FailedLine(line.number, line.raw, result.message))
+                            outcome.partly += result.partly
+                        elif result.status == CHANGED:
+                            outcome.changed += 1
                         else:
-                            if result.status == CHANGED:
-                                outcome.changed += 1
-                            else:
-                                outcome.unchanged += 1
-                            if result.course is not None:
-                                outcome.courses[result.course.id] = result.course.key
+                            outcome.unchanged += 1
+                        if result.course is not None:  # failed: set when in part applied
+                            outcome.courses[result.course.id] = result.course.key
                     state.flush()
                     report.write("\n".join(lines) + "\n")
                     faults.point("sync.batch")

@@ -9,7 +9,12 @@ CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
 
 
 class LineFailed(Exception):
-    """The line fails with this message; nothing of it was applied."""
+    """The line (or the part of it being applied) fails with this message."""
+
+
+def owned_by(component: str) -> str:
+    """Who owns a row of this component (to say why a sync leaves it alone)."""
+    return component or "no plugin (a manual membership)"
 
 
 @dataclass
@@ -24,15 +29,20 @@ class LineResult:
     number: int
     status: str  # changed | unchanged | failed
     summary: str  # what the line asks, e.g. "add student U0009 in MATH101"
+    #: failed: why; otherwise what the line left alone, if anything (another plugin's row)
     message: str = ""
     course: Course | None = None
+    #: failed, but a part of the line that could be applied was (it changed the site)
+    partly: bool = False
 
     def report(self) -> str:
         """One report line, in tool_sync's spirit."""
         head = f"line {self.number}: {self.summary}" if self.summary else f"line {self.number}"
         if self.status == FAILED:
             return f"{head}: failed: {self.message}"
-        return f"{head}: ok" + (" (unchanged)" if self.status == UNCHANGED else "")
+        notes = ["unchanged"] if self.status == UNCHANGED else []
+        notes += [self.message] if self.message else []
+        return f"{head}: ok" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 @dataclass(frozen=True)
@@ -43,3 +53,5 @@ class SyncOptions:
     tz: tzinfo
     #: enrolments: enrol through a disabled instance instead of failing the line
     allow_disabled: bool = False
+    #: the component of the group memberships the sync writes and may remove
+    membership_component: str = ""

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
+from runner.sync.base import (
+    CHANGED,
+    FAILED,
+    UNCHANGED,
+    LineFailed,
+    LineResult,
+    SyncOptions,
+    owned_by,
+)
 from runner.sync.reader import Columns, DataLine
 
 if TYPE_CHECKING:
@@ -99,17 +108,28 @@ class Enrolments:
         v = line.values
         cmd_text = (v.get("cmd") or "add").lower()
         summary = f"{cmd_text} {v['rolename'] or '-'} {v['uid'] or '-'} in {v['cid'] or '-'}"
-        course = None
         try:
             cmd = COMMANDS.get(cmd_text)
             if cmd is None:
                 raise LineFailed(f"unknown cmd {cmd_text!r} (add, del, shift, enable, disable)")
             course = state.lookups.course(v["cid"], "cid")
             user = state.lookups.user(v["uid"], "uid")
-            changed = self._apply(state, cmd, course, user, v, options)
+            done = Done()
+            self._apply(state, cmd, course, user, v, options, done)
         except LineFailed as exc:
             return LineResult(line.number, FAILED, summary, str(exc))
-        return LineResult(line.number, CHANGED if changed else UNCHANGED, summary, course=course)
+        status = CHANGED if done.changed else UNCHANGED
+        if done.failed:
+            what = "; ".join(done.failed)
+            rest = (
+                "the rest of the line was applied"
+                if done.changed
+                else "the rest of the line was already so"
+            )
+            return LineResult(
+                line.number, FAILED, summary, f"{what} ({rest})", course, partly=done.changed
+            )
+        return LineResult(line.number, status, summary, "; ".join(done.kept), course)
 
     def _apply(
         self,
@@ -119,8 +139,10 @@ class Enrolments:
         user: int,
         v: Mapping[str, str],
         options: SyncOptions,
-    ) -> bool:
-        # Check everything first: a failed line changes nothing.
+        done: Done,
+    ) -> None:
+        """The enrolment part is checked first, and a failure there fails the line with
+        nothing applied; the groups part is applied as far as it can be (`done`)."""
         plugin = v.get("enrol") or "manual"
         role = state.lookups.role(v["rolename"]) if cmd in ("add", "del", "shift") else 0
         start = parse_time(v.get("starttime", ""), "starttime", options)
@@ -128,9 +150,9 @@ class Enrolments:
         instance = state.lookups.instance(course, plugin)
         gcmd = (v.get("gcmd") or "").lower()
         names = [name for c in GROUP_COLUMNS if (name := v.get(c))] if gcmd else []
-        groups = self._check_groups(state, course, cmd, gcmd, names)
         if instance is None and cmd == "del":
-            return False  # without an instance the user cannot hold this enrolment
+            self._check_groups(state, course, cmd, gcmd, names, done)
+            return  # without an instance the user cannot hold this enrolment
         if instance is None and not (plugin == "manual" and cmd in ("add", "shift")):
             raise LineFailed(f"no {plugin} enrolment instance in course {course.key}")
         disabled = instance is not None and instance[1] != 0
@@ -142,57 +164,79 @@ class Enrolments:
         enrol_id = instance[0] if instance else 0
         if cmd in ("enable", "disable") and (enrol_id, user) not in state.enrolments:
             raise LineFailed(f"{v['uid']} is not enrolled in {course.key} by {plugin}")
+        groups = self._check_groups(state, course, cmd, gcmd, names, done)
 
-        changed = False
         if instance is None:
             enrol_id = state.lookups.create_manual_instance(course)
-            changed = True
+            done.changed = True
         key = role_key(role, plugin, enrol_id)
         if cmd in ("add", "shift"):
-            changed |= state.ensure_enrolment(course, enrol_id, user, start, end)
-            changed |= state.assign(course, user, key)
-            if cmd == "shift":
+            done.changed |= state.ensure_enrolment(course, enrol_id, user, start, end)
+            done.changed |= state.assign(course, user, key)
+            if cmd == "shift":  # the other roles this line's plugin may remove
                 for other in [r for r in state.roles_in(course, user) if r != key]:
-                    changed |= state.unassign(course, user, other)
+                    if other[1] == "" or other[1:] == key[1:]:
+                        done.changed |= state.unassign(course, user, other)
+                    else:
+                        done.kept.append(
+                            f"kept role {state.lookups.role_name(other[0])} of {other[1]}"
+                        )
         elif cmd == "del":
-            changed |= state.unassign(course, user, key)
+            done.changed |= state.unassign(course, user, key)
             if not state.roles_in(course, user):
                 removed = state.remove_enrolment(course, enrol_id, user)
-                changed |= removed
-                if not state.enrolled(course, user):  # as Moodle's unenrol_user does
+                done.changed |= removed
+                # as Moodle's unenrol_user: the instance's own memberships go with it
+                for gid in state.members_of_instance(course, user, plugin, enrol_id):
+                    done.changed |= state.remove_member(course, user, gid)
+                if not state.enrolled(course, user):  # the last: as unenrol_user
                     for gid in list(state.groups_of(course, user)):
-                        changed |= state.remove_member(course, user, gid)
+                        done.changed |= state.remove_member(course, user, gid)
                     if removed:
                         state.leave(course, user)
         else:
             status = 0 if cmd == "enable" else 1
-            changed |= state.ensure_enrolment(course, enrol_id, user, start, end, status)
-        return self._apply_groups(state, course, user, gcmd, names, groups) or changed
+            done.changed |= state.ensure_enrolment(course, enrol_id, user, start, end, status)
+        self._apply_groups(state, course, user, plugin, gcmd, names, groups, done)
 
     def _check_groups(
-        self, state: SiteState, course: Course, cmd: str, gcmd: str, names: list[str]
+        self,
+        state: SiteState,
+        course: Course,
+        cmd: str,
+        gcmd: str,
+        names: list[str],
+        done: Done,
     ) -> dict[str, int | None]:
+        """The line's groups that can be acted on (None: to create); each that cannot
+        is a failed part, in `done`."""
         if not gcmd:
             return {}
         if gcmd not in GROUP_COMMANDS:
-            raise LineFailed(f"unknown gcmd {gcmd!r} ({', '.join(GROUP_COMMANDS)})")
-        if not names:
-            raise LineFailed(f"gcmd {gcmd} without any group in g1..g9")
-        if cmd == "del" and gcmd != "gdel":
-            raise LineFailed(f"gcmd {gcmd} cannot go with cmd del")
-        groups = {name: state.lookups.group(course, name) for name in names}
-        for name, gid in groups.items():
-            if gid is None and gcmd.endswith("create") and len(name) > GROUP_NAME_MAX:
-                raise LineFailed(
+            done.failed.append(f"unknown gcmd {gcmd!r} ({', '.join(GROUP_COMMANDS)})")
+        elif not names:
+            done.failed.append(f"gcmd {gcmd} without any group in g1..g9")
+        elif cmd == "del" and gcmd != "gdel":
+            done.failed.append(f"gcmd {gcmd} cannot go with cmd del")
+        if done.failed:
+            return {}
+        create = gcmd.endswith("create")
+        groups: dict[str, int | None] = {}
+        for name in names:
+            try:
+                gid = state.lookups.group(course, name)
+            except LineFailed as exc:
+                done.failed.append(str(exc))
+                continue
+            if gid is None and not create:
+                hint = "" if gcmd == "gdel" else f" (use {gcmd}create)"
+                done.failed.append(f"no group {name!r} in course {course.key}{hint}")
+            elif gid is None and len(name) > GROUP_NAME_MAX:
+                done.failed.append(
                     f"group name of {len(name)} characters; Moodle allows {GROUP_NAME_MAX}"
                 )
-        if not gcmd.endswith("create"):
-            missing = [n for n, gid in groups.items() if gid is None]
-            if missing:
-                raise LineFailed(
-                    f"no group {missing[0]!r} in course {course.key}"
-                    + ("" if gcmd == "gdel" else f" (use {gcmd}create)")
-                )
+            else:
+                groups[name] = gid
         return groups
 
     def _apply_groups(
@@ -200,28 +244,53 @@ class Enrolments:
         state: SiteState,
         course: Course,
         user: int,
+        plugin: str,
         gcmd: str,
         names: list[str],
         groups: dict[str, int | None],
-    ) -> bool:
-        if not gcmd:
-            return False
-        changed = False
+        done: Done,
+    ) -> None:
+        if not groups:
+            return
         if gcmd == "gdel":
-            for gid in groups.values():
-                if gid is not None:
-                    changed |= state.remove_member(course, user, gid)
-            return changed
+            for name, gid in groups.items():
+                owner = state.owner(user, gid, plugin) if gid is not None else None
+                if owner is not None:
+                    done.failed.append(
+                        f"the membership of group {name!r} belongs to {owned_by(owner)}"
+                        " (a sync removes only its own)"
+                    )
+                elif gid is not None:
+                    done.changed |= state.remove_member(course, user, gid)
+            return
         wanted = []
         for name in names:
+            if name not in groups:
+                continue  # a failed part
             gid = groups[name]
             if gid is None:
                 gid = groups[name] = state.lookups.create_group(course, name)
-                changed = True
+                done.changed = True
             wanted.append(gid)
-        if gcmd.startswith("greplace"):
+        # replace: only once every group of the line is known (a mistyped name must not
+        # take the user out of their groups), and never another plugin's membership
+        if gcmd.startswith("greplace") and len(wanted) == len(names):
             for gid in [g for g in state.groups_of(course, user) if g not in wanted]:
-                changed |= state.remove_member(course, user, gid)
+                owner = state.owner(user, gid, plugin)
+                if owner is None:
+                    done.changed |= state.remove_member(course, user, gid)
+                else:
+                    name = state.lookups.group_names.get(gid, str(gid))
+                    done.kept.append(f"kept group {name!r} of {owned_by(owner)}")
         for gid in wanted:
-            changed |= state.add_member(course, user, gid)
-        return changed
+            done.changed |= state.add_member(course, user, gid)
+
+
+@dataclass
+class Done:
+    """What a line did: whether it changed the site, the parts that failed, and what it
+    left alone because another plugin owns it."""
+
+    changed: bool = False
+    failed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)

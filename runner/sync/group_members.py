@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
+from runner.sync.base import (
+    CHANGED,
+    FAILED,
+    UNCHANGED,
+    LineFailed,
+    LineResult,
+    SyncOptions,
+    owned_by,
+)
 from runner.sync.reader import Columns, DataLine
 
 if TYPE_CHECKING:
@@ -58,12 +66,26 @@ class GroupMembers:
                 raise LineFailed(f"{v['userid']} is not enrolled in {course.key}")
         except LineFailed as exc:
             return LineResult(line.number, FAILED, summary, str(exc))
-        changed = False
+        changed, kept = False, []
         if cmd == "del":
+            owner = state.owner(user, group)
+            if owner is not None:
+                return LineResult(
+                    line.number,
+                    FAILED,
+                    summary,
+                    f"the membership belongs to {owned_by(owner)} (a sync removes only its own)",
+                )
             changed = state.remove_member(course, user, group)
         else:
             if cmd == "shift":
                 for other in [g for g in state.groups_of(course, user) if g != group]:
-                    changed |= state.remove_member(course, user, other)
+                    owner = state.owner(user, other)
+                    if owner is None:
+                        changed |= state.remove_member(course, user, other)
+                    else:
+                        name = state.lookups.group_names.get(other, str(other))
+                        kept.append(f"kept group {name!r} of {owned_by(owner)}")
             changed |= state.add_member(course, user, group)
-        return LineResult(line.number, CHANGED if changed else UNCHANGED, summary, course=course)
+        status = CHANGED if changed else UNCHANGED
+        return LineResult(line.number, status, summary, "; ".join(kept), course=course)

@@ -59,6 +59,7 @@ class Lookups:
         self.enrol_course: dict[int, int] = {}
         self.groups: dict[int, dict[str, list[int]]] = {}
         self.group_course: dict[int, int] = {}
+        self.group_names: dict[int, str] = {}
         self.group_idnumbers: dict[int, dict[str, list[int]]] = {}
         self.users: dict[str, int | str] = {}
 
@@ -166,6 +167,9 @@ class Lookups:
             raise LineFailed(f"no such role {shortname!r}")
         return self.roles[shortname]
 
+    def role_name(self, role_id: int) -> str:
+        return next((name for name, i in self.roles.items() if i == role_id), str(role_id))
+
     def instance(self, course: Course, plugin: str) -> tuple[int, int] | None:
         """(enrol.id, status) of the course's first instance of `plugin`, if any."""
         if course.id not in self.enrols:
@@ -200,6 +204,7 @@ class Lookups:
                 if idnumber:
                     self.group_idnumbers[cid].setdefault(idnumber, []).append(gid)
                 self.group_course[gid] = cid
+                self.group_names[gid] = name
         if self.withheld is not None:
             for cid in todo:
                 for instance in self.withheld.instances.get(cid, ()):
@@ -208,6 +213,7 @@ class Lookups:
                 for gid, name in self.withheld.groups.get(cid, ()):
                     self.groups[cid].setdefault(name, []).append(gid)
                     self.group_course[gid] = cid
+                    self.group_names[gid] = name
         for cid in todo:
             self.enrols[cid].sort()
 
@@ -280,6 +286,7 @@ class Lookups:
             gid = self._insert_group(course, name)
         self.groups[course.id].setdefault(name, []).append(gid)
         self.group_course[gid] = course.id
+        self.group_names[gid] = name
         return gid
 
     def _insert_group(self, course: Course, name: str) -> int:

@@ -54,6 +54,7 @@ class SiteState:
         *,
         course_key: str,
         user_key: str,
+        membership_component: str = "",
         withheld: Withheld | None = None,
     ) -> None:
         self.raw = Raw(conn)
@@ -77,6 +78,13 @@ class SiteState:
         #: users whose enrolments, roles or groups changed: marked dirty for Moodle's
         #: open sessions by `finish`, as Moodle's mark_user_dirty does
         self.dirty: set[int] = set()
+        #: the component of the group memberships this sync writes, and the only one
+        #: it removes ('' by default, as Moodle's groups_add_member)
+        self.component = membership_component
+        #: (group id, user id) -> (component, itemid) of the loaded memberships another
+        #: plugin owns (enrol_cohort...): kept, except by the plugin's own unenrolment
+        #: and by the last unenrolment (as Moodle's unenrol_user)
+        self.owners: dict[tuple[int, int], tuple[str, int]] = {}
         self.pairs: set[tuple[int, int, int]] = set()
         self.reset_batch()
 
@@ -167,11 +175,16 @@ class SiteState:
         )
         for part in chunks(member_keys, self.raw.pairs):
             members = self.raw.select_keys(
-                t.groups_members, ("id", "groupid", "userid"), ("userid", "groupid"), part
+                t.groups_members,
+                ("id", "groupid", "userid", "component", "itemid"),
+                ("userid", "groupid"),
+                part,
             )
-            for mid, groupid, userid in members:
+            for mid, groupid, userid, component, itemid in members:
                 course = self.lookups.group_course[groupid]
                 self.members.setdefault((course, userid), {})[groupid] = mid
+                if component != self.component:
+                    self.owners[(groupid, userid)] = (component, itemid)
         if self.withheld is not None:
             self._over_withheld(pairs)
 
@@ -327,17 +340,37 @@ class SiteState:
             "groupid": groupid,
             "userid": userid,
             "timeadded": self.now,
-            "component": "",
+            "component": self.component,
             "itemid": 0,
         }
         self.touched_groups.add(groupid)
         self.dirty.add(userid)
         return True
 
+    def owner(self, userid: int, groupid: int, plugin: str = "") -> str | None:
+        """The component that owns the user's membership of the group, when neither
+        this sync nor the line's enrol `plugin` (such a membership is left alone)."""
+        owner = self.owners.get((groupid, userid))
+        if owner is None or (plugin and owner[0] == f"enrol_{plugin}"):
+            return None
+        return owner[0]
+
+    def members_of_instance(
+        self, course: Course, userid: int, plugin: str, enrolid: int
+    ) -> list[int]:
+        """The user's groups whose membership an enrol instance owns (Moodle's unenrol
+        through that instance removes them)."""
+        return [
+            gid
+            for gid in self.groups_of(course, userid)
+            if self.owners.get((gid, userid)) == (f"enrol_{plugin}", enrolid)
+        ]
+
     def remove_member(self, course: Course, userid: int, groupid: int) -> bool:
         held = self.groups_of(course, userid)
         if groupid not in held:
             return False
+        self.owners.pop((groupid, userid), None)
         self.changes.gm.delete((groupid, userid), held.pop(groupid))
         self.touched_groups.add(groupid)
         self.dirty.add(userid)

@@ -34,6 +34,7 @@ class SyncConfig:
     user_key: str
     group_key: str
     allow_disabled: bool = False
+    membership_component: str = ""
 
 
 def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int]]]:
@@ -117,6 +118,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         user_key=params.get("user_key", "idnumber"),
         group_key=params.get("group_key", "idnumber"),
         allow_disabled=bool(params.get("allow_disabled_instances", False)),
+        membership_component=params.get("membership_component", ""),
     )
 
 
@@ -140,6 +142,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         config.group_key,
         run.zone,
         config.allow_disabled,
+        config.membership_component,
     )
     rejected = []
     changed = False

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
+#: enrol plugins whose instances fill a group of the course (enrol.customint2: the
+#: group's id), as Moodle's cohort and meta-link syncs do
+FILLING_PLUGINS = ("cohort", "meta")
 CHUNK = 2000
 
 
@@ -89,9 +92,10 @@ class CleanEmptyGroups:
 
     def _empty(
         self, config: GroupsConfig, run: RunContext, courses: list[int]
-    ) -> tuple[list[Any], list[Any]]:
-        """The empty groups, and the groupings left with no group that has members, as
-        (id, name, idnumber, course shortname).
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """The empty groups to delete, and the groupings left with no group that has
+        members, as (id, name, idnumber, course shortname); the empty groups kept, with
+        the reason after those.
 
         A group is empty when it has no member after the sync: the database's members,
         with the changes a preview's sync kept instead of writing counted in
@@ -162,10 +166,40 @@ class CleanEmptyGroups:
                     for gid, course, name in created
                     if changes[gid] <= 0
                 ]
+            reasons = self._kept(conn, t, [row[0] for row in empty])
+        kept = [(*row, reasons[row[0]]) for row in empty if row[0] in reasons]
+        empty = [row for row in empty if row[0] not in reasons]
         gone = {row[0] for row in empty}
         # a grouping is left when none of its groups keeps a member
         left = [key for key, held in links.items() if all(x in gone for x in held)]
-        return empty, left
+        return empty, left, kept
+
+    def _kept(self, conn: Any, t: Any, ids: list[int]) -> dict[int, str]:
+        """Empty groups that stay, and why: a group an enrol instance fills (cohort
+        sync's group, emptied for now: the sync refills it), a group with a picture or
+        files in its description (Moodle's own deletion removes those files from
+        moodledata; postsync cannot)."""
+        from sqlalchemy import or_, select
+
+        e, g = t.enrol, t.groups
+        kept: dict[int, str] = {}
+        for part in _chunks([gid for gid in ids if gid > 0]):
+            rows = conn.execute(
+                select(e.c.customint2, e.c.enrol).where(
+                    e.c.enrol.in_(FILLING_PLUGINS), e.c.customint2.in_(part)
+                )
+            )
+            for gid, plugin in rows:
+                kept[gid] = f"the {plugin} enrolment instance of the course fills it"
+            rows = conn.execute(
+                select(g.c.id).where(
+                    g.c.id.in_(part),
+                    or_(g.c.picture != 0, g.c.description.like("%@@PLUGINFILE@@%")),
+                )
+            )
+            for (gid,) in rows:
+                kept.setdefault(gid, "it has a picture or files, which only Moodle deletes")
+        return kept
 
     def plan(self, config: GroupsConfig, run: RunContext) -> Plan:
         files = [f for f in run.files if f.command in ENROLMENT_COMMANDS and not f.error]
@@ -174,7 +208,7 @@ class CleanEmptyGroups:
         courses = sorted({course for f in files for course in f.courses})
         if not config.all_courses and not courses:
             return Plan(summary="no course was touched")
-        groups, groupings = self._empty(config, run, courses)
+        groups, groupings, kept = self._empty(config, run, courses)
         scope = "site" if config.all_courses else plural(len(courses), "processed course")
         if config.max_deletions is not None and len(groups) > config.max_deletions:
             return Plan(
@@ -208,6 +242,15 @@ class CleanEmptyGroups:
         summary = f"{found} in the {scope}"
         if groupings:
             summary += f", {plural(len(groupings), 'grouping')} left with no group"
+        if kept:
+            shown = "; ".join(
+                f"{_label(name, course)} ({reason})"
+                for _gid, name, _idnumber, course, reason in sorted(
+                    kept, key=lambda r: (r[3], r[1])
+                )[:3]
+            )
+            more = f" and {len(kept) - 3} more" if len(kept) > 3 else ""
+            summary += f"; kept {plural(len(kept), 'empty group')}: {shown}{more}"
         return Plan(actions, summary)
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:

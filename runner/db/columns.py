@@ -1,0 +1,38 @@
+"""Moodle's XMLDB column kinds as SQLAlchemy columns (runner.db.tables, site_tables)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, Text, text
+
+# int(10) is BIGINT in Moodle; SQLite only auto-increments an INTEGER PRIMARY KEY.
+_BIG = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def id_col() -> Column[int]:
+    return Column("id", _BIG, primary_key=True, autoincrement=True)
+
+
+def int_col(
+    name: str,
+    default: int | None = 0,
+    *,
+    nullable: bool = False,
+    small: bool = False,
+    medium: bool = False,
+) -> Column[int]:
+    """int(N) as Moodle types it on PostgreSQL: N <= 4 `small`, N <= 9 `medium`."""
+    kind = SmallInteger() if small else Integer() if medium else BigInteger()
+    server_default = text(str(default)) if default is not None else None
+    return Column(name, kind, nullable=nullable, server_default=server_default)
+
+
+def char_col(
+    name: str, length: int, default: str | None = None, *, nullable: bool = False
+) -> Column[str]:
+    """char(N); as in Moodle, NOT NULL without a default unless one is given."""
+    server_default = text(f"'{default}'") if default is not None else None
+    return Column(name, String(length), nullable=nullable, server_default=server_default)
+
+
+def text_col(name: str) -> Column[str]:
+    return Column(name, Text(), nullable=True)
