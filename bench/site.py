@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select, text, update
 
 from runner.db.connect import connect, parse_url
-from runner.db.init import create_tables
+from runner.db.init import create_tables, filled
 from runner.db.tables import MoodleTables, moodle_tables
 
 CHUNK = 20_000
@@ -32,7 +32,8 @@ def build_site(url: str, *, users: int, courses: int, groups_per_course: int = 2
             select(t.role.c.id).where(t.role.c.shortname == "student")
         ).scalar_one()
         user_rows: list[dict[str, object]] = [
-            {
+            filled(t.user)
+            | {
                 "auth": "manual",
                 "confirmed": 1,
                 "mnethostid": 1,
@@ -50,7 +51,8 @@ def build_site(url: str, *, users: int, courses: int, groups_per_course: int = 2
         for part in _chunks(user_rows):
             conn.execute(t.user.insert(), part)
         course_rows: list[dict[str, object]] = [
-            {
+            filled(t.course)
+            | {
                 "category": category,
                 "sortorder": i,
                 "fullname": f"Course {i}",
@@ -92,7 +94,8 @@ def build_site(url: str, *, users: int, courses: int, groups_per_course: int = 2
         for part in _chunks(enrol):
             conn.execute(t.enrol.insert(), part)
         group_rows: list[dict[str, object]] = [
-            {
+            filled(t.groups)
+            | {
                 "courseid": cid,
                 "idnumber": f"{cid}-G{g}",
                 "name": f"G{g}",

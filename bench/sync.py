@@ -155,6 +155,43 @@ def drop_postgresql(url: str) -> None:
     engine.dispose()
 
 
+class LockProbe:
+    """The longest time a transaction of the sync held row locks on PostgreSQL: from its
+    first write (when the server gives it a transaction id) to its commit, polled
+    every 20 ms from a second connection while the sync runs. A Moodle request that
+    writes a row the sync wrote waits at most that long; other rows do not wait."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        self.longest = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        sql = (
+            "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM clock_timestamp() - xact_start)), 0)"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        )
+        with self.engine.connect() as conn:
+            while not self.stop.wait(0.02):
+                held = float(conn.exec_driver_sql(sql).scalar() or 0)
+                self.longest = max(self.longest, held)
+
+    def __enter__(self) -> LockProbe:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.engine.dispose()
+
+
 def b4_b7(work: Path, rounds: int, scale: float, setup: SyncSetup) -> list[Result]:
     lines = max(10_000, int(1_000_000 * scale))
     users, courses = 50_000, 2_000
@@ -251,6 +288,17 @@ def b4_b7(work: Path, rounds: int, scale: float, setup: SyncSetup) -> list[Resul
         f" {'met' if big_rss <= 200 * 1024 else 'NOT met'}),"
         f" {big_rss / max(small_rss, 1):.2f}x the {lines // 10:,}-line run"
     )
+    if setup.kind == "PostgreSQL":
+        root, url = fresh(control)
+        with LockProbe(url) as probe:
+            held = timed([*POSTSYNC, "run", "playbook.yml"], root)
+        shutil.rmtree(root, ignore_errors=True)
+        setup.drop(url)
+        r4.extra["longest lock hold"] = (
+            f"{probe.longest:.1f} s of a {held.seconds:.1f} s run: the file's one"
+            " transaction, from its first write to its commit (rows the file does not"
+            " write are never locked)"
+        )
     out = [r4]
     if setup.kind == "SQLite":
         r7 = Result(

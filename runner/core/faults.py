@@ -12,9 +12,9 @@ to a comma-separated list of:
   sleep=NAME:SECONDS  sleep at the first point named NAME (to act on a run mid-way)
   bug=NAME            raise RuntimeError at the first point named NAME (an internal error)
 
-Point names: sync.batch, sync.commit, sync.committed, step.done, atomic.written,
-atomic.synced, atomic.published, delete.before, delete.after, groups.commit,
-record.saved.
+Point names: sync.loaded (a batch's state read, nothing of it written), sync.batch,
+sync.commit, sync.committed, step.done, atomic.written, atomic.synced,
+atomic.published, delete.before, delete.after, groups.commit, record.saved.
 """
 
 from __future__ import annotations

@@ -147,19 +147,33 @@ class Raw:
         )
         return self.conn.exec_driver_sql(sql, flat).fetchall()
 
-    def inserts(self, table: Table, columns: Sequence[str], rows: Iterable[Any]) -> Statements:
-        """The statements that insert `rows` (tuples in `columns` order)."""
+    def inserts(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        rows: Iterable[Any],
+        unique: Sequence[str] = (),
+    ) -> Statements:
+        """The statements that insert `rows` (tuples in `columns` order). With `unique`
+        (the columns of a unique index), a row whose key a row of the table already
+        has is left out, not an error: the table's row stands (another writer, Moodle
+        itself, inserted it since the sync read the table)."""
         rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
             return []
         names = [self.quote(c) for c in columns]
         into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
+        tail = ""
+        if unique and self.values:  # PostgreSQL, SQLite
+            tail = f" ON CONFLICT ({', '.join(self.quote(c) for c in unique)}) DO NOTHING"
+        elif unique:  # MySQL, MariaDB: a no-op update (INSERT IGNORE would hide errors)
+            tail = f" ON DUPLICATE KEY UPDATE {self.quote('id')} = {self.quote('id')}"
         if self.arrays:
-            sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}"
+            sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}{tail}"
             return [(sql, _columns(rows))]
         one = f"({self.marks(len(columns))})"
         if self.insert_params is None:
-            return [(f"{into} VALUES {one}", rows)]
+            return [(f"{into} VALUES {one}{tail}", rows)]
         # SQLite: many rows a statement, so that the whole statement runs in the
         # library, without Python's lock (executemany takes it back after every row).
         # Sizes are powers of two: the driver caches each distinct statement, and one
@@ -172,7 +186,7 @@ class Raw:
             left = len(rows) - start
             size = per if left >= per else 1 << (left.bit_length() - 1)
             part = rows[start : start + size]
-            sql = f"{into} VALUES {', '.join([one] * size)}"
+            sql = f"{into} VALUES {', '.join([one] * size)}{tail}"
             statements.append((sql, tuple(chain.from_iterable(part))))
             start += size
         return statements

@@ -30,6 +30,13 @@ class Kind:
 _KEYS: Mapping[str, Any] = {
     "course_key": {"enum": ["idnumber", "shortname", "id"], "default": "idnumber"},
     "user_key": {"enum": ["idnumber", "username", "email", "id"], "default": "idnumber"},
+    "modifierid": {
+        "oneOf": [{"type": "integer", "minimum": 0}, {"const": "admin"}],
+        "default": 0,
+        "description": "The user id written as modifierid of the enrolments and role"
+        " assignments the sync makes (0, as Moodle's own syncs; admin: the site's main"
+        " administrator, the first of its siteadmins setting).",
+    },
     "membership_component": {
         "type": "string",
         "default": "",

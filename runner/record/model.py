@@ -74,7 +74,7 @@ class FileOutcome:
         return (
             f"{plural(self.lines, 'line')}: {self.changed} changed, {self.unchanged} unchanged,"
             f" {len(self.failed)} failed"
-            + (f" ({self.partly} of them in part applied)" if self.partly else "")
+            + (f", {self.partly} of them in part applied" if self.partly else "")
         )
 
     @classmethod

@@ -97,11 +97,13 @@ def sync_file(
                 course_key=options.course_key,
                 user_key=options.user_key,
                 membership_component=options.membership_component,
+                modifier=options.modifier,
                 withheld=withheld,
             )
             try:
                 for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):
                     command.prepare(state, batch)
+                    faults.point("sync.loaded")
                     lines = []
                     for line in batch:
                         result = command.apply(state, line, options)

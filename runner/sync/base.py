@@ -17,6 +17,14 @@ def owned_by(component: str) -> str:
     return component or "no plugin (a manual membership)"
 
 
+@dataclass(slots=True)
+class Enrolment:
+    id: int | None  # None until flushed
+    status: int
+    timestart: int
+    timeend: int
+
+
 @dataclass
 class Course:
     id: int
@@ -55,3 +63,5 @@ class SyncOptions:
     allow_disabled: bool = False
     #: the component of the group memberships the sync writes and may remove
     membership_component: str = ""
+    #: modifierid of the rows the sync writes: a user id, or "admin" (the site's admin)
+    modifier: int | str = 0

@@ -77,8 +77,9 @@ class Enrolments:
       gcmd: gadd, gaddcreate, greplace, greplacecreate, gdel, acting on g1..g9.
       g1 ... g9: group names in the course.
 
-    add ensures the course's enrol instance (a manual one is created with Moodle's
-    defaults), the user's enrolment (active) and the role in the course context; the
+    add ensures the course's enrol instance (a manual one is created as Moodle's
+    add_default_instance does, with the site's enrol_manual settings), the user's
+    enrolment (active) and the role in the course context; the
     role is a manual one (component '') for plugins whose roles are not protected in
     Moodle (manual, self, fee, flatfile, paypal), else tagged with the plugin and its
     instance, as Moodle's enrol_user does. A line that would enrol through an instance
@@ -91,6 +92,18 @@ class Enrolments:
     this role the user's only role in the course. enable/disable set the enrolment's
     status. Group commands act on the course's groups by name; `...create` creates
     missing groups.
+
+    Another plugin's rows stay: shift, greplace and gdel never remove a role or a
+    group membership that another plugin (e.g. enrol_cohort) owns, and the report
+    says what was kept; a gdel of such a membership fails that part. Removing an
+    enrolment removes the memberships its instance owns, as Moodle does.
+
+    A line is applied as far as it can be: when its groups part fails (a group that
+    does not exist, an unknown gcmd), the enrolment and the groups that exist are
+    still applied, as tool_sync does; the line is reported failed, saying which part
+    and that the rest was applied, and goes to the retry file (re-running it changes
+    nothing more). greplace takes the user out of their other groups only when every
+    group of the line exists.
 
     Example line: `add;MATH101;U0001;student;manual;gaddcreate;G1;G2`
     """
@@ -155,10 +168,11 @@ class Enrolments:
             return  # without an instance the user cannot hold this enrolment
         if instance is None and not (plugin == "manual" and cmd in ("add", "shift")):
             raise LineFailed(f"no {plugin} enrolment instance in course {course.key}")
-        disabled = instance is not None and instance[1] != 0
+        disabled = (instance[1] if instance else state.lookups.manual_defaults()["status"]) != 0
         if disabled and cmd != "del" and not options.allow_disabled:
+            what = "is" if instance else "would be, by the site's enrol_manual settings,"
             raise LineFailed(
-                f"the {plugin} enrolment instance of course {course.key} is disabled in"
+                f"the {plugin} enrolment instance of course {course.key} {what} disabled in"
                 " Moodle (enable it, or set allow_disabled_instances: true)"
             )
         enrol_id = instance[0] if instance else 0

@@ -32,7 +32,8 @@ class GroupMembers:
       cmd: add (default), del, shift (leave the course's other groups, join this one).
 
     A user must be enrolled in the course to join one of its groups (as in Moodle);
-    groups are not created by this file.
+    groups are not created by this file. A membership another plugin owns (e.g.
+    enrol_cohort's) is never removed: del fails on it, shift keeps it and says so.
 
     Example line: `add;MATH101;MATH101-G1;U0001`
     """

@@ -62,6 +62,7 @@ class Lookups:
         self.group_names: dict[int, str] = {}
         self.group_idnumbers: dict[int, dict[str, list[int]]] = {}
         self.users: dict[str, int | str] = {}
+        self._manual: dict[str, int] | None = None
 
     def db(self) -> Connection:
         """The connection, once the writer is done with it."""
@@ -218,7 +219,8 @@ class Lookups:
             self.enrols[cid].sort()
 
     def create_manual_instance(self, course: Course) -> int:
-        """Moodle's enrol_manual add_default_instance, with its defaults."""
+        """Moodle's enrol_manual add_default_instance: the site's enrol_manual settings
+        (config_plugins), Moodle's defaults where the site has none."""
         e = self.t.enrol
         sortorder = (
             self.db()
@@ -229,44 +231,61 @@ class Lookups:
             )
             .scalar_one()
         )
-        student = self.conn.execute(
-            select(self.t.role.c.id)
-            .where(self.t.role.c.archetype == "student")
-            .order_by(self.t.role.c.sortorder)
-            .limit(1)
-        ).scalar()
+        fields = self.manual_defaults()
         if self.withheld is not None:  # a preview: what the insert would have made
             enrol_id = self.withheld.new_id()
-            self.withheld.created(
-                self.withheld.instances, course.id, (sortorder, enrol_id, "manual", 0)
-            )
+            row = (sortorder, enrol_id, "manual", fields["status"])
+            self.withheld.created(self.withheld.instances, course.id, row)
         else:
-            enrol_id = self._insert_manual(course, sortorder, student or 0)
-        self.enrols[course.id].append((sortorder, enrol_id, "manual", 0))
+            enrol_id = new_id(
+                self.conn.execute(
+                    e.insert().values(
+                        enrol="manual",
+                        courseid=course.id,
+                        sortorder=sortorder,
+                        enrolstartdate=0,
+                        enrolenddate=0,
+                        timecreated=self.now,
+                        timemodified=self.now,
+                        **fields,
+                    )
+                )
+            )
+        self.enrols[course.id].append((sortorder, enrol_id, "manual", fields["status"]))
         self.enrols[course.id].sort()
         self.enrol_course[enrol_id] = course.id
         return enrol_id
 
-    def _insert_manual(self, course: Course, sortorder: int, roleid: int) -> int:
-        e = self.t.enrol
-        result = self.conn.execute(
-            e.insert().values(
-                enrol="manual",
-                status=0,
-                courseid=course.id,
-                sortorder=sortorder,
-                roleid=roleid,
-                enrolperiod=0,
-                enrolstartdate=0,
-                enrolenddate=0,
-                expirynotify=0,
-                expirythreshold=86400,
-                notifyall=0,
-                timecreated=self.now,
-                timemodified=self.now,
+    def manual_defaults(self) -> dict[str, int]:
+        """The fields add_default_instance takes from the site's enrol_manual settings."""
+        if self._manual is None:
+            cp = self.t.config_plugins
+            settings = dict(
+                self.db()
+                .execute(select(cp.c.name, cp.c.value).where(cp.c.plugin == "enrol_manual"))
+                .all()
             )
-        )
-        return new_id(result)
+
+            def setting(name: str, default: int) -> int:
+                value = str(settings.get(name, "")).strip()
+                return int(value) if value.lstrip("-").isdigit() else default
+
+            student = self.conn.execute(
+                select(self.t.role.c.id)
+                .where(self.t.role.c.archetype == "student")
+                .order_by(self.t.role.c.sortorder)
+                .limit(1)
+            ).scalar()
+            notify = setting("expirynotify", 0)
+            self._manual = {
+                "status": setting("status", 0),
+                "roleid": setting("roleid", student or 0),
+                "enrolperiod": setting("enrolperiod", 0),
+                "expirynotify": notify,
+                "notifyall": 1 if notify == 2 else 0,
+                "expirythreshold": setting("expirythreshold", 86400),
+            }
+        return self._manual
 
     def group(self, course: Course, value: str, key: str = "name") -> int | None:
         """The id of the course's group whose `key` (name or idnumber) is `value`."""

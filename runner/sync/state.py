@@ -18,28 +18,35 @@ database's rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
+from runner.core.errors import StepError
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
-from runner.sync.base import Course
+from runner.sync.base import Course, Enrolment
 from runner.sync.lookup import Lookups
+from runner.sync.preview_state import BatchState, over_withheld, withhold
 from runner.sync.reader import DataLine
 from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
 
 
-@dataclass(slots=True)
-class Enrolment:
-    id: int | None  # None until flushed
-    status: int
-    timestart: int
-    timeend: int
+def site_admin(conn: Connection, tables: MoodleTables) -> int:
+    """The site's main administrator: the first of Moodle's `siteadmins` setting."""
+    from sqlalchemy import select
+
+    config = tables.config
+    value = conn.execute(select(config.c.value).where(config.c.name == "siteadmins")).scalar()
+    first = str(value or "").split(",")[0].strip()
+    if not first.isdigit():
+        raise StepError(
+            "modifierid: admin, but the site's config has no siteadmins setting; give"
+            " modifierid a user id instead"
+        )
+    return int(first)
 
 
 class SiteState:
@@ -55,6 +62,7 @@ class SiteState:
         course_key: str,
         user_key: str,
         membership_component: str = "",
+        modifier: int | str = 0,
         withheld: Withheld | None = None,
     ) -> None:
         self.raw = Raw(conn)
@@ -85,6 +93,8 @@ class SiteState:
         #: plugin owns (enrol_cohort...): kept, except by the plugin's own unenrolment
         #: and by the last unenrolment (as Moodle's unenrol_user)
         self.owners: dict[tuple[int, int], tuple[str, int]] = {}
+        #: the user id written as modifierid of the enrolments and roles the sync makes
+        self.modifier = site_admin(conn, tables) if modifier == "admin" else int(modifier)
         self.pairs: set[tuple[int, int, int]] = set()
         self.reset_batch()
 
@@ -186,51 +196,14 @@ class SiteState:
                 if component != self.component:
                     self.owners[(groupid, userid)] = (component, itemid)
         if self.withheld is not None:
-            self._over_withheld(pairs)
+            over_withheld(self._batch(), pairs)
 
-    def _over_withheld(self, pairs: set[tuple[int, int, int]]) -> None:
-        """A preview: the state the preview's earlier batches left, over the database's."""
+    def _batch(self) -> BatchState:
+        """This batch's state, for a preview's keeping (runner.sync.preview_state)."""
         assert self.withheld is not None
-        kept_pairs = self.withheld.pairs
-        for pair in pairs:
-            course, context, user = pair
-            kept = kept_pairs.get(pair)
-            if kept is None:
-                self.withheld.seen(course, user, tuple(self.members.get((course, user), ())))
-                continue
-            enrolments, roles, members = kept
-            for enrolid in self.course_enrolments.pop((course, user), ()):
-                del self.enrolments[(enrolid, user)]
-            enrolids = set()
-            for i in range(0, len(enrolments), 5):
-                enrolid, row_id, status, start, end = enrolments[i : i + 5]
-                self.enrolments[(enrolid, user)] = Enrolment(row_id, status, start, end)
-                enrolids.add(enrolid)
-            self.course_enrolments[(course, user)] = enrolids
-            self.roles_of[(context, user)] = {
-                (roles[i], roles[i + 1], roles[i + 2]): roles[i + 3]
-                for i in range(0, len(roles), 4)
-            }
-            self.members[(course, user)] = dict(zip(members[0::2], members[1::2], strict=True))
-
-    def _withhold(self) -> None:
-        """A preview: keep the batch's state of its pairs instead of writing changes."""
-        assert self.withheld is not None
-        for pair in self.pairs:
-            course, context, user = pair
-            enrolments: list[Any] = []
-            for enrolid in self.course_enrolments.get((course, user), ()):
-                e = self.enrolments[(enrolid, user)]
-                enrolments += (enrolid, e.id, e.status, e.timestart, e.timeend)
-            roles: list[Any] = []
-            for (roleid, component, itemid), row_id in self.roles_of.get(
-                (context, user), {}
-            ).items():
-                roles += (roleid, component, itemid, row_id)
-            members: list[Any] = []
-            for groupid, row_id in self.members.get((course, user), {}).items():
-                members += (groupid, row_id)
-            self.withheld.keep(pair, (tuple(enrolments), tuple(roles), tuple(members)))
+        return BatchState(
+            self.withheld, self.enrolments, self.course_enrolments, self.roles_of, self.members
+        )
 
     # -- simulated changes ---------------------------------------------------------------
 
@@ -255,7 +228,7 @@ class SiteState:
                 "status": status or 0,
                 "timestart": timestart or 0,
                 "timeend": timeend or 0,
-                "modifierid": 0,
+                "modifierid": self.modifier,
                 "timecreated": self.now,
                 "timemodified": self.now,
             }
@@ -314,7 +287,7 @@ class SiteState:
             "component": role[1],
             "itemid": role[2],
             "timemodified": self.now,
-            "modifierid": 0,
+            "modifierid": self.modifier,
             "sortorder": 0,
         }
         self.dirty.add(userid)
@@ -382,7 +355,7 @@ class SiteState:
         """Ends the batch: its changes are written once the next batch has looked up
         its own state (`prepare`), or by `finish`. A preview keeps them instead."""
         if self.withheld is not None:
-            self._withhold()
+            withhold(self._batch(), self.pairs)
         else:
             self.writes.end_batch(self.changes)
         self.reset_batch()

@@ -35,6 +35,7 @@ class SyncConfig:
     group_key: str
     allow_disabled: bool = False
     membership_component: str = ""
+    modifier: int | str = 0
 
 
 def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int]]]:
@@ -119,6 +120,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         group_key=params.get("group_key", "idnumber"),
         allow_disabled=bool(params.get("allow_disabled_instances", False)),
         membership_component=params.get("membership_component", ""),
+        modifier=params.get("modifierid", 0),
     )
 
 
@@ -143,6 +145,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         run.zone,
         config.allow_disabled,
         config.membership_component,
+        config.modifier,
     )
     rejected = []
     changed = False

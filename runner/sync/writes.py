@@ -44,6 +44,13 @@ def _flat_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return key[:-1] + key[-1] if isinstance(key[-1], tuple) else key
 
 
+#: the columns of the unique index of each table a batch inserts into, if it has one:
+#: a row another writer (Moodle) inserted meanwhile is left as it is, not an error
+UNIQUE = {
+    "user_enrolments": ("enrolid", "userid"),
+    "groups_members": ("userid", "groupid"),
+}
+
 #: Moodle's session timeout when its config has none (8 hours, its default)
 SESSION_TIMEOUT = 8 * 3600
 DIRTY_USERS = "accesslib/dirtyusers"
@@ -268,7 +275,8 @@ class Writes:
                 row = itemgetter(*columns)
                 # in key order: each index is updated page after page, not at random
                 new = [row(pending.new[k]) for k in sorted(pending.new)]
-                statements += raw.inserts(table, columns, new)
+                unique = UNIQUE.get(table.name.removeprefix(t.prefix), ())
+                statements += raw.inserts(table, columns, new, unique)
         return statements
 
     def close(self) -> None:

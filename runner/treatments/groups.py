@@ -54,16 +54,43 @@ def _grouping_alive(t: Any) -> Any:
     )
 
 
+def _release_modules(conn: Any, t: Any, groupings: list[int], now: int) -> None:
+    """The activities restricted to deleted groupings are restricted no more (Moodle's
+    groups_delete_grouping), and their courses' cache revision moves on, as Moodle's
+    increment_revision_number does, so that the course's cached activity list (which
+    holds each activity's grouping) is rebuilt."""
+    from sqlalchemy import case, select, update
+
+    cm, course = t.course_modules, t.course
+    courses = sorted(
+        conn.execute(select(cm.c.course).where(cm.c.groupingid.in_(groupings)).distinct())
+        .scalars()
+        .all()
+    )
+    if not courses:
+        return
+    conn.execute(update(cm).where(cm.c.groupingid.in_(groupings)).values(groupingid=0))
+    rev = course.c.cacherev
+    bumped = case((rev.is_(None), now), (rev < now, now), (rev > now + 3600, now), else_=rev + 1)
+    conn.execute(update(course).where(course.c.id.in_(courses)).values(cacherev=bumped))
+
+
 class CleanEmptyGroups:
     """Delete the groups that have no members in the courses the run processed.
 
     The processed courses are those that a line of an enrolments or group_members file
-    touched (a failed line touches nothing). As Moodle does when it deletes a group, the
-    group's grouping links go with it. All deletions happen in one transaction.
+    touched (a failed line touches nothing, unless a part of it was applied). As
+    Moodle's groups_delete_group does, the group's grouping links and its calendar
+    events go with it. An empty group is kept, and the step's detail says why, when an
+    enrol instance fills it (a cohort or meta-link sync's group) or when it has a
+    picture or files in its description (only Moodle can delete those files). All
+    deletions happen in one transaction.
 
     Parameters:
       groupings (boolean, default false): also delete the groupings of those courses
-        that are left with no group (and reset a course's default grouping to none).
+        that are left with no group; as Moodle's groups_delete_grouping does, a course
+        whose default grouping it was has none, and activities restricted to it are
+        restricted no more (their course's cache revision moves on).
       courses (processed | all, default processed): `all` looks at every course of the
         site, whatever the run did; use it knowingly.
       max_deletions (integer >= 0, or a template rendering to one; optional): when more
@@ -276,6 +303,7 @@ class CleanEmptyGroups:
                     f" WHERE m.{q('groupid')} = g.{q('id')})"
                 )
                 still = [r[0] for r in conn.exec_driver_sql(sql, params).fetchall()]
+                raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
                 raw.delete_ids(gg, still, "groupid")
                 raw.delete_ids(g, still)
                 deleted.update(("group", i) for i in still)
@@ -290,6 +318,7 @@ class CleanEmptyGroups:
                         .where(t.course.c.defaultgroupingid.in_(still))
                         .values(defaultgroupingid=0)
                     )
+                    _release_modules(conn, t, still, int(run.now.timestamp()))
                     conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
                     conn.execute(gr.delete().where(gr.c.id.in_(still)))
                 deleted.update(("grouping", i) for i in still)

@@ -175,7 +175,7 @@ def test_a_line_whose_group_fails_still_enrols_and_is_retried(site: Site) -> Non
     assert site.enrolled("MATH101", "U0004") == [("student", 0)]
     entry = latest_record(site)["control_files"][0]
     assert entry["lines"] == {"total": 2, "changed": 0, "unchanged": 0, "failed": 2, "partly": 2}
-    assert "2 failed (2 of them in part applied)" in result.out
+    assert "2 failed, 2 of them in part applied" in result.out
     (retry,) = site.area.glob("enrols_tryback_*.csv")
     assert retry.read_text().splitlines()[1:] == [
         "add;MATH101;U0003;student;;;;gadd;G1;G7",

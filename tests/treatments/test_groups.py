@@ -144,3 +144,63 @@ def test_bad_parameters_are_located(site: Site) -> None:
         result.err
     )
     assert "post_treatments[0].clean_empty_groups.courses:" in result.err
+
+
+def test_deletion_does_to_events_and_activities_what_moodle_does(site: Site) -> None:
+    """As groups_delete_group and groups_delete_grouping: the group's calendar events
+    go, an activity restricted to a deleted grouping is restricted no more and its
+    course's cache revision moves on; another group's event and another course's
+    activity stay. A group with a picture is kept (its file is Moodle's to delete)."""
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\n")
+    add_grouping(site, "MATH101", "Tutorials", ["G2"])
+    add_grouping(site, "PHYS101", "Labs", [])
+    (g1, g2) = [
+        r[0]
+        for r in site.query(
+            "SELECT g.id FROM mdl_groups g JOIN mdl_course c ON c.id = g.courseid"
+            " WHERE c.idnumber = 'MATH101' ORDER BY g.name"
+        )
+    ]
+    for group in (g1, g2):
+        site.execute(
+            "INSERT INTO mdl_event (name, description, format, courseid, groupid, userid,"
+            " modulename, eventtype, timestart, uuid) SELECT 'Meeting', '', 1, courseid, id,"
+            " 0, '', 'group', 0, '' FROM mdl_groups WHERE id = :g",
+            g=group,
+        )
+    for course, grouping in (("MATH101", "Tutorials"), ("PHYS101", "Labs")):
+        site.execute(
+            "INSERT INTO mdl_course_modules (course, module, instance, section, groupingid)"
+            " SELECT c.id, 1, 1, 1, gr.id FROM mdl_course c JOIN mdl_groupings gr"
+            " ON gr.courseid = c.id WHERE c.idnumber = :c AND gr.name = :n",
+            c=course,
+            n=grouping,
+        )
+    site.execute("UPDATE mdl_course SET cacherev = 5")
+    site.execute(
+        "UPDATE mdl_groups SET picture = 1 WHERE name = 'G2' AND courseid ="
+        " (SELECT id FROM mdl_course WHERE idnumber = 'CHEM201')"
+    )
+    site.write(
+        "enrols.csv",
+        HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
+    )
+    cleanup_playbook(site, "{groupings: true}")
+    result = site.run()
+    assert result.code == 0, result.out
+    assert deletions(result.out) == ['delete group "G2" in course MATH101  (idnumber MATH101-G2)']
+    assert (
+        'kept 1 empty group: "G2" in course CHEM201 (it has a picture or files, which only'
+        " Moodle deletes)" in result.out
+    )
+    assert site.query("SELECT groupid FROM mdl_event") == [(g1,)]
+    assert site.query(
+        "SELECT c.idnumber, m.groupingid = 0, c.cacherev > 5 FROM mdl_course_modules m"
+        " JOIN mdl_course c ON c.id = m.course ORDER BY 1"
+    ) in (
+        [("MATH101", True, True), ("PHYS101", False, False)],
+        [("MATH101", 1, 1), ("PHYS101", 0, 0)],
+    )
+    assert site.query("SELECT COUNT(*) FROM mdl_course WHERE cacherev = 5") == [
+        (site.query("SELECT COUNT(*) FROM mdl_course")[0][0] - 1,)
+    ]
