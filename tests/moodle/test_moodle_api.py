@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import subprocess
 import time
 from pathlib import Path
 
@@ -210,6 +211,20 @@ TOOLSYNC_SAMPLE = (
 TOOLSYNC_REPLACE = "add;C102;S001;editingteacher;manual;greplacecreate;GROUP2A;GROUP2B;\n"
 
 
+def members_file(
+    site: Site, root: Path, members: str, options: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """A group_members file (with the step's `options`) through postsync's CLI."""
+    (root / "area").mkdir(parents=True)
+    (root / "area" / "members.csv").write_text(members)
+    playbook = root / "playbook.yml"
+    playbook.write_text(
+        f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
+        f"  - command: group_members\n    file: members.csv\n{options}"
+    )
+    return postsync_process("run", playbook)
+
+
 def _toolsync(site: Site, tmp_path: Path, body: str, kind: str = "enrols") -> None:
     if not site.lab.has_toolsync():
         pytest.skip("tool_sync not installed: set POSTSYNC_TOOLSYNC_GIT (tests/moodle/README.md)")
@@ -309,15 +324,7 @@ def test_the_same_group_members_file_through_tool_sync(
             "add;C101;S001;student;manual;;\nadd;C101;S002;student;manual;;\n",
         )
     _toolsync(lab_twin, tmp_path, members, kind="groupmembers")
-    area = tmp_path / "gm" / "area"
-    area.mkdir(parents=True)
-    (area / "members.csv").write_text(members)
-    playbook = tmp_path / "gm" / "playbook.yml"
-    playbook.write_text(
-        f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
-        "  - command: group_members\n    file: members.csv\n"
-    )
-    done = postsync_process("run", playbook)
+    done = members_file(site, tmp_path / "gm", members)
     assert done.returncode == 2, done.stdout
     ours, theirs = site.php("tables.php"), lab_twin.php("tables.php")
     fed = {"MATH101|G1|S001", "MATH101|G1|S002", "PHYS102|Spare|S010"}
@@ -339,16 +346,7 @@ def test_protected_memberships_are_tool_syncs_own(
     for each in (site, lab_twin):
         sync(each, tmp_path / each.name, "add;C101;S001;student;manual;;\n")
     _toolsync(lab_twin, tmp_path, members, kind="groupmembers")
-    area = tmp_path / "gm" / "area"
-    area.mkdir(parents=True)
-    (area / "members.csv").write_text(members)
-    playbook = tmp_path / "gm" / "playbook.yml"
-    playbook.write_text(
-        f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
-        "  - command: group_members\n    file: members.csv\n"
-        "    membership_component: tool_sync\n"
-    )
-    done = postsync_process("run", playbook)
+    done = members_file(site, tmp_path / "gm", members, "    membership_component: tool_sync\n")
     assert done.returncode in (0, 2), done.stdout
     assert site.php("tables.php") == lab_twin.php("tables.php")
 
