@@ -8,8 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, text, update
 
+from runner.db.columns import filled
 from runner.db.connect import connect, parse_url
-from runner.db.init import create_tables, filled
+from runner.db.init import create_tables
 from runner.db.tables import MoodleTables, moodle_tables
 
 CHUNK = 20_000

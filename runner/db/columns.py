@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, Text, text
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, Table, Text, text
 
 # int(10) is BIGINT in Moodle; SQLite only auto-increments an INTEGER PRIMARY KEY.
 _BIG = BigInteger().with_variant(Integer(), "sqlite")
@@ -36,3 +38,17 @@ def char_col(
 
 def text_col(name: str) -> Column[str]:
     return Column(name, Text(), nullable=True)
+
+
+def filled(table: Table, **values: Any) -> dict[str, Any]:
+    """A row with `values`, and '' for the NOT NULL text columns that have no default
+    (Moodle's code gives those a value: its tables have no default for them)."""
+    blank = {
+        c.name: ""
+        for c in table.columns
+        if not c.nullable
+        and c.server_default is None
+        and not c.primary_key
+        and isinstance(c.type, String | Text)
+    }
+    return {**blank, **values}

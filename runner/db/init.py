@@ -7,11 +7,11 @@ uses the existing tables and never creates or alters any.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Table, Text, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select
 
 from runner.core.errors import StepError
+from runner.db.columns import filled
 from runner.db.tables import MoodleTables, new_id
 
 CONTEXT_SYSTEM, CONTEXT_COURSECAT, CONTEXT_COURSE = 10, 40, 50
@@ -34,20 +34,6 @@ class DemoSite:
     courses: int
     groups: int
     enrolments: int
-
-
-def filled(table: Table, **values: Any) -> dict[str, Any]:
-    """A row with `values`, and '' for the NOT NULL text columns that have no default
-    (Moodle's code gives those a value: its tables have no default for them)."""
-    blank = {
-        c.name: ""
-        for c in table.columns
-        if not c.nullable
-        and c.server_default is None
-        and not c.primary_key
-        and isinstance(c.type, String | Text)
-    }
-    return {**blank, **values}
 
 
 def create_tables(engine: Engine, tables: MoodleTables, now: int) -> None:
@@ -94,6 +80,16 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
         ],
     )
     _context(conn, t, CONTEXT_SYSTEM, 0, "")
+    # the settings a fresh Moodle install writes that postsync reads: the guest (user
+    # 1), the main administrator (user 2), this site's mnet host
+    conn.execute(
+        t.config.insert(),
+        [
+            {"name": "siteguest", "value": "1"},
+            {"name": "siteadmins", "value": "2"},
+            {"name": "mnet_localhost_id", "value": "1"},
+        ],
+    )
     base = {
         "auth": "manual",
         "confirmed": 1,

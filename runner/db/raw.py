@@ -26,7 +26,7 @@ MAX_ROWS = 2048
 
 
 def array_literal(values: Iterable[Any]) -> str:
-    """A PostgreSQL array literal (`{1,2}`, `{"a","b\\"c"}`) of ints or strings.
+    """A PostgreSQL array literal (`{1,2}`, `{"a","b\\"c",NULL}`) of ints, strings or None.
 
     Sent as one text parameter and cast by the statement (`%s::BIGINT[]`): the driver's
     own list adaptation costs more per element than the database's work on it.
@@ -39,7 +39,9 @@ def array_literal(values: Iterable[Any]) -> str:
         return '{"' + '","'.join(values) + '"}'
     items = []
     for value in values:
-        if isinstance(value, int):
+        if value is None:
+            items.append("NULL")
+        elif isinstance(value, int):
             items.append(str(value))
         else:
             items.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Column, CursorResult, Index, MetaData, Numeric, Table, Text
 
 from runner.db.columns import char_col, id_col, int_col, text_col
+from runner.db.people_tables import add_people_tables
 from runner.db.site_tables import add_site_tables
 
 
@@ -45,6 +46,12 @@ class MoodleTables:
     cache_flags: Table
     event: Table
     course_modules: Table
+    user_preferences: Table
+    user_info_field: Table
+    user_info_data: Table
+    cohort: Table
+    cohort_members: Table
+    sessions: Table
 
     @property
     def all(self) -> list[Table]:
@@ -346,5 +353,6 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}grougrou_gro2_ix", "groupid"),
     )
     add_site_tables(md, p)
+    add_people_tables(md, p)
     names = [f.name for f in fields(MoodleTables)][2:]  # after metadata and prefix
     return MoodleTables(md, prefix, **{name: md.tables[p + name] for name in names})

@@ -63,6 +63,35 @@ COMMANDS: dict[str, Kind] = {
     "group_members": Kind(
         {**_KEYS, "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"}}
     ),
+    "users": Kind(
+        {
+            "user_key": {
+                "enum": ["idnumber", "username", "email"],
+                "default": "idnumber",
+                "description": "The column a line names its user by (a line with no"
+                " value there: by username).",
+            },
+            "update_emails": {
+                "type": "boolean",
+                "default": False,
+                "description": "Change an existing user's e-mail address to the file's"
+                " (by default it is kept, as tool_sync's protectemails).",
+            },
+            "update_passwords": {
+                "type": "boolean",
+                "default": False,
+                "description": "Change an existing user's password to the file's (by"
+                " default only new users take the file's password).",
+            },
+            "create_passwords": {
+                "type": "boolean",
+                "default": False,
+                "description": "A new user without a password: Moodle's cron makes one"
+                " and mails it (and the user must change it), as tool_sync's"
+                " createpasswords.",
+            },
+        }
+    ),
 }
 
 # -- treatments ---------------------------------------------------------------------------

@@ -160,10 +160,17 @@ def playbook_schema() -> dict[str, Any]:
 _UNEXPECTED = re.compile(r"\((.*) (?:was|were) unexpected\)$", re.S)
 
 
-def _known_keys(schema: dict[str, Any]) -> list[str]:
+def _known_keys(schema: dict[str, Any], instance: Any) -> list[str]:
+    """The keys `schema` allows: its own, and those of the branches (a sync command's
+    options) that apply to `instance` (all of them when its command is unknown)."""
     keys = list(schema.get("properties", {}))
-    for branch in schema.get("allOf", []):
-        keys += list(branch.get("then", {}).get("properties", {}))
+    branches = schema.get("allOf", [])
+    command = instance.get("command") if isinstance(instance, dict) else None
+    consts = [b.get("if", {}).get("properties", {}).get("command", {}) for b in branches]
+    known = command in [c.get("const") for c in consts]
+    for branch, const in zip(branches, consts, strict=True):
+        if not known or const.get("const") == command:
+            keys += list(branch.get("then", {}).get("properties", {}))
     return list(dict.fromkeys(keys))
 
 
@@ -173,7 +180,7 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         match = _UNEXPECTED.search(error.message)
         names = ast.literal_eval(f"({match.group(1)},)") if match else ()
-        known = _known_keys(schema)
+        known = _known_keys(schema, error.instance)
         out = []
         for name in names:
             if name in known:

@@ -26,6 +26,60 @@ Pair = tuple[int, int, int]
 State = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 
 
+#: the user columns a user is looked up by (runner.sync.lookup, runner.sync.user_state)
+USER_KEYS = ("username", "idnumber", "email")
+
+
+@dataclass
+class UserOverlay:
+    """The users a preview's users files would have created, changed or deleted: each
+    one's written columns (`deleted` among them), by id (below zero: created)."""
+
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: (column, value) -> ids of the overlay's rows with that key value now
+    index: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+
+    def _index(self, uid: int, row: dict[str, Any], add: bool) -> None:
+        for column in USER_KEYS:
+            if column in row and not row.get("deleted"):
+                ids = self.index.setdefault((column, str(row[column])), set())
+                if add:
+                    ids.add(uid)
+                else:
+                    ids.discard(uid)
+
+    def put(self, uid: int, row: dict[str, Any] | None) -> None:
+        old = self.rows.get(uid)
+        if old is not None:
+            self._index(uid, old, add=False)
+            del self.rows[uid]
+        if row is not None:
+            self.rows[uid] = row
+            self._index(uid, row, add=True)
+
+    def match(self, column: str, found: dict[str, list[int]], values: set[str]) -> None:
+        """Correct a database lookup (value -> ids) by what the preview changed."""
+        for value in list(found):
+            kept = [
+                i
+                for i in found[value]
+                if i not in self.rows
+                or (
+                    not self.rows[i].get("deleted")
+                    and str(self.rows[i].get(column, value)) == value
+                )
+            ]
+            if kept:
+                found[value] = kept
+            else:
+                del found[value]
+        for value in values:
+            for uid in self.index.get((column, value), ()):
+                ids = found.setdefault(value, [])
+                if uid not in ids:
+                    ids.append(uid)
+
+
 @dataclass
 class Withheld:
     #: a pair -> its state after the lines the preview applied, in flat tuples (a
@@ -39,6 +93,7 @@ class Withheld:
     instances: dict[int, list[tuple[int, int, str, int]]] = field(default_factory=dict)
     #: course id -> the groups the preview created: (id, name)
     groups: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+    users: UserOverlay = field(default_factory=UserOverlay)
     _last_id: int = 0
     #: how to undo what the current file did, newest last
     _undo: list[Callable[[], None]] = field(default_factory=list)
@@ -66,6 +121,12 @@ class Withheld:
             self._undo.append(lambda: self.pairs.__delitem__(pair))
         else:
             self._undo.append(lambda: self.pairs.__setitem__(pair, old))
+
+    def user(self, uid: int, changes: dict[str, Any]) -> None:
+        """A user's columns the preview would have written (all of them: created)."""
+        old = self.users.rows.get(uid)
+        self.users.put(uid, {**(old or {}), **changes})
+        self._undo.append(lambda: self.users.put(uid, old))
 
     def created(self, table: dict[int, list[Any]], course: int, row: Any) -> None:
         """An instance or group the preview would have inserted in `course`."""

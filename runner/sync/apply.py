@@ -100,8 +100,12 @@ def sync_file(
                 modifier=options.modifier,
                 withheld=withheld,
             )
+            checked = False
             try:
                 for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):
+                    if control.header is not None and not checked:
+                        command.header(state, control.header)
+                        checked = True
                     command.prepare(state, batch)
                     faults.point("sync.loaded")
                     lines = []

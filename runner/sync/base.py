@@ -65,3 +65,8 @@ class SyncOptions:
     membership_component: str = ""
     #: modifierid of the rows the sync writes: a user id, or "admin" (the site's admin)
     modifier: int | str = 0
+    #: users: an existing user's e-mail address, password change to the file's
+    update_emails: bool = False
+    update_passwords: bool = False
+    #: users: a new user without a password has Moodle's cron make and mail one
+    create_passwords: bool = False

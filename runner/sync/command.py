@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from runner.sync.base import LineResult, SyncOptions
-from runner.sync.reader import Columns, DataLine
+from runner.sync.reader import Columns, DataLine, Header
 from runner.sync.state import SiteState
 
 
@@ -17,6 +17,10 @@ class SyncCommand(Protocol):
     """A control-file kind. Its docstring documents its columns (README reference)."""
 
     columns: Columns
+
+    def header(self, state: SiteState, header: Header) -> None:
+        """Check the header against the site (e.g. its custom profile fields), before
+        the first line applies: ControlFileError rejects the file."""
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
         """Resolve the batch's identifiers and load the state it touches (reads only)."""

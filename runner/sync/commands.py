@@ -6,8 +6,10 @@ from __future__ import annotations
 from runner.sync.command import SyncCommand
 from runner.sync.enrolments import Enrolments
 from runner.sync.group_members import GroupMembers
+from runner.sync.users import Users
 
 SYNC_COMMANDS: dict[str, SyncCommand] = {
     "enrolments": Enrolments(),
     "group_members": GroupMembers(),
+    "users": Users(),
 }

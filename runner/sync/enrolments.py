@@ -16,7 +16,7 @@ from runner.sync.base import (
     SyncOptions,
     owned_by,
 )
-from runner.sync.reader import Columns, DataLine
+from runner.sync.reader import Columns, DataLine, Header
 
 if TYPE_CHECKING:
     from runner.sync.base import Course
@@ -111,6 +111,9 @@ class Enrolments:
     columns = Columns(
         ("rolename", "cid", "uid"), ("cmd", "enrol", "starttime", "endtime", "gcmd", *GROUP_COLUMNS)
     )
+
+    def header(self, state: SiteState, header: Header) -> None:
+        pass  # its columns need nothing of the site
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
         state.prepare(lines, course_column="cid", user_column="uid")

@@ -14,7 +14,7 @@ from runner.sync.base import (
     SyncOptions,
     owned_by,
 )
-from runner.sync.reader import Columns, DataLine
+from runner.sync.reader import Columns, DataLine, Header
 
 if TYPE_CHECKING:
     from runner.sync.state import SiteState
@@ -39,6 +39,9 @@ class GroupMembers:
     """
 
     columns = Columns(("courseid", "groupid", "userid"), ("cmd",))
+
+    def header(self, state: SiteState, header: Header) -> None:
+        pass  # its columns need nothing of the site
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
         state.prepare(lines, course_column="courseid", user_column="userid")

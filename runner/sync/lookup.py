@@ -106,6 +106,8 @@ class Lookups:
             ):
                 if flag != skip_value:
                     found.setdefault(str(value), []).append(row_id)
+        if self.withheld is not None and table is self.t.user:
+            self.withheld.users.match(column, found, set(wanted))
         return found
 
     def resolve_users(self, values: Iterable[str]) -> None:

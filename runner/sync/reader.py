@@ -11,6 +11,7 @@ import csv
 import errno
 import hashlib
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterator, Sequence
@@ -46,14 +47,27 @@ class Dialect:
 
 @dataclass(frozen=True)
 class Columns:
-    """What a command accepts: required and optional column names (lower case)."""
+    """What a command accepts: required and optional column names (lower case), names
+    matching `patterns` (regular expressions, e.g. profile fields), and names `refused`
+    with a reason (regular expression, why: a column another file kind takes)."""
 
     required: tuple[str, ...]
     optional: tuple[str, ...]
+    patterns: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()
 
     @property
     def known(self) -> tuple[str, ...]:
         return self.required + self.optional
+
+    def check(self, name: str) -> str | None:
+        """Why the column `name` is not accepted (None: it is)."""
+        for pattern, why in self.refused:
+            if re.fullmatch(pattern, name):
+                return f"column {name!r}: {why}"
+        if name in self.known or any(re.fullmatch(p, name) for p in self.patterns):
+            return None
+        return f"unknown column {name!r}"
 
 
 @dataclass
@@ -137,13 +151,13 @@ def _header(number: int, raw: bytes, text: str, dialect: Dialect, columns: Colum
         if name in seen:
             raise ControlFileError(number, f"column {name!r} appears twice in the header")
         seen.add(name)
-        if name not in columns.known:
-            hint = ""
-            if dialect.separator not in text and any(s in text for s in ";,\t:"):
-                hint = f" (is the separator {dialect.separator!r} right?)"
-            raise ControlFileError(
-                number, f"unknown column {name!r}{hint}; known: {', '.join(columns.known)}"
-            )
+        why = columns.check(name)
+        if why is not None:
+            if why.startswith("unknown"):
+                if dialect.separator not in text and any(s in text for s in ";,\t:"):
+                    why += f" (is the separator {dialect.separator!r} right?)"
+                why += f"; known: {', '.join(columns.known)}"
+            raise ControlFileError(number, why)
     for name in columns.required:
         if name not in seen:
             raise ControlFileError(number, f"missing required column {name!r}")

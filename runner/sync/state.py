@@ -18,10 +18,10 @@ database's rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
 
-from runner.core.errors import StepError
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
@@ -29,24 +29,22 @@ from runner.sync.base import Course, Enrolment
 from runner.sync.lookup import Lookups
 from runner.sync.preview_state import BatchState, over_withheld, withhold
 from runner.sync.reader import DataLine
-from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty
+from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty, site_admin
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
 
 
-def site_admin(conn: Connection, tables: MoodleTables) -> int:
-    """The site's main administrator: the first of Moodle's `siteadmins` setting."""
-    from sqlalchemy import select
+class Part(Protocol):
+    """State a command keeps for a file beside the enrolments' (users, cohorts...)."""
 
-    config = tables.config
-    value = conn.execute(select(config.c.value).where(config.c.name == "siteadmins")).scalar()
-    first = str(value or "").split(",")[0].strip()
-    if not first.isdigit():
-        raise StepError(
-            "modifierid: admin, but the site's config has no siteadmins setting; give"
-            " modifierid a user id instead"
-        )
-    return int(first)
+    def flush(self) -> None:
+        """Ends a batch: its changes written (a preview keeps them instead)."""
+
+    def finish(self) -> None:
+        """After the file's last batch."""
+
+
+P = TypeVar("P", bound=Part)
 
 
 class SiteState:
@@ -96,7 +94,17 @@ class SiteState:
         #: the user id written as modifierid of the enrolments and roles the sync makes
         self.modifier = site_admin(conn, tables) if modifier == "admin" else int(modifier)
         self.pairs: set[tuple[int, int, int]] = set()
+        #: state a command keeps beside the enrolments (runner.sync.user_state...), by kind
+        self.parts: dict[type[Any], Part] = {}
         self.reset_batch()
+
+    def part(self, kind: type[P]) -> P:
+        """The file's state of this kind, made on first use (`kind(self)`)."""
+        found = self.parts.get(kind)
+        if found is None:
+            found = self.parts[kind] = kind(self)  # type: ignore[call-arg]
+        assert isinstance(found, kind)
+        return found
 
     # -- per-batch state ---------------------------------------------------------------
 
@@ -354,6 +362,8 @@ class SiteState:
     def flush(self) -> None:
         """Ends the batch: its changes are written once the next batch has looked up
         its own state (`prepare`), or by `finish`. A preview keeps them instead."""
+        for kept in self.parts.values():
+            kept.flush()
         if self.withheld is not None:
             withhold(self._batch(), self.pairs)
         else:
@@ -364,6 +374,8 @@ class SiteState:
         """After the last batch: its changes, then the touched groups' timemodified,
         once per group (an update per batch would rewrite the same rows again and
         again). A preview writes nothing."""
+        for kept in self.parts.values():
+            kept.finish()
         if self.withheld is not None:
             self.touched_groups.clear()
             self.dirty.clear()

@@ -36,6 +36,9 @@ class SyncConfig:
     allow_disabled: bool = False
     membership_component: str = ""
     modifier: int | str = 0
+    update_emails: bool = False
+    update_passwords: bool = False
+    create_passwords: bool = False
 
 
 def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int]]]:
@@ -121,6 +124,9 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         allow_disabled=bool(params.get("allow_disabled_instances", False)),
         membership_component=params.get("membership_component", ""),
         modifier=params.get("modifierid", 0),
+        update_emails=bool(params.get("update_emails", False)),
+        update_passwords=bool(params.get("update_passwords", False)),
+        create_passwords=bool(params.get("create_passwords", False)),
     )
 
 
@@ -146,6 +152,9 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         config.allow_disabled,
         config.membership_component,
         config.modifier,
+        config.update_emails,
+        config.update_passwords,
+        config.create_passwords,
     )
     rejected = []
     changed = False

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.pool import SingletonThreadPool
 
+from runner.core.errors import StepError
 from runner.db.raw import Raw, Statements
 from runner.db.tables import MoodleTables
 
@@ -64,7 +65,7 @@ def mark_users_dirty(conn: Connection, t: MoodleTables, users: Sequence[int], no
     as Moodle's set_cache_flag does."""
     if not users:
         return
-    from sqlalchemy import select, update
+    from sqlalchemy import update
 
     config, flags = t.config, t.cache_flags
     setting = conn.execute(select(config.c.value).where(config.c.name == "sessiontimeout")).scalar()
@@ -282,3 +283,16 @@ class Writes:
     def close(self) -> None:
         """Waits for the writer (a failing sync must not roll back under it)."""
         self.writer.close()
+
+
+def site_admin(conn: Connection, tables: MoodleTables) -> int:
+    """The site's main administrator: the first of Moodle's `siteadmins` setting."""
+    config = tables.config
+    value = conn.execute(select(config.c.value).where(config.c.name == "siteadmins")).scalar()
+    first = str(value or "").split(",")[0].strip()
+    if not first.isdigit():
+        raise StepError(
+            "modifierid: admin, but the site's config has no siteadmins setting; give"
+            " modifierid a user id instead"
+        )
+    return int(first)

@@ -85,6 +85,7 @@ def test_modifierid_is_zero_a_user_or_the_sites_admin(site: Site) -> None:
     assert modifiers(site, "U0002") == [(7, 7)]
     # admin: the first of the site's siteadmins; without that setting the step fails
     admin_step = ENROLMENTS_STEP + "    modifierid: admin\n"
+    site.execute("DELETE FROM mdl_config WHERE name = 'siteadmins'")
     site.write("enrols.csv", HEADER + "add;MATH101;U0003;student;;;;;;\n")
     result = site.run(steps=admin_step)
     assert result.code == 3, result.out

@@ -1,0 +1,177 @@
+"""The columns of a users file that map to Moodle's `user` table, each value checked
+and normalised as Moodle's user_create_user / user_update_user take it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.sync.base import LineFailed
+
+#: text columns and their length in Moodle's user table
+TEXT = {
+    "firstname": 100,
+    "lastname": 100,
+    "email": 100,
+    "idnumber": 255,
+    "institution": 255,
+    "department": 255,
+    "city": 120,
+    "phone1": 20,
+    "phone2": 20,
+    "address": 255,
+    "middlename": 255,
+    "alternatename": 255,
+    "firstnamephonetic": 255,
+    "lastnamephonetic": 255,
+    "description": 0,  # text: no limit
+}
+#: small integer columns and the values Moodle takes
+FLAGS = {
+    "suspended": (0, 1),
+    "mailformat": (0, 1),
+    "maildisplay": (0, 1, 2),
+    "maildigest": (0, 1, 2),
+    "autosubscribe": (0, 1),
+    "trackforums": (0, 1),
+}
+SPECIAL = ("username", "auth", "country", "lang", "timezone", "password", "deleted")
+OPTIONAL = tuple(n for n in (*TEXT, *FLAGS, *SPECIAL) if n not in ("firstname", "lastname"))
+REQUIRED = ("username", "firstname", "lastname")
+PROFILE = "profile_field_"
+#: auth plugins whose passwords Moodle keeps (hashed in user.password); the others
+#: (ldap, cas, shibboleth, oauth2...) check passwords elsewhere: 'not cached'
+LOCAL_PASSWORDS = frozenset({"manual", "email", "webservice"})
+NOT_CACHED = "not cached"
+
+_USERNAME = re.compile(r"[-.@_a-z0-9]+")
+_AUTH = re.compile(r"[a-z][a-z0-9_]*")
+_LANG = re.compile(r"[a-z]{2,3}(_[a-z0-9]+)*")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+# Moodle's PARAM_TIMEZONE: 99 (the server's), an offset, or a zone name
+_TIMEZONE = re.compile(r"99|[+-]?(1[0-4]|[0-9])(\.[05])?|[A-Za-z0-9]+(/?[A-Za-z0-9_+-])+")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+@dataclass
+class UserLine:
+    """What a users line says, checked: the columns to write, the profile fields'
+    values (by field id), the password in clear (None: not given)."""
+
+    username: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    profile: dict[int, str] = field(default_factory=dict)
+    password: str | None = None
+    deleted: bool = False
+
+
+def _flag(name: str, value: str, allowed: tuple[int, ...]) -> int:
+    if value.isdigit() and int(value) in allowed:
+        return int(value)
+    raise LineFailed(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
+
+
+def username_of(value: str, extended: bool) -> str:
+    """A username as Moodle keeps it: lower case; without the site's
+    extendedusernamechars setting, only letters, digits and - . @ _"""
+    name = value.strip().lower()
+    if not name:
+        raise LineFailed("empty username")
+    if len(name) > 100:
+        raise LineFailed(f"username {name[:20]!r}... is longer than 100 characters")
+    if extended:
+        if any(c.isspace() or not c.isprintable() for c in name):
+            raise LineFailed(f"username {name!r} contains a space or a control character")
+    elif not _USERNAME.fullmatch(name):
+        raise LineFailed(
+            f"username {name!r} has characters Moodle does not allow in usernames (letters,"
+            " digits and - . @ _; or set Moodle's extendedusernamechars)"
+        )
+    return name
+
+
+def parse(values: dict[str, str], extended: bool, profile: dict[str, Any]) -> UserLine:
+    """Check a line's values; `profile`: column name -> the site's field (id, datatype,
+    param1, param2). LineFailed names the first column that is wrong."""
+    line = UserLine(username_of(values.get("username", ""), extended))
+    for name, value in values.items():
+        if name in TEXT:
+            limit = TEXT[name]
+            if limit and len(value) > limit:
+                raise LineFailed(f"{name} is longer than {limit} characters")
+            if name == "email" and value and not _EMAIL.fullmatch(value):
+                raise LineFailed(f"email {value!r} is not an e-mail address")
+            line.fields[name] = value
+        elif name in FLAGS:
+            if value:  # empty: left as it is
+                line.fields[name] = _flag(name, value, FLAGS[name])
+        elif name == "deleted":
+            line.deleted = bool(value) and _flag(name, value, (0, 1)) == 1
+        elif name == "auth":
+            if value:
+                if not _AUTH.fullmatch(value) or len(value) > 20:
+                    raise LineFailed(f"auth {value!r} is not an authentication plugin name")
+                line.fields["auth"] = value
+        elif name == "country":
+            country = value.upper()
+            if country and not _COUNTRY.fullmatch(country):
+                raise LineFailed(f"country {value!r} is not a two-letter country code")
+            line.fields["country"] = country
+        elif name == "lang":
+            lang = value.lower().replace("_utf8", "")
+            if lang:
+                if not _LANG.fullmatch(lang) or len(lang) > 30:
+                    raise LineFailed(f"lang {value!r} is not a language code (e.g. en, fr_ca)")
+                line.fields["lang"] = lang
+        elif name == "timezone":
+            if value:
+                if not _TIMEZONE.fullmatch(value) or len(value) > 100:
+                    raise LineFailed(f"timezone {value!r} is not a time zone (e.g. Europe/Paris)")
+                line.fields["timezone"] = value
+        elif name == "password":
+            line.password = value or None
+        elif name in profile:
+            line.profile[profile[name][0]] = profile_value(name, value, profile[name])
+    for name in ("firstname", "lastname"):
+        if not line.deleted and not line.fields.get(name):
+            raise LineFailed(f"empty {name}")
+    return line
+
+
+def profile_value(name: str, value: str, spec: tuple[int, str, str, str]) -> str:
+    """A custom profile field's value as Moodle stores it (user_info_data.data)."""
+    _fid, datatype, param1, param2 = spec
+    if datatype == "checkbox":
+        return str(_flag(name, value or "0", (0, 1)))
+    if datatype == "menu" and value:
+        options = [o.strip() for o in (param1 or "").splitlines() if o.strip()]
+        if value not in options:
+            raise LineFailed(f"{name} must be one of {', '.join(map(repr, options))}")
+    if datatype == "datetime" and value and not value.isdigit():
+        raise LineFailed(f"{name} must be a Unix time (seconds), not {value!r}")
+    if datatype == "text" and str(param2 or "").isdigit() and len(value) > int(param2):
+        raise LineFailed(f"{name} is longer than the field's {param2} characters")
+    return value
+
+
+def hash_password(password: str) -> str:
+    """The password hashed as Moodle's hash_internal_user_password (PHP's
+    password_hash: bcrypt, cost 10, the $2y$ prefix PHP writes)."""
+    import bcrypt
+
+    # bcrypt reads 72 bytes at most: PHP ignores the rest, as here
+    hashed = bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=10)).decode()
+    return "$2y$" + hashed[4:]
+
+
+def password_matches(password: str, stored: str) -> bool:
+    """Whether `stored` (a bcrypt hash, as Moodle writes) is this password's."""
+    import bcrypt
+
+    if not stored.startswith(("$2y$", "$2b$", "$2a$")):
+        return False
+    try:
+        return bcrypt.checkpw(password.encode()[:72], ("$2b$" + stored[4:]).encode())
+    except ValueError:  # not a well-formed hash
+        return False

@@ -1,0 +1,272 @@
+"""The users a users file's batch names, their changes, and how they are written.
+
+A batch is loaded with two SELECTs (the users its lines name by the step's key, and by
+username), simulated line by line in memory, and written at the end of the batch: the
+deletions, the updates, then the new users with their user contexts and custom
+profile fields, as Moodle's user_create_user, user_update_user and delete_user write
+them. A preview keeps what it would have written (runner.step.preview.UserOverlay),
+so a later file of the run (an enrolments file) finds the users it would have created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, Column, MetaData, Table, inspect, select
+
+from runner.db.columns import filled
+from runner.step.preview import USER_KEYS
+from runner.sync.base import LineFailed
+from runner.sync.user_fields import FLAGS, TEXT
+from runner.sync.user_writes import USER_ROWS, UserRow, UserWrites
+from runner.sync.writes import chunks
+
+if TYPE_CHECKING:
+    from runner.sync.state import SiteState
+
+#: the user columns a users file reads and writes
+COLUMNS = (
+    "id",
+    "deleted",
+    "mnethostid",
+    "username",
+    "auth",
+    "password",
+    "lang",
+    "country",
+    "timezone",
+    *TEXT,
+    *FLAGS,
+)
+
+
+class UserState(UserWrites):
+    """The users file's state: the site's settings (read once), the batch's users."""
+
+    def __init__(self, site: SiteState) -> None:
+        self.site = site
+        self.raw = site.raw
+        self.t = site.t
+        self.now = site.now
+        self.withheld = site.withheld
+        conn = site.raw.conn
+        config = self.t.config
+        self.settings = {
+            name: str(value or "")
+            for name, value in conn.execute(select(config.c.name, config.c.value)).all()
+            if name
+            in (
+                "mnet_localhost_id",
+                "siteguest",
+                "siteadmins",
+                "extendedusernamechars",
+                "lang",
+                "country",
+                "defaultcity",
+                "calendartype",
+                "defaultpreference_maildisplay",
+                "defaultpreference_mailformat",
+                "defaultpreference_maildigest",
+                "defaultpreference_autosubscribe",
+                "defaultpreference_trackforums",
+            )
+        }
+        host = self.settings.get("mnet_localhost_id", "1")
+        self.mnethost = int(host) if host.isdigit() else 1
+        self.extended = self.settings.get("extendedusernamechars", "") not in ("", "0")
+        self.protected = self._protected()
+        #: column name (profile_field_x) -> (field id, datatype, param1, param2)
+        self.profile_fields: dict[str, tuple[int, str, str, str]] = {}
+        self._system_context: int | None = None
+        present = set(inspect(conn).get_table_names())
+        meta = MetaData()
+        self.extra_tables = [
+            Table(self.t.prefix + name, meta, Column("userid", BigInteger))
+            for name in USER_ROWS
+            if self.t.prefix + name in present
+        ]
+        self.reset()
+
+    def _protected(self) -> dict[int, str]:
+        """Users Moodle's delete_user refuses: the guest, the site's administrators."""
+        found = {}
+        guest = self.settings.get("siteguest", "")
+        if guest.isdigit():
+            found[int(guest)] = "the guest user cannot be deleted"
+        for admin in self.settings.get("siteadmins", "").split(","):
+            if admin.strip().isdigit():
+                found[int(admin)] = "a site administrator cannot be deleted"
+        return found
+
+    def defaults(self) -> dict[str, Any]:
+        """A new user's columns beside the file's, as user_create_user sets them from
+        the site's settings (and tool_sync: confirmed)."""
+
+        def setting(name: str, default: Any) -> Any:
+            value = self.settings.get(name, "")
+            if isinstance(default, int):
+                return int(value) if value.isdigit() else default
+            return value or default
+
+        country = setting("country", "")
+        return {
+            "auth": "manual",
+            "confirmed": 1,
+            "mnethostid": self.mnethost,
+            "lang": setting("lang", "en"),
+            "city": setting("defaultcity", ""),
+            "country": "" if country == "0" else country,
+            "calendartype": setting("calendartype", "gregorian"),
+            "timezone": "99",
+            "maildisplay": setting("defaultpreference_maildisplay", 2),
+            "mailformat": setting("defaultpreference_mailformat", 1),
+            "maildigest": setting("defaultpreference_maildigest", 0),
+            "autosubscribe": setting("defaultpreference_autosubscribe", 1),
+            "trackforums": setting("defaultpreference_trackforums", 0),
+            "timecreated": self.now,
+            "timemodified": self.now,
+            "descriptionformat": 1,
+        }
+
+    def load_profile_fields(self) -> dict[str, list[tuple[int, str, str, str]]]:
+        """The site's custom profile fields by column name (profile_field_ + shortname,
+        lower case, as the header is read)."""
+        f = self.t.user_info_field.c
+        found: dict[str, list[tuple[int, str, str, str]]] = {}
+        rows = self.raw.conn.execute(select(f.id, f.shortname, f.datatype, f.param1, f.param2))
+        for fid, shortname, datatype, param1, param2 in rows:
+            spec = (int(fid), str(datatype), str(param1 or ""), str(param2 or ""))
+            found.setdefault(f"profile_field_{str(shortname).lower()}", []).append(spec)
+        return found
+
+    # -- the batch -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        self.rows: list[UserRow] = []
+        self.index: dict[tuple[str, str], list[UserRow]] = {}
+
+    def _index(self, row: UserRow, add: bool) -> None:
+        for column in USER_KEYS:
+            value = str(row.values.get(column) or "")
+            if not value:
+                continue
+            rows = self.index.setdefault((column, value), [])
+            if add:
+                rows.append(row)
+            elif row in rows:
+                rows.remove(row)
+
+    def prepare(self, key: str, keys: Iterable[str], usernames: Iterable[str]) -> None:
+        """Load the users whose `key` is one of `keys` or whose username is one of
+        `usernames` (not deleted, of this site)."""
+        self.site.writes.wait()
+        loaded: dict[int, dict[str, Any]] = {}
+        wanted = {"username": set(usernames), key: set(keys)}
+        if key == "username":
+            wanted = {"username": wanted["username"] | wanted[key]}
+        for column, values in wanted.items():
+            values.discard("")
+            self._select(column, sorted(values), loaded)
+        if self.withheld is not None:
+            overlay = self.withheld.users
+            more: set[int] = set()
+            for column, values in wanted.items():
+                for value in values:
+                    more |= overlay.index.get((column, value), set())
+            self._select("id", sorted(i for i in more if i > 0 and i not in loaded), loaded)
+            for uid in sorted(more | set(loaded)):
+                if uid in overlay.rows:
+                    row = {**loaded.get(uid, {}), **overlay.rows[uid]}
+                    if row.get("deleted"):
+                        loaded.pop(uid, None)
+                    else:
+                        loaded[uid] = row
+        self._load_profiles(loaded)
+
+    def _select(self, column: str, values: Sequence[Any], into: dict[int, dict[str, Any]]) -> None:
+        for part in chunks(values, self.raw.chunk):
+            for found in self.raw.select_in(self.t.user, COLUMNS, column, part):
+                row = dict(zip(COLUMNS, found, strict=True))
+                if not row["deleted"] and row["mnethostid"] == self.mnethost:
+                    into.setdefault(int(row["id"]), row)
+
+    def _load_profiles(self, loaded: dict[int, dict[str, Any]]) -> None:
+        profiles: dict[int, dict[int, tuple[int | None, str]]] = {}
+        ids = sorted(i for i in loaded if i > 0)
+        if self.profile_fields and ids:
+            d = self.t.user_info_data
+            for part in chunks(ids, self.raw.chunk):
+                rows = self.raw.select_in(d, ("id", "userid", "fieldid", "data"), "userid", part)
+                for rid, uid, fid, data in rows:
+                    profiles.setdefault(int(uid), {})[int(fid)] = (int(rid), str(data))
+        for uid, values in loaded.items():
+            profile = profiles.get(uid, {})
+            kept = values.pop("_profile", None)
+            if kept:
+                profile = {**profile, **kept}
+            row = UserRow(uid, values, profile)
+            self.rows.append(row)
+            self._index(row, add=True)
+
+    def find(self, column: str, value: str) -> UserRow | None:
+        """The batch's user whose `column` is `value` (LineFailed: several are)."""
+        rows = [r for r in self.index.get((column, value), ()) if not r.deleted]
+        if len(rows) > 1:
+            raise LineFailed(f"{len(rows)} users have {column} {value}")
+        return rows[0] if rows else None
+
+    # -- simulated changes -------------------------------------------------------------
+
+    def create(self, values: dict[str, Any]) -> UserRow:
+        uid = self.withheld.new_id() if self.withheld is not None else None
+        base = filled(self.t.user, **self.defaults())
+        for name in (*TEXT, *FLAGS, "password", "deleted"):
+            base.setdefault(name, 0 if name in FLAGS or name == "deleted" else None)
+        base.update(values)
+        # every new row has the same columns, in the same order (one INSERT a batch)
+        row = UserRow(uid, dict(sorted(base.items())), new=True)
+        self.rows.append(row)
+        self._index(row, add=True)
+        return row
+
+    def update(self, row: UserRow, changes: dict[str, Any]) -> None:
+        self._index(row, add=False)
+        row.values.update(changes)
+        row.changed |= set(changes)
+        self._index(row, add=True)
+
+    def set_profile(self, row: UserRow, fid: int, data: str) -> None:
+        rid, _ = row.profile.get(fid, (None, ""))
+        row.profile[fid] = (rid, data)
+        row.profile_changed.add(fid)
+
+    def delete(self, row: UserRow) -> None:
+        self._index(row, add=False)
+        row.deleted = True
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        if self.withheld is not None:
+            self._withhold()
+        else:
+            self._write()
+        self.reset()
+
+    def finish(self) -> None:
+        pass  # every batch is written by its flush
+
+    def _withhold(self) -> None:
+        assert self.withheld is not None
+        for row in self.rows:
+            if row.id is None:
+                continue
+            if row.deleted:
+                self.withheld.user(row.id, {"deleted": 1})
+                continue
+            written = dict(row.values) if row.new else {c: row.values[c] for c in row.changed}
+            if row.profile_changed or row.new:
+                written["_profile"] = {f: row.profile[f] for f in row.profile_changed}
+            if written:
+                self.withheld.user(row.id, written)

@@ -1,0 +1,233 @@
+"""How a users file's batch is written: deletions, updates, then the new users with
+their contexts, profile data and preferences, as Moodle's delete_user, user_update_user
+and user_create_user write them (runner.sync.user_state simulates the lines)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, select
+
+from runner.core.errors import StepError
+from runner.db.raw import Raw
+from runner.db.tables import MoodleTables
+from runner.sync.writes import chunks
+
+if TYPE_CHECKING:
+    from runner.sync.state import SiteState
+
+CONTEXT_SYSTEM, CONTEXT_USER = 10, 30
+#: tables delete_user empties of the user's rows beside those postsync defines, when
+#: the site has them (a Moodle site does; `db init`'s database has a few)
+USER_ROWS = (
+    "user_password_history",
+    "external_tokens",
+    "external_services_users",
+    "user_private_key",
+    "oauth2_refresh_token",
+    "event_subscriptions",
+)
+
+
+@dataclass(eq=False)
+class UserRow:
+    """A user as the batch sees it: the columns a users file manages, and what changed."""
+
+    id: int | None  # None: created by this batch, not written yet
+    values: dict[str, Any]
+    #: field id -> (user_info_data.id or None, data)
+    profile: dict[int, tuple[int | None, str]] = field(default_factory=dict)
+    new: bool = False
+    deleted: bool = False
+    changed: set[str] = field(default_factory=set)
+    profile_changed: set[int] = field(default_factory=set)
+    #: Moodle's create_password preferences, for its cron to mail a password
+    create_password: bool = False
+    #: the user's sessions end (suspended or deleted), as Moodle's kill_user_sessions
+    end_sessions: bool = False
+
+
+class UserWrites:
+    """The writes of runner.sync.user_state.UserState (its batch: `rows`)."""
+
+    site: SiteState
+    raw: Raw
+    t: MoodleTables
+    now: int
+    mnethost: int
+    extended: bool
+    rows: list[UserRow]
+    profile_fields: dict[str, tuple[int, str, str, str]]
+    extra_tables: list[Table]
+    _system_context: int | None
+
+    def _write(self) -> None:
+        existing = [r for r in self.rows if not r.new]
+        created = [r for r in self.rows if r.new]
+        self._delete([r for r in existing if r.deleted])
+        self._update([r for r in existing if not r.deleted and (r.changed or r.profile_changed)])
+        self._insert(created)
+        self._delete([r for r in created if r.deleted])
+
+    def _update(self, rows: list[UserRow]) -> None:
+        by_columns: dict[tuple[str, ...], list[UserRow]] = {}
+        for row in rows:
+            if row.changed:
+                by_columns.setdefault(tuple(sorted(row.changed)), []).append(row)
+        for columns, group in by_columns.items():
+            values = [(*(r.values[c] for c in columns), self.now, r.id) for r in group]
+            self.raw.run(self.raw.updates(self.t.user, (*columns, "timemodified"), values))
+        self._profiles(rows)
+        self._end_sessions([r for r in rows if r.end_sessions])
+
+    def _insert(self, rows: list[UserRow]) -> None:
+        if not rows:
+            return
+        columns = tuple(rows[0].values)
+        self.raw.run(
+            self.raw.inserts(self.t.user, columns, [tuple(r.values.values()) for r in rows])
+        )
+        keys = [(self.mnethost, r.values["username"]) for r in rows]
+        ids: dict[str, int] = {}
+        for part in chunks(keys, self.raw.pairs):
+            found = self.raw.select_keys(
+                self.t.user, ("id", "username"), ("mnethostid", "username"), part
+            )
+            ids.update((str(name), int(uid)) for uid, name in found)
+        for row in rows:
+            row.id = ids[row.values["username"]]
+        self._contexts([r.id for r in rows if r.id is not None])
+        self._profiles(rows)
+        prefs = [r.id for r in rows if r.create_password]
+        if prefs:
+            self.raw.run(
+                self.raw.inserts(
+                    self.t.user_preferences,
+                    ("userid", "name", "value"),
+                    [
+                        (u, n, "1")
+                        for u in prefs
+                        for n in ("create_password", "auth_forcepasswordchange")
+                    ],
+                )
+            )
+
+    def system_context(self) -> int:
+        if self._system_context is None:
+            ctx = self.t.context.c
+            found = self.raw.conn.execute(
+                select(ctx.id).where(ctx.contextlevel == CONTEXT_SYSTEM)
+            ).scalar()
+            if found is None:
+                raise StepError("the site has no system context (is it a Moodle database?)")
+            self._system_context = int(found)
+        return self._system_context
+
+    def _contexts(self, ids: list[int]) -> None:
+        """Each new user's context, as Moodle's context_user::instance makes it."""
+        system = self.system_context()
+        ctx = self.t.context
+        self.raw.run(
+            self.raw.inserts(
+                ctx,
+                ("contextlevel", "instanceid", "depth", "path", "locked"),
+                [(CONTEXT_USER, uid, 2, None, 0) for uid in ids],
+            )
+        )
+        made: list[Any] = []
+        for part in chunks([(CONTEXT_USER, uid) for uid in ids], self.raw.pairs):
+            made += self.raw.select_keys(ctx, ("id",), ("contextlevel", "instanceid"), part)
+        paths = [(f"/{system}/{cid}", cid) for (cid,) in made]
+        self.raw.run(self.raw.updates(ctx, ("path",), paths))
+
+    def _profiles(self, rows: list[UserRow]) -> None:
+        new, changed = [], []
+        formats = {
+            spec[0]: 1 if spec[1] == "textarea" else 0 for spec in self.profile_fields.values()
+        }
+        for row in rows:
+            for fid in sorted(row.profile_changed):
+                rid, data = row.profile[fid]
+                if rid is None:
+                    new.append((row.id, fid, data, formats.get(fid, 0)))
+                else:
+                    changed.append((data, rid))
+        d = self.t.user_info_data
+        self.raw.run(self.raw.inserts(d, ("userid", "fieldid", "data", "dataformat"), new))
+        self.raw.run(self.raw.updates(d, ("data",), changed))
+
+    def _end_sessions(self, rows: list[UserRow]) -> None:
+        ids = [r.id for r in rows if r.id is not None]
+        self.raw.run(self.raw.deletes(self.t.sessions, ids, "userid"))
+
+    def _delete(self, rows: list[UserRow]) -> None:
+        """What Moodle's delete_user does to tables: every enrolment, role, group and
+        cohort membership, preference, profile field and session of the user goes;
+        the user row stays, marked deleted, its username and e-mail rewritten."""
+        ids = [r.id for r in rows if r.id is not None]
+        if not ids:
+            return
+        t, raw = self.t, self.raw
+        for part in chunks(ids, raw.chunk):
+            groups = raw.select_in(t.groups_members, ("groupid",), "userid", part)
+            self.site.touched_groups.update(int(g) for (g,) in groups)
+            for table in (
+                t.role_assignments,
+                t.groups_members,
+                t.user_enrolments,
+                t.cohort_members,
+                t.user_preferences,
+                t.user_info_data,
+                t.user_lastaccess,
+                t.sessions,
+                *self.extra_tables,
+            ):
+                raw.delete_ids(table, part, "userid")
+        self.site.dirty.update(ids)
+        names = self._deleted_names(rows)
+        values = [
+            (
+                1,
+                names[r.id],
+                hashlib.md5(r.values["username"].encode()).hexdigest(),
+                "",
+                0,
+                self.now,
+                r.id,
+            )
+            for r in rows
+            if r.id is not None
+        ]
+        columns = ("deleted", "username", "email", "idnumber", "picture", "timemodified")
+        raw.run(raw.updates(t.user, columns, values))
+
+    def _deleted_names(self, rows: list[UserRow]) -> dict[int, str]:
+        """delete_user's new username: the e-mail address (or username.id@unknownemail
+        .invalid) cleaned as a username, cut to fit, then .<time>; a number up while
+        another user has it."""
+        stamp = str(self.now)
+        wanted: dict[int, str] = {}
+        for r in rows:
+            email = r.values.get("email") or f"{r.values['username']}.{r.id}@unknownemail.invalid"
+            name = email.strip().lower()
+            name = (
+                name.replace(" ", "")
+                if self.extended
+                else "".join(c for c in name if c.isascii() and (c.isalnum() or c in "-.@_"))
+            )
+            wanted[r.id] = f"{name[: 100 - len(stamp) - 1]}.{stamp}"  # type: ignore[index]
+        taken: set[str] = set()
+        for part in chunks(sorted(set(wanted.values())), self.raw.chunk):
+            taken |= {
+                str(n) for (n,) in self.raw.select_in(self.t.user, ("username",), "username", part)
+            }
+        names = {}
+        for uid, name in wanted.items():
+            while name in taken:
+                head, _, number = name.rpartition(".")
+                name = f"{head}.{int(number) + 1}"
+            taken.add(name)
+            names[uid] = name
+        return names

@@ -1,0 +1,233 @@
+"""users: tool_sync's user file (userimport.csv)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
+from runner.sync.reader import Columns, ControlFileError, DataLine, Header
+from runner.sync.user_fields import (
+    LOCAL_PASSWORDS,
+    NOT_CACHED,
+    OPTIONAL,
+    PROFILE,
+    REQUIRED,
+    UserLine,
+    hash_password,
+    parse,
+    password_matches,
+)
+from runner.sync.user_state import UserState
+from runner.sync.user_writes import UserRow
+
+if TYPE_CHECKING:
+    from runner.sync.state import SiteState
+
+REFUSED = (
+    (
+        r"(course|group|role|enrol|start|end|wwwroot)[0-9]+",
+        "a users file does not enrol: put the enrolments in an enrolments file, which"
+        " the same run applies after the users file (see the nightly example)",
+    ),
+    (r"cohort|cohortid", "a users file does not fill cohorts: use a cohorts file"),
+    (
+        r"oldusername",
+        "renames are not made by oldusername: with user_key idnumber (or email), a"
+        " line whose username changed renames the user",
+    ),
+    (
+        r"icq|skype|yahoo|aim|msn|url|htmleditor|ajax",
+        "Moodle's user table has no such column any more",
+    ),
+)
+
+
+class Users:
+    """Create, update, suspend and delete users (userimport.csv).
+
+    Columns (header line, any order; `;` by default):
+      username, firstname, lastname (required): a new user's username (lower-cased, as
+        Moodle keeps it) and names.
+      idnumber, email, auth (manual default), password, institution, department, city,
+      country (two letters), lang, timezone, phone1, phone2, address, description,
+      middlename, alternatename, firstnamephonetic, lastnamephonetic, mailformat,
+      maildisplay, maildigest, autosubscribe, trackforums: Moodle's user fields.
+      suspended: 1 suspends the user (their sessions end), 0 lifts it.
+      deleted: 1 deletes the user as Moodle does (below).
+      profile_field_<shortname>: a custom profile field of the site (a column naming no
+        field of the site rejects the file).
+
+    A line names its user by the step's `user_key` (idnumber default, username or
+    email); a line with no value in that column names its user by username, as
+    tool_sync does. A user the key finds is updated with the line's values (an empty
+    text value empties the field; an empty number leaves it); otherwise the user is
+    created, as Moodle's user_create_user does (the site's defaults for language,
+    country, city, e-mail settings; confirmed; a user context). A user found by
+    username whose key is still empty is given the line's key. An existing user's
+    e-mail address changes only with `update_emails: true` (as tool_sync's
+    protectemails), their password only with `update_passwords: true`.
+
+    Passwords are hashed as Moodle does (bcrypt, as PHP's password_hash); an auth
+    plugin that keeps no password in Moodle (ldap, cas...) takes none. A new user
+    without a password gets none; with `create_passwords: true`, Moodle's cron makes
+    one and mails it (the create_password preference), as tool_sync's option.
+
+    Deleting does what Moodle's delete_user does to tables: the user's enrolments, role
+    assignments, group and cohort memberships, preferences, profile data and sessions
+    go; the user row stays, marked deleted, its username, e-mail and idnumber
+    rewritten as Moodle rewrites them. The guest and the site's administrators are
+    never deleted. Enrolling columns (course1, role1...) are refused: enrolments go in
+    an enrolments file.
+
+    Example line: `jdoe;John;Doe;U0001;jdoe@example.org;FR;fr`
+    (header `username;firstname;lastname;idnumber;email;country;lang`)
+    """
+
+    columns = Columns(REQUIRED, OPTIONAL, patterns=(PROFILE + r"[a-z0-9_]+",), refused=REFUSED)
+
+    def header(self, state: SiteState, header: Header) -> None:
+        users = state.part(UserState)
+        fields = users.load_profile_fields()
+        for name in header.names:
+            if not name.startswith(PROFILE):
+                continue
+            specs = fields.get(name, [])
+            if len(specs) != 1:
+                known = ", ".join(sorted(f[len(PROFILE) :] for f in fields)) or "none"
+                why = (
+                    f"the site has no custom profile field {name[len(PROFILE) :]!r} (its"
+                    f" fields: {known})"
+                    if not specs
+                    else f"{len(specs)} custom profile fields have this shortname"
+                )
+                raise ControlFileError(header.number, f"column {name!r}: {why}")
+            users.profile_fields[name] = specs[0]
+
+    def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
+        key = state.lookups.user_key
+        keys, names = set(), set()
+        for line in lines:
+            if line.values is None:
+                continue
+            username = line.values.get("username", "").strip().lower()
+            names.add(username)
+            keys.add(username if key == "username" else line.values.get(key, "").strip())
+        state.part(UserState).prepare(key, keys, names)
+
+    def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
+        if line.values is None:
+            return LineResult(line.number, FAILED, "", line.error or "unreadable")
+        users = state.part(UserState)
+        username = line.values.get("username", "").strip().lower()
+        summary = f"user {username or '-'}"
+        try:
+            parsed = parse(line.values, users.extended, users.profile_fields)
+            key = options.user_key
+            value = parsed.username if key == "username" else str(parsed.fields.get(key, ""))
+            by = key if value else "username"
+            row = users.find(by, value or parsed.username)
+            if parsed.deleted:
+                return self._delete(users, row, line.number, summary, by, value or username)
+            if row is None and by != "username":
+                row = users.find("username", parsed.username)
+                if row is not None and row.values.get(key):
+                    raise LineFailed(
+                        f"no user has {key} {value}, and username {parsed.username} is"
+                        f" another user's ({key} {row.values[key]})"
+                    )
+            if row is None:
+                return self._create(users, parsed, line.number, summary, options)
+            return self._update(users, row, parsed, line.number, summary, options)
+        except LineFailed as exc:
+            return LineResult(line.number, FAILED, summary, str(exc))
+
+    @staticmethod
+    def _password(parsed: UserLine, auth: str) -> str | None:
+        """The password column to write (None: none given)."""
+        if parsed.password is None:
+            return None
+        if auth not in LOCAL_PASSWORDS:
+            raise LineFailed(
+                f"auth {auth} keeps no password in Moodle: leave the password empty for its users"
+            )
+        return hash_password(parsed.password)
+
+    def _create(
+        self, users: UserState, parsed: UserLine, number: int, summary: str, options: SyncOptions
+    ) -> LineResult:
+        values: dict[str, Any] = {**parsed.fields, "username": parsed.username}
+        auth = str(values.get("auth", "manual"))
+        password = self._password(parsed, auth)
+        values["password"] = (
+            password if password is not None else "" if auth in LOCAL_PASSWORDS else NOT_CACHED
+        )
+        row = users.create(values)
+        row.create_password = (
+            password is None and auth in LOCAL_PASSWORDS and options.create_passwords
+        )
+        for fid, data in parsed.profile.items():
+            if data:
+                users.set_profile(row, fid, data)
+        return LineResult(number, CHANGED, summary, "created")
+
+    def _update(
+        self,
+        users: UserState,
+        row: UserRow,
+        parsed: UserLine,
+        number: int,
+        summary: str,
+        options: SyncOptions,
+    ) -> LineResult:
+        wanted: dict[str, Any] = {**parsed.fields, "username": parsed.username}
+        notes = []
+        changes = {c: v for c, v in wanted.items() if row.values.get(c) != v}
+        if "email" in changes and row.values.get("email") and not options.update_emails:
+            del changes["email"]
+            notes.append(f"kept e-mail {row.values['email']} (update_emails is off)")
+        if "username" in changes:
+            other = users.find("username", parsed.username)
+            if other is not None and other is not row:
+                raise LineFailed(f"username {parsed.username} is another user's")
+        auth = str(wanted.get("auth", row.values.get("auth", "manual")))
+        if parsed.password is not None and options.update_passwords:
+            current = str(row.values.get("password") or "")
+            if not password_matches(parsed.password, current):
+                changes["password"] = self._password(parsed, auth)
+        elif "auth" in changes and auth not in LOCAL_PASSWORDS:
+            changes["password"] = NOT_CACHED
+        for fid, data in parsed.profile.items():
+            held = row.profile.get(fid)
+            if (held[1] if held else "") != data:
+                users.set_profile(row, fid, data)
+                changes[f"profile field {fid}"] = data
+        columns = {c: v for c, v in changes.items() if not c.startswith("profile field")}
+        if columns:
+            users.update(row, columns)
+        if columns.get("suspended") == 1:
+            row.end_sessions = True
+        if not changes:
+            return LineResult(number, UNCHANGED, summary, "; ".join(notes))
+        names = [self._field_name(users, c) for c in changes]
+        notes.insert(0, "set " + ", ".join(names))
+        return LineResult(number, CHANGED, summary, "; ".join(notes))
+
+    @staticmethod
+    def _field_name(users: UserState, change: str) -> str:
+        if not change.startswith("profile field "):
+            return change
+        fid = int(change.rsplit(" ", 1)[1])
+        return next((n for n, s in users.profile_fields.items() if s[0] == fid), change)
+
+    @staticmethod
+    def _delete(
+        users: UserState, row: UserRow | None, number: int, summary: str, by: str, value: str
+    ) -> LineResult:
+        if row is None:
+            return LineResult(number, UNCHANGED, summary, f"no user has {by} {value}")
+        why = users.protected.get(row.id) if row.id is not None else None
+        if why:
+            raise LineFailed(why)
+        users.delete(row)
+        return LineResult(number, CHANGED, summary, "deleted")
