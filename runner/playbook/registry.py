@@ -92,6 +92,23 @@ COMMANDS: dict[str, Kind] = {
             },
         }
     ),
+    "cohorts": Kind(
+        {
+            "user_key": _KEYS["user_key"],
+            "cohort_key": {
+                "enum": ["idnumber", "name", "id"],
+                "default": "idnumber",
+                "description": "The cohort column lines name cohorts by: cidnumber"
+                " (idnumber), cname (name) or cid (id).",
+            },
+            "create_cohorts": {
+                "type": "boolean",
+                "default": True,
+                "description": "An add line naming a missing cohort creates it (false:"
+                " the line fails), as tool_sync's cohorts_autocreate.",
+            },
+        }
+    ),
 }
 
 # -- treatments ---------------------------------------------------------------------------

@@ -94,6 +94,10 @@ class Withheld:
     #: course id -> the groups the preview created: (id, name)
     groups: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     users: UserOverlay = field(default_factory=UserOverlay)
+    #: cohort id -> the cohort's row after the preview's cohorts files (None: deleted)
+    cohorts: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    #: (cohort id, user id) -> whether the user is a member after the preview
+    cohort_members: dict[tuple[int, int], bool] = field(default_factory=dict)
     _last_id: int = 0
     #: how to undo what the current file did, newest last
     _undo: list[Callable[[], None]] = field(default_factory=list)
@@ -127,6 +131,13 @@ class Withheld:
         old = self.users.rows.get(uid)
         self.users.put(uid, {**(old or {}), **changes})
         self._undo.append(lambda: self.users.put(uid, old))
+
+    def put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        """table[key] = value, undone by `rollback`."""
+        missing = key not in table
+        old = table.get(key)
+        table[key] = value
+        self._undo.append(lambda: table.pop(key) if missing else table.__setitem__(key, old))
 
     def created(self, table: dict[int, list[Any]], course: int, row: Any) -> None:
         """An instance or group the preview would have inserted in `course`."""

@@ -104,7 +104,7 @@ def sync_file(
             try:
                 for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):
                     if control.header is not None and not checked:
-                        command.header(state, control.header)
+                        command.header(state, control.header, options)
                         checked = True
                     command.prepare(state, batch)
                     faults.point("sync.loaded")

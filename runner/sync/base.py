@@ -70,3 +70,6 @@ class SyncOptions:
     update_passwords: bool = False
     #: users: a new user without a password has Moodle's cron make and mail one
     create_passwords: bool = False
+    #: cohorts: the cohort column lines name cohorts by; add creates a missing cohort
+    cohort_key: str = "idnumber"
+    create_cohorts: bool = True

@@ -18,7 +18,7 @@ class SyncCommand(Protocol):
 
     columns: Columns
 
-    def header(self, state: SiteState, header: Header) -> None:
+    def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
         """Check the header against the site (e.g. its custom profile fields), before
         the first line applies: ControlFileError rejects the file."""
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from runner.sync.cohorts import Cohorts
 from runner.sync.command import SyncCommand
 from runner.sync.enrolments import Enrolments
 from runner.sync.group_members import GroupMembers
@@ -12,4 +13,5 @@ SYNC_COMMANDS: dict[str, SyncCommand] = {
     "enrolments": Enrolments(),
     "group_members": GroupMembers(),
     "users": Users(),
+    "cohorts": Cohorts(),
 }

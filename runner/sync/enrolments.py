@@ -112,7 +112,7 @@ class Enrolments:
         ("rolename", "cid", "uid"), ("cmd", "enrol", "starttime", "endtime", "gcmd", *GROUP_COLUMNS)
     )
 
-    def header(self, state: SiteState, header: Header) -> None:
+    def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
         pass  # its columns need nothing of the site
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:

@@ -40,7 +40,7 @@ class GroupMembers:
 
     columns = Columns(("courseid", "groupid", "userid"), ("cmd",))
 
-    def header(self, state: SiteState, header: Header) -> None:
+    def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
         pass  # its columns need nothing of the site
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:

@@ -39,6 +39,8 @@ class SyncConfig:
     update_emails: bool = False
     update_passwords: bool = False
     create_passwords: bool = False
+    cohort_key: str = "idnumber"
+    create_cohorts: bool = True
 
 
 def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int]]]:
@@ -127,6 +129,8 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         update_emails=bool(params.get("update_emails", False)),
         update_passwords=bool(params.get("update_passwords", False)),
         create_passwords=bool(params.get("create_passwords", False)),
+        cohort_key=params.get("cohort_key", "idnumber"),
+        create_cohorts=bool(params.get("create_cohorts", True)),
     )
 
 
@@ -155,6 +159,8 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         config.update_emails,
         config.update_passwords,
         config.create_passwords,
+        config.cohort_key,
+        config.create_cohorts,
     )
     rejected = []
     changed = False

@@ -86,7 +86,7 @@ class Users:
 
     columns = Columns(REQUIRED, OPTIONAL, patterns=(PROFILE + r"[a-z0-9_]+",), refused=REFUSED)
 
-    def header(self, state: SiteState, header: Header) -> None:
+    def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
         users = state.part(UserState)
         fields = users.load_profile_fields()
         for name in header.names:

@@ -1,0 +1,176 @@
+"""cohorts: tool_sync's cohort file (cohorts.csv)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
+from runner.sync.cohort_state import CohortState
+from runner.sync.reader import Columns, ControlFileError, DataLine, Header
+
+if TYPE_CHECKING:
+    from runner.sync.state import SiteState
+
+COMMANDS = ("add", "del", "free")
+#: the column naming the cohort, by the step's cohort_key
+KEY_COLUMN = {"idnumber": "cidnumber", "name": "cname", "id": "cid"}
+
+
+class Cohorts:
+    """Create and delete cohorts, add and remove their members (cohorts.csv).
+
+    Columns (header line, any order; `;` by default):
+      cidnumber, cname, cid: the cohort's idnumber, name and id; the one the step's
+        `cohort_key` names (idnumber default, name, id) identifies the cohort and must
+        be in the header.
+      userid: a member, by `user_key` (idnumber default, username, email, id).
+      cmd: add (default): the cohort (created when missing, with `create_cohorts`, on
+        by default), and the member if userid has a value; del: the member if userid
+        has a value, else the cohort with its members; free: every member goes.
+      cdescription: the cohort's description (a non-empty value updates it).
+      ccatcontext, ccatcontextidnumber: the category (id, idnumber) whose context the
+        cohort is in; the system's by default.
+
+    A cohort another plugin made (its component is not empty) is left alone: a line
+    changing it or its members fails. A cohort that a cohort sync enrol instance
+    uses is not deleted (the line fails): delete it in Moodle, whose cohort_deleted
+    event removes those instances. Members added or removed here reach the courses
+    cohort syncs enrol them in at the next run of Moodle's enrol_cohort task (hourly),
+    not at once: postsync triggers no cohort_member_added event.
+
+    Example line: `add;COHORT1;U0001;Teacher cohort 1;COH001`
+    (header `cmd;cname;userid;cdescription;cidnumber`)
+    """
+
+    columns = Columns(
+        (),
+        (
+            "cmd",
+            "cid",
+            "cname",
+            "cidnumber",
+            "cdescription",
+            "userid",
+            "ccatcontext",
+            "ccatcontextidnumber",
+        ),
+        refused=(
+            (r"component", "cohorts are written as Moodle's own (component ''): leave it out"),
+        ),
+    )
+
+    def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
+        column = KEY_COLUMN[options.cohort_key]
+        if column not in header.names:
+            raise ControlFileError(
+                header.number,
+                f"missing column {column!r}: it names the cohort (cohort_key:"
+                f" {options.cohort_key})",
+            )
+        state.part(CohortState).key = options.cohort_key
+
+    def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
+        cohorts = state.part(CohortState)
+        key = KEY_COLUMN[cohorts.key]
+        rows = [line.values for line in lines if line.values is not None]
+        state.lookups.resolve_users(r.get("userid", "") for r in rows)
+        pairs, whole = set(), set()
+        for r in rows:
+            try:
+                cid = cohorts.find(cohorts.key, r.get(key, ""))
+            except LineFailed:
+                continue
+            if cid is None:
+                continue
+            if (r.get("cmd") or "add").lower() == "free":
+                whole.add(cid)
+            user = state.lookups.users.get(r.get("userid", ""))
+            if isinstance(user, int):
+                pairs.add((cid, user))
+        cohorts.load(pairs, whole)
+
+    def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
+        if line.values is None:
+            return LineResult(line.number, FAILED, "", line.error or "unreadable")
+        cohorts = state.part(CohortState)
+        v = line.values
+        cmd = (v.get("cmd") or "add").lower()
+        key = options.cohort_key
+        value = v.get(KEY_COLUMN[key], "")
+        member = v.get("userid", "")
+        summary = f"{cmd} {member + ' in ' if member else ''}cohort {value or '-'}"
+        try:
+            if cmd not in COMMANDS:
+                raise LineFailed(f"unknown cmd {cmd!r} ({', '.join(COMMANDS)})")
+            if not value:
+                raise LineFailed(f"empty {KEY_COLUMN[key]}")
+            cid = cohorts.find(key, value)
+            user = state.lookups.user(member, "userid") if member else None
+            if cid is not None and cohorts.cohorts[cid]["component"]:
+                raise LineFailed(f"the cohort belongs to {cohorts.cohorts[cid]['component']}")
+            if cmd == "add":
+                return self._add(cohorts, cid, user, v, line.number, summary, options)
+            if cid is None:
+                return LineResult(line.number, UNCHANGED, summary, f"no cohort has {key} {value}")
+            if cmd == "free":
+                gone = [cohorts.remove_member(cid, u) for u in cohorts.members_of(cid)]
+                status = CHANGED if gone else UNCHANGED
+                return LineResult(
+                    line.number, status, summary, f"{len(gone)} removed" if gone else ""
+                )
+            if user is not None:
+                changed = cohorts.remove_member(cid, user)
+                return LineResult(line.number, CHANGED if changed else UNCHANGED, summary)
+            synced = cohorts.synced_by(cid)
+            if synced:
+                raise LineFailed(
+                    f"{synced} cohort sync enrol instance(s) use the cohort: delete it in"
+                    " Moodle, which removes them"
+                )
+            cohorts.delete(cid)
+            return LineResult(line.number, CHANGED, summary, "deleted")
+        except LineFailed as exc:
+            return LineResult(line.number, FAILED, summary, str(exc))
+
+    @staticmethod
+    def _add(
+        cohorts: CohortState,
+        cid: int | None,
+        user: int | None,
+        v: dict[str, str],
+        number: int,
+        summary: str,
+        options: SyncOptions,
+    ) -> LineResult:
+        category = "ccatcontextidnumber" if v.get("ccatcontextidnumber") else "ccatcontext"
+        notes = []
+        if cid is None:
+            if not options.create_cohorts:
+                raise LineFailed(
+                    f"no cohort has {options.cohort_key} {v[KEY_COLUMN[options.cohort_key]]}"
+                )
+            name = v.get("cname") or v.get("cidnumber") or ""
+            if not name:
+                raise LineFailed("a new cohort needs a cname")
+            context = cohorts.context(category, v.get(category, ""))
+            cid = cohorts.create(
+                name, v.get("cidnumber") or None, v.get("cdescription", ""), context
+            )
+            notes.append("created")
+        else:
+            row = cohorts.cohorts[cid]
+            wanted: dict[str, Any] = {
+                "description": v.get("cdescription", ""),
+                "name": v.get("cname", "") if options.cohort_key != "name" else "",
+                "idnumber": v.get("cidnumber", "") if options.cohort_key != "idnumber" else "",
+            }
+            if v.get(category):
+                wanted["contextid"] = cohorts.context(category, v[category])
+            changes = {c: x for c, x in wanted.items() if x not in ("", None) and row[c] != x}
+            if changes:
+                cohorts.update(cid, changes)
+                notes.append("set " + ", ".join(sorted(changes)))
+        added = user is not None and cohorts.add_member(cid, user)
+        status = CHANGED if notes or added else UNCHANGED
+        return LineResult(number, status, summary, "; ".join(notes))
