@@ -109,6 +109,7 @@ COMMANDS: dict[str, Kind] = {
             },
         }
     ),
+    "groups": Kind({"course_key": _KEYS["course_key"]}),
 }
 
 # -- treatments ---------------------------------------------------------------------------

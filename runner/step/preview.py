@@ -91,8 +91,16 @@ class Withheld:
     members_before: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
     #: course id -> the enrol instances the preview created: (sortorder, id, plugin, status)
     instances: dict[int, list[tuple[int, int, str, int]]] = field(default_factory=dict)
-    #: course id -> the groups the preview created: (id, name)
-    groups: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+    #: course id -> the groups the preview created: (id, name, idnumber)
+    groups: dict[int, list[tuple[int, str, str]]] = field(default_factory=dict)
+    #: group id -> (name, idnumber) the preview's groups files gave it
+    group_rows: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: course id -> the groupings the preview created: (id, name, idnumber)
+    groupings: dict[int, list[tuple[int, str, str]]] = field(default_factory=dict)
+    #: grouping id -> (name, idnumber) the preview's groups files gave it
+    grouping_rows: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: (grouping id, group id) the preview's groups files linked
+    grouping_links: dict[tuple[int, int], bool] = field(default_factory=dict)
     users: UserOverlay = field(default_factory=UserOverlay)
     #: cohort id -> the cohort's row after the preview's cohorts files (None: deleted)
     cohorts: dict[int, dict[str, Any] | None] = field(default_factory=dict)
@@ -167,5 +175,5 @@ class Withheld:
             (gid, course, name)
             for course, created in self.groups.items()
             if courses is None or course in courses
-            for gid, name in created
+            for gid, name, _idnumber in created
         ]

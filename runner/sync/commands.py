@@ -7,6 +7,7 @@ from runner.sync.cohorts import Cohorts
 from runner.sync.command import SyncCommand
 from runner.sync.enrolments import Enrolments
 from runner.sync.group_members import GroupMembers
+from runner.sync.groups import Groups
 from runner.sync.users import Users
 
 SYNC_COMMANDS: dict[str, SyncCommand] = {
@@ -14,4 +15,5 @@ SYNC_COMMANDS: dict[str, SyncCommand] = {
     "group_members": GroupMembers(),
     "users": Users(),
     "cohorts": Cohorts(),
+    "groups": Groups(),
 }

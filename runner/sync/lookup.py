@@ -203,20 +203,19 @@ class Lookups:
                 select(g.id, g.name, g.idnumber, g.courseid).where(g.courseid.in_(part))
             )
             for gid, name, idnumber, cid in groups:
-                self.groups[cid].setdefault(name, []).append(gid)
-                if idnumber:
-                    self.group_idnumbers[cid].setdefault(idnumber, []).append(gid)
-                self.group_course[gid] = cid
-                self.group_names[gid] = name
+                self._index_group(cid, gid, name, idnumber)
         if self.withheld is not None:
             for cid in todo:
                 for instance in self.withheld.instances.get(cid, ()):
                     self.enrols[cid].append(instance)
                     self.enrol_course[instance[1]] = cid
-                for gid, name in self.withheld.groups.get(cid, ()):
-                    self.groups[cid].setdefault(name, []).append(gid)
-                    self.group_course[gid] = cid
-                    self.group_names[gid] = name
+                for gid, (name, idnumber) in self.withheld.group_rows.items():
+                    if self.group_course.get(gid) == cid:  # renamed by the preview
+                        self._unindex_group(cid, gid)
+                        self._index_group(cid, gid, name, idnumber)
+                for gid, name, idnumber in self.withheld.groups.get(cid, ()):
+                    name, idnumber = self.withheld.group_rows.get(gid, (name, idnumber))
+                    self._index_group(cid, gid, name, idnumber)
         for cid in todo:
             self.enrols[cid].sort()
 
@@ -299,27 +298,47 @@ class Lookups:
             raise LineFailed(f"{len(ids)} groups have {key} {value!r} in course {course.key}")
         return ids[0] if ids else None
 
-    def create_group(self, course: Course, name: str) -> int:
+    def _index_group(self, cid: int, gid: int, name: str, idnumber: str | None) -> None:
+        self.groups[cid].setdefault(name, []).append(gid)
+        if idnumber:
+            self.group_idnumbers[cid].setdefault(idnumber, []).append(gid)
+        self.group_course[gid] = cid
+        self.group_names[gid] = name
+
+    def _unindex_group(self, cid: int, gid: int) -> None:
+        for index in (self.groups[cid], self.group_idnumbers[cid]):
+            for key in [k for k, ids in index.items() if gid in ids]:
+                index[key].remove(gid)
+                if not index[key]:
+                    del index[key]
+
+    def create_group(
+        self, course: Course, name: str, idnumber: str = "", description: str = ""
+    ) -> int:
         if self.withheld is not None:  # a preview: what the insert would have made
             gid = self.withheld.new_id()
-            self.withheld.created(self.withheld.groups, course.id, (gid, name))
+            self.withheld.created(self.withheld.groups, course.id, (gid, name, idnumber))
         else:
-            gid = self._insert_group(course, name)
-        self.groups[course.id].setdefault(name, []).append(gid)
-        self.group_course[gid] = course.id
-        self.group_names[gid] = name
+            result = self.db().execute(
+                self.t.groups.insert().values(
+                    courseid=course.id,
+                    idnumber=idnumber,
+                    name=name,
+                    description=description,
+                    descriptionformat=1,
+                    timecreated=self.now,
+                    timemodified=self.now,
+                )
+            )
+            gid = new_id(result)
+        self._index_group(course.id, gid, name, idnumber)
         return gid
 
-    def _insert_group(self, course: Course, name: str) -> int:
-        result = self.db().execute(
-            self.t.groups.insert().values(
-                courseid=course.id,
-                idnumber="",
-                name=name,
-                description="",
-                descriptionformat=1,
-                timecreated=self.now,
-                timemodified=self.now,
-            )
-        )
-        return new_id(result)
+    def group_idnumber(self, course: Course, gid: int) -> str:
+        ids = self.group_idnumbers.get(course.id, {})
+        return next((value for value, gids in ids.items() if gid in gids), "")
+
+    def rename_group(self, course: Course, gid: int, name: str, idnumber: str) -> None:
+        """The group's name or idnumber changed (the caller writes it)."""
+        self._unindex_group(course.id, gid)
+        self._index_group(course.id, gid, name, idnumber)

@@ -1,0 +1,190 @@
+"""groups: tool_sync's groups and groupings file (groups.csv)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from runner.sync.base import CHANGED, FAILED, UNCHANGED, Course, LineFailed, LineResult, SyncOptions
+from runner.sync.group_state import GroupState
+from runner.sync.reader import Columns, DataLine, Header
+
+if TYPE_CHECKING:
+    from runner.sync.state import SiteState
+
+KINDS = ("group", "grouping")
+LIMITS = {"name": 254, "idnumber": 100}
+
+
+class Groups:
+    """Create and update groups and groupings, and put groups in groupings (groups.csv).
+
+    Columns (header line, any order; `;` by default):
+      courseid (required): the course, by `course_key` (idnumber default, shortname, id).
+      name (required): the group's or grouping's name.
+      type: group (default) or grouping.
+      idnumber: its idnumber; a line names an existing group (grouping) of the course by
+        idnumber, or by name when the line has no idnumber.
+      updateid: the idnumber of the group (grouping) the line updates: its name,
+        idnumber and description become the line's.
+      description: its description (a non-empty value updates an existing one).
+      grouping: a group line: the idnumber of a grouping of the course to put it in.
+      selfgrouping: 1 on a group line: a grouping of the group's name (made if
+        missing) holds the group, as tool_sync does.
+
+    A line naming no existing group creates it, as Moodle's groups_create_group; a
+    group of the same name whose idnumber is empty is given the line's idnumber, one
+    with another idnumber fails the line. A line whose grouping part fails (no such
+    grouping) keeps what it did to the group, and fails. Groups and groupings are
+    never deleted by this file (clean_empty_groups deletes empty ones).
+
+    Example line: `group;MATH101;Group 1;MATH101-G1;First group;0;MATH101-GA`
+    (header `type;courseid;name;idnumber;description;selfgrouping;grouping`)
+    """
+
+    columns = Columns(
+        ("courseid", "name"),
+        ("type", "idnumber", "updateid", "description", "grouping", "selfgrouping"),
+    )
+
+    def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
+        state.part(GroupState)
+
+    def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
+        lookups = state.lookups
+        values = [line.values["courseid"] for line in lines if line.values is not None]
+        lookups.resolve_courses(values)
+        courses = [c.id for v in values if isinstance(c := lookups.courses.get(v), Course)]
+        lookups.load_courses(courses)
+        state.part(GroupState).load(courses)
+
+    def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
+        if line.values is None:
+            return LineResult(line.number, FAILED, "", line.error or "unreadable")
+        v = line.values
+        kind = (v.get("type") or "group").lower()
+        summary = f"{kind} {v['name'] or '-'} in {v['courseid'] or '-'}"
+        done: list[str] = []
+        try:
+            if kind not in KINDS:
+                raise LineFailed(f"unknown type {kind!r} (group, grouping)")
+            course = state.lookups.course(v["courseid"], "courseid")
+            for column, limit in LIMITS.items():
+                if len(v.get(column, "")) > limit:
+                    raise LineFailed(f"{column} is longer than {limit} characters")
+            if not v["name"]:
+                raise LineFailed("empty name")
+            if v.get("selfgrouping", "") not in ("", "0", "1"):
+                raise LineFailed(f"selfgrouping must be 0 or 1, not {v['selfgrouping']!r}")
+            if kind == "grouping":
+                self._grouping(state, course, v, done)
+            else:
+                gid = self._group(state, course, v, done)
+                self._links(state, course, gid, v, done)
+        except LineFailed as exc:
+            message = str(exc)
+            if done:
+                message += " (the rest of the line was applied)"
+            return LineResult(line.number, FAILED, summary, message, partly=bool(done))
+        status = CHANGED if done else UNCHANGED
+        return LineResult(line.number, status, summary, "; ".join(n for n in done if n))
+
+    @staticmethod
+    def _wanted(v: dict[str, str], by_update: bool) -> dict[str, str]:
+        wanted = {}
+        if v.get("description"):
+            wanted["description"] = v["description"]
+        if by_update:
+            wanted["name"] = v["name"]
+        if v.get("idnumber"):
+            wanted["idnumber"] = v["idnumber"]
+        return wanted
+
+    def _group(self, state: SiteState, course: Course, v: dict[str, str], done: list[str]) -> int:
+        lookups, groups = state.lookups, state.part(GroupState)
+        update, idnumber, name = v.get("updateid", ""), v.get("idnumber", ""), v["name"]
+        gid = lookups.group(
+            course, update or idnumber or name, "idnumber" if update or idnumber else "name"
+        )
+        if gid is None and idnumber and not update:
+            gid = lookups.group(course, name, "name")
+            if gid is not None and lookups.group_idnumber(course, gid):
+                raise LineFailed(
+                    f"no group has idnumber {idnumber}, and the group named {name!r} has"
+                    f" idnumber {lookups.group_idnumber(course, gid)}"
+                )
+        if gid is None:
+            done.append("created")
+            return lookups.create_group(course, name, idnumber, v.get("description", ""))
+        current = {
+            "name": lookups.group_names[gid],
+            "idnumber": lookups.group_idnumber(course, gid),
+            "description": groups.description("groups", gid),
+        }
+        changes = {c: x for c, x in self._wanted(v, bool(update)).items() if current[c] != x}
+        if "idnumber" in changes:
+            other = lookups.group(course, changes["idnumber"], "idnumber")
+            if other is not None and other != gid:
+                raise LineFailed(
+                    f"another group of {course.key} has idnumber {changes['idnumber']}"
+                )
+        if changes:
+            final = {**current, **changes}
+            lookups.rename_group(course, gid, final["name"], final["idnumber"])
+            groups.update("groups", gid, changes, final["name"], final["idnumber"])
+            done.append("set " + ", ".join(sorted(changes)))
+        return gid
+
+    def _grouping(
+        self, state: SiteState, course: Course, v: dict[str, str], done: list[str]
+    ) -> int:
+        groups = state.part(GroupState)
+        update, idnumber, name = v.get("updateid", ""), v.get("idnumber", ""), v["name"]
+        gid = groups.grouping(
+            course, "idnumber" if update or idnumber else "name", update or idnumber or name
+        )
+        if gid is None and idnumber and not update:
+            gid = groups.grouping(course, "name", name)
+            if gid is not None and groups.groupings[course.id][gid][1]:
+                raise LineFailed(
+                    f"no grouping has idnumber {idnumber}, and the grouping named {name!r}"
+                    f" has idnumber {groups.groupings[course.id][gid][1]}"
+                )
+        if gid is None:
+            done.append("created")
+            return groups.create_grouping(course, name, idnumber, v.get("description", ""))
+        row_name, row_idnumber = groups.groupings[course.id][gid]
+        current: dict[str, Any] = {
+            "name": row_name,
+            "idnumber": row_idnumber,
+            "description": groups.description("groupings", gid),
+        }
+        changes = {c: x for c, x in self._wanted(v, bool(update)).items() if current[c] != x}
+        if changes:
+            final = {**current, **changes}
+            groups.update("groupings", gid, changes, final["name"], final["idnumber"])
+            done.append("set " + ", ".join(sorted(changes)))
+        return gid
+
+    @staticmethod
+    def _links(
+        state: SiteState, course: Course, gid: int, v: dict[str, str], done: list[str]
+    ) -> None:
+        groups = state.part(GroupState)
+        if v.get("selfgrouping") == "1":
+            own = groups.grouping(course, "name", v["name"])
+            if own is None:
+                own = groups.create_grouping(
+                    course, v["name"], v.get("idnumber", ""), v.get("description", "")
+                )
+                done.append("grouping created")
+            if groups.link(own, gid):
+                done.append("")
+        if v.get("grouping"):
+            target = groups.grouping(course, "idnumber", v["grouping"])
+            if target is None:
+                raise LineFailed(
+                    f"no grouping with idnumber {v['grouping']} in course {course.key}"
+                )
+            if groups.link(target, gid):
+                done.append("")
