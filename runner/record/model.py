@@ -59,6 +59,8 @@ class FileOutcome:
     #: failed lines of which a part was applied (enrolled, but a group is missing)
     partly: int = 0
     courses: dict[int, str] = field(default_factory=dict)
+    #: a groups file: the groups its lines name (the feed declares them: kept empty)
+    groups: list[int] = field(default_factory=list)
     report: Path | None = None
     error: str | None = None
     #: the control file's modification time when the sync opened it (ns)
@@ -98,6 +100,7 @@ class FileOutcome:
                 for f in entry["failed_lines"]
             ],
             courses={c["id"]: c["key"] for c in entry["processed_courses"]},
+            groups=list(entry.get("declared_groups", [])),
             report=runs_dir / entry["report"] if entry["report"] else None,
             error=entry["error"],
             mtime_ns=_mtime_ns(entry.get("mtime")),

@@ -73,6 +73,12 @@ def record_schema() -> dict[str, Any]:
                     "properties": {"id": {"type": "integer"}, "key": _STR},
                 },
             },
+            "declared_groups": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "a groups file: the ids of the groups its lines name"
+                " (clean_empty_groups keeps them)",
+            },
             "report": {
                 "type": ["string", "null"],
                 "description": "the report lines' file, relative to the record's directory",

@@ -54,6 +54,7 @@ def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
         },
         "failed_lines": [line.as_json(f.encoding) for line in f.failed],
         "processed_courses": [{"id": i, "key": k} for i, k in sorted(f.courses.items())],
+        "declared_groups": sorted(set(f.groups)),
         "report": str(f.report.relative_to(runs_dir)) if f.report else None,
         "error": f.error,
         "mtime": _iso(f.mtime_ns),
@@ -164,7 +165,7 @@ def _sample(data: Any) -> Any:
     for entry in data["control_files"][:_SAMPLE]:
         if isinstance(entry, dict):
             entry = dict(entry)
-            for key in ("failed_lines", "processed_courses"):
+            for key in ("failed_lines", "processed_courses", "declared_groups"):
                 if isinstance(entry.get(key), list):
                     entry[key] = entry[key][:_SAMPLE]
         files.append(entry)

@@ -121,6 +121,8 @@ def sync_file(
                             outcome.unchanged += 1
                         if result.course is not None:  # failed: set when in part applied
                             outcome.courses[result.course.id] = result.course.key
+                        if result.group is not None:
+                            outcome.groups.append(result.group)
                     state.flush()
                     report.write("\n".join(lines) + "\n")
                     faults.point("sync.batch")

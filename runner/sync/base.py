@@ -42,6 +42,8 @@ class LineResult:
     course: Course | None = None
     #: failed, but a part of the line that could be applied was (it changed the site)
     partly: bool = False
+    #: a groups line: the group it names (clean_empty_groups keeps it)
+    group: int | None = None
 
     def report(self) -> str:
         """One report line, in tool_sync's spirit."""

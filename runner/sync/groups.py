@@ -65,6 +65,7 @@ class Groups:
         kind = (v.get("type") or "group").lower()
         summary = f"{kind} {v['name'] or '-'} in {v['courseid'] or '-'}"
         done: list[str] = []
+        gid: int | None = None
         try:
             if kind not in KINDS:
                 raise LineFailed(f"unknown type {kind!r} (group, grouping)")
@@ -85,9 +86,10 @@ class Groups:
             message = str(exc)
             if done:
                 message += " (the rest of the line was applied)"
-            return LineResult(line.number, FAILED, summary, message, partly=bool(done))
+            return LineResult(line.number, FAILED, summary, message, partly=bool(done), group=gid)
         status = CHANGED if done else UNCHANGED
-        return LineResult(line.number, status, summary, "; ".join(n for n in done if n))
+        notes = "; ".join(n for n in done if n)
+        return LineResult(line.number, status, summary, notes, group=gid)
 
     @staticmethod
     def _wanted(v: dict[str, str], by_update: bool) -> dict[str, str]:

@@ -82,8 +82,9 @@ class CleanEmptyGroups:
     touched (a failed line touches nothing, unless a part of it was applied). As
     Moodle's groups_delete_group does, the group's grouping links and its calendar
     events go with it. An empty group is kept, and the step's detail says why, when an
-    enrol instance fills it (a cohort or meta-link sync's group) or when it has a
-    picture or files in its description (only Moodle can delete those files). All
+    enrol instance fills it (a cohort or meta-link sync's group), when it has a
+    picture or files in its description (only Moodle can delete those files), or when
+    a groups file of the run names it (the feed declares it, members or not). All
     deletions happen in one transaction.
 
     Parameters:
@@ -194,6 +195,10 @@ class CleanEmptyGroups:
                     if changes[gid] <= 0
                 ]
             reasons = self._kept(conn, t, [row[0] for row in empty])
+            for f in run.files:
+                if f.command == "groups" and not f.error:
+                    for gid in f.groups:
+                        reasons.setdefault(gid, f"{f.path.name} declares it")
         kept = [(*row, reasons[row[0]]) for row in empty if row[0] in reasons]
         empty = [row for row in empty if row[0] not in reasons]
         gone = {row[0] for row in empty}

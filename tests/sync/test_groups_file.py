@@ -115,3 +115,29 @@ def test_a_group_members_file_of_the_same_run_finds_the_new_groups(site: Site) -
     assert result.code == 0, result.out + result.err
     assert "groupmembers.csv  (1 line: 1 changed" in result.out
     assert site.groups_of("MATH101", "U0001") == ["Lab A"]
+
+
+def test_clean_empty_groups_keeps_the_groups_a_groups_file_declares(site: Site) -> None:
+    site.write("groups.csv", "courseid;name;idnumber\nMATH101;Declared;DECL\n")
+    site.write(
+        "enrols.csv", "cmd;cid;uid;rolename;gcmd;g1\nadd;MATH101;U0001;student;gaddcreate;Stray\n"
+    )
+    site.write("enrols2.csv", "cmd;cid;uid;rolename\ndel;MATH101;U0001;student\n")
+    steps = (
+        STEP
+        + "  - command: enrolments\n    file: enrols*.csv\n"
+        + "post_treatments:\n  - clean_empty_groups: {}\n"
+    )
+    preview = site.run("--check", steps=steps)
+    result = site.run(steps=steps)
+    assert result.code == 0, result.out + result.err
+    for out in (preview.out, result.out):
+        assert "groups.csv declares it" in out, out
+    names = {
+        r[0]
+        for r in site.query(
+            "SELECT g.name FROM mdl_groups g JOIN mdl_course c ON c.id = g.courseid"
+            " WHERE c.idnumber = 'MATH101'"
+        )
+    }
+    assert "Declared" in names and "Stray" not in names
