@@ -15,21 +15,36 @@ def test_demo_builds_and_runs(tmp_path: Path, cli: CLI) -> None:
     demo = tmp_path / "demo"
     result = cli("demo", demo)
     assert result.code == 0, result.err
-    assert "sync enrols.csv  (40 lines: 35 changed, 0 unchanged, 5 failed)" in result.out
-    assert "sync groupmembers.csv  (6 lines: 3 changed, 1 unchanged, 2 failed)" in result.out
-    assert 'delete group "G2" in course PHYS102  (idnumber PHYS102-G2)' in result.out
-    assert "RECAP ok=0 changed=8 skipped=0 failed=0 | lines: 39 ok, 7 failed" in result.out
+    for summary in (
+        "sync userimport.csv  (4 lines: 3 changed, 0 unchanged, 1 failed)",
+        "sync cohorts.csv  (3 lines: 2 changed, 0 unchanged, 1 failed)",
+        "sync groups.csv  (3 lines: 3 changed, 0 unchanged, 0 failed)",
+        "sync enrols.csv  (43 lines: 38 changed, 0 unchanged, 5 failed)",
+        "sync groupmembers.csv  (6 lines: 3 changed, 1 unchanged, 2 failed)",
+        'delete group "G2" in course PHYS102  (idnumber PHYS102-G2)',
+        'kept 1 empty group: "Lab B" in course MATH101 (groups.csv declares it)',
+        "RECAP ok=0 changed=11 skipped=0 failed=0 | lines: 50 ok, 9 failed",
+    ):
+        assert summary in result.out, result.out
     area = demo / "area"
     (record,) = (area / ".postsync" / "runs").glob("*.json")
     Draft202012Validator(record_schema()).validate(json.loads(record.read_text()))
-    # every treatment did its part: control files archived then deleted, reports and
-    # retry files written
-    assert not (area / "enrols.csv").exists() and not (area / "groupmembers.csv").exists()
-    assert len(list((area / "archives").glob("*_enrols.csv"))) == 1
-    assert len(list((area / "reports").glob("*_report_*.csv"))) == 2
+    # every treatment did its part, for every command's file: control files archived
+    # then deleted, reports and retry files written
+    names = ("userimport", "cohorts", "groups", "enrols", "groupmembers")
+    for name in names:
+        assert not (area / f"{name}.csv").exists()
+        assert len(list((area / "archives").glob(f"*_{name}.csv"))) == 1
+        assert len(list((area / "reports").glob(f"*_report_{name}.csv"))) == 1
     (retry,) = area.glob("enrols_tryback_*.csv")
     assert retry.read_text().splitlines()[0] == "cmd;cid;uid;rolename;enrol;starttime;gcmd;g1;g2"
     assert len(retry.read_text().splitlines()) == 6
+    (retry,) = area.glob("userimport_tryback_*.csv")
+    assert retry.read_text().splitlines() == [
+        "username;idnumber;firstname;lastname;email;country;lang",
+        "quentin.blanc;N0004;Quentin;Blanc;quentin.blanc;FR;fr",
+    ]
+    assert len(list(area.glob("cohorts_tryback_*.csv"))) == 1
     # the demo's playbook runs again: nothing left to do
     again = cli("run", demo / "nightly.yml")
     assert again.code == 0, again.out

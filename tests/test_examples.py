@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli.demo import _enrolments, _group_members
+from runner.cli.demo import write_files
 from tests.conftest import CLI, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +24,7 @@ def test_nightly_example_end_to_end(
     area.mkdir()
     database = f"sqlite:///{tmp_path / 'moodle.db'}"
     assert cli("db", "init", database, "--demo").code == 0
-    (area / "enrols.csv").write_text(_enrolments())
-    (area / "groupmembers.csv").write_text(_group_members())
+    write_files(area)
     monkeypatch.setenv("POSTSYNC_AREA", str(area))
     monkeypatch.setenv("POSTSYNC_DB", database)
     playbook = ROOT / "playbooks" / "nightly.yml"
@@ -39,7 +38,7 @@ def test_nightly_example_end_to_end(
     assert items(preview.out) == items(real.out)
     assert len(items(real.out)) > 10
     assert not (area / "enrols.csv").exists()
-    assert len(list((area / "archives").iterdir())) == 2
+    assert len(list((area / "archives").iterdir())) == 5
     again = cli("run", playbook)
     assert again.code == 0, again.out
     assert "changed=0" in again.out

@@ -16,7 +16,8 @@ MARKER = ".postsync-demo"
 
 PLAYBOOK = """\
 # yaml-language-server: $schema=playbook.schema.json
-# The postsync demo: a nightly enrolment feed on a seeded SQLite database.
+# The postsync demo: a nightly feed (users, cohorts, groups, enrolments, group members)
+# on a seeded SQLite database.
 #   postsync run nightly.yml --check     # preview
 #   postsync run nightly.yml             # run (the feed's files are archived, then deleted)
 name: Demo nightly feed
@@ -25,6 +26,13 @@ database: sqlite:///moodle.db
 vars:
   stamp: "{{ now | strftime('%Y%m%d-%H%M') }}"
 sync:
+  # in this order: the enrolments find the users, the group members the groups
+  - command: users
+    file: userimport.csv
+  - command: cohorts
+    file: cohorts.csv
+  - command: groups
+    file: groups.csv
   - command: enrolments
     file: enrols*.csv
   - command: group_members
@@ -68,6 +76,10 @@ def _enrolments() -> str:
         "add;ART999;U0010;student;manual;;;;",
         "add;CHEM201;U0011;wizard;manual;;;;",
         "add;LANG202;U0012;student;manual;31/12/2026;;;",
+        # the students userimport.csv creates, into the groups groups.csv creates
+        "add;MATH101;N0001;student;manual;;gadd;Lab A;",
+        "add;MATH101;N0002;student;manual;;gadd;Lab A;",
+        "add;MATH101;N0003;student;manual;;;;",
     ]
     return "\n".join(lines) + "\n"
 
@@ -87,6 +99,51 @@ def _group_members() -> str:
         )
         + "\n"
     )
+
+
+def _users() -> str:
+    return (
+        "# New students from the student information system\n"
+        "username;idnumber;firstname;lastname;email;country;lang\n"
+        "nina.roux;N0001;Nina;Roux;nina.roux@example.org;FR;fr\n"
+        "omar.haddad;N0002;Omar;Haddad;omar.haddad@example.org;FR;fr\n"
+        "paula.weber;N0003;Paula;Weber;paula.weber@example.org;DE;de\n"
+        "quentin.blanc;N0004;Quentin;Blanc;quentin.blanc;FR;fr\n"  # not an address: fails
+    )
+
+
+def _cohorts() -> str:
+    return (
+        "cmd;cname;cidnumber;userid\n"
+        "add;First year 2026;Y2026;N0001\n"
+        "add;First year 2026;Y2026;N0002\n"
+        "add;First year 2026;Y2026;N0004\n"  # not created (its line failed): fails
+    )
+
+
+def _groups() -> str:
+    return (
+        "type;courseid;name;idnumber;description;grouping\n"
+        "grouping;MATH101;Labs;MATH101-LABS;Lab sessions;\n"
+        "group;MATH101;Lab A;MATH101-LA;Monday lab;MATH101-LABS\n"
+        "group;MATH101;Lab B;MATH101-LB;Thursday lab (no one yet: kept);MATH101-LABS\n"
+    )
+
+
+#: the demo's control files, by name
+FILES = {
+    "userimport.csv": _users,
+    "cohorts.csv": _cohorts,
+    "groups.csv": _groups,
+    "enrols.csv": _enrolments,
+    "groupmembers.csv": _group_members,
+}
+
+
+def write_files(area: Path) -> None:
+    """The demo's control files, in `area`."""
+    for name, content in FILES.items():
+        (area / name).write_text(content(), encoding="utf-8")
 
 
 def _invocation() -> str:
@@ -132,8 +189,7 @@ def build_demo(directory: Path) -> int:
     site = seed_demo(engine, tables, now)
     engine.dispose()
 
-    (area / "enrols.csv").write_text(_enrolments(), encoding="utf-8")
-    (area / "groupmembers.csv").write_text(_group_members(), encoding="utf-8")
+    write_files(area)
     old = datetime.now() - timedelta(days=120)
     stale = area / "archives" / f"{old:%Y%m%d-%H%M}_enrols.csv"
     stale.write_text("cmd;cid;uid;rolename\n")
