@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.feeds import b8
 from bench.files import b2, b3
 from bench.harness import ROOT, Result
 from bench.post import b5, b6
@@ -39,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="B1,B2,B3,B4,B5,B6,B7")
+    parser.add_argument("--only", default="B1,B2,B3,B4,B5,B6,B7,B8")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
@@ -59,6 +60,8 @@ def main() -> None:
             results += b5(work, args.rounds, args.scale)
         if "B6" in only:
             results += b6(work, args.rounds, args.scale)
+        if "B8" in only:
+            results += b8(work, args.rounds, args.scale)
         if only & {"B4", "B7"}:
             sqlite_dir = work / "sqlite"
             sqlite_dir.mkdir()

@@ -364,6 +364,8 @@ class SiteState:
         its own state (`prepare`), or by `finish`. A preview keeps them instead."""
         for kept in self.parts.values():
             kept.flush()
+        if self.parts:  # its command loads no pairs (`prepare`): nothing else to write
+            self.writes.write_ready()
         if self.withheld is not None:
             withhold(self._batch(), self.pairs)
         else:

@@ -66,10 +66,16 @@ class UserWrites:
     def _write(self) -> None:
         existing = [r for r in self.rows if not r.new]
         created = [r for r in self.rows if r.new]
-        self._delete([r for r in existing if r.deleted])
+        gone = [r for r in existing if r.deleted]
+        self._update([r for r in gone if r.changed])  # what lines did before the deletion
+        self._delete(gone)
         self._update([r for r in existing if not r.deleted and (r.changed or r.profile_changed)])
-        self._insert(created)
-        self._delete([r for r in created if r.deleted])
+        # a user created and deleted by the batch: made and deleted before the users
+        # created after it, who may have its username (one at a time, for the same)
+        for row in [r for r in created if r.deleted]:
+            self._insert([row])
+            self._delete([row])
+        self._insert([r for r in created if not r.deleted])
 
     def _update(self, rows: list[UserRow]) -> None:
         by_columns: dict[tuple[str, ...], list[UserRow]] = {}
