@@ -402,3 +402,108 @@ def test_access_checks_see_postsyncs_role_changes_in_a_new_process(
     ours, moodles = site.php("dirty_users.php", since), lab_twin.php("dirty_users.php", since)
     assert ours == moodles
     assert ours["dirty"] == {"S009": 1}
+
+
+def feed(site: Site, tmp_path: Path, command: str, body: str) -> str:
+    """Run one control file of `command` on the site through postsync's CLI."""
+    area = tmp_path / "area"
+    area.mkdir(parents=True, exist_ok=True)
+    (area / f"{command}.csv").write_text(body)
+    playbook = tmp_path / f"{command}.yml"
+    playbook.write_text(
+        f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
+        f"  - command: {command}\n    file: {command}.csv\n"
+    )
+    done = postsync_process("run", playbook)
+    assert done.returncode in (0, 2), done.stdout + done.stderr
+    return done.stdout
+
+
+LAB_USERS = [
+    {
+        "username": "lab1",
+        "idnumber": "L001",
+        "firstname": "Lab",
+        "lastname": "One",
+        "email": "lab1@example.com",
+        "country": "FR",
+        "city": "Lyon",
+        "password": "Lab-pass-123!",
+    },
+    {
+        "username": "lab2",
+        "idnumber": "L002",
+        "firstname": "Lab",
+        "lastname": "Two",
+        "email": "lab2@example.com",
+        "country": "DE",
+        "city": "Köln",
+        "password": "Other-pass-456!",
+    },
+]
+
+
+def test_users_postsync_creates_are_moodles_own(site: Site, lab_twin: Site, tmp_path: Path) -> None:
+    """Users a postsync users file creates (with passwords) are, to Moodle's API, the
+    users Moodle's own user_create_user makes from the same fields on a twin site: the
+    same fields, a user context, a password authenticate_user_login accepts; a
+    suspension in a later file makes that login fail as Moodle's does."""
+    columns = list(LAB_USERS[0])
+    body = ";".join(columns) + "\n"
+    body += "".join(";".join(u[c] for c in columns) + "\n" for u in LAB_USERS)
+    assert "2 changed" in feed(site, tmp_path, "users", body)
+    lab_twin.php("people.php", "create", json.dumps(LAB_USERS))
+    args = [a for u in LAB_USERS for a in (u["username"], u["password"])]
+    ours, theirs = site.php("people.php", "show", *args), lab_twin.php("people.php", "show", *args)
+    assert ours == theirs
+    assert all(u["logs_in"] and u["context"] == {"depth": 2, "path": True} for u in ours.values())
+    assert all(u["complete"] and u["valid"] for u in ours.values())
+    suspend = "username;firstname;lastname;suspended\nlab1;Lab;One;1\n"
+    assert "1 changed" in feed(site, tmp_path / "again", "users", suspend)
+    after = site.php("people.php", "show", *args)
+    assert after["lab1"]["logs_in"] is False and after["lab1"]["fields"]["suspended"] == "1"
+    assert after["lab2"]["logs_in"] is True
+
+
+def test_a_deletion_leaves_what_moodles_delete_user_leaves(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """A users file's deletion of S009 (a student of C101, in its group G1) leaves the
+    same enrolments, roles and memberships as Moodle's own delete_user on a twin, and
+    Moodle no longer finds the user."""
+    out = feed(
+        site, tmp_path, "users", "username;firstname;lastname;idnumber;deleted\nu09;U;u09;S009;1\n"
+    )
+    assert "1 changed" in out, out
+    assert lab_twin.php("people.php", "delete", "S009") == {"deleted": True}
+    assert site.php("tables.php") == lab_twin.php("tables.php")
+    assert site.php("people.php", "show", "u09", "x") == {"u09": None}
+
+
+def test_cohorts_and_groups_files_are_what_moodle_reports(site: Site, tmp_path: Path) -> None:
+    """A cohorts file's cohort and members, a groups file's grouping and groups, are
+    what Moodle's cohort_is_member, cohort_get_cohorts, groups_get_all_groupings,
+    groups_get_all_groups and groups_get_group_by_idnumber report."""
+    cohorts = "cmd;cname;cidnumber;userid\nadd;Lab year;LY1;S001\nadd;Lab year;LY1;S002\n"
+    assert "2 changed" in feed(site, tmp_path, "cohorts", cohorts)
+    groups = (
+        "type;courseid;name;idnumber;description;grouping\n"
+        "grouping;C101;Labs;C101-LABS;All labs;\n"
+        "group;C101;Lab A;C101-LA;Monday;C101-LABS\n"
+        "group;C101;Lab B;C101-LB;Thursday;C101-LABS\n"
+    )
+    assert "3 changed" in feed(site, tmp_path, "groups", groups)
+    seen = site.php("people.php", "cohorts")
+    assert seen["LY1"] == {
+        "name": "Lab year",
+        "members": ["S001", "S002"],
+        "context": 10,
+        "listed": True,
+    }
+    course = site.php("people.php", "groups", "MATH101")
+    assert course["groupings"]["C101-LABS"] == {"name": "Labs", "groups": ["Lab A", "Lab B"]}
+    assert course["groups"]["Lab A"] == {
+        "idnumber": "C101-LA",
+        "by_idnumber": True,
+        "description": "Monday",
+    }
