@@ -165,14 +165,15 @@ class RunContext:
             missing = missing_tables(engine, tables)
             if missing:
                 engine.dispose()
-                lacks = (
-                    f"no Moodle table with the prefix {self.prefix!r}"
-                    if len(missing) == len(tables.all)
-                    else f"no {', '.join(missing)} (prefix {self.prefix!r})"
-                )
+                if len(missing) == len(tables.all):
+                    raise StepError(
+                        f"the database has no Moodle table with the prefix {self.prefix!r};"
+                        " is `prefix:` in the playbook right? (Moodle's default is mdl_)"
+                    )
                 raise StepError(
-                    f"the database has {lacks}; is `prefix:` in the playbook right?"
-                    " (Moodle's default is mdl_)"
+                    f"the database has no {', '.join(missing)} (prefix {self.prefix!r}):"
+                    " a Moodle site has them; a database an older `postsync db init` made"
+                    " lacks the tables this version uses: make it again"
                 )
             self._database = (engine, tables)
         return self._database  # type: ignore[no-any-return]

@@ -48,3 +48,16 @@ def test_the_record_and_run_id_end_the_text_output(site: Site) -> None:
     assert last == f"RECORD   {record}  (run {record.stem})"
     again = site.run()
     assert again.out.splitlines()[-1].startswith("RECORD   ")
+
+
+def test_a_database_lacking_some_tables_says_to_make_it_again(site: Site) -> None:
+    site.execute("DROP TABLE mdl_cohort_members")
+    site.write("enrols.csv", _enrolments())
+    site.playbook("  - command: enrolments\n    file: enrols*.csv\n")
+    result = site.run("--check")
+    assert result.code == 3
+    assert (
+        "the database has no mdl_cohort_members (prefix 'mdl_'): a Moodle site has them; a"
+        " database an older `postsync db init` made lacks the tables this version uses:"
+        " make it again"
+    ) in result.out

@@ -319,3 +319,19 @@ def test_bad_values_fail_their_line_only(site: Site) -> None:
         "line 7: user k6: failed: suspended must be one of 0, 1, not '2'",
     ]
     assert user(site, "ok1", "lang", "country") == ("fr_ca", "FR")
+
+
+def test_a_user_deleted_by_the_run_is_no_longer_found_by_its_later_files(site: Site) -> None:
+    site.write(
+        "userimport.csv", "username;idnumber;firstname;lastname;deleted\nu0002;U0002;A;B;1\n"
+    )
+    site.write(
+        "enrols.csv",
+        "cmd;cid;uid;rolename\nadd;MATH101;U0002;student\nadd;MATH101;U0003;student\n",
+    )
+    steps = USERS_STEP + "  - command: enrolments\n    file: enrols*.csv\n"
+    preview = site.run("--check", steps=steps)
+    result = site.run(steps=steps)
+    summary = "enrols.csv  (2 lines: 1 changed, 0 unchanged, 1 failed)"
+    assert summary in preview.out and summary in result.out, preview.out + result.out
+    assert site.enrolled("MATH101", "U0003") == [("student", 0)]
