@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from runner.core.errors import StepError
 from runner.db.tables import new_id
 from runner.sync.base import LineFailed
+from runner.sync.part import BatchPart, update_rows
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
@@ -31,13 +32,9 @@ COHORT_COLUMNS = ("id", "name", "idnumber", "contextid", "component", "descripti
 Pair = tuple[int, int]  # (cohort id, user id)
 
 
-class CohortState:
+class CohortState(BatchPart):
     def __init__(self, site: SiteState) -> None:
-        self.site = site
-        self.raw = site.raw
-        self.t = site.t
-        self.now = site.now
-        self.withheld = site.withheld
+        super().__init__(site)
         #: the step's cohort_key (set by the command from the header on)
         self.key = "idnumber"
         conn = self.raw.conn
@@ -216,16 +213,6 @@ class CohortState:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        if self.withheld is not None:
-            self._withhold()
-        else:
-            self._write()
-        self.reset()
-
-    def finish(self) -> None:
-        pass  # every batch is written by its flush
-
     def _withhold(self) -> None:
         assert self.withheld is not None
         w = self.withheld
@@ -255,11 +242,4 @@ class CohortState:
                 t.cohort_members, ("cohortid", "userid", "timeadded"), rows, ("cohortid", "userid")
             )
         )
-        by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for cid, changes in sorted(self.updated.items()):
-            columns = tuple(sorted(changes))
-            by_columns.setdefault(columns, []).append(
-                (*(changes[c] for c in columns), self.now, cid)
-            )
-        for columns, values in by_columns.items():
-            raw.run(raw.updates(t.cohort, (*columns, "timemodified"), values))
+        update_rows(raw, t.cohort, self.updated, self.now)

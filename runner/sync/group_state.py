@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from runner.db.tables import new_id
 from runner.sync.base import Course, LineFailed
+from runner.sync.part import BatchPart, update_rows
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
@@ -26,13 +27,9 @@ if TYPE_CHECKING:
 FORMAT_HTML = 1
 
 
-class GroupState:
+class GroupState(BatchPart):
     def __init__(self, site: SiteState) -> None:
-        self.site = site
-        self.raw = site.raw
-        self.t = site.t
-        self.now = site.now
-        self.withheld = site.withheld
+        super().__init__(site)
         #: course id -> {grouping id: [name, idnumber]}
         self.groupings: dict[int, dict[int, list[str]]] = {}
         #: (grouping id, group id) of the loaded courses
@@ -138,32 +135,18 @@ class GroupState:
         self.linked.add(pair)
         return True
 
-    def flush(self) -> None:
+    def _withhold(self) -> None:
         w = self.withheld
-        if w is not None:
-            for (table, row_id), kept in self.current.items():
-                w.put(w.group_rows if table == "groups" else w.grouping_rows, row_id, kept)
-            for pair in self.linked:
-                w.put(w.grouping_links, pair, True)
-        else:
-            self._write()
-        self.reset()
+        assert w is not None
+        for (table, row_id), kept in self.current.items():
+            w.put(w.group_rows if table == "groups" else w.grouping_rows, row_id, kept)
+        for pair in self.linked:
+            w.put(w.grouping_links, pair, True)
 
     def _write(self) -> None:
         raw, t = self.raw, self.t
-        for table_name in ("groups", "groupings"):
-            table = t.groups if table_name == "groups" else t.groupings
-            by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-            for (name, row_id), changes in sorted(self.updated.items()):
-                if name == table_name:
-                    columns = tuple(sorted(changes))
-                    by_columns.setdefault(columns, []).append(
-                        (*(changes[c] for c in columns), self.now, row_id)
-                    )
-            for columns, values in by_columns.items():
-                raw.run(raw.updates(table, (*columns, "timemodified"), values))
+        for name, table in (("groups", t.groups), ("groupings", t.groupings)):
+            changes = {i: c for (kind, i), c in self.updated.items() if kind == name}
+            update_rows(raw, table, changes, self.now)
         rows = [(a, b, self.now) for a, b in sorted(self.linked)]
         raw.run(raw.inserts(t.groupings_groups, ("groupingid", "groupid", "timeadded"), rows))
-
-    def finish(self) -> None:
-        pass  # every batch is written by its flush

@@ -45,11 +45,7 @@ class UserState(UserWrites):
     """The users file's state: the site's settings (read once), the batch's users."""
 
     def __init__(self, site: SiteState) -> None:
-        self.site = site
-        self.raw = site.raw
-        self.t = site.t
-        self.now = site.now
-        self.withheld = site.withheld
+        super().__init__(site)
         conn = site.raw.conn
         config = self.t.config
         self.settings = {
@@ -246,16 +242,6 @@ class UserState(UserWrites):
         row.deleted = True
 
     # -- writes ----------------------------------------------------------------------------
-
-    def flush(self) -> None:
-        if self.withheld is not None:
-            self._withhold()
-        else:
-            self._write()
-        self.reset()
-
-    def finish(self) -> None:
-        pass  # every batch is written by its flush
 
     def _withhold(self) -> None:
         assert self.withheld is not None

@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, select
 
 from runner.core.errors import StepError
-from runner.db.raw import Raw
-from runner.db.tables import MoodleTables
+from runner.sync.part import BatchPart, update_rows
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
-    from runner.sync.state import SiteState
+    pass
 
 CONTEXT_SYSTEM, CONTEXT_USER = 10, 30
 #: tables delete_user empties of the user's rows beside those postsync defines, when
@@ -49,13 +48,9 @@ class UserRow:
     end_sessions: bool = False
 
 
-class UserWrites:
+class UserWrites(BatchPart):
     """The writes of runner.sync.user_state.UserState (its batch: `rows`)."""
 
-    site: SiteState
-    raw: Raw
-    t: MoodleTables
-    now: int
     mnethost: int
     extended: bool
     rows: list[UserRow]
@@ -78,13 +73,8 @@ class UserWrites:
         self._insert([r for r in created if not r.deleted])
 
     def _update(self, rows: list[UserRow]) -> None:
-        by_columns: dict[tuple[str, ...], list[UserRow]] = {}
-        for row in rows:
-            if row.changed:
-                by_columns.setdefault(tuple(sorted(row.changed)), []).append(row)
-        for columns, group in by_columns.items():
-            values = [(*(r.values[c] for c in columns), self.now, r.id) for r in group]
-            self.raw.run(self.raw.updates(self.t.user, (*columns, "timemodified"), values))
+        changes = {r.id: {c: r.values[c] for c in r.changed} for r in rows if r.id is not None}
+        update_rows(self.raw, self.t.user, changes, self.now)
         self._profiles(rows)
         self._end_sessions([r for r in rows if r.end_sessions])
 
