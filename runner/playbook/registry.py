@@ -215,6 +215,7 @@ TREATMENTS: dict[str, Kind] = {
                 "exclude": {**_GLOBS, "default": []},
                 "recurse": {"type": "boolean", "default": False},
                 "hidden": {"type": "boolean", "default": False},
+                "keep_last": {**templated_integer(0), "default": 0},
             },
             "paths",
             "older_than_days",

@@ -27,6 +27,7 @@ class PurgeConfig:
     exclude: tuple[str, ...]
     recurse: bool
     hidden: bool
+    keep_last: int = 0
 
 
 def _matches(rel: str, name: str, globs: Sequence[str]) -> bool:
@@ -48,6 +49,9 @@ class PurgeOldFiles:
       exclude (list of globs, default []): files matching one are kept.
       recurse (boolean, default false): also purge subdirectories.
       hidden (boolean, default false): also consider hidden files and directories.
+      keep_last (integer >= 0, or a template rendering to one; default 0): never delete
+        the N newest matching files of each directory, however old: a feed that stopped
+        for longer than older_than_days keeps its last N files.
 
     Example:
       - name: keep 90 days of history
@@ -77,6 +81,7 @@ class PurgeOldFiles:
             exclude=tuple(scope.render(params.get("exclude", []), "exclude")),
             recurse=bool(params.get("recurse", False)),
             hidden=bool(params.get("hidden", False)),
+            keep_last=scope.integer(params.get("keep_last", 0), "keep_last", 0),
         )
 
     def plan(self, config: PurgeConfig, run: RunContext) -> Plan:
@@ -89,7 +94,7 @@ class PurgeOldFiles:
         }
         # plain strings, not Path objects: this loop meets every file of the tree
         found: dict[str, Action] = {}
-        kept = missing = fresh = 0
+        kept = missing = fresh = newest = 0
         for top in config.paths:
             try:
                 top_st = top.stat()
@@ -103,6 +108,8 @@ class PurgeOldFiles:
             while pending:
                 parts = pending.pop()
                 directory = os.path.join(top_text, *parts)
+                # the directory's matching files: its keep_last newest stay, whatever age
+                matching: list[tuple[float, str, str, tuple[str, ...], os.stat_result]] = []
                 with os.scandir(directory) as entries:
                     for entry in entries:
                         if entry.name.startswith(".") and not config.hidden:
@@ -116,25 +123,37 @@ class PurgeOldFiles:
                             if config.recurse and st.st_dev == top_st.st_dev:
                                 pending.append(rel)
                             continue
-                        if not stat.S_ISREG(st.st_mode) or st.st_mtime >= cutoff:
+                        if not stat.S_ISREG(st.st_mode):
+                            continue
+                        if st.st_mtime >= cutoff and not config.keep_last:
                             continue
                         rel_text = "/".join(rel)
                         if not _matches(rel_text, entry.name, config.patterns):
                             continue
                         if config.exclude and _matches(rel_text, entry.name, config.exclude):
                             continue
-                        if path in protected or run.control_glob(path) is not None:
-                            kept += 1  # a control file awaiting sync, whenever it came
-                            continue
-                        if path in stored:
-                            fresh += 1
-                            continue
-                        if path not in found:
-                            target = f"{shown}/{rel_text}" if shown != "." else rel_text
-                            found[path] = _delete_action(run, top, target, rel, st)
+                        matching.append((st.st_mtime, rel_text, path, rel, st))
+                if config.keep_last:
+                    matching.sort(key=lambda m: (-m[0], m[1]))
+                    newest += min(len(matching), config.keep_last)
+                    matching = matching[config.keep_last :]
+                for mtime, rel_text, path, rel, st in matching:
+                    if mtime >= cutoff:
+                        continue
+                    if path in protected or run.control_glob(path) is not None:
+                        kept += 1  # a control file awaiting sync, whenever it came
+                        continue
+                    if path in stored:
+                        fresh += 1
+                        continue
+                    if path not in found:
+                        target = f"{shown}/{rel_text}" if shown != "." else rel_text
+                        found[path] = _delete_action(run, top, target, rel, st)
         actions = [found[p] for p in sorted(found, key=lambda p: p.split(os.sep))]
         count = plural(len(actions), "file") if actions else "nothing"
         notes = [f"{count} older than {config.older_than_days} days"]
+        if config.keep_last and newest:
+            notes.append(f"the {plural(newest, 'newest file')} kept (keep_last)")
         if kept:
             notes.append(f"{plural(kept, 'control file')} awaiting sync kept")
         if fresh:

@@ -219,3 +219,44 @@ def test_stays_on_one_filesystem(tmp_path: Path, area: Path, cli: CLI) -> None:
         assert (mount_point / "other-fs.csv").exists()
     finally:
         subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_keep_last_keeps_the_newest_files_of_each_directory(
+    tmp_path: Path, area: Path, cli: CLI
+) -> None:
+    """A feed that stopped for longer than older_than_days: keep_last keeps its last
+    files in each directory, however old, and only files the patterns match count."""
+    for i in range(5):
+        make_file(area / "archives" / f"enrols-{i}.csv", days=100 + i)
+    make_file(area / "archives" / "other.txt", days=200)
+    for i in range(3):
+        make_file(area / "archives" / "2025" / f"users-{i}.csv", days=300 + i)
+    params = (
+        "{paths: [archives], older_than_days: 90, keep_last: 2, patterns: ['*.csv'], recurse: true}"
+    )
+    playbook = purge_playbook(tmp_path, params)
+    preview = cli("run", playbook, "--check")
+    result = cli("run", playbook)
+    assert result.code == 0, result.out
+    assert (
+        deleted(preview.out)
+        == deleted(result.out)
+        == [
+            "archives/2025/users-2.csv",
+            "archives/enrols-2.csv",
+            "archives/enrols-3.csv",
+            "archives/enrols-4.csv",
+        ]
+    )
+    assert "the 4 newest files kept (keep_last)" in result.out
+    assert sorted(p.name for p in (area / "archives").rglob("*") if p.is_file()) == [
+        "enrols-0.csv",
+        "enrols-1.csv",
+        "other.txt",
+        "users-0.csv",
+        "users-1.csv",
+    ]
+    bad = cli(
+        "run", purge_playbook(tmp_path, "{paths: [archives], older_than_days: 9, keep_last: -1}")
+    )
+    assert bad.code == 4 and "keep_last" in bad.err
