@@ -48,6 +48,19 @@ def _sync_step() -> dict[str, Any]:
         "encoding": {"type": "string", "minLength": 1, "default": "utf-8"},
         "separator": {"enum": [";", ",", "\t", ":"], "default": ";"},
         "include_retry_files": {"type": "boolean", "default": False},
+        "min_files": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 0,
+            "description": "Fewer matching control files than this fails the step (exit"
+            " 3), applying none: a feed that did not come. 1: the feed must come.",
+        },
+        "max_age_hours": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "The newest matching control file older than this (its"
+            " modification time) fails the step, applying none: a stale feed.",
+        },
         **_STEP_PROPERTIES,
     }
     branches = [

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.core.errors import FilesRejected, PlaybookError
+from runner.core.errors import FilesRejected, PlaybookError, StepError
 from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
@@ -41,9 +41,13 @@ class SyncConfig:
     create_passwords: bool = False
     cohort_key: str = "idnumber"
     create_cohorts: bool = True
+    min_files: int = 0
+    max_age_hours: float | None = None
+    #: the newest listed file's modification time (None: no file)
+    newest_mtime: float | None = None
 
 
-def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int]]]:
+def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int], float]]:
     found = []
     for match in sorted(glob.glob(rule.pattern)):
         if rule.skips(os.path.basename(match)):
@@ -54,7 +58,7 @@ def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int,
             continue
         if not stat.S_ISREG(st.st_mode):
             continue  # directories, and symlinks: a control file is a real file
-        found.append((scope.confine(match, "file"), (st.st_dev, st.st_ino)))
+        found.append((scope.confine(match, "file"), (st.st_dev, st.st_ino), st.st_mtime))
     return found
 
 
@@ -116,8 +120,8 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         command=scope.step.kind,
         pattern=pattern,
         glob=rule,
-        files=tuple(path for path, _ in found),
-        identities=tuple(identity for _, identity in found),
+        files=tuple(path for path, _, _ in found),
+        identities=tuple(identity for _, identity, _ in found),
         encoding=encoding,
         separator=params.get("separator", ";"),
         course_key=params.get("course_key", "idnumber"),
@@ -131,7 +135,29 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         create_passwords=bool(params.get("create_passwords", False)),
         cohort_key=params.get("cohort_key", "idnumber"),
         create_cohorts=bool(params.get("create_cohorts", True)),
+        min_files=int(params.get("min_files", 0)),
+        max_age_hours=params.get("max_age_hours"),
+        newest_mtime=max((mtime for _, _, mtime in found), default=None),
     )
+
+
+def check_feed(config: SyncConfig, now: float) -> None:
+    """StepError when the feed did not come (min_files) or is stale (max_age_hours)."""
+    found = len(config.files)
+    if found < config.min_files:
+        raise StepError(
+            f"{plural(found, 'control file')} {'matches' if found == 1 else 'match'}"
+            f" {config.pattern}, fewer than min_files {config.min_files}: did the feed"
+            " run? (nothing of this step applied)"
+        )
+    if config.max_age_hours is not None and config.newest_mtime is not None:
+        age = (now - config.newest_mtime) / 3600
+        if age > config.max_age_hours:
+            raise StepError(
+                f"the newest file matching {config.pattern} is {age:.1f} hours old, older"
+                f" than max_age_hours {config.max_age_hours:g}: a stale feed? (nothing of"
+                " this step applied)"
+            )
 
 
 def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) -> tuple[str, str]:
@@ -144,6 +170,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     from runner.sync.reader import NotRead
     from runner.sync.report import Report
 
+    check_feed(config, run.now.timestamp())
     if not config.files:
         return "skipped", f"no file matches {config.pattern}"
     _engine, tables = run.database()

@@ -5,6 +5,8 @@ needs (the record) at the end of its output."""
 from __future__ import annotations
 
 import codecs
+import os
+import time
 
 from runner.cli.demo import _enrolments
 from tests.sync.conftest import Site
@@ -61,3 +63,26 @@ def test_a_database_lacking_some_tables_says_to_make_it_again(site: Site) -> Non
         " database an older `postsync db init` made lacks the tables this version uses:"
         " make it again"
     ) in result.out
+
+
+def test_a_feed_that_did_not_come_or_is_stale_fails_the_step(site: Site) -> None:
+    step = "  - command: enrolments\n    file: enrols*.csv\n"
+    result = site.run(steps=step + "    min_files: 1\n")
+    assert result.code == 3, result.out
+    assert (
+        "0 control files match enrols*.csv, fewer than min_files 1: did the feed run?"
+        " (nothing of this step applied)"
+    ) in result.out
+    assert site.run(steps=step).code == 0  # without min_files: nothing to do, skipped
+    path = site.write("enrols.csv", _enrolments())
+    old = time.time() - 30 * 3600
+    os.utime(path, (old, old))
+    before = site.dump()
+    for args in ([], ["--check"]):
+        result = site.run(*args, steps=step + "    min_files: 1\n    max_age_hours: 26\n")
+        assert result.code == 3, result.out
+        assert "the newest file matching enrols*.csv is 30.0 hours old, older than" in result.out
+        assert "max_age_hours 26: a stale feed? (nothing of this step applied)" in result.out
+    assert site.dump() == before and path.exists()
+    os.utime(path, None)
+    assert site.run(steps=step + "    max_age_hours: 26\n").code in (0, 2)
