@@ -25,6 +25,9 @@ class Result:
 
 
 CLI = Callable[..., Result]
+# the tests read plain text: a FORCE_COLOR of the caller's environment (a CI runner's)
+# would colour it (tests/test_progress.py sets it where it tests it)
+os.environ.pop("FORCE_COLOR", None)
 
 
 @pytest.fixture

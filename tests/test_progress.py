@@ -48,8 +48,9 @@ def run(
         "PYTHONPATH": str(ROOT),
         **(env or {}),
     }
-    if "NO_COLOR" not in (env or {}):
-        full_env.pop("NO_COLOR", None)
+    for name in ("NO_COLOR", "FORCE_COLOR"):
+        if name not in (env or {}):
+            full_env.pop(name, None)
     with open(out_file, "wb") as out, open(err_file, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runner", "run", "playbook.yml", *args],
@@ -107,3 +108,11 @@ def test_colour_on_a_terminal_never_with_no_color(workspace: Path) -> None:
     assert b"\x1b[" not in plain and b"CHANGED" in plain
     piped, _ = run(workspace, tty="none")
     assert b"\x1b[" not in piped
+    # NO_COLOR counts only when not empty; FORCE_COLOR colours a pipe (a CI log)
+    empty, _ = run(workspace, tty="stdout", env={"NO_COLOR": ""})
+    assert b"\x1b[33mCHANGED" in empty
+    forced, _ = run(workspace, tty="none", env={"FORCE_COLOR": "1"})
+    assert b"\x1b[33mCHANGED" in forced
+    for env in ({"FORCE_COLOR": "0"}, {"FORCE_COLOR": "1", "NO_COLOR": "1"}):
+        plain, _ = run(workspace, tty="none", env=env)
+        assert b"\x1b[" not in plain, env

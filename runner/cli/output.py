@@ -22,7 +22,13 @@ _COLOURS = {"ok": "32", "changed": "33", "skipped": "36", "failed": "31"}
 
 
 def use_colour(stream: IO[str]) -> bool:
-    return _is_terminal(stream) and "NO_COLOR" not in os.environ
+    """Colour on a terminal; never with a non-empty NO_COLOR (no-color.org); always with
+    a non-empty FORCE_COLOR other than 0 (a CI log that shows colours), NO_COLOR first."""
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    return _is_terminal(stream)
 
 
 class ProgressLine:
