@@ -108,12 +108,22 @@ def test_internal_error_exits_1_with_a_log(
 
     monkeypatch.setattr(runner.engine.execute, "prepare", broken)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("LOGS_DIRECTORY", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     result = cli("run", write_playbook(tmp_path, HOUSEKEEPING))
     assert result.code == 1
     assert result.err.startswith("postsync: internal error: RuntimeError: boom (traceback in ")
     assert len(result.err.splitlines()) == 1
     (log,) = (tmp_path / "state" / "postsync").iterdir()
     assert "Traceback" in log.read_text()
+    assert "RuntimeError: boom" in log.read_text()
+    # under systemd (StateDirectory=, LogsDirectory=): there, first
+    unit = tmp_path / "var-lib-postsync"
+    unit.mkdir()
+    monkeypatch.setenv("STATE_DIRECTORY", f"{unit}:{tmp_path / 'second'}")
+    result = cli("run", write_playbook(tmp_path, HOUSEKEEPING))
+    assert result.code == 1 and str(unit) in result.err
+    (log,) = unit.iterdir()
     assert "RuntimeError: boom" in log.read_text()
 
 

@@ -59,7 +59,11 @@ def test_systemd_service_runs_a_real_command_and_accepts_exit_2() -> None:
     assert args[0] == "run"
     parses(args)
     assert service["Service"]["Type"] == "oneshot"
-    assert service["Service"]["SuccessExitStatus"] == str(int(Exit.LINES_FAILED))
+    assert service["Service"]["SuccessExitStatus"].split() == [
+        str(int(Exit.LINES_FAILED)),
+        str(int(Exit.TERMINATED)),
+    ]
+    assert service["Service"]["StateDirectory"] == "postsync"
     timer = unit("postsync-nightly.timer")
     assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
 

@@ -15,17 +15,27 @@ from types import FrameType
 
 from runner.cli.commands import COMMANDS
 from runner.cli.parser import build_parser
-from runner.core.errors import Exit, PlaybookError, PostsyncError
+from runner.core.errors import Exit, PlaybookError, PostsyncError, Terminated, interruption_exit
 from runner.core.secrets import redact
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
+
+
+def crash_dirs() -> list[Path]:
+    """Where a crash log goes, first writable one: systemd's LogsDirectory= and
+    StateDirectory= (a unit with ProtectHome=yes cannot write the home), the XDG state
+    directory, the temporary directory."""
+    found = []
+    for name in ("LOGS_DIRECTORY", "STATE_DIRECTORY"):  # systemd: paths joined by ':'
+        found += [Path(p) for p in os.environ.get(name, "").split(":") if p]
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return [*found, Path(base) / "postsync", Path(tempfile.gettempdir())]
 
 
 def _crash_log() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    for directory in (Path(base) / "postsync", Path(tempfile.gettempdir())):
+    for directory in crash_dirs():
         try:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / f"postsync-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
@@ -56,9 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(redact(f"postsync: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("postsync: interrupted", file=sys.stderr)
-        return int(Exit.INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        code = interruption_exit(exc)
+        print(
+            "postsync: terminated" if code == Exit.TERMINATED else "postsync: interrupted",
+            file=sys.stderr,
+        )
+        return int(code)
     except BrokenPipeError:
         # stdout's reader went away (`postsync ... | head`): nothing left to tell it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -31,7 +31,7 @@ def _const(value: str) -> dict[str, Any]:
 TEXT = {"type": "string"}
 COUNT = {"type": "integer", "minimum": 0}
 TIME = {"type": "string", "format": "date-time"}
-EXIT = {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 6, 130]}
+EXIT = {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 6, 130, 143]}
 
 
 def output_schema() -> dict[str, Any]:

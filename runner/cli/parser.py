@@ -19,8 +19,8 @@ examples:
   postsync run nightly.yml --lock-wait 300               # wait for a running feed
 
 exit codes: 0 ok, 2 control-file lines failed, 3 a step failed, 4 invalid playbook
-(nothing changed), 5 usage error, 6 area locked by another run, 130 interrupted,
-1 internal error (traceback in a log file)."""
+(nothing changed), 5 usage error, 6 area locked by another run, 130 interrupted
+(SIGINT), 143 terminated (SIGTERM), 1 internal error (traceback in a log file)."""
 
 
 POST_EXAMPLES = """\

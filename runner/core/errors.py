@@ -14,7 +14,8 @@ class Exit(IntEnum):
     INVALID = 4
     USAGE = 5
     LOCKED = 6
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+    TERMINATED = 143  # SIGTERM (systemd's stop, kill): 128 + 15
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class StepError(PostsyncError):
 class FilesRejected(StepError):
     """A sync step rejected some control files (nothing of each was applied) and
     applied the others: the run goes on with those, and exits 3 at the end."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds as an interruption does, and exits 143."""
+
+
+def interruption_exit(exc: BaseException) -> Exit:
+    return Exit.TERMINATED if isinstance(exc, Terminated) else Exit.INTERRUPTED
 
 
 class Interrupted(PostsyncError):

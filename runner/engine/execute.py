@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from runner.core import faults
-from runner.core.errors import FilesRejected, PlaybookError, StepError, database_reason
+from runner.core.errors import (
+    FilesRejected,
+    PlaybookError,
+    StepError,
+    database_reason,
+    interruption_exit,
+)
 from runner.engine.lock import area_lock, runs_dir
 from runner.engine.prepare import build_context, evaluate_when, prepare
 from runner.engine.results import (
@@ -166,8 +172,9 @@ def execute_steps(
                 faults.point("step.done")
                 if step_result.stops_the_run:
                     break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             result.interrupted = True
+            result.interruption = interruption_exit(exc)
             if result.steps:
                 reporter.step_finished(result.steps[-1])
         finally:

@@ -51,6 +51,8 @@ class RunResult:
     run: RunContext
     steps: list[StepResult] = field(default_factory=list)
     interrupted: bool = False
+    #: the exit code of the interruption: 130 (SIGINT) or 143 (SIGTERM)
+    interruption: Exit = Exit.INTERRUPTED
     record: Path | None = None
     #: the record could not be saved at the end of the run (the run failed)
     record_error: str | None = None
@@ -61,7 +63,7 @@ class RunResult:
     @property
     def exit_code(self) -> Exit:
         if self.interrupted:
-            return Exit.INTERRUPTED
+            return self.interruption
         if self.record_error or any(s.status == "failed" and not s.ignored for s in self.steps):
             return Exit.STEP_FAILED
         if self.run.failed_lines:
