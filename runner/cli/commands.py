@@ -50,7 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.engine.results import RunOptions
     from runner.playbook.model import load_playbook
 
-    reporter = make_reporter(args.output, diff=args.diff)
+    reporter = make_reporter(
+        args.output, diff=args.diff, verbosity=-1 if args.quiet else 1 if args.verbose else 0
+    )
     try:
         options = RunOptions(
             check=args.check,

@@ -135,21 +135,48 @@ def problems_json(error: PostsyncError) -> list[dict[str, Any]]:
     return [{"message": str(error)}]
 
 
+#: syslog priorities journald reads from a line's `<N>` prefix
+ERR, WARNING, INFO = 3, 4, 6
+
+
+def to_journal(stream: IO[str]) -> bool:
+    """Whether `stream` is systemd's journal stream (JOURNAL_STREAM names its device
+    and inode): then each line carries its syslog priority, as `<3>`."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
 class TextReporter:
-    def __init__(self, out: IO[str] | None = None, *, diff: bool = False) -> None:
+    def __init__(
+        self, out: IO[str] | None = None, *, diff: bool = False, verbosity: int = 0
+    ) -> None:
         self.out = out or sys.stdout
         self.closed = False
         self.diff = diff
+        #: -1 (-q): only failures and the recap; 1 (-v): each control-file line too
+        self.verbosity = verbosity
         self.colour = use_colour(self.out)
+        self.journal = to_journal(self.out)
         self.progress_line = ProgressLine()
+        self.run: RunContext | None = None
+        self._files_before = 0
 
-    def write(self, text: str) -> None:
+    def write(self, text: str, priority: int = INFO) -> None:
         """Print a line (or lines), flushed; a reader that went away (a closed pipe)
-        never stops the run."""
+        never stops the run. On the journal, each line with its priority."""
         if self.closed:
             return
+        text = redact(text)
+        if self.journal:
+            text = "\n".join(f"<{priority}>{line}" for line in text.split("\n"))
         try:
-            self.out.write(redact(text) + "\n")
+            self.out.write(text + "\n")
             self.out.flush()
         except (BrokenPipeError, ValueError):
             self.closed = True
@@ -159,10 +186,12 @@ class TextReporter:
         return f"\033[{_COLOURS[status]}m{word}\033[0m" if self.colour else word
 
     def start(self, run: RunContext) -> None:
+        self.run = run
         if run.check:
             self.write(PREVIEW_BANNER)
 
     def step_started(self, result: StepResult) -> None:
+        self._files_before = len(self.run.files) if self.run is not None else 0
         self.progress_line.start()
 
     def item(self, result: StepResult, done: Done) -> None:
@@ -173,6 +202,9 @@ class TextReporter:
 
     def step_finished(self, result: StepResult) -> None:
         self.progress_line.clear()
+        failed = result.status == "failed"
+        if self.verbosity < 0 and not failed:
+            return  # -q
         detail = result.error or result.detail
         if result.ignored:
             detail += " (ignored)"
@@ -184,7 +216,20 @@ class TextReporter:
                 lines.append(done.action.diff.rstrip("\n"))
         # one write for the step: a step of 30,000 items flushed line by line to a file
         # or a pipe costs more than the step's own work
-        self.write("\n".join(lines))
+        self.write("\n".join(lines), ERR if failed and not result.ignored else INFO)
+        if self.verbosity > 0 and self.run is not None:
+            self._lines(self.run.files[self._files_before :])
+
+    def _lines(self, outcomes: list[Any]) -> None:
+        """-v: each line's outcome, from the control files' reports."""
+        for outcome in outcomes:
+            report = outcome.report
+            if report is None or not report.is_file():
+                continue
+            with open(report, encoding="utf-8", errors="replace") as lines:
+                for text in lines:
+                    text = printable(text.rstrip("\n"))
+                    self.write(f"        {text}", WARNING if ": failed: " in text else INFO)
 
     def finish(self, result: RunResult) -> None:
         r = recap(result)
@@ -193,12 +238,13 @@ class TextReporter:
             f" failed={r['failed']} | lines: {r['lines_ok']} ok, {r['lines_failed']} failed"
         )
         if result.record_error:
-            self.write(f"{self._status('failed')} run record  ({result.record_error})")
+            self.write(f"{self._status('failed')} run record  ({result.record_error})", ERR)
         if result.run.check:
             line += "  (preview: nothing changed)"
         if result.interrupted:
             line += "  (interrupted)"
-        self.write(line)
+        code = result.exit_code
+        self.write(line, INFO if code == 0 else WARNING if code == 2 else ERR)
         # what recovery needs: `postsync post RECORD` re-runs the post-treatments
         if result.record is not None:
             self.write(f"RECORD   {printable(str(result.record))}  (run {result.run.run_id})")
@@ -213,6 +259,7 @@ class JsonReporter(TextReporter):
     def __init__(self, out: IO[str] | None = None) -> None:
         super().__init__(out)
         self.progress_line.enabled = False  # a JSON mode is for programs
+        self.journal = False  # and its lines are JSON, on the journal too
 
     def start(self, run: RunContext) -> None:
         pass
@@ -295,9 +342,9 @@ class JsonlReporter(JsonReporter):
         )
 
 
-def make_reporter(kind: str, *, diff: bool = False) -> TextReporter:
+def make_reporter(kind: str, *, diff: bool = False, verbosity: int = 0) -> TextReporter:
     if kind == "json":
         return JsonReporter()
     if kind == "jsonl":
         return JsonlReporter()
-    return TextReporter(diff=diff)
+    return TextReporter(diff=diff, verbosity=verbosity)

@@ -142,6 +142,19 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text (default), one JSON document, or JSON lines as events",
     )
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="text output: only the failed steps and the recap",
+    )
+    loud.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="text output: also each control-file line's outcome",
+    )
     parser.add_argument(
         "--lock-wait",
         type=_seconds,
