@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,9 @@ def test_json_document_of_a_run(demo: Path, tmp_path: Path, cli: CLI, check: boo
     VALIDATOR.validate(document)
     assert document["check"] is check
     assert any(step["items"] for step in document["steps"])
+    started = [datetime.fromisoformat(step["started"]) for step in document["steps"]]
+    assert started == sorted(started) and started[0] >= datetime.fromisoformat(document["started"])
+    assert all(step["duration_s"] >= 0 for step in document["steps"])
 
 
 def test_jsonl_events_of_a_run(demo: Path, tmp_path: Path, cli: CLI) -> None:
@@ -68,6 +72,8 @@ def test_jsonl_events_of_a_run(demo: Path, tmp_path: Path, cli: CLI) -> None:
     kinds = {e["event"] for e in events}
     assert kinds == {"start", "step_start", "item", "step", "end"}
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
+    times = [datetime.fromisoformat(e["time"]) for e in events]
+    assert times == sorted(times) and all(t.tzinfo is not None for t in times)
 
 
 @pytest.mark.parametrize("output", ["json", "jsonl"])

@@ -116,6 +116,8 @@ def step_json(result: StepResult) -> dict[str, Any]:
         "status": result.status,
         "ignored": result.ignored,
         "detail": printable(result.error or result.detail),
+        "started": result.started.isoformat() if result.started else None,
+        "duration_s": result.duration_s,
         "items": [item_json(d) for d in result.items],
     }
 
@@ -262,7 +264,7 @@ class JsonReporter(TextReporter):
         self.journal = False  # and its lines are JSON, on the journal too
 
     def start(self, run: RunContext) -> None:
-        pass
+        self.run = run
 
     def step_finished(self, result: StepResult) -> None:
         pass
@@ -300,9 +302,15 @@ class JsonlReporter(JsonReporter):
     """One JSON event per line as things happen (`--output jsonl`)."""
 
     def _emit(self, event: str, **fields: Any) -> None:
-        self.write(json.dumps({"event": event, **fields}, ensure_ascii=False))
+        """One event line, with the time it happened (the run's zone)."""
+        zone = self.run.now.tzinfo if self.run is not None else None
+        stamp = (
+            datetime.now(zone) if zone is not None else datetime.now().astimezone()
+        ).isoformat()
+        self.write(json.dumps({"event": event, "time": stamp, **fields}, ensure_ascii=False))
 
     def start(self, run: RunContext) -> None:
+        self.run = run
         self._emit(
             "start",
             run_id=run.run_id,

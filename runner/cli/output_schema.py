@@ -61,6 +61,11 @@ def output_schema() -> dict[str, Any]:
             "status": {"enum": STATUSES},
             "ignored": {"description": "failed, but the step has ignore_errors", "type": "boolean"},
             "detail": TEXT,
+            "started": {
+                "description": "when the step started (null: it did not)",
+                "anyOf": [TIME, {"type": "null"}],
+            },
+            "duration_s": {"description": "how long the step took, in seconds", "type": "number"},
             "items": {"type": "array", "items": {"$ref": "#/$defs/item"}},
         }
     )
@@ -100,7 +105,8 @@ def output_schema() -> dict[str, Any]:
     )
 
     def event(name: str, fields: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
-        return _obj({"event": _const(name), **fields}, optional=optional)
+        when = {"description": "when the event happened", **TIME}
+        return _obj({"event": _const(name), "time": when, **fields}, optional=optional)
 
     events = [
         event(

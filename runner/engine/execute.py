@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,8 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
         result.name = run.renderer.render(
             step.name, run.template_context(), (*step.item_path, "name")
         )
+    result.started = datetime.now(run.now.tzinfo)
+    clock = time.monotonic()
     reporter.step_started(result)
     try:
         if not registry.per_file(step.section, step.kind) and not evaluate_when(
@@ -132,6 +136,7 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
         result.status, result.error = "failed", f"database error: {reason}"
     finally:
         run.step_status[result.name] = result.status
+        result.duration_s = round(time.monotonic() - clock, 3)
 
 
 def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) -> RunResult:

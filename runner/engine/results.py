@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +33,9 @@ class StepResult:
     detail: str = ""
     items: list[Done] = field(default_factory=list)
     error: str | None = None
+    #: when the step started (the run's zone), and how long it took
+    started: datetime | None = None
+    duration_s: float = 0.0
 
     #: a failure that leaves the rest of the run to go on (control files rejected
     #: by a sync step, the others applied); the run still exits 3
