@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,47 @@ def test_on_the_journal_each_line_carries_its_priority(workspace: Path) -> None:
         check=False,
     )
     assert plain.stdout and "<6>" not in plain.stdout
+
+
+def test_the_metrics_file_is_what_prometheus_reads(
+    workspace: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    monkeypatch.chdir(workspace)
+    metrics = workspace / "textfile" / "postsync.prom"
+    metrics.parent.mkdir()
+    metrics.write_text(  # another playbook's series: kept
+        '# TYPE postsync_last_exit_code gauge\npostsync_last_exit_code{playbook="Other"} 0\n'
+    )
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        families = text_string_to_metric_families(metrics.read_text())
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
+        }
+
+    assert cli("run", "playbook.yml", "--check", "--metrics-file", metrics).code == 2
+    assert len(samples()) == 1  # a preview writes none
+    assert cli("run", "playbook.yml", "--metrics-file", metrics).code == 2
+    got = samples()
+    me = (("playbook", "Output"),)
+    assert got[("postsync_last_exit_code", me)] == 2
+    assert got[("postsync_lines", (("outcome", "ok"), *me))] == 1
+    assert got[("postsync_lines", (("outcome", "failed"), *me))] == 1
+    assert got[("postsync_steps", (("playbook", "Output"), ("status", "changed")))] == 1
+    success = got[("postsync_last_success_timestamp_seconds", me)]
+    assert abs(success - time.time()) < 60
+    assert got[("postsync_last_exit_code", (("playbook", "Other"),))] == 0
+    # a failed run: its exit code, and the last success stays
+    (workspace / "area" / "archives").write_text("a file, not a directory")
+    assert cli("run", "playbook.yml", "--metrics-file", metrics).code == 3
+    got = samples()
+    assert got[("postsync_last_exit_code", me)] == 3
+    assert got[("postsync_last_success_timestamp_seconds", me)] == success
+    assert got[("postsync_last_run_timestamp_seconds", me)] >= success
+    # a run that does not start (invalid playbook) is counted too
+    (workspace / "playbook.yml").write_text(PLAYBOOK.replace("days: 30", "days: zero"))
+    assert cli("run", "playbook.yml", "--metrics-file", metrics).code == 4
+    assert samples()[("postsync_last_exit_code", me)] == 4
+    assert not list(metrics.parent.glob(".*"))  # replaced atomically: no temporary left

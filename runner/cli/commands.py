@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from runner.core.errors import (
     StepError,
     UsageError,
     database_reason,
+    interruption_exit,
 )
 from runner.core.text import plural, printable
 
@@ -53,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     reporter = make_reporter(
         args.output, diff=args.diff, verbosity=-1 if args.quiet else 1 if args.verbose else 0
     )
+    clock = time.monotonic()
+    result = None
+    code = Exit.INTERNAL
     try:
         options = RunOptions(
             check=args.check,
@@ -66,10 +71,66 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = run_post(args.record, options, reporter, args.playbook)
         else:
             result = run_playbook(load_playbook(args.playbook), options, reporter)
+        code = result.exit_code
     except PostsyncError as exc:
+        code = exc.exit_code
         reporter.abort(exc, args.check)
         raise
-    return int(result.exit_code)
+    except KeyboardInterrupt as exc:
+        code = interruption_exit(exc)
+        raise
+    finally:
+        if args.metrics_file is not None and not args.check:
+            _metrics(args, result, int(code), time.monotonic() - clock)
+    return int(code)
+
+
+def _metrics(args: argparse.Namespace, result: Any, code: int, duration: float) -> None:
+    """--metrics-file: the run's figures (a run that did not start: its exit code)."""
+    from runner.cli.metrics import write_metrics
+    from runner.cli.output import recap
+
+    if result is not None:
+        name = result.run.playbook.name
+        figures = recap(result)
+    else:
+        name = _playbook_name(args)
+        figures = dict.fromkeys(
+            ("lines_ok", "lines_failed", "ok", "changed", "skipped", "failed"), 0
+        )
+    try:
+        write_metrics(
+            args.metrics_file,
+            name,
+            exit_code=code,
+            finished=time.time(),
+            duration=duration,
+            lines={"ok": figures["lines_ok"], "failed": figures["lines_failed"]},
+            steps={s: figures[s] for s in ("ok", "changed", "skipped", "failed")},
+        )
+    except OSError as exc:
+        print(f"postsync: metrics file {args.metrics_file}: {exc.strerror or exc}", file=sys.stderr)
+
+
+def _playbook_name(args: argparse.Namespace) -> str:
+    """The playbook's name for a run that did not start (its file's, if unreadable)."""
+    from runner.playbook.model import load_playbook
+
+    if args.command == "post":
+        return str(args.record.stem)
+    try:
+        return load_playbook(args.playbook).name
+    except (PostsyncError, OSError):
+        pass
+    try:  # an invalid playbook: its name, if its YAML says one
+        import yaml
+
+        data = yaml.safe_load(args.playbook.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            return str(data["name"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pass
+    return str(args.playbook.stem)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

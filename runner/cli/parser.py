@@ -142,6 +142,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text (default), one JSON document, or JSON lines as events",
     )
+    parser.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH",
+        help="write the run's figures there, for node_exporter's textfile collector"
+        " (e.g. /var/lib/node_exporter/textfile/postsync.prom; not with --check)",
+    )
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument(
         "-q",
