@@ -52,6 +52,15 @@ COMMANDS: dict[str, Kind] = {
     "enrolments": Kind(
         {
             **_KEYS,
+            "max_unenrolments": {
+                "oneOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"},
+                ],
+                "description": "A file that would remove more user enrolments than this"
+                " (a count), or more than this share of a course's enrolments (e.g."
+                " '20%'), is rejected whole, nothing of it applied: a truncated export.",
+            },
             "allow_disabled_instances": {
                 "type": "boolean",
                 "default": False,

@@ -99,6 +99,8 @@ class Withheld:
     groupings: dict[int, list[tuple[int, str, str]]] = field(default_factory=dict)
     #: grouping id -> (name, idnumber) the preview's groups files gave it
     grouping_rows: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: course id -> the user enrolments the preview's files added minus those removed
+    enrolments_delta: dict[int, int] = field(default_factory=dict)
     #: (grouping id, group id) the preview's groups files linked
     grouping_links: dict[tuple[int, int], bool] = field(default_factory=dict)
     users: UserOverlay = field(default_factory=UserOverlay)

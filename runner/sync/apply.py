@@ -23,6 +23,7 @@ from runner.step.context import Unit
 from runner.step.preview import Withheld
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
+from runner.sync.guard import check_unenrolments, keep_tally
 from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect, NotRead
 from runner.sync.report import Report
 from runner.sync.state import SiteState
@@ -129,6 +130,8 @@ def sync_file(
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
                 state.finish()
+                check_unenrolments(state, options.max_unenrolments)
+                keep_tally(state)
             except NotRead:
                 state.close()
                 unit.rollback()
@@ -139,6 +142,11 @@ def sync_file(
                 if withheld is not None:
                     withheld.rollback()
                 outcome.error = str(exc)
+                # what its lines did is undone: none of them counts
+                outcome.changed = outcome.unchanged = outcome.partly = 0
+                outcome.failed.clear()
+                outcome.courses.clear()
+                outcome.groups.clear()
                 report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
             finally:
                 state.close()

@@ -75,3 +75,5 @@ class SyncOptions:
     #: cohorts: the cohort column lines name cohorts by; add creates a missing cohort
     cohort_key: str = "idnumber"
     create_cohorts: bool = True
+    #: enrolments: a file unenrolling more (a count, or "N%" of a course's) is rejected
+    max_unenrolments: int | str | None = None

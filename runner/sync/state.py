@@ -26,6 +26,7 @@ from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
 from runner.sync.base import Course, Enrolment
+from runner.sync.guard import Tally
 from runner.sync.lookup import Lookups
 from runner.sync.preview_state import BatchState, over_withheld, withhold
 from runner.sync.reader import DataLine
@@ -96,6 +97,7 @@ class SiteState:
         self.pairs: set[tuple[int, int, int]] = set()
         #: state a command keeps beside the enrolments (runner.sync.user_state...), by kind
         self.parts: dict[type[Any], Part] = {}
+        self.tally = Tally()  # the enrolments added and removed (max_unenrolments)
         self.reset_batch()
 
     def part(self, kind: type[P]) -> P:
@@ -244,6 +246,7 @@ class SiteState:
             self.enrolments[key] = Enrolment(None, row["status"], row["timestart"], row["timeend"])
             self.course_enrolments.setdefault((course.id, userid), set()).add(enrolid)
             self.dirty.add(userid)
+            self.tally.add(course)
             return True
         wanted = Enrolment(
             current.id,
@@ -272,6 +275,7 @@ class SiteState:
         self.changes.ue.delete(key, current.id)
         self.course_enrolments[(course.id, userid)].discard(enrolid)
         self.dirty.add(userid)
+        self.tally.remove(course)
         return True
 
     def leave(self, course: Course, userid: int) -> None:

@@ -42,6 +42,7 @@ class SyncConfig:
     cohort_key: str = "idnumber"
     create_cohorts: bool = True
     min_files: int = 0
+    max_unenrolments: int | str | None = None
     max_age_hours: float | None = None
     #: the newest listed file's modification time (None: no file)
     newest_mtime: float | None = None
@@ -136,6 +137,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         cohort_key=params.get("cohort_key", "idnumber"),
         create_cohorts=bool(params.get("create_cohorts", True)),
         min_files=int(params.get("min_files", 0)),
+        max_unenrolments=params.get("max_unenrolments"),
         max_age_hours=params.get("max_age_hours"),
         newest_mtime=max((mtime for _, _, mtime in found), default=None),
     )
@@ -188,6 +190,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         config.create_passwords,
         config.cohort_key,
         config.create_cohorts,
+        config.max_unenrolments,
     )
     rejected = []
     changed = False

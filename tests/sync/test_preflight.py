@@ -86,3 +86,65 @@ def test_a_feed_that_did_not_come_or_is_stale_fails_the_step(site: Site) -> None
     assert site.dump() == before and path.exists()
     os.utime(path, None)
     assert site.run(steps=step + "    max_age_hours: 26\n").code in (0, 2)
+
+
+def test_max_unenrolments_rejects_a_file_that_unenrols_too_many(site: Site) -> None:
+    header = "cmd;cid;uid;rolename\n"
+    adds = "".join(f"add;MATH101;U{i:04d};student\n" for i in range(1, 11))
+    site.write("enrols.csv", header + adds)
+    step = "  - command: enrolments\n    file: enrols*.csv\n"
+    assert site.run(steps=step).code == 0
+    (enrolled,) = site.query(
+        "SELECT COUNT(*) FROM mdl_user_enrolments ue JOIN mdl_enrol e ON e.id = ue.enrolid"
+        " JOIN mdl_course c ON c.id = e.courseid WHERE c.idnumber = 'MATH101'"
+    )[0]
+    dels = "".join(f"del;MATH101;U{i:04d};student\n" for i in range(1, 8))
+    site.write("enrols.csv", header + dels + "add;PHYS101;U0001;student\n")
+    before = site.dump()
+    for limit, message in (
+        ("5", "it unenrols 7 users, more than max_unenrolments 5: a truncated export?"),
+        (
+            "'20%'",
+            f"it unenrols 7 of the {enrolled} enrolments of MATH101"
+            f" ({100 * 7 / enrolled:.0f}%), more than max_unenrolments 20%",
+        ),
+    ):
+        for args in (["--check"], []):
+            result = site.run(*args, steps=step + f"    max_unenrolments: {limit}\n")
+            assert result.code == 3, result.out
+            assert message in result.out, result.out
+            assert "rejected" in result.out
+        assert site.dump() == before  # nothing applied, not even the PHYS101 line
+        assert (site.area / "enrols.csv").exists()
+    share = f"'{100 * 7 / enrolled + 1:.0f}%'"
+    for limit in ("7", share):
+        result = site.run("--check", steps=step + f"    max_unenrolments: {limit}\n")
+        assert result.code == 0, result.out
+
+
+def test_max_unenrolments_in_a_preview_counts_the_runs_earlier_files(site: Site) -> None:
+    """The share is of the course's enrolments before the file: in a preview, with what
+    the run's earlier files would have added (the database does not have them)."""
+    header = "cmd;cid;uid;rolename\n"
+    site.write(
+        "enrols0.csv", header + "".join(f"add;CHEM201;U{i:04d};student\n" for i in range(1, 11))
+    )
+    assert site.run(steps="  - command: enrolments\n    file: enrols0.csv\n").code == 0
+    (site.area / "enrols0.csv").unlink()
+    (start,) = site.query(
+        "SELECT COUNT(*) FROM mdl_user_enrolments ue JOIN mdl_enrol e ON e.id = ue.enrolid"
+        " JOIN mdl_course c ON c.id = e.courseid WHERE c.idnumber = 'CHEM201'"
+    )[0]
+    header = "cmd;cid;uid;rolename\n"
+    site.write(
+        "enrols1.csv", header + "".join(f"add;CHEM201;U{i:04d};student\n" for i in range(200, 220))
+    )
+    site.write(
+        "enrols2.csv", header + "".join(f"del;CHEM201;U{i:04d};student\n" for i in range(200, 203))
+    )
+    # 3 of start + 20: under the limit; 3 of start alone would be over it
+    limit = (100 * 3 / (start + 20) + 100 * 3 / max(start, 1)) / 2
+    step = f"  - command: enrolments\n    file: enrols*.csv\n    max_unenrolments: '{limit:.1f}%'\n"
+    preview = site.run("--check", steps=step)
+    assert preview.code == 0, preview.out
+    assert site.run(steps=step).code == 0

@@ -1,0 +1,112 @@
+"""max_unenrolments: a file that would unenrol more than the step allows is rejected
+whole, nothing of it applied (a truncated SIS export must not unenrol a campus).
+
+The limit is a count of enrolments the file removes, or a percentage of a course's
+enrolments before the file (the file is rejected when any course goes over it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from runner.sync.reader import ControlFileError
+from runner.sync.writes import chunks
+
+if TYPE_CHECKING:
+    from runner.sync.base import Course
+    from runner.sync.state import SiteState
+
+
+@dataclass
+class Tally:
+    """The user enrolments a file added and removed, by course."""
+
+    added: Counter[int] = field(default_factory=Counter)
+    removed: Counter[int] = field(default_factory=Counter)
+    keys: dict[int, str] = field(default_factory=dict)
+
+    def add(self, course: Course) -> None:
+        self.added[course.id] += 1
+
+    def remove(self, course: Course) -> None:
+        self.removed[course.id] += 1
+        self.keys[course.id] = course.key
+
+
+def parse_limit(value: int | str | None) -> tuple[float, bool] | None:
+    """(limit, is a percentage) of a max_unenrolments setting (None: no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.endswith("%"):
+        return float(value[:-1]), True
+    return float(value), False
+
+
+def _counts(state: SiteState, courses: list[int]) -> dict[int, int]:
+    """Each course's user enrolments in the database now."""
+    ue, e = state.t.user_enrolments.c, state.t.enrol.c
+    found: dict[int, int] = {}
+    for part in chunks(courses):
+        rows = state.raw.conn.execute(
+            select(e.courseid, func.count())
+            .select_from(state.t.user_enrolments.join(state.t.enrol, e.id == ue.enrolid))
+            .where(e.courseid.in_(part))
+            .group_by(e.courseid)
+        )
+        found.update((int(c), int(n)) for c, n in rows)
+    return found
+
+
+def check_unenrolments(state: SiteState, setting: int | str | None) -> None:
+    """ControlFileError when the file's unenrolments go over the limit; call it once
+    the file's changes are written (a preview: kept), before the commit."""
+    limit = parse_limit(setting)
+    tally = state.tally
+    if limit is None or not tally.removed:
+        return
+    value, percent = limit
+    if not percent:
+        total = sum(tally.removed.values())
+        if total > value:
+            raise ControlFileError(
+                0,
+                f"it unenrols {total:,} users, more than max_unenrolments {setting}: a"
+                " truncated export? Nothing of it applied; raise max_unenrolments if the"
+                " change is real",
+            )
+        return
+    courses = sorted(tally.removed)
+    now = _counts(state, courses)
+    withheld = state.withheld
+    for course in courses:
+        if withheld is not None:  # the database has none of the preview's changes
+            before = now.get(course, 0) + withheld.enrolments_delta.get(course, 0)
+        else:
+            before = now.get(course, 0) + tally.removed[course] - tally.added[course]
+        share = 100 * tally.removed[course] / before if before else 100.0
+        if share > value:
+            raise ControlFileError(
+                0,
+                f"it unenrols {tally.removed[course]:,} of the {before:,} enrolments of"
+                f" {tally.keys[course]} ({share:.0f}%), more than max_unenrolments"
+                f" {setting}: a truncated export? Nothing of it applied; raise"
+                " max_unenrolments if the change is real",
+            )
+
+
+def keep_tally(state: SiteState) -> None:
+    """A preview: the file's net enrolment changes by course, for the next files'
+    percentages (the database does not have them)."""
+    withheld = state.withheld
+    if withheld is None:
+        return
+    tally = state.tally
+    for course in set(tally.added) | set(tally.removed):
+        net = tally.added[course] - tally.removed[course]
+        if net:
+            old = withheld.enrolments_delta.get(course, 0)
+            withheld.put(withheld.enrolments_delta, course, old + net)
