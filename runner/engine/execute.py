@@ -154,6 +154,10 @@ def _check_area(run: RunContext) -> None:
         )
 
 
+#: the treatments that run after a step failed and stopped the run (they tell of it)
+RUNS_AFTER_FAILURE = frozenset({"notify"})
+
+
 def execute_steps(
     run: RunContext, steps: Sequence[Step], options: RunOptions, reporter: Reporter
 ) -> RunResult:
@@ -165,8 +169,11 @@ def execute_steps(
     with area_lock(run.area, run.run_id, options.lock_wait, shared=run.check):
         runs_dir(run.area, create=not run.check)
         reporter.start(run)
+        stopped = False
         try:
             for step in steps:
+                if stopped and step.kind not in RUNS_AFTER_FAILURE:
+                    continue
                 step_result = StepResult(step)
                 result.steps.append(step_result)
                 execute_step(run, step_result, reporter)
@@ -175,8 +182,8 @@ def execute_steps(
                     _save_record(run, result, step_result, finished=False)
                 reporter.step_finished(step_result)
                 faults.point("step.done")
-                if step_result.stops_the_run:
-                    break
+                # a failed step stops the run: only its notifications still go
+                stopped = stopped or step_result.stops_the_run
         except KeyboardInterrupt as exc:
             result.interrupted = True
             result.interruption = interruption_exit(exc)

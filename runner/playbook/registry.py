@@ -230,6 +230,44 @@ TREATMENTS: dict[str, Kind] = {
             "older_than_days",
         )
     ),
+    "notify": Kind(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "email": _params(
+                    {
+                        "smtp_host": _DEST,
+                        "smtp_port": {**templated_integer(1), "default": 587},
+                        "security": {"type": "string", "default": "starttls"},
+                        "from": _DEST,
+                        "to": {**_GLOBS, "minItems": 1},
+                        "username": _DEST,
+                        "password": {"type": "string", "description": "Never printed."},
+                        "subject": _DEST,
+                        "timeout_seconds": {**templated_integer(1), "default": 30},
+                    },
+                    "smtp_host",
+                    "from",
+                    "to",
+                ),
+                "webhook": _params(
+                    {
+                        "url": _DEST,
+                        "headers": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "default": {},
+                            "description": "Request headers (their values never printed).",
+                        },
+                        "timeout_seconds": {**templated_integer(1), "default": 30},
+                    },
+                    "url",
+                ),
+            },
+        }
+    ),
 }
 
 

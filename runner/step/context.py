@@ -226,6 +226,11 @@ class RunContext:
             self._database[0].dispose()
             self._database = None
 
+    @property
+    def failed(self) -> bool:
+        """A control-file line or a step failed so far."""
+        return self.failed_lines > 0 or "failed" in self.step_status.values()
+
     def template_context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         context: dict[str, Any] = {
             "now": self.now,
@@ -236,6 +241,7 @@ class RunContext:
                 "check": self.check,
                 "failed_lines": self.failed_lines,
                 "lines_ok": self.lines_ok,
+                "failed": self.failed,
                 "steps": dict(self.step_status),
             },
             **self.variables,

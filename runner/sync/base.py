@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import tzinfo
 
 CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
@@ -77,3 +78,19 @@ class SyncOptions:
     create_cohorts: bool = True
     #: enrolments: a file unenrolling more (a count, or "N%" of a course's) is rejected
     max_unenrolments: int | str | None = None
+
+
+@dataclass
+class Tally:
+    """The user enrolments a file added and removed, by course."""
+
+    added: Counter[int] = field(default_factory=Counter)
+    removed: Counter[int] = field(default_factory=Counter)
+    keys: dict[int, str] = field(default_factory=dict)
+
+    def add(self, course: Course) -> None:
+        self.added[course.id] += 1
+
+    def remove(self, course: Course) -> None:
+        self.removed[course.id] += 1
+        self.keys[course.id] = course.key

@@ -7,8 +7,6 @@ enrolments before the file (the file is rejected when any course goes over it).
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -17,24 +15,7 @@ from runner.sync.reader import ControlFileError
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
-    from runner.sync.base import Course
     from runner.sync.state import SiteState
-
-
-@dataclass
-class Tally:
-    """The user enrolments a file added and removed, by course."""
-
-    added: Counter[int] = field(default_factory=Counter)
-    removed: Counter[int] = field(default_factory=Counter)
-    keys: dict[int, str] = field(default_factory=dict)
-
-    def add(self, course: Course) -> None:
-        self.added[course.id] += 1
-
-    def remove(self, course: Course) -> None:
-        self.removed[course.id] += 1
-        self.keys[course.id] = course.key
 
 
 def parse_limit(value: int | str | None) -> tuple[float, bool] | None:

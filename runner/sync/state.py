@@ -25,8 +25,7 @@ from sqlalchemy import Connection
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
-from runner.sync.base import Course, Enrolment
-from runner.sync.guard import Tally
+from runner.sync.base import Course, Enrolment, Tally
 from runner.sync.lookup import Lookups
 from runner.sync.preview_state import BatchState, over_withheld, withhold
 from runner.sync.reader import DataLine

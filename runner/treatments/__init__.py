@@ -9,6 +9,7 @@ from runner.treatments.base import Treatment
 from runner.treatments.delete import DeleteControlFiles
 from runner.treatments.groups import CleanEmptyGroups
 from runner.treatments.moodle import PurgeMoodleCaches
+from runner.treatments.notify import Notify
 from runner.treatments.purge import PurgeOldFiles
 from runner.treatments.report import SaveReport
 from runner.treatments.retry import WriteRetryFile
@@ -21,4 +22,5 @@ TREATMENTS: dict[str, Treatment] = {
     "write_retry_file": WriteRetryFile(),
     "delete_control_files": DeleteControlFiles(),
     "purge_old_files": PurgeOldFiles(),
+    "notify": Notify(),
 }

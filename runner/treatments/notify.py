@@ -1,0 +1,230 @@
+"""notify: mail the run's summary, and/or POST it as JSON to a webhook."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from runner.core.errors import PlaybookError, StepError
+from runner.core.secrets import redact, register
+from runner.core.text import plural
+from runner.step.context import RunContext, StepScope
+from runner.step.protocol import Action, Done, Plan, apply_each
+
+SUBJECT = "postsync {{ run.id }}: {{ 'FAILED' if run.failed else 'ok' }}"
+
+
+@dataclass(frozen=True)
+class Mail:
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    security: str  # starttls | ssl | none
+    username: str | None
+    password: str | None
+    timeout: int
+
+
+@dataclass(frozen=True)
+class Hook:
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    timeout: int
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    name: str
+    mail: Mail | None
+    hook: Hook | None
+
+
+class Notify:
+    """Mail the run's summary, and/or POST it as JSON to a webhook.
+
+    It runs even after a step failed and stopped the run (the steps between are not
+    run). The summary is the run's so far (put this step last): its recap, each step's status
+    and detail, each control file's outcome, the failed lines' count. Use the step's
+    `when:` to send only when something failed, e.g. `when: run.failed` (a
+    step or a control-file line failed). The preview shows what would be sent, and
+    sends nothing. A notification that cannot be sent fails the step (exit 3).
+
+    Parameters (at least one of email, webhook):
+      email (mapping): smtp_host (required), smtp_port (default 587), security
+        (starttls default, ssl, none), from (required), to (list, required),
+        username and password (optional; the password is never printed), subject
+        (default: the run id and FAILED or ok), timeout_seconds (default 30). Every
+        value is templated.
+      webhook (mapping): url (required, http or https), headers (mapping; their values
+        are never printed, e.g. an Authorization token), timeout_seconds (default 30).
+        The body is the summary as JSON (Content-Type application/json).
+
+    Example:
+      - name: tell the ops team
+        when: run.failed
+        notify:
+          email:
+            smtp_host: smtp.example.org
+            from: postsync@example.org
+            to: [moodle-ops@example.org]
+            username: postsync
+            password: "{{ env.SMTP_PASSWORD }}"
+          webhook:
+            url: https://chat.example.org/hooks/moodle
+    """
+
+    def configure(self, params: Mapping[str, Any], scope: StepScope) -> NotifyConfig:
+        mail = hook = None
+        if "email" in params:
+            e = params["email"]
+            password = scope.render(e["password"], "email", "password") if "password" in e else None
+            register(password)
+            port = scope.integer(e.get("smtp_port", 587), "smtp_port", 1)
+            security = str(scope.render(e.get("security", "starttls"), "email", "security"))
+            if security not in ("starttls", "ssl", "none"):
+                raise PlaybookError(
+                    [scope.error(f"security {security!r}: starttls, ssl or none", "email")]
+                )
+            mail = Mail(
+                host=str(scope.render(e["smtp_host"], "email", "smtp_host")),
+                port=port,
+                sender=str(scope.render(e["from"], "email", "from")),
+                to=tuple(str(t) for t in scope.render(e["to"], "email", "to")),
+                subject=str(scope.render(e.get("subject", SUBJECT), "email", "subject")),
+                security=security,
+                username=scope.render(e["username"], "email", "username")
+                if "username" in e
+                else None,
+                password=password,
+                timeout=scope.integer(e.get("timeout_seconds", 30), "timeout_seconds", 1),
+            )
+        if "webhook" in params:
+            w = params["webhook"]
+            url = str(scope.render(w["url"], "webhook", "url"))
+            if not url.startswith(("http://", "https://")):
+                raise PlaybookError(
+                    [scope.error(f"url {url!r} is not an http(s) URL", "webhook", "url")]
+                )
+            headers = tuple(
+                (str(k), str(scope.render(v, "webhook", "headers", k)))
+                for k, v in sorted(w.get("headers", {}).items())
+            )
+            for _, value in headers:
+                register(value)
+            hook = Hook(
+                url, headers, scope.integer(w.get("timeout_seconds", 30), "timeout_seconds", 1)
+            )
+        return NotifyConfig(scope.step.name, mail, hook)
+
+    def plan(self, config: NotifyConfig, run: RunContext) -> Plan:
+        summary = _summary(run)
+        actions = []
+        if config.mail is not None:
+            m = config.mail
+            target = f"{', '.join(m.to)} via {m.host}:{m.port}"
+            actions.append(Action("mail", target, m.subject, data=("mail", m, summary)))
+        if config.hook is not None:
+            actions.append(
+                Action(
+                    "post",
+                    redact(config.hook.url),
+                    "the run's summary (JSON)",
+                    data=("hook", config.hook, summary),
+                )
+            )
+        return Plan(actions, plural(len(actions), "notification"))
+
+    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+        def send(action: Action) -> str:
+            kind, target, summary = action.data
+            if kind == "mail":
+                _mail(target, summary)
+            else:
+                _post(target, summary)
+            return ""
+
+        yield from apply_each(actions, send, "notification")
+
+
+def _summary(run: RunContext) -> dict[str, Any]:
+    """What the run did so far: its recap, steps and control files."""
+    statuses = list(run.step_status.values())
+    return {
+        "run_id": run.run_id,
+        "playbook": run.playbook.name,
+        "check": run.check,
+        "started": run.now.isoformat(),
+        "failed": run.failed,
+        "recap": {
+            status: statuses.count(status) for status in ("ok", "changed", "skipped", "failed")
+        }
+        | {"lines_ok": run.lines_ok, "lines_failed": run.failed_lines},
+        "steps": [{"name": name, "status": status} for name, status in run.step_status.items()],
+        "control_files": [
+            {"path": run.display(f.path), "command": f.command, "outcome": f.summary()}
+            for f in run.files
+        ],
+    }
+
+
+def _text(summary: dict[str, Any]) -> str:
+    r = summary["recap"]
+    lines = [
+        f"postsync run {summary['run_id']} of {summary['playbook']}, started {summary['started']}",
+        f"steps: {r['ok']} ok, {r['changed']} changed, {r['skipped']} skipped,"
+        f" {r['failed']} failed; lines: {r['lines_ok']} ok, {r['lines_failed']} failed",
+        "",
+    ]
+    lines += [f"{s['status'].upper():<8} {s['name']}" for s in summary["steps"]]
+    if summary["control_files"]:
+        lines.append("")
+        lines += [f"{f['path']} ({f['command']}): {f['outcome']}" for f in summary["control_files"]]
+    return "\n".join(lines) + "\n"
+
+
+def _mail(m: Mail, summary: dict[str, Any]) -> None:
+    message = EmailMessage()
+    message["From"] = m.sender
+    message["To"] = ", ".join(m.to)
+    message["Subject"] = m.subject
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=m.sender.rpartition("@")[2] or None)
+    message.set_content(_text(summary))
+    try:
+        if m.security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                m.host, m.port, timeout=m.timeout, context=ssl.create_default_context()
+            )
+        else:
+            smtp = smtplib.SMTP(m.host, m.port, timeout=m.timeout)
+        with smtp:
+            if m.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if m.username:
+                smtp.login(m.username, m.password or "")
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise StepError(redact(f"mail via {m.host}:{m.port}: {exc}")) from None
+
+
+def _post(h: Hook, summary: dict[str, Any]) -> None:
+    body = json.dumps(summary, ensure_ascii=False).encode("utf-8")
+    headers = {"Content-Type": "application/json", "User-Agent": "postsync", **dict(h.headers)}
+    request = urllib.request.Request(h.url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=h.timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise StepError(redact(f"webhook {h.url}: HTTP {exc.code} {exc.reason}")) from None
+    except (OSError, ValueError) as exc:
+        raise StepError(redact(f"webhook {h.url}: {exc}")) from None
