@@ -155,3 +155,48 @@ def test_previews_share_the_lock_and_keep_runs_out(playbook: Path, area: Path) -
     finally:
         holder.kill()
         holder.wait()
+
+
+MOUNTS = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+40 27 0:50 / /srv/moodledata rw,relatime - nfs4 files:/export rw,vers=4.2,local_lock=none
+41 40 0:51 / /srv/moodledata/sync rw,relatime - nfs files:/sync rw,vers=3,nolock
+42 27 0:52 / /mnt/with\\040space rw - fuse.sshfs host:/x rw,user_id=0
+43 27 0:53 / /mnt/smb rw - cifs //h/s rw,nobrl
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/srv/moodledata/sync/feeds", "nfs mounted with nolock"),
+        ("/srv/moodledata/other", None),  # NFSv4 with its own locks: they hold across hosts
+        ("/mnt/with space/area", "fuse.sshfs, whose locks stay on this host"),
+        ("/mnt/smb/area", "cifs mounted with nobrl"),
+        ("/home/area", None),
+        ("/srv/moodledata/syncing", None),  # a sibling of the nolock mount, not inside it
+    ],
+)
+def test_an_area_whose_locks_stay_local_is_named(
+    tmp_path: Path, path: str, why: str | None
+) -> None:
+    from runner.engine.lock import local_locks
+
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(MOUNTS)
+    assert local_locks(Path(path), mountinfo) == why
+
+
+def test_the_run_warns_when_the_areas_locks_stay_local(
+    tmp_path: Path, area: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runner.engine.lock
+    from runner.cli.main import main
+
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"27 1 8:1 / {tmp_path} rw - nfs files:/x rw,vers=3,local_lock=all\n")
+    monkeypatch.setattr(runner.engine.lock, "MOUNTINFO", mountinfo)
+    assert main(["run", str(write_playbook(tmp_path, HOUSEKEEPING))]) == 0
+    err = capsys.readouterr().err
+    assert f"postsync: warning: {area} is on nfs mounted with local_lock=all: its lock" in err

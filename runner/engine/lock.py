@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import stat
 import sys
 import time
@@ -21,6 +22,50 @@ from pathlib import Path
 from runner.core.errors import LockedError, StepError
 
 STATE_DIR = ".postsync"
+
+
+MOUNTINFO = Path("/proc/self/mountinfo")
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo field (octal escapes for spaces and the like)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def local_locks(path: Path, mountinfo: Path | None = None) -> str | None:
+    """Why the lock on `path` would not stop a run on another host, when its filesystem
+    keeps locks local: NFS mounted with nolock or local_lock=flock|all (without those,
+    Linux's NFS client turns flock into NFS locks, which other hosts see), CIFS with
+    nobrl, FUSE filesystems (sshfs...). None when locks are shared, or unknown."""
+    try:
+        text = (mountinfo or MOUNTINFO).read_text(encoding="utf-8", errors="replace")
+        target = os.path.realpath(path)
+    except OSError:
+        return None
+    best: tuple[int, str, str] | None = None  # (length, fstype, options)
+    for line in text.splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) < 6 or len(tail) < 3:
+            continue
+        point = _unescape(fields[4])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= best[0]):
+            best = (len(point), tail[0], f"{fields[5]},{tail[2]}")
+    if best is None:
+        return None
+    _, fstype, options = best
+    flags = set(options.split(","))
+    if fstype in ("nfs", "nfs4") and (
+        "nolock" in flags or "local_lock=flock" in flags or "local_lock=all" in flags
+    ):
+        which = sorted(flags & {"nolock", "local_lock=flock", "local_lock=all"})[0]
+        return f"{fstype} mounted with {which}"
+    if fstype in ("cifs", "smb3") and "nobrl" in flags:
+        return f"{fstype} mounted with nobrl"
+    if fstype.startswith("fuse"):
+        return f"{fstype}, whose locks stay on this host"
+    return None
 
 
 def _kind(st: os.stat_result) -> str:
@@ -111,6 +156,15 @@ def area_lock(
     if fd is None:
         yield
         return
+    why = local_locks(area)
+    if why is not None:
+        print(
+            f"postsync: warning: {area} is on {why}: its lock does not stop a run started"
+            " on another host; start postsync on one host only (or mount it with NFS"
+            " locking)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         deadline = time.monotonic() + wait
         told = False
