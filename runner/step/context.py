@@ -34,8 +34,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @cache
-def _has_s3fs() -> bool:
-    return find_spec("s3fs") is not None
+def _has_s3() -> bool:
+    return find_spec("boto3") is not None
 
 
 @dataclass
@@ -342,7 +342,7 @@ class StepScope:
         of the `roots:` in object storage."""
         if not is_remote(raw):
             return self.confine_file(raw, *key)
-        if not _has_s3fs():  # before anything runs, not when the step comes
+        if not _has_s3():  # before anything runs, not when the step comes
             raise StepError("s3:// destinations need the s3 extra: pip install 'postsync[s3]'")
         try:
             bucket, object_key = parse_remote(raw)

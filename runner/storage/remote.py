@@ -1,19 +1,21 @@
 """S3-compatible object storage for archives and reports (`pip install 'postsync[s3]'`).
 
-A `dest` of `s3://bucket/key` sends the file there, through fsspec's s3fs. It must lie
+A `dest` of `s3://bucket/key` sends the file there, through boto3. It must lie
 under one of the playbook's `roots:` (`s3://bucket/prefix`). Credentials, region and
 endpoint come from the standard AWS environment (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL...) or from the playbook's
 `storage:` section.
 
 The guarantees are those of local files: an object already holding the same content
-counts as done, a different object is never silently replaced (`on_conflict`), and an
-upload counts only once the object is read back with the planned size and sha256, so
-delete_control_files never deletes a control file whose archive upload failed.
+counts as done, a different object is never silently replaced (`on_conflict`; the
+upload is a conditional create), and an upload counts only once the store checked its
+sha256 or it is read back with the planned size and sha256, so delete_control_files
+never deletes a control file whose archive upload failed.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import tempfile
@@ -27,7 +29,7 @@ from runner.core.secrets import register
 
 SCHEME = "s3://"
 CHUNK = 1 << 20
-#: `storage:` keys and the s3fs arguments they become
+#: `storage:` keys (the boto3 client's arguments)
 STORAGE_KEYS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "session_token")
 
 
@@ -48,49 +50,58 @@ def parse(raw: str) -> tuple[str, str]:
 
 
 class Storage:
-    """The run's object store: one s3fs filesystem, made on first use."""
+    """The run's object store: one boto3 S3 client, made on first use (boto3 is
+    imported then, never at start-up)."""
 
     def __init__(self, options: dict[str, str]) -> None:
         self.options = options
-        self._fs: Any = None
+        self._client: Any = None
 
     @property
-    def fs(self) -> Any:
-        if self._fs is None:
+    def client(self) -> Any:
+        if self._client is None:
             try:
-                import s3fs  # type: ignore[import-untyped,import-not-found,unused-ignore]
+                import boto3
+                from botocore.config import Config
             except ModuleNotFoundError:
                 raise StepError(
                     "s3:// destinations need the s3 extra: pip install 'postsync[s3]'"
                 ) from None
             o = self.options
-            client: dict[str, Any] = {}
-            if o.get("region"):
-                client["region_name"] = o["region"]
-            self._fs = s3fs.S3FileSystem(
-                key=o.get("access_key_id") or None,
-                secret=o.get("secret_access_key") or None,
-                token=o.get("session_token") or None,
+            self._client = boto3.client(
+                "s3",
                 endpoint_url=o.get("endpoint_url") or None,
-                client_kwargs=client,
-                skip_instance_cache=True,
-                use_listings_cache=False,
+                region_name=o.get("region") or None,
+                aws_access_key_id=o.get("access_key_id") or None,
+                aws_secret_access_key=o.get("secret_access_key") or None,
+                aws_session_token=o.get("session_token") or None,
+                config=Config(retries={"mode": "standard", "max_attempts": 5}),
             )
-        return self._fs
+        return self._client
+
+    @staticmethod
+    def _code(exc: Exception) -> str:
+        response = getattr(exc, "response", None) or {}
+        return str(response.get("Error", {}).get("Code", ""))
 
     def sha256(self, path: RemotePath, *, gzipped: bool = False) -> str | None:
         """sha256 of the object's content (decompressed when `gzipped`); None if absent."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         digest = hashlib.sha256()
         try:
-            with self.fs.open(path.url, "rb", block_size=CHUNK) as raw:
-                handle = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            body = self.client.get_object(Bucket=path.bucket, Key=path.key)["Body"]
+            with body:
+                handle: Any = gzip.GzipFile(fileobj=body, mode="rb") if gzipped else body
                 while chunk := handle.read(CHUNK):
                     digest.update(chunk)
-        except FileNotFoundError:
-            return None
+        except ClientError as exc:
+            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise StepError(f"{path}: cannot read: {exc}") from None
         except (gzip.BadGzipFile, EOFError):
             return "not-gzip"
-        except OSError as exc:
+        except (BotoCoreError, OSError) as exc:
             raise StepError(f"{path}: cannot read: {exc}") from None
         return digest.hexdigest()
 
@@ -103,31 +114,68 @@ class Storage:
         gzipped: bool = False,
         mtime: int = 0,
         source_name: str = "",
+        replace: bool = False,
     ) -> None:
-        """Upload, then read the object back: its size and sha256 must be the planned
-        ones (StepError otherwise, and the object counts as not written)."""
+        """Upload; unless `replace`, only if no object has the name yet (a conditional
+        create: two runs never replace each other's object). The store checks the
+        bytes against their sha256 (ChecksumSHA256) where it supports it; where it
+        does not say so, the object is read back: its size and sha256 must be the
+        planned ones (StepError otherwise, and the object counts as not written)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         with tempfile.TemporaryFile() as staged:
+            content = hashlib.sha256()  # what is stored, decompressed: the planned one?
             if gzipped:
                 with gzip.GzipFile(
                     filename=source_name, mode="wb", fileobj=staged, mtime=mtime, compresslevel=6
                 ) as packed:
                     for chunk in chunks:
+                        content.update(chunk)
                         packed.write(chunk)
             else:
                 for chunk in chunks:
+                    content.update(chunk)
                     staged.write(chunk)
+            if content.hexdigest() != sha256:
+                raise StepError(
+                    f"{path}: its source changed since the plan (sha256 {content.hexdigest()},"
+                    f" planned {sha256}); nothing uploaded"
+                )
             size = staged.tell()
             staged.seek(0)
+            sent = hashlib.sha256()  # the bytes sent (compressed, if so)
+            while block := staged.read(CHUNK):
+                sent.update(block)
+            staged.seek(0)
+            checksum = base64.b64encode(sent.digest()).decode("ascii")
+            extra = {} if replace else {"IfNoneMatch": "*"}
             try:
-                with self.fs.open(path.url, "wb") as out:
-                    while chunk := staged.read(CHUNK):
-                        out.write(chunk)
-            except (OSError, ValueError) as exc:
+                answer = self.client.put_object(
+                    Bucket=path.bucket,
+                    Key=path.key,
+                    Body=staged,
+                    ContentLength=size,
+                    ChecksumSHA256=checksum,
+                    **extra,
+                )
+            except ClientError as exc:
+                if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    raise StepError(
+                        f"{path} appeared since the plan (another run?); it was left alone"
+                        " and not replaced"
+                    ) from None
+                raise StepError(f"{path}: upload failed: {exc}") from None
+            except (BotoCoreError, OSError, ValueError) as exc:
                 raise StepError(f"{path}: upload failed: {exc}") from None
         faults.point("remote.uploaded")
+        if answer.get("ChecksumSHA256") == checksum:
+            return  # the store checked the bytes it stored against their sha256
+        # a store that does not check SHA-256 checksums (moto, some S3-compatible
+        # ones): read the object back
         try:
-            found = self.fs.info(path.url)["size"]
-        except (OSError, KeyError) as exc:
+            head = self.client.head_object(Bucket=path.bucket, Key=path.key)
+            found = int(head["ContentLength"])
+        except (ClientError, BotoCoreError, KeyError) as exc:
             raise StepError(f"{path}: not found after upload: {exc}") from None
         written = self.sha256(path, gzipped=gzipped)
         if found != size or written != sha256:

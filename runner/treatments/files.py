@@ -320,6 +320,7 @@ def _upload(actions: Sequence[Action], failures: list[str]) -> Iterator[Done]:
                 gzipped=output.gzipped,
                 mtime=(output.mtime_ns or 0) // 1_000_000_000,
                 source_name=job.source_name,
+                replace=output.replace,
             )
         except (StepError, OSError) as exc:
             failures.append(_failure(exc, action))

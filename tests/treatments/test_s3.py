@@ -21,10 +21,10 @@ ENROLS = "cmd;cid;uid;rolename\nadd;MATH101;U0001;student\nadd;NOPE;U0002;studen
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API server (moto) on loopback for the whole session."""
     try:
-        import s3fs  # noqa: F401  (the extra the feature needs)
+        import boto3  # noqa: F401  (the extra the feature needs)
         from moto.server import ThreadedMotoServer
     except ModuleNotFoundError as exc:
-        missing("moto[server] and s3fs", exc)
+        missing("moto[server] and boto3", exc)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -221,9 +221,58 @@ def test_without_the_s3_extra_nothing_runs(
 ) -> None:
     import runner.step.context
 
-    monkeypatch.setattr(runner.step.context, "_has_s3fs", lambda: False)
+    monkeypatch.setattr(runner.step.context, "_has_s3", lambda: False)
     result = cli("run", playbook(workspace))
     assert result.code == 3
     assert "pip install 'postsync[s3]'" in result.err
     assert result.out == ""  # not even the sync ran
     assert (workspace / "area" / "enrols.csv").read_text() == ENROLS
+
+
+def test_an_upload_never_replaces_an_object_that_appeared_since_the_plan(s3: Any) -> None:
+    """The upload is a conditional create (IfNoneMatch: *): an object another run
+    stored meanwhile stays, and the step is told; on_conflict: overwrite replaces."""
+    import hashlib
+
+    from runner.core.errors import StepError
+    from runner.storage.remote import RemotePath, Storage
+
+    store = Storage({})
+    path = RemotePath(BUCKET, "archives/x.csv", store)
+    s3.put_object(Bucket=BUCKET, Key="archives/x.csv", Body=b"the other run's")
+    mine = b"mine\n"
+    with pytest.raises(StepError, match="appeared since the plan"):
+        store.upload_verified(path, [mine], hashlib.sha256(mine).hexdigest())
+    assert objects(s3)["archives/x.csv"] == b"the other run's"
+    store.upload_verified(path, [mine], hashlib.sha256(mine).hexdigest(), replace=True)
+    assert objects(s3)["archives/x.csv"] == mine
+    # a source that changed since the plan is not uploaded
+    with pytest.raises(StepError, match="its source changed since the plan"):
+        store.upload_verified(path.with_name("y.csv"), [b"other"], hashlib.sha256(mine).hexdigest())
+    assert "archives/y.csv" not in objects(s3)
+
+
+def test_a_store_that_checks_checksums_is_not_read_back() -> None:
+    """Where the store echoes the SHA-256 it checked (AWS S3), the object is not read
+    back; where it does not (moto, some S3-compatible stores: the test above), it is."""
+    import hashlib
+
+    from runner.storage.remote import RemotePath, Storage
+
+    calls: list[str] = []
+
+    class Checking:
+        def put_object(self, **kwargs: Any) -> dict[str, str]:
+            calls.append("put")
+            assert kwargs["IfNoneMatch"] == "*"
+            return {"ChecksumSHA256": kwargs["ChecksumSHA256"]}
+
+        def head_object(self, **kwargs: Any) -> dict[str, int]:
+            calls.append("head")
+            return {"ContentLength": 0}
+
+    store = Storage({})
+    store._client = Checking()
+    data = b"content\n"
+    store.upload_verified(RemotePath("b", "k", store), [data], hashlib.sha256(data).hexdigest())
+    assert calls == ["put"]
