@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import json
-import smtplib
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Any
 
 from runner.core.errors import PlaybookError, StepError
@@ -193,6 +187,12 @@ def _text(summary: dict[str, Any]) -> str:
 
 
 def _mail(m: Mail, summary: dict[str, Any]) -> None:
+    # imported here: loading the treatments (validate, --version) stays fast
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     message = EmailMessage()
     message["From"] = m.sender
     message["To"] = ", ".join(m.to)
@@ -218,6 +218,9 @@ def _mail(m: Mail, summary: dict[str, Any]) -> None:
 
 
 def _post(h: Hook, summary: dict[str, Any]) -> None:
+    import urllib.error
+    import urllib.request
+
     body = json.dumps(summary, ensure_ascii=False).encode("utf-8")
     headers = {"Content-Type": "application/json", "User-Agent": "postsync", **dict(h.headers)}
     request = urllib.request.Request(h.url, data=body, headers=headers, method="POST")
