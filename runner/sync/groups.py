@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, Course, LineFailed, LineResult, SyncOptions
@@ -104,69 +104,88 @@ class Groups:
 
     def _group(self, state: SiteState, course: Course, v: dict[str, str], done: list[str]) -> int:
         lookups, groups = state.lookups, state.part(GroupState)
-        update, idnumber, name = v.get("updateid", ""), v.get("idnumber", ""), v["name"]
-        gid = lookups.group(
-            course, update or idnumber or name, "idnumber" if update or idnumber else "name"
-        )
-        if gid is None and idnumber and not update:
-            gid = lookups.group(course, name, "name")
-            if gid is not None and lookups.group_idnumber(course, gid):
-                raise LineFailed(
-                    f"no group has idnumber {idnumber}, and the group named {name!r} has"
-                    f" idnumber {lookups.group_idnumber(course, gid)}"
-                )
-        if gid is None:
-            done.append("created")
-            return lookups.create_group(course, name, idnumber, v.get("description", ""))
-        current = {
-            "name": lookups.group_names[gid],
-            "idnumber": lookups.group_idnumber(course, gid),
-            "description": groups.description("groups", gid),
-        }
-        changes = {c: x for c, x in self._wanted(v, bool(update)).items() if current[c] != x}
-        if "idnumber" in changes:
-            other = lookups.group(course, changes["idnumber"], "idnumber")
-            if other is not None and other != gid:
-                raise LineFailed(
-                    f"another group of {course.key} has idnumber {changes['idnumber']}"
-                )
-        if changes:
-            final = {**current, **changes}
+
+        def rename(gid: int, changes: dict[str, Any], final: dict[str, Any]) -> None:
             lookups.rename_group(course, gid, final["name"], final["idnumber"])
             groups.update("groups", gid, changes, final["name"], final["idnumber"])
-            done.append("set " + ", ".join(sorted(changes)))
-        return gid
+
+        return self._upsert(
+            "group",
+            v,
+            done,
+            find=lambda key, value: lookups.group(course, value, key),
+            current=lambda gid: (lookups.group_names[gid], lookups.group_idnumber(course, gid)),
+            description=lambda gid: groups.description("groups", gid),
+            create=lambda: lookups.create_group(
+                course, v["name"], v.get("idnumber", ""), v.get("description", "")
+            ),
+            rename=rename,
+            unique=f"another group of {course.key} has idnumber",
+        )
 
     def _grouping(
         self, state: SiteState, course: Course, v: dict[str, str], done: list[str]
     ) -> int:
         groups = state.part(GroupState)
-        update, idnumber, name = v.get("updateid", ""), v.get("idnumber", ""), v["name"]
-        gid = groups.grouping(
-            course, "idnumber" if update or idnumber else "name", update or idnumber or name
+
+        def current(gid: int) -> tuple[str, str]:
+            name, idnumber = groups.groupings[course.id][gid]
+            return name, idnumber
+
+        return self._upsert(
+            "grouping",
+            v,
+            done,
+            find=lambda key, value: groups.grouping(course, key, value),
+            current=current,
+            description=lambda gid: groups.description("groupings", gid),
+            create=lambda: groups.create_grouping(
+                course, v["name"], v.get("idnumber", ""), v.get("description", "")
+            ),
+            rename=lambda gid, changes, final: groups.update(
+                "groupings", gid, changes, final["name"], final["idnumber"]
+            ),
         )
-        if gid is None and idnumber and not update:
-            gid = groups.grouping(course, "name", name)
-            if gid is not None and groups.groupings[course.id][gid][1]:
+
+    def _upsert(
+        self,
+        kind: str,
+        v: dict[str, str],
+        done: list[str],
+        *,
+        find: Callable[[str, str], int | None],
+        current: Callable[[int], tuple[str, str]],
+        description: Callable[[int], str],
+        create: Callable[[], int],
+        rename: Callable[[int, dict[str, Any], dict[str, Any]], None],
+        unique: str = "",
+    ) -> int:
+        """The group (grouping) the line names, by updateid, idnumber or name: created
+        when none is, else given the line's values; `unique`: the message when another
+        one of the course has the line's new idnumber (none: idnumbers may repeat)."""
+        update, idnumber, name = v.get("updateid", ""), v.get("idnumber", ""), v["name"]
+        found = find("idnumber", update or idnumber) if update or idnumber else find("name", name)
+        if found is None and idnumber and not update:
+            found = find("name", name)
+            if found is not None and current(found)[1]:
                 raise LineFailed(
-                    f"no grouping has idnumber {idnumber}, and the grouping named {name!r}"
-                    f" has idnumber {groups.groupings[course.id][gid][1]}"
+                    f"no {kind} has idnumber {idnumber}, and the {kind} named {name!r} has"
+                    f" idnumber {current(found)[1]}"
                 )
-        if gid is None:
+        if found is None:
             done.append("created")
-            return groups.create_grouping(course, name, idnumber, v.get("description", ""))
-        row_name, row_idnumber = groups.groupings[course.id][gid]
-        current: dict[str, Any] = {
-            "name": row_name,
-            "idnumber": row_idnumber,
-            "description": groups.description("groupings", gid),
-        }
-        changes = {c: x for c, x in self._wanted(v, bool(update)).items() if current[c] != x}
+            return create()
+        row_name, row_idnumber = current(found)
+        now = {"name": row_name, "idnumber": row_idnumber, "description": description(found)}
+        changes = {c: x for c, x in self._wanted(v, bool(update)).items() if now[c] != x}
+        if unique and "idnumber" in changes:
+            other = find("idnumber", changes["idnumber"])
+            if other is not None and other != found:
+                raise LineFailed(f"{unique} {changes['idnumber']}")
         if changes:
-            final = {**current, **changes}
-            groups.update("groupings", gid, changes, final["name"], final["idnumber"])
+            rename(found, changes, {**now, **changes})
             done.append("set " + ", ".join(sorted(changes)))
-        return gid
+        return found
 
     @staticmethod
     def _links(

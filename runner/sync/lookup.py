@@ -209,10 +209,11 @@ class Lookups:
                 for instance in self.withheld.instances.get(cid, ()):
                     self.enrols[cid].append(instance)
                     self.enrol_course[instance[1]] = cid
-                for gid, (name, idnumber) in self.withheld.group_rows.items():
-                    if self.group_course.get(gid) == cid:  # renamed by the preview
-                        self._unindex_group(cid, gid)
-                        self._index_group(cid, gid, name, idnumber)
+                renamed = self.withheld.group_rows
+                for gid in [g for ids in self.groups[cid].values() for g in ids if g in renamed]:
+                    name, idnumber = renamed[gid]  # renamed by the preview
+                    self._unindex_group(cid, gid)
+                    self._index_group(cid, gid, name, idnumber)
                 for gid, name, idnumber in self.withheld.groups.get(cid, ()):
                     name, idnumber = self.withheld.group_rows.get(gid, (name, idnumber))
                     self._index_group(cid, gid, name, idnumber)

@@ -20,7 +20,7 @@ from runner.step.preview import USER_KEYS
 from runner.sync.base import LineFailed
 from runner.sync.user_fields import FLAGS, TEXT
 from runner.sync.user_writes import USER_ROWS, UserRow, UserWrites
-from runner.sync.writes import chunks
+from runner.sync.writes import chunks, site_config
 
 if TYPE_CHECKING:
     from runner.sync.state import SiteState
@@ -47,12 +47,10 @@ class UserState(UserWrites):
     def __init__(self, site: SiteState) -> None:
         super().__init__(site)
         conn = site.raw.conn
-        config = self.t.config
-        self.settings = {
-            name: str(value or "")
-            for name, value in conn.execute(select(config.c.name, config.c.value)).all()
-            if name
-            in (
+        self.settings = site_config(
+            conn,
+            self.t,
+            [
                 "mnet_localhost_id",
                 "siteguest",
                 "siteadmins",
@@ -66,8 +64,8 @@ class UserState(UserWrites):
                 "defaultpreference_maildigest",
                 "defaultpreference_autosubscribe",
                 "defaultpreference_trackforums",
-            )
-        }
+            ],
+        )
         host = self.settings.get("mnet_localhost_id", "1")
         self.mnethost = int(host) if host.isdigit() else 1
         self.extended = self.settings.get("extendedusernamechars", "") not in ("", "0")

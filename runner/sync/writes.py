@@ -67,10 +67,10 @@ def mark_users_dirty(conn: Connection, t: MoodleTables, users: Sequence[int], no
         return
     from sqlalchemy import update
 
-    config, flags = t.config, t.cache_flags
-    setting = conn.execute(select(config.c.value).where(config.c.name == "sessiontimeout")).scalar()
+    flags = t.cache_flags
+    setting = site_config(conn, t, ["sessiontimeout"]).get("sessiontimeout")
     try:
-        timeout = int(str(setting).strip()) if setting is not None else SESSION_TIMEOUT
+        timeout = int(setting.strip()) if setting is not None else SESSION_TIMEOUT
     except ValueError:
         timeout = SESSION_TIMEOUT
     expiry = now + timeout if timeout > 0 else now + 24 * 3600  # as set_cache_flag
@@ -285,11 +285,17 @@ class Writes:
         self.writer.close()
 
 
+def site_config(conn: Connection, tables: MoodleTables, names: Sequence[str]) -> dict[str, str]:
+    """These settings of Moodle's `config` table that the site has (name -> value)."""
+    config = tables.config
+    rows = conn.execute(select(config.c.name, config.c.value).where(config.c.name.in_(names)))
+    return {str(name): str(value or "") for name, value in rows}
+
+
 def site_admin(conn: Connection, tables: MoodleTables) -> int:
     """The site's main administrator: the first of Moodle's `siteadmins` setting."""
-    config = tables.config
-    value = conn.execute(select(config.c.value).where(config.c.name == "siteadmins")).scalar()
-    first = str(value or "").split(",")[0].strip()
+    value = site_config(conn, tables, ["siteadmins"]).get("siteadmins", "")
+    first = value.split(",")[0].strip()
     if not first.isdigit():
         raise StepError(
             "modifierid: admin, but the site's config has no siteadmins setting; give"

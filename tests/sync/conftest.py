@@ -118,4 +118,17 @@ def site(db_url: str, tmp_path: Path, cli: CLI) -> Iterator[Site]:
     yield Site(tmp_path, db_url, cli, moodle_tables())
 
 
+def another_site(site: Site, request: pytest.FixtureRequest, name: str) -> Site:
+    """A second demo site on the same kind of database as `site` (its own area)."""
+    root = site.root / name
+    (root / "area").mkdir(parents=True)
+    if "sqlite" in site.url:
+        url = f"sqlite:///{root / 'moodle.db'}"
+    else:
+        kind = request.node.callspec.params["db_url"]
+        url = str(request.getfixturevalue(f"{kind}_server").create_database(name))
+    assert site.cli("db", "init", url, "--demo").code == 0
+    return Site(root, url, site.cli, site.tables)
+
+
 ENROLMENTS_STEP = "  - command: enrolments\n    file: enrols*.csv\n"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from tests.sync.conftest import ENROLMENTS_STEP, Site
+from tests.sync.conftest import ENROLMENTS_STEP, Site, another_site
 
 HEADER = "cmd;cid;uid;rolename;enrol;starttime;endtime;gcmd;g1;g2\n"
 
@@ -542,18 +542,8 @@ def test_batch_size_changes_nothing(
     outcomes = {}
     sites = {}
     for size in (2000, 1, 2, 3, 7):
-        if size == 2000:
-            here = site
-        else:  # a fresh site for each size
-            root = site.root / f"batch{size}"
-            (root / "area").mkdir(parents=True)
-            if "sqlite" in site.url:
-                url = f"sqlite:///{root / 'moodle.db'}"
-            else:
-                kind = request.node.callspec.params["db_url"]
-                url = str(request.getfixturevalue(f"{kind}_server").create_database(f"b{size}"))
-            assert cli("db", "init", url, "--demo").code == 0
-            here = Site(root, url, cli, site.tables)
+        # a fresh site for each size
+        here = site if size == 2000 else another_site(site, request, f"batch{size}")
         monkeypatch.setattr(runner.sync.apply, "BATCH", {"": size})
         outcomes[size] = sync(here, body)
         sites[size] = _canonical(here)

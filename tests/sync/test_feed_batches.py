@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.sync.conftest import Site
+from tests.sync.conftest import Site, another_site
 from tests.sync.test_enrolments import report
 
 FEEDS = {
@@ -99,18 +99,7 @@ def test_batch_size_changes_nothing(
     step = f"  - command: {command}\n    file: {name}\n"
     outcomes, sites = {}, {}
     for size in (2000, 1, 2, 5):
-        if size == 2000:
-            here = site
-        else:
-            root = site.root / f"batch{size}"
-            (root / "area").mkdir(parents=True)
-            if "sqlite" in site.url:
-                url = f"sqlite:///{root / 'moodle.db'}"
-            else:
-                kind = request.node.callspec.params["db_url"]
-                url = str(request.getfixturevalue(f"{kind}_server").create_database(f"f{size}"))
-            assert cli("db", "init", url, "--demo").code == 0
-            here = Site(root, url, cli, site.tables)
+        here = site if size == 2000 else another_site(site, request, f"feed{size}")
         monkeypatch.setattr(runner.sync.apply, "BATCH", {"": size, "sqlite": size})
         here.write(name, body)
         result = here.run(steps=step)
