@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from runner.core import faults
 from runner.core.errors import (
     FilesRejected,
@@ -170,37 +172,61 @@ def execute_steps(
         runs_dir(run.area, create=not run.check)
         reporter.start(run)
         stopped = False
+        syncs = [i for i, s in enumerate(steps) if s.section == "sync"]
+        # `post` runs after a sync that finished; a run without sync steps has none to do
+        run.sync_complete = run.sync_complete or not syncs
         try:
-            for step in steps:
-                if stopped and step.kind not in RUNS_AFTER_FAILURE:
-                    continue
-                step_result = StepResult(step)
-                result.steps.append(step_result)
-                execute_step(run, step_result, reporter)
-                if step.section == "sync" and run.files and not run.check:
-                    # the boundary: post-treatments can be re-run from this record
-                    _save_record(run, result, step_result, finished=False)
-                reporter.step_finished(step_result)
-                faults.point("step.done")
-                # a failed step stops the run: only its notifications still go
-                stopped = stopped or step_result.stops_the_run
-        except KeyboardInterrupt as exc:
-            result.interrupted = True
-            result.interruption = interruption_exit(exc)
-            if result.steps:
-                reporter.step_finished(result.steps[-1])
+            try:
+                for index, step in enumerate(steps):
+                    if stopped and step.kind not in RUNS_AFTER_FAILURE:
+                        continue
+                    step_result = StepResult(step)
+                    result.steps.append(step_result)
+                    execute_step(run, step_result, reporter)
+                    if step.section == "sync":
+                        run.sync_complete = index == syncs[-1]
+                        if run.files and not run.check:
+                            # the boundary: post-treatments can be re-run from this record
+                            _save_record(run, result, step_result)
+                    reporter.step_finished(step_result)
+                    faults.point("step.done")
+                    # a failed step stops the run: only its notifications still go
+                    stopped = stopped or step_result.stops_the_run
+            except KeyboardInterrupt as exc:
+                result.interrupted = True
+                result.interruption = interruption_exit(exc)
+                if result.steps:
+                    reporter.step_finished(result.steps[-1])
+            # every step ran: the files it applied are post-treated (their markers go)
+            complete = not stopped and not result.interrupted
+            if not run.check:
+                if run.files:
+                    result.record = _save_record(run, result, None, complete=complete)
+                if complete and (result.record is not None or not run.files):
+                    _forget_applied(run)
+                prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
         finally:
             run.close()
-        if not run.check:
-            if run.files:
-                result.record = _save_record(run, result, None, finished=True)
-            prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
         reporter.finish(result)
     return result
 
 
+def _forget_applied(run: RunContext) -> None:
+    """The run ended: the markers of the files it applied (or took from a killed run)
+    are removed. Left in place when the database cannot be reached: the next run finds
+    them stale (this run's record is finished)."""
+    if not (run.recovery.loaded or run.files) or run.database_url is None:
+        return
+    from runner.db import applied
+
+    with contextlib.suppress(StepError, SQLAlchemyError):
+        engine, _tables = run.database()
+        applied.remove(engine, run.area, ids=run.recovery.done(), run_id=run.run_id)
+        faults.point("applied.removed")
+
+
 def _save_record(
-    run: RunContext, result: RunResult, step: StepResult | None, *, finished: bool
+    run: RunContext, result: RunResult, step: StepResult | None, *, complete: bool | None = None
 ) -> Path | None:
     """Save the run record; a failure (a full disk) fails the step, or the run."""
     steps = run.prior_steps + [
@@ -214,7 +240,14 @@ def _save_record(
         for s in result.steps
     ]
     try:
-        path = save_record(run.header(), run.files, steps, finished=finished)
+        path = save_record(
+            run.header(),
+            run.files,
+            steps,
+            finished=complete is not None,
+            sync_complete=run.sync_complete,
+            complete=bool(complete),
+        )
     except OSError as exc:
         error = f"cannot save the run record: {exc.strerror or exc}"
         if step is not None and step.status != "failed":

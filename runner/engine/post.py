@@ -40,6 +40,19 @@ def run_post(
                 )
             ]
         )
+    if not record.data.get("sync_complete") and record.data["control_files"]:
+        raise PlaybookError(
+            [
+                problem(
+                    "sync_complete",
+                    "the run that saved this record did not finish its sync steps (it was"
+                    " killed, interrupted, or a failed step stopped it): post-treatments would"
+                    " act on a half-done sync (e.g. delete groups a file not yet applied"
+                    " fills). Run the playbook again instead: the files that run applied are"
+                    " known as applied and are post-treated without being applied twice",
+                )
+            ]
+        )
     path = playbook_file or Path(record.data["playbook"])
     if not path.is_file():
         raise PlaybookError(

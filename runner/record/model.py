@@ -65,6 +65,9 @@ class FileOutcome:
     error: str | None = None
     #: the control file's modification time when the sync opened it (ns)
     mtime_ns: int | None = None
+    #: the run that applied it, when another one did (killed before it ended): this
+    #: run post-treats it without applying it again
+    applied_by: str | None = None
 
     @property
     def lines(self) -> int:
@@ -73,7 +76,12 @@ class FileOutcome:
     def summary(self) -> str:
         if self.error:
             return f"rejected: {self.error}"
-        return (
+        already = (
+            f"applied by run {self.applied_by}, which did not end; not applied again: "
+            if self.applied_by
+            else ""
+        )
+        return already + (
             f"{plural(self.lines, 'line')}: {self.changed} changed, {self.unchanged} unchanged,"
             f" {len(self.failed)} failed"
             + (f", {self.partly} of them in part applied" if self.partly else "")
@@ -104,6 +112,7 @@ class FileOutcome:
             report=runs_dir / entry["report"] if entry["report"] else None,
             error=entry["error"],
             mtime_ns=_mtime_ns(entry.get("mtime")),
+            applied_by=entry.get("applied_by"),
         )
 
 

@@ -84,6 +84,12 @@ def record_schema() -> dict[str, Any]:
                 "description": "the report lines' file, relative to the record's directory",
             },
             "error": {"type": ["string", "null"], "description": "why the file was rejected"},
+            "applied_by": {
+                "type": ["string", "null"],
+                "description": "the run that applied the file, when it is not this one: it"
+                " was killed or interrupted after the file's commit, and this run post-treated"
+                " the file without applying it again",
+            },
             "mtime": {
                 "type": ["string", "null"],
                 "format": "date-time",
@@ -119,6 +125,17 @@ def record_schema() -> dict[str, Any]:
             "started": {**_STR, "format": "date-time"},
             "finished": {"type": ["string", "null"], "format": "date-time"},
             "area": _STR,
+            "sync_complete": {
+                "type": "boolean",
+                "description": "every sync step of the run ran (`postsync post` refuses a"
+                " record without it: its post-treatments would act on a half-done sync)",
+            },
+            "complete": {
+                "type": "boolean",
+                "description": "every step of the run ran: not stopped by a failed step,"
+                " not interrupted (SIGINT, SIGTERM); the files it applied are no longer"
+                " marked as applied",
+            },
             "steps": {
                 "type": "array",
                 "items": {

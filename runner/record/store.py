@@ -35,7 +35,8 @@ def _iso(ns: int | None) -> str | None:
     return when.isoformat()
 
 
-def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
+def file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
+    """A control file's entry in the record (and in its applied marker)."""
     return {
         "command": f.command,
         "path": str(f.path),
@@ -58,6 +59,7 @@ def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
         "report": str(f.report.relative_to(runs_dir)) if f.report else None,
         "error": f.error,
         "mtime": _iso(f.mtime_ns),
+        "applied_by": f.applied_by,
     }
 
 
@@ -67,6 +69,8 @@ def build_record(
     steps: Sequence[Mapping[str, Any]],
     *,
     finished: bool,
+    sync_complete: bool = False,
+    complete: bool = False,
 ) -> dict[str, Any]:
     """The record's document: the run, its steps so far, each control file's outcome."""
     return {
@@ -78,8 +82,10 @@ def build_record(
         "started": header.started.isoformat(),
         "finished": datetime.now(header.started.tzinfo).isoformat() if finished else None,
         "area": str(header.area),
+        "sync_complete": sync_complete,
+        "complete": complete,
         "steps": list(steps),
-        "control_files": [_file_entry(f, header.runs_dir) for f in files],
+        "control_files": [file_entry(f, header.runs_dir) for f in files],
     }
 
 
@@ -89,10 +95,19 @@ def save_record(
     steps: Sequence[Mapping[str, Any]],
     *,
     finished: bool,
+    sync_complete: bool = False,
+    complete: bool = False,
 ) -> Path:
     path = header.record_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = build_record(header, files, steps, finished=finished)
+    document = build_record(
+        header,
+        files,
+        steps,
+        finished=finished,
+        sync_complete=sync_complete,
+        complete=complete,
+    )
     try:
         data = redact(json.dumps(document, ensure_ascii=False)).encode("utf-8")
     except UnicodeEncodeError:

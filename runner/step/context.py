@@ -20,6 +20,7 @@ from runner.core.errors import PlaybookError, Problem, StepError
 from runner.record.model import FileOutcome, RunHeader
 from runner.step.globs import ControlGlob
 from runner.step.preview import Withheld
+from runner.step.recovery import Recovery
 from runner.storage.paths import confinement_error, display, fit_name, resolve_under
 from runner.storage.remote import RemotePath, is_remote
 from runner.storage.remote import parse as parse_remote
@@ -83,6 +84,10 @@ class RunContext:
     prior_steps: list[dict[str, Any]] = field(default_factory=list)
     #: a preview's sync writes, kept in memory instead (runner.step.preview)
     withheld: Withheld | None = None
+    #: every sync step of the run ran (a record without it is refused by `post`)
+    sync_complete: bool = False
+    #: the files killed runs of this area applied (runner.step.recovery)
+    recovery: Recovery = field(default_factory=Recovery)
     _database: Any = None
     _run_dir_made: bool = False
     _preview: Any = None  # (Connection, Transaction) of a preview, rolled back at close

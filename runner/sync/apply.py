@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from typing import IO
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.core import faults
@@ -76,13 +77,15 @@ def sync_file(
     expected: tuple[int, int] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     withheld: Withheld | None = None,
+    before_commit: Callable[[Connection, FileOutcome], None] | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
 
     A rejected file (bad header) changes nothing and sets `outcome.error`; a database
     failure rolls back and raises StepError. `on_batch(bytes read, lines)` after each
     batch (progress). With `withheld` (a preview), nothing is written: the changes are
-    kept there.
+    kept there. `before_commit(connection, outcome)` runs in the file's transaction once
+    every line is applied (the outcome complete): what it writes commits with the file.
     """
     control = ControlFile(
         outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns, expected
@@ -132,6 +135,9 @@ def sync_file(
                 state.finish()
                 check_unenrolments(state, options.max_unenrolments)
                 keep_tally(state)
+                if before_commit is not None:
+                    _read(outcome, control)
+                    before_commit(unit.conn, outcome)
             except NotRead:
                 state.close()
                 unit.rollback()
@@ -168,8 +174,13 @@ def sync_file(
     finally:
         if withheld is not None:
             withheld.rollback()  # after commit(): nothing to undo
-        outcome.size = control.digest.size
-        outcome.sha256 = control.digest.sha.hexdigest()
-        outcome.bom = control.digest.bom
-        outcome.mtime_ns = control.mtime_ns
-        outcome.header = control.header.raw if control.header else b""
+        _read(outcome, control)
+
+
+def _read(outcome: FileOutcome, control: ControlFile) -> None:
+    """What was read of the file: its size, digest, time and header."""
+    outcome.size = control.digest.size
+    outcome.sha256 = control.digest.sha.hexdigest()
+    outcome.bom = control.digest.bom
+    outcome.mtime_ns = control.mtime_ns
+    outcome.header = control.header.raw if control.header else b""

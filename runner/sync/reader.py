@@ -255,3 +255,13 @@ class ControlFile:
         if len(values) < len(names):  # trailing empty values left out, as tool_sync reads
             values += [""] * (len(names) - len(values))
         return DataLine(number, raw, values=dict(zip(names, values, strict=True)))
+
+
+def fingerprint(path: Path, expected: tuple[int, int] | None) -> tuple[int, str]:
+    """(size, sha256) of the listed file's bytes, opened as the sync opens it (NotRead
+    when it is not the file listed)."""
+    digest = Digest()
+    with ControlFile(path, Dialect(), Columns((), ()), expected)._open() as stream:
+        while chunk := stream.read(1 << 20):
+            digest.feed(chunk)
+    return digest.size, digest.sha.hexdigest()

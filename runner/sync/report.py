@@ -21,6 +21,7 @@ class Report:
         self.path = path
         self.shown = shown
         self._out = AtomicFile(path)
+        self._published = False
 
     def __enter__(self) -> Report:
         self._guarded(self._out.__enter__)
@@ -40,6 +41,18 @@ class Report:
 
         self._guarded(write)
 
+    def publish(self) -> None:
+        """The report under its name now (before the file's transaction commits, so a
+        file whose changes are committed always has its report)."""
+        if not self._published:
+
+            def publish() -> None:
+                self._out.sync()
+                self._out.commit(replace=True)
+
+            self._guarded(publish)
+            self._published = True
+
     def __exit__(
         self,
         kind: type[BaseException] | None,
@@ -48,11 +61,6 @@ class Report:
     ) -> None:
         try:
             if kind is None:
-
-                def publish() -> None:
-                    self._out.sync()
-                    self._out.commit(replace=True)
-
-                self._guarded(publish)
+                self.publish()
         finally:
             self._out.__exit__(kind, exc, tb)

@@ -199,6 +199,9 @@ class CleanEmptyGroups:
                 if f.command == "groups" and not f.error:
                     for gid in f.groups:
                         reasons.setdefault(gid, f"{f.path.name} declares it")
+            # groups files a killed run applied and post-treated before it died
+            for gid, name in run.recovery.declared_groups().items():
+                reasons.setdefault(gid, f"{name} declares it")
         kept = [(*row, reasons[row[0]]) for row in empty if row[0] in reasons]
         empty = [row for row in empty if row[0] not in reasons]
         gone = {row[0] for row in empty}

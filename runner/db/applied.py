@@ -1,0 +1,169 @@
+"""postsync's own table in the site's database: the control files a run applied.
+
+A sync commits a marker for each file (its area, path, size, sha256, run id and line
+outcomes) in the same transaction as the file's changes. So when a run is killed after
+a file's commit, the next run knows that those exact bytes are applied, takes the
+outcome from the marker and post-treats the file without applying it a second time (a
+users file that deletes and re-creates an account must not do it twice). A run that
+ends removes its markers; markers of a run that ended (its record is finished, not
+interrupted) are stale and removed too.
+
+The table is named without Moodle's prefix (`postsync_applied`): Moodle's schema check
+and backups ignore it. It is made on the first real run (a preview never makes it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateTable
+
+from runner.core.errors import StepError, database_reason
+from runner.db.columns import id_col
+
+TABLE = "postsync_applied"
+
+_LONG = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+_metadata = MetaData()
+applied = Table(
+    TABLE,
+    _metadata,
+    id_col(),
+    Column("area", _LONG, nullable=False),
+    Column("path", _LONG, nullable=False),
+    Column("runid", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("timeapplied", BigInteger, nullable=False),
+    #: the file's entry of the run record (JSON): its line outcomes, courses, report
+    Column("outcome", _LONG, nullable=False),
+)
+Index("postsync_applied_runid", applied.c.runid)
+
+
+def _key(path: Path | str) -> str:
+    """A path as stored: JSON, so a name that is not UTF-8 keeps its bytes (\\udcXX)."""
+    return json.dumps(str(path))
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A control file a run applied (committed) whose post-treatments may not have run."""
+
+    id: int
+    path: Path
+    run_id: str
+    size: int
+    sha256: str
+    applied: int
+    outcome: dict[str, Any]
+
+
+def exists(conn: Connection) -> bool:
+    return bool(inspect(conn).has_table(TABLE))
+
+
+def ensure(engine: Engine) -> None:
+    """Make the table when the site's database lacks it (a real run only)."""
+    with engine.connect() as conn:
+        if exists(conn):
+            return
+    try:
+        _metadata.create_all(engine, checkfirst=True)
+    except SQLAlchemyError as exc:
+        ddl = str(CreateTable(applied).compile(dialect=engine.dialect)).strip()
+        raise StepError(
+            f"cannot create postsync's table {TABLE} in the site's database"
+            f" ({database_reason(exc)}): postsync records there, in the same transaction,"
+            " which control files a run applied, so that a run killed after a commit is"
+            f" never applied twice. Create it once as the database's owner:\n{ddl};"
+        ) from None
+
+
+def markers(conn: Connection, area: Path) -> list[Marker]:
+    """The markers of `area` (none when the table does not exist yet)."""
+    if not exists(conn):
+        return []
+    rows = conn.execute(
+        select(applied).where(applied.c.area == _key(area)).order_by(applied.c.id)
+    ).all()
+    return [
+        Marker(
+            row.id,
+            Path(json.loads(row.path)),
+            row.runid,
+            row.size,
+            row.sha256,
+            row.timeapplied,
+            json.loads(row.outcome),
+        )
+        for row in rows
+    ]
+
+
+def mark(
+    conn: Connection,
+    area: Path,
+    run_id: str,
+    path: Path,
+    *,
+    size: int,
+    sha256: str,
+    when: int,
+    outcome: str,
+) -> None:
+    """Record, in the file's own transaction, that `path` with these bytes is applied."""
+    conn.execute(
+        insert(applied).values(
+            area=_key(area),
+            path=_key(path),
+            runid=run_id,
+            size=size,
+            sha256=sha256,
+            timeapplied=when,
+            outcome=outcome,
+        )
+    )
+
+
+def claim(engine: Engine, ids: Sequence[int], run_id: str) -> None:
+    """The markers become this run's: it post-treats their files."""
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(update(applied).where(applied.c.id.in_(ids)).values(runid=run_id))
+
+
+def remove(engine: Engine, area: Path, *, ids: Iterable[int] = (), run_id: str = "") -> None:
+    """Remove these markers, and every marker of the run `run_id` in `area`."""
+    ids = list(ids)
+    with engine.begin() as conn:
+        if not exists(conn):
+            return
+        if ids:
+            conn.execute(delete(applied).where(applied.c.id.in_(ids)))
+        if run_id:
+            conn.execute(
+                delete(applied).where(applied.c.area == _key(area), applied.c.runid == run_id)
+            )

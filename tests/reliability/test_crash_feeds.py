@@ -1,0 +1,170 @@
+"""Kill a run of every sync command, with lines that are not idempotent one by one, at
+every fault point; run it again; the site and the files end as an uninterrupted run's.
+
+A file whose changes a killed run committed is known as applied (its marker is
+committed in the same transaction) and is not applied a second time: without that,
+the re-run would delete the re-created user U7001 again, with what was enrolled since,
+and make a third account.
+"""
+
+from __future__ import annotations
+
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability import feeds
+from tests.reliability import workspace as ws
+
+WORKERS = 2
+
+
+class Databases:
+    """Fresh databases for the trials: SQLite files, or PostgreSQL copies of a template."""
+
+    def __init__(self, kind: str, request: pytest.FixtureRequest, root: Path) -> None:
+        self.kind, self.root = kind, root
+        self.server = request.getfixturevalue("postgresql_server") if kind == "pg" else None
+
+    def template(self) -> str:
+        if self.server is None:
+            return f"sqlite:///{self.root / 'template' / 'moodle.db'}"
+        return str(self.server.create_database("feeds_template"))
+
+    def copy(self, name: str, workspace: Path) -> str:
+        if self.server is None:
+            return f"sqlite:///{workspace / 'moodle.db'}"
+        import psycopg
+
+        server = self.server
+        with psycopg.connect(
+            host="127.0.0.1", port=server.port, user=server.user, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE feeds_template')
+        return str(server.url(name))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "pg"])
+def reference(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp(f"feeds-{request.param}")
+    databases = Databases(request.param, request, root)
+    template = feeds.build_template(root, databases.template())
+    done = feeds.copy(template, root / "reference", databases.copy("reference", root / "reference"))
+    trace = root / "trace.txt"
+    result = ws.run(done, faults=f"trace={trace}")
+    assert result.returncode in (0, 2), result.stdout + result.stderr
+    url = done.joinpath("playbook.yml").read_text().split('database: "')[1].split('"')[0]
+    after = feeds.site(url)
+    # the non-idempotent lines did what they say, once
+    assert ("U7001", "phoenix", "phoenix.again@example.org", "0", "manual") in after["users"]
+    assert after["deleted users"] == [("4",)]  # the demo's, phoenix once, mayfly, u0250
+    assert ("BIOL101", "Renamed", "BIOL101-GX") in after["groups"]
+    return {
+        "root": root,
+        "template": template,
+        "databases": databases,
+        "points": [line.split()[1] for line in trace.read_text().splitlines()],
+        "site": after,
+        "files": ws.files(done / "area", skip=(".postsync", "reports")),
+        "reports": sorted(ws.files(done / "area" / "reports")),
+    }
+
+
+def trial(reference: dict[str, Any], kill_at: int) -> None:
+    root: Path = reference["root"]
+    target = root / f"kill{kill_at}"
+    url = reference["databases"].copy(f"kill{kill_at}", target)
+    space = feeds.copy(reference["template"], target, url)
+    killed = ws.run(space, faults=f"kill={kill_at}")
+    assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stdout, killed.stderr)
+    present = ws.files(space / "area", skip=(".postsync",))
+    for name, content in feeds.control_files().items():
+        archived = present.get(f"archives/{ws.STAMP}_{name}")
+        assert present.get(name) == content or archived == content, (kill_at, name)
+    rerun = ws.run(space)
+    assert rerun.returncode in (0, 2), (kill_at, rerun.stdout, rerun.stderr)
+    assert feeds.site(url) == reference["site"], (kill_at, rerun.stdout)
+    assert ws.files(space / "area", skip=(".postsync", "reports")) == reference["files"], kill_at
+    reports = set(ws.files(space / "area" / "reports"))
+    assert not set(reference["reports"]) - reports, kill_at
+
+
+def test_kill_at_every_point_of_every_feed_converges(reference: dict[str, Any]) -> None:
+    points: list[str] = reference["points"]
+    assert len(points) >= 60, f"only {len(points)} kill points"
+    assert {"sync.commit", "sync.committed", "record.saved"} <= set(points)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(lambda k: trial(reference, k), range(1, len(points) + 1)))
+
+
+@pytest.fixture
+def sqlite_feeds(tmp_path: Path) -> tuple[Path, str]:
+    template = feeds.build_template(tmp_path, f"sqlite:///{tmp_path / 'template' / 'moodle.db'}")
+    return template, f"sqlite:///{template / 'moodle.db'}"
+
+
+def markers(url: str) -> list[tuple[Any, ...]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT path, runid FROM postsync_applied")))
+    finally:
+        engine.dispose()
+
+
+def test_post_refuses_the_record_of_a_run_killed_during_its_sync(
+    sqlite_feeds: tuple[Path, str],
+) -> None:
+    """Its post-treatments would act on a half-done sync: clean_empty_groups would
+    delete groups that the group-members file not yet applied fills."""
+    space, url = sqlite_feeds
+    killed = ws.run(space, faults="kill=record.saved")  # after the users step
+    assert killed.returncode == -signal.SIGKILL
+    (record,) = (space / "area" / ".postsync" / "runs").glob("*.json")
+    post = ws.postsync(space, "post", str(record))
+    assert post.returncode == 4, post.stdout + post.stderr
+    assert "did not finish its sync steps" in post.stdout + post.stderr
+    assert "Run the playbook again" in post.stdout + post.stderr
+    # nothing was done: the users file is still there and marked as applied
+    assert (space / "area" / "users_1.csv").exists()
+    assert [Path(p.strip('"')).name for p, _ in markers(url)] == ["users_1.csv"]
+    rerun = ws.run(space)
+    assert rerun.returncode == 2, rerun.stdout + rerun.stderr
+    assert "sync users_1.csv  (applied by run " in rerun.stdout
+    assert markers(url) == []  # the run ended: no marker left
+    assert feeds.site(url)["deleted users"] == [("4",)]
+
+
+def test_a_run_stopped_by_a_failed_step_leaves_its_files_known_as_applied(
+    sqlite_feeds: tuple[Path, str],
+) -> None:
+    """A later sync step fails (min_files) and stops the run before any post-treatment:
+    the users file stays in the area, and the next run post-treats it without deleting
+    and re-creating U7001 a second time."""
+    space, url = sqlite_feeds
+    playbook = space / "playbook.yml"
+    text = playbook.read_text()
+    playbook.write_text(text.replace("file: cohorts_*.csv", "file: cohorts_*.csv\n    min_files: 2"))
+    stopped = ws.run(space)
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert (space / "area" / "users_1.csv").exists()
+    assert len(markers(url)) == 1
+    playbook.write_text(text)
+    again = ws.run(space)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "sync users_1.csv  (applied by run " in again.stdout
+    assert feeds.site(url)["deleted users"] == [("4",)]  # phoenix deleted once, not twice
+    assert markers(url) == []
+    assert not (space / "area" / "users_1.csv").exists()
+    # a later file of the same name and bytes is a new drop: applied again
+    (space / "area" / "users_1.csv").write_bytes(feeds.USERS.encode())
+    third = ws.run(space)
+    assert "sync users_1.csv  (7 lines" in third.stdout, third.stdout
