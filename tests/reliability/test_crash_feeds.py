@@ -152,7 +152,8 @@ def test_a_run_stopped_by_a_failed_step_leaves_its_files_known_as_applied(
     space, url = sqlite_feeds
     playbook = space / "playbook.yml"
     text = playbook.read_text()
-    playbook.write_text(text.replace("file: cohorts_*.csv", "file: cohorts_*.csv\n    min_files: 2"))
+    stop = "file: cohorts_*.csv\n    min_files: 2"
+    playbook.write_text(text.replace("file: cohorts_*.csv", stop))
     stopped = ws.run(space)
     assert stopped.returncode == 3, stopped.stdout + stopped.stderr
     assert (space / "area" / "users_1.csv").exists()
