@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -367,3 +368,54 @@ def test_preview_of_an_overwriting_archive_then_delete(site: Site) -> None:
         "    delete enrols.csv  (archived)",
     ]
     assert (site.area / "archives" / "enrols.csv").read_bytes() == CONTROL
+
+
+# values a control file can carry into its report: terminal escapes, line and paragraph
+# separators, NEL, CR, a C1 control, and cells a spreadsheet evaluates
+HOSTILE = [
+    'add;MATH101;"U1\u2028line 9: add student U0009 in MATH101: ok";student;;\n',
+    'add;MATH101;"U2\x1b[2J\x1b[31m";student;;\n',
+    'add;MATH101;"U3\x85line 10: forged\u2029line 11: forged";student;;\n',
+    'add;MATH101;"U4\rline 12: forged\x9b";student;;\n',
+    'add;MATH101;"U5;=HYPERLINK(""http://x.example/"",""click"")";student;;\n',
+    'add;MATH101;"U6, @SUM(1+1)";student;;\n',
+    "add;MATH101;\"U7;  +cmd|' /C calc'!A0\";student;;\n",
+    'add;MATH101;"U8;-2+3";student;;\n',
+]
+FORMULA_CELL = re.compile(r'(^|[;,|\t])\s*"?\s*[=+\-@]')
+
+
+def test_a_saved_report_shows_values_escaped_and_no_formula(site: Site) -> None:
+    site.write("enrols.csv", "cmd;cid;uid;rolename;gcmd;g1\n" + "".join(HOSTILE))
+    playbook(
+        site,
+        "post_treatments:\n  - save_report: {}\n"
+        "  - save_report: {dest: 'reports/{{ file.stem }}.json', format: json}\n",
+        "  - command: enrolments\n    file: enrols*.csv\n",
+    )
+    result = site.run("--diff", "-v")
+    assert result.code == 2, result.out
+    text = only(site.area / "reports", "*_report_enrols.csv").read_text()
+    lines = text.splitlines()  # at every separator str knows (U+2028, NEL...)
+    assert len(lines) == 3 + len(HOSTILE), lines
+    assert lines[0].startswith("postsync report of run ")
+    assert lines[1].startswith("control file: ")
+    assert lines[2].startswith("result: 8 lines: 0 changed, 0 unchanged, 8 failed")
+    for number, line in enumerate(lines[3:], start=2):
+        assert line.startswith(f"line {number}: add student U{number - 1}"), line
+        assert line.isprintable(), line
+        assert not FORMULA_CELL.search(line), line
+    assert "U2\\x1b[2J\\x1b[31m" in lines[4]
+    assert "U1\\u2028line 9: add student U0009" in lines[3]
+    assert 'U5;\'=HYPERLINK("http://x.example/"' in lines[7]
+    assert "U6,' @SUM(1+1)" in lines[8]
+    raw = (site.area / "reports" / "enrols.json").read_text()
+    for char in "\x1b\u2028\u2029\x85\r\x9b":
+        assert char not in raw
+    report = json.loads(raw)  # still one JSON document, the values intact in it
+    assert report["failed_lines"][1]["text"] == HOSTILE[1].rstrip("\n")
+    assert report["report"][2].startswith("line 4: add student U3\x85line 10")
+    # the --diff of both reports, and -v's line by line outcomes, show them escaped too
+    assert "        line 5: add student U4\\rline 12: forged\\x9b" in result.out
+    for char in "\x1b\u2028\u2029\x85\r\x9b":
+        assert char not in result.out
