@@ -25,18 +25,31 @@ def _mtime_ns(text: str | None) -> int | None:
 @dataclass(slots=True)
 class FailedLine:
     number: int
-    raw: bytes
+    #: the line's bytes, terminator included; None when read back from a record that
+    #: does not keep them (a line with a secret column: see `shown`)
+    raw: bytes | None
     message: str
+    #: the line as it may be shown, when it holds a secret column (a users file's
+    #: password as ***): what is printed and recorded instead of its bytes, which then
+    #: stay in memory only (the retry file of the run) and in the control file
+    shown: str | None = None
     #: the record's own entry, when read back from a record (saved again as it was)
     saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def text(self, encoding: str) -> str:
+        """The line for people: decoded, or masked."""
+        if self.shown is not None or self.raw is None:
+            return self.shown or ""
+        return self.raw.decode(encoding, "replace").rstrip("\r\n")
 
     def as_json(self, encoding: str) -> dict[str, Any]:
         if self.saved is not None:
             return self.saved
+        kept = self.shown is None and self.raw is not None
         return {
             "number": self.number,
-            "raw": base64.b64encode(self.raw).decode("ascii"),
-            "text": self.raw.decode(encoding, "replace").rstrip("\r\n"),
+            "raw": base64.b64encode(self.raw).decode("ascii") if kept and self.raw else None,
+            "text": self.text(encoding),
             "message": self.message,
         }
 
@@ -65,6 +78,8 @@ class FileOutcome:
     error: str | None = None
     #: the control file's modification time when the sync opened it (ns)
     mtime_ns: int | None = None
+    #: the control file's permission bits (what is made of it is no more readable)
+    mode: int | None = None
 
     @property
     def lines(self) -> int:
@@ -96,7 +111,13 @@ class FileOutcome:
             unchanged=lines["unchanged"],
             partly=lines.get("partly", 0),
             failed=[
-                FailedLine(f["number"], a2b_base64(f["raw"]), f["message"], f)
+                FailedLine(
+                    f["number"],
+                    a2b_base64(f["raw"]) if f["raw"] is not None else None,
+                    f["message"],
+                    f["text"] if f["raw"] is None else None,
+                    saved=f,
+                )
                 for f in entry["failed_lines"]
             ],
             courses={c["id"]: c["key"] for c in entry["processed_courses"]},
@@ -104,6 +125,7 @@ class FileOutcome:
             report=runs_dir / entry["report"] if entry["report"] else None,
             error=entry["error"],
             mtime_ns=_mtime_ns(entry.get("mtime")),
+            mode=entry.get("mode"),
         )
 
 

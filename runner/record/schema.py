@@ -19,8 +19,17 @@ def record_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "number": {"type": "integer", "minimum": 1},
-            "raw": {**_STR, "description": "the line's bytes (terminator included), base64"},
-            "text": {**_STR, "description": "the line decoded, for reading"},
+            "raw": {
+                "type": ["string", "null"],
+                "description": "the line's bytes (terminator included), base64; null for a"
+                " line holding a secret column (a users file's password): the record keeps"
+                " no password, and `postsync post` rebuilds the retry file from the control"
+                " file (or its archive), checked against its sha256",
+            },
+            "text": {
+                **_STR,
+                "description": "the line decoded, for reading (a password as ***)",
+            },
             "message": _STR,
         },
     }
@@ -84,6 +93,12 @@ def record_schema() -> dict[str, Any]:
                 "description": "the report lines' file, relative to the record's directory",
             },
             "error": {"type": ["string", "null"], "description": "why the file was rejected"},
+            "mode": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "the control file's permission bits (archives, retry files"
+                " and reports made of it are no more readable)",
+            },
             "mtime": {
                 "type": ["string", "null"],
                 "format": "date-time",

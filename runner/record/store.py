@@ -58,6 +58,7 @@ def _file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
         "report": str(f.report.relative_to(runs_dir)) if f.report else None,
         "error": f.error,
         "mtime": _iso(f.mtime_ns),
+        "mode": f.mode,
     }
 
 

@@ -19,6 +19,7 @@ from runner.treatments.files import (
     choose,
     chunks_sha256,
     new_file_diff,
+    private,
 )
 
 if TYPE_CHECKING:
@@ -142,7 +143,8 @@ class SaveReport:
     before it, which makes it text (OWASP's advice against CSV injection):
     `U5;'=HYPERLINK(...)`.
 
-    Guarantees: written atomically (a temporary file, synced, verified, then renamed);
+    Guarantees: no more readable than its control file (0640 at most); written
+    atomically (a temporary file, synced, verified, then renamed);
     a file already holding the same report counts as done (a second run changes
     nothing); a different file is never silently replaced; nothing is written under
     --check.
@@ -196,7 +198,11 @@ class SaveReport:
                     "write",
                     run.display(placed.path),
                     detail,
-                    data=WriteJob(placed, partial(report_chunks, run, outcome, cfg)),
+                    data=WriteJob(
+                        placed,
+                        partial(report_chunks, run, outcome, cfg),
+                        mode=private(outcome.mode),
+                    ),
                     diff=diff,
                 )
             )
