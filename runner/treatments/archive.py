@@ -72,13 +72,14 @@ class ArchiveControlFiles:
     Guarantees: an archive is no more readable than its control file (0640 at most: a
     0600 users file gives 0600 archives, gzip or not); an archive already holding the
     same content counts as done (a second run changes nothing); a different file is
-    never silently replaced; an archive is never its control file (a destination that is a control file, or that a sync step's glob
-    matches, is refused before anything is changed); two control files of one run never
-    share an archive (the second takes the next suffix, or the step fails before any
-    change with on_conflict fail or overwrite); a control file changed
-    since the sync read it is not archived (the step fails: the archive would not be what
-    was synced); a control file that is gone is fine when an identical archive exists;
-    delete_control_files deletes a control file only once its archive is verified.
+    never silently replaced; an archive is never its control file (a destination that
+    is a control file, or that a sync step's glob matches, is refused before anything
+    is changed); two control files of one run never share an archive (the second takes
+    the next suffix, or the step fails before any change with on_conflict fail or
+    overwrite); a control file changed since the sync read it is not archived (the step
+    fails: the archive would not be what was synced); a control file that is gone is
+    fine when an identical archive exists; delete_control_files deletes a control file
+    only once its archive is verified.
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> ArchiveConfig:
