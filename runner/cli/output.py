@@ -228,7 +228,8 @@ class TextReporter:
             report = outcome.report
             if report is None or not report.is_file():
                 continue
-            with open(report, encoding="utf-8", errors="replace") as lines:
+            # "\n" only ends a line: a value's CR is shown escaped, never as a line
+            with open(report, encoding="utf-8", errors="replace", newline="\n") as lines:
                 for text in lines:
                     text = printable(text.rstrip("\n"))
                     self.write(f"        {text}", WARNING if ": failed: " in text else INFO)

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
+#: names of files a spreadsheet opens as CSV
+SPREADSHEET_SUFFIXES = (".csv", ".tsv")
+#: a cell a spreadsheet would take for a formula (OWASP's list: = + - @, and tab and
+#: carriage return, which `printable` has escaped already), after any separator of the
+#: usual CSV dialects, blanks and an opening quote
+_FORMULA_CELL = re.compile(r"""(^|[,;\t|])(\s*"?\s*[=+\-@])""")
+
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """`1 file`, `2 files`."""
@@ -28,3 +39,27 @@ def printable(text: str) -> str:
         else:
             out.append(f"\\u{code:04x}")
     return "".join(out)
+
+
+def no_formula(line: str) -> str:
+    """`line` with each cell a spreadsheet would evaluate as a formula (`=HYPERLINK(...)`
+    after a `;`) prefixed with `'`, which makes it text, as OWASP recommends."""
+    return _FORMULA_CELL.sub(r"\1'\2", line)
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """`json.dumps(value)`, readable (non-ASCII letters as they are) but with every
+    character that is not printable escaped (`\\u001b`, `\\u2028`, `\\u0085`...): the
+    document stays one JSON document that no viewer shows as other lines."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else _escaped_char(c) for c in text)
+
+
+def _escaped_char(char: str) -> str:
+    code = ord(char)
+    if code > 0xFFFF:  # as JSON writes it: a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"

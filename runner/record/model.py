@@ -25,18 +25,31 @@ def _mtime_ns(text: str | None) -> int | None:
 @dataclass(slots=True)
 class FailedLine:
     number: int
-    raw: bytes
+    #: the line's bytes, terminator included; None when read back from a record that
+    #: does not keep them (a line with a secret column: see `shown`)
+    raw: bytes | None
     message: str
+    #: the line as it may be shown, when it holds a secret column (a users file's
+    #: password as ***): what is printed and recorded instead of its bytes, which then
+    #: stay in memory only (the retry file of the run) and in the control file
+    shown: str | None = None
     #: the record's own entry, when read back from a record (saved again as it was)
     saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def text(self, encoding: str) -> str:
+        """The line for people: decoded, or masked."""
+        if self.shown is not None or self.raw is None:
+            return self.shown or ""
+        return self.raw.decode(encoding, "replace").rstrip("\r\n")
 
     def as_json(self, encoding: str) -> dict[str, Any]:
         if self.saved is not None:
             return self.saved
+        kept = self.shown is None and self.raw is not None
         return {
             "number": self.number,
-            "raw": base64.b64encode(self.raw).decode("ascii"),
-            "text": self.raw.decode(encoding, "replace").rstrip("\r\n"),
+            "raw": base64.b64encode(self.raw).decode("ascii") if kept and self.raw else None,
+            "text": self.text(encoding),
             "message": self.message,
         }
 
@@ -68,6 +81,8 @@ class FileOutcome:
     #: the run that applied it, when another one did (killed before it ended): this
     #: run post-treats it without applying it again
     applied_by: str | None = None
+    #: the control file's permission bits (what is made of it is no more readable)
+    mode: int | None = None
 
     @property
     def lines(self) -> int:
@@ -104,7 +119,13 @@ class FileOutcome:
             unchanged=lines["unchanged"],
             partly=lines.get("partly", 0),
             failed=[
-                FailedLine(f["number"], a2b_base64(f["raw"]), f["message"], f)
+                FailedLine(
+                    f["number"],
+                    a2b_base64(f["raw"]) if f["raw"] is not None else None,
+                    f["message"],
+                    f["text"] if f["raw"] is None else None,
+                    saved=f,
+                )
                 for f in entry["failed_lines"]
             ],
             courses={c["id"]: c["key"] for c in entry["processed_courses"]},
@@ -113,6 +134,7 @@ class FileOutcome:
             error=entry["error"],
             mtime_ns=_mtime_ns(entry.get("mtime")),
             applied_by=entry.get("applied_by"),
+            mode=entry.get("mode"),
         )
 
 

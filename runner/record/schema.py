@@ -19,8 +19,17 @@ def record_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "number": {"type": "integer", "minimum": 1},
-            "raw": {**_STR, "description": "the line's bytes (terminator included), base64"},
-            "text": {**_STR, "description": "the line decoded, for reading"},
+            "raw": {
+                "type": ["string", "null"],
+                "description": "the line's bytes (terminator included), base64; null for a"
+                " line holding a secret column (a users file's password): the record keeps"
+                " no password, and `postsync post` rebuilds the retry file from the control"
+                " file (or its archive), checked against its sha256",
+            },
+            "text": {
+                **_STR,
+                "description": "the line decoded, for reading (a password as ***)",
+            },
             "message": _STR,
         },
     }
@@ -89,6 +98,12 @@ def record_schema() -> dict[str, Any]:
                 "description": "the run that applied the file, when it is not this one: it"
                 " was killed or interrupted after the file's commit, and this run post-treated"
                 " the file without applying it again",
+            },
+            "mode": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "the control file's permission bits (archives, retry files"
+                " and reports made of it are no more readable)",
             },
             "mtime": {
                 "type": ["string", "null"],

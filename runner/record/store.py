@@ -60,6 +60,7 @@ def file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
         "error": f.error,
         "mtime": _iso(f.mtime_ns),
         "applied_by": f.applied_by,
+        "mode": f.mode,
     }
 
 

@@ -117,7 +117,16 @@ def sync_file(
                         result = command.apply(state, line, options)
                         lines.append(result.report())
                         if result.status == FAILED:
-                            outcome.failed.append(FailedLine(line.number, line.raw, result.message))
+                            shown = (
+                                control.header.masked(
+                                    line.raw, control.dialect, command.columns.secret
+                                )
+                                if control.header is not None and command.columns.secret
+                                else None
+                            )
+                            outcome.failed.append(
+                                FailedLine(line.number, line.raw, result.message, shown)
+                            )
                             outcome.partly += result.partly
                         elif result.status == CHANGED:
                             outcome.changed += 1
@@ -183,4 +192,5 @@ def _read(outcome: FileOutcome, control: ControlFile) -> None:
     outcome.sha256 = control.digest.sha.hexdigest()
     outcome.bom = control.digest.bom
     outcome.mtime_ns = control.mtime_ns
+    outcome.mode = control.mode
     outcome.header = control.header.raw if control.header else b""

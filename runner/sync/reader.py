@@ -10,6 +10,7 @@ import codecs
 import csv
 import errno
 import hashlib
+import io
 import os
 import re
 import stat
@@ -24,6 +25,7 @@ COMMENT_STARTS = ("#", "//", "(", "[", "-", " ")
 # would fail a long field; lines are read whole anyway.
 csv.field_size_limit(sys.maxsize)
 _BOM = codecs.BOM_UTF8
+MASK = "***"
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -55,6 +57,9 @@ class Columns:
     optional: tuple[str, ...]
     patterns: tuple[str, ...] = ()
     refused: tuple[tuple[str, str], ...] = ()
+    #: columns whose values are never shown nor kept in a record (a users file's
+    #: passwords): a failed line is shown with them as ***
+    secret: tuple[str, ...] = ()
 
     @property
     def known(self) -> tuple[str, ...]:
@@ -83,6 +88,18 @@ class Header:
     number: int
     raw: bytes
     names: list[str]
+
+    def masked(self, raw: bytes, dialect: Dialect, secret: Sequence[str]) -> str | None:
+        """A data line as it may be shown when the header has a `secret` column: its
+        fields, those columns' values as *** (None: no such column, show it as is)."""
+        hidden = {i for i, name in enumerate(self.names) if name in secret}
+        if not hidden:
+            return None
+        text = raw.decode(dialect.encoding, "replace")
+        fields = [MASK if i in hidden and v else v for i, v in enumerate(_split(text, dialect))]
+        out = io.StringIO()
+        csv.writer(out, delimiter=dialect.separator, lineterminator="").writerow(fields)
+        return out.getvalue()
 
 
 @dataclass
@@ -183,6 +200,9 @@ class ControlFile:
         self.header: Header | None = None
         #: the file's modification time, read from the open file
         self.mtime_ns: int | None = None
+        #: the file's permission bits: what is made of it (archive, retry file, report)
+        #: is no more readable than it
+        self.mode: int | None = None
 
     def _open(self) -> BinaryIO:
         """The listed file itself: never through a symlink put in its place, never
@@ -200,6 +220,7 @@ class ControlFile:
             if self.expected is not None and (st.st_dev, st.st_ino) != self.expected:
                 raise NotRead(0, "was replaced since it was listed; not read")
             self.mtime_ns = st.st_mtime_ns
+            self.mode = stat.S_IMODE(st.st_mode)
             os.set_blocking(fd, True)
             return open(fd, "rb", closefd=True)
         except BaseException:

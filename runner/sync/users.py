@@ -84,7 +84,13 @@ class Users:
     (header `username;firstname;lastname;idnumber;email;country;lang`)
     """
 
-    columns = Columns(REQUIRED, OPTIONAL, patterns=(PROFILE + r"[a-z0-9_]+",), refused=REFUSED)
+    columns = Columns(
+        REQUIRED,
+        OPTIONAL,
+        patterns=(PROFILE + r"[a-z0-9_]+",),
+        refused=REFUSED,
+        secret=("password",),
+    )
 
     def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
         users = state.part(UserState)

@@ -22,6 +22,7 @@ from runner.treatments.files import (
     content_sha256,
     file_chunks,
     find_identical,
+    private,
 )
 
 if TYPE_CHECKING:
@@ -68,15 +69,17 @@ class ArchiveControlFiles:
     In object storage the object is read back after the upload: its size and sha256
     must be what the sync read, or the step fails and the control file is kept.
 
-    Guarantees: an archive already holding the same content counts as done (a second run
-    changes nothing); a different file is never silently replaced; an archive is never
-    its control file (a destination that is a control file, or that a sync step's glob
-    matches, is refused before anything is changed); two control files of one run never
-    share an archive (the second takes the next suffix, or the step fails before any
-    change with on_conflict fail or overwrite); a control file changed
-    since the sync read it is not archived (the step fails: the archive would not be what
-    was synced); a control file that is gone is fine when an identical archive exists;
-    delete_control_files deletes a control file only once its archive is verified.
+    Guarantees: an archive is no more readable than its control file (0640 at most: a
+    0600 users file gives 0600 archives, gzip or not); an archive already holding the
+    same content counts as done (a second run changes nothing); a different file is
+    never silently replaced; an archive is never its control file (a destination that
+    is a control file, or that a sync step's glob matches, is refused before anything
+    is changed); two control files of one run never share an archive (the second takes
+    the next suffix, or the step fails before any change with on_conflict fail or
+    overwrite); a control file changed since the sync read it is not archived (the step
+    fails: the archive would not be what was synced); a control file that is gone is
+    fine when an identical archive exists; delete_control_files deletes a control file
+    only once its archive is verified.
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> ArchiveConfig:
@@ -173,6 +176,7 @@ class ArchiveControlFiles:
                         partial(file_chunks, outcome.path),
                         outcome.path.name,
                         partial(run.archives.__setitem__, outcome.path),
+                        mode=private(stat.S_IMODE(st.st_mode)),
                     ),
                     diff=f"--- /dev/null\n+++ {target}\n@@ copy of {name}: {st.st_size} bytes,"
                     f" sha256 {outcome.sha256} @@\n",

@@ -234,6 +234,16 @@ def deletion_diff(shown: str, st: os.stat_result, when: str) -> str:
     return f"--- {shown}\n+++ /dev/null\n@@ deleted: {st.st_size} bytes, modified {when} @@\n"
 
 
+#: the mode of what postsync writes in the area (archives, reports, retry files)
+MODE = 0o640
+
+
+def private(source_mode: int | None) -> int:
+    """The mode of a file made of a control file (its archive, retry file, report): no
+    more permissive than the control file (a 0600 users file gives 0600 copies)."""
+    return MODE if source_mode is None else MODE & source_mode
+
+
 @dataclass(frozen=True)
 class WriteJob:
     """An Action's payload for the file-writing treatments: what to write, and where."""
@@ -243,6 +253,8 @@ class WriteJob:
     source_name: str = ""
     #: called once the file is published (e.g. to note a verified archive)
     published: Callable[[Any], None] | None = None
+    #: the published file's permission bits
+    mode: int = MODE
 
 
 def apply_writes(
@@ -270,7 +282,7 @@ def apply_writes(
                 if parent not in made:
                     parent.mkdir(parents=True, exist_ok=True)
                     made.add(parent)
-                out = AtomicFile(job.output.path).__enter__()
+                out = AtomicFile(job.output.path, mode=job.mode).__enter__()
                 opened.append(out)
                 _write(out, job.output, job.chunks(), job.source_name)
                 out.sync(fsync=few)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import pwd
+import selectors
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.errors import PlaybookError, StepError
-from runner.core.secrets import redact
+from runner.core.secrets import redact, register
 from runner.core.text import plural, printable
 from runner.step.context import RunContext, StepScope
 from runner.step.protocol import Action, Done, Plan
@@ -23,6 +27,11 @@ SCRIPT = Path("admin", "cli", "purge_caches.php")
 PASSED_ON = ("PATH", "LANG", "LC_ALL", "TZ")
 #: the last characters of the command's output a failure quotes
 QUOTED = 400
+#: the output kept while the script runs (its end: what a failure quotes)
+KEPT = 64 * 1024
+#: how long a stopped script's process group has to end on SIGTERM before SIGKILL
+GRACE = 5.0
+_PR_SET_DUMPABLE = 4
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,11 @@ def _user(name: str) -> pwd.struct_passwd | None:
         return pwd.getpwnam(name)
     except KeyError:
         return None
+
+
+def _root_user(user: pwd.struct_passwd) -> bool:
+    """uid 0 whatever its name (root, toor...)."""
+    return user.pw_uid == 0
 
 
 def _running_as() -> str:
@@ -71,13 +85,16 @@ class PurgeMoodleCaches:
         theme, lang, js, filter, other. All six purge everything.
       run_as (string, optional): the user to run the script as, e.g. www-data (the
         web server's user, who owns the site's cache files). Needs postsync to run as
-        root; without it, the script runs as postsync's own user, which must not be
-        root (files it would create in moodledata would be root's, which the web
-        server then cannot change).
+        root; never a user of uid 0, whatever its name (refused). Without it, the
+        script runs as postsync's own user, which must not be root (files it would
+        create in moodledata would be root's, which the web server then cannot change).
       timeout_seconds (integer >= 1, or a template rendering to one; default 600):
-        the step fails when the script takes longer (it is stopped).
+        the step fails when the script takes longer (it is stopped, with every process
+        it started).
       environment (mapping, default {}): variables to set for the script, for a
-        config.php that reads its settings with getenv(); templated, never printed.
+        config.php that reads its settings with getenv(); templated, never printed
+        (their values are masked as *** in the step's error, should the script print
+        them).
 
     Example:
       - name: make the changes visible to Moodle
@@ -86,11 +103,19 @@ class PurgeMoodleCaches:
           php: [/usr/bin/php]
           run_as: www-data
 
-    Guarantees: the script gets no secret of postsync's (its environment holds only
-    PATH, LANG, LC_ALL, TZ and `environment`; Moodle reads its database settings from
-    its own config.php); a missing directory, script, interpreter or user fails the step
-    before anything runs, in the preview too; a script that fails (exit status other
-    than 0) or outlasts the timeout fails the step with the end of its output.
+    Guarantees: the script gets no secret of postsync's: its environment holds only
+    PATH, LANG, LC_ALL, TZ and `environment` (Moodle reads its database settings from
+    its own config.php), it inherits no descriptor but stdin (/dev/null), stdout and
+    stderr, and postsync makes its own process non-dumpable before it starts it, so
+    that a script of the same user cannot read postsync's /proc/PID/environ (the
+    database password), descriptors or memory; it never runs as root (uid 0 by any
+    name); a missing directory, script, interpreter or user fails the step before
+    anything runs, in the preview too; it runs in a session and process group of its
+    own, and nothing of that group outlives the step: a script that outlasts the
+    timeout is stopped with every process it started (SIGTERM, SIGKILL 5 s later),
+    and what it leaves behind when it ends is killed; a script that fails (exit
+    status other than 0) or outlasts the timeout fails the step with the end of its
+    output.
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeCachesConfig:
@@ -109,6 +134,9 @@ class PurgeMoodleCaches:
                 raise PlaybookError(
                     [scope.error("is not a string once rendered", "environment", name)]
                 )
+            # a config.php's settings (a database password): masked wherever postsync
+            # would print them, the script's own output quoted in an error included
+            register(value)
         return PurgeCachesConfig(
             moodle_dir=Path(moodle_dir).expanduser(),
             php=php,
@@ -135,8 +163,13 @@ class PurgeMoodleCaches:
                     "postsync runs as root: set run_as to the web server's user (e.g."
                     " www-data), so that the cache files Moodle writes stay the site's"
                 )
-        elif _user(config.run_as) is None:
+        elif (user := _user(config.run_as)) is None:
             problems.append(f"run_as: no user {config.run_as} on this machine")
+        elif _root_user(user):
+            problems.append(
+                f"run_as: {config.run_as} is root (uid 0): the script never runs as root;"
+                " name the web server's user (e.g. www-data)"
+            )
         elif config.run_as != me and os.geteuid() != 0:
             problems.append(
                 f"run_as: {config.run_as} needs postsync to run as root (it runs as {me})"
@@ -175,30 +208,113 @@ class PurgeMoodleCaches:
         switch: dict[str, Any] = {}
         if config.run_as is not None and config.run_as != _running_as():
             user = _user(config.run_as)
-            assert user is not None  # checked by the plan
+            assert user is not None and not _root_user(user)  # checked by the plan
             switch = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
             env["HOME"] = user.pw_dir
         started = time.monotonic()
+        hide_this_process()
         try:
-            done = subprocess.run(
-                self.command(config),
-                cwd=config.moodle_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                timeout=config.timeout,
-                check=False,
-                **switch,
+            status, said = run_script(
+                self.command(config), config.moodle_dir, env, config.timeout, switch
             )
-        except subprocess.TimeoutExpired:
-            raise StepError(
-                f"Moodle's {SCRIPT} took more than {config.timeout} s and was stopped"
-            ) from None
         except OSError as exc:
             raise StepError(f"cannot run {config.php[0]}: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            said = done.stdout.decode("utf-8", "replace").strip()[-QUOTED:]
-            said = printable(redact(said)) or "no output"
-            raise StepError(f"Moodle's {SCRIPT} exited with status {done.returncode}: {said}")
+        if status is None:
+            raise StepError(f"Moodle's {SCRIPT} took more than {config.timeout} s and was stopped")
+        if status != 0:
+            quoted = said.decode("utf-8", "replace").strip()[-QUOTED:]
+            quoted = printable(redact(quoted)) or "no output"
+            raise StepError(f"Moodle's {SCRIPT} exited with status {status}: {quoted}")
         return f"purged in {time.monotonic() - started:.1f} s"
+
+
+def hide_this_process() -> None:
+    """Make postsync's process non-dumpable (prctl PR_SET_DUMPABLE 0), for good.
+
+    The script is the site's code (its config.php) and may run as postsync's own user:
+    a process of the same user reads another's /proc/PID/environ (the database
+    password postsync was given), its open descriptors and memory, unless that process
+    is non-dumpable. It stays so for the rest of the run: a child the script left
+    behind is no more trusted once the script is done. (Not on Linux: nothing to do.)
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):  # no prctl: not Linux, no /proc/PID/environ
+        return
+    if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise StepError(
+            "cannot hide postsync's process from the script (prctl PR_SET_DUMPABLE:"
+            f" {os.strerror(code)}): not run"
+        )
+
+
+def run_script(
+    command: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    switch: Mapping[str, Any],
+) -> tuple[int | None, bytes]:
+    """Run `command` in a session of its own: (its exit status, or None when it
+    outlasted `timeout`; the end of its output).
+
+    It inherits no descriptor but its standard ones (stdin: /dev/null). Once it is done,
+    or stopped, its whole process group goes too: SIGTERM then, after GRACE seconds,
+    SIGKILL; the script's own process is reaped last, so that its group's id is never
+    another's while it is signalled.
+    """
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        close_fds=True,
+        start_new_session=True,
+        **switch,
+    ) as process:
+        assert process.stdout is not None
+        said = bytearray()
+        done = _read_all(process.stdout.fileno(), said, deadline) and _ended(process.pid, deadline)
+        if not done:
+            _signal_group(process.pid, signal.SIGTERM)
+            _ended(process.pid, time.monotonic() + GRACE)
+        _signal_group(process.pid, signal.SIGKILL)  # what is left of it
+        status = process.wait()
+    return (status if done else None), bytes(said)
+
+
+def _read_all(fd: int, said: bytearray, deadline: float) -> bool:
+    """Read `fd` to its end (True) or until `deadline` (False), keeping its last KEPT
+    bytes in `said`."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                return True
+            said += data
+            del said[:-KEPT]
+    return False
+
+
+def _ended(pid: int, deadline: float) -> bool:
+    """Whether process `pid` ended by `deadline`; left unreaped (a zombie keeps its
+    process group's id)."""
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # nothing left of it
+        os.killpg(pgid, signum)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import StepError
-from runner.core.text import plural, printable
+from runner.core.text import SPREADSHEET_SUFFIXES, json_text, no_formula, plural, printable
 from runner.playbook.registry import REPORT_DEST
 from runner.step.protocol import Action, Done, Plan
 from runner.treatments.files import (
@@ -20,6 +19,7 @@ from runner.treatments.files import (
     choose,
     chunks_sha256,
     new_file_diff,
+    private,
 )
 
 if TYPE_CHECKING:
@@ -33,13 +33,20 @@ class ReportConfig:
     format: str
     on_conflict: str
 
+    @property
+    def spreadsheet(self) -> bool:
+        """A text report named .csv (the default name of a report of enrols.csv) or .tsv:
+        a spreadsheet opens it, and evaluates what looks like a formula."""
+        return self.format == "text" and str(self.target).lower().endswith(SPREADSHEET_SUFFIXES)
+
 
 def _report_lines(run: RunContext, outcome: FileOutcome) -> Iterator[str]:
     """The per-line report the sync wrote (one line per data line)."""
     if outcome.report is None:
         return
     try:
-        with open(outcome.report, encoding="utf-8") as handle:
+        # "\n" only ends a line: a CR is part of a value (escaped), never a new line
+        with open(outcome.report, encoding="utf-8", newline="\n") as handle:
             yield from handle
     except FileNotFoundError:
         raise StepError(
@@ -48,9 +55,15 @@ def _report_lines(run: RunContext, outcome: FileOutcome) -> Iterator[str]:
         ) from None
 
 
-def report_chunks(run: RunContext, outcome: FileOutcome, fmt: str) -> Iterator[bytes]:
-    """The report's content, streamed: the same bytes for the same run record."""
-    if fmt == "json":
+def report_chunks(run: RunContext, outcome: FileOutcome, cfg: ReportConfig) -> Iterator[bytes]:
+    """The report's content, streamed: the same bytes for the same run record.
+
+    What comes from a control file (its values, in the report lines) is escaped as on
+    the terminal: a control character, a line or paragraph separator is shown as
+    `\\x1b`, `\\u2028`..., so no value starts a line of its own (`line 9: ...`); in a
+    spreadsheet-shaped report a cell starting as a formula gets a `'`.
+    """
+    if cfg.format == "json":
         head = {
             "run_id": run.run_id,
             "playbook": run.playbook.name,
@@ -76,24 +89,25 @@ def report_chunks(run: RunContext, outcome: FileOutcome, fmt: str) -> Iterator[b
             ],
             "processed_courses": [{"id": i, "key": k} for i, k in sorted(outcome.courses.items())],
         }
-        text = json.dumps(head, indent=1, ensure_ascii=False)
+        text = json_text(head, indent=1)
         yield (text[:-2] + ',\n "report": [').encode("utf-8")
         first = True
         for line in _report_lines(run, outcome):
             sep = "\n  " if first else ",\n  "
             first = False
-            yield (sep + json.dumps(line.rstrip("\n"), ensure_ascii=False)).encode("utf-8")
+            yield (sep + json_text(line.rstrip("\n"))).encode("utf-8")
         yield b"\n ]\n}\n"
         return
+    safe = (lambda text: no_formula(printable(text))) if cfg.spreadsheet else printable
     yield (
-        f"postsync report of run {run.run_id} ({run.playbook.name}), started"
+        f"postsync report of run {run.run_id} ({safe(run.playbook.name)}), started"
         f" {run.now:%Y-%m-%d %H:%M:%S %z}\n"
-        f"control file: {printable(str(outcome.path))} ({outcome.command}, {outcome.size} bytes,"
+        f"control file: {safe(str(outcome.path))} ({outcome.command}, {outcome.size} bytes,"
         f" sha256 {outcome.sha256})\n"
-        f"result: {outcome.summary()}\n"
+        f"result: {safe(outcome.summary())}\n"
     ).encode()
     for line in _report_lines(run, outcome):
-        yield line.encode("utf-8")
+        yield (safe(line.rstrip("\n")) + "\n").encode("utf-8")
 
 
 class SaveReport:
@@ -119,7 +133,18 @@ class SaveReport:
           dest: "reports/{{ run.id }}/{{ file.stem }}.json"
           format: json
 
-    Guarantees: written atomically (a temporary file, synced, verified, then renamed);
+    What comes from a control file is escaped as on the terminal: a control character
+    (ESC, CR, C1 controls such as NEL), a line or paragraph separator (U+2028, U+2029)
+    is written as `\\x1b`, `\\r`, `\\x85`, `\\u2028`..., so a value never starts a
+    line of its own; a JSON report escapes them as `\\u001b`, `\\u2028`... and stays
+    one JSON document. A text report named .csv or .tsv (the default name of a
+    report of enrols.csv is one) is opened by spreadsheets: a cell of it that would
+    start with = + - or @ (after a `,` `;` `|` or tab, blanks or a quote) gets a `'`
+    before it, which makes it text (OWASP's advice against CSV injection):
+    `U5;'=HYPERLINK(...)`.
+
+    Guarantees: no more readable than its control file (0640 at most); written
+    atomically (a temporary file, synced, verified, then renamed);
     a file already holding the same report counts as done (a second run changes
     nothing); a different file is never silently replaced; nothing is written under
     --check.
@@ -142,7 +167,7 @@ class SaveReport:
         claimed: dict[Target, tuple[str, str]] = {}
         for outcome, cfg in config:
             shown = run.display(cfg.target)
-            sha = chunks_sha256(report_chunks(run, outcome, cfg.format))
+            sha = chunks_sha256(report_chunks(run, outcome, cfg))
             try:
                 placed = choose(
                     cfg.target,
@@ -163,7 +188,7 @@ class SaveReport:
                 continue
             diff = None
             if run.diff:
-                lines = b"".join(report_chunks(run, outcome, cfg.format)).decode("utf-8")
+                lines = b"".join(report_chunks(run, outcome, cfg)).decode("utf-8")
                 diff = new_file_diff(run.display(placed.path), lines.splitlines())
             detail = f"report of {run.display(outcome.path)}, {cfg.format}"
             if placed.replace:
@@ -173,7 +198,11 @@ class SaveReport:
                     "write",
                     run.display(placed.path),
                     detail,
-                    data=WriteJob(placed, partial(report_chunks, run, outcome, cfg.format)),
+                    data=WriteJob(
+                        placed,
+                        partial(report_chunks, run, outcome, cfg),
+                        mode=private(outcome.mode),
+                    ),
                     diff=diff,
                 )
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -20,6 +22,7 @@ from runner.treatments.files import (
     choose,
     chunks_sha256,
     new_file_diff,
+    private,
 )
 
 if TYPE_CHECKING:
@@ -35,13 +38,56 @@ class RetryConfig:
     on_conflict: str
 
 
-def retry_chunks(outcome: FileOutcome) -> Iterator[bytes]:
+def retry_chunks(outcome: FileOutcome, lines: Sequence[bytes]) -> Iterator[bytes]:
     """The control file's BOM and header line, then each failed line, as read."""
     if outcome.bom:
         yield _BOM
     yield outcome.header
-    for line in outcome.failed:
-        yield line.raw
+    yield from lines
+
+
+def _sources(outcome: FileOutcome, run: RunContext) -> Iterator[Path]:
+    """Where the control file's bytes still are: the file, then its archive."""
+    yield outcome.path
+    archive = run.archives.get(outcome.path)
+    if isinstance(archive, Path):
+        yield archive
+
+
+def _read_back(source: Path) -> Iterator[bytes]:
+    with open(source, "rb") as raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+    with gzip.open(source, "rb") if packed else open(source, "rb") as handle:
+        yield from handle  # physical lines, as the sync numbers them
+
+
+def failed_bytes(outcome: FileOutcome, run: RunContext) -> list[bytes]:
+    """Each failed line's bytes: kept in memory by the run that synced the file; for
+    `postsync post`, a line the record keeps masked (a users file's password) is read
+    back from the control file, or its archive, checked against the sha256 the sync
+    read."""
+    if all(line.raw is not None for line in outcome.failed):
+        return [line.raw for line in outcome.failed if line.raw is not None]
+    wanted = {line.number for line in outcome.failed}
+    for source in _sources(outcome, run):
+        found: dict[int, bytes] = {}
+        digest = hashlib.sha256()
+        try:
+            for number, line in enumerate(_read_back(source), start=1):
+                digest.update(line)
+                if number == 1 and line.startswith(_BOM):
+                    line = line[len(_BOM) :]
+                if number in wanted:
+                    found[number] = line
+        except (OSError, EOFError, gzip.BadGzipFile):
+            continue
+        if digest.hexdigest() == outcome.sha256 and len(found) == len(wanted):
+            return [found[line.number] for line in outcome.failed]
+    raise StepError(
+        f"the failed lines of {run.display(outcome.path)} hold passwords, which the run"
+        " record does not keep, and neither the control file nor its archive is there as"
+        " the sync read it: no retry file (write it with the run itself)"
+    )
 
 
 class WriteRetryFile:
@@ -65,7 +111,13 @@ class WriteRetryFile:
         write_retry_file:
           dest: "retry/{{ file.stem }}_tryback_{{ run.id }}{{ file.suffix }}"
 
-    Guarantees: nothing is written for a control file without failed lines; written
+    A line holding a password (a users file) is shown with it as *** (`--diff`), and the
+    run record keeps it so, without its bytes: `postsync post` reads them back from the
+    control file, or else its archive, checked against the sha256 the sync read.
+
+    Guarantees: no more readable than the control file (0640 at most: a 0600 users
+    file gives a 0600 retry file); nothing is written for a control file without failed
+    lines; written
     atomically and verified; a file already holding the same lines counts as done; a
     different file is never silently replaced. Sync globs skip names containing
     `_tryback_` unless the step sets `include_retry_files: true` or names the file.
@@ -86,8 +138,9 @@ class WriteRetryFile:
             if not outcome.failed:
                 clean += 1
                 continue
-            sha = chunks_sha256(retry_chunks(outcome))
             try:
+                lines = failed_bytes(outcome, run)
+                sha = chunks_sha256(retry_chunks(outcome, lines))
                 placed = choose(
                     cfg.target,
                     sha,
@@ -106,9 +159,10 @@ class WriteRetryFile:
                 present += 1
                 continue
             diff = None
-            if run.diff:
-                text = b"".join(retry_chunks(outcome)).decode(outcome.encoding, "replace")
-                diff = new_file_diff(run.display(placed.path), text.splitlines())
+            if run.diff:  # a password as ***
+                header = outcome.header.decode(outcome.encoding, "replace")
+                shown = [line.text(outcome.encoding) for line in outcome.failed]
+                diff = new_file_diff(run.display(placed.path), [header, *shown])
             detail = f"{plural(len(outcome.failed), 'failed line')} of {run.display(outcome.path)}"
             if placed.replace:
                 detail += ", replaces a different file"
@@ -117,7 +171,9 @@ class WriteRetryFile:
                     "write",
                     run.display(placed.path),
                     detail,
-                    data=WriteJob(placed, partial(retry_chunks, outcome)),
+                    data=WriteJob(
+                        placed, partial(retry_chunks, outcome, lines), mode=private(outcome.mode)
+                    ),
                     diff=diff,
                 )
             )

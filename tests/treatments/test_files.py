@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -367,3 +368,128 @@ def test_preview_of_an_overwriting_archive_then_delete(site: Site) -> None:
         "    delete enrols.csv  (archived)",
     ]
     assert (site.area / "archives" / "enrols.csv").read_bytes() == CONTROL
+
+
+# values a control file can carry into its report: terminal escapes, line and paragraph
+# separators, NEL, CR, a C1 control, and cells a spreadsheet evaluates
+HOSTILE = [
+    'add;MATH101;"U1\u2028line 9: add student U0009 in MATH101: ok";student;;\n',
+    'add;MATH101;"U2\x1b[2J\x1b[31m";student;;\n',
+    'add;MATH101;"U3\x85line 10: forged\u2029line 11: forged";student;;\n',
+    'add;MATH101;"U4\rline 12: forged\x9b";student;;\n',
+    'add;MATH101;"U5;=HYPERLINK(""http://x.example/"",""click"")";student;;\n',
+    'add;MATH101;"U6, @SUM(1+1)";student;;\n',
+    "add;MATH101;\"U7;  +cmd|' /C calc'!A0\";student;;\n",
+    'add;MATH101;"U8;-2+3";student;;\n',
+]
+FORMULA_CELL = re.compile(r'(^|[;,|\t])\s*"?\s*[=+\-@]')
+
+
+def test_a_saved_report_shows_values_escaped_and_no_formula(site: Site) -> None:
+    site.write("enrols.csv", "cmd;cid;uid;rolename;gcmd;g1\n" + "".join(HOSTILE))
+    playbook(
+        site,
+        "post_treatments:\n  - save_report: {}\n"
+        "  - save_report: {dest: 'reports/{{ file.stem }}.json', format: json}\n",
+        "  - command: enrolments\n    file: enrols*.csv\n",
+    )
+    result = site.run("--diff", "-v")
+    assert result.code == 2, result.out
+    text = only(site.area / "reports", "*_report_enrols.csv").read_text()
+    lines = text.splitlines()  # at every separator str knows (U+2028, NEL...)
+    assert len(lines) == 3 + len(HOSTILE), lines
+    assert lines[0].startswith("postsync report of run ")
+    assert lines[1].startswith("control file: ")
+    assert lines[2].startswith("result: 8 lines: 0 changed, 0 unchanged, 8 failed")
+    for number, line in enumerate(lines[3:], start=2):
+        assert line.startswith(f"line {number}: add student U{number - 1}"), line
+        assert line.isprintable(), line
+        assert not FORMULA_CELL.search(line), line
+    assert "U2\\x1b[2J\\x1b[31m" in lines[4]
+    assert "U1\\u2028line 9: add student U0009" in lines[3]
+    assert 'U5;\'=HYPERLINK("http://x.example/"' in lines[7]
+    assert "U6,' @SUM(1+1)" in lines[8]
+    raw = (site.area / "reports" / "enrols.json").read_text()
+    for char in "\x1b\u2028\u2029\x85\r\x9b":
+        assert char not in raw
+    report = json.loads(raw)  # still one JSON document, the values intact in it
+    assert report["failed_lines"][1]["text"] == HOSTILE[1].rstrip("\n")
+    assert report["report"][2].startswith("line 4: add student U3\x85line 10")
+    # the --diff of both reports, and -v's line by line outcomes, show them escaped too
+    assert "        line 5: add student U4\\rline 12: forged\\x9b" in result.out
+    for char in "\x1b\u2028\u2029\x85\r\x9b":
+        assert char not in result.out
+
+
+USERS_HEADER = b"username;idnumber;firstname;lastname;auth;password\r\n"
+PASSWORDS = ["Good-Pass-111", "Hunter2-Pw-9f3", "Pw;with-sep-77", 'Pw"quoted"-55']
+USERS_LINES = [
+    b"p1;U1;Ann;One;manual;Good-Pass-111\r\n",
+    b"p2;U2;Bob;Two;ldap;Hunter2-Pw-9f3\r\n",  # ldap keeps no password: fails
+    b'p3;U3;Cy;Three;ldap;"Pw;with-sep-77"\r\n',
+    b'p4;U4;Di;Four;ldap;"Pw""quoted""-55"\r\n',
+]
+USERS_POST = """\
+post_treatments:
+  - save_report: {}
+  - save_report: {dest: "reports/{{ file.stem }}.json", format: json}
+  - archive_control_files: {}
+  - archive_control_files: {dest: "gz/{{ file.name }}.gz", compress: gzip}
+  - write_retry_file: {}
+"""
+
+
+def test_a_users_files_passwords_are_never_shown_and_its_copies_stay_private(
+    site: Site,
+) -> None:
+    """Passwords appear in no output (text, JSON, --diff, -v), report or run record;
+    the retry file is still the failed lines byte for byte, rebuilt by `post` from the
+    control file or its archive; every copy of a 0600 file is 0600."""
+    control = site.write("userimport.csv", USERS_HEADER + b"".join(USERS_LINES))
+    control.chmod(0o600)
+    playbook(site, USERS_POST, "  - command: users\n    file: userimport*.csv\n")
+    same_minute()
+    outputs = [site.run("--check", "--diff", "-v"), site.run("--diff", "-v")]
+    assert outputs[1].code == 2, outputs[1].out
+    assert "+p2;U2;Bob;Two;ldap;***" in outputs[1].out  # the retry file's --diff
+    assert "+p3;U3;Cy;Three;ldap;***" in outputs[1].out
+    control.write_bytes(control.read_bytes() + b"p5;U5;Ed;Five;ldap;Hunter2-Pw-9f3\r\n")
+    outputs.append(site.run("--output", "json"))
+    outputs.append(site.run("--output", "jsonl"))
+    for result in outputs:
+        for password in PASSWORDS:
+            for form in (password, json.dumps(password)[1:-1]):
+                assert form not in result.out + result.err, result.out
+    written = [p for p in site.area.rglob("*") if p.is_file() and p != control]
+    kept = {p.relative_to(site.area).parts[0] for p in written}
+    assert {"reports", "archives", "gz", ".postsync"} <= kept
+    for path in written:
+        content = path.read_bytes()
+        if path.suffix == ".gz":
+            content = gzip.decompress(content)
+        if "archives" in path.parts or "gz" in path.parts or "_tryback_" in path.name:
+            assert b"Hunter2-Pw-9f3" in content  # what keeps the file's bytes
+        else:
+            for password in PASSWORDS[1:]:
+                for form in (password, json.dumps(password)[1:-1]):
+                    assert form.encode() not in content, path
+        if ".postsync" not in path.parts:  # the records are 0640 and hold no password
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    report = json.loads(only(site.area / "reports", "userimport.json").read_text())
+    assert report["failed_lines"][0]["text"] == "p2;U2;Bob;Two;ldap;***"
+    # the retry file: the failed lines as read, passwords and all
+    retry = max(site.area.glob("userimport_tryback_*"), key=os.path.getmtime)
+    expected = USERS_HEADER + b"".join(USERS_LINES[1:]) + b"p5;U5;Ed;Five;ldap;Hunter2-Pw-9f3\r\n"
+    assert retry.read_bytes() == expected
+    # `post` writes it again from the control file, then from its archive
+    record = max((site.area / ".postsync" / "runs").glob("*.json"), key=os.path.getmtime)
+    entry = json.loads(record.read_text())["control_files"][0]
+    assert [line["raw"] for line in entry["failed_lines"]] == [None] * 4
+    for gone in (retry, control):
+        retry.unlink()
+        gone.unlink(missing_ok=True)
+        again = site.cli("post", record)
+        assert again.code == 2, again.out  # the record's failed lines
+        assert "write_retry_file  (1 retry file)" in again.out
+        assert retry.read_bytes() == expected
+        assert retry.stat().st_mode & 0o777 == 0o600

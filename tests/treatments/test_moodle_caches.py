@@ -8,16 +8,21 @@ are checked without PHP.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from runner.db.tables import moodle_tables
+from tests.conftest import CLI
 from tests.sync.conftest import ENROLMENTS_STEP, Site
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -33,12 +38,40 @@ sys.exit(int(open(os.path.join(os.path.dirname(__file__), "status")).read()))
 """
 
 
-def moodle_site(root: Path, status: int = 0) -> Path:
+ME = pwd.getpwuid(os.geteuid()).pw_name
+AS_ROOT = os.geteuid() == 0
+#: who the script runs as: postsync's own user, or (postsync running as root, which
+#: the script never runs as) an unprivileged one
+SCRIPT_USER = "nobody" if AS_ROOT else ME
+#: an interpreter the script's user can run (root's own may be under /root)
+INTERPRETER = "/usr/bin/python3" if AS_ROOT else sys.executable
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Iterator[Path]:
+    """Where a stand-in site goes: tmp_path, or as root a directory the script's
+    user can reach (root's pytest directories are root's only)."""
+    if not AS_ROOT:
+        yield tmp_path
+        return
+    if not os.access(INTERPRETER, os.X_OK):
+        pytest.skip(f"no {INTERPRETER} for the script's user")
+    where = Path(tempfile.mkdtemp(prefix="postsync-site-"))
+    where.chmod(0o755)
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where)
+
+
+def moodle_site(root: Path, status: int = 0, script: str = SCRIPT) -> Path:
     dirroot = root / "moodle"
     (dirroot / "admin" / "cli").mkdir(parents=True)
     (dirroot / "config.php").write_text("<?php // stand-in\n")
-    (dirroot / "admin" / "cli" / "purge_caches.php").write_text(SCRIPT)
+    (dirroot / "admin" / "cli" / "purge_caches.php").write_text(script)
     (dirroot / "admin" / "cli" / "status").write_text(str(status))
+    for part in (dirroot, dirroot / "admin", dirroot / "admin" / "cli"):
+        part.chmod(0o777)  # the script (as run_as) writes what it saw there
     return dirroot
 
 
@@ -57,27 +90,24 @@ def purge_playbook(site: Site, params: str) -> None:
     )
 
 
-ME = pwd.getpwuid(os.geteuid()).pw_name
-
-
-def params(dirroot: Path, extra: str = "", run_as: str = ME) -> str:
-    """As postsync's own user, named (as root too: run_as names root knowingly)."""
+def params(
+    dirroot: Path, extra: str = "", run_as: str = SCRIPT_USER, php: str = INTERPRETER
+) -> str:
+    """As postsync's own user, named, or as root as an unprivileged user."""
     who = f", run_as: {run_as}" if run_as else ""
-    return f'{{moodle_dir: "{dirroot}", php: ["{sys.executable}"]{who}{extra}}}'
+    return f'{{moodle_dir: "{dirroot}", php: ["{php}"]{who}{extra}}}'
 
 
 def test_runs_moodles_script_once_the_run_changed_the_database(
-    site: Site, monkeypatch: pytest.MonkeyPatch
+    site: Site, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dirroot = moodle_site(site.root)
+    dirroot = moodle_site(shared)
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
     purge_playbook(site, params(dirroot, ", caches: [muc, theme]"))
     monkeypatch.setenv("POSTSYNC_DB_PASSWORD", "s3cret-value")
     preview = site.run("--check")
     assert preview.code == 0, preview.out
-    assert f"run {sys.executable} {dirroot}/admin/cli/purge_caches.php --muc --theme" in (
-        preview.out
-    )
+    assert f"run {INTERPRETER} {dirroot}/admin/cli/purge_caches.php --muc --theme" in (preview.out)
     assert calls(dirroot) == []  # the preview runs nothing
     result = site.run()
     assert result.code == 0, result.out
@@ -87,7 +117,7 @@ def test_runs_moodles_script_once_the_run_changed_the_database(
     env = call["env"]
     assert isinstance(env, dict)
     assert "POSTSYNC_DB_PASSWORD" not in env  # none of postsync's secrets
-    assert set(env) <= {"PATH", "LANG", "LC_ALL", "TZ", "LC_CTYPE"}
+    assert set(env) <= {"PATH", "LANG", "LC_ALL", "TZ", "LC_CTYPE", "HOME"}
     assert "purged in" in result.out
     # nothing changed: nothing for Moodle to see, the script does not run
     again = site.run()
@@ -97,9 +127,9 @@ def test_runs_moodles_script_once_the_run_changed_the_database(
 
 
 def test_a_failing_script_fails_the_step_with_its_output(
-    site: Site, monkeypatch: pytest.MonkeyPatch
+    site: Site, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dirroot = moodle_site(site.root, status=3)
+    dirroot = moodle_site(shared, status=3)
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
     purge_playbook(site, params(dirroot))
     monkeypatch.setenv("FAKE_OUTPUT", "")
@@ -119,14 +149,14 @@ def test_a_failing_script_fails_the_step_with_its_output(
     ],
 )
 def test_what_keeps_the_script_from_running_fails_the_preview_too(
-    site: Site, setup: str, message: str
+    site: Site, shared: Path, setup: str, message: str
 ) -> None:
-    dirroot = moodle_site(site.root)
+    dirroot = moodle_site(shared)
     if setup == "no_config":
         (dirroot / "config.php").unlink()
     elif setup == "no_script":
         (dirroot / "admin" / "cli" / "purge_caches.php").unlink()
-    text = params(dirroot, run_as="no-such-user-here" if setup == "no_user" else ME)
+    text = params(dirroot, run_as="no-such-user-here" if setup == "no_user" else SCRIPT_USER)
     if setup == "no_php":
         text = f'{{moodle_dir: "{dirroot}", php: [no-such-php-binary]}}'
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
@@ -173,8 +203,8 @@ def test_root_is_asked_for_the_web_servers_user(site: Site) -> None:
         shutil.rmtree(shared)
 
 
-def test_a_deleted_group_is_a_change_to_make_visible(site: Site) -> None:
-    dirroot = moodle_site(site.root)
+def test_a_deleted_group_is_a_change_to_make_visible(site: Site, shared: Path) -> None:
+    dirroot = moodle_site(shared)
     # U0001 is already a student of MATH101: the line changes nothing, the cleanup
     # deletes the course's empty groups
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
@@ -192,3 +222,137 @@ def test_a_deleted_group_is_a_change_to_make_visible(site: Site) -> None:
     assert result.code == 0, result.out
     assert "1 line: 0 changed, 1 unchanged" in result.out
     assert len(calls(dirroot)) == 1
+
+
+def test_the_environment_given_to_the_script_is_never_printed(site: Site, shared: Path) -> None:
+    """A config.php's password passed in `environment` and echoed back by a failing
+    script is masked in the step's error, in every output and in the run record."""
+    dirroot = moodle_site(shared, status=3)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    secret = "Moodle-DB-pw-7781"
+    purge_playbook(site, params(dirroot, f', environment: {{FAKE_OUTPUT: "said {secret}"}}'))
+    for args in ((), ("--output", "json")):
+        site.write("enrols.csv", HEADER + f"add;MATH101;U000{len(args) + 2};student;;;;;;\n")
+        result = site.run(*args)
+        assert result.code == 3, result.out
+        assert "exited with status 3" in result.out
+        assert secret not in result.out + result.err
+        assert "exited with status 3: ***" in result.out
+    (call, _) = calls(dirroot)
+    env = call["env"]
+    assert isinstance(env, dict) and env["FAKE_OUTPUT"] == f"said {secret}"  # it got it
+    for record in (site.area / ".postsync" / "runs").rglob("*"):
+        if record.is_file():
+            assert secret not in record.read_text(errors="replace"), record
+
+
+@pytest.mark.parametrize("name", ["root", "toor"])
+def test_the_script_never_runs_as_root_whatever_its_name(
+    site: Site, shared: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    if name == "toor":  # another name of uid 0, as some systems have
+        real = pwd.getpwnam
+
+        def getpwnam(user: str) -> pwd.struct_passwd:
+            if user == "toor":
+                root = real("root")
+                return pwd.struct_passwd(("toor", *tuple(root)[1:]))
+            return real(user)
+
+        monkeypatch.setattr(pwd, "getpwnam", getpwnam)
+    dirroot = moodle_site(shared)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    purge_playbook(site, params(dirroot, run_as=name))
+    for args in (("--check",), ()):
+        result = site.run(*args)
+        assert result.code == 3, result.out
+        assert f"run_as: {name} is root (uid 0): the script never runs as root" in result.out
+    assert calls(dirroot) == []
+
+
+PEEK = """\
+seen="$(dirname "$0")/seen"
+if tr '\\0' '\\n' < /proc/$PPID/environ > "$seen.environ" 2>/dev/null
+then echo "environ read" >> "$seen"; else echo "environ denied" >> "$seen"; fi
+if ls /proc/$PPID/fd > /dev/null 2>&1
+then echo "fd read" >> "$seen"; else echo "fd denied" >> "$seen"; fi
+if cat /proc/$PPID/maps > /dev/null 2>&1
+then echo "maps read" >> "$seen"; else echo "maps denied" >> "$seen"; fi
+ls /proc/self/fd > "$seen.fds"
+"""
+
+
+def in_a_process_of(user: pwd.struct_passwd, run: Callable[[], int]) -> int:
+    """`run()` in a forked process of `user`'s, dumpable as any process that user
+    starts (a change of user leaves a process non-dumpable)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        code = 99
+        try:
+            if user.pw_uid != os.geteuid():
+                os.setgroups([])
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+            ctypes.CDLL(None, use_errno=True).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
+            code = run()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_the_script_reads_nothing_of_postsyncs_process(db_url: str, shared: Path, cli: CLI) -> None:
+    """Without run_as the site's code runs as postsync's own user: postsync makes its
+    process non-dumpable first, so /proc/PID/environ (the database password it was
+    given), its descriptors and its memory map stay closed to the script."""
+    user = pwd.getpwnam(SCRIPT_USER)
+    url = f"sqlite:///{shared / 'moodle.db'}"  # db_url's own: root's only
+    assert cli("db", "init", url, "--demo").code == 0
+    (shared / "area").mkdir()
+    site = Site(shared, url, cli, moodle_tables())
+    dirroot = moodle_site(shared, script=PEEK)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    purge_playbook(site, f'{{moodle_dir: "{dirroot}", php: [/bin/sh]}}')
+    # what the run imports, imported while they can be read (root's Python may be
+    # root's only); as root the preview fails: the script never runs as root
+    site.run("--check")
+    for path in [shared, *shared.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+    code = in_a_process_of(user, lambda: site.run().code)
+    assert code == 0
+    seen = (dirroot / "admin" / "cli" / "seen").read_text().split("\n")
+    assert seen == ["environ denied", "fd denied", "maps denied", ""]
+    environ = dirroot / "admin" / "cli" / "seen.environ"
+    assert not environ.exists() or "PATH=" not in environ.read_text()
+    # no descriptor of postsync's (the database, the record, the lock) is inherited
+    fds = (dirroot / "admin" / "cli" / "seen.fds").read_text().split()
+    assert sorted(fds, key=int) == ["0", "1", "2", "3"]  # 3: ls's own listing
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def test_a_stopped_script_takes_its_children_with_it(site: Site, shared: Path) -> None:
+    script = 'sleep 60 &\necho $! > "$(dirname "$0")/child"\nsleep 60\n'
+    dirroot = moodle_site(shared, script=script)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    purge_playbook(site, params(dirroot, ", timeout_seconds: 1", php="/bin/sh"))
+    started = time.monotonic()
+    result = site.run()
+    assert result.code == 3, result.out
+    assert "took more than 1 s and was stopped" in result.out
+    child = int((dirroot / "admin" / "cli" / "child").read_text())
+    try:
+        deadline = time.monotonic() + 5
+        while not gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(child), "the script's child outlived it"
+    finally:
+        if not gone(child):
+            os.kill(child, 9)
+    assert time.monotonic() - started < 30
