@@ -60,10 +60,21 @@ class Notify:
         (starttls default, ssl, none), from (required), to (list, required),
         username and password (optional; the password is never printed), subject
         (default: the run id and FAILED or ok), timeout_seconds (default 30). Every
-        value is templated.
+        value is templated; a line break in from, to or subject is refused (exit 4).
       webhook (mapping): url (required, http or https), headers (mapping; their values
         are never printed, e.g. an Authorization token), timeout_seconds (default 30).
-        The body is the summary as JSON (Content-Type application/json).
+        The body is the summary as JSON (Content-Type application/json). The URL's
+        user and password (sent as Basic auth), every query value and its fragment are
+        secrets: printed `***` (`https://***@chat.example.org/hook?token=***`) in
+        every output and record; the path is printed as is (put a token in a header
+        or the query). A redirect is never followed: the header values go to the URL's
+        own host only, and a 3xx fails the step naming its status and where it
+        pointed (scheme and host). Success is a 2xx answer to the POST itself. The
+        connection is direct (HTTP_PROXY and HTTPS_PROXY are not used).
+
+    timeout_seconds bounds the whole exchange (connect, TLS, sending, the server's
+    answer), however slowly the server talks; at most 64 KiB of a webhook's answer is
+    read. A server that is not SMTP or HTTP (an SSH banner) fails the step.
 
     Example:
       - name: tell the ops team
