@@ -13,29 +13,9 @@ from runner.core.secrets import masked_url, register
 from runner.core.text import plural, printable
 from runner.step.context import RunContext, StepScope
 from runner.step.protocol import Action, Done, Plan, apply_each
+from runner.treatments.notify_config import Hook, Mail
 
 SUBJECT = "postsync {{ run.id }}: {{ 'FAILED' if run.failed else 'ok' }}"
-
-
-@dataclass(frozen=True)
-class Mail:
-    host: str
-    port: int
-    sender: str
-    to: tuple[str, ...]
-    subject: str
-    security: str  # starttls | ssl | none
-    username: str | None
-    password: str | None
-    timeout: int
-
-
-@dataclass(frozen=True)
-class Hook:
-    url: str
-    display: str  # the URL as printed: its secrets masked
-    headers: tuple[tuple[str, str], ...]
-    timeout: int
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from runner.treatments.deadline import Deadline
 if TYPE_CHECKING:
     import socket
 
-    from runner.treatments.notify import Hook, Mail
+    from runner.treatments.notify_config import Hook, Mail
 
 #: what is read of a webhook's answer body, at most (it is not used)
 BODY_LIMIT = 64 * 1024
