@@ -4,15 +4,27 @@ node_exporter's textfile collector reads every `*.prom` file of its directory; t
 is replaced atomically (a scrape never reads half of it). Each series carries the
 playbook's name as its `playbook` label; the series of other playbooks already in the
 file are kept, and a failed run keeps its playbook's last success time.
+
+Several playbooks (of several areas) may share one file: each reads, merges and replaces
+it holding an `flock` on `PATH.lock` beside it, through a temporary of its own, so none
+loses another's series. Only a regular file is read or replaced: the path is opened
+without following a link and without blocking (a FIFO there never hangs the run).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
 import re
-from collections.abc import Mapping
+import stat
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from runner.storage.atomic import atomic_write
+from runner.storage.atomic import fsync_dir
 
 #: name -> (help, the labels besides playbook)
 METRICS = {
@@ -38,14 +50,113 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
 
 
-def _existing(path: Path) -> list[tuple[str, str, str, str]]:
-    """The samples already in the file: (metric, playbook, other labels, value)."""
+#: how long a writer waits for another's lock on the file (each holds it milliseconds)
+LOCK_WAIT = 30.0
+_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _regular(fd: int, path: Path) -> None:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file: postsync writes only a regular file")
+
+
+def _open(path: Path, flags: int) -> int:
+    """`path` opened without following a link nor blocking, checked a regular file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, UnicodeDecodeError):
-        return []
+        fd = os.open(path, flags | _OPEN, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symlink: postsync never follows one") from None
+        raise
+    try:
+        _regular(fd, path)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive flock on `PATH.lock`, waited for at most LOCK_WAIT seconds."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = _open(lock, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{lock}: {exc.strerror}") from None
+    try:
+        until = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > until:
+                    raise OSError(
+                        errno.EAGAIN, f"{lock}: held by another process for {LOCK_WAIT:.0f} s"
+                    ) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> str:
+    """The file's text ('' when there is none or it is not UTF-8)."""
+    try:
+        fd = _open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return ""
+    with open(fd, "rb") as file:
+        data = file.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `data` to this writer's own temporary beside `path`, then rename it there.
+
+    Called under the lock: a temporary of this file's that another writer left (killed
+    before its rename) is stale and removed; the temporaries of other files are not
+    this writer's business.
+    """
+    directory = path.parent
+    prefix = f".{path.name[:80]}.{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:8]}."
+    for entry in os.scandir(directory):
+        if _stale(entry, prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+    tmp = directory / f"{prefix}{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        with open(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fchmod(fd, 0o644)  # whatever the umask: the collector reads it
+            os.fsync(fd)
+        os.replace(tmp, path)
+        fsync_dir(directory)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _stale(entry: os.DirEntry[str], prefix: str) -> bool:
+    """A temporary of this file's, a regular file of this user's."""
+    if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+        return False
+    st = entry.stat(follow_symlinks=False)
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+
+
+def _existing(text: str) -> list[tuple[str, str, str, str]]:
+    """The samples already in the file: (metric, playbook, other labels, value)."""
     found = []
-    for line in text.splitlines():
+    # lines end at \n only: a label value holds any other character (U+2028 too)
+    for line in text.split("\n"):
         match = _SAMPLE.match(line)
         if match and match.group(1) in METRICS:
             metric, playbook, rest, value = match.groups()
@@ -63,8 +174,25 @@ def write_metrics(
     lines: Mapping[str, int],
     steps: Mapping[str, int],
 ) -> None:
-    """Replace the playbook's series in `path` by this run's."""
-    old = _existing(path)
+    """Replace the playbook's series in `path` by this run's (the others' kept)."""
+    # a name that is not valid UTF-8 (a lone surrogate from a YAML escape) as written
+    playbook = playbook.encode("utf-8", "replace").decode("utf-8")
+    with _locked(path):
+        # read first: a path that is not a regular file is refused before any write
+        text = _merge(_existing(_read(path)), playbook, exit_code, finished, duration, lines, steps)
+        _replace(path, text.encode("utf-8"))
+
+
+def _merge(
+    old: list[tuple[str, str, str, str]],
+    playbook: str,
+    exit_code: int,
+    finished: float,
+    duration: float,
+    lines: Mapping[str, int],
+    steps: Mapping[str, int],
+) -> str:
+    """The file's new text: the other playbooks' series, and this run's."""
     samples: dict[str, list[tuple[str, str, str]]] = {name: [] for name in METRICS}
     for metric, label, rest, value in old:
         if label != playbook:
@@ -97,4 +225,4 @@ def write_metrics(
         out += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
         for label, rest, value in sorted(samples[metric]):
             out.append(f'{metric}{{playbook="{_escape(label)}"{rest}}} {value}')
-    atomic_write(path, ("\n".join(out) + "\n").encode("utf-8"), mode=0o644)
+    return "\n".join(out) + "\n"

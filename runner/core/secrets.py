@@ -44,3 +44,54 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def masked_url(url: str) -> str:
+    """Register the secrets a URL carries (its user and password, every query value, its
+    fragment) and return it as it may be printed, each of them masked.
+
+    The scheme, host, port, path and query parameter names stay readable; a value too
+    short to register (`?a=1`) is masked here all the same. Whatever comes before the
+    last `@` ahead of the query counts as user and password, even a malformed one
+    (`user:pa/ss@host`: a `/` not percent-encoded).
+    """
+    from urllib.parse import unquote, unquote_plus
+
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    head, mark, tail = _split_at(rest, "?#")
+    userinfo, at, hostpath = head.rpartition("@")
+    if at:
+        for secret in (userinfo, *userinfo.split(":", 1)):
+            register(secret)
+            register(unquote(secret))
+        head = f"{MASK}@{hostpath}"
+    query, hash_, fragment = tail.partition("#") if mark == "?" else ("", mark, tail)
+    if mark == "#":
+        query, hash_ = "", "#"
+    items = []
+    for item in query.split("&") if query else ():
+        name, equals, value = item.partition("=")
+        if not equals:  # `?TOKEN`: the whole item is the value
+            name, value = "", name
+        register(value)
+        register(unquote_plus(value))
+        items.append(f"{name}={MASK}" if equals else MASK)
+    if fragment:
+        register(fragment)
+        register(unquote(fragment))
+        fragment = MASK
+    out = f"{scheme}{sep}{head}"
+    if mark == "?":
+        out += "?" + "&".join(items)
+    return out + (f"#{fragment}" if hash_ else "")
+
+
+def _split_at(text: str, marks: str) -> tuple[str, str, str]:
+    """`text` split at the first of `marks`: before, the mark, after."""
+    found = [i for i in (text.find(m) for m in marks) if i >= 0]
+    if not found:
+        return text, "", ""
+    i = min(found)
+    return text[:i], text[i], text[i + 1 :]

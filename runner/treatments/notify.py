@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runner.core.errors import PlaybookError, StepError
-from runner.core.secrets import redact, register
-from runner.core.text import plural
+from runner.core.errors import PlaybookError
+from runner.core.secrets import masked_url, register
+from runner.core.text import plural, printable
 from runner.step.context import RunContext, StepScope
 from runner.step.protocol import Action, Done, Plan, apply_each
+from runner.treatments.notify_config import Hook, Mail
 
 SUBJECT = "postsync {{ run.id }}: {{ 'FAILED' if run.failed else 'ok' }}"
-
-
-@dataclass(frozen=True)
-class Mail:
-    host: str
-    port: int
-    sender: str
-    to: tuple[str, ...]
-    subject: str
-    security: str  # starttls | ssl | none
-    username: str | None
-    password: str | None
-    timeout: int
-
-
-@dataclass(frozen=True)
-class Hook:
-    url: str
-    headers: tuple[tuple[str, str], ...]
-    timeout: int
 
 
 @dataclass(frozen=True)
@@ -58,10 +40,21 @@ class Notify:
         (starttls default, ssl, none), from (required), to (list, required),
         username and password (optional; the password is never printed), subject
         (default: the run id and FAILED or ok), timeout_seconds (default 30). Every
-        value is templated.
+        value is templated; a line break in from, to or subject is refused (exit 4).
       webhook (mapping): url (required, http or https), headers (mapping; their values
         are never printed, e.g. an Authorization token), timeout_seconds (default 30).
-        The body is the summary as JSON (Content-Type application/json).
+        The body is the summary as JSON (Content-Type application/json). The URL's
+        user and password (sent as Basic auth), every query value and its fragment are
+        secrets: printed `***` (`https://***@chat.example.org/hook?token=***`) in
+        every output and record; the path is printed as is (put a token in a header
+        or the query). A redirect is never followed: the header values go to the URL's
+        own host only, and a 3xx fails the step naming its status and where it
+        pointed (scheme and host). Success is a 2xx answer to the POST itself. The
+        connection is direct (HTTP_PROXY and HTTPS_PROXY are not used).
+
+    timeout_seconds bounds the whole exchange (connect, TLS, sending, the server's
+    answer), however slowly the server talks; at most 64 KiB of a webhook's answer is
+    read. A server that is not SMTP or HTTP (an SSH banner) fails the step.
 
     Example:
       - name: tell the ops team
@@ -92,9 +85,9 @@ class Notify:
             mail = Mail(
                 host=str(scope.render(e["smtp_host"], "email", "smtp_host")),
                 port=port,
-                sender=str(scope.render(e["from"], "email", "from")),
-                to=tuple(str(t) for t in scope.render(e["to"], "email", "to")),
-                subject=str(scope.render(e.get("subject", SUBJECT), "email", "subject")),
+                sender=_header(scope, e["from"], "from"),
+                to=tuple(_header(scope, t, "to", i) for i, t in enumerate(e["to"])),
+                subject=_header(scope, e.get("subject", SUBJECT), "subject"),
                 security=security,
                 username=scope.render(e["username"], "email", "username")
                 if "username" in e
@@ -105,18 +98,32 @@ class Notify:
         if "webhook" in params:
             w = params["webhook"]
             url = str(scope.render(w["url"], "webhook", "url"))
-            if not url.startswith(("http://", "https://")):
-                raise PlaybookError(
-                    [scope.error(f"url {url!r} is not an http(s) URL", "webhook", "url")]
-                )
+            display = masked_url(url)  # its secrets registered before any message shows it
+            problem = _url_problem(url)
+            if problem:
+                raise PlaybookError([scope.error(f"url {display!r}: {problem}", "webhook", "url")])
             headers = tuple(
                 (str(k), str(scope.render(v, "webhook", "headers", k)))
                 for k, v in sorted(w.get("headers", {}).items())
             )
-            for _, value in headers:
+            for name, value in headers:
                 register(value)
+                if _BREAKS.search(name) or _BREAKS.search(value):
+                    raise PlaybookError(
+                        [
+                            scope.error(
+                                "a header's name or value holds a line break or NUL",
+                                "webhook",
+                                "headers",
+                                name,
+                            )
+                        ]
+                    )
             hook = Hook(
-                url, headers, scope.integer(w.get("timeout_seconds", 30), "timeout_seconds", 1)
+                url,
+                display,
+                headers,
+                scope.integer(w.get("timeout_seconds", 30), "timeout_seconds", 1),
             )
         return NotifyConfig(scope.step.name, mail, hook)
 
@@ -131,7 +138,7 @@ class Notify:
             actions.append(
                 Action(
                     "post",
-                    redact(config.hook.url),
+                    config.hook.display,
                     "the run's summary (JSON)",
                     data=("hook", config.hook, summary),
                 )
@@ -140,14 +147,55 @@ class Notify:
 
     def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
         def send(action: Action) -> str:
+            from runner.treatments import notify_send
+
             kind, target, summary = action.data
             if kind == "mail":
-                _mail(target, summary)
+                notify_send.send_mail(target, _text(summary))
             else:
-                _post(target, summary)
+                body = json.dumps(summary, ensure_ascii=False).encode("utf-8")
+                notify_send.post(target, body)
             return ""
 
         yield from apply_each(actions, send, "notification")
+
+
+#: what would end a mail or HTTP header line and start another
+_BREAKS = re.compile(r"[\r\n\0]")
+
+
+def _header(scope: StepScope, value: Any, *key: str | int) -> str:
+    """A mail header's rendered value: a line break in it is refused, never folded."""
+    text = str(scope.render(value, "email", *key))
+    if _BREAKS.search(text):
+        raise PlaybookError(
+            [
+                scope.error(
+                    f"renders to {printable(text)!r}: a line break in a mail header", "email", *key
+                )
+            ]
+        )
+    return text
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook's, if it cannot."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("http://", "https://")):
+        return "not an http(s) URL"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "a space, line break or control character in it"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (it raises for an invalid port)
+    except ValueError:  # its message may quote a piece of a password: not shown
+        return "not a valid URL (a / ? # or @ in a user or password must be percent-encoded)"
+    if "@" in parts.path:
+        return "an @ after the host (percent-encode it: %40)"
+    if not parts.hostname:
+        return "no host"
+    return None
 
 
 def _summary(run: RunContext) -> dict[str, Any]:
@@ -184,50 +232,3 @@ def _text(summary: dict[str, Any]) -> str:
         lines.append("")
         lines += [f"{f['path']} ({f['command']}): {f['outcome']}" for f in summary["control_files"]]
     return "\n".join(lines) + "\n"
-
-
-def _mail(m: Mail, summary: dict[str, Any]) -> None:
-    # imported here: loading the treatments (validate, --version) stays fast
-    import smtplib
-    import ssl
-    from email.message import EmailMessage
-    from email.utils import formatdate, make_msgid
-
-    message = EmailMessage()
-    message["From"] = m.sender
-    message["To"] = ", ".join(m.to)
-    message["Subject"] = m.subject
-    message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = make_msgid(domain=m.sender.rpartition("@")[2] or None)
-    message.set_content(_text(summary))
-    try:
-        if m.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                m.host, m.port, timeout=m.timeout, context=ssl.create_default_context()
-            )
-        else:
-            smtp = smtplib.SMTP(m.host, m.port, timeout=m.timeout)
-        with smtp:
-            if m.security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-            if m.username:
-                smtp.login(m.username, m.password or "")
-            smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise StepError(redact(f"mail via {m.host}:{m.port}: {exc}")) from None
-
-
-def _post(h: Hook, summary: dict[str, Any]) -> None:
-    import urllib.error
-    import urllib.request
-
-    body = json.dumps(summary, ensure_ascii=False).encode("utf-8")
-    headers = {"Content-Type": "application/json", "User-Agent": "postsync", **dict(h.headers)}
-    request = urllib.request.Request(h.url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=h.timeout) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        raise StepError(redact(f"webhook {h.url}: HTTP {exc.code} {exc.reason}")) from None
-    except (OSError, ValueError) as exc:
-        raise StepError(redact(f"webhook {h.url}: {exc}")) from None

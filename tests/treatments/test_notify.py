@@ -4,10 +4,13 @@ and the webhook's headers are never printed; a server that is down fails the ste
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -66,8 +69,10 @@ def hook() -> Iterator[tuple[list[dict[str, Any]], int]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"headers": dict(self.headers), "body": json.loads(body)})
-            self.send_response(204 if self.path == "/ok" else 500)
+            received.append(
+                {"headers": dict(self.headers), "body": json.loads(body), "path": self.path}
+            )
+            self.send_response(204 if self.path.partition("?")[0] == "/ok" else 500)
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
@@ -167,3 +172,299 @@ def test_a_notification_that_cannot_be_sent_fails_the_step(
     assert "FAILED   tell ops  (2 notifications failed: mail via 127.0.0.1" in result.out
     assert "webhook http://127.0.0.1" in result.out and "HTTP 500" in result.out
     assert "wrong-pw" not in result.out and inbox.messages == []
+
+
+def notify_only(tmp_path: Path, params: str, head: str = "") -> Path:
+    """A playbook whose one post-treatment notifies with `params` (the notify mapping's
+    YAML), after `head` (e.g. a database and a sync)."""
+    body = "\n".join("      " + line for line in params.strip().splitlines())
+    text = (
+        f"name: Notify alone\narea: area\n{head}post_treatments:\n"
+        f"  - name: tell ops\n    notify:\n{body}\n"
+    )
+    path = tmp_path / "playbook.yml"
+    path.write_text(text)
+    return path
+
+
+def test_the_webhook_urls_secrets_are_masked_in_every_output_and_the_record(
+    tmp_path: Path,
+    area: Path,
+    cli: CLI,
+    hook: tuple[list[dict[str, Any]], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    received, port = hook
+    monkeypatch.setenv("HOOK_PW", "url-pw+9876")
+    secrets = ("hookuser", "url-pw+9876", "qtok-5555", "ops-room", "frag-4321")
+    url = (
+        f"http://hookuser:{{{{ env.HOOK_PW | urlencode }}}}@127.0.0.1:{port}/ok"
+        "?token=qtok-5555&channel=ops-room#frag-4321"
+    )
+    # a sync of a control file: each run saves its record
+    assert cli("db", "init", f"sqlite:///{tmp_path / 'moodle.db'}", "--demo").code == 0
+    (area / "enrols.csv").write_text("cmd;cid;uid;rolename\nadd;MATH101;U0001;student\n")
+    sync = (
+        f"database: sqlite:///{tmp_path / 'moodle.db'}\n"
+        "sync:\n  - {command: enrolments, file: enrols.csv}\n"
+    )
+    book = notify_only(tmp_path, f'webhook:\n  url: "{url}"', sync)
+    masked = f"http://***@127.0.0.1:{port}/ok?token=***&channel=***#***"
+    outputs = []
+    for args in ((), ("--output", "json"), ("--output", "jsonl")):
+        preview = cli("run", book, "--check", *args)
+        assert preview.code == 0, preview.out + preview.err
+        result = cli("run", book, *args)
+        assert result.code == 0, result.out + result.err
+        assert masked in preview.out and masked in result.out
+        outputs += [preview.out, preview.err, result.out, result.err]
+    # a failure's message too
+    book.write_text(book.read_text().replace("/ok?", "/broken?"))
+    failed = cli("run", book)
+    assert failed.code == 3 and "HTTP 500" in failed.out
+    assert masked.replace("/ok?", "/broken?") in failed.out
+    outputs += [failed.out, failed.err]
+    records = list((area / ".postsync" / "runs").glob("*.json"))
+    assert len(records) == 4
+    outputs += [record.read_text() for record in records]
+    for out in outputs:
+        for secret in (*secrets, "url-pw%2B9876"):
+            assert secret not in out, (secret, out)
+    # what is masked is still sent: the query, and the user and password as Basic auth
+    assert len(received) == 4
+    basic = "Basic " + base64.b64encode(b"hookuser:url-pw+9876").decode()
+    assert received[0]["headers"]["Authorization"] == basic
+    assert received[0]["path"] == "/ok?token=qtok-5555&channel=ops-room"
+
+
+def test_an_invalid_webhook_url_is_a_located_error_that_masks_its_secrets(
+    tmp_path: Path, area: Path, cli: CLI
+) -> None:
+    for url in (
+        "http://u:pw-777@127.0.0.1:99999/x?k=tok-888",  # an invalid port
+        "http://u:pw/777@127.0.0.1/x?k=tok-888",  # a / not percent-encoded in the password
+        "http://127.0.0.1/x@pw-777?k=tok-888",  # an @ in the path
+    ):
+        book = notify_only(tmp_path, f'webhook:\n  url: "{url}"')
+        result = cli("run", book)
+        assert result.code == 4 and "playbook.yml:7:" in result.err, result.err
+        for secret in ("pw-777", "777", "tok-888"):
+            assert secret not in result.err + result.out, (url, result.err)
+
+
+class RawServer:
+    """A TCP server on loopback answering each connection with `respond(conn, stop)`:
+    what a hostile or broken server does."""
+
+    def __init__(
+        self, respond: Callable[[socket.socket, threading.Event], None], host: str
+    ) -> None:
+        self.respond = respond
+        self.stop = threading.Event()
+        self.listener = socket.create_server((host, 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            self.respond(conn, self.stop)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_servers() -> Iterator[Callable[..., RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(
+        respond: Callable[[socket.socket, threading.Event], None], host: str = "127.0.0.1"
+    ) -> RawServer:
+        servers.append(RawServer(respond, host))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def trickle(data: bytes) -> Callable[[socket.socket, threading.Event], None]:
+    """Send `data` one byte every half second (a server that never quite answers)."""
+
+    def respond(conn: socket.socket, stop: threading.Event) -> None:
+        for i in range(len(data)):
+            if stop.wait(0.5):
+                return
+            conn.sendall(data[i : i + 1])
+
+    return respond
+
+
+def test_a_trickling_server_is_cut_at_timeout_seconds(
+    tmp_path: Path, area: Path, cli: CLI, raw_servers: Callable[..., RawServer]
+) -> None:
+    # each byte within the old per-operation timeout: the exchange itself never ends
+    slow_head = raw_servers(trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + b"X" * 60))
+    slow_body = raw_servers(
+        trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000)
+    )
+    slow_greeting = raw_servers(trickle(b"220 " + b"x" * 80 + b"\r\n"))
+    for server in (slow_head, slow_body):
+        book = notify_only(
+            tmp_path,
+            f"webhook: {{url: 'http://127.0.0.1:{server.port}/x', timeout_seconds: 2}}",
+        )
+        start = time.monotonic()
+        result = cli("run", book)
+        took = time.monotonic() - start
+        assert result.code == 3, result.out + result.err
+        assert "no complete answer within 2 s" in result.out
+        assert took < 6, took
+    book = notify_only(
+        tmp_path,
+        f"""email:
+  smtp_host: 127.0.0.1
+  smtp_port: {slow_greeting.port}
+  security: none
+  from: postsync@example.org
+  to: [ops@example.org]
+  timeout_seconds: 2""",
+    )
+    start = time.monotonic()
+    result = cli("run", book)
+    took = time.monotonic() - start
+    assert result.code == 3 and "no complete exchange within 2 s" in result.out, result.out
+    assert took < 6, took
+
+
+def test_an_endless_answer_is_read_no_further_than_64_kib(
+    tmp_path: Path, area: Path, cli: CLI, raw_servers: Callable[..., RawServer]
+) -> None:
+    sent = [0]
+
+    def endless(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        chunk = b"y" * 65536
+        while not stop.is_set() and sent[0] < 512 * 1024 * 1024:
+            conn.sendall(chunk)
+            sent[0] += len(chunk)
+
+    server = raw_servers(endless)
+    book = notify_only(tmp_path, f"webhook: {{url: 'http://127.0.0.1:{server.port}/x'}}")
+    result = cli("run", book)
+    assert result.code == 0 and "CHANGED  tell ops" in result.out, result.out
+    # the client hung up after 64 KiB: what the server got out is what the sockets'
+    # buffers held, not the 512 MiB it meant to send
+    assert sent[0] < 64 * 1024 * 1024, sent[0]
+
+
+def test_a_server_that_is_not_http_or_smtp_fails_the_step(
+    tmp_path: Path, area: Path, cli: CLI, raw_servers: Callable[..., RawServer]
+) -> None:
+    def ssh(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n")
+        conn.recv(65536)
+        stop.wait(1)
+
+    server = raw_servers(ssh)
+    book = notify_only(
+        tmp_path,
+        f"""webhook: {{url: 'http://127.0.0.1:{server.port}/x', timeout_seconds: 5}}
+email:
+  smtp_host: 127.0.0.1
+  smtp_port: {server.port}
+  security: none
+  from: postsync@example.org
+  to: [ops@example.org]
+  timeout_seconds: 5""",
+    )
+    result = cli("run", book)
+    assert result.code == 3, result.out + result.err
+    assert "FAILED   tell ops  (2 notifications failed: " in result.out
+    assert "not an HTTP answer: SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13)" in result.out
+    assert "not an SMTP server: ...2.0-OpenSSH_9.6p1" in result.out
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_gets_no_credentials(
+    tmp_path: Path,
+    area: Path,
+    cli: CLI,
+    raw_servers: Callable[..., RawServer],
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+) -> None:
+    elsewhere: list[bytes] = []
+
+    def listen(conn: socket.socket, stop: threading.Event) -> None:
+        elsewhere.append(conn.recv(65536))
+
+    other_port = raw_servers(listen, "127.0.0.2").port  # another host, on loopback too
+
+    def redirect(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(65536)
+        conn.sendall(
+            f"HTTP/1.1 {status} Moved\r\nLocation: http://127.0.0.2:{other_port}/ok"
+            "?token=loc-secret-42\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+
+    server = raw_servers(redirect)
+    monkeypatch.setenv("HOOK_TOKEN", "tok-123456")
+    book = notify_only(
+        tmp_path,
+        f"""webhook:
+  url: http://127.0.0.1:{server.port}/hook
+  headers: {{Authorization: "Bearer {{{{ env.HOOK_TOKEN }}}}"}}""",
+    )
+    result = cli("run", book)
+    assert result.code == 3, result.out + result.err
+    assert f"HTTP {status} Moved, a redirect to http://127.0.0.2:{other_port}: not followed" in (
+        result.out
+    )
+    assert "loc-secret-42" not in result.out and "tok-123456" not in result.out
+    assert elsewhere == [] and server.connections == 1
+
+
+def test_a_line_break_in_a_mail_header_or_webhook_header_is_refused_at_plan_time(
+    tmp_path: Path, area: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mail = """email:
+  smtp_host: 127.0.0.1
+  security: none
+  from: postsync@example.org
+  to: [ops@example.org]
+"""
+    for line in (
+        "  subject: \"{{ 'ok\\r\\nBcc: victim@example.org' }}\"",
+        "  subject: \"{{ 'ok\\nX-Injected: 1' }}\"",
+        "  subject: \"{{ 'ok\\rX-Injected: 1' }}\"",
+    ):
+        book = notify_only(tmp_path, mail + line)
+        for args in ((), ("--check",)):
+            result = cli("run", book, *args)
+            assert result.code == 4, result.out + result.err
+            assert "playbook.yml:" in result.err and "a line break in a mail header" in result.err
+    book = notify_only(tmp_path, mail.replace("ops@example.org]", '"ops@example.org\\nBcc: x@y"]'))
+    result = cli("run", book)
+    assert result.code == 4 and "a line break in a mail header" in result.err, result.err
+    monkeypatch.setenv("HOOK_TOKEN", "tok-123\r\nX-Injected: 1")
+    book = notify_only(
+        tmp_path,
+        """webhook:
+  url: http://127.0.0.1:9/hook
+  headers: {Authorization: "Bearer {{ env.HOOK_TOKEN }}"}""",
+    )
+    result = cli("run", book)
+    assert result.code == 4 and "line break" in result.err, result.err
+    assert "tok-123" not in result.err + result.out
