@@ -45,14 +45,15 @@ post_treatments:
 """
 
 USERS = """\
-username;idnumber;firstname;lastname;email;deleted
-phoenix;U7001;Phoe;Nix;phoenix@example.org;0
-phoenix;U7001;Phoe;Nix;phoenix@example.org;1
-phoenix;U7001;Phoe;Nix;phoenix.again@example.org;0
-mayfly;U7002;May;Fly;mayfly@example.org;0
-mayfly;U7002;May;Fly;mayfly@example.org;1
-u0250;U0250;Gone;User;u0250@example.org;1
-newcomer;U7003;New;Comer;newcomer@example.org;0
+username;idnumber;firstname;lastname;email;deleted;password
+phoenix;U7001;Phoe;Nix;phoenix@example.org;0;
+phoenix;U7001;Phoe;Nix;phoenix@example.org;1;
+phoenix;U7001;Phoe;Nix;phoenix.again@example.org;0;
+mayfly;U7002;May;Fly;mayfly@example.org;0;
+mayfly;U7002;May;Fly;mayfly@example.org;1;
+u0250;U0250;Gone;User;u0250@example.org;1;
+newcomer;U7003;New;Comer;newcomer@example.org;0;
+broken;U7004;Bro;Ken;not an address;0;Secret-7004
 """
 
 COHORTS = """\
