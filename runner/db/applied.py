@@ -93,12 +93,12 @@ def ensure(engine: Engine) -> None:
     try:
         _metadata.create_all(engine, checkfirst=True)
     except SQLAlchemyError as exc:
-        ddl = str(CreateTable(applied).compile(dialect=engine.dialect)).strip()
+        ddl = " ".join(str(CreateTable(applied).compile(dialect=engine.dialect)).split())
         raise StepError(
             f"cannot create postsync's table {TABLE} in the site's database"
             f" ({database_reason(exc)}): postsync records there, in the same transaction,"
             " which control files a run applied, so that a run killed after a commit is"
-            f" never applied twice. Create it once as the database's owner:\n{ddl};"
+            f" never applied twice. Create it once as the database's owner: {ddl};"
         ) from None
 
 
