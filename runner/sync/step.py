@@ -53,6 +53,8 @@ def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int,
     for match in sorted(glob.glob(rule.pattern)):
         if rule.skips(os.path.basename(match)):
             continue  # retry files: never picked up by a glob, only when named or asked for
+        if rule.in_state(os.path.normpath(os.path.join(scope.run.area, match))):
+            continue  # an area's state (this one's, or a nested area's): never a control file
         try:
             st = os.lstat(match)
         except FileNotFoundError:
