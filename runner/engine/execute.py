@@ -17,6 +17,7 @@ from runner.core.errors import (
     database_reason,
     interruption_exit,
 )
+from runner.engine import leftovers
 from runner.engine.lock import area_lock, runs_dir
 from runner.engine.prepare import build_context, evaluate_when, prepare
 from runner.engine.results import (
@@ -32,6 +33,7 @@ from runner.playbook.model import Playbook, Step
 from runner.record.store import prune_records, save_record
 from runner.step.context import RunContext, StepScope, file_context
 from runner.step.protocol import Done, Plan
+from runner.storage.temporaries import journal
 from runner.sync import step as sync_step
 from runner.treatments import TREATMENTS
 
@@ -168,35 +170,53 @@ def execute_steps(
     # made, no record saved, none pruned (runner.engine.lock)
     with area_lock(run.area, run.run_id, options.lock_wait, shared=run.check):
         runs_dir(run.area, create=not run.check)
+        _clean_leftovers(run)
         reporter.start(run)
-        stopped = False
-        try:
-            for step in steps:
-                if stopped and step.kind not in RUNS_AFTER_FAILURE:
-                    continue
-                step_result = StepResult(step)
-                result.steps.append(step_result)
-                execute_step(run, step_result, reporter)
-                if step.section == "sync" and run.files and not run.check:
-                    # the boundary: post-treatments can be re-run from this record
-                    _save_record(run, result, step_result, finished=False)
-                reporter.step_finished(step_result)
-                faults.point("step.done")
-                # a failed step stops the run: only its notifications still go
-                stopped = stopped or step_result.stops_the_run
-        except KeyboardInterrupt as exc:
-            result.interrupted = True
-            result.interruption = interruption_exit(exc)
-            if result.steps:
-                reporter.step_finished(result.steps[-1])
-        finally:
-            run.close()
-        if not run.check:
-            if run.files:
-                result.record = _save_record(run, result, None, finished=True)
-            prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
+        with journal(None if run.check else leftovers.journal_path(run)):
+            _run_steps(run, steps, result, reporter)
         reporter.finish(result)
     return result
+
+
+def _clean_leftovers(run: RunContext) -> None:
+    """Remove what a killed run of the area left (a preview: finds it, removes nothing);
+    the reporter tells of it."""
+    found = leftovers.find(run)
+    if not run.check:
+        leftovers.remove(found, run)
+    run.cleaned = [(run.display(f.path), f.detail) for f in found.found]
+
+
+def _run_steps(
+    run: RunContext, steps: Sequence[Step], result: RunResult, reporter: Reporter
+) -> None:
+    """The steps in order, then (a real run) the record saved and old records pruned."""
+    stopped = False
+    try:
+        for step in steps:
+            if stopped and step.kind not in RUNS_AFTER_FAILURE:
+                continue
+            step_result = StepResult(step)
+            result.steps.append(step_result)
+            execute_step(run, step_result, reporter)
+            if step.section == "sync" and run.files and not run.check:
+                # the boundary: post-treatments can be re-run from this record
+                _save_record(run, result, step_result, finished=False)
+            reporter.step_finished(step_result)
+            faults.point("step.done")
+            # a failed step stops the run: only its notifications still go
+            stopped = stopped or step_result.stops_the_run
+    except KeyboardInterrupt as exc:
+        result.interrupted = True
+        result.interruption = interruption_exit(exc)
+        if result.steps:
+            reporter.step_finished(result.steps[-1])
+    finally:
+        run.close()
+    if not run.check:
+        if run.files:
+            result.record = _save_record(run, result, None, finished=True)
+        prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
 
 
 def _save_record(
