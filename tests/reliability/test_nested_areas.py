@@ -83,6 +83,21 @@ def test_no_path_may_point_into_a_nested_areas_state(nested: tuple[Path, Path], 
     assert (inner / ".postsync" / "runs" / f"{RECORD}.json").exists()
 
 
+def test_an_archive_never_goes_into_a_nested_areas_state(nested: tuple[Path, Path]) -> None:
+    root, inner = nested
+    (root / "A" / "enrols.csv").write_text("cmd;cid;uid;rolename\n")
+    body = (
+        "name: A\narea: A\ndatabase: sqlite:///moodle.db\nsync:\n"
+        "  - command: enrolments\n    file: enrols.csv\npost_treatments:\n"
+        "  - archive_control_files: {dest: 'sub/.postsync/runs/{{ file.name }}'}\n"
+    )
+    result = postsync(root, "validate", write_playbook(root, body, "a.yml").name)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "post_treatments[0].archive_control_files.dest" in result.stderr
+    assert f"{inner / '.postsync'}, another area's postsync state directory" in result.stderr
+    assert (inner / ".postsync" / "runs" / f"{RECORD}.json").exists()
+
+
 @pytest.mark.parametrize("pattern", [".*/runs/*", "*/.*/runs/*"])  # A's own state, B's
 def test_a_glob_never_matches_in_a_state_directory(nested: tuple[Path, Path], pattern: str) -> None:
     root, inner = nested
