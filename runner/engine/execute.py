@@ -182,9 +182,8 @@ def _clean_leftovers(run: RunContext) -> None:
     """Remove what a killed run of the area left (a preview: finds it, removes nothing);
     the reporter tells of it."""
     found = leftovers.find(run)
-    if not run.check:
-        leftovers.remove(found, run)
-    run.cleaned = [(run.display(f.path), f.detail) for f in found.found]
+    done = found.found if run.check else leftovers.remove(found, run)
+    run.cleaned = [(run.display(f.path), f.detail) for f in done]
 
 
 def _run_steps(

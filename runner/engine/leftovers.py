@@ -28,7 +28,7 @@ from pathlib import Path
 
 from runner.record.check import RUN_ID
 from runner.step.context import RunContext
-from runner.storage.paths import is_within
+from runner.storage.paths import is_within, state_part
 from runner.storage.temporaries import dead_temporaries, read_journal, unlink_regular_at
 
 #: a run's journal, beside its record: the directories it makes temporaries in
@@ -101,24 +101,37 @@ def _may_clean(directory: Path, run: RunContext, orphans: list[Path]) -> bool:
     write access to it may edit), reached without a symlink, not going anyway."""
     if not is_within(directory, (run.area, *run.roots)) or is_within(directory, orphans):
         return False
+    own = str(run.state_dir)
+    for top in (run.area, *run.roots):
+        state = state_part(str(directory), str(top)) if is_within(directory, (top,)) else None
+        if state is not None and state != own:
+            return False  # another area's state: never touched
     return os.path.realpath(directory) == str(directory)
 
 
-def remove(leftovers: Leftovers, run: RunContext) -> None:
-    """Remove what `find` found (a file or directory gone meanwhile is fine)."""
+def remove(leftovers: Leftovers, run: RunContext) -> list[Leftover]:
+    """Remove what `find` found; the leftovers removed. Best effort: what cannot be
+    removed (gone meanwhile, replaced by a symlink, not permitted) stays, and the run
+    goes on."""
     runs = run.run_dir.parent
+    removed: list[Leftover] = []
     for leftover in leftovers.found:
         if not leftover.run_dir:
-            unlink_regular_at(leftover.path.parent, leftover.path.name)
+            with contextlib.suppress(OSError):
+                if unlink_regular_at(leftover.path.parent, leftover.path.name):
+                    removed.append(leftover)
     fd = os.open(runs, _DIR)
     try:
         for leftover in leftovers.found:
             if leftover.run_dir:
-                with contextlib.suppress(FileNotFoundError):
-                    # through the runs directory's descriptor; links are never followed
+                # through the runs directory's descriptor; a symlink put in its place,
+                # or found inside it, is never followed (OSError: left alone)
+                with contextlib.suppress(OSError):
                     shutil.rmtree(leftover.path.name, dir_fd=fd)
+                    removed.append(leftover)
         for name in leftovers.journals:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=fd)
     finally:
         os.close(fd)
+    return removed

@@ -50,8 +50,8 @@ def dead_temporaries(directory: Path) -> list[str]:
     """
     try:
         entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+    except OSError:
+        return []  # gone, not a directory, unreadable: nothing to find there
     owner = os.geteuid()
     found = []
     for entry in entries:
@@ -141,8 +141,8 @@ def read_journal(path: Path) -> list[Path]:
     of a run killed while writing it)."""
     try:
         fd = os.open(path, os.O_RDONLY | _FLAGS)
-    except FileNotFoundError:
-        return []
+    except OSError:
+        return []  # gone, a symlink in its place (never followed), unreadable
     with open(fd, "rb") as handle:
         data = handle.read(1 << 20)
     found = []
