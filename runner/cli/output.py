@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from runner.core.errors import PlaybookError, PostsyncError
 from runner.core.secrets import redact
-from runner.core.text import printable
+from runner.core.text import plural, printable
 from runner.engine.results import RunResult, StepResult
 from runner.step.context import RunContext
 from runner.step.protocol import Done
@@ -94,6 +94,14 @@ def item_json(done: Done) -> dict[str, Any]:
         "target": printable(done.action.target),
         "detail": printable(detail),
     }
+
+
+def cleaned_json(run: RunContext) -> list[dict[str, str]]:
+    """What a killed run left and this one removed (runner.engine.leftovers)."""
+    return [
+        {"action": "remove", "target": printable(target), "detail": detail}
+        for target, detail in run.cleaned
+    ]
 
 
 def recap(result: RunResult) -> dict[str, int]:
@@ -191,6 +199,10 @@ class TextReporter:
         self.run = run
         if run.check:
             self.write(PREVIEW_BANNER)
+        if run.cleaned and self.verbosity >= 0:
+            lines = [f"CLEANUP  {plural(len(run.cleaned), 'leftover')} of a killed run"]
+            lines += [f"    remove {printable(t)}  ({d})" for t, d in run.cleaned]
+            self.write("\n".join(lines))
 
     def step_started(self, result: StepResult) -> None:
         self._files_before = len(self.run.files) if self.run is not None else 0
@@ -283,6 +295,7 @@ class JsonReporter(TextReporter):
             "interrupted": result.interrupted,
             "recap": recap(result),
             "record_error": result.record_error,
+            "cleaned": cleaned_json(run),
             "steps": [step_json(s) for s in result.steps],
         }
 
@@ -319,6 +332,7 @@ class JsonlReporter(JsonReporter):
             name=run.playbook.name,
             check=run.check,
             started=run.now.isoformat(),
+            cleaned=cleaned_json(run),
         )
 
     def step_started(self, result: StepResult) -> None:

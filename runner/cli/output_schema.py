@@ -80,6 +80,14 @@ def output_schema() -> dict[str, Any]:
         optional=("file", "line", "column", "path"),
     )
     run_id = {"description": "also the run record's name under .postsync/runs/", **TEXT}
+    cleaned = {
+        "description": (
+            "what a killed run of the area left (its temporary files, its run directory"
+            " without a record), removed before the steps (a preview: would be)"
+        ),
+        "type": "array",
+        "items": {"$ref": "#/$defs/item"},
+    }
     document = _obj(
         {
             "run_id": run_id,
@@ -92,6 +100,7 @@ def output_schema() -> dict[str, Any]:
             "interrupted": {"type": "boolean"},
             "recap": {"$ref": "#/$defs/recap"},
             "record_error": {"type": ["string", "null"]},
+            "cleaned": cleaned,
             "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}},
         }
     )
@@ -117,6 +126,7 @@ def output_schema() -> dict[str, Any]:
                 "name": TEXT,
                 "check": {"type": "boolean"},
                 "started": TIME,
+                "cleaned": cleaned,
             },
         ),
         event("step_start", {"name": TEXT, "kind": TEXT, "section": {"enum": SECTIONS}}),

@@ -10,6 +10,8 @@ to a comma-separated list of:
   enospc=NAME         raise "No space left on device" at every point named NAME
   enospc=N            raise it at the Nth point reached
   sleep=NAME:SECONDS  sleep at the first point named NAME (to act on a run mid-way)
+  wait=NAME:FILE      at the first point named NAME, wait until FILE exists (at most
+                      two minutes): a test acts on the run there, then lets it go on
   bug=NAME            raise RuntimeError at the first point named NAME (an internal error)
 
 Point names: sync.loaded (a batch's state read, nothing of it written), sync.batch,
@@ -36,6 +38,7 @@ class _Faults:
         self.enospc: set[str] = set()
         self.enospc_at: int | None = None
         self.sleep: dict[str, float] = {}
+        self.wait: dict[str, str] = {}
         self.bug: str | None = None
         for item in filter(None, (p.strip() for p in spec.split(","))):
             key, _, value = item.partition("=")
@@ -54,6 +57,9 @@ class _Faults:
             elif key == "sleep":
                 name, _, seconds = value.partition(":")
                 self.sleep[name] = float(seconds or 1)
+            elif key == "wait":
+                name, _, path = value.partition(":")
+                self.wait[name] = path
 
     def reach(self, name: str) -> None:
         self.count += 1
@@ -64,6 +70,10 @@ class _Faults:
             os.kill(os.getpid(), signal.SIGKILL)
         if name in self.sleep:
             time.sleep(self.sleep.pop(name))
+        if name in self.wait:
+            path, deadline = self.wait.pop(name), time.monotonic() + 120
+            while not os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(0.02)
         if name == self.bug:
             self.bug = None
             raise RuntimeError(f"injected bug at {name}")

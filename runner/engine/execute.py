@@ -19,6 +19,7 @@ from runner.core.errors import (
     database_reason,
     interruption_exit,
 )
+from runner.engine import leftovers
 from runner.engine.lock import area_lock, runs_dir
 from runner.engine.prepare import build_context, evaluate_when, prepare
 from runner.engine.results import (
@@ -34,6 +35,7 @@ from runner.playbook.model import Playbook, Step
 from runner.record.store import prune_records, save_record
 from runner.step.context import RunContext, StepScope, file_context
 from runner.step.protocol import Done, Plan
+from runner.storage.temporaries import journal
 from runner.sync import step as sync_step
 from runner.treatments import TREATMENTS
 
@@ -170,43 +172,10 @@ def execute_steps(
     # made, no record saved, none pruned (runner.engine.lock)
     with area_lock(run.area, run.run_id, options.lock_wait, shared=run.check):
         runs_dir(run.area, create=not run.check)
+        _clean_leftovers(run)
         reporter.start(run)
-        stopped = False
-        syncs = [i for i, s in enumerate(steps) if s.section == "sync"]
-        # `post` runs after a sync that finished; a run without sync steps has none to do
-        run.sync_complete = run.sync_complete or not syncs
-        try:
-            try:
-                for index, step in enumerate(steps):
-                    if stopped and step.kind not in RUNS_AFTER_FAILURE:
-                        continue
-                    step_result = StepResult(step)
-                    result.steps.append(step_result)
-                    execute_step(run, step_result, reporter)
-                    if step.section == "sync":
-                        run.sync_complete = index == syncs[-1]
-                        if run.files and not run.check:
-                            # the boundary: post-treatments can be re-run from this record
-                            _save_record(run, result, step_result)
-                    reporter.step_finished(step_result)
-                    faults.point("step.done")
-                    # a failed step stops the run: only its notifications still go
-                    stopped = stopped or step_result.stops_the_run
-            except KeyboardInterrupt as exc:
-                result.interrupted = True
-                result.interruption = interruption_exit(exc)
-                if result.steps:
-                    reporter.step_finished(result.steps[-1])
-            # every step ran: the files it applied are post-treated (their markers go)
-            complete = not stopped and not result.interrupted
-            if not run.check:
-                if run.files:
-                    result.record = _save_record(run, result, None, complete=complete)
-                if complete and (result.record is not None or not run.files):
-                    _forget_applied(run)
-                prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
-        finally:
-            run.close()
+        with journal(None if run.check else leftovers.journal_path(run)):
+            _run_steps(run, steps, result, reporter)
         reporter.finish(result)
     return result
 
@@ -223,6 +192,76 @@ def _forget_applied(run: RunContext) -> None:
         engine, _tables = run.database()
         applied.remove(engine, run.area, ids=run.recovery.done(), run_id=run.run_id)
         faults.point("applied.removed")
+
+
+def _clean_leftovers(run: RunContext) -> None:
+    """Remove what a killed run of the area left (a preview: finds it, removes nothing);
+    the reporter tells of it."""
+    found = leftovers.find(run)
+    orphans = {f.path.name for f in found.found if f.run_dir}
+    if orphans:
+        # a run killed before its first record, after a file's commit: that file's
+        # report is copied by this run's sync (runner.step.recovery), so it stays
+        needed = _runs_with_applied_files(run, orphans)
+        found.found = [f for f in found.found if not (f.run_dir and f.path.name in needed)]
+    done = found.found if run.check else leftovers.remove(found, run)
+    run.cleaned = [(run.display(f.path), f.detail) for f in done]
+
+
+def _runs_with_applied_files(run: RunContext, runs: set[str]) -> set[str]:
+    """Of these runs, those whose applied files are still marked (all of them when the
+    database cannot tell)."""
+    if run.database_url is None:
+        return set()
+    try:
+        engine, _tables = run.database()
+        sync_step.load_recovery(run, engine)
+    except (StepError, SQLAlchemyError):
+        return runs
+    return {m.run_id for m in run.recovery.pending.values()} & runs
+
+
+def _run_steps(
+    run: RunContext, steps: Sequence[Step], result: RunResult, reporter: Reporter
+) -> None:
+    """The steps in order, then (a real run) the record saved, the run's markers of
+    applied files removed when every step ran, and old records pruned."""
+    stopped = False
+    syncs = [i for i, s in enumerate(steps) if s.section == "sync"]
+    # `post` runs after a sync that finished; a run without sync steps has none to do
+    run.sync_complete = run.sync_complete or not syncs
+    try:
+        try:
+            for index, step in enumerate(steps):
+                if stopped and step.kind not in RUNS_AFTER_FAILURE:
+                    continue
+                step_result = StepResult(step)
+                result.steps.append(step_result)
+                execute_step(run, step_result, reporter)
+                if step.section == "sync":
+                    run.sync_complete = index == syncs[-1]
+                    if run.files and not run.check:
+                        # the boundary: post-treatments can be re-run from this record
+                        _save_record(run, result, step_result)
+                reporter.step_finished(step_result)
+                faults.point("step.done")
+                # a failed step stops the run: only its notifications still go
+                stopped = stopped or step_result.stops_the_run
+        except KeyboardInterrupt as exc:
+            result.interrupted = True
+            result.interruption = interruption_exit(exc)
+            if result.steps:
+                reporter.step_finished(result.steps[-1])
+        # every step ran: the files it applied are post-treated (their markers go)
+        complete = not stopped and not result.interrupted
+        if not run.check:
+            if run.files:
+                result.record = _save_record(run, result, None, complete=complete)
+            if complete and (result.record is not None or not run.files):
+                _forget_applied(run)
+            prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
+    finally:
+        run.close()
 
 
 def _save_record(

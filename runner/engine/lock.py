@@ -20,9 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from runner.core.errors import LockedError, StepError
-
-STATE_DIR = ".postsync"
-
+from runner.storage.paths import STATE_DIR
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 

@@ -24,7 +24,8 @@ from runner.core.errors import PlaybookError, Problem, StepError
 from runner.core.secrets import redact
 from runner.record.model import FileOutcome, RunHeader
 from runner.record.schema import RECORD_VERSION, record_schema
-from runner.storage.atomic import atomic_write, remove_temporaries
+from runner.storage.atomic import atomic_write
+from runner.storage.temporaries import remove_temporaries
 
 
 def _iso(ns: int | None) -> str | None:

@@ -82,6 +82,9 @@ class RunContext:
     diff: bool = False
     #: the sync steps of the record that `postsync post` runs for (kept in its record)
     prior_steps: list[dict[str, Any]] = field(default_factory=list)
+    #: what a killed run of the area left, removed before the steps (a preview: would
+    #: be), as (target, detail) (runner.engine.leftovers)
+    cleaned: list[tuple[str, str]] = field(default_factory=list)
     #: a preview's sync writes, kept in memory instead (runner.step.preview)
     withheld: Withheld | None = None
     #: every sync step of the run ran (a record without it is refused by `post`)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
-import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
 from runner.core import faults
+from runner.storage.temporaries import note_directory, remove_temporaries, temporary_name
 
 
 def fsync_dir(directory: Path) -> None:
@@ -22,7 +21,6 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-_CLEANED: set[Path] = set()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1  # linux/fs.h
 _AT_FDCWD = -100
@@ -70,45 +68,6 @@ def rename_noreplace(src: Path, dst: Path) -> bool:
     raise OSError(err, os.strerror(err), str(dst))
 
 
-#: postsync's temporary files: `.postsync-RANDOM-NAME.tmp`, NAME the final name's safe
-#: characters (bounded: any final name, even of 255 bytes, gives a valid temporary name)
-_TEMPORARY = re.compile(r"^\.postsync-[0-9a-f]{8}-[A-Za-z0-9._-]{0,80}\.tmp$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def temporary_name(final: str) -> str:
-    return f".postsync-{os.urandom(4).hex()}-{_UNSAFE.sub('_', final)[:80]}.tmp"
-
-
-def remove_temporaries(directory: Path) -> None:
-    """Remove the temporary files a killed run left in `directory`, once per directory
-    and process (a run).
-
-    Called with the area's lock held, so no other run is writing them. Only files that
-    are provably postsync's own: its distinctive name, a regular file (a symlink is
-    never followed nor removed), owned by the user postsync runs as. An uploader's
-    `.enrols.csv.part` or `.x.12345678.tmp` is never touched.
-    """
-    if directory in _CLEANED:
-        return
-    _CLEANED.add(directory)
-    try:
-        entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    owner = os.geteuid()
-    for entry in entries:
-        if _TEMPORARY.match(entry.name) is None:
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(st.st_mode) and st.st_uid == owner:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
-
-
 class AtomicFile:
     """A temporary file beside `path`, published under `path` only by `commit()`.
 
@@ -126,6 +85,7 @@ class AtomicFile:
     def __enter__(self) -> AtomicFile:
         parent = self.path.parent
         remove_temporaries(parent)
+        note_directory(parent)
         # created exclusively (never an existing file or link)
         for _ in range(100):
             tmp = os.path.join(parent, temporary_name(self.path.name))

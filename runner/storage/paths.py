@@ -40,12 +40,35 @@ def is_within(path: Path, parents: Sequence[Path]) -> bool:
     return False
 
 
+#: where postsync keeps an area's state (lock, records, run directories): AREA/.postsync
+STATE_DIR = ".postsync"
+
+
+def state_part(path: str, top: str) -> str | None:
+    """The state directory `path` is in or is (an area's `.postsync`: this area's, or
+    another's nested in it or in a root), or None; `top` is the area or root it is
+    under (absolute, normalised)."""
+    rest = path[len(top) :].split(os.sep)
+    if STATE_DIR not in rest:
+        return None
+    return top.rstrip(os.sep) + os.sep.join(rest[: rest.index(STATE_DIR) + 1])
+
+
 def confinement_error(raw: str, resolved: Path, area: Path, roots: Sequence[Path]) -> str | None:
     """Why `resolved` (from `raw`) may not be written or deleted, or None when it may."""
-    if is_within(resolved, (area, *roots)):
-        text, state = str(resolved), os.path.join(area, ".postsync")
-        if text == state or text.startswith(state + "/"):
-            return f"{resolved} is postsync's own state directory; no step may touch it"
+    tops = [top for top in (area, *roots) if is_within(resolved, (top,))]
+    if tops:
+        text = str(resolved)
+        for top in tops:
+            state = state_part(text, str(top))
+            if state is None:
+                continue
+            if state == os.path.join(area, STATE_DIR):
+                return f"{resolved} is postsync's own state directory; no step may touch it"
+            return (
+                f"{resolved} is in {state}, another area's postsync state directory (its"
+                " lock and records); no step may touch it"
+            )
         return None
     where = f"the area ({area})" + (
         f" or the roots ({', '.join(str(r) for r in roots)})" if roots else ""

@@ -62,6 +62,8 @@ def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int,
     for match in sorted(glob.glob(rule.pattern)):
         if rule.skips(os.path.basename(match)):
             continue  # retry files: never picked up by a glob, only when named or asked for
+        if rule.in_state(os.path.normpath(os.path.join(scope.run.area, match))):
+            continue  # an area's state (this one's, or a nested area's): never a control file
         try:
             st = os.lstat(match)
         except FileNotFoundError:
@@ -171,7 +173,7 @@ def check_feed(config: SyncConfig, now: float) -> None:
             )
 
 
-def _load_recovery(run: RunContext, engine: Engine) -> None:
+def load_recovery(run: RunContext, engine: Engine) -> None:
     """The files killed runs of this area applied (runner.step.recovery); a real run
     makes the markers' table first."""
     from runner.db import applied
@@ -283,7 +285,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     if not config.files:
         return "skipped", f"no file matches {config.pattern}"
     engine, tables = run.database()
-    _load_recovery(run, engine)
+    load_recovery(run, engine)
     command = SYNC_COMMANDS[config.command]
     options = SyncOptions(
         config.course_key,

@@ -15,7 +15,8 @@ from runner.core.errors import StepError
 from runner.core.text import plural
 from runner.step.context import RunContext, StepScope
 from runner.step.protocol import Action, Done, Plan
-from runner.storage.paths import DirFds, identity, unlink_regular
+from runner.storage.paths import STATE_DIR, DirFds, identity, unlink_regular
+from runner.storage.temporaries import TEMPORARY
 from runner.treatments.files import deletion_diff
 
 
@@ -62,14 +63,16 @@ class PurgeOldFiles:
 
     Guarantees: only regular files are deleted; symlinks are never followed (neither a
     symlinked file nor a symlinked directory) and never deleted; it never leaves the
-    listed directories nor their filesystem; postsync's own `.postsync/` is never
-    touched; a file any sync step's glob matches is kept (a control file awaiting
-    sync, even one dropped while the run went on); nothing this run stored (archives,
-    reports, retry files) or counts as a control file's archive is purged by it; a
-    file that vanished meanwhile is not an error; a missing directory is nothing to do.
-    A file's age is its modification time: for what postsync stores, when it stored it
-    (an archive does not take its control file's old mtime; that is in the run record
-    and, compressed, in the gzip header).
+    listed directories nor their filesystem; no `.postsync/` directory is entered or
+    touched (this area's state, or another area's nested in a listed directory: its
+    lock and run records), nor a run's temporary `.postsync-*.tmp` (removed by its run,
+    or by a later run once its maker is gone); a file any sync step's glob matches is
+    kept (a control file awaiting sync, even one dropped while the run went on);
+    nothing this run stored (archives, reports, retry files) or counts as a control
+    file's archive is purged by it; a file that vanished meanwhile is not an error; a
+    missing directory is nothing to do. A file's age is its modification time: for
+    what postsync stores, when it stored it (an archive does not take its control
+    file's old mtime; that is in the run record and, compressed, in the gzip header).
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeConfig:
@@ -86,7 +89,6 @@ class PurgeOldFiles:
 
     def plan(self, config: PurgeConfig, run: RunContext) -> Plan:
         cutoff = run.now.timestamp() - config.older_than_days * 86400
-        state_dir = str(run.area / ".postsync")
         protected = {str(p) for p in run.protected}
         # what this run stored or relies on as a control file's copy is never its to purge
         stored = {str(p) for p in run.written} | {
@@ -114,9 +116,11 @@ class PurgeOldFiles:
                     for entry in entries:
                         if entry.name.startswith(".") and not config.hidden:
                             continue
-                        path = entry.path
-                        if path == state_dir:
+                        if entry.name == STATE_DIR or TEMPORARY.match(entry.name):
+                            # an area's state (this one's or a nested area's: its lock,
+                            # its records), a run's temporary: never a purge's to touch
                             continue
+                        path = entry.path
                         rel = (*parts, entry.name)
                         st = entry.stat(follow_symlinks=False)
                         if stat.S_ISDIR(st.st_mode):

@@ -168,4 +168,26 @@ def test_a_run_stopped_by_a_failed_step_leaves_its_files_known_as_applied(
     # a later file of the same name and bytes is a new drop: applied again
     (space / "area" / "users_1.csv").write_bytes(feeds.USERS.encode())
     third = ws.run(space)
-    assert "sync users_1.csv  (7 lines" in third.stdout, third.stdout
+    assert "sync users_1.csv  (8 lines" in third.stdout, third.stdout
+
+
+def test_a_file_applied_before_the_first_record_keeps_its_line_report(
+    sqlite_feeds: tuple[Path, str],
+) -> None:
+    """Killed right after the users file's commit, before any record: the next run's
+    cleanup keeps that run's directory (its report is needed), and the report saved
+    for the file holds each line's outcome, copied."""
+    space, url = sqlite_feeds
+    killed = ws.run(space, faults="kill=sync.committed")
+    assert killed.returncode == -signal.SIGKILL
+    assert not list((space / "area" / ".postsync" / "runs").glob("*.json"))
+    rerun = ws.run(space)
+    assert rerun.returncode == 2, rerun.stdout + rerun.stderr
+    assert "CLEANUP" not in rerun.stdout
+    report = (space / "area" / "reports" / f"{ws.STAMP}_report_users_1.csv").read_text()
+    assert "line 2: user phoenix: ok (created)" in report
+    assert "line 3: user phoenix: ok (deleted)" in report
+    assert "its report is gone" not in report
+    # the run after that one removes the killed run's directory: nothing needs it now
+    third = ws.run(space)
+    assert "a killed run's reports, no record points to them" in third.stdout, third.stdout

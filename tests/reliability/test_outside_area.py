@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner.storage import makers
 from tests.conftest import age, snapshot
 from tests.reliability.workspace import postsync
 
@@ -164,7 +167,14 @@ def test_only_postsyncs_own_temporaries_are_cleaned_up(root: Path) -> None:
         os.chown(other_user, 4242, 4242)
     except PermissionError:
         other_user.unlink()  # not root: no other user to own it
-    leftover = area / "archives" / ".postsync-deadbeef-enrols.csv.tmp"
+    # postsync's pattern before temporaries named their maker: it might be another
+    # host's, in flight; it is never proven gone
+    theirs.append(area / "archives" / ".postsync-deadbeef-enrols.csv.tmp")
+    theirs[-1].write_text("in progress\n")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    name = f".postsync-{makers.host()}-{dead.pid}-1-deadbeef-enrols.csv.tmp"
+    leftover = area / "archives" / name
     leftover.write_text("half a file a killed run left\n")
     result = postsync(root, "run", "playbook.yml")
     assert result.returncode == 0, result.stdout
