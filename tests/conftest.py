@@ -51,8 +51,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
     return run
 
 
-#: runs postsync's CLI in a process of its own (the tests' `cli` runs it in this one)
-MAIN = "import sys; from runner.cli.main import main; sys.exit(main())"
+#: runs postsync's CLI in a process of its own (the tests' `cli` runs it in this one),
+#: reading the control files the tests write at once, as `settled_at_once` does here
+MAIN = (
+    "import sys; import runner.sync.step as step; step.SETTLE_SECONDS = 0.0;"
+    " from runner.cli.main import main; sys.exit(main())"
+)
+#: the command line of such a process
+POSTSYNC = (sys.executable, "-c", MAIN)
 ROOT = Path(__file__).resolve().parent.parent
 
 
