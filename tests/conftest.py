@@ -30,6 +30,15 @@ CLI = Callable[..., Result]
 os.environ.pop("FORCE_COLOR", None)
 
 
+@pytest.fixture(autouse=True)
+def settled_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A control file a test writes is complete once written: in-process runs read it at
+    once instead of waiting settle_seconds (60 s by default) after its last change. The
+    tests of the settle time (tests/reliability/test_intake.py) run postsync in a process
+    of its own, where the default holds, or set settle_seconds in their playbooks."""
+    monkeypatch.setattr("runner.sync.step.SETTLE_SECONDS", 0.0)
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
     """Run `postsync ARGS...` in-process, as a user would from a shell."""
@@ -42,8 +51,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
     return run
 
 
-#: runs postsync's CLI in a process of its own (the tests' `cli` runs it in this one)
-MAIN = "import sys; from runner.cli.main import main; sys.exit(main())"
+#: runs postsync's CLI in a process of its own (the tests' `cli` runs it in this one),
+#: reading the control files the tests write at once, as `settled_at_once` does here
+MAIN = (
+    "import sys; import runner.sync.step as step; step.SETTLE_SECONDS = 0.0;"
+    " from runner.cli.main import main; sys.exit(main())"
+)
+#: the command line of such a process
+POSTSYNC = (sys.executable, "-c", MAIN)
 ROOT = Path(__file__).resolve().parent.parent
 
 

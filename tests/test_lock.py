@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HOUSEKEEPING, make_file, snapshot, write_playbook
+from tests.conftest import HOUSEKEEPING, POSTSYNC, make_file, snapshot, write_playbook
 
 HOLDER = """
 import sys, time
@@ -26,7 +26,7 @@ with area_lock(Path(sys.argv[1]), "holder-run"):
 
 def postsync(*args: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", *map(str, args)],
+        [*POSTSYNC, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI
+from tests.conftest import CLI, POSTSYNC
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAR = b"\r\x1b[K"
@@ -53,7 +52,7 @@ def run(
             full_env.pop(name, None)
     with open(out_file, "wb") as out, open(err_file, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", "run", "playbook.yml", *args],
+            [*POSTSYNC, "run", "playbook.yml", *args],
             cwd=workspace,
             env=full_env,
             stdout=slave if tty == "stdout" else out,

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, ROOT
+from tests.conftest import CLI, POSTSYNC, ROOT
 
 PLAYBOOK = """name: Output
 area: area
@@ -70,7 +69,7 @@ def test_on_the_journal_each_line_carries_its_priority(workspace: Path) -> None:
             "PYTHONPATH": str(ROOT),
         }
         done = subprocess.run(
-            [sys.executable, "-m", "runner", "run", "playbook.yml", "-v"],
+            [*POSTSYNC, "run", "playbook.yml", "-v"],
             cwd=workspace,
             stdout=stream,
             stderr=subprocess.PIPE,
@@ -88,7 +87,7 @@ def test_on_the_journal_each_line_carries_its_priority(workspace: Path) -> None:
     assert any(line.startswith("<4>RECAP ") for line in lines)
     # another stream (a pipe, a file the journal did not open): no prefixes
     plain = subprocess.run(
-        [sys.executable, "-m", "runner", "run", "playbook.yml"],
+        [*POSTSYNC, "run", "playbook.yml"],
         cwd=workspace,
         capture_output=True,
         text=True,

@@ -141,9 +141,14 @@ FILES = {
 
 
 def write_files(area: Path) -> None:
-    """The demo's control files, in `area`."""
+    """The demo's control files, in `area`, as an upload finished an hour ago leaves
+    them: settled (a sync step reads a file only once settle_seconds have passed since
+    its last change)."""
+    settled = time.time() - 3600
     for name, content in FILES.items():
-        (area / name).write_text(content(), encoding="utf-8")
+        path = area / name
+        path.write_text(content(), encoding="utf-8")
+        os.utime(path, (settled, settled))
 
 
 def _invocation() -> str:

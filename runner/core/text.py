@@ -63,3 +63,24 @@ def _escaped_char(char: str) -> str:
         code -= 0x10000
         return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
     return f"\\u{code:04x}"
+
+
+#: how much of a value read from a control file a message shows
+EXCERPT_CHARS = 200
+
+
+def excerpt(value: str, limit: int = EXCERPT_CHARS) -> str:
+    """A value from a file as a message shows it: whole when short, else its first
+    `limit` characters and its size (`GGG… (10485760 bytes)`), so that no value can
+    blow up an output line, a report or a record."""
+    if len(value) <= limit:
+        return value
+    size = len(value.encode("utf-8", "replace"))
+    return f"{value[:limit]}… ({size:,} bytes)"
+
+
+def quoted(value: str, limit: int = EXCERPT_CHARS) -> str:
+    """`excerpt` in quotes, as `{value!r}` shows a value: `'colour'`."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value.encode('utf-8', 'replace')):,} bytes)"

@@ -61,6 +61,26 @@ def _sync_step() -> dict[str, Any]:
             "description": "The newest matching control file older than this (its"
             " modification time) fails the step, applying none: a stale feed.",
         },
+        "settle_seconds": {
+            "type": "number",
+            "minimum": 0,
+            "default": 60,
+            "description": "A control file modified less than this many seconds ago is"
+            " still being written: it is left as it is for the next run (0: read at once).",
+        },
+        "uploader_lock": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A file the uploader creates in the area while it writes"
+            " (tool_sync's alock.txt): while it is there, no file of the step is read.",
+        },
+        "max_line_bytes": {
+            "type": "integer",
+            "minimum": 1024,
+            "default": 1048576,
+            "description": "A line longer than this (bytes) rejects its file, nothing of"
+            " it applied: a file without line ends is never read whole into memory.",
+        },
         **_STEP_PROPERTIES,
     }
     branches = [

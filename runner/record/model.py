@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.text import plural
+from runner.storage.paths import FileState
 
 
 def _mtime_ns(text: str | None) -> int | None:
@@ -83,6 +84,9 @@ class FileOutcome:
     applied_by: str | None = None
     #: the control file's permission bits (what is made of it is no more readable)
     mode: int | None = None
+    #: the control file as the sync read it whole (this run only, not in the record):
+    #: archive and delete act on it only while it is unchanged
+    state: FileState | None = field(default=None, compare=False, repr=False)
 
     @property
     def lines(self) -> int:

@@ -86,10 +86,12 @@ class Recovery:
 
     def done(self) -> list[int]:
         """The markers this run ends: stale, superseded, and those of files a sync step
-        of the run looked for and did not find (post-treated by their run)."""
+        of the run looked for and did not find (post-treated by their run). A file still
+        there that this run did not take (not ready: left for the next run) keeps its."""
         gone = [
             m.id
             for path, m in self.pending.items()
             if any(rule.matches(os.path.normpath(path)) for rule in self.globs)
+            and not os.path.lexists(path)
         ]
         return self.dropped + gone

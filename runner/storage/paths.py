@@ -6,6 +6,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from runner.core import faults
@@ -127,17 +128,48 @@ class DirFds:
 Identity = tuple[int, int, int]
 
 
+@dataclass(frozen=True)
+class FileState:
+    """What tells a control file from another one, and from itself changed: device,
+    inode, size, mtime and ctime (which no uploader can set back)."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileState:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def change(self, now: FileState) -> str | None:
+        """How the file `now` differs from this state (None: it does not)."""
+        if (now.dev, now.ino) != (self.dev, self.ino):
+            return "was replaced by another file"
+        if now.size != self.size:
+            return f"went from {self.size:,} to {now.size:,} bytes"
+        if now.mtime_ns != self.mtime_ns:
+            return "was modified (its mtime changed)"
+        if now.ctime_ns != self.ctime_ns:
+            return "was modified (its ctime changed)"
+        return None
+
+
 def identity(st: os.stat_result) -> Identity:
     """What tells a file from its replacement: device, inode and mtime."""
     return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
-def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: Identity | None) -> bool:
+def unlink_regular(
+    fds: DirFds, rel: tuple[str, ...], expect: Identity | None, state: FileState | None = None
+) -> bool:
     """Delete the regular file `rel` under the tree; False when it is already gone.
 
     `expect` is the file's identity when planning: a file replaced or modified meanwhile
-    is not deleted (OSError). Neither the file nor any directory on the way may be a
-    symlink.
+    is not deleted (OSError). With `state` (a control file as the sync read it), its
+    size and ctime must be unchanged too. Neither the file nor any directory on the way
+    may be a symlink.
     """
     try:
         dir_fd = fds.open(rel[:-1])
@@ -146,7 +178,9 @@ def unlink_regular(fds: DirFds, rel: tuple[str, ...], expect: Identity | None) -
         return False
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{'/'.join(rel)} is no longer a regular file; left in place")
-    if expect is not None and identity(st) != expect:
+    if (expect is not None and identity(st) != expect) or (
+        state is not None and state.change(FileState.of(st)) is not None
+    ):
         raise OSError(
             f"{'/'.join(rel)} was replaced or modified since it was planned; left in place"
         )

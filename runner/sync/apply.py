@@ -22,10 +22,18 @@ from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
 from runner.step.context import Unit
 from runner.step.preview import Withheld
+from runner.storage.paths import FileState
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
 from runner.sync.guard import check_unenrolments, keep_tally
-from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect, NotRead
+from runner.sync.reader import (
+    MAX_LINE_BYTES,
+    ControlFile,
+    ControlFileError,
+    DataLine,
+    Dialect,
+    NotRead,
+)
 from runner.sync.report import Report
 from runner.sync.state import SiteState
 
@@ -74,22 +82,24 @@ def sync_file(
     *,
     now: int,
     report: IO[str] | Report,
-    expected: tuple[int, int] | None = None,
+    expected: FileState | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
     on_batch: Callable[[int, int], None] | None = None,
     withheld: Withheld | None = None,
     before_commit: Callable[[Connection, FileOutcome], None] | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
 
-    A rejected file (bad header) changes nothing and sets `outcome.error`; a database
+    A rejected file (bad header) changes nothing and sets `outcome.error`; a file not
+    the one `expected`, or changed while read (NotRead, NotReady) changes nothing and
+    raises; a database
     failure rolls back and raises StepError. `on_batch(bytes read, lines)` after each
     batch (progress). With `withheld` (a preview), nothing is written: the changes are
     kept there. `before_commit(connection, outcome)` runs in the file's transaction once
     every line is applied (the outcome complete): what it writes commits with the file.
     """
-    control = ControlFile(
-        outcome.path, Dialect(outcome.encoding, outcome.separator), command.columns, expected
-    )
+    dialect = Dialect(outcome.encoding, outcome.separator, max_line_bytes)
+    control = ControlFile(outcome.path, dialect, command.columns, expected)
     if withheld is not None:
         withheld.begin()
     try:
@@ -144,6 +154,8 @@ def sync_file(
                 state.finish()
                 check_unenrolments(state, options.max_unenrolments)
                 keep_tally(state)
+                # the file must still be the one read: one being written is left
+                control.check_unchanged()
                 if before_commit is not None:
                     _read(outcome, control)
                     before_commit(unit.conn, outcome)
@@ -193,4 +205,5 @@ def _read(outcome: FileOutcome, control: ControlFile) -> None:
     outcome.bom = control.digest.bom
     outcome.mtime_ns = control.mtime_ns
     outcome.mode = control.mode
+    outcome.state = control.state
     outcome.header = control.header.raw if control.header else b""

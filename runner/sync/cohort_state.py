@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from runner.core.errors import StepError
+from runner.core.text import excerpt, quoted
 from runner.db.tables import new_id
 from runner.sync.base import LineFailed
 from runner.sync.part import BatchPart, update_rows
@@ -74,7 +75,7 @@ class CohortState(BatchPart):
                 index.setdefault(str(row[key] or ""), []).append(cid)
         found = index.get(value, [])
         if len(found) > 1:
-            raise LineFailed(f"{len(found)} cohorts have {key} {value!r}")
+            raise LineFailed(f"{len(found)} cohorts have {key} {quoted(value)}")
         return found[0] if found else None
 
     def context(self, column: str, value: str) -> int:
@@ -95,16 +96,16 @@ class CohortState(BatchPart):
                 raise StepError("the site has no system context (is it a Moodle database?)")
             return int(found)
         if column == "ccatcontext" and not value.isdigit():
-            return f"ccatcontext {value!r} is not a category id"
+            return f"ccatcontext {quoted(value)} is not a category id"
         where = cat.id == int(value) if column == "ccatcontext" else cat.idnumber == value
         ids = conn.execute(select(cat.id).where(where)).scalars().all()
         if len(ids) != 1:
             key = "idnumber" if column == "ccatcontextidnumber" else "id"
-            return f"{len(ids) or 'no'} categories have {key} {value}"
+            return f"{len(ids) or 'no'} categories have {key} {excerpt(str(value))}"
         found = conn.execute(
             select(ctx.id).where(ctx.contextlevel == CONTEXT_COURSECAT, ctx.instanceid == ids[0])
         ).scalar()
-        return int(found) if found is not None else f"category {value} has no context"
+        return int(found) if found is not None else f"category {excerpt(str(value))} has no context"
 
     def create(self, name: str, idnumber: str | None, description: str, context: int) -> int:
         row = {

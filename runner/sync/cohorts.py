@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
 from runner.sync.cohort_state import CohortState
 from runner.sync.reader import Columns, ControlFileError, DataLine, Header
@@ -65,7 +66,7 @@ class Cohorts:
         if column not in header.names:
             raise ControlFileError(
                 header.number,
-                f"missing column {column!r}: it names the cohort (cohort_key:"
+                f"missing column {quoted(column)}: it names the cohort (cohort_key:"
                 f" {options.cohort_key})",
             )
         state.part(CohortState).key = options.cohort_key
@@ -99,10 +100,13 @@ class Cohorts:
         key = options.cohort_key
         value = v.get(KEY_COLUMN[key], "")
         member = v.get("userid", "")
-        summary = f"{cmd} {member + ' in ' if member else ''}cohort {value or '-'}"
+        summary = (
+            f"{excerpt(cmd)} {excerpt(member) + ' in ' if member else ''}cohort"
+            f" {excerpt(value) or '-'}"
+        )
         try:
             if cmd not in COMMANDS:
-                raise LineFailed(f"unknown cmd {cmd!r} ({', '.join(COMMANDS)})")
+                raise LineFailed(f"unknown cmd {quoted(cmd)} ({', '.join(COMMANDS)})")
             if not value:
                 raise LineFailed(f"empty {KEY_COLUMN[key]}")
             cid = cohorts.find(key, value)
@@ -112,7 +116,9 @@ class Cohorts:
             if cmd == "add":
                 return self._add(cohorts, cid, user, v, line.number, summary, options)
             if cid is None:
-                return LineResult(line.number, UNCHANGED, summary, f"no cohort has {key} {value}")
+                return LineResult(
+                    line.number, UNCHANGED, summary, f"no cohort has {key} {excerpt(value)}"
+                )
             if cmd == "free":
                 gone = [cohorts.remove_member(cid, u) for u in cohorts.members_of(cid)]
                 status = CHANGED if gone else UNCHANGED
@@ -148,7 +154,8 @@ class Cohorts:
         if cid is None:
             if not options.create_cohorts:
                 raise LineFailed(
-                    f"no cohort has {options.cohort_key} {v[KEY_COLUMN[options.cohort_key]]}"
+                    f"no cohort has {options.cohort_key}"
+                    f" {excerpt(v[KEY_COLUMN[options.cohort_key]])}"
                 )
             name = v.get("cname") or v.get("cidnumber") or ""
             if not name:

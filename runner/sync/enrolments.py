@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from runner.core.text import excerpt, quoted
 from runner.sync.base import (
     CHANGED,
     FAILED,
@@ -47,7 +48,7 @@ def parse_time(value: str, column: str, options: SyncOptions) -> int | None:
             return int(datetime.strptime(value, fmt).replace(tzinfo=options.tz).timestamp())
         except ValueError:
             continue
-    raise LineFailed(f"bad {column} {value!r} (expected YYYY-MM-DD hh:mm:ss or a Unix time)")
+    raise LineFailed(f"bad {column} {quoted(value)} (expected YYYY-MM-DD hh:mm:ss or a Unix time)")
 
 
 #: Moodle's enrol plugins whose roles are not protected (their roles_protected() is
@@ -123,11 +124,16 @@ class Enrolments:
             return LineResult(line.number, FAILED, "", line.error or "unreadable")
         v = line.values
         cmd_text = (v.get("cmd") or "add").lower()
-        summary = f"{cmd_text} {v['rolename'] or '-'} {v['uid'] or '-'} in {v['cid'] or '-'}"
+        summary = (
+            f"{excerpt(cmd_text)} {excerpt(v['rolename']) or '-'} {excerpt(v['uid']) or '-'}"
+            f" in {excerpt(v['cid']) or '-'}"
+        )
         try:
             cmd = COMMANDS.get(cmd_text)
             if cmd is None:
-                raise LineFailed(f"unknown cmd {cmd_text!r} (add, del, shift, enable, disable)")
+                raise LineFailed(
+                    f"unknown cmd {quoted(cmd_text)} (add, del, shift, enable, disable)"
+                )
             course = state.lookups.course(v["cid"], "cid")
             user = state.lookups.user(v["uid"], "uid")
             done = Done()
@@ -180,7 +186,7 @@ class Enrolments:
             )
         enrol_id = instance[0] if instance else 0
         if cmd in ("enable", "disable") and (enrol_id, user) not in state.enrolments:
-            raise LineFailed(f"{v['uid']} is not enrolled in {course.key} by {plugin}")
+            raise LineFailed(f"{excerpt(v['uid'])} is not enrolled in {course.key} by {plugin}")
         groups = self._check_groups(state, course, cmd, gcmd, names, done)
 
         if instance is None:
@@ -230,7 +236,7 @@ class Enrolments:
         if not gcmd:
             return {}
         if gcmd not in GROUP_COMMANDS:
-            done.failed.append(f"unknown gcmd {gcmd!r} ({', '.join(GROUP_COMMANDS)})")
+            done.failed.append(f"unknown gcmd {quoted(gcmd)} ({', '.join(GROUP_COMMANDS)})")
         elif not names:
             done.failed.append(f"gcmd {gcmd} without any group in g1..g9")
         elif cmd == "del" and gcmd != "gdel":
@@ -247,7 +253,7 @@ class Enrolments:
                 continue
             if gid is None and not create:
                 hint = "" if gcmd == "gdel" else f" (use {gcmd}create)"
-                done.failed.append(f"no group {name!r} in course {course.key}{hint}")
+                done.failed.append(f"no group {quoted(name)} in course {course.key}{hint}")
             elif gid is None and len(name) > GROUP_NAME_MAX:
                 done.failed.append(
                     f"group name of {len(name)} characters; Moodle allows {GROUP_NAME_MAX}"
@@ -274,7 +280,7 @@ class Enrolments:
                 owner = state.owner(user, gid, plugin) if gid is not None else None
                 if owner is not None:
                     done.failed.append(
-                        f"the membership of group {name!r} belongs to {owned_by(owner)}"
+                        f"the membership of group {quoted(name)} belongs to {owned_by(owner)}"
                         " (a sync removes only its own)"
                     )
                 elif gid is not None:
@@ -298,7 +304,7 @@ class Enrolments:
                     done.changed |= state.remove_member(course, user, gid)
                 else:
                     name = state.lookups.group_names.get(gid, str(gid))
-                    done.kept.append(f"kept group {name!r} of {owned_by(owner)}")
+                    done.kept.append(f"kept group {quoted(name)} of {owned_by(owner)}")
         for gid in wanted:
             done.changed |= state.add_member(course, user, gid)
 

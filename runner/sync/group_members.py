@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from runner.core.text import excerpt, quoted
 from runner.sync.base import (
     CHANGED,
     FAILED,
@@ -52,11 +53,12 @@ class GroupMembers:
         v = line.values
         cmd = (v.get("cmd") or "add").lower()
         summary = (
-            f"{cmd} {v['userid'] or '-'} in group {v['groupid'] or '-'} of {v['courseid'] or '-'}"
+            f"{excerpt(cmd)} {excerpt(v['userid']) or '-'} in group"
+            f" {excerpt(v['groupid']) or '-'} of {excerpt(v['courseid']) or '-'}"
         )
         try:
             if cmd not in COMMANDS:
-                raise LineFailed(f"unknown cmd {cmd!r} (add, del, shift)")
+                raise LineFailed(f"unknown cmd {quoted(cmd)} (add, del, shift)")
             course = state.lookups.course(v["courseid"], "courseid")
             user = state.lookups.user(v["userid"], "userid")
             if not v["groupid"]:
@@ -64,10 +66,11 @@ class GroupMembers:
             group = state.lookups.group(course, v["groupid"], options.group_key)
             if group is None:
                 raise LineFailed(
-                    f"no group with {options.group_key} {v['groupid']!r} in course {course.key}"
+                    f"no group with {options.group_key} {quoted(v['groupid'])} in course"
+                    f" {course.key}"
                 )
             if cmd != "del" and not state.enrolled(course, user):
-                raise LineFailed(f"{v['userid']} is not enrolled in {course.key}")
+                raise LineFailed(f"{excerpt(v['userid'])} is not enrolled in {course.key}")
         except LineFailed as exc:
             return LineResult(line.number, FAILED, summary, str(exc))
         changed, kept = False, []
@@ -89,7 +92,7 @@ class GroupMembers:
                         changed |= state.remove_member(course, user, other)
                     else:
                         name = state.lookups.group_names.get(other, str(other))
-                        kept.append(f"kept group {name!r} of {owned_by(owner)}")
+                        kept.append(f"kept group {quoted(name)} of {owned_by(owner)}")
             changed |= state.add_member(course, user, group)
         status = CHANGED if changed else UNCHANGED
         return LineResult(line.number, status, summary, "; ".join(kept), course=course)

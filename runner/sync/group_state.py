@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from runner.core.text import quoted
 from runner.db.tables import new_id
 from runner.sync.base import Course, LineFailed
 from runner.sync.part import BatchPart, update_rows
@@ -78,7 +79,9 @@ class GroupState(BatchPart):
         column = 0 if key == "name" else 1
         found = [i for i, row in self.groupings[course.id].items() if row[column] == value]
         if len(found) > 1:
-            raise LineFailed(f"{len(found)} groupings have {key} {value!r} in course {course.key}")
+            raise LineFailed(
+                f"{len(found)} groupings have {key} {quoted(value)} in course {course.key}"
+            )
         return found[0] if found else None
 
     def create_grouping(self, course: Course, name: str, idnumber: str, description: str) -> int:

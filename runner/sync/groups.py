@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, Course, LineFailed, LineResult, SyncOptions
 from runner.sync.group_state import GroupState
 from runner.sync.reader import Columns, DataLine, Header
@@ -63,12 +64,12 @@ class Groups:
             return LineResult(line.number, FAILED, "", line.error or "unreadable")
         v = line.values
         kind = (v.get("type") or "group").lower()
-        summary = f"{kind} {v['name'] or '-'} in {v['courseid'] or '-'}"
+        summary = f"{excerpt(kind)} {excerpt(v['name']) or '-'} in {excerpt(v['courseid']) or '-'}"
         done: list[str] = []
         gid: int | None = None
         try:
             if kind not in KINDS:
-                raise LineFailed(f"unknown type {kind!r} (group, grouping)")
+                raise LineFailed(f"unknown type {quoted(kind)} (group, grouping)")
             course = state.lookups.course(v["courseid"], "courseid")
             for column, limit in LIMITS.items():
                 if len(v.get(column, "")) > limit:
@@ -76,7 +77,7 @@ class Groups:
             if not v["name"]:
                 raise LineFailed("empty name")
             if v.get("selfgrouping", "") not in ("", "0", "1"):
-                raise LineFailed(f"selfgrouping must be 0 or 1, not {v['selfgrouping']!r}")
+                raise LineFailed(f"selfgrouping must be 0 or 1, not {quoted(v['selfgrouping'])}")
             if kind == "grouping":
                 self._grouping(state, course, v, done)
             else:
@@ -169,7 +170,7 @@ class Groups:
             found = find("name", name)
             if found is not None and current(found)[1]:
                 raise LineFailed(
-                    f"no {kind} has idnumber {idnumber}, and the {kind} named {name!r} has"
+                    f"no {kind} has idnumber {idnumber}, and the {kind} named {quoted(name)} has"
                     f" idnumber {current(found)[1]}"
                 )
         if found is None:
@@ -205,7 +206,7 @@ class Groups:
             target = groups.grouping(course, "idnumber", v["grouping"])
             if target is None:
                 raise LineFailed(
-                    f"no grouping with idnumber {v['grouping']} in course {course.key}"
+                    f"no grouping with idnumber {excerpt(v['grouping'])} in course {course.key}"
                 )
             if groups.link(target, gid):
                 done.append("")

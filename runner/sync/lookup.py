@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from runner.core.text import excerpt, quoted
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables, new_id
 from runner.step.preview import Withheld
@@ -118,9 +119,9 @@ class Lookups:
             if len(ids) == 1:
                 self.users[value] = ids[0]
             elif ids:
-                self.users[value] = f"{len(ids)} users have {self.user_key} {value}"
+                self.users[value] = f"{len(ids)} users have {self.user_key} {excerpt(value)}"
             else:
-                self.users[value] = f"no such user ({self.user_key} {value})"
+                self.users[value] = f"no such user ({self.user_key} {excerpt(value)})"
 
     def resolve_courses(self, values: Iterable[str]) -> None:
         todo = {v for v in values if v and v not in self.courses}
@@ -139,9 +140,11 @@ class Lookups:
         for value in todo:
             match = found.get(value, [])
             if len(match) > 1:
-                self.courses[value] = f"{len(match)} courses have {self.course_key} {value}"
+                self.courses[value] = (
+                    f"{len(match)} courses have {self.course_key} {excerpt(value)}"
+                )
             elif not match:
-                self.courses[value] = f"no such course ({self.course_key} {value})"
+                self.courses[value] = f"no such course ({self.course_key} {excerpt(value)})"
             elif match[0] not in contexts:
                 self.courses[value] = f"course {value} has no context (run Moodle's cron)"
             else:
@@ -167,7 +170,7 @@ class Lookups:
         if not shortname:
             raise LineFailed("empty rolename")
         if shortname not in self.roles:
-            raise LineFailed(f"no such role {shortname!r}")
+            raise LineFailed(f"no such role {quoted(shortname)}")
         return self.roles[shortname]
 
     def role_name(self, role_id: int) -> str:
@@ -296,7 +299,7 @@ class Lookups:
         index = self.groups if key == "name" else self.group_idnumbers
         ids = index[course.id].get(value, [])
         if len(ids) > 1:
-            raise LineFailed(f"{len(ids)} groups have {key} {value!r} in course {course.key}")
+            raise LineFailed(f"{len(ids)} groups have {key} {quoted(value)} in course {course.key}")
         return ids[0] if ids else None
 
     def _index_group(self, cid: int, gid: int, name: str, idnumber: str | None) -> None:

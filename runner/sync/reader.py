@@ -1,7 +1,14 @@
 """The tool_sync control-file dialect: encodings, BOM, comments, header, CSV quoting.
 
-Lines are streamed, never split at any length, and each data line keeps its raw bytes
-(terminator included) so the retry file can reproduce it byte for byte.
+Lines are streamed, never split, and each data line keeps its raw bytes (terminator
+included) so the retry file can reproduce it byte for byte. A line longer than the
+step's `max_line_bytes` rejects the file: it is never held whole in memory (a 2 GiB
+file without a line end is read in bounded pieces, then refused).
+
+The file read is the one listed, unchanged: it is checked on the open descriptor
+before reading (a regular file, the same device, inode, size, mtime and ctime as when
+listed) and again once read; a file that changed meanwhile is still being written
+(NotReady): nothing of it is applied, it is left for the next run.
 """
 
 from __future__ import annotations
@@ -20,10 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from runner.core.text import quoted
+from runner.storage.paths import FileState
+
 COMMENT_STARTS = ("#", "//", "(", "[", "-", " ")
-# No line-length limit: the csv module's field limit (128 KiB) would split nothing but
-# would fail a long field; lines are read whole anyway.
+# The csv module's own field limit (128 KiB) would fail a long field: a line's length is
+# bounded by max_line_bytes instead, before the line is read whole.
 csv.field_size_limit(sys.maxsize)
+#: the longest line (its terminator left out) a step reads by default: 1 MiB
+MAX_LINE_BYTES = 1 << 20
 _BOM = codecs.BOM_UTF8
 MASK = "***"
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -41,10 +53,16 @@ class NotRead(ControlFileError):
     """The file is not the one listed (a symlink, a FIFO, another file): not read."""
 
 
+class NotReady(NotRead):
+    """The file changed since it was listed, or while it was read: still being written.
+    Nothing of it is applied; it is left as it is for the next run."""
+
+
 @dataclass(frozen=True)
 class Dialect:
     encoding: str = "utf-8"
     separator: str = ";"
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
 @dataclass(frozen=True)
@@ -69,10 +87,10 @@ class Columns:
         """Why the column `name` is not accepted (None: it is)."""
         for pattern, why in self.refused:
             if re.fullmatch(pattern, name):
-                return f"column {name!r}: {why}"
+                return f"column {quoted(name)}: {why}"
         if name in self.known or any(re.fullmatch(p, name) for p in self.patterns):
             return None
-        return f"unknown column {name!r}"
+        return f"unknown column {quoted(name)}"
 
 
 @dataclass
@@ -125,11 +143,28 @@ def _is_comment(text: str) -> bool:
     return not text.strip() or text.startswith(COMMENT_STARTS)
 
 
-def _physical_lines(stream: BinaryIO, digest: Digest) -> Iterator[bytes]:
-    """Lines with their terminators; the UTF-8 BOM of the first (see ControlFile.bom)."""
+def _too_long(number: int, limit: int) -> ControlFileError:
+    return ControlFileError(
+        number,
+        f"line longer than {limit} bytes (max_line_bytes): nothing of the file applied."
+        " A file without line ends, or not a control file? Fix the export; if its lines"
+        " are really that long, raise max_line_bytes on the sync step",
+    )
+
+
+def _physical_lines(stream: BinaryIO, digest: Digest, limit: int) -> Iterator[bytes]:
+    """Lines with their terminators; the UTF-8 BOM of the first (see ControlFile.bom).
+
+    Each line is read with a bound (`limit` bytes and a CRLF): a longer one is refused
+    (ControlFileError) having read no more than that of it."""
     first = True
-    for raw in stream:
+    number = 0
+    while raw := stream.readline(limit + 2 + (len(_BOM) if first else 0)):
+        number += 1
         digest.feed(raw)
+        body = raw[len(_BOM) :] if first and raw.startswith(_BOM) else raw
+        if len(body.removesuffix(b"\n").removesuffix(b"\r")) > limit:
+            raise _too_long(number, limit)
         if first:
             first = False
             if raw.startswith(_BOM):
@@ -146,7 +181,8 @@ def _records(
     As in tool_sync, a record is one line: a quoted field cannot hold a line break, so
     a stray quote fails its own line instead of swallowing the rest of the file.
     """
-    for number, raw in enumerate(_physical_lines(stream, digest), start=1):
+    lines = _physical_lines(stream, digest, dialect.max_line_bytes)
+    for number, raw in enumerate(lines, start=1):
         try:
             yield number, raw, raw.decode(dialect.encoding)
         except UnicodeDecodeError:
@@ -166,7 +202,7 @@ def _header(number: int, raw: bytes, text: str, dialect: Dialect, columns: Colum
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise ControlFileError(number, f"column {name!r} appears twice in the header")
+            raise ControlFileError(number, f"column {quoted(name)} appears twice in the header")
         seen.add(name)
         why = columns.check(name)
         if why is not None:
@@ -189,13 +225,15 @@ class ControlFile:
         path: Path,
         dialect: Dialect,
         columns: Columns,
-        expected: tuple[int, int] | None = None,
+        expected: FileState | None = None,
     ) -> None:
         self.path = path
         self.dialect = dialect
         self.columns = columns
-        #: (st_dev, st_ino) of the file as it was listed: the one to read
+        #: the file as it was listed: the one to read, unchanged
         self.expected = expected
+        #: the file as it was once read whole (None: not read to its end)
+        self.state: FileState | None = None
         self.digest = Digest()
         self.header: Header | None = None
         #: the file's modification time, read from the open file
@@ -217,8 +255,10 @@ class ControlFile:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise NotRead(0, "is no longer a regular file; not read")
-            if self.expected is not None and (st.st_dev, st.st_ino) != self.expected:
-                raise NotRead(0, "was replaced since it was listed; not read")
+            if self.expected is not None:
+                if (st.st_dev, st.st_ino) != (self.expected.dev, self.expected.ino):
+                    raise NotRead(0, "was replaced since it was listed; not read")
+                self._unchanged(self.expected, FileState.of(st), "since it was listed")
             self.mtime_ns = st.st_mtime_ns
             self.mode = stat.S_IMODE(st.st_mode)
             os.set_blocking(fd, True)
@@ -237,7 +277,43 @@ class ControlFile:
                 # the digest covers the whole file, rejected or not (archive, delete)
                 while chunk := stream.read(1 << 20):
                     self.digest.feed(chunk)
+                self._read_whole(stream)
                 raise
+            self._read_whole(stream)
+
+    def _unchanged(self, before: FileState, now: FileState, when: str) -> None:
+        change = before.change(now)
+        if change is not None:
+            raise NotReady(
+                0,
+                f"{change} {when}: still being written? Nothing of it applied; left"
+                " for the next run",
+            )
+
+    def _read_whole(self, stream: BinaryIO) -> None:
+        """Record the file as read; NotReady when it is not what was listed (or its
+        bytes read are not its size: it grew or shrank while read)."""
+        now = FileState.of(os.fstat(stream.fileno()))
+        if self.expected is not None:
+            self._unchanged(self.expected, now, "while it was read")
+        if now.size != self.digest.size:
+            raise NotReady(
+                0,
+                f"{self.digest.size:,} bytes were read of its {now.size:,}: still being"
+                " written? Nothing of it applied; left for the next run",
+            )
+        self.state = now
+
+    def check_unchanged(self) -> None:
+        """NotReady when the file at its path is no longer exactly the file read
+        (called before its changes are committed)."""
+        if self.state is None:
+            return
+        try:
+            now = FileState.of(os.lstat(self.path))
+        except FileNotFoundError:
+            raise NotReady(0, "was removed while it was applied; nothing of it applied") from None
+        self._unchanged(self.state, now, "while it was applied")
 
     def _lines(self, stream: BinaryIO) -> Iterator[DataLine]:
         for number, raw, text in _records(stream, self.dialect, self.digest):
@@ -278,7 +354,7 @@ class ControlFile:
         return DataLine(number, raw, values=dict(zip(names, values, strict=True)))
 
 
-def fingerprint(path: Path, expected: tuple[int, int] | None) -> tuple[int, str]:
+def fingerprint(path: Path, expected: FileState | None) -> tuple[int, str]:
     """(size, sha256) of the listed file's bytes, opened as the sync opens it (NotRead
     when it is not the file listed)."""
     digest = Digest()

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from runner.core.errors import FilesRejected, PlaybookError, StepError, database
 from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
+from runner.storage.paths import FileState
+from runner.sync.reader import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -34,9 +37,10 @@ class SyncConfig:
     pattern: str
     #: the rule of the pattern: which paths this step reads (runner.step.globs)
     glob: ControlGlob
+    #: the matching files ready to be read, in name order
     files: tuple[Path, ...]
-    #: each file's (st_dev, st_ino) when it was listed: the file the sync must read
-    identities: tuple[tuple[int, int], ...]
+    #: each ready file as it was listed: the file the sync must read, unchanged
+    states: tuple[FileState, ...]
     encoding: str
     separator: str
     course_key: str
@@ -55,9 +59,20 @@ class SyncConfig:
     max_age_hours: float | None = None
     #: the newest listed file's modification time (None: no file)
     newest_mtime: float | None = None
+    #: the matching files not ready (still being written), and why: left as they are
+    waiting: tuple[tuple[Path, str], ...] = ()
+    #: the uploader's lock file (tool_sync's alock.txt): present, no file is ready
+    uploader_lock: Path | None = None
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
-def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int], float]]:
+#: a control file is ready once unmodified for this long (an SFTP upload's pauses)
+SETTLE_SECONDS = 60.0
+
+
+def _matches(
+    scope: StepScope, rule: ControlGlob, lock: Path | None
+) -> list[tuple[Path, os.stat_result]]:
     found = []
     for match in sorted(glob.glob(rule.pattern)):
         if rule.skips(os.path.basename(match)):
@@ -70,8 +85,39 @@ def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int,
             continue
         if not stat.S_ISREG(st.st_mode):
             continue  # directories, and symlinks: a control file is a real file
-        found.append((scope.confine(match, "file"), (st.st_dev, st.st_ino), st.st_mtime))
+        path = scope.confine(match, "file")
+        if path != lock:  # the uploader's lock file is no control file
+            found.append((path, st))
     return found
+
+
+def _not_ready(st: os.stat_result, now: float, settle: float) -> str | None:
+    """Why a listed file is not ready (None: it is): modified less than `settle`
+    seconds ago, so perhaps still being uploaded."""
+    age = now - st.st_mtime
+    if age < 0:
+        return (
+            "its modification time is in the future (a clock out of step?): left until"
+            f" it is settle_seconds {settle:g} old"
+        )
+    if age < settle:
+        return (
+            f"modified less than settle_seconds {settle:g} ago: still being written?"
+            " left for the next run"
+        )
+    return None
+
+
+def _lock_present(lock: Path | None) -> bool:
+    return lock is not None and os.path.lexists(lock)
+
+
+def _lock_reason(config: SyncConfig, run: RunContext) -> str:
+    assert config.uploader_lock is not None
+    return (
+        f"{run.display(config.uploader_lock)} is in the area (uploader_lock): the"
+        " uploader is still writing; left for the next run"
+    )
 
 
 _ASCII = b'\n\r;,\t"#azAZ09 '
@@ -127,13 +173,27 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         include_retry=bool(params.get("include_retry_files")),
         label=f"{scope.step.label} ({pattern})",
     )
-    found = _matches(scope, rule)
+    lock = None
+    if params.get("uploader_lock"):
+        lock = scope.confine(params["uploader_lock"], "uploader_lock")
+    found = _matches(scope, rule, lock)
+    settle = float(params.get("settle_seconds", SETTLE_SECONDS))
+    now = time.time()
+    ready: list[tuple[Path, os.stat_result]] = []
+    waiting: list[tuple[Path, str]] = []
+    locked = _lock_present(lock)
+    for path, st in found:
+        why = "" if locked else _not_ready(st, now, settle)
+        if why is None:
+            ready.append((path, st))
+        else:  # under a lock: the reason is told once for the step
+            waiting.append((path, why))
     return SyncConfig(
         command=scope.step.kind,
         pattern=pattern,
         glob=rule,
-        files=tuple(path for path, _, _ in found),
-        identities=tuple(identity for _, identity, _ in found),
+        files=tuple(path for path, _ in ready),
+        states=tuple(FileState.of(st) for _, st in ready),
         encoding=encoding,
         separator=params.get("separator", ";"),
         course_key=params.get("course_key", "idnumber"),
@@ -150,7 +210,10 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         min_files=int(params.get("min_files", 0)),
         max_unenrolments=params.get("max_unenrolments"),
         max_age_hours=params.get("max_age_hours"),
-        newest_mtime=max((mtime for _, _, mtime in found), default=None),
+        newest_mtime=max((st.st_mtime for _, st in found), default=None),
+        waiting=tuple(waiting),
+        uploader_lock=lock,
+        max_line_bytes=int(params.get("max_line_bytes", MAX_LINE_BYTES)),
     )
 
 
@@ -158,10 +221,15 @@ def check_feed(config: SyncConfig, now: float) -> None:
     """StepError when the feed did not come (min_files) or is stale (max_age_hours)."""
     found = len(config.files)
     if found < config.min_files:
+        waiting = (
+            f"; {plural(len(config.waiting), 'more file')} not ready yet (still being written)"
+            if config.waiting
+            else ""
+        )
         raise StepError(
-            f"{plural(found, 'control file')} {'matches' if found == 1 else 'match'}"
-            f" {config.pattern}, fewer than min_files {config.min_files}: did the feed"
-            " run? (nothing of this step applied)"
+            f"{plural(found, 'ready control file')} {'matches' if found == 1 else 'match'}"
+            f" {config.pattern}, fewer than min_files {config.min_files}{waiting}: did"
+            " the feed run? (nothing of this step applied)"
         )
     if config.max_age_hours is not None and config.newest_mtime is not None:
         age = (now - config.newest_mtime) / 3600
@@ -224,7 +292,7 @@ def _marking(run: RunContext, report: Report) -> Callable[[Connection, FileOutco
 
 
 def _recovered(
-    run: RunContext, engine: Engine, config: SyncConfig, path: Path, expected: tuple[int, int]
+    run: RunContext, engine: Engine, config: SyncConfig, path: Path, expected: FileState
 ) -> FileOutcome | None:
     """The outcome of a file a killed run applied (these very bytes), taken from its
     marker, with a copy of its report in this run's directory; None: apply it."""
@@ -277,12 +345,17 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     from runner.sync import SYNC_COMMANDS
     from runner.sync.apply import sync_file
     from runner.sync.base import SyncOptions
-    from runner.sync.reader import NotRead
+    from runner.sync.reader import NotRead, NotReady
     from runner.sync.report import Report
 
     check_feed(config, run.now.timestamp())
     run.recovery.considered(config.glob)
+    waiting = len(config.waiting)
+    for path, why in config.waiting:
+        emit(Done(Action("leave", run.display(path), why or _lock_reason(config, run))))
     if not config.files:
+        if waiting:
+            return "skipped", f"{plural(waiting, 'file')} not ready, left for the next run"
         return "skipped", f"no file matches {config.pattern}"
     engine, tables = run.database()
     load_recovery(run, engine)
@@ -307,7 +380,11 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     lines = 0
     sizes = [_size(path) for path in config.files]
     total, before = sum(sizes), 0
-    for path, expected, size in zip(config.files, config.identities, sizes, strict=True):
+    for path, expected, size in zip(config.files, config.states, sizes, strict=True):
+        if _lock_present(config.uploader_lock):  # the uploader began meanwhile
+            waiting += 1
+            emit(Done(Action("leave", run.display(path), _lock_reason(config, run))))
+            continue
 
         def on_batch(done: int, count: int, path: Path = path, before: int = before) -> None:
             if progress is not None:
@@ -328,10 +405,15 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                         now=int(run.now.timestamp()),
                         report=report,
                         expected=expected,
+                        max_line_bytes=config.max_line_bytes,
                         on_batch=on_batch,
                         withheld=run.withheld,
                         before_commit=None if run.check else _marking(run, report),
                     )
+        except NotReady as exc:  # still being written: left as it is, not processed
+            waiting += 1
+            emit(Done(Action("leave", run.display(path), f"not ready: {exc}")))
+            continue
         except NotRead as exc:  # not the file listed: nothing read, nothing recorded
             rejected.append(f"{run.display(path)}: {exc}")
             emit(Done(Action("sync", run.display(path), f"rejected: {exc}")))
@@ -346,11 +428,16 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
             changed |= outcome.changed > 0
             lines += outcome.lines
         emit(Done(Action("sync", run.display(path), outcome.summary())))
-    detail = f"{plural(len(config.files), 'file')}, {plural(lines, 'line')}"
+    applied = len(config.files) - (waiting - len(config.waiting))
+    detail = f"{plural(applied, 'file')}, {plural(lines, 'line')}"
+    if waiting:
+        detail += f"; {plural(waiting, 'file')} not ready, left for the next run"
     if rejected:
         # the other files were applied: the run goes on with them, and fails at the end
         what = "it" if len(rejected) == 1 else "each"
         raise FilesRejected(
             "; ".join(rejected) + f" (rejected: nothing of {what} applied, left in place)"
         )
+    if not applied:  # every file was left: nothing was done
+        return "skipped", detail
     return "changed" if changed else "ok", detail

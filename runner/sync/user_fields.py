@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.core.text import quoted
 from runner.sync.base import LineFailed
 
 #: text columns and their length in Moodle's user table
@@ -69,7 +70,7 @@ class UserLine:
 def _flag(name: str, value: str, allowed: tuple[int, ...]) -> int:
     if value.isdigit() and int(value) in allowed:
         return int(value)
-    raise LineFailed(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
+    raise LineFailed(f"{name} must be one of {', '.join(map(str, allowed))}, not {quoted(value)}")
 
 
 def username_of(value: str, extended: bool) -> str:
@@ -79,13 +80,13 @@ def username_of(value: str, extended: bool) -> str:
     if not name:
         raise LineFailed("empty username")
     if len(name) > 100:
-        raise LineFailed(f"username {name[:20]!r}... is longer than 100 characters")
+        raise LineFailed(f"username {quoted(name[:20])}... is longer than 100 characters")
     if extended:
         if any(c.isspace() or not c.isprintable() for c in name):
-            raise LineFailed(f"username {name!r} contains a space or a control character")
+            raise LineFailed(f"username {quoted(name)} contains a space or a control character")
     elif not _USERNAME.fullmatch(name):
         raise LineFailed(
-            f"username {name!r} has characters Moodle does not allow in usernames (letters,"
+            f"username {quoted(name)} has characters Moodle does not allow in usernames (letters,"
             " digits and - . @ _; or set Moodle's extendedusernamechars)"
         )
     return name
@@ -101,7 +102,7 @@ def parse(values: dict[str, str], extended: bool, profile: dict[str, Any]) -> Us
             if limit and len(value) > limit:
                 raise LineFailed(f"{name} is longer than {limit} characters")
             if name == "email" and value and not _EMAIL.fullmatch(value):
-                raise LineFailed(f"email {value!r} is not an e-mail address")
+                raise LineFailed(f"email {quoted(value)} is not an e-mail address")
             line.fields[name] = value
         elif name in FLAGS:
             if value:  # empty: left as it is
@@ -111,23 +112,27 @@ def parse(values: dict[str, str], extended: bool, profile: dict[str, Any]) -> Us
         elif name == "auth":
             if value:
                 if not _AUTH.fullmatch(value) or len(value) > 20:
-                    raise LineFailed(f"auth {value!r} is not an authentication plugin name")
+                    raise LineFailed(f"auth {quoted(value)} is not an authentication plugin name")
                 line.fields["auth"] = value
         elif name == "country":
             country = value.upper()
             if country and not _COUNTRY.fullmatch(country):
-                raise LineFailed(f"country {value!r} is not a two-letter country code")
+                raise LineFailed(f"country {quoted(value)} is not a two-letter country code")
             line.fields["country"] = country
         elif name == "lang":
             lang = value.lower().replace("_utf8", "")
             if lang:
                 if not _LANG.fullmatch(lang) or len(lang) > 30:
-                    raise LineFailed(f"lang {value!r} is not a language code (e.g. en, fr_ca)")
+                    raise LineFailed(
+                        f"lang {quoted(value)} is not a language code (e.g. en, fr_ca)"
+                    )
                 line.fields["lang"] = lang
         elif name == "timezone":
             if value:
                 if not _TIMEZONE.fullmatch(value) or len(value) > 100:
-                    raise LineFailed(f"timezone {value!r} is not a time zone (e.g. Europe/Paris)")
+                    raise LineFailed(
+                        f"timezone {quoted(value)} is not a time zone (e.g. Europe/Paris)"
+                    )
                 line.fields["timezone"] = value
         elif name == "password":
             line.password = value or None
@@ -149,7 +154,7 @@ def profile_value(name: str, value: str, spec: tuple[int, str, str, str]) -> str
         if value not in options:
             raise LineFailed(f"{name} must be one of {', '.join(map(repr, options))}")
     if datatype == "datetime" and value and not value.isdigit():
-        raise LineFailed(f"{name} must be a Unix time (seconds), not {value!r}")
+        raise LineFailed(f"{name} must be a Unix time (seconds), not {quoted(value)}")
     if datatype == "text" and str(param2 or "").isdigit() and len(value) > int(param2):
         raise LineFailed(f"{name} is longer than the field's {param2} characters")
     return value

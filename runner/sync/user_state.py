@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Column, MetaData, Table, inspect, select
 
+from runner.core.text import excerpt
 from runner.db.columns import filled
 from runner.step.preview import USER_KEYS
 from runner.sync.base import LineFailed
@@ -207,7 +208,7 @@ class UserState(UserWrites):
         """The batch's user whose `column` is `value` (LineFailed: several are)."""
         rows = [r for r in self.index.get((column, value), ()) if not r.deleted]
         if len(rows) > 1:
-            raise LineFailed(f"{len(rows)} users have {column} {value}")
+            raise LineFailed(f"{len(rows)} users have {column} {excerpt(str(value))}")
         return rows[0] if rows else None
 
     # -- simulated changes -------------------------------------------------------------

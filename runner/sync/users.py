@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
 from runner.sync.reader import Columns, ControlFileError, DataLine, Header
 from runner.sync.user_fields import (
@@ -102,12 +103,12 @@ class Users:
             if len(specs) != 1:
                 known = ", ".join(sorted(f[len(PROFILE) :] for f in fields)) or "none"
                 why = (
-                    f"the site has no custom profile field {name[len(PROFILE) :]!r} (its"
+                    f"the site has no custom profile field {quoted(name[len(PROFILE) :])} (its"
                     f" fields: {known})"
                     if not specs
                     else f"{len(specs)} custom profile fields have this shortname"
                 )
-                raise ControlFileError(header.number, f"column {name!r}: {why}")
+                raise ControlFileError(header.number, f"column {quoted(name)}: {why}")
             users.profile_fields[name] = specs[0]
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
@@ -126,7 +127,7 @@ class Users:
             return LineResult(line.number, FAILED, "", line.error or "unreadable")
         users = state.part(UserState)
         username = line.values.get("username", "").strip().lower()
-        summary = f"user {username or '-'}"
+        summary = f"user {excerpt(username) or '-'}"
         try:
             parsed = parse(line.values, users.extended, users.profile_fields)
             key = options.user_key
@@ -139,8 +140,9 @@ class Users:
                 row = users.find("username", parsed.username)
                 if row is not None and row.values.get(key):
                     raise LineFailed(
-                        f"no user has {key} {value}, and username {parsed.username} is"
-                        f" another user's ({key} {row.values[key]})"
+                        f"no user has {key} {excerpt(value)}, and username"
+                        f" {excerpt(parsed.username)} is"
+                        f" another user's ({key} {excerpt(str(row.values[key]))})"
                     )
             if row is None:
                 return self._create(users, parsed, line.number, summary, options)
@@ -191,11 +193,11 @@ class Users:
         changes = {c: v for c, v in wanted.items() if row.values.get(c) != v}
         if "email" in changes and row.values.get("email") and not options.update_emails:
             del changes["email"]
-            notes.append(f"kept e-mail {row.values['email']} (update_emails is off)")
+            notes.append(f"kept e-mail {excerpt(str(row.values['email']))} (update_emails is off)")
         if "username" in changes:
             other = users.find("username", parsed.username)
             if other is not None and other is not row:
-                raise LineFailed(f"username {parsed.username} is another user's")
+                raise LineFailed(f"username {excerpt(parsed.username)} is another user's")
         auth = str(wanted.get("auth", row.values.get("auth", "manual")))
         if parsed.password is not None and options.update_passwords:
             current = str(row.values.get("password") or "")
@@ -231,7 +233,7 @@ class Users:
         users: UserState, row: UserRow | None, number: int, summary: str, by: str, value: str
     ) -> LineResult:
         if row is None:
-            return LineResult(number, UNCHANGED, summary, f"no user has {by} {value}")
+            return LineResult(number, UNCHANGED, summary, f"no user has {by} {excerpt(value)}")
         why = users.protected.get(row.id) if row.id is not None else None
         if why:
             raise LineFailed(why)

@@ -13,6 +13,7 @@ from runner.core.errors import PlaybookError, StepError
 from runner.core.text import plural
 from runner.playbook.registry import ARCHIVE_DEST
 from runner.step.protocol import Action, Done, Plan
+from runner.storage.paths import FileState
 from runner.treatments.files import (
     Output,
     Target,
@@ -134,6 +135,12 @@ class ArchiveControlFiles:
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     raise StepError(f"{name} is no longer a regular file; not archived")
+                change = outcome.state.change(FileState.of(st)) if outcome.state else None
+                if change:  # being written again: the archive would not be what was synced
+                    raise StepError(
+                        f"{name} {change} since the sync read it; not archived (the archive"
+                        " would not be what was synced)"
+                    )
                 if content_sha256(outcome.path) != outcome.sha256:
                     raise StepError(
                         f"{name} changed since the sync read it; not archived"

@@ -12,7 +12,7 @@ from runner.core.errors import PlaybookError
 from runner.core.text import plural
 from runner.step.context import StepScope, file_context
 from runner.step.protocol import Action, Done, Plan, apply_each
-from runner.storage.paths import DirFds, identity, unlink_regular
+from runner.storage.paths import DirFds, FileState, identity, unlink_regular
 from runner.treatments.archive import ArchiveControlFiles, existing_archive
 from runner.treatments.files import Target, content_sha256, deletion_diff
 
@@ -65,7 +65,8 @@ class DeleteControlFiles:
         when: file.command == 'enrolments'
 
     Guarantees: never a file the run did not process; never a file replaced or modified
-    since it was checked; symlinks are never followed nor deleted; a file already gone
+    since the sync read it (device, inode, size, mtime and ctime checked again at the
+    deletion); symlinks are never followed nor deleted; a file already gone
     is nothing to do (a second run changes nothing).
     """
 
@@ -98,6 +99,10 @@ class DeleteControlFiles:
             if not stat.S_ISREG(st.st_mode):
                 kept.append(f"{name} (no longer a regular file)")
                 continue
+            change = outcome.state.change(FileState.of(st)) if outcome.state else None
+            if change:
+                kept.append(f"{name} ({change} since the sync read it)")
+                continue
             if content_sha256(path) != outcome.sha256:
                 kept.append(f"{name} (changed since the sync read it)")
                 continue
@@ -110,7 +115,7 @@ class DeleteControlFiles:
                     "delete",
                     name,
                     "archived" if archives else "",
-                    data=(path.parent, path.name, identity(st)),
+                    data=(path.parent, path.name, identity(st), outcome.state),
                     diff=deletion_diff(name, st, when),
                 )
             )
@@ -125,11 +130,11 @@ class DeleteControlFiles:
         directories: dict[Path, DirFds] = {}
 
         def delete(action: Action) -> str:
-            parent, name, expected = action.data
+            parent, name, expected, state = action.data
             fds = directories.get(parent)
             if fds is None:
                 fds = directories[parent] = DirFds(parent)
-            return "" if unlink_regular(fds, (name,), expected) else "already gone"
+            return "" if unlink_regular(fds, (name,), expected, state) else "already gone"
 
         try:
             yield from apply_each(actions, delete, "deletion")

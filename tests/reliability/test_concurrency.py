@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from tests.conftest import POSTSYNC
 from tests.reliability import workspace as ws
 
 
 def start(space: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "POSTSYNC_FAULTS": "sleep=step.done:2"}  # hold the lock a while
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "playbook.yml", "-e", f"stamp={ws.STAMP}", *args],
+        [*POSTSYNC, "run", "playbook.yml", "-e", f"stamp={ws.STAMP}", *args],
         cwd=space,
         env=env,
         stdout=subprocess.PIPE,

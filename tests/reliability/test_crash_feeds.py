@@ -177,7 +177,7 @@ def test_a_file_applied_before_the_first_record_keeps_its_line_report(
     """Killed right after the users file's commit, before any record: the next run's
     cleanup keeps that run's directory (its report is needed), and the report saved
     for the file holds each line's outcome, copied."""
-    space, url = sqlite_feeds
+    space, _url = sqlite_feeds
     killed = ws.run(space, faults="kill=sync.committed")
     assert killed.returncode == -signal.SIGKILL
     assert not list((space / "area" / ".postsync" / "runs").glob("*.json"))

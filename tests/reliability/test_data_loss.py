@@ -8,13 +8,12 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import age, snapshot
+from tests.conftest import POSTSYNC, age, snapshot
 from tests.reliability.workspace import postsync
 
 HEADER = "cmd;cid;uid;rolename\n"
@@ -40,7 +39,7 @@ def started(root: Path, faults: str) -> subprocess.Popen[str]:
     """`postsync run` in the background, pausing where `faults` says (to act mid-run)."""
     env = {**os.environ, "POSTSYNC_FAULTS": faults, "XDG_STATE_HOME": str(root / "state")}
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "playbook.yml"],
+        [*POSTSYNC, "run", "playbook.yml"],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,

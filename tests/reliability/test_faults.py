@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import snapshot
+from tests.conftest import POSTSYNC, snapshot
 from tests.pgserver import PostgresServer, ServerUnavailable, start_server
 
 HEADER = "cmd;cid;uid;rolename;gcmd;g1\n"
@@ -45,7 +44,7 @@ def postsync(
     if faults:
         env["POSTSYNC_FAULTS"] = faults
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "runner", *args],
+        [*prefix, *POSTSYNC, *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -133,7 +132,7 @@ def test_database_stopped_mid_run(tmp_path: Path, own_server: PostgresServer) ->
     assert postsync(root, "db", "init", db, "--demo", db=db).returncode == 0
     trace = tmp_path / "trace.txt"
     run = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "playbook.yml"],
+        [*POSTSYNC, "run", "playbook.yml"],
         cwd=root,
         env={
             **os.environ,

@@ -36,10 +36,16 @@ CASES: dict[str, tuple[bytes, int, str, set[str]]] = {
         "line 2: failed: line contains a NUL byte",
         {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),
-    "ten_megabyte_line": (
+    "ten_megabyte_line": (  # over max_line_bytes (1 MiB): the file, never read whole
         H + b"add;MATH101;U0002;student;gaddcreate;" + b"G" * (10 * 1024 * 1024) + b"\n" + GOOD,
+        3,
+        "line 2: line longer than 1048576 bytes (max_line_bytes): nothing of the file applied",
+        set(),
+    ),
+    "half_megabyte_value": (
+        H + b"add;MATH101;U0002;student;gaddcreate;" + b"G" * (512 * 1024) + b"\n" + GOOD,
         2,
-        "line 2: add student U0002 in MATH101: failed: group name of 10485760 characters;"
+        "line 2: add student U0002 in MATH101: failed: group name of 524288 characters;"
         " Moodle allows 254",
         {"mdl_user_enrolments", "mdl_role_assignments", "mdl_cache_flags"},
     ),

@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from tests.conftest import CLI
+from tests.conftest import CLI, POSTSYNC
 from tests.pgserver import PostgresServer
 from tests.reliability.workspace import postsync
 from tests.sync.test_secrets import everything_written
@@ -240,7 +240,7 @@ def _limited() -> None:
 def limited(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`postsync ARGS` with its memory capped (`_limited`) and a deadline."""
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
+        [*POSTSYNC, *args],
         cwd=root,
         capture_output=True,
         text=True,

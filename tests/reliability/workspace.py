@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
+
+from tests.conftest import POSTSYNC
 
 STAMP = "20261124-0100"
 PLAYBOOK = """\
@@ -97,7 +98,7 @@ def postsync(
         env["POSTSYNC_FAULTS"] = faults
     env["XDG_STATE_HOME"] = str(workspace / "state")
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
+        [*POSTSYNC, *args],
         cwd=workspace,
         env=env,
         capture_output=True,

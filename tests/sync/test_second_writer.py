@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import POSTSYNC
 from tests.sync.conftest import ENROLMENTS_STEP, Site
 from tests.sync.test_enrolments import HEADER, report
 
@@ -27,7 +27,7 @@ def test_rows_moodle_inserted_meanwhile_do_not_undo_the_file(site: Site) -> None
     trace = site.root / "trace"
     env = {**os.environ, "POSTSYNC_FAULTS": f"trace={trace},sleep=sync.loaded:3"}
     run = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", str(playbook)],
+        [*POSTSYNC, "run", str(playbook)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI
+from tests.conftest import CLI, POSTSYNC
 from tests.pgserver import PostgresServer
 
 PASSWORD = "s3cret-pg-pass"
@@ -77,7 +77,6 @@ def test_password_never_in_a_crash_log(
 ) -> None:
     """An internal error (a bug, injected) leaves a traceback log: scanned too."""
     import subprocess
-    import sys
 
     url = server.create_database("crash").replace(f"{server.user}@", f"{server.user}:{PASSWORD}@")
     area = tmp_path / "area"
@@ -89,7 +88,7 @@ def test_password_never_in_a_crash_log(
     )
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     init = subprocess.run(
-        [sys.executable, "-m", "runner", "db", "init", url, "--demo"],
+        [*POSTSYNC, "db", "init", url, "--demo"],
         env=env,
         capture_output=True,
         text=True,
@@ -98,7 +97,7 @@ def test_password_never_in_a_crash_log(
     assert init.returncode == 0, init.stderr
     env["POSTSYNC_FAULTS"] = "bug=sync.batch"
     crashed = subprocess.run(
-        [sys.executable, "-m", "runner", "run", "playbook.yml"],
+        [*POSTSYNC, "run", "playbook.yml"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
