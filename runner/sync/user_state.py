@@ -139,6 +139,9 @@ class UserState(UserWrites):
     def reset(self) -> None:
         self.rows: list[UserRow] = []
         self.index: dict[tuple[str, str], list[UserRow]] = {}
+        #: username -> id of a deleted user of this site that still has it (Moodle's
+        #: delete_user rewrites it, but rows deleted otherwise may keep it): taken
+        self.deleted_names: dict[str, int] = {}
 
     def _index(self, row: UserRow, add: bool) -> None:
         for column in USER_KEYS:
@@ -182,7 +185,11 @@ class UserState(UserWrites):
         for part in chunks(values, self.raw.chunk):
             for found in self.raw.select_in(self.t.user, COLUMNS, column, part):
                 row = dict(zip(COLUMNS, found, strict=True))
-                if not row["deleted"] and row["mnethostid"] == self.mnethost:
+                if row["mnethostid"] != self.mnethost:
+                    continue
+                if row["deleted"]:
+                    self.deleted_names[str(row["username"])] = int(row["id"])
+                else:
                     into.setdefault(int(row["id"]), row)
 
     def _load_profiles(self, loaded: dict[int, dict[str, Any]]) -> None:
@@ -202,6 +209,18 @@ class UserState(UserWrites):
             row = UserRow(uid, values, profile)
             self.rows.append(row)
             self._index(row, add=True)
+
+    def check_username(self, username: str, row: UserRow | None) -> None:
+        """LineFailed when `row` (None: a new user) cannot take this username: another
+        user of the site has it now, as the lines before this one left it."""
+        other = self.find("username", username)
+        if other is not None and other is not row:
+            raise LineFailed(f"username {username} is another user's")
+        if username in self.deleted_names:
+            raise LineFailed(
+                f"username {username} is a deleted user's (id {self.deleted_names[username]},"
+                " deleted without its username being rewritten)"
+            )
 
     def find(self, column: str, value: str) -> UserRow | None:
         """The batch's user whose `column` is `value` (LineFailed: several are)."""

@@ -137,6 +137,7 @@ class Users:
                         f" another user's ({key} {row.values[key]})"
                     )
             if row is None:
+                users.check_username(parsed.username, None)
                 return self._create(users, parsed, line.number, summary, options)
             return self._update(users, row, parsed, line.number, summary, options)
         except LineFailed as exc:
@@ -187,9 +188,7 @@ class Users:
             del changes["email"]
             notes.append(f"kept e-mail {row.values['email']} (update_emails is off)")
         if "username" in changes:
-            other = users.find("username", parsed.username)
-            if other is not None and other is not row:
-                raise LineFailed(f"username {parsed.username} is another user's")
+            users.check_username(parsed.username, row)
         auth = str(wanted.get("auth", row.values.get("auth", "manual")))
         if parsed.password is not None and options.update_passwords:
             current = str(row.values.get("password") or "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import bcrypt
+import pytest
 
 from tests.sync.conftest import Site
 from tests.sync.test_enrolments import report
@@ -335,3 +336,75 @@ def test_a_user_deleted_by_the_run_is_no_longer_found_by_its_later_files(site: S
     summary = "enrols.csv  (2 lines: 1 changed, 0 unchanged, 1 failed)"
     assert summary in preview.out and summary in result.out, preview.out + result.out
     assert site.enrolled("MATH101", "U0003") == [("student", 0)]
+
+
+RENAMES = (
+    "username;idnumber;firstname;lastname\n"
+    # a chain whose later user has the smaller id: U0003 leaves u0003, U0002 takes it
+    "u0003.old;U0003;A;B\n"
+    "u0003;U0002;A;B\n"
+    # a swap through a name of the file's: U0004 and U0005 trade usernames
+    "tmp45;U0004;A;B\n"
+    "u0004;U0005;A;B\n"
+    "u0005;U0004;A;B\n"
+    # a cycle in three: U0006 -> u0007, U0007 -> u0008, U0008 -> u0006
+    "t6;U0006;A;B\n"
+    "u0006;U0008;A;B\n"
+    "u0008;U0007;A;B\n"
+    "u0007;U0006;A;B\n"
+    # a true collision: u0009 stays U0009's at the end of the file
+    "u0009;U0010;A;B\n"
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 2000])
+def test_rename_chains_and_swaps_apply_in_any_batch(
+    site: Site, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.sync.apply
+
+    monkeypatch.setattr(runner.sync.apply, "BATCH", {"": size, "sqlite": size})
+    lines = users(site, RENAMES)
+    names = ["u0003.old", "u0003", "tmp45", "u0004", "u0005", "t6", "u0006", "u0008", "u0007"]
+    assert lines[:-1] == [
+        f"line {n}: user {name}: ok (set "
+        + ("username)" if name in ("u0005", "u0007") else "firstname, lastname, username)")
+        for n, name in enumerate(names, start=2)
+    ]
+    assert lines[-1] == "line 11: user u0009: failed: username u0009 is another user's"
+    held = dict(
+        site.query(
+            "SELECT idnumber, username FROM mdl_user WHERE idnumber IN"
+            " ('U0002', 'U0003', 'U0004', 'U0005', 'U0006', 'U0007', 'U0008', 'U0009', 'U0010')"
+        )
+    )
+    assert held == {
+        "U0002": "u0003",
+        "U0003": "u0003.old",
+        "U0004": "u0005",
+        "U0005": "u0004",
+        "U0006": "u0007",
+        "U0007": "u0008",
+        "U0008": "u0006",
+        "U0009": "u0009",
+        "U0010": "u0010",
+    }
+    # the file again: every line is now unchanged but the ones that pass through a
+    # name (tmp45, t6) and the collision
+    again = users(site, RENAMES)
+    assert sum(line.endswith("failed: username u0009 is another user's") for line in again) == 1
+
+
+def test_a_username_a_deleted_row_kept_fails_the_line_not_the_file(site: Site) -> None:
+    # a user deleted outside Moodle's delete_user: its row keeps its username
+    site.execute("UPDATE mdl_user SET deleted = 1 WHERE username = 'u0011'")
+    header = "username;idnumber;firstname;lastname\n"
+    lines = users(site, header + "u0011;N1;A;B\nu0012;U0013;A;B\nu0011;U0014;A;B\nn2;N2;A;B\n")
+    (deleted,) = user(site, "u0011", "id")
+    taken = f"username u0011 is a deleted user's (id {deleted}, deleted without its username"
+    assert lines == [
+        f"line 2: user u0011: failed: {taken} being rewritten)",
+        "line 3: user u0012: failed: username u0012 is another user's",
+        f"line 4: user u0011: failed: {taken} being rewritten)",
+        "line 5: user n2: ok (created)",
+    ]
