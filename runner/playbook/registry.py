@@ -99,6 +99,13 @@ COMMANDS: dict[str, Kind] = {
                 " and mails it (and the user must change it), as tool_sync's"
                 " createpasswords.",
             },
+            "allow_admin_updates": {
+                "type": "boolean",
+                "default": False,
+                "description": "Let a line change a site administrator or the guest"
+                " (Moodle's config siteadmins, siteguest): by default such a line fails,"
+                " as Moodle's own user upload refuses it. They are never deleted.",
+            },
         }
     ),
     "cohorts": Kind(

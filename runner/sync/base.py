@@ -78,6 +78,8 @@ class SyncOptions:
     create_cohorts: bool = True
     #: enrolments: a file unenrolling more (a count, or "N%" of a course's) is rejected
     max_unenrolments: int | str | None = None
+    #: users: a line may change a site administrator or the guest
+    allow_admin_updates: bool = False
 
 
 @dataclass

@@ -39,6 +39,7 @@ class SyncConfig:
     update_emails: bool = False
     update_passwords: bool = False
     create_passwords: bool = False
+    allow_admin_updates: bool = False
     cohort_key: str = "idnumber"
     create_cohorts: bool = True
     min_files: int = 0
@@ -134,6 +135,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         update_emails=bool(params.get("update_emails", False)),
         update_passwords=bool(params.get("update_passwords", False)),
         create_passwords=bool(params.get("create_passwords", False)),
+        allow_admin_updates=bool(params.get("allow_admin_updates", False)),
         cohort_key=params.get("cohort_key", "idnumber"),
         create_cohorts=bool(params.get("create_cohorts", True)),
         min_files=int(params.get("min_files", 0)),
@@ -191,6 +193,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         config.cohort_key,
         config.create_cohorts,
         config.max_unenrolments,
+        allow_admin_updates=config.allow_admin_updates,
     )
     rejected = []
     changed = False

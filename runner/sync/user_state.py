@@ -52,6 +52,7 @@ class UserState(UserWrites):
             self.t,
             [
                 "mnet_localhost_id",
+                "auth",
                 "siteguest",
                 "siteadmins",
                 "extendedusernamechars",
@@ -70,6 +71,12 @@ class UserState(UserWrites):
         self.mnethost = int(host) if host.isdigit() else 1
         self.extended = self.settings.get("extendedusernamechars", "") not in ("", "0")
         self.protected = self._protected()
+        #: the auth plugins enabled on the site, as Moodle's get_enabled_auth_plugins:
+        #: manual and nologin always, then config `auth` (a comma-separated list)
+        self.auths = ["manual", "nologin"]
+        for name in self.settings.get("auth", "").split(","):
+            if name.strip() and name.strip() not in self.auths:
+                self.auths.append(name.strip())
         #: column name (profile_field_x) -> (field id, datatype, param1, param2)
         self.profile_fields: dict[str, tuple[int, str, str, str]] = {}
         self._system_context: int | None = None
@@ -83,15 +90,25 @@ class UserState(UserWrites):
         self.reset()
 
     def _protected(self) -> dict[int, str]:
-        """Users Moodle's delete_user refuses: the guest, the site's administrators."""
+        """Users Moodle's delete_user refuses, and its user upload does not update:
+        the guest, the site's administrators (id -> what they are)."""
         found = {}
         guest = self.settings.get("siteguest", "")
         if guest.isdigit():
-            found[int(guest)] = "the guest user cannot be deleted"
+            found[int(guest)] = "the guest user"
         for admin in self.settings.get("siteadmins", "").split(","):
             if admin.strip().isdigit():
-                found[int(admin)] = "a site administrator cannot be deleted"
+                found[int(admin)] = "a site administrator"
         return found
+
+    def check_auth(self, auth: str) -> None:
+        """LineFailed unless the auth plugin is enabled on the site (Moodle's
+        is_enabled_auth), as Moodle's user upload refuses another."""
+        if auth not in self.auths:
+            raise LineFailed(
+                f"auth {auth} is not an enabled authentication plugin of the site (enabled:"
+                f" {', '.join(self.auths)})"
+            )
 
     def defaults(self) -> dict[str, Any]:
         """A new user's columns beside the file's, as user_create_user sets them from

@@ -201,6 +201,7 @@ def test_a_deletion_removes_the_users_rows_as_delete_user(site: Site) -> None:
 
 def test_passwords_are_hashed_as_moodle_and_kept_unless_asked(site: Site) -> None:
     header = "username;idnumber;firstname;lastname;auth;password\n"
+    site.execute("INSERT INTO mdl_config (name, value) VALUES ('auth', 'ldap')")
     lines = users(
         site, header + "p1;P1;P;One;manual;S3cret!\np2;P2;P;Two;ldap;\np3;P3;P;Three;ldap;x\n"
     )
@@ -407,4 +408,89 @@ def test_a_username_a_deleted_row_kept_fails_the_line_not_the_file(site: Site) -
         "line 3: user u0012: failed: username u0012 is another user's",
         f"line 4: user u0011: failed: {taken} being rewritten)",
         "line 5: user n2: ok (created)",
+    ]
+
+
+def test_site_admins_and_the_guest_are_left_alone_unless_allowed(site: Site) -> None:
+    header = "username;idnumber;firstname;lastname;suspended;auth;password\n"
+    body = header + "admin;;Admin;User;1;nologin;Pwned1!\nguest;;Guest;User;1;;\n"
+    before = site.query("SELECT * FROM mdl_user WHERE id IN (1, 2) ORDER BY id")
+    lines = users(site, body, options="    user_key: username\n    update_passwords: true\n")
+    refused = "a users file does not change it, as Moodle's user upload does not"
+    allow = "(allow_admin_updates: true on the step allows it)"
+    assert lines == [
+        f"line 2: user admin: failed: admin is a site administrator: {refused} {allow}",
+        f"line 3: user guest: failed: guest is the guest user: {refused} {allow}",
+    ]
+    assert site.query("SELECT * FROM mdl_user WHERE id IN (1, 2) ORDER BY id") == before
+    # a line changing nothing of theirs is no failure
+    same = header + "admin;;Admin;User;0;manual;\n"
+    site.execute("UPDATE mdl_user SET firstname = 'Admin', lastname = 'User' WHERE id = 2")
+    assert users(site, same, options="    user_key: username\n") == [
+        "line 2: user admin: ok (unchanged)"
+    ]
+    # the step's option allows it
+    allowed = "    user_key: username\n    allow_admin_updates: true\n"
+    assert users(site, header + "admin;;Admin;Two;;;\n", options=allowed) == [
+        "line 2: user admin: ok (set lastname)"
+    ]
+    assert user(site, "admin", "lastname", "suspended") == ("Two", 0)
+
+
+def test_an_auth_plugin_the_site_has_not_enabled_fails_the_line(site: Site) -> None:
+    header = "username;idnumber;firstname;lastname;auth\n"
+    site.execute("INSERT INTO mdl_config (name, value) VALUES ('auth', 'ldap,cas')")
+    body = (
+        header + "a1;A1;A;B;manuel\na2;A2;A;B;cas\na3;A3;A;B;nologin\nu0001;U0001;A;B;shibboleth\n"
+    )
+    enabled = "enabled: manual, nologin, ldap, cas"
+    assert users(site, body) == [
+        f"line 2: user a1: failed: auth manuel is not an enabled authentication plugin of"
+        f" the site ({enabled})",
+        "line 3: user a2: ok (created)",
+        "line 4: user a3: ok (created)",
+        f"line 5: user u0001: failed: auth shibboleth is not an enabled authentication"
+        f" plugin of the site ({enabled})",
+    ]
+    assert user(site, "u0001", "auth") == ("manual",)
+    # a user whose plugin was disabled since keeps it: only a change is checked
+    site.execute("UPDATE mdl_config SET value = '' WHERE name = 'auth'")
+    assert users(site, header + "a2;A2;A;B;cas\n") == ["line 2: user a2: ok (unchanged)"]
+
+
+@pytest.mark.parametrize(
+    ("email", "valid"),
+    [
+        ("jdoe@example.org", True),
+        ("o'neil+tag@mail.example.co.uk", True),
+        ('"j.doe"@example.org', True),
+        ("x@[192.0.2.1]", True),
+        ("x@[IPv6:2001:db8::1]", True),
+        ("<script>@x.y", False),
+        ("a@b.org<script>", False),
+        ("a@localhost", False),
+        ("a..b@example.org", False),
+        (".a@example.org", False),
+        ("a@-example.org", False),
+        ("a@example-.org", False),
+        ("a@example.1org", False),
+        ("a@[300.1.1.1]", False),
+        ("a b@example.org", False),
+        ("é@example.org", False),
+        ("a@" + "b" * 64 + ".org", False),
+        ("a" * 65 + "@example.org", False),
+    ],
+)
+def test_emails_are_validated_as_moodles_validate_email(email: str, valid: bool) -> None:
+    from runner.sync.user_fields import valid_email
+
+    assert valid_email(email) is valid
+
+
+def test_an_email_moodle_refuses_fails_its_line(site: Site) -> None:
+    header = "username;idnumber;firstname;lastname;email\n"
+    lines = users(site, header + "e1;E1;A;B;<script>@x.y\ne2;E2;A;B;e2@example.org\n")
+    assert lines == [
+        "line 2: user e1: failed: email '<script>@x.y' is not an e-mail address",
+        "line 3: user e2: ok (created)",
     ]
