@@ -59,7 +59,9 @@ COMMANDS: dict[str, Kind] = {
                 ],
                 "description": "A file that would remove more user enrolments than this"
                 " (a count), or more than this share of a course's enrolments (e.g."
-                " '20%'), is rejected whole, nothing of it applied: a truncated export.",
+                " '20%': of the larger of its enrolments before the file and when the"
+                " file removes them; a course with none before is not checked), is"
+                " rejected whole, nothing of it applied: a truncated export.",
             },
             "allow_disabled_instances": {
                 "type": "boolean",

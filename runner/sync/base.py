@@ -89,10 +89,15 @@ class Tally:
     added: Counter[int] = field(default_factory=Counter)
     removed: Counter[int] = field(default_factory=Counter)
     keys: dict[int, str] = field(default_factory=dict)
+    #: by course, the most enrolments the file had added net (added - removed) when
+    #: it removed one: the course then had its enrolments before the file plus that
+    peak: Counter[int] = field(default_factory=Counter)
 
     def add(self, course: Course) -> None:
         self.added[course.id] += 1
 
     def remove(self, course: Course) -> None:
+        net = self.added[course.id] - self.removed[course.id]
+        self.peak[course.id] = max(self.peak[course.id], net)
         self.removed[course.id] += 1
         self.keys[course.id] = course.key

@@ -6,6 +6,7 @@ import codecs
 import glob
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +46,9 @@ class SyncConfig:
     min_files: int = 0
     max_unenrolments: int | str | None = None
     max_age_hours: float | None = None
-    #: the newest listed file's modification time (None: no file)
+    #: the newest listed file's modification time (None: no file), and that file
     newest_mtime: float | None = None
+    newest_file: Path | None = None
 
 
 def _matches(scope: StepScope, rule: ControlGlob) -> list[tuple[Path, tuple[int, int], float]]:
@@ -142,11 +144,19 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         max_unenrolments=params.get("max_unenrolments"),
         max_age_hours=params.get("max_age_hours"),
         newest_mtime=max((mtime for _, _, mtime in found), default=None),
+        newest_file=max(found, key=lambda f: f[2])[0] if found else None,
     )
 
 
-def check_feed(config: SyncConfig, now: float) -> None:
-    """StepError when the feed did not come (min_files) or is stale (max_age_hours)."""
+#: how far ahead of the clock a control file's modification time may be before
+#: max_age_hours warns (a file server's clock a little ahead is common)
+SKEW = 60.0
+
+
+def check_feed(config: SyncConfig, now: float, clock: float | None = None) -> str | None:
+    """StepError when the feed did not come (min_files) or is stale (max_age_hours);
+    a warning when max_age_hours cannot tell: the newest file is dated in the future
+    (`clock`: the time now, when the files were listed)."""
     found = len(config.files)
     if found < config.min_files:
         raise StepError(
@@ -162,6 +172,13 @@ def check_feed(config: SyncConfig, now: float) -> None:
                 f" than max_age_hours {config.max_age_hours:g}: a stale feed? (nothing of"
                 " this step applied)"
             )
+        ahead = config.newest_mtime - (time.time() if clock is None else clock)
+        if ahead > SKEW:
+            return (
+                f"modified {ahead / 3600:.1f} hours in the future: clock skew between the"
+                " machine that wrote it and this one? max_age_hours cannot tell its age"
+            )
+    return None
 
 
 def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) -> tuple[str, str]:
@@ -174,9 +191,11 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     from runner.sync.reader import NotRead
     from runner.sync.report import Report
 
-    check_feed(config, run.now.timestamp())
+    warning = check_feed(config, run.now.timestamp())
     if not config.files:
         return "skipped", f"no file matches {config.pattern}"
+    if warning is not None and config.newest_file is not None:
+        emit(Done(Action("warning", run.display(config.newest_file), warning)))
     _engine, tables = run.database()
     command = SYNC_COMMANDS[config.command]
     options = SyncOptions(
@@ -237,6 +256,8 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
             lines += outcome.lines
         emit(Done(Action("sync", run.display(path), outcome.summary())))
     detail = f"{plural(len(config.files), 'file')}, {plural(lines, 'line')}"
+    if warning is not None:
+        detail += " (warning: the newest file is dated in the future, see above)"
     if rejected:
         # the other files were applied: the run goes on with them, and fails at the end
         what = "it" if len(rejected) == 1 else "each"
