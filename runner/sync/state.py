@@ -97,6 +97,10 @@ class SiteState:
         #: state a command keeps beside the enrolments (runner.sync.user_state...), by kind
         self.parts: dict[type[Any], Part] = {}
         self.tally = Tally()  # the enrolments added and removed (max_unenrolments)
+        #: role assignment id -> the ids of its copies (the same role, context, user,
+        #: component and item: another writer's duplicates, as the table has no
+        #: unique key): the loaded assignment stands for them, and goes with them
+        self.role_copies: dict[int, list[int]] = {}
         self.reset_batch()
 
     def part(self, kind: type[P]) -> P:
@@ -184,8 +188,11 @@ class SiteState:
                 ("userid", "contextid"),
                 part,
             )
-            for aid, contextid, userid, roleid, component, itemid in assignments:
-                self.roles_of.setdefault((contextid, userid), {})[(roleid, component, itemid)] = aid
+            for aid, contextid, userid, roleid, component, itemid in sorted(assignments):
+                held = self.roles_of.setdefault((contextid, userid), {})
+                first = held.setdefault((roleid, component, itemid), aid)
+                if first is not None and first != aid:  # a copy: the lowest id stands for it
+                    self.role_copies.setdefault(first, []).append(aid)
         member_keys = sorted(
             (user, gid)
             for course, _, user in pairs
@@ -308,7 +315,10 @@ class SiteState:
         held = self.roles_in(course, userid)
         if role not in held:
             return False
-        self.changes.ra.delete((course.context_id, userid, role), held.pop(role))
+        aid = held.pop(role)
+        self.changes.ra.delete((course.context_id, userid, role), aid)
+        if aid is not None:
+            self.changes.ra.deleted.update(self.role_copies.pop(aid, ()))
         self.dirty.add(userid)
         return True
 
