@@ -1,10 +1,12 @@
-"""What each control-file line ends as, and what a sync command is given."""
+"""What each control-file line ends as, what a sync command is given, and what a
+command's state beside the enrolments' is (Part)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Protocol, TypeVar
 
 CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
 
@@ -101,3 +103,16 @@ class Tally:
         self.peak[course.id] = max(self.peak[course.id], net)
         self.removed[course.id] += 1
         self.keys[course.id] = course.key
+
+
+class Part(Protocol):
+    """State a command keeps for a file beside the enrolments' (users, cohorts...)."""
+
+    def flush(self) -> None:
+        """Ends a batch: its changes written (a preview keeps them instead)."""
+
+    def finish(self) -> None:
+        """After the file's last batch."""
+
+
+P = TypeVar("P", bound=Part)
