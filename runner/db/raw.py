@@ -145,9 +145,16 @@ class Raw:
         return self.conn.exec_driver_sql(sql, params).fetchall()
 
     def select_keys(
-        self, table: Table, columns: Sequence[str], keys: Sequence[str], rows: Sequence[Any]
+        self,
+        table: Table,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        rows: Sequence[Any],
+        latest: bool = False,
     ) -> Sequence[Any]:
-        """SELECT `columns` FROM `table` whose (keys...) is one of `rows`.
+        """SELECT `columns` FROM `table` whose (keys...) is one of `rows`; `latest`: the
+        rows committed since the transaction began too (MySQL and MariaDB read a
+        snapshot otherwise; a locking read sees what an insert there just met).
 
         A join with the key rows (a VALUES list, or arrays), which every database
         drives through the table's index on `keys`; a row-value IN would make SQLite
@@ -163,6 +170,7 @@ class Raw:
             sql = (
                 f"SELECT {', '.join(q(c) for c in columns)} FROM {self.name(table)}"
                 f" WHERE ({', '.join(q(k) for k in keys)}) IN ({', '.join([one] * len(rows))})"
+                + (" LOCK IN SHARE MODE" if latest else "")
             )
             return self.conn.exec_driver_sql(sql, flat).fetchall()
         names = [f"k{i}" for i in range(width)]

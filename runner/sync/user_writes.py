@@ -99,15 +99,14 @@ class UserWrites(BatchPart):
         if not rows:
             return
         columns = tuple(rows[0].values)
-        self.raw.run(
-            self.raw.inserts(self.t.user, columns, [tuple(r.values.values()) for r in rows])
-        )
+        # a user Moodle created meanwhile with the username stands, as Moodle made it
+        key = ("mnethostid", "username")
+        values = [tuple(r.values.values()) for r in rows]
+        self.raw.run(self.raw.inserts(self.t.user, columns, values, key))
         keys = [(self.mnethost, r.values["username"]) for r in rows]
         ids: dict[str, int] = {}
         for part in chunks(keys, self.raw.pairs):
-            found = self.raw.select_keys(
-                self.t.user, ("id", "username"), ("mnethostid", "username"), part
-            )
+            found = self.raw.select_keys(self.t.user, ("id", "username"), key, part, latest=True)
             ids.update((str(name), int(uid)) for uid, name in found)
         for row in rows:
             row.id = ids[row.values["username"]]
@@ -124,6 +123,7 @@ class UserWrites(BatchPart):
                         for u in prefs
                         for n in ("create_password", "auth_forcepasswordchange")
                     ],
+                    ("userid", "name"),
                 )
             )
 
@@ -147,6 +147,7 @@ class UserWrites(BatchPart):
                 ctx,
                 ("contextlevel", "instanceid", "depth", "path", "locked"),
                 [(CONTEXT_USER, uid, 2, None, 0) for uid in ids],
+                ("contextlevel", "instanceid"),
             )
         )
         made: list[Any] = []
@@ -167,8 +168,9 @@ class UserWrites(BatchPart):
                     new.append((row.id, fid, data, formats.get(fid, 0)))
                 else:
                     changed.append((data, rid))
-        d = self.t.user_info_data
-        self.raw.run(self.raw.inserts(d, ("userid", "fieldid", "data", "dataformat"), new))
+        d, key = self.t.user_info_data, ("userid", "fieldid")
+        # a value Moodle saved meanwhile stands (the unique index), as other inserts'
+        self.raw.run(self.raw.inserts(d, (*key, "data", "dataformat"), new, key))
         self.raw.run(self.raw.updates(d, ("data",), changed))
 
     def _end_sessions(self, rows: list[UserRow]) -> None:

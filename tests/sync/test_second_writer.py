@@ -199,3 +199,32 @@ def test_duplicates_another_writer_made_do_not_fail_later_runs(site: Site) -> No
     assert site.run(steps=ENROLMENTS_STEP).code == 0
     assert _copies(site, "U0005", "G7") == (0, 2)
     assert site.enrolled("MATH101", "U0005") == []
+
+
+def test_a_user_moodle_created_meanwhile_does_not_fail_the_users_file(site: Site) -> None:
+    if site.url.startswith("sqlite"):
+        pytest.skip("SQLite: the sync takes the write lock first; a second writer waits")
+    site.write("userimport.csv", "username;idnumber;firstname;lastname\nw1;W1;A;B\nw2;W2;C;D\n")
+    trace = site.root / "trace"
+    steps = "  - command: users\n    file: userimport*.csv\n"
+    run = _start(site, site.playbook(steps), trace, "sync.loaded:3")
+    _reached(run, trace, "sync.loaded")
+    # Moodle, meanwhile: a user w1 (a copy of u0001's row), with its context
+    columns = ", ".join(c.name for c in site.tables.user.columns if c.name != "id")
+    copied = columns.replace("username", "'w1'").replace("idnumber", "'M1'")
+    site.execute(
+        f"INSERT INTO mdl_user ({columns}) SELECT {copied} FROM mdl_user WHERE username = 'u0001'"
+    )
+    site.execute(
+        "INSERT INTO mdl_context (contextlevel, instanceid, depth, path, locked)"
+        " SELECT 30, id, 2, NULL, 0 FROM mdl_user WHERE username = 'w1'"
+    )
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert site.query("SELECT idnumber FROM mdl_user WHERE username = 'w1'") == [("M1",)]
+    assert site.query("SELECT firstname FROM mdl_user WHERE username = 'w2'") == [("C",)]
+    ((contexts,),) = site.query(
+        "SELECT COUNT(*) FROM mdl_context x JOIN mdl_user u ON u.id = x.instanceid"
+        " WHERE x.contextlevel = 30 AND u.username IN ('w1', 'w2')"
+    )
+    assert contexts == 2
