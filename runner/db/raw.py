@@ -23,6 +23,10 @@ from sqlalchemy import Connection, Table
 Statements = list[tuple[str, Any]]
 #: rows in one SQLite INSERT
 MAX_ROWS = 2048
+#: the PostgreSQL advisory lock (one bigint key: "postsync" in ASCII) a sync takes, to
+#: its transaction's end, before inserting into a table that has no unique index on
+#: the rows' key: another postsync on the database then waits, and sees its rows
+INSERT_LOCK = 0x706F737473796E63
 
 
 def array_literal(values: Iterable[Any]) -> str:
@@ -77,6 +81,33 @@ class Raw:
         #: bound parameters an INSERT takes (SQLite: many rows a statement), or None:
         #: one row a statement, executemany
         self.insert_params = _sqlite_variables(conn) if conn.dialect.name == "sqlite" else None
+        self._locked = False
+
+    def insert_lock(self) -> Statements:
+        """The statement taking the insert lock (PostgreSQL, once a transaction: this
+        object lives for one control file's transaction); none elsewhere (SQLite's
+        write lock serialises writers already)."""
+        if not self.arrays or self._locked:
+            return []
+        self._locked = True
+        return [("SELECT pg_advisory_xact_lock(%s)", (INSERT_LOCK,))]
+
+    def insert_one(self, table: Table, values: dict[str, Any], key: Sequence[str]) -> int:
+        """Insert a row unless the table has one with the same `key` columns (a table
+        without a unique index there, e.g. a course's groups by name); the id of the
+        row: the inserted one, or the lowest of those there."""
+        from sqlalchemy import and_, exists, literal, select
+
+        self.run(self.insert_lock())
+        match = and_(*(table.c[k] == values[k] for k in key))
+        row = select(*(literal(v, table.c[c].type) for c, v in values.items()))
+        self.conn.execute(
+            table.insert().from_select(list(values), row.where(~exists().where(match)))
+        )
+        first = select(table.c.id).where(match).order_by(table.c.id).limit(1)
+        if not self.values:  # MySQL, MariaDB: a locking read sees the row the insert saw
+            first = first.with_for_update(read=True)  # (not the transaction's snapshot)
+        return int(self.conn.execute(first).scalar_one())
 
     def name(self, table: Table) -> str:
         return self.quote(table.name)
@@ -114,9 +145,16 @@ class Raw:
         return self.conn.exec_driver_sql(sql, params).fetchall()
 
     def select_keys(
-        self, table: Table, columns: Sequence[str], keys: Sequence[str], rows: Sequence[Any]
+        self,
+        table: Table,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        rows: Sequence[Any],
+        latest: bool = False,
     ) -> Sequence[Any]:
-        """SELECT `columns` FROM `table` whose (keys...) is one of `rows`.
+        """SELECT `columns` FROM `table` whose (keys...) is one of `rows`; `latest`: the
+        rows committed since the transaction began too (MySQL and MariaDB read a
+        snapshot otherwise; a locking read sees what an insert there just met).
 
         A join with the key rows (a VALUES list, or arrays), which every database
         drives through the table's index on `keys`; a row-value IN would make SQLite
@@ -132,6 +170,7 @@ class Raw:
             sql = (
                 f"SELECT {', '.join(q(c) for c in columns)} FROM {self.name(table)}"
                 f" WHERE ({', '.join(q(k) for k in keys)}) IN ({', '.join([one] * len(rows))})"
+                + (" LOCK IN SHARE MODE" if latest else "")
             )
             return self.conn.exec_driver_sql(sql, flat).fetchall()
         names = [f"k{i}" for i in range(width)]
@@ -155,14 +194,19 @@ class Raw:
         columns: Sequence[str],
         rows: Iterable[Any],
         unique: Sequence[str] = (),
+        absent: Sequence[str] = (),
     ) -> Statements:
         """The statements that insert `rows` (tuples in `columns` order). With `unique`
         (the columns of a unique index), a row whose key a row of the table already
         has is left out, not an error: the table's row stands (another writer, Moodle
-        itself, inserted it since the sync read the table)."""
+        itself, inserted it since the sync read the table). With `absent` (key
+        columns a table has no unique index on), such a row is left out as well,
+        under the insert lock."""
         rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
             return []
+        if absent and self.insert_params is None:  # SQLite: the sync holds the write lock
+            return self._inserts_absent(table, columns, rows, absent)
         names = [self.quote(c) for c in columns]
         into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
         tail = ""
@@ -192,6 +236,21 @@ class Raw:
             statements.append((sql, tuple(chain.from_iterable(part))))
             start += size
         return statements
+
+    def _inserts_absent(
+        self, table: Table, columns: Sequence[str], rows: list[Any], absent: Sequence[str]
+    ) -> Statements:
+        q = self.quote
+        names = [q(c) for c in columns]
+        into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
+        match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in absent)
+        missing = f" WHERE NOT EXISTS (SELECT 1 FROM {self.name(table)} x WHERE {match})"
+        if self.arrays:
+            sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}{missing}"
+            return [*self.insert_lock(), (sql, _columns(rows))]
+        # MySQL, MariaDB: one row a statement
+        one = ", ".join(f"{self.mark} AS {n}" for n in names)
+        return [(f"{into} SELECT * FROM (SELECT {one}) AS v{missing}", rows)]
 
     def run(self, statements: Statements) -> None:
         """Execute statements built by this object (a list of tuples: executemany)."""

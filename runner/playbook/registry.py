@@ -59,7 +59,9 @@ COMMANDS: dict[str, Kind] = {
                 ],
                 "description": "A file that would remove more user enrolments than this"
                 " (a count), or more than this share of a course's enrolments (e.g."
-                " '20%'), is rejected whole, nothing of it applied: a truncated export.",
+                " '20%': of the larger of its enrolments before the file and when the"
+                " file removes them; a course with none before is not checked), is"
+                " rejected whole, nothing of it applied: a truncated export.",
             },
             "allow_disabled_instances": {
                 "type": "boolean",
@@ -98,6 +100,13 @@ COMMANDS: dict[str, Kind] = {
                 "description": "A new user without a password: Moodle's cron makes one"
                 " and mails it (and the user must change it), as tool_sync's"
                 " createpasswords.",
+            },
+            "allow_admin_updates": {
+                "type": "boolean",
+                "default": False,
+                "description": "Let a line change a site administrator or the guest"
+                " (Moodle's config siteadmins, siteguest): by default such a line fails,"
+                " as Moodle's own user upload refuses it. They are never deleted.",
             },
         }
     ),

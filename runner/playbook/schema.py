@@ -59,7 +59,9 @@ def _sync_step() -> dict[str, Any]:
             "type": "number",
             "exclusiveMinimum": 0,
             "description": "The newest matching control file older than this (its"
-            " modification time) fails the step, applying none: a stale feed.",
+            " modification time) fails the step, applying none: a stale feed. One"
+            " dated more than a minute in the future is applied with a warning (clock"
+            " skew).",
         },
         "settle_seconds": {
             "type": "number",

@@ -125,6 +125,10 @@ def sync_file(
                     lines = []
                     for line in batch:
                         result = command.apply(state, line, options)
+                        if state.lookups.warnings:
+                            notes = [result.message] if result.message else []
+                            result.message = "; ".join(notes + state.lookups.warnings)
+                            state.lookups.warnings.clear()
                         lines.append(result.report())
                         if result.status == FAILED:
                             shown = (

@@ -1,10 +1,12 @@
-"""What each control-file line ends as, and what a sync command is given."""
+"""What each control-file line ends as, what a sync command is given, and what a
+command's state beside the enrolments' is (Part)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Protocol, TypeVar
 
 CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
 
@@ -78,6 +80,8 @@ class SyncOptions:
     create_cohorts: bool = True
     #: enrolments: a file unenrolling more (a count, or "N%" of a course's) is rejected
     max_unenrolments: int | str | None = None
+    #: users: a line may change a site administrator or the guest
+    allow_admin_updates: bool = False
 
 
 @dataclass
@@ -87,10 +91,28 @@ class Tally:
     added: Counter[int] = field(default_factory=Counter)
     removed: Counter[int] = field(default_factory=Counter)
     keys: dict[int, str] = field(default_factory=dict)
+    #: by course, the most enrolments the file had added net (added - removed) when
+    #: it removed one: the course then had its enrolments before the file plus that
+    peak: Counter[int] = field(default_factory=Counter)
 
     def add(self, course: Course) -> None:
         self.added[course.id] += 1
 
     def remove(self, course: Course) -> None:
+        net = self.added[course.id] - self.removed[course.id]
+        self.peak[course.id] = max(self.peak[course.id], net)
         self.removed[course.id] += 1
         self.keys[course.id] = course.key
+
+
+class Part(Protocol):
+    """State a command keeps for a file beside the enrolments' (users, cohorts...)."""
+
+    def flush(self) -> None:
+        """Ends a batch: its changes written (a preview keeps them instead)."""
+
+    def finish(self) -> None:
+        """After the file's last batch."""
+
+
+P = TypeVar("P", bound=Part)

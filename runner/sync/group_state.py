@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from runner.core.text import quoted
-from runner.db.tables import new_id
-from runner.sync.base import Course, LineFailed
+from runner.sync.base import Course
 from runner.sync.part import BatchPart, update_rows
 from runner.sync.writes import chunks
 
@@ -78,11 +77,13 @@ class GroupState(BatchPart):
         self.load([course.id])
         column = 0 if key == "name" else 1
         found = [i for i, row in self.groupings[course.id].items() if row[column] == value]
-        if len(found) > 1:
-            raise LineFailed(
-                f"{len(found)} groupings have {key} {quoted(value)} in course {course.key}"
+        if len(found) > 1:  # Moodle refuses that: another writer's
+            self.site.lookups.warnings.append(
+                f"warning: {len(found)} groupings have {key} {quoted(value)} in course"
+                f" {course.key} (ids {', '.join(map(str, sorted(found)))}): the line used"
+                " the first"
             )
-        return found[0] if found else None
+        return min(found) if found else None
 
     def create_grouping(self, course: Course, name: str, idnumber: str, description: str) -> int:
         self.load([course.id])
@@ -90,18 +91,17 @@ class GroupState(BatchPart):
             gid = self.withheld.new_id()
             self.withheld.created(self.withheld.groupings, course.id, (gid, name, idnumber))
         else:
-            result = self.raw.conn.execute(
-                self.t.groupings.insert().values(
-                    courseid=course.id,
-                    name=name,
-                    idnumber=idnumber,
-                    description=description,
-                    descriptionformat=FORMAT_HTML,
-                    timecreated=self.now,
-                    timemodified=self.now,
-                )
-            )
-            gid = new_id(result)
+            # unless another writer made a grouping of that name meanwhile: then that one
+            values = {
+                "courseid": course.id,
+                "name": name,
+                "idnumber": idnumber,
+                "description": description,
+                "descriptionformat": FORMAT_HTML,
+                "timecreated": self.now,
+                "timemodified": self.now,
+            }
+            gid = self.raw.insert_one(self.t.groupings, values, ("courseid", "name"))
         self.groupings[course.id][gid] = [name, idnumber]
         return gid
 
@@ -152,4 +152,5 @@ class GroupState(BatchPart):
             changes = {i: c for (kind, i), c in self.updated.items() if kind == name}
             update_rows(raw, table, changes, self.now)
         rows = [(a, b, self.now) for a, b in sorted(self.linked)]
-        raw.run(raw.inserts(t.groupings_groups, ("groupingid", "groupid", "timeadded"), rows))
+        link = ("groupingid", "groupid")
+        raw.run(raw.inserts(t.groupings_groups, (*link, "timeadded"), rows, absent=link))

@@ -1,8 +1,12 @@
 """max_unenrolments: a file that would unenrol more than the step allows is rejected
 whole, nothing of it applied (a truncated SIS export must not unenrol a campus).
 
-The limit is a count of enrolments the file removes, or a percentage of a course's
-enrolments before the file (the file is rejected when any course goes over it).
+The limit is a count of enrolments the file removes, or a percentage: the file is
+rejected when a course loses more than that share of its enrolments. The guard protects
+the enrolments a course had: a course with none before the file is never over a
+percentage; otherwise the share is of the larger of its enrolments before the file and
+its enrolments when the file removed them (the file's own additions count on both
+sides: "add 30, then del 1" removes 1 of 30, not of the enrolments before).
 """
 
 from __future__ import annotations
@@ -68,12 +72,16 @@ def check_unenrolments(state: SiteState, setting: int | str | None) -> None:
             before = now.get(course, 0) + withheld.enrolments_delta.get(course, 0)
         else:
             before = now.get(course, 0) + tally.removed[course] - tally.added[course]
-        share = 100 * tally.removed[course] / before if before else 100.0
+        if before <= 0:
+            continue  # no enrolment the course had is lost
+        base = before + tally.peak[course]
+        share = 100 * tally.removed[course] / base
         if share > value:
+            had = "" if base == before else f", {before:,} before the file"
             raise ControlFileError(
                 0,
-                f"it unenrols {tally.removed[course]:,} of the {before:,} enrolments of"
-                f" {tally.keys[course]} ({share:.0f}%), more than max_unenrolments"
+                f"it unenrols {tally.removed[course]:,} of the {base:,} enrolments of"
+                f" {tally.keys[course]} ({share:.0f}%{had}), more than max_unenrolments"
                 f" {setting}: a truncated export? Nothing of it applied; raise"
                 " max_unenrolments if the change is real",
             )

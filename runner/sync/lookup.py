@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, select
 
 from runner.core.text import excerpt, quoted
 from runner.db.raw import Raw
-from runner.db.tables import MoodleTables, new_id
+from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
 from runner.sync.base import Course, LineFailed
 from runner.sync.writes import chunks
@@ -64,6 +64,9 @@ class Lookups:
         self.group_idnumbers: dict[int, dict[str, list[int]]] = {}
         self.users: dict[str, int | str] = {}
         self._manual: dict[str, int] | None = None
+        #: what the current line should say beside its outcome (a duplicate another
+        #: writer made, which the line went past): the sync's loop takes them
+        self.warnings: list[str] = []
 
     def db(self) -> Connection:
         """The connection, once the writer is done with it."""
@@ -242,20 +245,18 @@ class Lookups:
             row = (sortorder, enrol_id, "manual", fields["status"])
             self.withheld.created(self.withheld.instances, course.id, row)
         else:
-            enrol_id = new_id(
-                self.conn.execute(
-                    e.insert().values(
-                        enrol="manual",
-                        courseid=course.id,
-                        sortorder=sortorder,
-                        enrolstartdate=0,
-                        enrolenddate=0,
-                        timecreated=self.now,
-                        timemodified=self.now,
-                        **fields,
-                    )
-                )
-            )
+            # unless another writer made the course's manual instance meanwhile
+            values = {
+                "enrol": "manual",
+                "courseid": course.id,
+                "sortorder": sortorder,
+                "enrolstartdate": 0,
+                "enrolenddate": 0,
+                "timecreated": self.now,
+                "timemodified": self.now,
+                **fields,
+            }
+            enrol_id = self.raw.insert_one(e, values, ("courseid", "enrol"))
         self.enrols[course.id].append((sortorder, enrol_id, "manual", fields["status"]))
         self.enrols[course.id].sort()
         self.enrol_course[enrol_id] = course.id
@@ -298,9 +299,12 @@ class Lookups:
             self.load_courses([course.id])
         index = self.groups if key == "name" else self.group_idnumbers
         ids = index[course.id].get(value, [])
-        if len(ids) > 1:
-            raise LineFailed(f"{len(ids)} groups have {key} {quoted(value)} in course {course.key}")
-        return ids[0] if ids else None
+        if len(ids) > 1:  # Moodle's groups_create_group refuses that: another writer's
+            self.warnings.append(
+                f"warning: {len(ids)} groups have {key} {quoted(value)} in course {course.key}"
+                f" (ids {', '.join(map(str, sorted(ids)))}): the line used the first"
+            )
+        return min(ids) if ids else None
 
     def _index_group(self, cid: int, gid: int, name: str, idnumber: str | None) -> None:
         self.groups[cid].setdefault(name, []).append(gid)
@@ -323,18 +327,20 @@ class Lookups:
             gid = self.withheld.new_id()
             self.withheld.created(self.withheld.groups, course.id, (gid, name, idnumber))
         else:
-            result = self.db().execute(
-                self.t.groups.insert().values(
-                    courseid=course.id,
-                    idnumber=idnumber,
-                    name=name,
-                    description=description,
-                    descriptionformat=1,
-                    timecreated=self.now,
-                    timemodified=self.now,
-                )
-            )
-            gid = new_id(result)
+            # unless another writer made a group of that name meanwhile: then that one
+            values = {
+                "courseid": course.id,
+                "idnumber": idnumber,
+                "name": name,
+                "description": description,
+                "descriptionformat": 1,
+                "timecreated": self.now,
+                "timemodified": self.now,
+            }
+            self.wait()
+            gid = self.raw.insert_one(self.t.groups, values, ("courseid", "name"))
+            if gid in self.group_course:
+                return gid
         self._index_group(course.id, gid, name, idnumber)
         return gid
 

@@ -1,4 +1,4 @@
-"""What the users, cohorts and groups states share (runner.sync.state.Part): the site's
+"""What the users, cohorts and groups states share (runner.sync.base.Part): the site's
 connection and clock, a batch written at its end (or kept by a preview), and updates
 of rows by id, one statement per set of changed columns."""
 

@@ -1,14 +1,14 @@
 """The part of Moodle's state a batch of control-file lines touches, and its changes.
 
-A batch of lines is applied in three moves: load (a few set-based SELECTs for every
-user and course the batch names: runner.sync.lookup, then their enrolments, roles and
-memberships), simulate (each line in order against the loaded state, in memory, so a
-line sees what the lines before it did), and flush (a few executemany
-INSERT/UPDATE/DELETE: runner.sync.writes). No per-line round trip.
+A batch of lines is applied in three moves: load (a few set-based SELECTs for every user
+and course the batch names: runner.sync.lookup, then their enrolments, roles and
+memberships), simulate (each line in order against the loaded state, in memory, so a line
+sees what the lines before it did), and flush (a few executemany INSERT/UPDATE/DELETE:
+runner.sync.writes). No per-line round trip.
 
 Batch N's writes run in a second thread while batch N+1 is simulated: for the (user,
-course) pairs batch N touched, batch N+1 takes batch N's state (the database with
-batch N's changes) instead of the database's.
+course) pairs batch N touched, batch N+1 takes batch N's state (the database with batch
+N's changes) instead of the database's.
 
 A preview (`withheld`) runs the same code; each batch's changes are kept in memory
 (runner.step.preview) instead of written, and every later load reads them over the
@@ -18,33 +18,20 @@ database's rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection
 
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
-from runner.sync.base import Course, Enrolment, Tally
+from runner.sync.base import Course, Enrolment, P, Part, Tally
 from runner.sync.lookup import Lookups
 from runner.sync.preview_state import BatchState, over_withheld, withhold
 from runner.sync.reader import DataLine
 from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty, site_admin
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
-
-
-class Part(Protocol):
-    """State a command keeps for a file beside the enrolments' (users, cohorts...)."""
-
-    def flush(self) -> None:
-        """Ends a batch: its changes written (a preview keeps them instead)."""
-
-    def finish(self) -> None:
-        """After the file's last batch."""
-
-
-P = TypeVar("P", bound=Part)
 
 
 class SiteState:
@@ -97,6 +84,8 @@ class SiteState:
         #: state a command keeps beside the enrolments (runner.sync.user_state...), by kind
         self.parts: dict[type[Any], Part] = {}
         self.tally = Tally()  # the enrolments added and removed (max_unenrolments)
+        #: role assignment id -> its copies another writer made (no unique key): they go with it
+        self.role_copies: dict[int, list[int]] = {}
         self.reset_batch()
 
     def part(self, kind: type[P]) -> P:
@@ -184,8 +173,11 @@ class SiteState:
                 ("userid", "contextid"),
                 part,
             )
-            for aid, contextid, userid, roleid, component, itemid in assignments:
-                self.roles_of.setdefault((contextid, userid), {})[(roleid, component, itemid)] = aid
+            for aid, contextid, userid, roleid, component, itemid in sorted(assignments):
+                held = self.roles_of.setdefault((contextid, userid), {})
+                first = held.setdefault((roleid, component, itemid), aid)  # the lowest id
+                if first is not None and first != aid:
+                    self.role_copies.setdefault(first, []).append(aid)
         member_keys = sorted(
             (user, gid)
             for course, _, user in pairs
@@ -308,7 +300,9 @@ class SiteState:
         held = self.roles_in(course, userid)
         if role not in held:
             return False
-        self.changes.ra.delete((course.context_id, userid, role), held.pop(role))
+        aid = held.pop(role)
+        self.changes.ra.delete((course.context_id, userid, role), aid)
+        self.changes.ra.deleted.update(self.role_copies.pop(aid or 0, ()))
         self.dirty.add(userid)
         return True
 

@@ -52,18 +52,20 @@ class SyncConfig:
     update_emails: bool = False
     update_passwords: bool = False
     create_passwords: bool = False
+    allow_admin_updates: bool = False
     cohort_key: str = "idnumber"
     create_cohorts: bool = True
     min_files: int = 0
     max_unenrolments: int | str | None = None
     max_age_hours: float | None = None
-    #: the newest listed file's modification time (None: no file)
+    #: the newest listed file's modification time (None: no file), and that file
     newest_mtime: float | None = None
     #: the matching files not ready (still being written), and why: left as they are
     waiting: tuple[tuple[Path, str], ...] = ()
     #: the uploader's lock file (tool_sync's alock.txt): present, no file is ready
     uploader_lock: Path | None = None
     max_line_bytes: int = MAX_LINE_BYTES
+    newest_file: Path | None = None
 
 
 #: a control file is ready once unmodified for this long (an SFTP upload's pauses)
@@ -93,13 +95,17 @@ def _matches(
 
 def _not_ready(st: os.stat_result, now: float, settle: float) -> str | None:
     """Why a listed file is not ready (None: it is): modified less than `settle`
-    seconds ago, so perhaps still being uploaded."""
+    seconds ago, so perhaps still being uploaded. A modification time in the future
+    (the uploader's clock, or its `touch -d`) cannot tell: the change time, which this
+    machine's kernel (or the file server) sets at every write, is judged instead."""
     age = now - st.st_mtime
     if age < 0:
-        return (
-            "its modification time is in the future (a clock out of step?): left until"
-            f" it is settle_seconds {settle:g} old"
-        )
+        if now - st.st_ctime < settle:
+            return (
+                "its modification time is in the future (a clock out of step?) and it"
+                f" changed less than settle_seconds {settle:g} ago: left for the next run"
+            )
+        return None
     if age < settle:
         return (
             f"modified less than settle_seconds {settle:g} ago: still being written?"
@@ -205,6 +211,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         update_emails=bool(params.get("update_emails", False)),
         update_passwords=bool(params.get("update_passwords", False)),
         create_passwords=bool(params.get("create_passwords", False)),
+        allow_admin_updates=bool(params.get("allow_admin_updates", False)),
         cohort_key=params.get("cohort_key", "idnumber"),
         create_cohorts=bool(params.get("create_cohorts", True)),
         min_files=int(params.get("min_files", 0)),
@@ -214,11 +221,19 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         waiting=tuple(waiting),
         uploader_lock=lock,
         max_line_bytes=int(params.get("max_line_bytes", MAX_LINE_BYTES)),
+        newest_file=max(found, key=lambda f: f[1].st_mtime)[0] if found else None,
     )
 
 
-def check_feed(config: SyncConfig, now: float) -> None:
-    """StepError when the feed did not come (min_files) or is stale (max_age_hours)."""
+#: how far ahead of the clock a control file's modification time may be before
+#: max_age_hours warns (a file server's clock a little ahead is common)
+SKEW = 60.0
+
+
+def check_feed(config: SyncConfig, now: float, clock: float | None = None) -> str | None:
+    """StepError when the feed did not come (min_files) or is stale (max_age_hours);
+    a warning when max_age_hours cannot tell: the newest file is dated in the future
+    (`clock`: the time now, when the files were listed)."""
     found = len(config.files)
     if found < config.min_files:
         waiting = (
@@ -239,6 +254,13 @@ def check_feed(config: SyncConfig, now: float) -> None:
                 f" than max_age_hours {config.max_age_hours:g}: a stale feed? (nothing of"
                 " this step applied)"
             )
+        ahead = config.newest_mtime - (time.time() if clock is None else clock)
+        if ahead > SKEW:
+            return (
+                f"modified {ahead / 3600:.1f} hours in the future: clock skew between the"
+                " machine that wrote it and this one? max_age_hours cannot tell its age"
+            )
+    return None
 
 
 def load_recovery(run: RunContext, engine: Engine) -> None:
@@ -348,7 +370,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     from runner.sync.reader import NotRead, NotReady
     from runner.sync.report import Report
 
-    check_feed(config, run.now.timestamp())
+    warning = check_feed(config, run.now.timestamp())
     run.recovery.considered(config.glob)
     waiting = len(config.waiting)
     for path, why in config.waiting:
@@ -357,6 +379,8 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         if waiting:
             return "skipped", f"{plural(waiting, 'file')} not ready, left for the next run"
         return "skipped", f"no file matches {config.pattern}"
+    if warning is not None and config.newest_file is not None:
+        emit(Done(Action("warning", run.display(config.newest_file), warning)))
     engine, tables = run.database()
     load_recovery(run, engine)
     command = SYNC_COMMANDS[config.command]
@@ -374,6 +398,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         config.cohort_key,
         config.create_cohorts,
         config.max_unenrolments,
+        allow_admin_updates=config.allow_admin_updates,
     )
     rejected = []
     changed = False
@@ -432,6 +457,8 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     detail = f"{plural(applied, 'file')}, {plural(lines, 'line')}"
     if waiting:
         detail += f"; {plural(waiting, 'file')} not ready, left for the next run"
+    if warning is not None:
+        detail += " (warning: the newest file is dated in the future, see above)"
     if rejected:
         # the other files were applied: the run goes on with them, and fails at the end
         what = "it" if len(rejected) == 1 else "each"

@@ -3,6 +3,7 @@ and normalised as Moodle's user_create_user / user_update_user take it."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,17 @@ _LANG = re.compile(r"[a-z]{2,3}(_[a-z0-9]+)*")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 # Moodle's PARAM_TIMEZONE: 99 (the server's), an offset, or a zone name
 _TIMEZONE = re.compile(r"99|[+-]?(1[0-4]|[0-9])(\.[05])?|[A-Za-z0-9]+(/?[A-Za-z0-9_+-])+")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# the address rule of Moodle's validate_email: PHPMailer's validateAddress, which is
+# PHP's FILTER_VALIDATE_EMAIL (ASCII, RFC 5321: dot-atoms or quoted strings before the
+# @, a fully-qualified domain name or an address literal after it), then no < or >
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_QUOTED = r'"(?:[\x01-\x08\x0b\x0c\x0e-\x1f\x21\x23-\x5b\x5d-\x7f]|\\[\x00-\x7f])*"'
+_WORD = f"(?:{_ATOM}|{_QUOTED})"
+_LOCAL = re.compile(f"{_WORD}(?:\\.{_WORD})*")
+_LABEL = r"(?:xn--)?[a-z0-9]+(?:-+[a-z0-9]+)*"
+_TOP = r"(?:[a-z][a-z0-9]*|xn--[a-z0-9]+)(?:-+[a-z0-9]+)*"
+_DOMAIN = re.compile(f"(?:{_LABEL}\\.)+{_TOP}", re.IGNORECASE)
+_LITERAL = re.compile(r"\[(?:IPv6:(?P<v6>[0-9A-Fa-f:.]+)|(?P<v4>[0-9.]+))\]")
 
 
 @dataclass
@@ -65,6 +76,27 @@ class UserLine:
     profile: dict[int, str] = field(default_factory=dict)
     password: str | None = None
     deleted: bool = False
+
+
+def valid_email(address: str) -> bool:
+    """Whether Moodle's validate_email takes this address."""
+    if not address.isascii() or any(c in address for c in "<>\r\n") or len(address) >= 255:
+        return False
+    local, at, domain = address.rpartition("@")
+    if not at or len(local) > 64 or not _LOCAL.fullmatch(local):
+        return False
+    literal = _LITERAL.fullmatch(domain)
+    if literal is None:
+        labels = domain.split(".")
+        return bool(_DOMAIN.fullmatch(domain)) and all(len(p) < 64 for p in labels)
+    try:
+        if literal["v6"] is not None:
+            ipaddress.IPv6Address(literal["v6"])
+        else:
+            ipaddress.IPv4Address(literal["v4"])  # no leading zeros, as PHP's
+    except ValueError:
+        return False
+    return True
 
 
 def _flag(name: str, value: str, allowed: tuple[int, ...]) -> int:
@@ -101,7 +133,7 @@ def parse(values: dict[str, str], extended: bool, profile: dict[str, Any]) -> Us
             limit = TEXT[name]
             if limit and len(value) > limit:
                 raise LineFailed(f"{name} is longer than {limit} characters")
-            if name == "email" and value and not _EMAIL.fullmatch(value):
+            if name == "email" and value and not valid_email(value):
                 raise LineFailed(f"email {quoted(value)} is not an e-mail address")
             line.fields[name] = value
         elif name in FLAGS:

@@ -53,6 +53,7 @@ class UserState(UserWrites):
             self.t,
             [
                 "mnet_localhost_id",
+                "auth",
                 "siteguest",
                 "siteadmins",
                 "extendedusernamechars",
@@ -71,6 +72,12 @@ class UserState(UserWrites):
         self.mnethost = int(host) if host.isdigit() else 1
         self.extended = self.settings.get("extendedusernamechars", "") not in ("", "0")
         self.protected = self._protected()
+        #: the auth plugins enabled on the site, as Moodle's get_enabled_auth_plugins:
+        #: manual and nologin always, then config `auth` (a comma-separated list)
+        self.auths = ["manual", "nologin"]
+        for name in self.settings.get("auth", "").split(","):
+            if name.strip() and name.strip() not in self.auths:
+                self.auths.append(name.strip())
         #: column name (profile_field_x) -> (field id, datatype, param1, param2)
         self.profile_fields: dict[str, tuple[int, str, str, str]] = {}
         self._system_context: int | None = None
@@ -84,15 +91,25 @@ class UserState(UserWrites):
         self.reset()
 
     def _protected(self) -> dict[int, str]:
-        """Users Moodle's delete_user refuses: the guest, the site's administrators."""
+        """Users Moodle's delete_user refuses, and its user upload does not update:
+        the guest, the site's administrators (id -> what they are)."""
         found = {}
         guest = self.settings.get("siteguest", "")
         if guest.isdigit():
-            found[int(guest)] = "the guest user cannot be deleted"
+            found[int(guest)] = "the guest user"
         for admin in self.settings.get("siteadmins", "").split(","):
             if admin.strip().isdigit():
-                found[int(admin)] = "a site administrator cannot be deleted"
+                found[int(admin)] = "a site administrator"
         return found
+
+    def check_auth(self, auth: str) -> None:
+        """LineFailed unless the auth plugin is enabled on the site (Moodle's
+        is_enabled_auth), as Moodle's user upload refuses another."""
+        if auth not in self.auths:
+            raise LineFailed(
+                f"auth {auth} is not an enabled authentication plugin of the site (enabled:"
+                f" {', '.join(self.auths)})"
+            )
 
     def defaults(self) -> dict[str, Any]:
         """A new user's columns beside the file's, as user_create_user sets them from
@@ -140,6 +157,9 @@ class UserState(UserWrites):
     def reset(self) -> None:
         self.rows: list[UserRow] = []
         self.index: dict[tuple[str, str], list[UserRow]] = {}
+        #: username -> id of a deleted user of this site that still has it (Moodle's
+        #: delete_user rewrites it, but rows deleted otherwise may keep it): taken
+        self.deleted_names: dict[str, int] = {}
 
     def _index(self, row: UserRow, add: bool) -> None:
         for column in USER_KEYS:
@@ -183,7 +203,11 @@ class UserState(UserWrites):
         for part in chunks(values, self.raw.chunk):
             for found in self.raw.select_in(self.t.user, COLUMNS, column, part):
                 row = dict(zip(COLUMNS, found, strict=True))
-                if not row["deleted"] and row["mnethostid"] == self.mnethost:
+                if row["mnethostid"] != self.mnethost:
+                    continue
+                if row["deleted"]:
+                    self.deleted_names[str(row["username"])] = int(row["id"])
+                else:
                     into.setdefault(int(row["id"]), row)
 
     def _load_profiles(self, loaded: dict[int, dict[str, Any]]) -> None:
@@ -203,6 +227,18 @@ class UserState(UserWrites):
             row = UserRow(uid, values, profile)
             self.rows.append(row)
             self._index(row, add=True)
+
+    def check_username(self, username: str, row: UserRow | None) -> None:
+        """LineFailed when `row` (None: a new user) cannot take this username: another
+        user of the site has it now, as the lines before this one left it."""
+        other = self.find("username", username)
+        if other is not None and other is not row:
+            raise LineFailed(f"username {username} is another user's")
+        if username in self.deleted_names:
+            raise LineFailed(
+                f"username {username} is a deleted user's (id {self.deleted_names[username]},"
+                " deleted without its username being rewritten)"
+            )
 
     def find(self, column: str, value: str) -> UserRow | None:
         """The batch's user whose `column` is `value` (LineFailed: several are)."""

@@ -5,6 +5,7 @@ and user_create_user write them (runner.sync.user_state simulates the lines)."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +63,12 @@ class UserWrites(BatchPart):
         existing = [r for r in self.rows if not r.new]
         created = [r for r in self.rows if r.new]
         gone = [r for r in existing if r.deleted]
-        self._update([r for r in gone if r.changed])  # what lines did before the deletion
+        # renames first move to a name of their own: the batch's renames may form a
+        # chain (a->b, c->a) or a cycle (a->b, b->a), which no order of UPDATEs passes
+        # through without two rows holding one username at a time
+        self._free_usernames([r for r in existing if "username" in r.changed])
+        # what lines did before the deletion (the deletion writes its own username)
+        self._update([r for r in gone if r.changed - {"username"}], skip={"username"})
         self._delete(gone)
         self._update([r for r in existing if not r.deleted and (r.changed or r.profile_changed)])
         # a user created and deleted by the batch: made and deleted before the users
@@ -72,8 +78,19 @@ class UserWrites(BatchPart):
             self._delete([row])
         self._insert([r for r in created if not r.deleted])
 
-    def _update(self, rows: list[UserRow]) -> None:
-        changes = {r.id: {c: r.values[c] for c in r.changed} for r in rows if r.id is not None}
+    def _free_usernames(self, rows: list[UserRow]) -> None:
+        """Give each renamed user a temporary username no one has (within the file's
+        transaction: no other session sees it); the update then writes the final one."""
+        token = secrets.token_hex(6)
+        values = [(f"postsync.rename.{token}.{r.id}", r.id) for r in rows if r.id is not None]
+        self.raw.run(self.raw.updates(self.t.user, ("username",), values))
+
+    def _update(self, rows: list[UserRow], skip: set[str] | None = None) -> None:
+        changes = {
+            r.id: {c: r.values[c] for c in r.changed if not skip or c not in skip}
+            for r in rows
+            if r.id is not None
+        }
         update_rows(self.raw, self.t.user, changes, self.now)
         self._profiles(rows)
         self._end_sessions([r for r in rows if r.end_sessions])
@@ -82,15 +99,14 @@ class UserWrites(BatchPart):
         if not rows:
             return
         columns = tuple(rows[0].values)
-        self.raw.run(
-            self.raw.inserts(self.t.user, columns, [tuple(r.values.values()) for r in rows])
-        )
+        # a user Moodle created meanwhile with the username stands, as Moodle made it
+        key = ("mnethostid", "username")
+        values = [tuple(r.values.values()) for r in rows]
+        self.raw.run(self.raw.inserts(self.t.user, columns, values, key))
         keys = [(self.mnethost, r.values["username"]) for r in rows]
         ids: dict[str, int] = {}
         for part in chunks(keys, self.raw.pairs):
-            found = self.raw.select_keys(
-                self.t.user, ("id", "username"), ("mnethostid", "username"), part
-            )
+            found = self.raw.select_keys(self.t.user, ("id", "username"), key, part, latest=True)
             ids.update((str(name), int(uid)) for uid, name in found)
         for row in rows:
             row.id = ids[row.values["username"]]
@@ -107,6 +123,7 @@ class UserWrites(BatchPart):
                         for u in prefs
                         for n in ("create_password", "auth_forcepasswordchange")
                     ],
+                    ("userid", "name"),
                 )
             )
 
@@ -130,6 +147,7 @@ class UserWrites(BatchPart):
                 ctx,
                 ("contextlevel", "instanceid", "depth", "path", "locked"),
                 [(CONTEXT_USER, uid, 2, None, 0) for uid in ids],
+                ("contextlevel", "instanceid"),
             )
         )
         made: list[Any] = []
@@ -150,8 +168,9 @@ class UserWrites(BatchPart):
                     new.append((row.id, fid, data, formats.get(fid, 0)))
                 else:
                     changed.append((data, rid))
-        d = self.t.user_info_data
-        self.raw.run(self.raw.inserts(d, ("userid", "fieldid", "data", "dataformat"), new))
+        d, key = self.t.user_info_data, ("userid", "fieldid")
+        # a value Moodle saved meanwhile stands (the unique index), as other inserts'
+        self.raw.run(self.raw.inserts(d, (*key, "data", "dataformat"), new, key))
         self.raw.run(self.raw.updates(d, ("data",), changed))
 
     def _end_sessions(self, rows: list[UserRow]) -> None:
@@ -214,7 +233,8 @@ class UserWrites(BatchPart):
                 else "".join(c for c in name if c.isascii() and (c.isalnum() or c in "-.@_"))
             )
             wanted[r.id] = f"{name[: 100 - len(stamp) - 1]}.{stamp}"  # type: ignore[index]
-        taken: set[str] = set()
+        # nor a username the batch gives (written after the deletions)
+        taken = {str(r.values["username"]) for r in self.rows if not r.deleted}
         for part in chunks(sorted(set(wanted.values())), self.raw.chunk):
             taken |= {
                 str(n) for (n,) in self.raw.select_in(self.t.user, ("username",), "username", part)

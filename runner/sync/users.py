@@ -67,7 +67,15 @@ class Users:
     country, city, e-mail settings; confirmed; a user context). A user found by
     username whose key is still empty is given the line's key. An existing user's
     e-mail address changes only with `update_emails: true` (as tool_sync's
-    protectemails), their password only with `update_passwords: true`.
+    protectemails), their password only with `update_passwords: true`. A line
+    whose username differs from its user's renames the user; lines apply in order,
+    so a chain (a to b, then c to a) or a swap through a third name applies, and a
+    line fails when another user has its username at that point of the file.
+    The site's administrators and the guest (Moodle's siteadmins, siteguest) are
+    not changed, as Moodle's user upload: such a line fails, unless the step sets
+    `allow_admin_updates: true`. An auth must be enabled on the site (manual,
+    nologin, and Moodle's `auth` setting), an e-mail address one Moodle's
+    validate_email takes (no < or >).
 
     Passwords are hashed as Moodle does (bcrypt, as PHP's password_hash); an auth
     plugin that keeps no password in Moodle (ldap, cas...) takes none. A new user
@@ -145,6 +153,7 @@ class Users:
                         f" another user's ({key} {excerpt(str(row.values[key]))})"
                     )
             if row is None:
+                users.check_username(parsed.username, None)
                 return self._create(users, parsed, line.number, summary, options)
             return self._update(users, row, parsed, line.number, summary, options)
         except LineFailed as exc:
@@ -166,6 +175,7 @@ class Users:
     ) -> LineResult:
         values: dict[str, Any] = {**parsed.fields, "username": parsed.username}
         auth = str(values.get("auth", "manual"))
+        users.check_auth(auth)
         password = self._password(parsed, auth)
         values["password"] = (
             password if password is not None else "" if auth in LOCAL_PASSWORDS else NOT_CACHED
@@ -195,21 +205,32 @@ class Users:
             del changes["email"]
             notes.append(f"kept e-mail {excerpt(str(row.values['email']))} (update_emails is off)")
         if "username" in changes:
-            other = users.find("username", parsed.username)
-            if other is not None and other is not row:
-                raise LineFailed(f"username {excerpt(parsed.username)} is another user's")
+            users.check_username(parsed.username, row)
         auth = str(wanted.get("auth", row.values.get("auth", "manual")))
-        if parsed.password is not None and options.update_passwords:
-            current = str(row.values.get("password") or "")
-            if not password_matches(parsed.password, current):
-                changes["password"] = self._password(parsed, auth)
-        elif "auth" in changes and auth not in LOCAL_PASSWORDS:
-            changes["password"] = NOT_CACHED
+        if "auth" in changes:
+            users.check_auth(auth)
+        new_password = (
+            parsed.password is not None
+            and options.update_passwords
+            and not password_matches(parsed.password, str(row.values.get("password") or ""))
+        )
         for fid, data in parsed.profile.items():
             held = row.profile.get(fid)
             if (held[1] if held else "") != data:
-                users.set_profile(row, fid, data)
                 changes[f"profile field {fid}"] = data
+        what = users.protected.get(row.id) if row.id is not None else None
+        if what and (changes or new_password) and not options.allow_admin_updates:
+            raise LineFailed(
+                f"{parsed.username} is {what}: a users file does not change it, as Moodle's"
+                " user upload does not (allow_admin_updates: true on the step allows it)"
+            )
+        if new_password:
+            changes["password"] = self._password(parsed, auth)
+        elif "auth" in changes and auth not in LOCAL_PASSWORDS:
+            changes["password"] = NOT_CACHED
+        for fid in parsed.profile:
+            if f"profile field {fid}" in changes:
+                users.set_profile(row, fid, parsed.profile[fid])
         columns = {c: v for c, v in changes.items() if not c.startswith("profile field")}
         if columns:
             users.update(row, columns)
@@ -234,8 +255,8 @@ class Users:
     ) -> LineResult:
         if row is None:
             return LineResult(number, UNCHANGED, summary, f"no user has {by} {excerpt(value)}")
-        why = users.protected.get(row.id) if row.id is not None else None
-        if why:
-            raise LineFailed(why)
+        what = users.protected.get(row.id) if row.id is not None else None
+        if what:
+            raise LineFailed(f"{what} cannot be deleted")
         users.delete(row)
         return LineResult(number, CHANGED, summary, "deleted")

@@ -52,6 +52,12 @@ UNIQUE = {
     "groups_members": ("userid", "groupid"),
 }
 
+#: the key of each table a batch inserts into that has no unique index on it (Moodle's
+#: role_assign checks in PHP): a row another writer inserted meanwhile is left as it is
+ABSENT = {
+    "role_assignments": ("contextid", "userid", "roleid", "component", "itemid"),
+}
+
 #: Moodle's session timeout when its config has none (8 hours, its default)
 SESSION_TIMEOUT = 8 * 3600
 DIRTY_USERS = "accesslib/dirtyusers"
@@ -276,8 +282,9 @@ class Writes:
                 row = itemgetter(*columns)
                 # in key order: each index is updated page after page, not at random
                 new = [row(pending.new[k]) for k in sorted(pending.new)]
-                unique = UNIQUE.get(table.name.removeprefix(t.prefix), ())
-                statements += raw.inserts(table, columns, new, unique)
+                name = table.name.removeprefix(t.prefix)
+                unique, absent = UNIQUE.get(name, ()), ABSENT.get(name, ())
+                statements += raw.inserts(table, columns, new, unique, absent)
         return statements
 
     def close(self) -> None:

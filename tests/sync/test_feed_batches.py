@@ -23,7 +23,10 @@ FEEDS = {
             + (f"b{i};B{i};Back;L;b{i}@example.org;0;\n" if i % 3 == 0 else "")
             for i in range(12)
         )
-        + "u0001;U0001;A;B;x@example.org;;1\nbad one;X;A;B;;;\n",
+        + "u0001;U0001;A;B;x@example.org;;1\nbad one;X;A;B;;;\n"
+        # a rename chain and a swap through a name of the file's
+        + "u0003.old;U0003;A;B;;;\nu0003;U0002;A;B;;;\n"
+        + "t4;U0004;A;B;;;\nu0004;U0005;A;B;;;\nu0005;U0004;A;B;;;\n",
     ),
     "cohorts": (
         "cohorts.csv",

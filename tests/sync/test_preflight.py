@@ -148,3 +148,62 @@ def test_max_unenrolments_in_a_preview_counts_the_runs_earlier_files(site: Site)
     preview = site.run("--check", steps=step)
     assert preview.code == 0, preview.out
     assert site.run(steps=step).code == 0
+
+
+def test_max_unenrolments_share_protects_the_enrolments_a_course_had(site: Site) -> None:
+    header = "cmd;cid;uid;rolename\n"
+    step = "  - command: enrolments\n    file: enrols*.csv\n    max_unenrolments: '20%'\n"
+    site.execute(
+        "DELETE FROM mdl_user_enrolments WHERE enrolid IN (SELECT e.id FROM mdl_enrol e"
+        " JOIN mdl_course c ON c.id = e.courseid WHERE c.idnumber = 'PHYS101')"
+    )
+    # a course with no enrolment before: the file's own additions are not protected
+    adds = "".join(f"add;PHYS101;U{i:04d};student\n" for i in range(1, 31))
+    site.write("enrols.csv", header + adds + "del;PHYS101;U0001;student\n")
+    for args in (["--check"], []):
+        result = site.run(*args, steps=step)
+        assert result.code == 0, result.out
+    assert site.enrolled("PHYS101", "U0001") == []
+    assert site.enrolled("PHYS101", "U0002") == [("student", 0)]
+    # 29 enrolments before; the file adds 11, then removes 8: 8 of 40 (20%) is allowed
+    more = "".join(f"add;PHYS101;U{i:04d};student\n" for i in range(31, 42))
+    dels = "".join(f"del;PHYS101;U{i:04d};student\n" for i in range(2, 10))
+    site.write("enrols.csv", header + more + dels)
+    assert site.run("--check", steps=step).code == 0
+    # removing first, then adding: 9 of the 29 it had is more than 20%
+    site.write("enrols.csv", header + dels + "del;PHYS101;U0010;student\n" + more)
+    for args in (["--check"], []):
+        result = site.run(*args, steps=step)
+        assert result.code == 3, result.out
+        assert "it unenrols 9 of the 29 enrolments of PHYS101 (31%)" in result.out, result.out
+    # adding, then removing more than a fifth of the course it then had
+    site.write("enrols.csv", header + more + dels + "del;PHYS101;U0010;student\n")
+    result = site.run(steps=step)
+    assert result.code == 3, result.out
+    assert (
+        "it unenrols 9 of the 40 enrolments of PHYS101 (22%, 29 before the file)" in result.out
+    ), result.out
+
+
+def test_a_control_file_dated_in_the_future_is_warned_of(site: Site) -> None:
+    import json
+
+    step = "  - command: enrolments\n    file: enrols*.csv\n    max_age_hours: 26\n"
+    path = site.write("enrols.csv", _enrolments())
+    ahead = time.time() + 5 * 3600
+    os.utime(path, (ahead, ahead))
+    warning = (
+        "modified 5.0 hours in the future: clock skew between the machine that wrote it and"
+        " this one? max_age_hours cannot tell its age"
+    )
+    result = site.run("--check", steps=step)
+    assert result.code in (0, 2), result.out
+    assert warning in result.out, result.out
+    result = site.run("--output", "json", steps=step)
+    assert result.code in (0, 2), result.out
+    (sync,) = json.loads(result.out)["steps"]
+    assert sync["items"][0] == {"action": "warning", "target": "enrols.csv", "detail": warning}
+    assert "dated in the future" in sync["detail"]
+    # a file dated now: no warning
+    os.utime(path, None)
+    assert "warning" not in site.run(steps=step).out

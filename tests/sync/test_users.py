@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import bcrypt
+import pytest
 
 from tests.sync.conftest import Site
 from tests.sync.test_enrolments import report
@@ -200,6 +201,7 @@ def test_a_deletion_removes_the_users_rows_as_delete_user(site: Site) -> None:
 
 def test_passwords_are_hashed_as_moodle_and_kept_unless_asked(site: Site) -> None:
     header = "username;idnumber;firstname;lastname;auth;password\n"
+    site.execute("INSERT INTO mdl_config (name, value) VALUES ('auth', 'ldap')")
     lines = users(
         site, header + "p1;P1;P;One;manual;S3cret!\np2;P2;P;Two;ldap;\np3;P3;P;Three;ldap;x\n"
     )
@@ -335,3 +337,160 @@ def test_a_user_deleted_by_the_run_is_no_longer_found_by_its_later_files(site: S
     summary = "enrols.csv  (2 lines: 1 changed, 0 unchanged, 1 failed)"
     assert summary in preview.out and summary in result.out, preview.out + result.out
     assert site.enrolled("MATH101", "U0003") == [("student", 0)]
+
+
+RENAMES = (
+    "username;idnumber;firstname;lastname\n"
+    # a chain whose later user has the smaller id: U0003 leaves u0003, U0002 takes it
+    "u0003.old;U0003;A;B\n"
+    "u0003;U0002;A;B\n"
+    # a swap through a name of the file's: U0004 and U0005 trade usernames
+    "tmp45;U0004;A;B\n"
+    "u0004;U0005;A;B\n"
+    "u0005;U0004;A;B\n"
+    # a cycle in three: U0006 -> u0007, U0007 -> u0008, U0008 -> u0006
+    "t6;U0006;A;B\n"
+    "u0006;U0008;A;B\n"
+    "u0008;U0007;A;B\n"
+    "u0007;U0006;A;B\n"
+    # a true collision: u0009 stays U0009's at the end of the file
+    "u0009;U0010;A;B\n"
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 2000])
+def test_rename_chains_and_swaps_apply_in_any_batch(
+    site: Site, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.sync.apply
+
+    monkeypatch.setattr(runner.sync.apply, "BATCH", {"": size, "sqlite": size})
+    lines = users(site, RENAMES)
+    names = ["u0003.old", "u0003", "tmp45", "u0004", "u0005", "t6", "u0006", "u0008", "u0007"]
+    assert lines[:-1] == [
+        f"line {n}: user {name}: ok (set "
+        + ("username)" if name in ("u0005", "u0007") else "firstname, lastname, username)")
+        for n, name in enumerate(names, start=2)
+    ]
+    assert lines[-1] == "line 11: user u0009: failed: username u0009 is another user's"
+    held = dict(
+        site.query(
+            "SELECT idnumber, username FROM mdl_user WHERE idnumber IN"
+            " ('U0002', 'U0003', 'U0004', 'U0005', 'U0006', 'U0007', 'U0008', 'U0009', 'U0010')"
+        )
+    )
+    assert held == {
+        "U0002": "u0003",
+        "U0003": "u0003.old",
+        "U0004": "u0005",
+        "U0005": "u0004",
+        "U0006": "u0007",
+        "U0007": "u0008",
+        "U0008": "u0006",
+        "U0009": "u0009",
+        "U0010": "u0010",
+    }
+    # the file again: every line is now unchanged but the ones that pass through a
+    # name (tmp45, t6) and the collision
+    again = users(site, RENAMES)
+    assert sum(line.endswith("failed: username u0009 is another user's") for line in again) == 1
+
+
+def test_a_username_a_deleted_row_kept_fails_the_line_not_the_file(site: Site) -> None:
+    # a user deleted outside Moodle's delete_user: its row keeps its username
+    site.execute("UPDATE mdl_user SET deleted = 1 WHERE username = 'u0011'")
+    header = "username;idnumber;firstname;lastname\n"
+    lines = users(site, header + "u0011;N1;A;B\nu0012;U0013;A;B\nu0011;U0014;A;B\nn2;N2;A;B\n")
+    (deleted,) = user(site, "u0011", "id")
+    taken = f"username u0011 is a deleted user's (id {deleted}, deleted without its username"
+    assert lines == [
+        f"line 2: user u0011: failed: {taken} being rewritten)",
+        "line 3: user u0012: failed: username u0012 is another user's",
+        f"line 4: user u0011: failed: {taken} being rewritten)",
+        "line 5: user n2: ok (created)",
+    ]
+
+
+def test_site_admins_and_the_guest_are_left_alone_unless_allowed(site: Site) -> None:
+    header = "username;idnumber;firstname;lastname;suspended;auth;password\n"
+    body = header + "admin;;Admin;User;1;nologin;Pwned1!\nguest;;Guest;User;1;;\n"
+    before = site.query("SELECT * FROM mdl_user WHERE id IN (1, 2) ORDER BY id")
+    lines = users(site, body, options="    user_key: username\n    update_passwords: true\n")
+    refused = "a users file does not change it, as Moodle's user upload does not"
+    allow = "(allow_admin_updates: true on the step allows it)"
+    assert lines == [
+        f"line 2: user admin: failed: admin is a site administrator: {refused} {allow}",
+        f"line 3: user guest: failed: guest is the guest user: {refused} {allow}",
+    ]
+    assert site.query("SELECT * FROM mdl_user WHERE id IN (1, 2) ORDER BY id") == before
+    # a line changing nothing of theirs is no failure
+    same = header + "admin;;Admin;User;0;manual;\n"
+    site.execute("UPDATE mdl_user SET firstname = 'Admin', lastname = 'User' WHERE id = 2")
+    assert users(site, same, options="    user_key: username\n") == [
+        "line 2: user admin: ok (unchanged)"
+    ]
+    # the step's option allows it
+    allowed = "    user_key: username\n    allow_admin_updates: true\n"
+    assert users(site, header + "admin;;Admin;Two;;;\n", options=allowed) == [
+        "line 2: user admin: ok (set lastname)"
+    ]
+    assert user(site, "admin", "lastname", "suspended") == ("Two", 0)
+
+
+def test_an_auth_plugin_the_site_has_not_enabled_fails_the_line(site: Site) -> None:
+    header = "username;idnumber;firstname;lastname;auth\n"
+    site.execute("INSERT INTO mdl_config (name, value) VALUES ('auth', 'ldap,cas')")
+    body = (
+        header + "a1;A1;A;B;manuel\na2;A2;A;B;cas\na3;A3;A;B;nologin\nu0001;U0001;A;B;shibboleth\n"
+    )
+    enabled = "enabled: manual, nologin, ldap, cas"
+    assert users(site, body) == [
+        f"line 2: user a1: failed: auth manuel is not an enabled authentication plugin of"
+        f" the site ({enabled})",
+        "line 3: user a2: ok (created)",
+        "line 4: user a3: ok (created)",
+        f"line 5: user u0001: failed: auth shibboleth is not an enabled authentication"
+        f" plugin of the site ({enabled})",
+    ]
+    assert user(site, "u0001", "auth") == ("manual",)
+    # a user whose plugin was disabled since keeps it: only a change is checked
+    site.execute("UPDATE mdl_config SET value = '' WHERE name = 'auth'")
+    assert users(site, header + "a2;A2;A;B;cas\n") == ["line 2: user a2: ok (unchanged)"]
+
+
+@pytest.mark.parametrize(
+    ("email", "valid"),
+    [
+        ("jdoe@example.org", True),
+        ("o'neil+tag@mail.example.co.uk", True),
+        ('"j.doe"@example.org', True),
+        ("x@[192.0.2.1]", True),
+        ("x@[IPv6:2001:db8::1]", True),
+        ("<script>@x.y", False),
+        ("a@b.org<script>", False),
+        ("a@localhost", False),
+        ("a..b@example.org", False),
+        (".a@example.org", False),
+        ("a@-example.org", False),
+        ("a@example-.org", False),
+        ("a@example.1org", False),
+        ("a@[300.1.1.1]", False),
+        ("a b@example.org", False),
+        ("é@example.org", False),
+        ("a@" + "b" * 64 + ".org", False),
+        ("a" * 65 + "@example.org", False),
+    ],
+)
+def test_emails_are_validated_as_moodles_validate_email(email: str, valid: bool) -> None:
+    from runner.sync.user_fields import valid_email
+
+    assert valid_email(email) is valid
+
+
+def test_an_email_moodle_refuses_fails_its_line(site: Site) -> None:
+    header = "username;idnumber;firstname;lastname;email\n"
+    lines = users(site, header + "e1;E1;A;B;<script>@x.y\ne2;E2;A;B;e2@example.org\n")
+    assert lines == [
+        "line 2: user e1: failed: email '<script>@x.y' is not an e-mail address",
+        "line 3: user e2: ok (created)",
+    ]
