@@ -11,7 +11,7 @@ compares the whole site with an uninterrupted run's, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ post_treatments:
   - archive_control_files: {{dest: "archives/{{{{ stamp }}}}_{{{{ file.name }}}}"}}
   - write_retry_file: {{dest: "{{{{ file.stem }}}}_tryback_{{{{ stamp }}}}{{{{ file.suffix }}}}"}}
   - delete_control_files: {{}}
+  - purge_old_files: {{paths: [archives], older_than_days: 90}}
+  - purge_moodle_caches: {{moodle_dir: "{moodle}", php: [{php}]{run_as}}}
+  - notify: {{webhook: {{url: "{webhook}", timeout_seconds: 5}}}}
 """
 
 USERS = """\
@@ -102,22 +105,48 @@ def control_files() -> dict[str, bytes]:
     }
 
 
-def build_template(root: Path, database: str) -> Path:
+@dataclass(frozen=True)
+class Outside:
+    """What the playbook's treatments reach outside the workspace: a stand-in Moodle
+    directory whose purge_caches.php a real interpreter runs (as `run_as` when the
+    tests run as root, which the script never runs as), and a webhook's URL."""
+
+    moodle: Path
+    php: str
+    run_as: str
+    webhook: str
+
+
+def playbook(database: str, outside: Outside) -> str:
+    run_as = f", run_as: {outside.run_as}" if outside.run_as else ""
+    return PLAYBOOK.format(
+        database=database,
+        moodle=outside.moodle,
+        php=outside.php,
+        run_as=run_as,
+        webhook=outside.webhook,
+    )
+
+
+def build_template(root: Path, database: str, outside: Outside) -> Path:
     """The workspace before any run (its database already made at `database`)."""
+    from tests.conftest import make_file
+
     template = root / "template"
     (template / "area").mkdir(parents=True)
     init = ws.postsync(template, "db", "init", database, "--demo")
     assert init.returncode == 0, init.stderr
     for name, content in control_files().items():
         (template / "area" / name).write_bytes(content)
-    (template / "playbook.yml").write_text(PLAYBOOK.format(database=database))
+    make_file(template / "area" / "archives" / "20260801-0100_users_1.csv", days=100)
+    (template / "playbook.yml").write_text(playbook(database, outside))
     return template
 
 
-def copy(template: Path, target: Path, database: str) -> Path:
+def copy(template: Path, target: Path, database: str, outside: Outside) -> Path:
     """A copy of the workspace whose playbook names `database` (a copy of the template's)."""
     shutil.copytree(template, target)
-    (target / "playbook.yml").write_text(PLAYBOOK.format(database=database))
+    (target / "playbook.yml").write_text(playbook(database, outside))
     return target
 
 
@@ -153,7 +182,3 @@ def site(database: str) -> dict[str, list[tuple[Any, ...]]]:
             }
     finally:
         engine.dispose()
-
-
-#: a database for a trial: (name) -> URL of a copy of the template's database
-Copier = Callable[[str], str]

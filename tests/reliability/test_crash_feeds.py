@@ -9,10 +9,18 @@ and make a third account.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -48,14 +56,58 @@ class Databases:
         return str(server.url(name))
 
 
+class _Hook(BaseHTTPRequestHandler):
+    posts: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        self.posts.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[feeds.Outside]:
+    """A stand-in Moodle directory (its purge_caches.php run by a real interpreter; as
+    root, as nobody, in a directory nobody can reach) and a webhook on loopback."""
+    as_root = os.geteuid() == 0
+    where = Path(tempfile.mkdtemp(prefix="postsync-feeds-"))
+    where.chmod(0o755)
+    cli = where / "moodle" / "admin" / "cli"
+    cli.mkdir(parents=True)
+    (where / "moodle" / "config.php").write_text("<?php // stand-in\n")
+    (cli / "purge_caches.php").write_text("import sys\nsys.exit(0)\n")
+    for part in (where / "moodle", where / "moodle" / "admin", cli):
+        part.chmod(0o755)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield feeds.Outside(
+            where / "moodle",
+            "/usr/bin/python3" if as_root else sys.executable,
+            "nobody" if as_root else "",
+            f"http://127.0.0.1:{server.server_address[1]}/hook",
+        )
+    finally:
+        server.shutdown()
+        shutil.rmtree(where, ignore_errors=True)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "pg"])
 def reference(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    outside: feeds.Outside,
 ) -> dict[str, Any]:
     root = tmp_path_factory.mktemp(f"feeds-{request.param}")
     databases = Databases(request.param, request, root)
-    template = feeds.build_template(root, databases.template())
-    done = feeds.copy(template, root / "reference", databases.copy("reference", root / "reference"))
+    template = feeds.build_template(root, databases.template(), outside)
+    done = feeds.copy(
+        template, root / "reference", databases.copy("reference", root / "reference"), outside
+    )
     trace = root / "trace.txt"
     result = ws.run(done, faults=f"trace={trace}")
     assert result.returncode in (0, 2), result.stdout + result.stderr
@@ -65,7 +117,11 @@ def reference(
     assert ("U7001", "phoenix", "phoenix.again@example.org", "0", "manual") in after["users"]
     assert after["deleted users"] == [("4",)]  # the demo's, phoenix once, mayfly, u0250
     assert ("BIOL101", "Renamed", "BIOL101-GX") in after["groups"]
+    assert "CHANGED  purge_moodle_caches" in result.stdout, result.stdout
+    assert "FAILED" not in result.stdout, result.stdout
+    assert json.loads(_Hook.posts[-1])["run_id"]  # notify sent the run's summary
     return {
+        "outside": outside,
         "root": root,
         "template": template,
         "databases": databases,
@@ -80,7 +136,7 @@ def trial(reference: dict[str, Any], kill_at: int) -> None:
     root: Path = reference["root"]
     target = root / f"kill{kill_at}"
     url = reference["databases"].copy(f"kill{kill_at}", target)
-    space = feeds.copy(reference["template"], target, url)
+    space = feeds.copy(reference["template"], target, url, reference["outside"])
     killed = ws.run(space, faults=f"kill={kill_at}")
     assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stdout, killed.stderr)
     present = ws.files(space / "area", skip=(".postsync",))
@@ -89,6 +145,7 @@ def trial(reference: dict[str, Any], kill_at: int) -> None:
         assert present.get(name) == content or archived == content, (kill_at, name)
     rerun = ws.run(space)
     assert rerun.returncode in (0, 2), (kill_at, rerun.stdout, rerun.stderr)
+    assert "FAILED" not in rerun.stdout, (kill_at, rerun.stdout)
     assert feeds.site(url) == reference["site"], (kill_at, rerun.stdout)
     assert ws.files(space / "area", skip=(".postsync", "reports")) == reference["files"], kill_at
     reports = set(ws.files(space / "area" / "reports"))
@@ -98,15 +155,16 @@ def trial(reference: dict[str, Any], kill_at: int) -> None:
 def test_kill_at_every_point_of_every_feed_converges(reference: dict[str, Any]) -> None:
     points: list[str] = reference["points"]
     assert len(points) >= 60, f"only {len(points)} kill points"
-    assert {"sync.commit", "sync.committed", "record.saved"} <= set(points)
+    assert {"sync.commit", "sync.committed", "record.saved", "delete.after"} <= set(points)
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(lambda k: trial(reference, k), range(1, len(points) + 1)))
 
 
 @pytest.fixture
-def sqlite_feeds(tmp_path: Path) -> tuple[Path, str]:
-    template = feeds.build_template(tmp_path, f"sqlite:///{tmp_path / 'template' / 'moodle.db'}")
-    return template, f"sqlite:///{template / 'moodle.db'}"
+def sqlite_feeds(tmp_path: Path, outside: feeds.Outside) -> tuple[Path, str]:
+    url = f"sqlite:///{tmp_path / 'template' / 'moodle.db'}"
+    template = feeds.build_template(tmp_path, url, outside)
+    return template, url
 
 
 def markers(url: str) -> list[tuple[Any, ...]]:
