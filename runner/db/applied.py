@@ -14,7 +14,9 @@ and backups ignore it. It is made on the first real run (a preview never makes i
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,18 @@ applied = Table(
     Column("outcome", _LONG, nullable=False),
 )
 Index("postsync_applied_runid", applied.c.runid)
+
+
+def _pack(outcome: str) -> str:
+    """The outcome as stored: compressed (a file of many failed lines repeats itself),
+    so that it fits a server's packet limit (MariaDB's max_allowed_packet)."""
+    return "zlib:" + base64.b64encode(zlib.compress(outcome.encode("utf-8"), 6)).decode("ascii")
+
+
+def _unpack(stored: str) -> Any:
+    if stored.startswith("zlib:"):
+        stored = zlib.decompress(base64.b64decode(stored[5:])).decode("utf-8")
+    return json.loads(stored)
 
 
 def _key(path: Path | str) -> str:
@@ -117,7 +131,7 @@ def markers(conn: Connection, area: Path) -> list[Marker]:
             row.size,
             row.sha256,
             row.timeapplied,
-            json.loads(row.outcome),
+            _unpack(row.outcome),
         )
         for row in rows
     ]
@@ -143,7 +157,7 @@ def mark(
             size=size,
             sha256=sha256,
             timeapplied=when,
-            outcome=outcome,
+            outcome=_pack(outcome),
         )
     )
 
