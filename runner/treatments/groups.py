@@ -14,6 +14,7 @@ from runner.step.protocol import Action, Done, Plan
 
 if TYPE_CHECKING:
     from runner.step.context import RunContext, StepScope
+    from runner.step.preview import Withheld
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
@@ -182,17 +183,26 @@ class CleanEmptyGroups:
                         empty.append((gid, name, idnumber, course))
             if withheld is not None:  # groups a preview's sync would have made
                 created = withheld.created_groups(scope)
+                made = [
+                    (gid, name, idnumber, course)
+                    for course, rows in withheld.groupings.items()
+                    if config.groupings and (scope is None or course in scope)
+                    for gid, name, idnumber in rows
+                ]
+                wanted = {course for _, course, _ in created} | {row[3] for row in made}
                 names = dict(
-                    conn.execute(
-                        select(c.c.id, c.c.shortname).where(
-                            c.c.id.in_({course for _, course, _ in created})
-                        )
-                    ).all()
+                    conn.execute(select(c.c.id, c.c.shortname).where(c.c.id.in_(wanted))).all()
                 )
                 empty += [
                     (gid, name, "", names[course])
                     for gid, course, name in created
                     if changes[gid] <= 0
+                ]
+                links = _previewed_groupings(withheld, links, made, names)
+                # names and idnumbers as the preview's groups files left them
+                empty = [
+                    (gid, *withheld.group_rows.get(gid, (name, idnumber)), course)
+                    for gid, name, idnumber, course in empty
                 ]
             reasons = self._kept(conn, t, [row[0] for row in empty])
             for f in run.files:
@@ -335,3 +345,29 @@ class CleanEmptyGroups:
         for action in actions:
             kept = action.data not in deleted
             yield Done(action, "kept: it has members now" if kept else "")
+
+
+def _previewed_groupings(
+    withheld: Withheld,
+    links: dict[tuple[Any, ...], list[int]],
+    made: list[tuple[int, str, str, int]],
+    courses: dict[int, str],
+) -> dict[tuple[Any, ...], list[int]]:
+    """The groupings as a preview's groups files left them: those they made, their
+    groups linked, their names and idnumbers (grouping -> its groups)."""
+    held: dict[int, list[int]] = {key[0]: groups for key, groups in links.items()}
+    keys = {key[0]: key for key in links}
+    for gid, name, idnumber, course in made:
+        keys[gid] = (gid, name, idnumber, courses[course])
+        held[gid] = []
+    for (grouping, group), linked in withheld.grouping_links.items():
+        if grouping in held:
+            if linked and group not in held[grouping]:
+                held[grouping].append(group)
+            elif not linked and group in held[grouping]:
+                held[grouping].remove(group)
+    out = {}
+    for gid, key in keys.items():
+        name, idnumber = withheld.grouping_rows.get(gid, (key[1], key[2]))
+        out[(gid, name, idnumber, key[3])] = held[gid]
+    return out

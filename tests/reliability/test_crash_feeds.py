@@ -217,9 +217,16 @@ def test_a_run_stopped_by_a_failed_step_leaves_its_files_known_as_applied(
     assert (space / "area" / "users_1.csv").exists()
     assert len(markers(url)) == 1
     playbook.write_text(text)
+    before = feeds.site(url)
+    preview = ws.postsync(space, "run", "playbook.yml", "--check", "-e", f"stamp={ws.STAMP}")
+    assert preview.returncode == 2, preview.stdout + preview.stderr
+    assert feeds.site(url) == before and len(markers(url)) == 1  # the preview changed nothing
     again = ws.run(space)
     assert again.returncode == 2, again.stdout + again.stderr
     assert "sync users_1.csv  (applied by run " in again.stdout
+    # the preview said what the run did, line for line (but for the banner and recap)
+    shown = [line for line in preview.stdout.splitlines() if line.startswith("    ")]
+    assert shown == [line for line in again.stdout.splitlines() if line.startswith("    ")]
     assert feeds.site(url)["deleted users"] == [("4",)]  # phoenix deleted once, not twice
     assert markers(url) == []
     assert not (space / "area" / "users_1.csv").exists()

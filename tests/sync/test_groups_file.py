@@ -141,3 +141,30 @@ def test_clean_empty_groups_keeps_the_groups_a_groups_file_declares(site: Site) 
         )
     }
     assert "Declared" in names and "Stray" not in names
+
+
+def test_the_cleanup_previews_the_groupings_and_names_a_groups_file_leaves(
+    site: Site,
+) -> None:
+    """A groups file renames a group (updateid) and makes a grouping that no group
+    fills: clean_empty_groups's preview keeps the group under its new name and deletes
+    the new grouping, as the run does."""
+    site.write(
+        "groups.csv",
+        "type;courseid;name;idnumber;updateid\n"
+        "group;MATH101;Renamed;MATH101-GX;MATH101-G1\n"
+        "grouping;MATH101;Unfilled;MATH101-GG;\n",
+    )
+    site.write("enrols.csv", "cmd;cid;uid;rolename\nadd;MATH101;U0001;student\n")
+    steps = (
+        STEP
+        + "  - command: enrolments\n    file: enrols*.csv\n"
+        + "post_treatments:\n  - clean_empty_groups: {groupings: true}\n"
+    )
+    preview = site.run("--check", steps=steps)
+    result = site.run(steps=steps)
+    assert result.code == 0, result.out + result.err
+    assert 'delete grouping "Unfilled" in course MATH101' in result.out, result.out
+    assert '"Renamed" in course MATH101 (groups.csv declares it)' in result.out
+    body = [line for line in preview.out.splitlines() if not line.startswith(("PREVIEW", "RECAP"))]
+    assert body == result.out.splitlines()[: len(body)], preview.out
