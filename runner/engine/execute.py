@@ -36,6 +36,7 @@ from runner.record.store import prune_records, save_record
 from runner.step.context import RunContext, StepScope, file_context
 from runner.step.protocol import Done, Plan
 from runner.storage.temporaries import journal
+from runner.sync import recover
 from runner.sync import step as sync_step
 from runner.treatments import TREATMENTS
 
@@ -215,7 +216,7 @@ def _runs_with_applied_files(run: RunContext, runs: set[str]) -> set[str]:
         return set()
     try:
         engine, _tables = run.database()
-        sync_step.load_recovery(run, engine)
+        recover.load(run, engine)
     except (StepError, SQLAlchemyError):
         return runs
     return {m.run_id for m in run.recovery.pending.values()} & runs

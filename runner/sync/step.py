@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import codecs
 import glob
-import json
 import os
 import stat
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from runner.core.errors import FilesRejected, PlaybookError, StepError, database_reason
+from runner.core.errors import FilesRejected, PlaybookError, StepError
 from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
@@ -24,11 +19,7 @@ from runner.storage.paths import FileState
 from runner.sync.reader import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
-
-    from runner.record.model import FileOutcome
     from runner.step.context import RunContext, StepScope
-    from runner.sync.report import Report
 
 
 @dataclass(frozen=True)
@@ -263,108 +254,11 @@ def check_feed(config: SyncConfig, now: float, clock: float | None = None) -> st
     return None
 
 
-def load_recovery(run: RunContext, engine: Engine) -> None:
-    """The files killed runs of this area applied (runner.step.recovery); a real run
-    makes the markers' table first."""
-    from runner.db import applied
-
-    if run.recovery.loaded:
-        return
-    if not run.check:
-        applied.ensure(engine)
-        with engine.connect() as conn:
-            run.recovery.load(conn, run.area, run.run_dir.parent, run.run_id)
-        return
-    try:
-        with engine.connect() as conn:
-            run.recovery.load(conn, run.area, run.run_dir.parent, run.run_id)
-    except SQLAlchemyError as exc:
-        # a SELECT-only user granted Moodle's tables before postsync made its own
-        run.recovery.loaded = True
-        print(
-            f"postsync: warning: the preview cannot read {applied.TABLE}"
-            f" ({database_reason(exc)}): it assumes that no control file is already"
-            f" applied by a killed run; grant SELECT on {applied.TABLE} to this user",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _marking(run: RunContext, report: Report) -> Callable[[Connection, FileOutcome], None]:
-    """What commits with a control file's changes: its report published, its marker."""
-    from runner.core.secrets import redact
-    from runner.db import applied
-    from runner.record.store import file_entry
-
-    def before_commit(conn: Connection, outcome: FileOutcome) -> None:
-        report.publish()
-        entry = json.dumps(file_entry(outcome, run.run_dir.parent))
-        applied.mark(
-            conn,
-            run.area,
-            run.run_id,
-            outcome.path,
-            size=outcome.size,
-            sha256=outcome.sha256,
-            when=int(run.now.timestamp()),
-            outcome=redact(entry),
-        )
-
-    return before_commit
-
-
-def _recovered(
-    run: RunContext, engine: Engine, config: SyncConfig, path: Path, expected: FileState
-) -> FileOutcome | None:
-    """The outcome of a file a killed run applied (these very bytes), taken from its
-    marker, with a copy of its report in this run's directory; None: apply it."""
-    from runner.db import applied
-    from runner.record.model import FileOutcome
-    from runner.sync.reader import fingerprint
-
-    marker = run.recovery.take(path)
-    if marker is None:
-        return None
-    if fingerprint(path, expected) != (marker.size, marker.sha256):
-        run.recovery.dropped.append(marker.id)  # new bytes since: applied as usual
-        return None
-    runs_dir = run.run_dir.parent
-    outcome = FileOutcome.from_json(marker.outcome, runs_dir)
-    outcome.applied_by = outcome.applied_by or marker.run_id
-    source, outcome.report = outcome.report, run.report_path(path)
-    _copy_report(source, runs_dir, outcome)
-    if not run.check:
-        applied.claim(engine, [marker.id], run.run_id)
-    return outcome
-
-
-def _copy_report(source: Path | None, runs_dir: Path, outcome: FileOutcome) -> None:
-    """This run's copy of the killed run's report of the file (its line outcomes); when
-    it is gone, a report of what the marker holds."""
-    from runner.storage.atomic import AtomicFile
-
-    assert outcome.report is not None
-    with AtomicFile(outcome.report) as out:
-        try:
-            if source is None or runs_dir not in source.parents or ".." in source.parts:
-                raise FileNotFoundError(source)
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with open(fd, "rb") as stream:
-                while chunk := stream.read(1 << 20):
-                    out.write_all(chunk)
-        except OSError:
-            lines = [f"{outcome.path.name}: {outcome.summary()} (its report is gone)"]
-            lines += [f"line {f.number}: failed: {f.message}" for f in outcome.failed]
-            out.write_all(("\n".join(lines) + "\n").encode("utf-8"))
-        out.sync()
-        out.commit(replace=True)
-
-
 def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) -> tuple[str, str]:
     """Apply every control file; returns (status, detail). `emit(Done)` per file;
     `progress(bytes done, bytes in all, what)` per batch of lines."""
     from runner.record.model import FileOutcome
-    from runner.sync import SYNC_COMMANDS
+    from runner.sync import SYNC_COMMANDS, recover
     from runner.sync.apply import sync_file
     from runner.sync.base import SyncOptions
     from runner.sync.reader import NotRead, NotReady
@@ -382,7 +276,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     if warning is not None and config.newest_file is not None:
         emit(Done(Action("warning", run.display(config.newest_file), warning)))
     engine, tables = run.database()
-    load_recovery(run, engine)
+    recover.load(run, engine)
     command = SYNC_COMMANDS[config.command]
     options = SyncOptions(
         config.course_key,
@@ -416,7 +310,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                 progress(before + done, total, f"{path.name}: {count:,} lines")
 
         try:
-            outcome = _recovered(run, engine, config, path, expected)
+            outcome = recover.recovered(run, engine, path, expected)
             if outcome is None:
                 outcome = FileOutcome(config.command, path, config.encoding, config.separator)
                 outcome.report = run.report_path(path)
@@ -433,7 +327,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                         max_line_bytes=config.max_line_bytes,
                         on_batch=on_batch,
                         withheld=run.withheld,
-                        before_commit=None if run.check else _marking(run, report),
+                        before_commit=None if run.check else recover.marking(run, report),
                     )
         except NotReady as exc:  # still being written: left as it is, not processed
             waiting += 1

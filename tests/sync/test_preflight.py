@@ -70,7 +70,7 @@ def test_a_feed_that_did_not_come_or_is_stale_fails_the_step(site: Site) -> None
     result = site.run(steps=step + "    min_files: 1\n")
     assert result.code == 3, result.out
     assert (
-        "0 control files match enrols*.csv, fewer than min_files 1: did the feed run?"
+        "0 ready control files match enrols*.csv, fewer than min_files 1: did the feed run?"
         " (nothing of this step applied)"
     ) in result.out
     assert site.run(steps=step).code == 0  # without min_files: nothing to do, skipped

@@ -1,0 +1,121 @@
+"""A sync's side of runner.step.recovery: the markers committed with each control
+file's changes (runner.db.applied), and the files a killed run applied, taken from
+their markers instead of applied again."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from runner.core.errors import database_reason
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from runner.record.model import FileOutcome
+    from runner.step.context import RunContext
+    from runner.storage.paths import FileState
+    from runner.sync.report import Report
+
+
+def load(run: RunContext, engine: Engine) -> None:
+    """The files killed runs of this area applied (runner.step.recovery); a real run
+    makes the markers' table first."""
+    from runner.db import applied
+
+    if run.recovery.loaded:
+        return
+    if not run.check:
+        applied.ensure(engine)
+        with engine.connect() as conn:
+            run.recovery.load(conn, run.area, run.run_dir.parent, run.run_id)
+        return
+    try:
+        with engine.connect() as conn:
+            run.recovery.load(conn, run.area, run.run_dir.parent, run.run_id)
+    except SQLAlchemyError as exc:
+        # a SELECT-only user granted Moodle's tables before postsync made its own
+        run.recovery.loaded = True
+        print(
+            f"postsync: warning: the preview cannot read {applied.TABLE}"
+            f" ({database_reason(exc)}): it assumes that no control file is already"
+            f" applied by a killed run; grant SELECT on {applied.TABLE} to this user",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def marking(run: RunContext, report: Report) -> Callable[[Connection, FileOutcome], None]:
+    """What commits with a control file's changes: its report published, its marker."""
+    from runner.core.secrets import redact
+    from runner.db import applied
+    from runner.record.store import file_entry
+
+    def before_commit(conn: Connection, outcome: FileOutcome) -> None:
+        report.publish()
+        entry = json.dumps(file_entry(outcome, run.run_dir.parent))
+        applied.mark(
+            conn,
+            run.area,
+            run.run_id,
+            outcome.path,
+            size=outcome.size,
+            sha256=outcome.sha256,
+            when=int(run.now.timestamp()),
+            outcome=redact(entry),
+        )
+
+    return before_commit
+
+
+def recovered(
+    run: RunContext, engine: Engine, path: Path, expected: FileState
+) -> FileOutcome | None:
+    """The outcome of a file a killed run applied (these very bytes), taken from its
+    marker, with a copy of its report in this run's directory; None: apply it."""
+    from runner.db import applied
+    from runner.record.model import FileOutcome
+    from runner.sync.reader import fingerprint
+
+    marker = run.recovery.take(path)
+    if marker is None:
+        return None
+    if fingerprint(path, expected) != (marker.size, marker.sha256):
+        run.recovery.dropped.append(marker.id)  # new bytes since: applied as usual
+        return None
+    runs_dir = run.run_dir.parent
+    outcome = FileOutcome.from_json(marker.outcome, runs_dir)
+    outcome.applied_by = outcome.applied_by or marker.run_id
+    source, outcome.report = outcome.report, run.report_path(path)
+    _copy_report(source, runs_dir, outcome)
+    if not run.check:
+        applied.claim(engine, [marker.id], run.run_id)
+    return outcome
+
+
+def _copy_report(source: Path | None, runs_dir: Path, outcome: FileOutcome) -> None:
+    """This run's copy of the killed run's report of the file (its line outcomes); when
+    it is gone, a report of what the marker holds."""
+    from runner.storage.atomic import AtomicFile
+
+    assert outcome.report is not None
+    with AtomicFile(outcome.report) as out:
+        try:
+            if source is None or runs_dir not in source.parents or ".." in source.parts:
+                raise FileNotFoundError(source)
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with open(fd, "rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    out.write_all(chunk)
+        except OSError:
+            lines = [f"{outcome.path.name}: {outcome.summary()} (its report is gone)"]
+            lines += [f"line {f.number}: failed: {f.message}" for f in outcome.failed]
+            out.write_all(("\n".join(lines) + "\n").encode("utf-8"))
+        out.sync()
+        out.commit(replace=True)
