@@ -1,7 +1,8 @@
 """A network exchange bounded as a whole: one deadline over connect, TLS handshake, every
 send and every receive, and a cap on the bytes received.
 
-A socket's own timeout bounds each operation, not the exchange: a server that sends
+The host's name is looked up within the deadline too. A socket's own timeout bounds
+each operation, not the exchange: a server that sends
 one byte every two seconds never trips a 30-second timeout. Here each operation's
 timeout is the time left before the deadline, so the exchange ends at it whatever the
 server does, and a server that never stops talking stops being read at `limit` bytes.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -55,12 +57,33 @@ class Deadline:
         context.sslsocket_class = self.ssl_class
         return context
 
+    def resolve(self, host: str, port: int) -> list[Any]:
+        """`host`'s addresses, looked up within the deadline: the resolver has no timeout
+        of its own to set, so it asks in a thread of its own, left behind (a daemon) if
+        it never answers."""
+        answer: list[Any] = []
+
+        def look_up() -> None:
+            try:
+                answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            except OSError as exc:
+                answer.append(exc)
+
+        thread = threading.Thread(target=look_up, name="postsync-resolve", daemon=True)
+        thread.start()
+        thread.join(self.left())
+        if not answer:
+            raise TimeoutError(
+                errno.ETIMEDOUT, f"{host}: no answer from the resolver within {self.seconds} s"
+            )
+        if isinstance(answer[0], OSError):
+            raise answer[0]
+        return list(answer[0])
+
     def connect(self, host: str, port: int) -> socket.socket:
         """A TCP connection to `host`, its operations bounded by this deadline."""
         error: OSError | None = None
-        for family, kind, proto, _name, address in socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
-        ):
+        for family, kind, proto, _name, address in self.resolve(host, port):
             sock = self.socket_class(family, kind, proto)
             try:
                 sock.connect(address)

@@ -52,9 +52,9 @@ class Notify:
         pointed (scheme and host). Success is a 2xx answer to the POST itself. The
         connection is direct (HTTP_PROXY and HTTPS_PROXY are not used).
 
-    timeout_seconds bounds the whole exchange (connect, TLS, sending, the server's
-    answer), however slowly the server talks; at most 64 KiB of a webhook's answer is
-    read. A server that is not SMTP or HTTP (an SSH banner) fails the step.
+    timeout_seconds bounds the whole exchange (the host name's lookup, connect, TLS,
+    sending, the server's answer), however slowly the resolver or the server talks;
+    at most 64 KiB of a webhook's answer is read. A server that is not SMTP or HTTP (an SSH banner) fails the step.
 
     Example:
       - name: tell the ops team
