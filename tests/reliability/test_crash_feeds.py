@@ -262,3 +262,63 @@ def test_a_file_applied_before_the_first_record_keeps_its_line_report(
     # the run after that one removes the killed run's directory: nothing needs it now
     third = ws.run(space)
     assert "a killed run's reports, no record points to them" in third.stdout, third.stdout
+
+
+def test_a_file_dropped_again_with_other_bytes_after_a_kill_is_applied(
+    sqlite_feeds: tuple[Path, str],
+) -> None:
+    """The marker is of the bytes the killed run applied: the SIS dropping a new file
+    under the same name is a new feed, applied as usual, and the old marker goes."""
+    space, url = sqlite_feeds
+    killed = ws.run(space, faults="kill=sync.committed")  # the users file committed
+    assert killed.returncode == -signal.SIGKILL
+    assert len(markers(url)) == 1
+    newer = space / "area" / "users_1.csv"
+    newer.write_text(
+        "username;idnumber;firstname;lastname;email\nlate;U7010;Late;Comer;late@example.org\n"
+    )
+    rerun = ws.run(space)
+    assert rerun.returncode == 2, rerun.stdout + rerun.stderr
+    assert "sync users_1.csv  (1 line: 1 changed, 0 unchanged, 0 failed)" in rerun.stdout
+    assert "applied by run" not in rerun.stdout
+    assert markers(url) == []
+    assert ("U7010", "late", "late@example.org", "0", "manual") in feeds.site(url)["users"]
+
+
+def test_a_run_stopped_by_sigterm_leaves_its_files_known_as_applied(
+    sqlite_feeds: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`systemctl stop` between two sync steps: exit 143, the users file applied and
+    still marked; the next run post-treats it without applying it again."""
+    import subprocess
+    import time
+
+    from tests.conftest import POSTSYNC
+
+    space, url = sqlite_feeds
+    signal_file = tmp_path / "reached"
+    env = {
+        **os.environ,
+        "POSTSYNC_FAULTS": f"trace={signal_file},wait=step.done:{tmp_path / 'never'}",
+    }
+    run = subprocess.Popen(
+        [*POSTSYNC, "run", "playbook.yml", "-e", f"stamp={ws.STAMP}"],
+        cwd=space,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while "step.done" not in (signal_file.read_text() if signal_file.exists() else ""):
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 143, out + err
+    assert len(markers(url)) == 1
+    again = ws.run(space)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "sync users_1.csv  (applied by run " in again.stdout
+    assert feeds.site(url)["deleted users"] == [("4",)]
+    assert markers(url) == []
