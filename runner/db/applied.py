@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,11 +162,15 @@ def mark(
     )
 
 
-def claim(engine: Engine, ids: Sequence[int], run_id: str) -> None:
-    """The markers become this run's: it post-treats their files."""
-    if ids:
-        with engine.begin() as conn:
-            conn.execute(update(applied).where(applied.c.id.in_(ids)).values(runid=run_id))
+def claim(engine: Engine, marker: int, run_id: str, outcome: str) -> None:
+    """The marker becomes this run's, which post-treats its file (`outcome`: the file's
+    outcome as this run has it: its report is this run's copy)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(applied)
+            .where(applied.c.id == marker)
+            .values(runid=run_id, outcome=_pack(outcome))
+        )
 
 
 def remove(engine: Engine, area: Path, *, ids: Iterable[int] = (), run_id: str = "") -> None:

@@ -175,8 +175,11 @@ def execute_steps(
         runs_dir(run.area, create=not run.check)
         _clean_leftovers(run)
         reporter.start(run)
+        # a run of some steps only (--tags) leaves the files it applied marked: the
+        # steps it skipped (delete_control_files...) may still be to run
+        every = not options.tags and not options.skip_tags
         with journal(None if run.check else leftovers.journal_path(run)):
-            _run_steps(run, steps, result, reporter)
+            _run_steps(run, steps, result, reporter, every=every)
         reporter.finish(result)
     return result
 
@@ -223,10 +226,11 @@ def _runs_with_applied_files(run: RunContext, runs: set[str]) -> set[str]:
 
 
 def _run_steps(
-    run: RunContext, steps: Sequence[Step], result: RunResult, reporter: Reporter
+    run: RunContext, steps: Sequence[Step], result: RunResult, reporter: Reporter, *, every: bool
 ) -> None:
     """The steps in order, then (a real run) the record saved, the run's markers of
-    applied files removed when every step ran, and old records pruned."""
+    applied files removed when every step of the playbook ran (`every`: none left out
+    by tags), and old records pruned."""
     stopped = False
     syncs = [i for i, s in enumerate(steps) if s.section == "sync"]
     # `post` runs after a sync that finished; a run without sync steps has none to do
@@ -240,7 +244,9 @@ def _run_steps(
                 result.steps.append(step_result)
                 execute_step(run, step_result, reporter)
                 if step.section == "sync":
-                    run.sync_complete = index == syncs[-1]
+                    # the sync is done when its last step ran and did not stop the run
+                    # (a file it rejected is left, and the run goes on without it)
+                    run.sync_complete = index == syncs[-1] and not step_result.stops_the_run
                     if run.files and not run.check:
                         # the boundary: post-treatments can be re-run from this record
                         _save_record(run, result, step_result)
@@ -254,7 +260,7 @@ def _run_steps(
             if result.steps:
                 reporter.step_finished(result.steps[-1])
         # every step ran: the files it applied are post-treated (their markers go)
-        complete = not stopped and not result.interrupted
+        complete = every and not stopped and not result.interrupted
         if not run.check:
             if run.files:
                 result.record = _save_record(run, result, None, complete=complete)

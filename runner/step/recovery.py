@@ -40,7 +40,9 @@ class Recovery:
     """The markers of dead runs of this area, by control file."""
 
     loaded: bool = False
-    pending: dict[Path, Marker] = field(default_factory=dict)
+    #: by (the sync step that applied it, the file): steps whose globs overlap each
+    #: applied the file once
+    pending: dict[tuple[str, Path], Marker] = field(default_factory=dict)
     #: markers to remove when this run ends (stale ones; files changed since)
     dropped: list[int] = field(default_factory=list)
     #: the globs of the sync steps that ran
@@ -61,14 +63,15 @@ class Recovery:
             if ended[marker.run_id]:
                 self.dropped.append(marker.id)
                 continue
-            older = self.pending.get(marker.path)
+            key = (str(marker.outcome.get("step", "")), marker.path)
+            older = self.pending.get(key)
             if older is not None:  # the later run applied the file's newer bytes
                 self.dropped.append(older.id)
-            self.pending[marker.path] = marker
+            self.pending[key] = marker
 
-    def take(self, path: Path) -> Marker | None:
-        """The pending marker of `path`, no longer pending."""
-        return self.pending.pop(path, None)
+    def take(self, path: Path, step: str) -> Marker | None:
+        """The pending marker of `path` that `step` left, no longer pending."""
+        return self.pending.pop((step, path), None)
 
     def considered(self, rule: ControlGlob) -> None:
         """A sync step of this run listed the files `rule` matches."""
@@ -90,7 +93,7 @@ class Recovery:
         there that this run did not take (not ready: left for the next run) keeps its."""
         gone = [
             m.id
-            for path, m in self.pending.items()
+            for (_step, path), m in self.pending.items()
             if any(rule.matches(os.path.normpath(path)) for rule in self.globs)
             and not os.path.lexists(path)
         ]

@@ -51,15 +51,24 @@ def load(run: RunContext, engine: Engine) -> None:
         )
 
 
-def marking(run: RunContext, report: Report) -> Callable[[Connection, FileOutcome], None]:
-    """What commits with a control file's changes: its report published, its marker."""
+def _stored(run: RunContext, outcome: FileOutcome, step: str) -> str:
+    """A marker's outcome: the file's record entry and the step that applied it, with
+    the run's secrets masked."""
     from runner.core.secrets import redact
-    from runner.db import applied
     from runner.record.store import file_entry
+
+    return redact(json.dumps({**file_entry(outcome, run.run_dir.parent), "step": step}))
+
+
+def marking(
+    run: RunContext, report: Report, step: str
+) -> Callable[[Connection, FileOutcome], None]:
+    """What commits with a control file's changes: its report published, its marker
+    (`step`: which sync step of the playbook applied it)."""
+    from runner.db import applied
 
     def before_commit(conn: Connection, outcome: FileOutcome) -> None:
         report.publish()
-        entry = json.dumps(file_entry(outcome, run.run_dir.parent))
         applied.mark(
             conn,
             run.area,
@@ -68,22 +77,25 @@ def marking(run: RunContext, report: Report) -> Callable[[Connection, FileOutcom
             size=outcome.size,
             sha256=outcome.sha256,
             when=int(run.now.timestamp()),
-            outcome=redact(entry),
+            outcome=_stored(run, outcome, step),
         )
 
     return before_commit
 
 
 def recovered(
-    run: RunContext, engine: Engine, path: Path, expected: FileState
+    run: RunContext, engine: Engine, path: Path, expected: FileState, step: str
 ) -> FileOutcome | None:
-    """The outcome of a file a killed run applied (these very bytes), taken from its
-    marker, with a copy of its report in this run's directory; None: apply it."""
+    """The outcome of a file a killed run's `step` applied (these very bytes), taken from
+    its marker, with a copy of its report in this run's directory; None: apply it.
+
+    The marker becomes this run's, naming this run's copy of the report and the run
+    that applied the file, so that a second kill loses neither."""
     from runner.db import applied
     from runner.record.model import FileOutcome
     from runner.sync.reader import fingerprint
 
-    marker = run.recovery.take(path)
+    marker = run.recovery.take(path, step)
     if marker is None:
         return None
     if fingerprint(path, expected) != (marker.size, marker.sha256):
@@ -95,7 +107,7 @@ def recovered(
     source, outcome.report = outcome.report, run.report_path(path)
     _copy_report(source, runs_dir, outcome)
     if not run.check:
-        applied.claim(engine, [marker.id], run.run_id)
+        applied.claim(engine, marker.id, run.run_id, _stored(run, outcome, step))
     return outcome
 
 

@@ -57,6 +57,9 @@ class SyncConfig:
     uploader_lock: Path | None = None
     max_line_bytes: int = MAX_LINE_BYTES
     newest_file: Path | None = None
+    #: the step as a marker of an applied file names it: its command and its file
+    #: pattern as the playbook writes it (before rendering)
+    key: str = ""
 
 
 #: a control file is ready once unmodified for this long (an SFTP upload's pauses)
@@ -212,6 +215,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         waiting=tuple(waiting),
         uploader_lock=lock,
         max_line_bytes=int(params.get("max_line_bytes", MAX_LINE_BYTES)),
+        key=f"{scope.step.kind} {params['file']}",
         newest_file=max(found, key=lambda f: f[1].st_mtime)[0] if found else None,
     )
 
@@ -310,7 +314,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                 progress(before + done, total, f"{path.name}: {count:,} lines")
 
         try:
-            outcome = recover.recovered(run, engine, path, expected)
+            outcome = recover.recovered(run, engine, path, expected, config.key)
             if outcome is None:
                 outcome = FileOutcome(config.command, path, config.encoding, config.separator)
                 outcome.report = run.report_path(path)
@@ -327,7 +331,9 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                         max_line_bytes=config.max_line_bytes,
                         on_batch=on_batch,
                         withheld=run.withheld,
-                        before_commit=None if run.check else recover.marking(run, report),
+                        before_commit=None
+                        if run.check
+                        else recover.marking(run, report, config.key),
                     )
         except NotReady as exc:  # still being written: left as it is, not processed
             waiting += 1

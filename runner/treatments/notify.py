@@ -54,7 +54,8 @@ class Notify:
 
     timeout_seconds bounds the whole exchange (the host name's lookup, connect, TLS,
     sending, the server's answer), however slowly the resolver or the server talks;
-    at most 64 KiB of a webhook's answer is read. A server that is not SMTP or HTTP (an SSH banner) fails the step.
+    at most 64 KiB of a webhook's answer is read. A server that is not SMTP or HTTP
+    (an SSH banner) fails the step.
 
     Example:
       - name: tell the ops team

@@ -322,3 +322,89 @@ def test_a_run_stopped_by_sigterm_leaves_its_files_known_as_applied(
     assert "sync users_1.csv  (applied by run " in again.stdout
     assert feeds.site(url)["deleted users"] == [("4",)]
     assert markers(url) == []
+
+
+def _retag(space: Path, old: str, new: str) -> str:
+    playbook = space / "playbook.yml"
+    text = playbook.read_text()
+    assert old in text
+    playbook.write_text(text.replace(old, new))
+    return text
+
+
+def test_a_run_of_some_steps_only_leaves_the_files_marked(
+    sqlite_feeds: tuple[Path, str],
+) -> None:
+    """After a kill, `--tags` running the users step alone takes the users file from its
+    marker and keeps the marker (its deletion did not run): the full run after it still
+    does not apply the file again."""
+    space, url = sqlite_feeds
+    _retag(space, "file: users_*.csv\n", "file: users_*.csv\n    tags: [people]\n")
+    killed = ws.run(space, faults="kill=sync.committed")
+    assert killed.returncode == -signal.SIGKILL
+    some = ws.postsync(space, "run", "playbook.yml", "--tags", "people", "-e", f"stamp={ws.STAMP}")
+    assert "sync users_1.csv  (applied by run " in some.stdout, some.stdout
+    assert len(markers(url)) == 1
+    full = ws.run(space)
+    assert full.returncode == 2, full.stdout + full.stderr
+    assert "sync users_1.csv  (applied by run " in full.stdout
+    assert feeds.site(url)["deleted users"] == [("4",)]
+    assert markers(url) == []
+
+
+def test_steps_whose_globs_overlap_each_apply_a_file_once(
+    sqlite_feeds: tuple[Path, str], tmp_path: Path, outside: feeds.Outside
+) -> None:
+    """Two users steps list the same file: an uninterrupted run applies it twice (once
+    per step); a run killed after the second step's commit, run again, ends the same."""
+    space, url = sqlite_feeds
+    twice = "  - command: users\n    file: users_*.csv\n  - command: users\n    file: users_?.csv\n"
+    _retag(space, "  - command: users\n    file: users_*.csv\n", twice)
+    reference = feeds.copy(space, tmp_path / "ref", f"sqlite:///{tmp_path / 'ref' / 'moodle.db'}",
+                           outside)  # fmt: skip
+    (reference / "playbook.yml").write_text((space / "playbook.yml").read_text().replace(
+        url, f"sqlite:///{tmp_path / 'ref' / 'moodle.db'}"))  # fmt: skip
+    done = ws.run(reference)
+    assert done.returncode == 2, done.stdout + done.stderr
+    want = feeds.site(f"sqlite:///{tmp_path / 'ref' / 'moodle.db'}")
+    trace = tmp_path / "trace"
+    ws.run(feeds.copy(space, tmp_path / "t", f"sqlite:///{tmp_path / 't' / 'moodle.db'}", outside),
+           faults=f"trace={trace}")  # fmt: skip
+    commits = [i for i, line in enumerate(trace.read_text().splitlines(), 1) if "committed" in line]
+    assert len(commits) >= 2, commits
+    killed = ws.run(space, faults=f"kill={commits[1]}")  # the second step's commit
+    assert killed.returncode == -signal.SIGKILL
+    again = ws.run(space)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert feeds.site(url) == want
+
+
+def test_post_refuses_a_record_whose_last_sync_step_stopped_the_run(
+    sqlite_feeds: tuple[Path, str],
+) -> None:
+    space, _url = sqlite_feeds
+    _retag(space, "file: members_*.csv\n", "file: members_*.csv\n    min_files: 2\n")
+    stopped = ws.run(space)
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    (record,) = (space / "area" / ".postsync" / "runs").glob("*.json")
+    post = ws.postsync(space, "post", str(record))
+    assert post.returncode == 4, post.stdout + post.stderr
+    assert "did not finish its sync steps" in post.stdout + post.stderr
+
+
+def test_two_kills_in_a_row_keep_the_report_and_who_applied_the_file(
+    sqlite_feeds: tuple[Path, str],
+) -> None:
+    space, _url = sqlite_feeds
+    runs = space / "area" / ".postsync" / "runs"
+    first = ws.run(space, faults="kill=sync.committed")  # run A: the users file committed
+    assert first.returncode == -signal.SIGKILL
+    (applier,) = [d.name for d in runs.iterdir() if d.is_dir()]
+    second = ws.run(space, faults="kill=sync.committed")  # run B takes it, then dies
+    assert second.returncode == -signal.SIGKILL
+    third = ws.run(space)
+    assert third.returncode == 2, third.stdout + third.stderr
+    assert f"sync users_1.csv  (applied by run {applier}," in third.stdout, third.stdout
+    report = (space / "area" / "reports" / f"{ws.STAMP}_report_users_1.csv").read_text()
+    assert "line 2: user phoenix: ok (created)" in report
+    assert "its report is gone" not in report
