@@ -147,9 +147,9 @@ def record_schema() -> dict[str, Any]:
             },
             "complete": {
                 "type": "boolean",
-                "description": "every step of the run ran: not stopped by a failed step,"
-                " not interrupted (SIGINT, SIGTERM); the files it applied are no longer"
-                " marked as applied",
+                "description": "every step of the playbook ran: none left out by tags,"
+                " none stopped by a failed step, not interrupted (SIGINT, SIGTERM); the"
+                " files it applied are no longer marked as applied",
             },
             "steps": {
                 "type": "array",
