@@ -121,9 +121,7 @@ def _read(path: Path) -> tuple[str, int | None]:
     except UnicodeDecodeError:
         text = None
     if text is None or not _ours(text):
-        raise OSError(
-            errno.EEXIST, "holds something other than postsync's metrics: left as it is"
-        )
+        raise OSError(errno.EEXIST, "holds something other than postsync's metrics: left as it is")
     return text, mode
 
 
