@@ -169,3 +169,42 @@ def test_two_playbooks_share_one_file_without_losing_a_series(tmp_path: Path) ->
         "postsync.prom",
         "postsync.prom.lock",
     ]
+
+
+def test_a_file_of_something_else_is_never_replaced(tmp_path: Path, cli: CLI) -> None:
+    """A mistyped path naming a file of other content (a key, the playbook itself) is
+    left byte for byte as it was, its mode too; the run's exit code is unchanged."""
+    book = playbook(tmp_path, "Plain")
+    precious = tmp_path / "precious.txt"
+    precious.write_bytes(b"api-key: do not lose me\n")
+    precious.chmod(0o600)
+    copy = tmp_path / "copy.yml"
+    copy.write_bytes(book.read_bytes())
+    latin1 = tmp_path / "latin1.prom"
+    latin1.write_bytes(b"caf\xe9\n")
+    foreign = tmp_path / "foreign.prom"  # Prometheus text, of another exporter's
+    foreign.write_bytes(b"# TYPE node_load1 gauge\nnode_load1 0.5\n")
+    for path in (precious, copy, latin1, foreign):
+        before = path.read_bytes(), path.stat().st_mode
+        result = cli("run", book, "--metrics-file", path)
+        assert result.code == 0, result.out
+        message = f"metrics file {path}: holds something other than postsync's metrics"
+        assert message in result.err
+        assert (path.read_bytes(), path.stat().st_mode) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_replaced_metrics_file_keeps_its_mode(tmp_path: Path, cli: CLI) -> None:
+    metrics = tmp_path / "postsync.prom"
+    assert cli("run", playbook(tmp_path, "First"), "--metrics-file", metrics).code == 0
+    assert metrics.stat().st_mode & 0o777 == 0o644  # a new file: the collector reads it
+    metrics.chmod(0o640)
+    result = cli("run", playbook(tmp_path, "Second", "area2"), "--metrics-file", metrics)
+    assert result.code == 0 and "metrics file" not in result.err, result.err
+    assert metrics.stat().st_mode & 0o777 == 0o640
+    assert set(exit_codes(metrics)) == {"First", "Second"}
+    # an empty file (made for postsync to fill) is taken
+    empty = tmp_path / "empty.prom"
+    empty.touch()
+    assert cli("run", playbook(tmp_path, "Third", "area3"), "--metrics-file", empty).code == 0
+    assert set(exit_codes(empty)) == {"Third"}

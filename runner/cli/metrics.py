@@ -8,7 +8,9 @@ file are kept, and a failed run keeps its playbook's last success time.
 Several playbooks (of several areas) may share one file: each reads, merges and replaces
 it holding an `flock` on `PATH.lock` beside it, through a temporary of its own, so none
 loses another's series. Only a regular file is read or replaced: the path is opened
-without following a link and without blocking (a FIFO there never hangs the run).
+without following a link and without blocking (a FIFO there never hangs the run). A file
+that holds anything but postsync's own metrics (a mistyped path naming a playbook, a
+key) is left as it is; a file replaced keeps its permission bits (a new one: 0644).
 """
 
 from __future__ import annotations
@@ -101,22 +103,47 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _read(path: Path) -> str:
-    """The file's text ('' when there is none or it is not UTF-8)."""
+def _read(path: Path) -> tuple[str, int | None]:
+    """The file's text and permission bits ('' and None when there is none).
+
+    A file that holds anything but postsync's own metrics (a playbook, a key: a path
+    mistyped) is refused, never replaced: an empty one is the only other kind taken.
+    """
     try:
         fd = _open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return ""
+        return "", None
     with open(fd, "rb") as file:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
         data = file.read()
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return ""
+        text = None
+    if text is None or not _ours(text):
+        raise OSError(errno.EEXIST, "holds something other than postsync's metrics: left as it is")
+    return text, mode
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Write `data` to this writer's own temporary beside `path`, then rename it there.
+_COMMENT = re.compile(r"^# (HELP|TYPE) (\w+)(?: .*)?$")
+
+
+def _ours(text: str) -> bool:
+    """Whether `text` is Prometheus text of postsync's metrics only (or nothing)."""
+    for line in text.split("\n"):
+        if not line:
+            continue
+        match = _COMMENT.match(line) or _SAMPLE.match(line)
+        if match is None:
+            return False
+        if match.group(2 if match.re is _COMMENT else 1) not in METRICS:
+            return False
+    return True
+
+
+def _replace(path: Path, data: bytes, mode: int | None) -> None:
+    """Write `data` to this writer's own temporary beside `path`, then rename it there,
+    with the replaced file's permission bits (`mode`; a new file: 0644).
 
     Called under the lock: a temporary of this file's that another writer left (killed
     before its rename) is stale and removed; the temporaries of other files are not
@@ -134,7 +161,9 @@ def _replace(path: Path, data: bytes) -> None:
         with open(fd, "wb") as file:
             file.write(data)
             file.flush()
-            os.fchmod(fd, 0o644)  # whatever the umask: the collector reads it
+            # whatever the umask: the collector reads it; a file postsync replaces keeps
+            # the mode its owner gave it
+            os.fchmod(fd, 0o644 if mode is None else mode)
             os.fsync(fd)
         os.replace(tmp, path)
         fsync_dir(directory)
@@ -179,8 +208,9 @@ def write_metrics(
     playbook = playbook.encode("utf-8", "replace").decode("utf-8")
     with _locked(path):
         # read first: a path that is not a regular file is refused before any write
-        text = _merge(_existing(_read(path)), playbook, exit_code, finished, duration, lines, steps)
-        _replace(path, text.encode("utf-8"))
+        old, mode = _read(path)
+        text = _merge(_existing(old), playbook, exit_code, finished, duration, lines, steps)
+        _replace(path, text.encode("utf-8"), mode)
 
 
 def _merge(

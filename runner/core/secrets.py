@@ -39,6 +39,13 @@ def register(secret: str | None) -> None:
     _ORDERED = sorted(known, key=len, reverse=True)
 
 
+def longest() -> int:
+    """The length in UTF-8 bytes of the longest form of a secret registered (0: none):
+    what a window kept of some output holds more, so that a secret its start cut is
+    dropped whole once the window is masked (runner/treatments/moodle.py)."""
+    return max((len(form.encode("utf-8", "surrogatepass")) for form in _ORDERED), default=0)
+
+
 def redact(text: str) -> str:
     for secret in _ORDERED:
         if secret in text:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.errors import PlaybookError, StepError
-from runner.core.secrets import redact, register
+from runner.core.secrets import longest, redact, register
 from runner.core.text import plural, printable
 from runner.step.context import RunContext, StepScope
 from runner.step.protocol import Action, Done, Plan
@@ -27,11 +27,14 @@ SCRIPT = Path("admin", "cli", "purge_caches.php")
 PASSED_ON = ("PATH", "LANG", "LC_ALL", "TZ")
 #: the last characters of the command's output a failure quotes
 QUOTED = 400
-#: the output kept while the script runs (its end: what a failure quotes)
+#: the output kept while the script runs (its end: what a failure quotes), in bytes;
+#: more than QUOTED characters can take, so that the quote never starts at its start
 KEPT = 64 * 1024
 #: how long a stopped script's process group has to end on SIGTERM before SIGKILL
 GRACE = 5.0
 _PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,13 @@ class PurgeMoodleCaches:
     database password), descriptors or memory; it never runs as root (uid 0 by any
     name); a missing directory, script, interpreter or user fails the step before
     anything runs, in the preview too; it runs in a session and process group of its
-    own, and nothing of that group outlives the step: a script that outlasts the
-    timeout is stopped with every process it started (SIGTERM, SIGKILL 5 s later),
-    and what it leaves behind when it ends is killed; a script that fails (exit
-    status other than 0) or outlasts the timeout fails the step with the end of its
-    output.
+    own, and no process it started outlives the step, not even one it detached into a
+    session of its own (`setsid -f`, a daemon's double fork: on Linux postsync adopts
+    them as their subreaper): a script that outlasts the timeout is stopped with every
+    process it started (SIGTERM, SIGKILL 5 s later), and what it leaves behind when it
+    ends is stopped the same way; a script that fails (exit status other than 0) or
+    outlasts the timeout fails the step with the end of its output, its secrets masked
+    before it is cut (no part of one is quoted).
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeCachesConfig:
@@ -222,10 +227,18 @@ class PurgeMoodleCaches:
         if status is None:
             raise StepError(f"Moodle's {SCRIPT} took more than {config.timeout} s and was stopped")
         if status != 0:
-            quoted = said.decode("utf-8", "replace").strip()[-QUOTED:]
-            quoted = printable(redact(quoted)) or "no output"
+            # masked whole before this cut: the cut never leaves part of a secret
+            quoted = printable(said.strip()[-QUOTED:]) or "no output"
             raise StepError(f"Moodle's {SCRIPT} exited with status {status}: {quoted}")
         return f"purged in {time.monotonic() - started:.1f} s"
+
+
+def _prctl() -> Any:
+    """libc's prctl, or None where there is none (not Linux)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def hide_this_process() -> None:
@@ -237,10 +250,8 @@ def hide_this_process() -> None:
     is non-dumpable. It stays so for the rest of the run: a child the script left
     behind is no more trusted once the script is done. (Not on Linux: nothing to do.)
     """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):  # no prctl: not Linux, no /proc/PID/environ
+    prctl = _prctl()
+    if prctl is None:  # not Linux, no /proc/PID/environ
         return
     if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         code = ctypes.get_errno()
@@ -256,40 +267,50 @@ def run_script(
     env: Mapping[str, str],
     timeout: float,
     switch: Mapping[str, Any],
-) -> tuple[int | None, bytes]:
+) -> tuple[int | None, str]:
     """Run `command` in a session of its own: (its exit status, or None when it
-    outlasted `timeout`; the end of its output).
+    outlasted `timeout`; the end of its output, its secrets masked).
 
     It inherits no descriptor but its standard ones (stdin: /dev/null). Once it is done,
     or stopped, its whole process group goes too: SIGTERM then, after GRACE seconds,
     SIGKILL; the script's own process is reaped last, so that its group's id is never
-    another's while it is signalled.
+    another's while it is signalled. Then every process it detached (a session of its
+    own: `setsid -f`, a daemon's double fork) goes the same way: see `_adopting`.
     """
     deadline = time.monotonic() + timeout
-    with subprocess.Popen(
-        list(command),
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        close_fds=True,
-        start_new_session=True,
-        **switch,
-    ) as process:
+    margin = longest()
+    said = bytearray()
+    with (
+        _adopting(),
+        subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            start_new_session=True,
+            **switch,
+        ) as process,
+    ):
         assert process.stdout is not None
-        said = bytearray()
-        done = _read_all(process.stdout.fileno(), said, deadline) and _ended(process.pid, deadline)
+        done = _read_all(process.stdout.fileno(), said, deadline, KEPT + margin)
+        done = done and _ended(process.pid, deadline)
         if not done:
             _signal_group(process.pid, signal.SIGTERM)
             _ended(process.pid, time.monotonic() + GRACE)
         _signal_group(process.pid, signal.SIGKILL)  # what is left of it
         status = process.wait()
-    return (status if done else None), bytes(said)
+    text = redact(said.decode("utf-8", "replace"))  # masked whole, before any cut
+    if len(said) > KEPT:
+        # where a secret cut by the kept window's start would have left its end
+        text = text[margin:]
+    return (status if done else None), text
 
 
-def _read_all(fd: int, said: bytearray, deadline: float) -> bool:
-    """Read `fd` to its end (True) or until `deadline` (False), keeping its last KEPT
+def _read_all(fd: int, said: bytearray, deadline: float, keep: int) -> bool:
+    """Read `fd` to its end (True) or until `deadline` (False), keeping its last `keep`
     bytes in `said`."""
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
@@ -300,7 +321,7 @@ def _read_all(fd: int, said: bytearray, deadline: float) -> bool:
             if not data:
                 return True
             said += data
-            del said[:-KEPT]
+            del said[:-keep]
     return False
 
 
@@ -318,3 +339,84 @@ def _ended(pid: int, deadline: float) -> bool:
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # nothing left of it
         os.killpg(pgid, signum)
+
+
+@contextlib.contextmanager
+def _adopting() -> Iterator[None]:
+    """postsync a child subreaper (prctl PR_SET_CHILD_SUBREAPER) while the script runs,
+    and every process that became its child meanwhile stopped and reaped at the end.
+
+    A process the script detaches (a session and group of its own, its parent gone)
+    escapes its group's signal; as postsync's orphan, not init's, it is found again: a
+    child of postsync's that it did not have before (postsync starts no other process;
+    those it had are left alone). The setting it had is restored once they are gone.
+    (Not on Linux: no subreaper; the script's group is stopped all the same.)
+    """
+    prctl = _prctl()
+    if prctl is None:
+        yield
+        return
+    was = ctypes.c_int(0)
+    if prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(was), 0, 0, 0) != 0 or (
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0
+    ):
+        code = ctypes.get_errno()
+        raise StepError(
+            "cannot adopt what the script would leave behind (prctl"
+            f" PR_SET_CHILD_SUBREAPER: {os.strerror(code)}): not run"
+        )
+    before = set(_children())
+    try:
+        yield
+    finally:
+        try:
+            _stop_adopted(before)
+        finally:
+            prctl(_PR_SET_CHILD_SUBREAPER, was.value, 0, 0, 0)
+
+
+def _children() -> dict[tuple[int, int], int]:
+    """postsync's child processes: (pid, start time) -> process group.
+
+    /proc lists processes, not threads: a thread of postsync's is never among them; the
+    start time tells a pid reused from the one it was.
+    """
+    me = os.getpid()
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:  # ended meanwhile
+            continue
+        # after the command's name, which may hold ") ": state, ppid, pgrp... (proc(5))
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[1]) == me:
+            found[(int(entry.name), int(fields[19]))] = int(fields[2])
+    return found
+
+
+def _stop_adopted(before: set[tuple[int, int]]) -> None:
+    """Stop and reap every child of postsync's not in `before`: SIGTERM (its group too
+    when it leads one, as a detached process does), SIGKILL after GRACE seconds, until
+    none is left (one ending hands its own children over to postsync)."""
+    signalled: set[tuple[int, int]] = set()
+    started = time.monotonic()
+    while adopted := {key: pgid for key, pgid in _children().items() if key not in before}:
+        late = time.monotonic() - started >= GRACE
+        if time.monotonic() - started >= 3 * GRACE:  # unkillable (a D state): left
+            return
+        for (pid, start), pgid in adopted.items():
+            if late or (pid, start) not in signalled:
+                signum = signal.SIGKILL if late else signal.SIGTERM
+                with contextlib.suppress(ProcessLookupError):
+                    if pgid == pid:
+                        os.killpg(pgid, signum)
+                    else:
+                        os.kill(pid, signum)
+                signalled.add((pid, start))
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.02)

@@ -356,3 +356,78 @@ def test_a_stopped_script_takes_its_children_with_it(site: Site, shared: Path) -
         if not gone(child):
             os.kill(child, 9)
     assert time.monotonic() - started < 30
+
+
+def alive_with(marker: str) -> list[int]:
+    """The processes, not zombies, whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in argv and not gone(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("ending", "timeout", "code"),
+    [("sleep 60", 1, 3), ("exit 0", 30, 0)],
+    ids=["stopped", "ended"],
+)
+def test_a_process_the_script_detached_goes_with_it(
+    site: Site, shared: Path, ending: str, timeout: int, code: int
+) -> None:
+    """A process in a session of its own (`setsid -f`: not in the script's group),
+    whose parent is gone, is stopped too, whether the script outlasts the timeout or
+    ends at once."""
+    if shutil.which("setsid") is None:
+        pytest.skip("no setsid command")
+    marker = f"302.{os.getpid()}{time.monotonic_ns() % 10**6}"  # a number for sleep
+    # the script goes on once its child is detached (in its own session: past setsid)
+    script = (
+        'detached="$(dirname "$0")/detached"\n'
+        f'setsid -f sh -c \'echo $$ > "$0"; exec sleep {marker}\' "$detached"'
+        " </dev/null >/dev/null 2>&1\n"
+        'while [ ! -s "$detached" ]; do sleep 0.05; done\n'
+        f"{ending}\n"
+    )
+    dirroot = moodle_site(shared, script=script)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    purge_playbook(site, params(dirroot, f", timeout_seconds: {timeout}", php="/bin/sh"))
+    try:
+        result = site.run()
+        assert result.code == code, result.out
+        assert alive_with(marker) == [], "the detached process outlived the step"
+    finally:
+        for pid in alive_with(marker):
+            os.kill(pid, 9)
+
+
+def test_no_part_of_a_secret_is_quoted_where_the_quote_is_cut(site: Site, shared: Path) -> None:
+    """The failure quotes the last 400 characters of the output: a secret of
+    `environment` printed across that cut is masked whole first, no end of it shown."""
+    secret = "Zq7-pw-9931-xKvB-44"
+    script = (
+        "import os, sys\n"
+        "sys.stdout.write('a' * 20 + os.environ['DB_PASSWORD'] + 'b' * 390)\n"
+        "sys.exit(1)\n"
+    )
+    dirroot = moodle_site(shared, script=script)
+    purge_playbook(site, params(dirroot, f', environment: {{DB_PASSWORD: "{secret}"}}'))
+    fragments = {secret[i : i + 6] for i in range(len(secret) - 5)}
+    for args in ((), ("--output", "json")):
+        site.write("enrols.csv", HEADER + f"add;MATH101;U000{len(args) + 1};student;;;;;;\n")
+        result = site.run(*args)
+        assert result.code == 3, result.out
+        assert "exited with status 1: " in result.out
+        assert "b" * 300 in result.out  # the end of the output is quoted
+        shown = [part for part in fragments if part in result.out + result.err]
+        assert shown == [], shown
+    for record in (site.area / ".postsync" / "runs").rglob("*"):
+        if record.is_file():
+            text = record.read_text(errors="replace")
+            assert [part for part in fragments if part in text] == [], record
