@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from runner.core.errors import PlaybookError, PostsyncError
-from runner.core.secrets import redact
+from runner.core.secrets import redact, redact_json
 from runner.core.text import plural, printable
 from runner.engine.results import RunResult, StepResult
 from runner.step.context import RunContext
@@ -180,9 +180,12 @@ class TextReporter:
     def write(self, text: str, priority: int = INFO) -> None:
         """Print a line (or lines), flushed; a reader that went away (a closed pipe)
         never stops the run. On the journal, each line with its priority."""
+        self._put(redact(text), priority)
+
+    def _put(self, text: str, priority: int = INFO) -> None:
+        """Print `text`, already redacted."""
         if self.closed:
             return
-        text = redact(text)
         if self.journal:
             text = "\n".join(f"<{priority}>{line}" for line in text.split("\n"))
         try:
@@ -279,6 +282,11 @@ class JsonReporter(TextReporter):
     def start(self, run: RunContext) -> None:
         self.run = run
 
+    def _json(self, document: dict[str, Any], indent: int | None = None) -> None:
+        """Print a JSON document, its string values redacted (never its text: a secret
+        that is also `true` or a number would break it)."""
+        self._put(json.dumps(redact_json(document), indent=indent, ensure_ascii=False))
+
     def step_finished(self, result: StepResult) -> None:
         pass
 
@@ -300,7 +308,7 @@ class JsonReporter(TextReporter):
         }
 
     def finish(self, result: RunResult) -> None:
-        self.write(json.dumps(self.document(result), indent=2, ensure_ascii=False))
+        self._json(self.document(result), indent=2)
 
     def abort(self, error: PostsyncError, check: bool) -> None:
         doc = {
@@ -309,7 +317,7 @@ class JsonReporter(TextReporter):
             "exit_code": int(error.exit_code),
             "errors": problems_json(error),
         }
-        self.write(json.dumps(doc, indent=2, ensure_ascii=False))
+        self._json(doc, indent=2)
 
 
 class JsonlReporter(JsonReporter):
@@ -321,7 +329,7 @@ class JsonlReporter(JsonReporter):
         stamp = (
             datetime.now(zone) if zone is not None else datetime.now().astimezone()
         ).isoformat()
-        self.write(json.dumps({"event": event, "time": stamp, **fields}, ensure_ascii=False))
+        self._json({"event": event, "time": stamp, **fields})
 
     def start(self, run: RunContext) -> None:
         self.run = run

@@ -1,15 +1,19 @@
 """Secrets (database passwords, object-store keys) never printed: every secret postsync
 parses out of a URL or its settings is registered here, and what postsync writes for
-people (output, errors, crash logs, run records) goes through `redact`.
+people (output, errors, crash logs) goes through `redact`, and what it writes as JSON
+(JSON output, run records) through `redact_json` before it is serialised.
 
 A secret is masked in every form it can take in that text: as is, URL-encoded (a URL
-printed back), and escaped as a JSON string (JSON output, run records: `"` and `\\`
-are escaped there before `redact` sees them).
+printed back), and escaped as a JSON string (a JSON document quoted in a message).
+JSON is redacted by its structure, never as text: a secret that is also a word of the
+document (`true`, a number, a key) would otherwise break it; only its string values
+are redacted, where a secret appears unescaped.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 _SECRETS: set[str] = set()
@@ -53,14 +57,39 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_json(value: Any) -> Any:
+    """`value` (what `json.dumps` takes) with every string value redacted: dictionary
+    keys, numbers, booleans and null are kept as they are, so the document stays the
+    same JSON with only the secrets in its strings masked."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_json(item) for item in value]
+    return value
+
+
+#: the shortest value of a URL registered as a secret: a shorter one (`true`, `100`)
+#: would mask ordinary words of every message; the URL itself shows it as *** all the same
+URL_SECRET_MIN = 8
+
+
+def _register_url_value(value: str) -> None:
+    if len(value) >= URL_SECRET_MIN:
+        register(value)
+
+
 def masked_url(url: str) -> str:
     """Register the secrets a URL carries (its user and password, every query value, its
     fragment) and return it as it may be printed, each of them masked.
 
-    The scheme, host, port, path and query parameter names stay readable; a value too
-    short to register (`?a=1`) is masked here all the same. Whatever comes before the
-    last `@` ahead of the query counts as user and password, even a malformed one
-    (`user:pa/ss@host`: a `/` not percent-encoded).
+    The scheme, host, port, path and query parameter names stay readable; every value
+    is masked in the URL shown. Only values of at least URL_SECRET_MIN (8) characters
+    are registered to be masked in other text too: a short one (`?debug=true&n=100`)
+    is no secret worth masking every `true` or `100` of a message for. Whatever comes
+    before the last `@` ahead of the query counts as user and password, even a
+    malformed one (`user:pa/ss@host`: a `/` not percent-encoded).
     """
     from urllib.parse import unquote, unquote_plus
 
@@ -71,8 +100,8 @@ def masked_url(url: str) -> str:
     userinfo, at, hostpath = head.rpartition("@")
     if at:
         for secret in (userinfo, *userinfo.split(":", 1)):
-            register(secret)
-            register(unquote(secret))
+            _register_url_value(secret)
+            _register_url_value(unquote(secret))
         head = f"{MASK}@{hostpath}"
     query, hash_, fragment = tail.partition("#") if mark == "?" else ("", mark, tail)
     if mark == "#":
@@ -82,12 +111,12 @@ def masked_url(url: str) -> str:
         name, equals, value = item.partition("=")
         if not equals:  # `?TOKEN`: the whole item is the value
             name, value = "", name
-        register(value)
-        register(unquote_plus(value))
+        _register_url_value(value)
+        _register_url_value(unquote_plus(value))
         items.append(f"{name}={MASK}" if equals else MASK)
     if fragment:
-        register(fragment)
-        register(unquote(fragment))
+        _register_url_value(fragment)
+        _register_url_value(unquote(fragment))
         fragment = MASK
     out = f"{scheme}{sep}{head}"
     if mark == "?":

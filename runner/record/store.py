@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.errors import PlaybookError, Problem, StepError
-from runner.core.secrets import redact
+from runner.core.secrets import redact_json
 from runner.record.model import FileOutcome, RunHeader
 from runner.record.schema import RECORD_VERSION, record_schema
 from runner.storage.atomic import atomic_write
@@ -110,12 +110,13 @@ def save_record(
         sync_complete=sync_complete,
         complete=complete,
     )
+    document = redact_json(document)
     try:
-        data = redact(json.dumps(document, ensure_ascii=False)).encode("utf-8")
+        data = json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         # a file name that is not UTF-8: JSON's \udcXX escapes keep its bytes
         # (json.loads gives back the very name, os.fsencode its bytes)
-        data = redact(json.dumps(document)).encode("ascii")
+        data = json.dumps(document).encode("ascii")
     atomic_write(path, data + b"\n")
     return path
 

@@ -28,11 +28,13 @@ from runner.sync.command import SyncCommand
 from runner.sync.guard import check_unenrolments, keep_tally
 from runner.sync.reader import (
     MAX_LINE_BYTES,
+    UNALIGNED,
     ControlFile,
     ControlFileError,
     DataLine,
     Dialect,
     NotRead,
+    hide_values,
 )
 from runner.sync.report import Report
 from runner.sync.state import SiteState
@@ -129,15 +131,17 @@ def sync_file(
                             notes = [result.message] if result.message else []
                             result.message = "; ".join(notes + state.lookups.warnings)
                             state.lookups.warnings.clear()
+                        shown = (
+                            control.header.masked(line.raw, control.dialect, command.columns.secret)
+                            if control.header is not None and command.columns.secret
+                            else None
+                        )
+                        if shown == UNALIGNED and line.values is not None:
+                            # a short line: a secret may sit in any column a message quotes
+                            result.summary = hide_values(result.summary, line.values)
+                            result.message = hide_values(result.message, line.values)
                         lines.append(result.report())
                         if result.status == FAILED:
-                            shown = (
-                                control.header.masked(
-                                    line.raw, control.dialect, command.columns.secret
-                                )
-                                if control.header is not None and command.columns.secret
-                                else None
-                            )
                             outcome.failed.append(
                                 FailedLine(line.number, line.raw, result.message, shown)
                             )

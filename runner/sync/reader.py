@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from runner.core.text import quoted
+from runner.core.text import EXCERPT_CHARS, quoted
 from runner.storage.paths import FileState
 
 COMMENT_STARTS = ("#", "//", "(", "[", "-", " ")
@@ -38,6 +38,11 @@ csv.field_size_limit(sys.maxsize)
 MAX_LINE_BYTES = 1 << 20
 _BOM = codecs.BOM_UTF8
 MASK = "***"
+#: a failed line with a secret column whose values do not line up with the header
+UNALIGNED = (
+    f"{MASK} (line not shown: its values do not line up with the header, which has a"
+    " password column)"
+)
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -109,15 +114,39 @@ class Header:
 
     def masked(self, raw: bytes, dialect: Dialect, secret: Sequence[str]) -> str | None:
         """A data line as it may be shown when the header has a `secret` column: its
-        fields, those columns' values as *** (None: no such column, show it as is)."""
+        fields, those columns' values as *** (None: no such column, show it as is).
+
+        A line whose values do not line up with the header (more or fewer of them, a
+        stray quote, a NUL, bytes not of the encoding) is not shown at all: a value
+        shifted by one column, or a separator inside a password, would put the secret
+        under another column's name."""
         hidden = {i for i, name in enumerate(self.names) if name in secret}
         if not hidden:
             return None
-        text = raw.decode(dialect.encoding, "replace")
-        fields = [MASK if i in hidden and v else v for i, v in enumerate(_split(text, dialect))]
+        try:
+            text = raw.decode(dialect.encoding)
+            fields = None if "\x00" in text or text.count('"') % 2 else _split(text, dialect)
+        except (UnicodeDecodeError, csv.Error):
+            fields = None
+        if fields is None or len(fields) != len(self.names):
+            return UNALIGNED
+        fields = [MASK if i in hidden and v else v for i, v in enumerate(fields)]
         out = io.StringIO()
         csv.writer(out, delimiter=dialect.separator, lineterminator="").writerow(fields)
         return out.getvalue()
+
+
+def hide_values(text: str, values: dict[str, str]) -> str:
+    """`text` (a line's message) with each of the line's values masked, as a message
+    quotes them (`'value'`, its first characters when long): for a line that does not
+    line up with a header that has a secret column, any value may be the secret."""
+    forms: set[str] = set()
+    for value in values.values():
+        if len(value) >= 3:
+            forms |= {value, repr(value)[1:-1], value[:EXCERPT_CHARS]}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
 
 
 @dataclass

@@ -47,9 +47,12 @@ class Notify:
         user and password (sent as Basic auth), every query value and its fragment are
         secrets: printed `***` (`https://***@chat.example.org/hook?token=***`) in
         every output and record; the path is printed as is (put a token in a header
-        or the query). A redirect is never followed: the header values go to the URL's
-        own host only, and a 3xx fails the step naming its status and where it
-        pointed (scheme and host). Success is a 2xx answer to the POST itself. The
+        or the query). Those of at least 8 characters are also masked wherever else
+        they appear (a message, an error); a shorter one (`?debug=true&n=100`) is not,
+        or every `true` and `100` printed would be: a secret belongs in a value of 8
+        characters or more. A redirect is never followed: the header values go to
+        the URL's own host only, and a 3xx fails the step naming its status and where
+        it pointed (scheme and host). Success is a 2xx answer to the POST itself. The
         connection is direct (HTTP_PROXY and HTTPS_PROXY are not used).
 
     timeout_seconds bounds the whole exchange (the host name's lookup, connect, TLS,

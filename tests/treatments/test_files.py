@@ -493,3 +493,42 @@ def test_a_users_files_passwords_are_never_shown_and_its_copies_stay_private(
         assert "write_retry_file  (1 retry file)" in again.out
         assert retry.read_bytes() == expected
         assert retry.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_users_files_lines_that_do_not_line_up_with_the_header_are_not_shown(
+    site: Site,
+) -> None:
+    """A failed line whose values do not line up with a header that has a password
+    column (one value too many, a separator in the password, a stray quote, a NUL,
+    bytes not UTF-8, a short line putting the password under another column) is shown
+    as *** whole: no password in any output, report, run record or marker."""
+    header = b"USERNAME;FirstName;LastName;Email;PASSWORD;auth\r\n"
+    lines = [
+        b"u0001;Jean;Pierre;Dupont;u1@example.org;PWshift1;manual\r\n",
+        b"u0004;A;B;u4@example.org;PWe;ee5;manual\r\n",
+        b'u0020;"Bob;Smith;u20@example.org;PWquote1;manual\r\n',
+        b"u0030;Ann;Lee;PWshort30\r\n",
+        b"u0040;A;B;u40@example.org;PWnul40\x00;manual\r\n",
+        b"u0041;A;B;u41@example.org;PW\xffbad41;manual\r\n",
+    ]
+    secrets = ["PWshift1", "PWe", "ee5", "PWquote1", "PWshort30", "PWnul40", "bad41"]
+    control = site.write("userimport.csv", header + b"".join(lines))
+    playbook(site, USERS_POST, "  - command: users\n    file: userimport*.csv\n")
+    same_minute()
+    outputs = [site.run("--check", "--diff", "-v"), site.run("--check", "--output", "json")]
+    outputs.append(site.run("--diff", "-v"))
+    assert outputs[-1].code == 2, outputs[-1].out
+    for result in outputs:
+        for secret in secrets:
+            assert secret not in result.out + result.err, (secret, result.out)
+    assert "+*** (line not shown: its values do not line up" in outputs[-1].out
+    report = json.loads(only(site.area / "reports", "userimport.json").read_text())
+    assert [line["text"][:3] for line in report["failed_lines"]] == ["***"] * len(lines)
+    written = [p for p in site.area.rglob("*") if p.is_file() and p != control]
+    assert any(".postsync" in p.parts for p in written)
+    for path in written:
+        if "archives" in path.parts or "gz" in path.parts or "_tryback_" in path.name:
+            continue  # what keeps the file's bytes
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, (secret, path)

@@ -237,18 +237,87 @@ def test_the_webhook_urls_secrets_are_masked_in_every_output_and_the_record(
     assert received[0]["path"] == "/ok?token=qtok-5555&channel=ops-room"
 
 
+def test_a_url_value_that_is_a_common_word_keeps_the_json_and_the_record_valid(
+    tmp_path: Path,
+    area: Path,
+    cli: CLI,
+    hook: tuple[list[dict[str, Any]], int],
+) -> None:
+    """`?debug=true&n=100`: shown ***, but `true` and `100` are no secrets to mask in
+    every text; the JSON output and the run record stay JSON (`post` reads it)."""
+    received, port = hook
+    url = f"http://127.0.0.1:{port}/ok?debug=true&n=100&token=s3cretT0kenValue"
+    assert cli("db", "init", f"sqlite:///{tmp_path / 'moodle.db'}", "--demo").code == 0
+    (area / "enrols.csv").write_text("cmd;cid;uid;rolename\nadd;MATH101;U0001;student\n")
+    sync = (
+        f"database: sqlite:///{tmp_path / 'moodle.db'}\n"
+        "sync:\n  - {command: enrolments, file: enrols.csv}\n"
+    )
+    book = notify_only(tmp_path, f'webhook:\n  url: "{url}"', sync)
+    masked = f"http://127.0.0.1:{port}/ok?debug=***&n=***&token=***"
+    preview = cli("run", book, "--check", "--output", "json")
+    assert preview.code == 0, preview.out + preview.err
+    document = json.loads(preview.out)
+    assert document["check"] is True and masked in preview.out
+    events = cli("run", book, "--check", "--output", "jsonl")
+    assert [json.loads(line) for line in events.out.splitlines()][-1]["check"] is True
+    result = cli("run", book, "--output", "json")
+    assert result.code == 0, result.out + result.err
+    assert json.loads(result.out)["check"] is False
+    (record,) = (area / ".postsync" / "runs").glob("*.json")
+    assert json.loads(record.read_text())["run_id"] == json.loads(result.out)["run_id"]
+    again = cli("post", record, "--check")
+    assert again.code == 0, again.out + again.err
+    for out in (preview, events, result, again):
+        assert "s3cretT0kenValue" not in out.out + out.err, out.out
+    assert "s3cretT0kenValue" not in record.read_text()
+    assert received[0]["path"] == "/ok?debug=true&n=100&token=s3cretT0kenValue"
+
+
+def test_a_secret_that_is_a_json_word_keeps_the_json_output_and_record_valid(
+    tmp_path: Path, area: Path, cli: CLI
+) -> None:
+    """A mail password `true` is masked in the JSON's strings only: `"check": true`
+    stays JSON, and the record stays one `post` reads."""
+    assert cli("db", "init", f"sqlite:///{tmp_path / 'moodle.db'}", "--demo").code == 0
+    (area / "enrols.csv").write_text("cmd;cid;uid;rolename\nadd;MATH101;U0001;student\n")
+    sync = (
+        f"database: sqlite:///{tmp_path / 'moodle.db'}\n"
+        "sync:\n  - {command: enrolments, file: enrols.csv}\n"
+    )
+    mail = (
+        "email:\n  smtp_host: 127.0.0.1\n  from: postsync@example.org\n"
+        "  to: [ops@example.org]\n  smtp_port: 1\n  username: postsync\n  password: 'true'\n"
+    )
+    book = notify_only(tmp_path, mail, sync)
+    for output in ("json", "jsonl"):
+        preview = cli("run", book, "--check", "--output", output)
+        assert preview.code == 0, preview.out + preview.err
+        lines = preview.out.splitlines() if output == "jsonl" else [preview.out]
+        assert [json.loads(line) for line in lines][-1]["check"] is True
+    result = cli("run", book, "--output", "json")  # no mail server: the step fails
+    assert json.loads(result.out)["exit_code"] == result.code == 3, result.out + result.err
+    (record,) = (area / ".postsync" / "runs").glob("*.json")
+    assert json.loads(record.read_text())["run_id"] == json.loads(result.out)["run_id"]
+    again = cli("post", record, "--check")
+    assert again.code == 0, again.out + again.err
+
+
 def test_an_invalid_webhook_url_is_a_located_error_that_masks_its_secrets(
     tmp_path: Path, area: Path, cli: CLI
 ) -> None:
-    for url in (
-        "http://u:pw-777@127.0.0.1:99999/x?k=tok-888",  # an invalid port
-        "http://u:pw/777@127.0.0.1/x?k=tok-888",  # a / not percent-encoded in the password
-        "http://127.0.0.1/x@pw-777?k=tok-888",  # an @ in the path
+    for url, secrets in (
+        # an invalid port
+        ("http://u:pw-777@127.0.0.1:99999/x?k=tok-888", ("pw-777", "777", "tok-888")),
+        # a / not percent-encoded in the password
+        ("http://u:pw/777@127.0.0.1/x?k=tok-888", ("pw/777", "777", "tok-888")),
+        # an @ in the path: what comes before it is taken for user and password
+        ("http://127.0.0.1/x@pw-777?k=tok-888", ("127.0.0.1/x", "tok-888")),
     ):
         book = notify_only(tmp_path, f'webhook:\n  url: "{url}"')
         result = cli("run", book)
         assert result.code == 4 and "playbook.yml:7:" in result.err, result.err
-        for secret in ("pw-777", "777", "tok-888"):
+        for secret in secrets:
             assert secret not in result.err + result.out, (url, result.err)
 
 
