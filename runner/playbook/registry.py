@@ -57,11 +57,11 @@ COMMANDS: dict[str, Kind] = {
                     {"type": "integer", "minimum": 0},
                     {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"},
                 ],
-                "description": "A file that would remove more user enrolments than this"
-                " (a count), or more than this share of a course's enrolments (e.g."
-                " '20%': of the larger of its enrolments before the file and when the"
-                " file removes them; a course with none before is not checked), is"
-                " rejected whole, nothing of it applied: a truncated export.",
+                "description": "A file that would remove more of the user enrolments"
+                " that existed before it than this (a count), or more than this share of"
+                " the enrolments a course had before it (e.g. '20%'; the enrolments the"
+                " file adds neither count nor dilute the share), is rejected whole,"
+                " nothing of it applied: a truncated export.",
             },
             "allow_disabled_instances": {
                 "type": "boolean",

@@ -91,18 +91,22 @@ class Tally:
     added: Counter[int] = field(default_factory=Counter)
     removed: Counter[int] = field(default_factory=Counter)
     keys: dict[int, str] = field(default_factory=dict)
-    #: by course, the most enrolments the file had added net (added - removed) when
-    #: it removed one: the course then had its enrolments before the file plus that
-    peak: Counter[int] = field(default_factory=Counter)
+    #: by course, the enrolments the course had before the file that the file removed
+    #: (max_unenrolments counts these: the file's own additions protect nothing)
+    lost: Counter[int] = field(default_factory=Counter)
+    #: (enrol id, user id) of the enrolments the file created (a row id tells no
+    #: better: a later batch reads them back with one, a preview keeps them without)
+    created: set[tuple[int, int]] = field(default_factory=set)
 
-    def add(self, course: Course) -> None:
+    def add(self, course: Course, key: tuple[int, int]) -> None:
         self.added[course.id] += 1
+        self.created.add(key)
 
-    def remove(self, course: Course) -> None:
-        net = self.added[course.id] - self.removed[course.id]
-        self.peak[course.id] = max(self.peak[course.id], net)
+    def remove(self, course: Course, key: tuple[int, int]) -> None:
         self.removed[course.id] += 1
-        self.keys[course.id] = course.key
+        if key not in self.created:
+            self.lost[course.id] += 1
+            self.keys[course.id] = course.key
 
 
 class Part(Protocol):

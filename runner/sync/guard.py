@@ -1,12 +1,13 @@
 """max_unenrolments: a file that would unenrol more than the step allows is rejected
 whole, nothing of it applied (a truncated SIS export must not unenrol a campus).
 
-The limit is a count of enrolments the file removes, or a percentage: the file is
-rejected when a course loses more than that share of its enrolments. The guard protects
-the enrolments a course had: a course with none before the file is never over a
-percentage; otherwise the share is of the larger of its enrolments before the file and
-its enrolments when the file removed them (the file's own additions count on both
-sides: "add 30, then del 1" removes 1 of 30, not of the enrolments before).
+The guard protects the enrolments a course had before the file: it counts only the
+removals of those (an enrolment the file itself added and removed again is no loss),
+whether the limit is a count of them, or a percentage: the file is rejected when a
+course loses more than that share of the enrolments it had before the file. A course
+with none before is never over ("add 30, then del 1" loses nothing it had), and the
+file's additions do not dilute the share ("add 48, then del the 12 the course had" loses
+12 of 12). A preview counts "before" as a real run would: after the run's earlier files.
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ def check_unenrolments(state: SiteState, setting: int | str | None) -> None:
     the file's changes are written (a preview: kept), before the commit."""
     limit = parse_limit(setting)
     tally = state.tally
-    if limit is None or not tally.removed:
+    if limit is None or not tally.lost:
         return
     value, percent = limit
     if not percent:
-        total = sum(tally.removed.values())
+        total = sum(tally.lost.values())
         if total > value:
             raise ControlFileError(
                 0,
@@ -64,7 +65,7 @@ def check_unenrolments(state: SiteState, setting: int | str | None) -> None:
                 " change is real",
             )
         return
-    courses = sorted(tally.removed)
+    courses = sorted(tally.lost)
     now = _counts(state, courses)
     withheld = state.withheld
     for course in courses:
@@ -72,16 +73,13 @@ def check_unenrolments(state: SiteState, setting: int | str | None) -> None:
             before = now.get(course, 0) + withheld.enrolments_delta.get(course, 0)
         else:
             before = now.get(course, 0) + tally.removed[course] - tally.added[course]
-        if before <= 0:
-            continue  # no enrolment the course had is lost
-        base = before + tally.peak[course]
-        share = 100 * tally.removed[course] / base
+        lost = tally.lost[course]
+        share = 100 * lost / max(before, lost)
         if share > value:
-            had = "" if base == before else f", {before:,} before the file"
             raise ControlFileError(
                 0,
-                f"it unenrols {tally.removed[course]:,} of the {base:,} enrolments of"
-                f" {tally.keys[course]} ({share:.0f}%{had}), more than max_unenrolments"
+                f"it unenrols {lost:,} of the {before:,} enrolments {tally.keys[course]}"
+                f" had before the file ({share:.0f}%), more than max_unenrolments"
                 f" {setting}: a truncated export? Nothing of it applied; raise"
                 " max_unenrolments if the change is real",
             )

@@ -237,7 +237,7 @@ class SiteState:
             self.enrolments[key] = Enrolment(None, row["status"], row["timestart"], row["timeend"])
             self.course_enrolments.setdefault((course.id, userid), set()).add(enrolid)
             self.dirty.add(userid)
-            self.tally.add(course)
+            self.tally.add(course, key)
             return True
         wanted = Enrolment(
             current.id,
@@ -266,7 +266,7 @@ class SiteState:
         self.changes.ue.delete(key, current.id)
         self.course_enrolments[(course.id, userid)].discard(enrolid)
         self.dirty.add(userid)
-        self.tally.remove(course)
+        self.tally.remove(course, key)
         return True
 
     def leave(self, course: Course, userid: int) -> None:

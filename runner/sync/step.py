@@ -49,8 +49,8 @@ class SyncConfig:
     min_files: int = 0
     max_unenrolments: int | str | None = None
     max_age_hours: float | None = None
-    #: the newest listed file's modification time (None: no file), and that file
-    newest_mtime: float | None = None
+    #: the listed files' modification times; `newest_file`: the newest of the files
+    mtimes: tuple[float, ...] = ()
     #: the matching files not ready (still being written), and why: left as they are
     waiting: tuple[tuple[Path, str], ...] = ()
     #: the uploader's lock file (tool_sync's alock.txt): present, no file is ready
@@ -211,7 +211,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         min_files=int(params.get("min_files", 0)),
         max_unenrolments=params.get("max_unenrolments"),
         max_age_hours=params.get("max_age_hours"),
-        newest_mtime=max((st.st_mtime for _, st in found), default=None),
+        mtimes=tuple(st.st_mtime for _, st in found),
         waiting=tuple(waiting),
         uploader_lock=lock,
         max_line_bytes=int(params.get("max_line_bytes", MAX_LINE_BYTES)),
@@ -226,9 +226,10 @@ SKEW = 60.0
 
 
 def check_feed(config: SyncConfig, now: float, clock: float | None = None) -> str | None:
-    """StepError when the feed did not come (min_files) or is stale (max_age_hours);
-    a warning when max_age_hours cannot tell: the newest file is dated in the future
-    (`clock`: the time now, when the files were listed)."""
+    """StepError when the feed did not come (min_files) or is stale (max_age_hours:
+    judged by the files not dated in the future); a warning when a file is dated in
+    the future, whose age max_age_hours cannot tell (`clock`: the time now, when the
+    files were listed)."""
     found = len(config.files)
     if found < config.min_files:
         waiting = (
@@ -241,20 +242,27 @@ def check_feed(config: SyncConfig, now: float, clock: float | None = None) -> st
             f" {config.pattern}, fewer than min_files {config.min_files}{waiting}: did"
             " the feed run? (nothing of this step applied)"
         )
-    if config.max_age_hours is not None and config.newest_mtime is not None:
-        age = (now - config.newest_mtime) / 3600
+    if config.max_age_hours is None or not config.mtimes:
+        return None
+    # a file dated in the future tells no age: left out, or one of them beside a stale
+    # feed would make it look fresh (every file so dated: nothing to judge, a warning)
+    clock = time.time() if clock is None else clock
+    dated = [m for m in config.mtimes if m - clock <= SKEW]
+    if dated:
+        age = (now - max(dated)) / 3600
         if age > config.max_age_hours:
+            some = " not dated in the future" if len(dated) < len(config.mtimes) else ""
             raise StepError(
-                f"the newest file matching {config.pattern} is {age:.1f} hours old, older"
+                f"the newest file matching {config.pattern}{some} is {age:.1f} hours old, older"
                 f" than max_age_hours {config.max_age_hours:g}: a stale feed? (nothing of"
                 " this step applied)"
             )
-        ahead = config.newest_mtime - (time.time() if clock is None else clock)
-        if ahead > SKEW:
-            return (
-                f"modified {ahead / 3600:.1f} hours in the future: clock skew between the"
-                " machine that wrote it and this one? max_age_hours cannot tell its age"
-            )
+    ahead = max(config.mtimes) - clock
+    if ahead > SKEW:
+        return (
+            f"modified {ahead / 3600:.1f} hours in the future: clock skew between the"
+            " machine that wrote it and this one? max_age_hours cannot tell its age"
+        )
     return None
 
 

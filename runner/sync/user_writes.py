@@ -233,17 +233,26 @@ class UserWrites(BatchPart):
                 else "".join(c for c in name if c.isascii() and (c.isalnum() or c in "-.@_"))
             )
             wanted[r.id] = f"{name[: 100 - len(stamp) - 1]}.{stamp}"  # type: ignore[index]
-        # nor a username the batch gives (written after the deletions)
+        # nor a username the batch gives (written after the deletions), nor one the
+        # database has: each number up is looked for again, as delete_user does (an
+        # earlier deletion of the address in the same second holds .<time+1>)
         taken = {str(r.values["username"]) for r in self.rows if not r.deleted}
-        for part in chunks(sorted(set(wanted.values())), self.raw.chunk):
-            taken |= {
-                str(n) for (n,) in self.raw.select_in(self.t.user, ("username",), "username", part)
-            }
-        names = {}
-        for uid, name in wanted.items():
-            while name in taken:
-                head, _, number = name.rpartition(".")
-                name = f"{head}.{int(number) + 1}"
-            taken.add(name)
-            names[uid] = name
+        names: dict[int, str] = {}
+        pending = wanted
+        while pending:
+            found: set[str] = set()
+            for part in chunks(sorted(set(pending.values())), self.raw.chunk):
+                found |= {
+                    str(n)
+                    for (n,) in self.raw.select_in(self.t.user, ("username",), "username", part)
+                }
+            again: dict[int, str] = {}
+            for uid, name in pending.items():
+                if name in taken or name in found:
+                    head, _, number = name.rpartition(".")
+                    again[uid] = f"{head}.{int(number) + 1}"
+                else:
+                    taken.add(name)
+                    names[uid] = name
+            pending = again
         return names

@@ -165,24 +165,54 @@ def test_max_unenrolments_share_protects_the_enrolments_a_course_had(site: Site)
         assert result.code == 0, result.out
     assert site.enrolled("PHYS101", "U0001") == []
     assert site.enrolled("PHYS101", "U0002") == [("student", 0)]
-    # 29 enrolments before; the file adds 11, then removes 8: 8 of 40 (20%) is allowed
-    more = "".join(f"add;PHYS101;U{i:04d};student\n" for i in range(31, 42))
-    dels = "".join(f"del;PHYS101;U{i:04d};student\n" for i in range(2, 10))
-    site.write("enrols.csv", header + more + dels)
-    assert site.run("--check", steps=step).code == 0
-    # removing first, then adding: 9 of the 29 it had is more than 20%
-    site.write("enrols.csv", header + dels + "del;PHYS101;U0010;student\n" + more)
+
+    def enrols(kind: str, first: int, last: int) -> str:
+        return "".join(f"{kind};PHYS101;U{i:04d};student\n" for i in range(first, last + 1))
+
+    # the file's additions do not dilute the share: 116 added, then the 29 enrolments the
+    # course had removed (29 of 145 is 20%, but all it had is gone)
+    site.write("enrols.csv", header + enrols("add", 31, 146) + enrols("del", 2, 30))
     for args in (["--check"], []):
         result = site.run(*args, steps=step)
         assert result.code == 3, result.out
-        assert "it unenrols 9 of the 29 enrolments of PHYS101 (31%)" in result.out, result.out
-    # adding, then removing more than a fifth of the course it then had
-    site.write("enrols.csv", header + more + dels + "del;PHYS101;U0010;student\n")
-    result = site.run(steps=step)
-    assert result.code == 3, result.out
-    assert (
-        "it unenrols 9 of the 40 enrolments of PHYS101 (22%, 29 before the file)" in result.out
-    ), result.out
+        assert (
+            "it unenrols 29 of the 29 enrolments PHYS101 had before the file (100%)" in result.out
+        ), result.out
+    assert site.enrolled("PHYS101", "U0002") == [("student", 0)]
+    assert site.enrolled("PHYS101", "U0031") == []
+    # removing 9 of the 29 it had (31%) is too many, before or after adding 11
+    for lines in (
+        enrols("del", 2, 10) + enrols("add", 31, 41),
+        enrols("add", 31, 41) + enrols("del", 2, 10),
+    ):
+        site.write("enrols.csv", header + lines)
+        for args in (["--check"], []):
+            result = site.run(*args, steps=step)
+            assert result.code == 3, result.out
+            assert (
+                "it unenrols 9 of the 29 enrolments PHYS101 had before the file (31%)" in result.out
+            ), result.out
+    # 5 of 29 (17%) is allowed
+    site.write("enrols.csv", header + enrols("add", 31, 41) + enrols("del", 2, 6))
+    for args in (["--check"], []):
+        assert site.run(*args, steps=step).code == 0
+    assert site.enrolled("PHYS101", "U0002") == []
+    # an earlier file of the run commits its additions: the next file's share is of them
+    # too, in the preview as in the run (35 + 25 = 60; 12 of them are 20%, 13 too many)
+    (site.area / "enrols.csv").unlink()
+    site.write("enrols1.csv", header + enrols("add", 42, 66))
+    site.write("enrols2.csv", header + enrols("del", 42, 54))
+    for args in (["--check"], []):
+        result = site.run(*args, steps=step)
+        assert result.code == 3, result.out
+        assert (
+            "it unenrols 13 of the 60 enrolments PHYS101 had before the file (22%)" in result.out
+        ), result.out
+    assert site.enrolled("PHYS101", "U0066") == [("student", 0)]
+    site.write("enrols2.csv", header + enrols("del", 42, 53))
+    for args in (["--check"], []):
+        assert site.run(*args, steps=step).code == 0
+    assert site.enrolled("PHYS101", "U0042") == []
 
 
 def test_a_control_file_dated_in_the_future_is_warned_of(site: Site) -> None:
@@ -207,3 +237,28 @@ def test_a_control_file_dated_in_the_future_is_warned_of(site: Site) -> None:
     # a file dated now: no warning
     os.utime(path, None)
     assert "warning" not in site.run(steps=step).out
+
+
+def test_a_file_dated_in_the_future_does_not_make_a_stale_feed_fresh(site: Site) -> None:
+    step = "  - command: enrolments\n    file: enrols*.csv\n    max_age_hours: 26\n"
+    stale = site.write("enrols1.csv", _enrolments())
+    old = time.time() - 100 * 3600
+    os.utime(stale, (old, old))
+    ahead = site.write("enrols2.csv", _enrolments())
+    future = time.time() + 365 * 24 * 3600
+    os.utime(ahead, (future, future))
+    before = site.dump()
+    for args in (["--check"], []):
+        result = site.run(*args, steps=step)
+        assert result.code == 3, result.out
+        assert (
+            "the newest file matching enrols*.csv not dated in the future is 100.0 hours old,"
+            " older than max_age_hours 26"
+        ) in result.out, result.out
+    assert site.dump() == before
+    assert stale.exists() and ahead.exists()
+    # every file dated in the future: nothing tells the feed's age, a warning only
+    stale.unlink()
+    result = site.run("--check", steps=step)
+    assert result.code in (0, 2), result.out
+    assert "hours in the future: clock skew" in result.out, result.out

@@ -494,3 +494,36 @@ def test_an_email_moodle_refuses_fails_its_line(site: Site) -> None:
         "line 2: user e1: failed: email '<script>@x.y' is not an e-mail address",
         "line 3: user e2: ok (created)",
     ]
+
+
+MAYFLY = "mayfly;U7002;May;Fly;mayfly@example.org;0\nmayfly;U7002;May;Fly;mayfly@example.org;1\n"
+
+
+@pytest.mark.parametrize("split", ["files", "batches"])
+def test_the_same_address_deleted_three_times_in_a_run_takes_three_names(
+    site: Site, split: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # delete_user's new username is the address .<time>, a number up while another
+    # user has it: the second and third deletions of the run find .<time> and
+    # .<time+1> in the database, written by the first files or batches
+    import runner.sync.apply
+
+    header = "username;idnumber;firstname;lastname;email;deleted\n"
+    if split == "files":
+        for n in (1, 2, 3):
+            site.write(f"users_{n}.csv", header + MAYFLY)
+    else:
+        monkeypatch.setattr(runner.sync.apply, "BATCH", {"": 2, "sqlite": 2})
+        site.write("users_1.csv", header + MAYFLY * 3)
+    result = site.run(steps="  - command: users\n    file: users_*.csv\n")
+    assert result.code == 0, result.out
+    deleted = site.query(
+        "SELECT username, email, idnumber FROM mdl_user WHERE deleted = 1"
+        " AND username LIKE 'mayfly@example.org.%' ORDER BY id"
+    )
+    assert len(deleted) == 3, deleted
+    stamps = [int(name.rpartition(".")[2]) for name, _, _ in deleted]
+    assert stamps == [stamps[0], stamps[0] + 1, stamps[0] + 2], deleted
+    assert {(email, idnumber) for _, email, idnumber in deleted} == {
+        (hashlib.md5(b"mayfly").hexdigest(), "")
+    }
