@@ -21,7 +21,14 @@ from runner.record.model import FileOutcome, RunHeader
 from runner.step.globs import ControlGlob
 from runner.step.preview import Withheld
 from runner.step.recovery import Recovery
-from runner.storage.paths import confinement_error, display, fit_name, resolve_under
+from runner.storage.paths import (
+    STATE_DIR,
+    confinement_error,
+    display,
+    fit_name,
+    other_area,
+    resolve_under,
+)
 from runner.storage.remote import RemotePath, is_remote
 from runner.storage.remote import parse as parse_remote
 
@@ -349,7 +356,7 @@ class StepScope:
         """`confine` for a destination, which may also be an object (s3://) under one
         of the `roots:` in object storage."""
         if not is_remote(raw):
-            return self.confine_file(raw, *key)
+            return self.confine_apart(self.confine_file(raw, *key), *key)
         if not _has_s3():  # before anything runs, not when the step comes
             raise StepError("s3:// destinations need the s3 extra: pip install 'postsync[s3]'")
         try:
@@ -384,6 +391,23 @@ class StepScope:
         if reason:
             raise PlaybookError([self.error(reason, *key)])
         return resolved
+
+    def confine_apart(self, path: Path, *key: str | int) -> Path:
+        """`path` (confined) unless it is another area or in one: a directory holding a
+        `.postsync/`, whose files (control files awaiting its run) are its own."""
+        other = other_area(path, self.run.area, self.run.roots)
+        if other is None:
+            return path
+        where = "is" if other == path else f"is in {other},"
+        raise PlaybookError(
+            [
+                self.error(
+                    f"{path} {where} another area (it has its {other / STATE_DIR}); no step"
+                    " of this area may purge it or write into it",
+                    *key,
+                )
+            ]
+        )
 
     def confine_file(self, raw: str, *key: str | int) -> Path:
         """`confine` for a file postsync writes: a name longer than the filesystem

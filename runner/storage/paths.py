@@ -80,6 +80,25 @@ def confinement_error(raw: str, resolved: Path, area: Path, roots: Sequence[Path
     )
 
 
+def holds_state(directory: str) -> bool:
+    """`directory` is an area: it holds a `.postsync/` directory (its lock, its records)."""
+    return os.path.isdir(os.path.join(directory, STATE_DIR))
+
+
+def other_area(path: Path, area: Path, roots: Sequence[Path]) -> Path | None:
+    """The other area `path` is or is in, or None: the nearest directory holding a
+    `.postsync/`, from `path` up to the area or root it is under (this area excluded)."""
+    tops = [top for top in (area, *roots) if is_within(path, (top,))]
+    current = path
+    while current != area and is_within(current, tops):
+        if holds_state(str(current)):
+            return current
+        if current.parent == current:
+            break
+        current = current.parent
+    return None
+
+
 def display(path: Path, area: Path) -> str:
     """A path as users see it: relative to the area when inside it."""
     text, top = str(path), str(area)

@@ -81,7 +81,8 @@ class ArchiveControlFiles:
     fails: the archive would not be what was synced); a control file that is gone is
     fine when an identical archive exists; delete_control_files deletes a control file
     only once its archive is verified; a destination in a `.postsync/` directory (this
-    area's state, or a nested area's) is refused before anything is changed; its
+    area's state, or a nested area's), or in another area (a directory holding a
+    `.postsync/`: its files are its own), is refused before anything is changed; its
     temporary file, even in a `roots:` directory other areas archive into, is removed by
     no other run while it is being written.
     """

@@ -15,7 +15,7 @@ from runner.core.errors import StepError
 from runner.core.text import plural
 from runner.step.context import RunContext, StepScope
 from runner.step.protocol import Action, Done, Plan
-from runner.storage.paths import STATE_DIR, DirFds, identity, unlink_regular
+from runner.storage.paths import STATE_DIR, DirFds, holds_state, identity, unlink_regular
 from runner.storage.temporaries import TEMPORARY
 from runner.treatments.files import deletion_diff
 
@@ -64,9 +64,13 @@ class PurgeOldFiles:
     Guarantees: only regular files are deleted; symlinks are never followed (neither a
     symlinked file nor a symlinked directory) and never deleted; it never leaves the
     listed directories nor their filesystem; no `.postsync/` directory is entered or
-    touched (this area's state, or another area's nested in a listed directory: its
-    lock and run records), nor a run's temporary `.postsync-*.tmp` (removed by its run,
-    or by a later run once its maker is gone); a file any sync step's glob matches is
+    touched (this area's state: its lock and run records), nor a run's temporary
+    `.postsync-*.tmp` (removed by its run, or by a later run once its maker is gone);
+    another area (a directory holding a `.postsync/`, at any depth below a listed one)
+    is never entered: its files, control files its run has yet to read among them, are
+    its own, however old (the step's detail says `kept: B is another area`), and a
+    listed path that is another area or in one is refused before anything runs (exit
+    4); a file any sync step's glob matches is
     kept (a control file awaiting sync, even one dropped while the run went on);
     nothing this run stored (archives, reports, retry files) or counts as a control
     file's archive is purged by it; a file that vanished meanwhile is not an error; a
@@ -78,7 +82,10 @@ class PurgeOldFiles:
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> PurgeConfig:
         raw_paths = scope.render(params["paths"], "paths")
         return PurgeConfig(
-            paths=tuple(scope.confine(p, "paths", i) for i, p in enumerate(raw_paths)),
+            paths=tuple(
+                scope.confine_apart(scope.confine(p, "paths", i), "paths", i)
+                for i, p in enumerate(raw_paths)
+            ),
             older_than_days=scope.integer(params["older_than_days"], "older_than_days", 1),
             patterns=tuple(scope.render(params.get("patterns", ["*"]), "patterns")),
             exclude=tuple(scope.render(params.get("exclude", []), "exclude")),
@@ -97,6 +104,8 @@ class PurgeOldFiles:
         # plain strings, not Path objects: this loop meets every file of the tree
         found: dict[str, Action] = {}
         kept = missing = fresh = newest = 0
+        others: set[str] = set()
+        area = str(run.area)  # when a listed root holds it: this run's own
         for top in config.paths:
             try:
                 top_st = top.stat()
@@ -106,6 +115,9 @@ class PurgeOldFiles:
             if not stat.S_ISDIR(top_st.st_mode):
                 raise StepError(f"{run.display(top)} is not a directory")
             top_text, shown = str(top), run.display(top)
+            if top != run.area and holds_state(top_text):
+                others.add(shown)  # became an area since the plan's paths were checked
+                continue
             pending: list[tuple[str, ...]] = [()]
             while pending:
                 parts = pending.pop()
@@ -124,8 +136,14 @@ class PurgeOldFiles:
                         rel = (*parts, entry.name)
                         st = entry.stat(follow_symlinks=False)
                         if stat.S_ISDIR(st.st_mode):
-                            if config.recurse and st.st_dev == top_st.st_dev:
-                                pending.append(rel)
+                            if not config.recurse or st.st_dev != top_st.st_dev:
+                                continue
+                            if path != area and holds_state(path):
+                                # another area: its files are its own (control files its
+                                # run has yet to read), whatever their age
+                                others.add(run.display(Path(path)))
+                                continue
+                            pending.append(rel)
                             continue
                         if not stat.S_ISREG(st.st_mode):
                             continue
@@ -162,6 +180,8 @@ class PurgeOldFiles:
             notes.append(f"{plural(kept, 'control file')} awaiting sync kept")
         if fresh:
             notes.append(f"{plural(fresh, 'file')} this run stored kept")
+        if others:
+            notes.append(_other_areas(sorted(others)))
         if missing:
             notes.append(f"{plural(missing, 'directory', 'directories')} absent")
         return Plan(actions, ", ".join(notes))
@@ -188,6 +208,13 @@ class PurgeOldFiles:
             raise StepError(
                 f"{plural(len(failures), 'file')} not deleted: " + "; ".join(failures[:3]) + more
             )
+
+
+def _other_areas(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"kept: {names[0]} is another area ({names[0]}/{STATE_DIR})"
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"kept: {', '.join(names[:3])}{more} are other areas (each has its {STATE_DIR})"
 
 
 def _delete_action(

@@ -147,7 +147,8 @@ class SaveReport:
     atomically (a temporary file, synced, verified, then renamed);
     a file already holding the same report counts as done (a second run changes
     nothing); a different file is never silently replaced; nothing is written under
-    --check.
+    --check; a destination in another area (a directory holding a `.postsync/`) is
+    refused before anything runs.
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> ReportConfig:

@@ -1,6 +1,7 @@
 """An area nested in another (B = A/sub, each with its playbook): A's steps never reach
-B's state directory. A's purge never enters it (B's lock keeps holding, B's records
-stay), A's globs never match in it, and no path of A's may point into it."""
+B's state directory. A's purge never enters B (B's lock keeps holding, B's records
+stay, B's control files wait for B's run), A's globs never match in its state, and no
+path of A's may point into its state, nor a purge or a destination into B."""
 
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ def test_a_purge_never_enters_a_nested_areas_state(nested: tuple[Path, Path]) ->
     result = postsync(root, "run", playbook(root, "a.yml", "A", purge).name)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "delete old.csv" in result.stdout
-    assert "delete sub/.old.csv" in result.stdout
-    assert not any(path.exists() for path in old)
+    assert "kept: sub is another area (sub/.postsync)" in result.stdout
+    assert not old[0].exists()
+    assert old[1].exists()  # B's, however old: A's purge never enters B
     state = inner / ".postsync"
     assert (state / "lock").exists()
     assert (state / "runs" / f"{RECORD}.json").exists()
@@ -115,3 +117,72 @@ def test_a_glob_never_matches_in_a_state_directory(nested: tuple[Path, Path], pa
     assert "archive" not in result.stdout.replace("archive_control_files", "")
     assert not (outer / "archives").exists()
     assert (inner / ".postsync" / "runs" / f"{RECORD}.json").read_text() == "{}\n"
+
+
+def test_a_purge_never_deletes_a_nested_areas_control_files(tmp_path: Path) -> None:
+    """B = A/B has run once; a control file dropped into B with its old mtime kept (as
+    `rsync -a` does) waits for B's run, however old, and so does C = A/deep/C's."""
+    outer, inner = tmp_path / "A", tmp_path / "A" / "B"
+    inner.mkdir(parents=True)
+    own = playbook(
+        tmp_path, "b.yml", "A/B", "  - purge_old_files: {paths: [x], older_than_days: 1}\n"
+    )
+    assert postsync(tmp_path, "run", own.name).returncode == 0
+    (outer / "deep" / "C" / ".postsync").mkdir(parents=True)
+    dropped = [
+        make_file(inner / "users_1.csv", days=100),
+        make_file(inner / "archives" / "old.csv", days=100),
+        make_file(outer / "deep" / "C" / "users_2.csv", days=100),
+    ]
+    old = make_file(outer / "deep" / "old.csv", days=100)
+    purge = "  - purge_old_files: {paths: ['.'], older_than_days: 30, recurse: true}\n"
+    name = playbook(tmp_path, "a.yml", "A", purge).name
+    note = "kept: B, deep/C are other areas (each has its .postsync)"
+    preview = postsync(tmp_path, "run", name, "--check")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert note in preview.stdout
+    assert "delete deep/old.csv  (100 days old)" in preview.stdout
+    assert "users_" not in preview.stdout
+    result = postsync(tmp_path, "run", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert note in result.stdout
+    assert "delete deep/old.csv  (100 days old)" in result.stdout
+    assert "users_" not in result.stdout
+    assert not old.exists()
+    assert all(path.exists() for path in dropped)
+
+
+@pytest.mark.parametrize("path", ["sub", "sub/archives", "sub/archives/2026", "{{ 'sub' }}/x"])
+def test_no_purge_path_may_name_a_nested_area(nested: tuple[Path, Path], path: str) -> None:
+    root, inner = nested
+    make_file(inner / "archives" / "2026" / "users_1.csv", days=100)
+    make_file(inner / "x" / "users_2.csv", days=100)
+    post = f'  - purge_old_files: {{paths: ["{path}"], older_than_days: 1}}\n'
+    result = postsync(root, "run", playbook(root, "a.yml", "A", post).name)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "post_treatments[0].purge_old_files.paths[0]" in result.stderr
+    where = f"{inner} is" if path == "sub" else f"is in {inner},"
+    assert f"{where} another area (it has its {inner / '.postsync'})" in result.stderr
+    assert (inner / "archives" / "2026" / "users_1.csv").exists()
+    assert (inner / "x" / "users_2.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "archive_control_files: {dest: 'sub/archives/{{ file.name }}'}",
+        "save_report: {dest: 'sub/{{ file.name }}.report'}",
+    ],
+)
+def test_no_destination_may_be_in_a_nested_area(nested: tuple[Path, Path], step: str) -> None:
+    root, inner = nested
+    (root / "A" / "enrols.csv").write_text("cmd;cid;uid;rolename\n")
+    body = (
+        "name: A\narea: A\ndatabase: sqlite:///moodle.db\nsync:\n"
+        f"  - command: enrolments\n    file: enrols.csv\npost_treatments:\n  - {step}\n"
+    )
+    result = postsync(root, "validate", write_playbook(root, body, "a.yml").name)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert ".dest" in result.stderr
+    assert f"is in {inner}, another area (it has its {inner / '.postsync'})" in result.stderr
+    assert sorted(p.name for p in inner.iterdir()) == [".postsync"]
