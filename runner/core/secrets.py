@@ -46,7 +46,7 @@ def register(secret: str | None) -> None:
 def longest() -> int:
     """The length in UTF-8 bytes of the longest form of a secret registered (0: none):
     what a window kept of some output holds more, so that a secret its start cut is
-    dropped whole once the window is masked (runner/treatments/moodle.py)."""
+    dropped whole once the window is masked (runner/treatments/script.py)."""
     return max((len(form.encode("utf-8", "surrogatepass")) for form in _ORDERED), default=0)
 
 

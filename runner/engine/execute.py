@@ -33,8 +33,9 @@ from runner.engine.results import (
 from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
 from runner.record.store import prune_records, save_record
-from runner.step.context import RunContext, StepScope, file_context
+from runner.step.context import RunContext, file_context
 from runner.step.protocol import Done, Plan
+from runner.step.scope import StepScope
 from runner.storage.temporaries import journal
 from runner.sync import recover
 from runner.sync import step as sync_step

@@ -17,7 +17,8 @@ from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
 from runner.playbook.references import check_references
 from runner.playbook.templating import Environ, Renderer
-from runner.step.context import RunContext, StepScope, file_context
+from runner.step.context import RunContext, file_context
+from runner.step.scope import StepScope
 from runner.storage.paths import resolve_under
 from runner.storage.remote import Storage, is_remote, storage_options
 from runner.storage.remote import parse as parse_remote

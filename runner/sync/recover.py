@@ -54,10 +54,10 @@ def load(run: RunContext, engine: Engine) -> None:
 def _stored(run: RunContext, outcome: FileOutcome, step: str) -> str:
     """A marker's outcome: the file's record entry and the step that applied it, with
     the run's secrets masked."""
-    from runner.core.secrets import redact
+    from runner.core.secrets import redact_json
     from runner.record.store import file_entry
 
-    return redact(json.dumps({**file_entry(outcome, run.run_dir.parent), "step": step}))
+    return json.dumps(redact_json({**file_entry(outcome, run.run_dir.parent), "step": step}))
 
 
 def marking(

@@ -19,7 +19,8 @@ from runner.storage.paths import FileState
 from runner.sync.reader import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
-    from runner.step.context import RunContext, StepScope
+    from runner.step.context import RunContext
+    from runner.step.scope import StepScope
 
 
 @dataclass(frozen=True)

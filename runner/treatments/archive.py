@@ -28,7 +28,8 @@ from runner.treatments.files import (
 
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
-    from runner.step.context import RunContext, StepScope
+    from runner.step.context import RunContext
+    from runner.step.scope import StepScope
 
 
 @dataclass(frozen=True)

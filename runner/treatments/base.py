@@ -10,8 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from runner.step.context import RunContext, StepScope
+    from runner.step.context import RunContext
     from runner.step.protocol import Action, Done, Plan
+    from runner.step.scope import StepScope
 
 
 class Treatment(Protocol):

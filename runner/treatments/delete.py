@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import PlaybookError
 from runner.core.text import plural
-from runner.step.context import StepScope, file_context
+from runner.step.context import file_context
 from runner.step.protocol import Action, Done, Plan, apply_each
+from runner.step.scope import StepScope
 from runner.storage.paths import DirFds, FileState, identity, unlink_regular
 from runner.treatments.archive import ArchiveControlFiles, existing_archive
 from runner.treatments.files import Target, content_sha256, deletion_diff

@@ -13,8 +13,9 @@ from runner.core.text import plural
 from runner.step.protocol import Action, Done, Plan
 
 if TYPE_CHECKING:
-    from runner.step.context import RunContext, StepScope
+    from runner.step.context import RunContext
     from runner.step.preview import Withheld
+    from runner.step.scope import StepScope
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.core.errors import PlaybookError
-from runner.core.secrets import masked_url, register
+from runner.core.secrets import masked_url, redact_json, register
 from runner.core.text import plural, printable
-from runner.step.context import RunContext, StepScope
+from runner.step.context import RunContext
 from runner.step.protocol import Action, Done, Plan, apply_each
+from runner.step.scope import StepScope
 from runner.treatments.notify_config import Hook, Mail
 
 SUBJECT = "postsync {{ run.id }}: {{ 'FAILED' if run.failed else 'ok' }}"
@@ -132,7 +133,8 @@ class Notify:
         return NotifyConfig(scope.step.name, mail, hook)
 
     def plan(self, config: NotifyConfig, run: RunContext) -> Plan:
-        summary = _summary(run)
+        # what goes out masks the run's secrets as every output does
+        summary = redact_json(_summary(run))
         actions = []
         if config.mail is not None:
             m = config.mail

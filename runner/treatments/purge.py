@@ -13,8 +13,9 @@ from typing import Any
 
 from runner.core.errors import StepError
 from runner.core.text import plural
-from runner.step.context import RunContext, StepScope
+from runner.step.context import RunContext
 from runner.step.protocol import Action, Done, Plan
+from runner.step.scope import StepScope
 from runner.storage.paths import STATE_DIR, DirFds, holds_state, identity, unlink_regular
 from runner.storage.temporaries import TEMPORARY
 from runner.treatments.files import deletion_diff

@@ -105,7 +105,7 @@ def test_max_unenrolments_rejects_a_file_that_unenrols_too_many(site: Site) -> N
         ("5", "it unenrols 7 users, more than max_unenrolments 5: a truncated export?"),
         (
             "'20%'",
-            f"it unenrols 7 of the {enrolled} enrolments of MATH101"
+            f"it unenrols 7 of the {enrolled} enrolments MATH101 had before the file"
             f" ({100 * 7 / enrolled:.0f}%), more than max_unenrolments 20%",
         ),
     ):

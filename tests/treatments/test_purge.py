@@ -13,7 +13,7 @@ from runner.core.errors import StepError
 from runner.engine.prepare import build_context
 from runner.engine.results import RunOptions
 from runner.playbook.model import load_playbook
-from runner.step.context import StepScope
+from runner.step.scope import StepScope
 from runner.treatments import TREATMENTS
 from tests.conftest import CLI, make_file, snapshot, write_playbook
 

@@ -219,9 +219,9 @@ def test_storage_section_instead_of_the_environment_and_its_secret_is_never_prin
 def test_without_the_s3_extra_nothing_runs(
     workspace: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runner.step.context
+    import runner.step.scope
 
-    monkeypatch.setattr(runner.step.context, "_has_s3", lambda: False)
+    monkeypatch.setattr(runner.step.scope, "_has_s3", lambda: False)
     result = cli("run", playbook(workspace))
     assert result.code == 3
     assert "pip install 'postsync[s3]'" in result.err
