@@ -26,7 +26,7 @@ Pair = tuple[int, int, int]
 State = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 
 
-#: the user columns a user is looked up by (runner.sync.lookup, runner.sync.user_state)
+#: the user columns a user is looked up by (runner.sync.lookup, runner.sync.users.state)
 USER_KEYS = ("username", "idnumber", "email")
 
 

@@ -81,7 +81,7 @@ class SiteState:
         #: the user id written as modifierid of the enrolments and roles the sync makes
         self.modifier = site_admin(conn, tables) if modifier == "admin" else int(modifier)
         self.pairs: set[tuple[int, int, int]] = set()
-        #: state a command keeps beside the enrolments (runner.sync.user_state...), by kind
+        #: state a command keeps beside the enrolments (runner.sync.users.state...), by kind
         self.parts: dict[type[Any], Part] = {}
         self.tally = Tally()  # the enrolments added and removed (max_unenrolments)
         #: role assignment id -> its copies another writer made (no unique key): they go with it

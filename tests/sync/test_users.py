@@ -482,7 +482,7 @@ def test_an_auth_plugin_the_site_has_not_enabled_fails_the_line(site: Site) -> N
     ],
 )
 def test_emails_are_validated_as_moodles_validate_email(email: str, valid: bool) -> None:
-    from runner.sync.user_fields import valid_email
+    from runner.sync.users.fields import valid_email
 
     assert valid_email(email) is valid
 

@@ -19,8 +19,8 @@ from runner.core.text import excerpt
 from runner.db.columns import filled
 from runner.step.preview import USER_KEYS
 from runner.sync.base import LineFailed
-from runner.sync.user_fields import FLAGS, TEXT
-from runner.sync.user_writes import USER_ROWS, UserRow, UserWrites
+from runner.sync.users.fields import FLAGS, TEXT
+from runner.sync.users.writes import USER_ROWS, UserRow, UserWrites
 from runner.sync.writes import chunks, site_config
 
 if TYPE_CHECKING:

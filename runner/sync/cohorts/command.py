@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
-from runner.sync.cohort_state import CohortState
+from runner.sync.cohorts.state import CohortState
 from runner.sync.reader import Columns, ControlFileError, DataLine, Header
 
 if TYPE_CHECKING:

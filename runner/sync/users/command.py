@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
 from runner.sync.reader import Columns, ControlFileError, DataLine, Header
-from runner.sync.user_fields import (
+from runner.sync.users.fields import (
     LOCAL_PASSWORDS,
     NOT_CACHED,
     OPTIONAL,
@@ -19,8 +19,8 @@ from runner.sync.user_fields import (
     parse,
     password_matches,
 )
-from runner.sync.user_state import UserState
-from runner.sync.user_writes import UserRow
+from runner.sync.users.state import UserState
+from runner.sync.users.writes import UserRow
 
 if TYPE_CHECKING:
     from runner.sync.state import SiteState

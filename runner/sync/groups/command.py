@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, Course, LineFailed, LineResult, SyncOptions
-from runner.sync.group_state import GroupState
+from runner.sync.groups.state import GroupState
 from runner.sync.reader import Columns, DataLine, Header
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """How a users file's batch is written: deletions, updates, then the new users with
 their contexts, profile data and preferences, as Moodle's delete_user, user_update_user
-and user_create_user write them (runner.sync.user_state simulates the lines)."""
+and user_create_user write them (runner.sync.users.state simulates the lines)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class UserRow:
 
 
 class UserWrites(BatchPart):
-    """The writes of runner.sync.user_state.UserState (its batch: `rows`)."""
+    """The writes of runner.sync.users.state.UserState (its batch: `rows`)."""
 
     mnethost: int
     extended: bool
