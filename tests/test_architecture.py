@@ -42,6 +42,9 @@ ALLOWED: dict[str, set[str]] = {
 }
 #: the registry the schema is built from imports no run-time module
 REGISTRY = {"runner.playbook.registry", "runner.playbook.schema"}
+#: the one module that imports the sync commands' packages (runner/sync/<name>/): every
+#: other module of runner/sync/ is the core they share
+SYNC_REGISTRY = "runner.sync.commands"
 MAX_LINES = 400
 
 
@@ -140,6 +143,36 @@ def wrong_directions(edges: Mapping[str, set[str]]) -> list[str]:
     return wrong
 
 
+def sync_commands(package: Path) -> set[str]:
+    """The sync commands' packages: the folders of runner/sync/."""
+    return {
+        f"{package.name}.sync.{p.name}"
+        for p in (package / "sync").iterdir()
+        if (p / "__init__.py").is_file()
+    }
+
+
+def command_of(module: str, commands: Iterable[str]) -> str | None:
+    return next((c for c in commands if module == c or module.startswith(f"{c}.")), None)
+
+
+def crossed_commands(edges: Mapping[str, set[str]], commands: set[str]) -> list[str]:
+    """A command's package imports only the core and the layers below, never another
+    command's; the rest of the package reaches a command only through the registry."""
+    wrong = []
+    for source, targets in sorted(edges.items()):
+        own = command_of(source, commands)
+        for target in sorted(targets):
+            other = command_of(target, commands)
+            if other is None or other == own:
+                continue
+            if own is not None:
+                wrong.append(f"{source} imports {target} ({own} may not use {other})")
+            elif source != SYNC_REGISTRY:
+                wrong.append(f"{source} imports {target} (only {SYNC_REGISTRY} uses {other})")
+    return wrong
+
+
 def test_no_import_circle() -> None:
     assert cycles(graph(PACKAGE)) == []
 
@@ -172,6 +205,18 @@ def test_sync_and_treatments_meet_only_in_the_record() -> None:
         if layer(source) in ("sync", "treatments"):
             other = "treatments" if layer(source) == "sync" else "sync"
             assert not [t for t in targets if layer(t) == other], source
+
+
+def test_sync_commands_use_only_the_core() -> None:
+    assert crossed_commands(graph(PACKAGE), sync_commands(PACKAGE)) == []
+
+
+def test_each_sync_command_is_its_own_package() -> None:
+    from runner.sync import SYNC_COMMANDS
+
+    assert sync_commands(PACKAGE) == {f"runner.sync.{name}" for name in SYNC_COMMANDS}
+    for name, command in SYNC_COMMANDS.items():
+        assert type(command).__module__ == f"runner.sync.{name}.command", name
 
 
 @pytest.mark.parametrize("folder", ["runner", "bench"])
@@ -229,6 +274,31 @@ def test_an_upward_import_is_found(tmp_path: Path) -> None:
     assert wrong_directions(graph(root)) == [
         "runner.db.raw imports runner.engine.execute (db may not use engine)",
         "runner.sync.x imports runner.treatments (sync may not use treatments)",
+    ]
+
+
+def test_a_command_using_another_or_the_core_using_a_command_is_found(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "sync/__init__.py": "",
+            "sync/base.py": "",
+            "sync/commands.py": "from runner.sync.a import A\nfrom runner.sync.b import B\n",
+            "sync/step.py": "def f():\n    from runner.sync.b.state import S\n",
+            "sync/a/__init__.py": "from .command import A\n",
+            "sync/a/command.py": "from runner.sync import base\nfrom ..b import state\n",
+            "sync/b/__init__.py": "from runner.sync.b.command import B\n",
+            "sync/b/command.py": "from runner.sync.b.state import S\n",
+            "sync/b/state.py": "from runner.sync.base import *\n",
+        },
+    )
+    assert sync_commands(root) == {"runner.sync.a", "runner.sync.b"}
+    assert crossed_commands(graph(root), sync_commands(root)) == [
+        "runner.sync.a.command imports runner.sync.b.state (runner.sync.a may not use "
+        "runner.sync.b)",
+        "runner.sync.step imports runner.sync.b.state (only runner.sync.commands uses "
+        "runner.sync.b)",
     ]
 
 
