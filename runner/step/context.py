@@ -23,9 +23,13 @@ from runner.step.recovery import Recovery
 from runner.storage.paths import (
     display,
 )
-from runner.storage.remote import RemotePath
+from runner.storage.remote import RemotePath, Storage
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, NestedTransaction, RootTransaction
+    from sqlalchemy.engine import URL
+
+    from runner.db.tables import MoodleTables
     from runner.playbook.model import Playbook
     from runner.playbook.templating import Renderer
 
@@ -59,17 +63,17 @@ class RunContext:
     groups_deleted: int = 0
     step_status: dict[str, str] = field(default_factory=dict)
     #: the database URL (a sqlalchemy URL, parsed before any change), if any
-    database_url: Any = None
+    database_url: URL | None = None
     prefix: str = "mdl_"
     #: what each sync step did with each control file
     files: list[FileOutcome] = field(default_factory=list)
     #: `roots:` in object storage, as (bucket, key prefix)
     remote_roots: tuple[tuple[str, str], ...] = ()
     #: the object store (runner.storage.remote.Storage) for s3:// destinations
-    storage: Any = None
+    storage: Storage | None = None
     #: control file -> its archive (a Path or a RemotePath): verified (real run) or
     #: planned (preview)
-    archives: dict[Path, Any] = field(default_factory=dict)
+    archives: dict[Path, Path | RemotePath] = field(default_factory=dict)
     #: control files whose archive a preview planned (not written, taken as verified)
     archives_planned: set[Path] = field(default_factory=set)
     #: print diffs of what is written (--diff): treatments compute them only then
@@ -85,9 +89,10 @@ class RunContext:
     sync_complete: bool = False
     #: the files killed runs of this area applied (runner.step.recovery)
     recovery: Recovery = field(default_factory=Recovery)
-    _database: Any = None
+    _database: tuple[Engine, MoodleTables] | None = None
     _run_dir_made: bool = False
-    _preview: Any = None  # (Connection, Transaction) of a preview, rolled back at close
+    #: a preview's one connection and run-wide transaction, rolled back at close
+    _preview: tuple[Connection, RootTransaction] | None = None
     #: a preview's per-line reports: a private temporary directory, removed at close
     _preview_reports: str | None = None
 
@@ -151,7 +156,7 @@ class RunContext:
             self._run_dir_made = True
         return self.run_dir / name
 
-    def database(self) -> tuple[Any, Any]:
+    def database(self) -> tuple[Engine, MoodleTables]:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""
         if self._database is None:
             from runner.db.connect import Timeouts, connect
@@ -178,7 +183,7 @@ class RunContext:
                     " lacks the tables this version uses: make it again"
                 )
             self._database = (engine, tables)
-        return self._database  # type: ignore[no-any-return]
+        return self._database
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Unit]:
@@ -281,8 +286,8 @@ def file_context(path: Path, command: str) -> dict[str, str]:
 class Unit:
     """A connection inside a transaction (or a preview's savepoint)."""
 
-    conn: Any
-    _transaction: Any
+    conn: Connection
+    _transaction: RootTransaction | NestedTransaction
     _done: bool = False
 
     def rollback(self) -> None:

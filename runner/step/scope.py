@@ -87,7 +87,9 @@ class StepScope:
             raise PlaybookError([self.error(str(exc), *key)]) from None
         if not object_key or object_key.endswith("/"):
             raise PlaybookError([self.error(f"{raw}: no object name after the bucket", *key)])
-        target = RemotePath(bucket, object_key, self.run.storage)
+        storage = self.run.storage
+        assert storage is not None  # set when the run is prepared, before any step
+        target = RemotePath(bucket, object_key, storage)
         if not any(target.is_within(root) for root in self.run.remote_roots):
             allowed = ", ".join(f"s3://{b}/{p}" for b, p in self.run.remote_roots) or "none"
             raise PlaybookError(
