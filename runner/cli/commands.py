@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _metrics(args: argparse.Namespace, result: Any, code: int, duration: float) -> None:
     """--metrics-file: the run's figures (a run that did not start: its exit code)."""
-    from runner.cli.metrics import write_metrics
+    from runner.cli.metrics import Figures, write_metrics
     from runner.cli.output import recap
 
     if result is not None:
@@ -102,11 +102,13 @@ def _metrics(args: argparse.Namespace, result: Any, code: int, duration: float) 
         write_metrics(
             args.metrics_file,
             name,
-            exit_code=code,
-            finished=time.time(),
-            duration=duration,
-            lines={"ok": figures["lines_ok"], "failed": figures["lines_failed"]},
-            steps={s: figures[s] for s in ("ok", "changed", "skipped", "failed")},
+            Figures(
+                exit_code=code,
+                finished=time.time(),
+                duration=duration,
+                lines={"ok": figures["lines_ok"], "failed": figures["lines_failed"]},
+                steps={s: figures[s] for s in ("ok", "changed", "skipped", "failed")},
+            ),
         )
     except OSError as exc:
         print(f"postsync: metrics file {args.metrics_file}: {exc.strerror or exc}", file=sys.stderr)

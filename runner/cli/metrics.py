@@ -24,6 +24,7 @@ import re
 import stat
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from runner.storage.atomic import fsync_dir
@@ -193,35 +194,31 @@ def _existing(text: str) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def write_metrics(
-    path: Path,
-    playbook: str,
-    *,
-    exit_code: int,
-    finished: float,
-    duration: float,
-    lines: Mapping[str, int],
-    steps: Mapping[str, int],
-) -> None:
+@dataclass(frozen=True)
+class Figures:
+    """A run's figures, as the metrics file keeps them."""
+
+    exit_code: int
+    #: when the run ended (Unix time) and how long it took (s)
+    finished: float
+    duration: float
+    #: control-file lines by outcome (ok, failed), steps by status
+    lines: Mapping[str, int]
+    steps: Mapping[str, int]
+
+
+def write_metrics(path: Path, playbook: str, figures: Figures) -> None:
     """Replace the playbook's series in `path` by this run's (the others' kept)."""
     # a name that is not valid UTF-8 (a lone surrogate from a YAML escape) as written
     playbook = playbook.encode("utf-8", "replace").decode("utf-8")
     with _locked(path):
         # read first: a path that is not a regular file is refused before any write
         old, mode = _read(path)
-        text = _merge(_existing(old), playbook, exit_code, finished, duration, lines, steps)
+        text = _merge(_existing(old), playbook, figures)
         _replace(path, text.encode("utf-8"), mode)
 
 
-def _merge(
-    old: list[tuple[str, str, str, str]],
-    playbook: str,
-    exit_code: int,
-    finished: float,
-    duration: float,
-    lines: Mapping[str, int],
-    steps: Mapping[str, int],
-) -> str:
+def _merge(old: list[tuple[str, str, str, str]], playbook: str, figures: Figures) -> str:
     """The file's new text: the other playbooks' series, and this run's."""
     samples: dict[str, list[tuple[str, str, str]]] = {name: [] for name in METRICS}
     for metric, label, rest, value in old:
@@ -232,21 +229,21 @@ def _merge(
         for m, label, _, v in old
         if label == playbook and m == "postsync_last_success_timestamp_seconds"
     ]
-    if exit_code in (0, 2):
-        success = [f"{finished:.3f}"]
+    if figures.exit_code in (0, 2):
+        success = [f"{figures.finished:.3f}"]
 
     def add(metric: str, value: float | str, **labels: str) -> None:
         rest = "".join(f',{k}="{_escape(v)}"' for k, v in labels.items())
         samples[metric].append((playbook, rest, str(value)))
 
-    add("postsync_last_run_timestamp_seconds", f"{finished:.3f}")
+    add("postsync_last_run_timestamp_seconds", f"{figures.finished:.3f}")
     if success:
         add("postsync_last_success_timestamp_seconds", success[0])
-    add("postsync_last_exit_code", exit_code)
-    add("postsync_run_duration_seconds", f"{duration:.3f}")
-    for outcome, count in lines.items():
+    add("postsync_last_exit_code", figures.exit_code)
+    add("postsync_run_duration_seconds", f"{figures.duration:.3f}")
+    for outcome, count in figures.lines.items():
         add("postsync_lines", count, outcome=outcome)
-    for status, count in steps.items():
+    for status, count in figures.steps.items():
         add("postsync_steps", count, status=status)
     out = []
     for metric, (help_text, _labels) in METRICS.items():

@@ -91,7 +91,6 @@ class Marker:
     run_id: str
     size: int
     sha256: str
-    applied: int
     outcome: dict[str, Any]
 
 
@@ -130,7 +129,6 @@ def markers(conn: Connection, area: Path) -> list[Marker]:
             row.runid,
             row.size,
             row.sha256,
-            row.timeapplied,
             _unpack(row.outcome),
         )
         for row in rows
