@@ -310,3 +310,99 @@ def test_the_readme_code_map_is_the_tree() -> None:
     assert mapped == list(ALLOWED), "the code map lists the folders in flow order"
     for path in re.findall(r"`(runner/[a-z_/]+\.py)`", section):
         assert (ROOT / path).is_file(), path
+
+
+# A run's state in three parts (runner.step.context): steps get the parts they use.
+
+STATE_MODULES = ("facts", "ledger", "services")
+#: what a step's `ledger` and `services` parameters may be: a protocol of those modules
+#: (what it reads, what it may add), the concrete type, or `object` (none of them)
+STEP_PARTS = {
+    "ledger": {"Outcomes", "Writes", "Archives", "Stored", "GroupDeletions", "SyncOutcomes"},
+    "services": {"Database", "ReportFiles", "ObjectStore", "SyncServices"},
+}
+
+
+def _imported_names(path: Path) -> set[tuple[str, str]]:
+    tree = ast.parse(path.read_text())
+    return {
+        (node.module or "", alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+def test_steps_get_the_run_in_parts_never_whole() -> None:
+    """Only the engine and the CLI hold a whole `Run`; a step gets its facts, ledger
+    and services as separate parameters."""
+    holders = [
+        name
+        for name, path in modules(PACKAGE).items()
+        if ("runner.step.context", "Run") in _imported_names(path)
+    ]
+    assert holders and {layer(m) for m in holders} <= {"engine", "cli"}, holders
+
+
+def test_the_run_state_types_name_no_any_and_facts_are_frozen() -> None:
+    from runner.step.facts import RunFacts
+
+    for name in STATE_MODULES:
+        imported = _imported_names(PACKAGE / "step" / f"{name}.py")
+        assert ("typing", "Any") not in imported, name
+    assert RunFacts.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def ledger_writes(source: str) -> list[str]:
+    """Assignments into a ledger (`ledger.x = ...`, `run.ledger.x += ...`) and uses of
+    its private parts (`ledger._files`): a ledger changes through its methods only."""
+
+    def is_ledger(node: ast.expr) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "ledger") or (
+            isinstance(node, ast.Attribute) and node.attr == "ledger"
+        )
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and is_ledger(node.value)
+            and (node.attr.startswith("_") or isinstance(node.ctx, ast.Store))
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_a_ledger_changes_only_through_its_methods() -> None:
+    wrong = {
+        name: found
+        for name, path in modules(PACKAGE).items()
+        if name != "runner.step.ledger" and (found := ledger_writes(path.read_text()))
+    }
+    assert wrong == {}
+
+
+def test_a_ledger_write_is_found() -> None:
+    assert ledger_writes("ledger.files = []\nrun.ledger._written.add(p)\nledger.add(x)\n") == [
+        "line 1: ledger.files",
+        "line 2: run.ledger._written",
+    ]
+
+
+def test_each_step_signature_names_what_it_reads_and_adds() -> None:
+    """plan/apply of every treatment, and the sync step: (…, run: RunFacts, ledger:
+    <a ledger protocol or object>, services: <a services protocol or object>)."""
+    import inspect
+
+    from runner.sync import step as sync_step
+    from runner.treatments import TREATMENTS
+
+    functions = {"sync.run": sync_step.run}
+    for kind, treatment in TREATMENTS.items():
+        functions[f"{kind}.plan"] = type(treatment).plan
+        functions[f"{kind}.apply"] = type(treatment).apply
+    for where, function in functions.items():
+        params = inspect.signature(function).parameters
+        assert params["run"].annotation == "RunFacts", where
+        for part, allowed in STEP_PARTS.items():
+            assert params[part].annotation in allowed | {"object"}, (where, part)

@@ -295,11 +295,15 @@ def test_exit_code_precedence(tmp_path: Path, area: Path) -> None:
     from runner.engine.prepare import build_context
     from runner.engine.results import RunResult, StepResult
     from runner.playbook.model import load_playbook
+    from runner.record.model import FailedLine, FileOutcome
 
     playbook = load_playbook(write_playbook(tmp_path, FAILING.replace("IGNORE\n", "")))
     result = RunResult(build_context(playbook, RunOptions()))
     assert result.exit_code == 0
-    result.run.failed_lines = 3
+    outcome = FileOutcome("enrolments", tmp_path / "e.csv", "utf-8", ",")
+    outcome.failed = [FailedLine(n, b"x\n", "no such user") for n in (2, 3, 4)]
+    result.run.ledger.add_outcome(outcome)
+    assert result.run.ledger.failed_lines == 3
     assert result.exit_code == 2
     result.steps.append(StepResult(playbook.post_treatments[0], status="failed"))
     assert result.exit_code == 3

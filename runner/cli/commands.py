@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import (
     Exit,
@@ -20,6 +20,9 @@ from runner.core.errors import (
     interruption_exit,
 )
 from runner.core.text import plural, printable
+
+if TYPE_CHECKING:
+    from runner.engine.results import RunResult
 
 
 def _split_tags(values: Sequence[str]) -> frozenset[str]:
@@ -56,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.output, diff=args.diff, verbosity=-1 if args.quiet else 1 if args.verbose else 0
     )
     clock = time.monotonic()
-    result = None
+    result: RunResult | None = None
     code = Exit.INTERNAL
     try:
         options = RunOptions(
@@ -85,13 +88,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(code)
 
 
-def _metrics(args: argparse.Namespace, result: Any, code: int, duration: float) -> None:
+def _metrics(
+    args: argparse.Namespace, result: RunResult | None, code: int, duration: float
+) -> None:
     """--metrics-file: the run's figures (a run that did not start: its exit code)."""
     from runner.cli.metrics import Figures, write_metrics
     from runner.cli.output import recap
 
     if result is not None:
-        name = result.run.playbook.name
+        name = result.run.facts.playbook.name
         figures = recap(result)
     else:
         name = _playbook_name(args)
@@ -177,7 +182,9 @@ def _rendered_names(playbook: Any, extra: dict[str, Any]) -> list[str]:
     for step in playbook.steps:
         try:
             names.append(
-                run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
+                run.facts.renderer.render(
+                    step.name, run.template_context(), (*step.item_path, "name")
+                )
             )
         except PostsyncError:
             names.append(step.name)

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
 
@@ -14,7 +15,8 @@ from runner.core.errors import PlaybookError, PostsyncError
 from runner.core.secrets import redact, redact_json
 from runner.core.text import plural, printable
 from runner.engine.results import RunResult, StepResult
-from runner.step.context import RunContext
+from runner.record.model import FileOutcome
+from runner.step.context import Run
 from runner.step.protocol import Done
 
 PREVIEW_BANNER = "PREVIEW  --check: nothing is changed; the lines below are what the run would do"
@@ -96,11 +98,11 @@ def item_json(done: Done) -> dict[str, Any]:
     }
 
 
-def cleaned_json(run: RunContext) -> list[dict[str, str]]:
+def cleaned_json(run: Run) -> list[dict[str, str]]:
     """What a killed run left and this one removed (runner.engine.leftovers)."""
     return [
         {"action": "remove", "target": printable(target), "detail": detail}
-        for target, detail in run.cleaned
+        for target, detail in run.ledger.cleaned
     ]
 
 
@@ -111,8 +113,8 @@ def recap(result: RunResult) -> dict[str, int]:
         "skipped": result.count("skipped"),
         "failed": result.count("failed"),
         "ignored": sum(1 for s in result.steps if s.ignored),
-        "lines_ok": result.run.lines_ok,
-        "lines_failed": result.run.failed_lines,
+        "lines_ok": result.run.ledger.lines_ok,
+        "lines_failed": result.run.ledger.failed_lines,
     }
 
 
@@ -174,7 +176,7 @@ class TextReporter:
         self.colour = use_colour(self.out)
         self.journal = to_journal(self.out)
         self.progress_line = ProgressLine()
-        self.run: RunContext | None = None
+        self.run: Run | None = None
         self._files_before = 0
 
     def write(self, text: str, priority: int = INFO) -> None:
@@ -198,17 +200,18 @@ class TextReporter:
         word = f"{status.upper():<8}"
         return f"\033[{_COLOURS[status]}m{word}\033[0m" if self.colour else word
 
-    def start(self, run: RunContext) -> None:
+    def start(self, run: Run) -> None:
         self.run = run
-        if run.check:
+        if run.facts.check:
             self.write(PREVIEW_BANNER)
-        if run.cleaned and self.verbosity >= 0:
-            lines = [f"CLEANUP  {plural(len(run.cleaned), 'leftover')} of a killed run"]
-            lines += [f"    remove {printable(t)}  ({d})" for t, d in run.cleaned]
+        cleaned = run.ledger.cleaned
+        if cleaned and self.verbosity >= 0:
+            lines = [f"CLEANUP  {plural(len(cleaned), 'leftover')} of a killed run"]
+            lines += [f"    remove {printable(t)}  ({d})" for t, d in cleaned]
             self.write("\n".join(lines))
 
     def step_started(self, result: StepResult) -> None:
-        self._files_before = len(self.run.files) if self.run is not None else 0
+        self._files_before = self.run.ledger.file_count if self.run is not None else 0
         self.progress_line.start()
 
     def item(self, result: StepResult, done: Done) -> None:
@@ -235,9 +238,9 @@ class TextReporter:
         # or a pipe costs more than the step's own work
         self.write("\n".join(lines), ERR if failed and not result.ignored else INFO)
         if self.verbosity > 0 and self.run is not None:
-            self._lines(self.run.files[self._files_before :])
+            self._lines(self.run.ledger.files[self._files_before :])
 
-    def _lines(self, outcomes: list[Any]) -> None:
+    def _lines(self, outcomes: Sequence[FileOutcome]) -> None:
         """-v: each line's outcome, from the control files' reports."""
         for outcome in outcomes:
             report = outcome.report
@@ -257,7 +260,7 @@ class TextReporter:
         )
         if result.record_error:
             self.write(f"{self._status('failed')} run record  ({result.record_error})", ERR)
-        if result.run.check:
+        if result.run.facts.check:
             line += "  (preview: nothing changed)"
         if result.interrupted:
             line += "  (interrupted)"
@@ -265,7 +268,7 @@ class TextReporter:
         self.write(line, INFO if code == 0 else WARNING if code == 2 else ERR)
         # what recovery needs: `postsync post RECORD` re-runs the post-treatments
         if result.record is not None:
-            self.write(f"RECORD   {printable(str(result.record))}  (run {result.run.run_id})")
+            self.write(f"RECORD   {printable(str(result.record))}  (run {result.run.facts.run_id})")
 
     def abort(self, error: PostsyncError, check: bool) -> None:
         pass
@@ -279,7 +282,7 @@ class JsonReporter(TextReporter):
         self.progress_line.enabled = False  # a JSON mode is for programs
         self.journal = False  # and its lines are JSON, on the journal too
 
-    def start(self, run: RunContext) -> None:
+    def start(self, run: Run) -> None:
         self.run = run
 
     def _json(self, document: dict[str, Any], indent: int | None = None) -> None:
@@ -291,7 +294,7 @@ class JsonReporter(TextReporter):
         pass
 
     def document(self, result: RunResult) -> dict[str, Any]:
-        run = result.run
+        run = result.run.facts
         return {
             "run_id": run.run_id,
             "playbook": str(run.playbook.file),
@@ -303,7 +306,7 @@ class JsonReporter(TextReporter):
             "interrupted": result.interrupted,
             "recap": recap(result),
             "record_error": result.record_error,
-            "cleaned": cleaned_json(run),
+            "cleaned": cleaned_json(result.run),
             "steps": [step_json(s) for s in result.steps],
         }
 
@@ -325,21 +328,21 @@ class JsonlReporter(JsonReporter):
 
     def _emit(self, event: str, **fields: Any) -> None:
         """One event line, with the time it happened (the run's zone)."""
-        zone = self.run.now.tzinfo if self.run is not None else None
+        zone = self.run.facts.zone if self.run is not None else None
         stamp = (
             datetime.now(zone) if zone is not None else datetime.now().astimezone()
         ).isoformat()
         self._json({"event": event, "time": stamp, **fields})
 
-    def start(self, run: RunContext) -> None:
+    def start(self, run: Run) -> None:
         self.run = run
         self._emit(
             "start",
-            run_id=run.run_id,
-            playbook=str(run.playbook.file),
-            name=run.playbook.name,
-            check=run.check,
-            started=run.now.isoformat(),
+            run_id=run.facts.run_id,
+            playbook=str(run.facts.playbook.file),
+            name=run.facts.playbook.name,
+            check=run.facts.check,
+            started=run.facts.now.isoformat(),
             cleaned=cleaned_json(run),
         )
 
@@ -356,8 +359,8 @@ class JsonlReporter(JsonReporter):
     def finish(self, result: RunResult) -> None:
         self._emit(
             "end",
-            run_id=result.run.run_id,
-            check=result.run.check,
+            run_id=result.run.facts.run_id,
+            check=result.run.facts.check,
             exit_code=int(result.exit_code),
             interrupted=result.interrupted,
             recap=recap(result),

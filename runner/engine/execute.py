@@ -33,48 +33,49 @@ from runner.engine.results import (
 from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
 from runner.record.store import prune_records, save_record
-from runner.step.context import RunContext, file_context
+from runner.step.context import Run
+from runner.step.facts import file_context
 from runner.step.protocol import Done, Plan
-from runner.step.scope import StepScope
 from runner.storage.temporaries import journal
 from runner.sync import recover
 from runner.sync import step as sync_step
 from runner.treatments import TREATMENTS
 
 
-def _configure(run: RunContext, step: Step, result: StepResult) -> Any:
+def _configure(run: Run, step: Step, result: StepResult) -> Any:
     """The treatment's configuration; for a per-file treatment, one per control file
     (those for which `when` holds), as (FileOutcome, config) pairs."""
     treatment = TREATMENTS[step.kind]
     if not registry.TREATMENTS[step.kind].per_file:
-        return treatment.configure(step.params, StepScope(run, step))
+        return treatment.configure(step.params, run.scope(step))
     configs = []
     dirs: dict[str, str] = {}
     base = run.template_context()
-    for outcome in run.files:
+    files = run.ledger.files
+    for outcome in files:
         extra = {"file": file_context(outcome.path, outcome.command)}
-        scope = StepScope(run, step, extra, dirs, base)
-        if evaluate_when(run, step, scope):
+        scope = run.scope(step, extra, dirs, base)
+        if evaluate_when(step, scope):
             configs.append((outcome, treatment.configure(step.params, scope)))
-    if run.files and not configs:
+    if files and not configs:
         result.detail = f"when: {step.when} is false for every control file"
     return configs
 
 
-def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
+def _run_treatment(run: Run, step: Step, result: StepResult, reporter: Reporter) -> None:
     treatment = TREATMENTS[step.kind]
     config = _configure(run, step, result)
     if result.detail:
         result.status = "skipped"
         return
-    plan: Plan = treatment.plan(config, run)
+    plan: Plan = treatment.plan(config, run.facts, run.ledger, run.services)
     result.detail = plan.summary
     if plan.skip_reason is not None:
         result.status, result.detail = "skipped", plan.skip_reason
         return
     if plan.actions:
         result.status = "changed"
-    if run.check:
+    if run.facts.check:
         for item in (Done(a) for a in plan.actions):
             result.items.append(item)
             reporter.item(result, item)
@@ -82,7 +83,7 @@ def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Re
         applied: dict[int, Done] = {}
         try:
             total = len(plan.actions)
-            for item in treatment.apply(plan.actions, run):
+            for item in treatment.apply(plan.actions, run.facts, run.ledger, run.services):
                 applied[id(item.action)] = item
                 reporter.item(result, item)
                 reporter.progress(result, len(applied), total, f"{len(applied):,}/{total:,}")
@@ -94,8 +95,8 @@ def _run_treatment(run: RunContext, step: Step, result: StepResult, reporter: Re
         raise StepError("; ".join(plan.errors[:3]) + more)
 
 
-def _run_sync(run: RunContext, step: Step, result: StepResult, reporter: Reporter) -> None:
-    config = sync_step.configure(step.params, StepScope(run, step))
+def _run_sync(run: Run, step: Step, result: StepResult, reporter: Reporter) -> None:
+    config = sync_step.configure(step.params, run.scope(step))
 
     def emit(done: Done) -> None:
         result.items.append(done)
@@ -104,22 +105,24 @@ def _run_sync(run: RunContext, step: Step, result: StepResult, reporter: Reporte
     def progress(done: int, total: int, what: str) -> None:
         reporter.progress(result, done, total, what)
 
-    result.status, result.detail = sync_step.run(config, run, emit, progress)
+    result.status, result.detail = sync_step.run(
+        config, run.facts, run.ledger, run.services, emit, progress
+    )
 
 
-def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> None:
+def execute_step(run: Run, result: StepResult, reporter: Reporter) -> None:
     step = result.step
     result.name = step.name
     with contextlib.suppress(PlaybookError):  # `prepare` rendered it already
-        result.name = run.renderer.render(
+        result.name = run.facts.renderer.render(
             step.name, run.template_context(), (*step.item_path, "name")
         )
-    result.started = datetime.now(run.now.tzinfo)
+    result.started = datetime.now(run.facts.zone)
     clock = time.monotonic()
     reporter.step_started(result)
     try:
         if not registry.per_file(step.section, step.kind) and not evaluate_when(
-            run, step, StepScope(run, step)
+            step, run.scope(step)
         ):
             result.status, result.detail = "skipped", f"when: {step.when} is false"
         elif step.section == "post_treatments":
@@ -141,7 +144,7 @@ def execute_step(run: RunContext, result: StepResult, reporter: Reporter) -> Non
         reason = database_reason(exc)
         result.status, result.error = "failed", f"database error: {reason}"
     finally:
-        run.step_status[result.name] = result.status
+        run.ledger.set_status(result.name, result.status)
         result.duration_s = round(time.monotonic() - clock, 3)
 
 
@@ -152,10 +155,11 @@ def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) ->
     return execute_steps(run, steps, options, reporter)
 
 
-def _check_area(run: RunContext) -> None:
-    if not run.area.is_dir():
+def _check_area(run: Run) -> None:
+    area = run.facts.area
+    if not area.is_dir():
         raise StepError(
-            f"area {run.area} does not exist or is not a directory;"
+            f"area {area} does not exist or is not a directory;"
             " create it or fix `area:` in the playbook"
         )
 
@@ -165,69 +169,82 @@ RUNS_AFTER_FAILURE = frozenset({"notify"})
 
 
 def execute_steps(
-    run: RunContext, steps: Sequence[Step], options: RunOptions, reporter: Reporter
+    run: Run, steps: Sequence[Step], options: RunOptions, reporter: Reporter
 ) -> RunResult:
     prepare(run, steps)
     _check_area(run)
     result = RunResult(run)
+    try:
+        _locked(run, steps, options, reporter, result)
+    finally:
+        run.close()  # the one place a run's services are closed
+    return result
+
+
+def _locked(
+    run: Run, steps: Sequence[Step], options: RunOptions, reporter: Reporter, result: RunResult
+) -> None:
+    facts = run.facts
     # a preview writes nothing: a shared lock if the lock file exists, no directory
     # made, no record saved, none pruned (runner.engine.lock)
-    with area_lock(run.area, run.run_id, options.lock_wait, shared=run.check):
-        runs_dir(run.area, create=not run.check)
+    with area_lock(facts.area, facts.run_id, options.lock_wait, shared=facts.check):
+        runs_dir(facts.area, create=not facts.check)
         _clean_leftovers(run)
         reporter.start(run)
         # a run of some steps only (--tags) leaves the files it applied marked: the
         # steps it skipped (delete_control_files...) may still be to run
         every = not options.tags and not options.skip_tags
-        with journal(None if run.check else leftovers.journal_path(run)):
+        with journal(None if facts.check else leftovers.journal_path(facts)):
             _run_steps(run, steps, result, reporter, every=every)
         reporter.finish(result)
-    return result
 
 
-def _forget_applied(run: RunContext) -> None:
+def _forget_applied(run: Run) -> None:
     """The run ended: the markers of the files it applied (or took from a killed run)
     are removed. Left in place when the database cannot be reached: the next run finds
     them stale (this run's record is finished)."""
-    if not (run.recovery.loaded or run.files) or run.database_url is None:
+    facts, recovery = run.facts, run.ledger.recovery
+    if not (recovery.loaded or run.ledger.files) or facts.database_url is None:
         return
     from runner.db import applied
 
     with contextlib.suppress(StepError, SQLAlchemyError):
-        engine, _tables = run.database()
-        applied.remove(engine, run.area, ids=run.recovery.done(), run_id=run.run_id)
+        engine, _tables = run.services.database()
+        applied.remove(engine, facts.area, ids=recovery.done(), run_id=facts.run_id)
         faults.point("applied.removed")
 
 
-def _clean_leftovers(run: RunContext) -> None:
+def _clean_leftovers(run: Run) -> None:
     """Remove what a killed run of the area left (a preview: finds it, removes nothing);
     the reporter tells of it."""
-    found = leftovers.find(run)
+    facts = run.facts
+    found = leftovers.find(facts)
     orphans = {f.path.name for f in found.found if f.run_dir}
     if orphans:
         # a run killed before its first record, after a file's commit: that file's
         # report is copied by this run's sync (runner.step.recovery), so it stays
         needed = _runs_with_applied_files(run, orphans)
         found.found = [f for f in found.found if not (f.run_dir and f.path.name in needed)]
-    done = found.found if run.check else leftovers.remove(found, run)
-    run.cleaned = [(run.display(f.path), f.detail) for f in done]
+    done = found.found if facts.check else leftovers.remove(found, facts)
+    run.ledger.set_cleaned((facts.display(f.path), f.detail) for f in done)
 
 
-def _runs_with_applied_files(run: RunContext, runs: set[str]) -> set[str]:
+def _runs_with_applied_files(run: Run, runs: set[str]) -> set[str]:
     """Of these runs, those whose applied files are still marked (all of them when the
     database cannot tell)."""
-    if run.database_url is None:
+    if run.facts.database_url is None:
         return set()
+    recovery = run.ledger.recovery
     try:
-        engine, _tables = run.database()
-        recover.load(run, engine)
+        engine, _tables = run.services.database()
+        recover.load(run.facts, recovery, engine)
     except (StepError, SQLAlchemyError):
         return runs
-    return {m.run_id for m in run.recovery.pending.values()} & runs
+    return {m.run_id for m in recovery.pending.values()} & runs
 
 
 def _run_steps(
-    run: RunContext, steps: Sequence[Step], result: RunResult, reporter: Reporter, *, every: bool
+    run: Run, steps: Sequence[Step], result: RunResult, reporter: Reporter, *, every: bool
 ) -> None:
     """The steps in order, then (a real run) the record saved, the run's markers of
     applied files removed when every step of the playbook ran (`every`: none left out
@@ -235,48 +252,46 @@ def _run_steps(
     stopped = False
     syncs = [i for i, s in enumerate(steps) if s.section == "sync"]
     # `post` runs after a sync that finished; a run without sync steps has none to do
-    run.sync_complete = run.sync_complete or not syncs
+    facts, ledger = run.facts, run.ledger
+    ledger.set_sync_complete(ledger.sync_complete or not syncs)
     try:
-        try:
-            for index, step in enumerate(steps):
-                if stopped and step.kind not in RUNS_AFTER_FAILURE:
-                    continue
-                step_result = StepResult(step)
-                result.steps.append(step_result)
-                execute_step(run, step_result, reporter)
-                if step.section == "sync":
-                    # the sync is done when its last step ran and did not stop the run
-                    # (a file it rejected is left, and the run goes on without it)
-                    run.sync_complete = index == syncs[-1] and not step_result.stops_the_run
-                    if run.files and not run.check:
-                        # the boundary: post-treatments can be re-run from this record
-                        _save_record(run, result, step_result)
-                reporter.step_finished(step_result)
-                faults.point("step.done")
-                # a failed step stops the run: only its notifications still go
-                stopped = stopped or step_result.stops_the_run
-        except KeyboardInterrupt as exc:
-            result.interrupted = True
-            result.interruption = interruption_exit(exc)
-            if result.steps:
-                reporter.step_finished(result.steps[-1])
-        # every step ran: the files it applied are post-treated (their markers go)
-        complete = every and not stopped and not result.interrupted
-        if not run.check:
-            if run.files:
-                result.record = _save_record(run, result, None, complete=complete)
-            if complete and (result.record is not None or not run.files):
-                _forget_applied(run)
-            prune_records(run.run_dir.parent, run.playbook.keep_records_days, keep=run.run_id)
-    finally:
-        run.close()
+        for index, step in enumerate(steps):
+            if stopped and step.kind not in RUNS_AFTER_FAILURE:
+                continue
+            step_result = StepResult(step)
+            result.steps.append(step_result)
+            execute_step(run, step_result, reporter)
+            if step.section == "sync":
+                # the sync is done when its last step ran and did not stop the run
+                # (a file it rejected is left, and the run goes on without it)
+                ledger.set_sync_complete(index == syncs[-1] and not step_result.stops_the_run)
+                if ledger.files and not facts.check:
+                    # the boundary: post-treatments can be re-run from this record
+                    _save_record(run, result, step_result)
+            reporter.step_finished(step_result)
+            faults.point("step.done")
+            # a failed step stops the run: only its notifications still go
+            stopped = stopped or step_result.stops_the_run
+    except KeyboardInterrupt as exc:
+        result.interrupted = True
+        result.interruption = interruption_exit(exc)
+        if result.steps:
+            reporter.step_finished(result.steps[-1])
+    # every step ran: the files it applied are post-treated (their markers go)
+    complete = every and not stopped and not result.interrupted
+    if not facts.check:
+        if ledger.files:
+            result.record = _save_record(run, result, None, complete=complete)
+        if complete and (result.record is not None or not ledger.files):
+            _forget_applied(run)
+        prune_records(facts.runs_dir, facts.playbook.keep_records_days, keep=facts.run_id)
 
 
 def _save_record(
-    run: RunContext, result: RunResult, step: StepResult | None, *, complete: bool | None = None
+    run: Run, result: RunResult, step: StepResult | None, *, complete: bool | None = None
 ) -> Path | None:
     """Save the run record; a failure (a full disk) fails the step, or the run."""
-    steps = run.prior_steps + [
+    steps = [*run.facts.prior_steps] + [
         {
             "name": s.name,
             "kind": s.step.kind,
@@ -288,11 +303,11 @@ def _save_record(
     ]
     try:
         path = save_record(
-            run.header(),
-            run.files,
+            run.facts.header(),
+            run.ledger.files,
             steps,
             finished=complete is not None,
-            sync_complete=run.sync_complete,
+            sync_complete=run.ledger.sync_complete,
             complete=bool(complete),
         )
     except OSError as exc:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.record.check import RUN_ID
-from runner.step.context import RunContext
+from runner.step.facts import RunFacts
 from runner.storage.paths import is_within, state_part
 from runner.storage.temporaries import dead_temporaries, read_journal, unlink_regular_at
 
@@ -56,13 +56,13 @@ class Leftovers:
     journals: list[str]
 
 
-def journal_path(run: RunContext) -> Path:
-    return run.run_dir.parent / f"{run.run_id}{JOURNAL_SUFFIX}"
+def journal_path(run: RunFacts) -> Path:
+    return run.runs_dir / f"{run.run_id}{JOURNAL_SUFFIX}"
 
 
-def find(run: RunContext) -> Leftovers:
+def find(run: RunFacts) -> Leftovers:
     """What killed runs of the area left (reads only). Called with the area's lock held."""
-    runs = run.run_dir.parent
+    runs = run.runs_dir
     try:
         fd = os.open(runs, _DIR)
     except (FileNotFoundError, NotADirectoryError):
@@ -96,7 +96,7 @@ def find(run: RunContext) -> Leftovers:
     return Leftovers(found, journals)
 
 
-def _may_clean(directory: Path, run: RunContext, orphans: list[Path]) -> bool:
+def _may_clean(directory: Path, run: RunFacts, orphans: list[Path]) -> bool:
     """A directory the run may write in (a journal is in the area, which anyone with
     write access to it may edit), reached without a symlink, not going anyway."""
     if not is_within(directory, (run.area, *run.roots)) or is_within(directory, orphans):
@@ -109,11 +109,11 @@ def _may_clean(directory: Path, run: RunContext, orphans: list[Path]) -> bool:
     return os.path.realpath(directory) == str(directory)
 
 
-def remove(leftovers: Leftovers, run: RunContext) -> list[Leftover]:
+def remove(leftovers: Leftovers, run: RunFacts) -> list[Leftover]:
     """Remove what `find` found; the leftovers removed. Best effort: what cannot be
     removed (gone meanwhile, replaced by a symlink, not permitted) stays, and the run
     goes on."""
-    runs = run.run_dir.parent
+    runs = run.runs_dir
     removed: list[Leftover] = []
     for leftover in leftovers.found:
         if not leftover.run_dir:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from runner.playbook.model import load_playbook
 from runner.record.check import check_header, check_place
 from runner.record.model import FileOutcome
 from runner.record.store import load_record
+from runner.step.ledger import Ledger
 
 
 def run_post(
@@ -66,28 +68,27 @@ def run_post(
         now=datetime.fromisoformat(record.data["started"]),
         run_id=record.data["run_id"],
     )
-    if run.area != Path(record.data["area"]):
+    area = run.facts.area
+    if area != Path(record.data["area"]):
         raise PlaybookError(
             [
                 problem(
                     "area",
-                    f"the record is of area {record.data['area']}, the playbook's area is"
-                    f" {run.area}",
+                    f"the record is of area {record.data['area']}, the playbook's area is {area}",
                 )
             ]
         )
-    check_place(record, run.area)
+    check_place(record, area)
     try:
-        run.files = [
-            FileOutcome.from_json(f, record.file.parent) for f in record.data["control_files"]
-        ]
+        files = [FileOutcome.from_json(f, record.file.parent) for f in record.data["control_files"]]
     except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
         raise PlaybookError(
             [problem("control_files", f"malformed entry ({type(exc).__name__}: {exc})")]
         ) from None
-    run.lines_ok = sum(f.changed + f.unchanged for f in run.files if not f.error)
-    run.failed_lines = sum(len(f.failed) for f in run.files)
-    run.prior_steps = [s for s in record.data["steps"] if s["section"] == "sync"]
+    # the record's run: its files' outcomes, its sync steps
+    run.ledger = Ledger(preview=options.check, files=files)
+    prior = tuple(s for s in record.data["steps"] if s["section"] == "sync")
+    run.facts = replace(run.facts, prior_steps=prior)
     steps = [
         s for s in playbook.post_treatments if selected(s.tags, options.tags, options.skip_tags)
     ]

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,8 +19,11 @@ from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
 from runner.playbook.references import check_references
 from runner.playbook.templating import Environ, Renderer
-from runner.step.context import RunContext, file_context
+from runner.step.context import Run, template_context
+from runner.step.facts import RunFacts, file_context
+from runner.step.ledger import Ledger
 from runner.step.scope import StepScope
+from runner.step.services import DatabaseSettings, Services
 from runner.storage.paths import resolve_under
 from runner.storage.remote import Storage, is_remote, storage_options
 from runner.storage.remote import parse as parse_remote
@@ -63,7 +68,7 @@ def build_context(
     *,
     now: datetime | None = None,
     run_id: str | None = None,
-) -> RunContext:
+) -> Run:
     """Freeze `now`, render vars (in order), area and roots. Reads only.
 
     `now` and `run_id` are given when post-treatments run again for a saved record.
@@ -75,7 +80,9 @@ def build_context(
         now = datetime.now(zone) if zone else datetime.now().astimezone()
     elif zone is not None:
         now = now.astimezone(zone)
-    run = RunContext(
+    # -e values override vars and are visible to every var; each var sees those before
+    variables: dict[str, object] = dict(options.extra_vars)
+    facts = RunFacts(
         playbook=playbook,
         run_id=run_id or f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}",
         check=options.check,
@@ -83,18 +90,19 @@ def build_context(
         area=playbook.base_dir,
         roots=(),
         renderer=renderer,
-        variables={},
+        variables=MappingProxyType(variables),
         environ=Environ(os.environ),
         diff=options.diff,
+        prefix=playbook.prefix,
     )
-    # -e values override vars and are visible to every var
-    run.variables.update(options.extra_vars)
+    ledger = Ledger(preview=options.check)
     for name, raw in playbook.vars:
         if name not in options.extra_vars:
-            run.variables[name] = renderer.render_data(raw, run.template_context(), ("vars", name))
-    context = run.template_context()
+            context = template_context(facts, ledger)
+            variables[name] = renderer.render_data(raw, context, ("vars", name))
+    facts = replace(facts, variables=MappingProxyType(dict(variables)))
+    context = template_context(facts, ledger)
     area = _path(renderer.render(playbook.area, context, ("area",)), playbook, ("area",))
-    run.area = resolve_under(area, playbook.base_dir)
     local, remote = [], []
     for i, raw_root in enumerate(playbook.roots):
         root = _path(renderer.render(raw_root, context, ("roots", i)), playbook, ("roots", i))
@@ -105,8 +113,7 @@ def build_context(
                 raise PlaybookError([playbook.source.problem(("roots", i), str(exc))]) from None
         else:
             local.append(resolve_under(root, playbook.base_dir))
-    run.roots, run.remote_roots = tuple(local), tuple(remote)
-    run.storage = Storage(
+    storage = Storage(
         storage_options(
             {
                 name: renderer.render(value, context, ("storage", name))
@@ -114,22 +121,33 @@ def build_context(
             }
         )
     )
-    run.prefix = playbook.prefix
+    database_url = None
     if playbook.database is not None:
         from runner.db.connect import DatabaseUrlError, driver_problem, parse_url
 
         raw = renderer.render(playbook.database, context, ("database",))
         try:
-            run.database_url = parse_url(raw, playbook.base_dir)
+            database_url = parse_url(raw, playbook.base_dir)
         except DatabaseUrlError as exc:
             raise PlaybookError([playbook.source.problem(("database",), str(exc))]) from None
-        reason = driver_problem(run.database_url)
+        reason = driver_problem(database_url)
         if reason:  # before anything runs, as `validate` says
             raise PlaybookError([playbook.source.problem(("database",), reason)])
-    return run
+    facts = replace(
+        facts,
+        area=resolve_under(area, playbook.base_dir),
+        roots=tuple(local),
+        remote_roots=tuple(remote),
+        database_url=database_url,
+    )
+    settings = DatabaseSettings(
+        database_url, playbook.prefix, playbook.connect_timeout, playbook.lock_timeout
+    )
+    services = Services(settings, storage, facts.run_dir, preview=options.check)
+    return Run(facts, services, ledger)
 
 
-def prepare(run: RunContext, steps: Sequence[Step]) -> None:
+def prepare(run: Run, steps: Sequence[Step]) -> None:
     """Render and confine every step's parameters and `when`: all problems at once.
 
     Every sync step of the playbook, selected or not, names the control files it would
@@ -139,40 +157,40 @@ def prepare(run: RunContext, steps: Sequence[Step]) -> None:
     problems: list[Problem] = []
     protected: dict[Path, str] = {}
     globs = []
-    for step in run.playbook.sync:
+    for step in run.facts.playbook.sync:
         try:
-            config = sync_step.configure(step.params, StepScope(run, step))
+            config = sync_step.configure(step.params, run.scope(step))
         except PlaybookError as exc:
             problems.extend(exc.problems)
             continue
         globs.append(config.glob)
         for path in config.files:
             protected.setdefault(path, step.kind)
-    run.protected = frozenset(protected)
-    run.control_globs = tuple(globs)
+    run.facts = replace(run.facts, protected=frozenset(protected), control_globs=tuple(globs))
+    facts = run.facts
     # per-file treatments are checked for the files they will meet: those the sync
     # will read, and a saved record's (`postsync post`)
-    files = {**protected, **{f.path: f.command for f in run.files}}
+    files = {**protected, **{f.path: f.command for f in run.ledger.files}}
     candidates = [file_context(p, c) for p, c in files.items()] or [
-        file_context(run.area / "example.csv", "enrolments")
+        file_context(facts.area / "example.csv", "enrolments")
     ]
     for step in steps:
         try:
-            run.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
+            facts.renderer.render(step.name, run.template_context(), (*step.item_path, "name"))
             if step.section == "post_treatments":
                 treatment = TREATMENTS[step.kind]
                 per_file = registry.TREATMENTS[step.kind].per_file
                 dirs: dict[str, str] = {}  # resolved once for all of the step's files
                 base = run.template_context()
                 for extra in candidates if per_file else [None]:
-                    scope = StepScope(run, step, {"file": extra} if extra else None, dirs, base)
-                    evaluate_when(run, step, scope)
+                    scope = run.scope(step, {"file": extra} if extra else None, dirs, base)
+                    evaluate_when(step, scope)
                     treatment.configure(step.params, scope)
             else:
-                evaluate_when(run, step, StepScope(run, step))
-                if run.database_url is None:
+                evaluate_when(step, run.scope(step))
+                if facts.database_url is None:
                     problems.append(
-                        run.playbook.source.problem(
+                        facts.playbook.source.problem(
                             (*step.item_path, "command"),
                             "a sync step needs `database:` at the top of the playbook",
                         )
@@ -192,7 +210,8 @@ def check_playbook(playbook: Playbook, extra_vars: Mapping[str, Any]) -> None:
     prepare(run, playbook.steps)
 
 
-def evaluate_when(run: RunContext, step: Step, scope: StepScope) -> bool:
+def evaluate_when(step: Step, scope: StepScope) -> bool:
     if step.when is None or isinstance(step.when, bool):
         return step.when is not False
-    return bool(run.renderer.evaluate(step.when, scope.context(), (*step.item_path, "when")))
+    renderer = scope.run.renderer
+    return bool(renderer.evaluate(step.when, scope.context(), (*step.item_path, "when")))

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from runner.core.errors import Exit, UsageError
 from runner.playbook.model import Step
-from runner.step.context import RunContext
+from runner.step.context import Run
 from runner.step.protocol import Done
 
 
@@ -52,7 +52,7 @@ class StepResult:
 
 @dataclass
 class RunResult:
-    run: RunContext
+    run: Run
     steps: list[StepResult] = field(default_factory=list)
     interrupted: bool = False
     #: the exit code of the interruption: 130 (SIGINT) or 143 (SIGTERM)
@@ -70,13 +70,13 @@ class RunResult:
             return self.interruption
         if self.record_error or any(s.status == "failed" and not s.ignored for s in self.steps):
             return Exit.STEP_FAILED
-        if self.run.failed_lines:
+        if self.run.ledger.failed_lines:
             return Exit.LINES_FAILED
         return Exit.OK
 
 
 class Reporter(Protocol):
-    def start(self, run: RunContext) -> None: ...
+    def start(self, run: Run) -> None: ...
     def step_started(self, result: StepResult) -> None: ...
     def item(self, result: StepResult, done: Done) -> None: ...
     def progress(self, result: StepResult, done: int, total: int, what: str) -> None: ...

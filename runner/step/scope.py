@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import PlaybookError, Problem, StepError
-from runner.step.context import RunContext
+from runner.step.facts import RunFacts
 from runner.storage.paths import (
     STATE_DIR,
     confinement_error,
@@ -19,7 +19,7 @@ from runner.storage.paths import (
     other_area,
     resolve_under,
 )
-from runner.storage.remote import RemotePath, is_remote
+from runner.storage.remote import RemotePath, Storage, is_remote
 from runner.storage.remote import parse as parse_remote
 
 if TYPE_CHECKING:
@@ -36,18 +36,19 @@ def _has_s3() -> bool:
 class StepScope:
     """Renders and confines one step's parameters, reporting errors at their location."""
 
-    run: RunContext
+    run: RunFacts
+    #: the object store of s3:// destinations (a RemotePath names it)
+    storage: Storage
     step: Step
+    #: the run's template context (runner.step.context.template_context), built once
+    #: for the scopes of one step's files
+    base: Mapping[str, Any]
     extra: Mapping[str, Any] | None = None
     #: resolved directories, shared by the scopes of one step's control files
     dirs: dict[str, str] | None = None
-    #: the run's template context, built once for the scopes of one step's files
-    base: Mapping[str, Any] | None = None
 
     def context(self) -> dict[str, Any]:
         """The template context: the run's, with this scope's `extra` (e.g. `file`)."""
-        if self.base is None:
-            return self.run.template_context(self.extra)
         return {**self.base, **self.extra} if self.extra else dict(self.base)
 
     def _path(self, key: tuple[str | int, ...]) -> JsonPath:
@@ -87,9 +88,7 @@ class StepScope:
             raise PlaybookError([self.error(str(exc), *key)]) from None
         if not object_key or object_key.endswith("/"):
             raise PlaybookError([self.error(f"{raw}: no object name after the bucket", *key)])
-        storage = self.run.storage
-        assert storage is not None  # set when the run is prepared, before any step
-        target = RemotePath(bucket, object_key, storage)
+        target = RemotePath(bucket, object_key, self.storage)
         if not any(target.is_within(root) for root in self.run.remote_roots):
             allowed = ", ".join(f"s3://{b}/{p}" for b, p in self.run.remote_roots) or "none"
             raise PlaybookError(

@@ -16,6 +16,7 @@ never deletes a control file whose archive upload failed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import tempfile
@@ -78,6 +79,13 @@ class Storage:
                 config=Config(retries={"mode": "standard", "max_attempts": 5}),
             )
         return self._client
+
+    def close(self) -> None:
+        """The client's connections closed (a later use makes a new client)."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
     @staticmethod
     def _code(exc: Exception) -> str:

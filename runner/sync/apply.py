@@ -20,8 +20,8 @@ from runner.core import faults
 from runner.core.errors import StepError, database_reason
 from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
-from runner.step.context import Unit
 from runner.step.preview import Withheld
+from runner.step.services import Unit
 from runner.storage.paths import FileState
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand

@@ -19,29 +19,31 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
     from runner.record.model import FileOutcome
-    from runner.step.context import RunContext
+    from runner.step.facts import RunFacts
+    from runner.step.recovery import Recovery
+    from runner.step.services import ReportFiles
     from runner.storage.paths import FileState
     from runner.sync.report import Report
 
 
-def load(run: RunContext, engine: Engine) -> None:
+def load(run: RunFacts, recovery: Recovery, engine: Engine) -> None:
     """The files killed runs of this area applied (runner.step.recovery); a real run
     makes the markers' table first."""
     from runner.db import applied
 
-    if run.recovery.loaded:
+    if recovery.loaded:
         return
     if not run.check:
         applied.ensure(engine)
         with engine.connect() as conn:
-            run.recovery.load(conn, run.area, run.run_dir.parent, run.run_id)
+            recovery.load(conn, run.area, run.runs_dir, run.run_id)
         return
     try:
         with engine.connect() as conn:
-            run.recovery.load(conn, run.area, run.run_dir.parent, run.run_id)
+            recovery.load(conn, run.area, run.runs_dir, run.run_id)
     except SQLAlchemyError as exc:
         # a SELECT-only user granted Moodle's tables before postsync made its own
-        run.recovery.loaded = True
+        recovery.loaded = True
         print(
             f"postsync: warning: the preview cannot read {applied.TABLE}"
             f" ({database_reason(exc)}): it assumes that no control file is already"
@@ -51,18 +53,16 @@ def load(run: RunContext, engine: Engine) -> None:
         )
 
 
-def _stored(run: RunContext, outcome: FileOutcome, step: str) -> str:
+def _stored(run: RunFacts, outcome: FileOutcome, step: str) -> str:
     """A marker's outcome: the file's record entry and the step that applied it, with
     the run's secrets masked."""
     from runner.core.secrets import redact_json
     from runner.record.store import file_entry
 
-    return json.dumps(redact_json({**file_entry(outcome, run.run_dir.parent), "step": step}))
+    return json.dumps(redact_json({**file_entry(outcome, run.runs_dir), "step": step}))
 
 
-def marking(
-    run: RunContext, report: Report, step: str
-) -> Callable[[Connection, FileOutcome], None]:
+def marking(run: RunFacts, report: Report, step: str) -> Callable[[Connection, FileOutcome], None]:
     """What commits with a control file's changes: its report published, its marker
     (`step`: which sync step of the playbook applied it)."""
     from runner.db import applied
@@ -84,10 +84,18 @@ def marking(
 
 
 def recovered(
-    run: RunContext, engine: Engine, path: Path, expected: FileState, step: str
+    run: RunFacts,
+    recovery: Recovery,
+    reports: ReportFiles,
+    engine: Engine,
+    path: Path,
+    expected: FileState,
+    step: str,
+    number: int,
 ) -> FileOutcome | None:
     """The outcome of a file a killed run's `step` applied (these very bytes), taken from
-    its marker, with a copy of its report in this run's directory; None: apply it.
+    its marker, with a copy of its report in this run's directory (the run's `number`th
+    control file); None: apply it.
 
     The marker becomes this run's, naming this run's copy of the report and the run
     that applied the file, so that a second kill loses neither."""
@@ -95,16 +103,16 @@ def recovered(
     from runner.record.model import FileOutcome
     from runner.sync.reader import fingerprint
 
-    marker = run.recovery.take(path, step)
+    marker = recovery.take(path, step)
     if marker is None:
         return None
     if fingerprint(path, expected) != (marker.size, marker.sha256):
-        run.recovery.dropped.append(marker.id)  # new bytes since: applied as usual
+        recovery.dropped.append(marker.id)  # new bytes since: applied as usual
         return None
-    runs_dir = run.run_dir.parent
+    runs_dir = run.runs_dir
     outcome = FileOutcome.from_json(marker.outcome, runs_dir)
     outcome.applied_by = outcome.applied_by or marker.run_id
-    source, outcome.report = outcome.report, run.report_path(path)
+    source, outcome.report = outcome.report, reports.report_path(path, number)
     _copy_report(source, runs_dir, outcome)
     if not run.check:
         applied.claim(engine, marker.id, run.run_id, _stored(run, outcome, step))

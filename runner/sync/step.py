@@ -19,8 +19,12 @@ from runner.storage.paths import FileState
 from runner.sync.reader import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
-    from runner.step.context import RunContext
+    from collections.abc import Callable
+
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import SyncOutcomes
     from runner.step.scope import StepScope
+    from runner.step.services import SyncServices
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def _lock_present(lock: Path | None) -> bool:
     return lock is not None and os.path.lexists(lock)
 
 
-def _lock_reason(config: SyncConfig, run: RunContext) -> str:
+def _lock_reason(config: SyncConfig, run: RunFacts) -> str:
     assert config.uploader_lock is not None
     return (
         f"{run.display(config.uploader_lock)} is in the area (uploader_lock): the"
@@ -267,9 +271,17 @@ def check_feed(config: SyncConfig, now: float, clock: float | None = None) -> st
     return None
 
 
-def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) -> tuple[str, str]:
-    """Apply every control file; returns (status, detail). `emit(Done)` per file;
-    `progress(bytes done, bytes in all, what)` per batch of lines."""
+def run(
+    config: SyncConfig,
+    run: RunFacts,
+    ledger: SyncOutcomes,
+    services: SyncServices,
+    emit: Callable[[Done], None],
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[str, str]:
+    """Apply every control file, adding each one's outcome to the ledger; returns
+    (status, detail). `emit(Done)` per file; `progress(bytes done, bytes in all, what)`
+    per batch of lines."""
     from runner.record.model import FileOutcome
     from runner.sync import SYNC_COMMANDS, recover
     from runner.sync.apply import sync_file
@@ -278,7 +290,8 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
     from runner.sync.report import Report
 
     warning = check_feed(config, run.now.timestamp())
-    run.recovery.considered(config.glob)
+    recovery = ledger.recovery
+    recovery.considered(config.glob)
     waiting = len(config.waiting)
     for path, why in config.waiting:
         emit(Done(Action("leave", run.display(path), why or _lock_reason(config, run))))
@@ -288,8 +301,8 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
         return "skipped", f"no file matches {config.pattern}"
     if warning is not None and config.newest_file is not None:
         emit(Done(Action("warning", run.display(config.newest_file), warning)))
-    engine, tables = run.database()
-    recover.load(run, engine)
+    engine, tables = services.database()
+    recover.load(run, recovery, engine)
     command = SYNC_COMMANDS[config.command]
     options = SyncOptions(
         config.course_key,
@@ -323,13 +336,16 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                 progress(before + done, total, f"{path.name}: {count:,} lines")
 
         try:
-            outcome = recover.recovered(run, engine, path, expected, config.key)
+            number = len(ledger.files) + 1
+            outcome = recover.recovered(
+                run, recovery, services, engine, path, expected, config.key, number
+            )
             if outcome is None:
                 outcome = FileOutcome(config.command, path, config.encoding, config.separator)
-                outcome.report = run.report_path(path)
+                outcome.report = services.report_path(path, number)
                 with Report(outcome.report, run.display(outcome.report)) as report:
                     sync_file(
-                        run.transaction,
+                        services.transaction,
                         tables,
                         command,
                         outcome,
@@ -339,7 +355,7 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
                         expected=expected,
                         max_line_bytes=config.max_line_bytes,
                         on_batch=on_batch,
-                        withheld=run.withheld,
+                        withheld=ledger.withheld,
                         before_commit=None
                         if run.check
                         else recover.marking(run, report, config.key),
@@ -353,12 +369,10 @@ def run(config: SyncConfig, run: RunContext, emit: Any, progress: Any = None) ->
             emit(Done(Action("sync", run.display(path), f"rejected: {exc}")))
             continue
         before += size
-        run.files.append(outcome)
+        ledger.add_outcome(outcome)
         if outcome.error:
             rejected.append(f"{run.display(path)}: {outcome.error}")
         else:
-            run.lines_ok += outcome.changed + outcome.unchanged
-            run.failed_lines += len(outcome.failed)
             changed |= outcome.changed > 0
             lines += outcome.lines
         emit(Done(Action("sync", run.display(path), outcome.summary())))

@@ -28,7 +28,8 @@ from runner.treatments.files import (
 
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
-    from runner.step.context import RunContext
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import Archives
     from runner.step.scope import StepScope
 
 
@@ -113,7 +114,13 @@ class ArchiveControlFiles:
             on_conflict=params.get("on_conflict", "suffix"),
         )
 
-    def plan(self, config: Sequence[tuple[FileOutcome, ArchiveConfig]], run: RunContext) -> Plan:
+    def plan(
+        self,
+        config: Sequence[tuple[FileOutcome, ArchiveConfig]],
+        run: RunFacts,
+        ledger: Archives,
+        services: object,
+    ) -> Plan:
         if not config:
             return Plan(skip_reason="no control file was processed")
         actions: list[Action] = []
@@ -132,7 +139,7 @@ class ArchiveControlFiles:
                             f"{name} is gone and no archive of it was found"
                             f" at {run.display(cfg.target)}"
                         ) from None
-                    run.archives[outcome.path] = found
+                    ledger.add_archive(outcome.path, found)
                     present += 1
                     continue
                 if not stat.S_ISREG(st.st_mode):
@@ -166,12 +173,11 @@ class ArchiveControlFiles:
                 errors.append(f"{exc.filename or run.display(cfg.target)}: {exc.strerror}")
                 continue
             if not isinstance(placed, Output):
-                run.archives[outcome.path] = placed
+                ledger.add_archive(outcome.path, placed)
                 present += 1
                 continue
             if run.check:  # what the run would write and verify
-                run.archives[outcome.path] = placed.path
-                run.archives_planned.add(outcome.path)
+                ledger.add_archive(outcome.path, placed.path, planned=True)
             notes = [f"{st.st_size} bytes"]
             if cfg.gzipped:
                 notes.append("gzip")
@@ -187,7 +193,7 @@ class ArchiveControlFiles:
                         placed,
                         partial(file_chunks, outcome.path),
                         outcome.path.name,
-                        partial(run.archives.__setitem__, outcome.path),
+                        partial(ledger.add_archive, outcome.path),
                         mode=private(stat.S_IMODE(st.st_mode)),
                     ),
                     diff=f"--- /dev/null\n+++ {target}\n@@ copy of {name}: {st.st_size} bytes,"
@@ -199,5 +205,7 @@ class ArchiveControlFiles:
             notes.append(f"{plural(present, 'file')} already archived")
         return Plan(actions, ", ".join(notes), errors=errors)
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        return apply_writes(actions, "archive", run.written)
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: Archives, services: object
+    ) -> Iterator[Done]:
+        return apply_writes(actions, "archive", ledger)

@@ -10,9 +10,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from runner.step.context import RunContext
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import Ledger
     from runner.step.protocol import Action, Done, Plan
     from runner.step.scope import StepScope
+    from runner.step.services import Services
 
 
 class Treatment(Protocol):
@@ -24,11 +26,16 @@ class Treatment(Protocol):
         A per-file treatment is configured once per control file (`file` in scope).
         """
 
-    def plan(self, config: Any, run: RunContext) -> Plan:
-        """Read the current state and list the actions. Never changes anything.
+    def plan(self, config: Any, run: RunFacts, ledger: Ledger, services: Services) -> Plan:
+        """Read the current state and list the actions. Never changes anything (but a
+        preview's ledger: what the run would add).
 
-        A per-file treatment gets a list of (FileOutcome, its configure() result).
+        A per-file treatment gets a list of (FileOutcome, its configure() result). An
+        implementation narrows `ledger` and `services` to the protocols it uses
+        (runner.step.ledger, runner.step.services): `object` for none.
         """
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: Ledger, services: Services
+    ) -> Iterator[Done]:
         """Carry the actions out, yielding each as it completes."""

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import PlaybookError
 from runner.core.text import plural
-from runner.step.context import file_context
+from runner.step.context import template_context
+from runner.step.facts import file_context
 from runner.step.protocol import Action, Done, Plan, apply_each
 from runner.step.scope import StepScope
 from runner.storage.paths import DirFds, FileState, identity, unlink_regular
@@ -19,25 +20,31 @@ from runner.treatments.files import Target, content_sha256, deletion_diff
 
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
-    from runner.step.context import RunContext
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import Stored
+    from runner.step.services import ObjectStore
 
 ARCHIVE = "archive_control_files"
 
 
-def _verified_archive(run: RunContext, outcome: FileOutcome) -> Target | None:
+def _verified_archive(
+    run: RunFacts, ledger: Stored, store: ObjectStore, outcome: FileOutcome
+) -> Target | None:
     """An archive holding exactly what the sync read: the one this run made (or, in a
     preview, would make), else one found under any archive step's names."""
     archiver = ArchiveControlFiles()
-    made: Target | None = run.archives.get(outcome.path)
+    made = ledger.archive_of(outcome.path)
     if made is not None:
-        if outcome.path in run.archives_planned:
+        if ledger.archive_planned(outcome.path):
             return made  # planned by the preview's archive step
         if content_sha256(made, gzipped=made.name.endswith(".gz")) == outcome.sha256:
             return made
     for step in run.playbook.post_treatments:
         if step.kind != ARCHIVE:
             continue
-        scope = StepScope(run, step, {"file": file_context(outcome.path, outcome.command)})
+        extra = {"file": file_context(outcome.path, outcome.command)}
+        base = template_context(run, ledger)
+        scope = StepScope(run, store.storage, step, base, extra)
         try:
             config = archiver.configure(step.params, scope)
         except PlaybookError:
@@ -74,7 +81,13 @@ class DeleteControlFiles:
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> None:
         return None
 
-    def plan(self, config: Sequence[tuple[FileOutcome, None]], run: RunContext) -> Plan:
+    def plan(
+        self,
+        config: Sequence[tuple[FileOutcome, None]],
+        run: RunFacts,
+        ledger: Stored,
+        services: ObjectStore,
+    ) -> Plan:
         if not config:
             return Plan(skip_reason="no control file was processed")
         archives = any(s.kind == ARCHIVE for s in run.playbook.post_treatments)
@@ -107,7 +120,7 @@ class DeleteControlFiles:
             if content_sha256(path) != outcome.sha256:
                 kept.append(f"{name} (changed since the sync read it)")
                 continue
-            if archives and _verified_archive(run, outcome) is None:
+            if archives and _verified_archive(run, ledger, services, outcome) is None:
                 errors.append(f"{name} kept: no verified archive of it")
                 continue
             when = datetime.fromtimestamp(st.st_mtime, run.zone).strftime("%Y-%m-%d %H:%M")
@@ -127,7 +140,9 @@ class DeleteControlFiles:
             notes.append(f"kept {', '.join(kept)}")
         return Plan(actions, ", ".join(notes), errors=errors)
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: object, services: object
+    ) -> Iterator[Done]:
         directories: dict[Path, DirFds] = {}
 
         def delete(action: Action) -> str:

@@ -16,13 +16,16 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import StepError
 from runner.core.text import plural
 from runner.step.protocol import Action, Done
 from runner.storage.atomic import AtomicFile, fsync_dir
 from runner.storage.remote import RemotePath
+
+if TYPE_CHECKING:
+    from runner.step.ledger import Writes
 
 CHUNK = 1 << 20
 #: up to this many files a batch is synced file by file, beyond with one os.sync()
@@ -258,7 +261,7 @@ class WriteJob:
 
 
 def apply_writes(
-    actions: Sequence[Action], noun: str, written: set[Path] | None = None
+    actions: Sequence[Action], noun: str, written: Writes | None = None
 ) -> Iterator[Done]:
     """Write each action's WriteJob: every file is written to a temporary name and
     verified, then one `os.sync()` makes them all durable, then each is published (never
@@ -303,7 +306,7 @@ def apply_writes(
                 continue
             directories.add(out.path.parent)
             if written is not None:
-                written.add(out.path)
+                written.add_written((out.path,))
             if job.published is not None:
                 job.published(job.output.path)
             yield Done(action)

@@ -13,9 +13,11 @@ from runner.core.text import plural
 from runner.step.protocol import Action, Done, Plan
 
 if TYPE_CHECKING:
-    from runner.step.context import RunContext
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import GroupDeletions
     from runner.step.preview import Withheld
     from runner.step.scope import StepScope
+    from runner.step.services import Database
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
@@ -121,7 +123,7 @@ class CleanEmptyGroups:
         )
 
     def _empty(
-        self, config: GroupsConfig, run: RunContext, courses: list[int]
+        self, config: GroupsConfig, ledger: GroupDeletions, db: Database, courses: list[int]
     ) -> tuple[list[Any], list[Any], list[Any]]:
         """The empty groups to delete, and the groupings left with no group that has
         members, as (id, name, idnumber, course shortname); the empty groups kept, with
@@ -136,9 +138,9 @@ class CleanEmptyGroups:
         """
         from sqlalchemy import exists, func, select
 
-        _engine, t = run.database()
+        _engine, t = db.database()
         g, c, m, gr, gg = t.groups, t.course, t.groups_members, t.groupings, t.groupings_groups
-        withheld = run.withheld
+        withheld = ledger.withheld
         changes = withheld.member_changes() if withheld is not None else Counter()
         label = select(g.c.id, g.c.name, g.c.idnumber, c.c.shortname).join(
             c, c.c.id == g.c.courseid
@@ -153,7 +155,7 @@ class CleanEmptyGroups:
         empty: list[Any] = []
         links: dict[tuple[Any, ...], list[int]] = {}  # grouping -> its groups
         scopes = [None] if config.all_courses else list(_chunks(courses))
-        with run.transaction() as unit:
+        with db.transaction() as unit:
             conn = unit.conn
             for chunk in scopes:
                 where = [] if chunk is None else [g.c.courseid.in_(chunk)]
@@ -206,12 +208,12 @@ class CleanEmptyGroups:
                     for gid, name, idnumber, course in empty
                 ]
             reasons = self._kept(conn, t, [row[0] for row in empty])
-            for f in run.files:
+            for f in ledger.files:
                 if f.command == "groups" and not f.error:
                     for gid in f.groups:
                         reasons.setdefault(gid, f"{f.path.name} declares it")
             # groups files a killed run applied and post-treated before it died
-            for gid, name in run.recovery.declared_groups().items():
+            for gid, name in ledger.recovery.declared_groups().items():
                 reasons.setdefault(gid, f"{name} declares it")
         kept = [(*row, reasons[row[0]]) for row in empty if row[0] in reasons]
         empty = [row for row in empty if row[0] not in reasons]
@@ -247,14 +249,16 @@ class CleanEmptyGroups:
                 kept.setdefault(gid, "it has a picture or files, which only Moodle deletes")
         return kept
 
-    def plan(self, config: GroupsConfig, run: RunContext) -> Plan:
-        files = [f for f in run.files if f.command in ENROLMENT_COMMANDS and not f.error]
+    def plan(
+        self, config: GroupsConfig, run: RunFacts, ledger: GroupDeletions, services: Database
+    ) -> Plan:
+        files = [f for f in ledger.files if f.command in ENROLMENT_COMMANDS and not f.error]
         if not config.all_courses and not files:
             return Plan(skip_reason="no enrolments or group_members file was processed")
         courses = sorted({course for f in files for course in f.courses})
         if not config.all_courses and not courses:
             return Plan(summary="no course was touched")
-        groups, groupings, kept = self._empty(config, run, courses)
+        groups, groupings, kept = self._empty(config, ledger, services, courses)
         scope = "site" if config.all_courses else plural(len(courses), "processed course")
         if config.max_deletions is not None and len(groups) > config.max_deletions:
             return Plan(
@@ -283,7 +287,7 @@ class CleanEmptyGroups:
             for gid, name, idnumber, course in sorted(groupings, key=lambda r: (r[3], r[1], r[0]))
         ]
         if run.check:
-            run.groups_deleted += len(actions)
+            ledger.count_groups_deleted(len(actions))
         found = plural(len(groups), "empty group") if groups else "no empty group"
         summary = f"{found} in the {scope}"
         if groupings:
@@ -299,17 +303,23 @@ class CleanEmptyGroups:
             summary += f"; kept {plural(len(kept), 'empty group')}: {shown}{more}"
         return Plan(actions, summary)
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+    def apply(
+        self,
+        actions: Sequence[Action],
+        run: RunFacts,
+        ledger: GroupDeletions,
+        services: Database,
+    ) -> Iterator[Done]:
         from sqlalchemy import select, update
 
         from runner.db.raw import Raw
 
-        _engine, t = run.database()
+        _engine, t = services.database()
         g, gg, gr = t.groups, t.groupings_groups, t.groupings
         group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
         grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
         deleted: set[tuple[str, int]] = set()
-        with run.transaction() as unit:
+        with services.transaction() as unit:
             conn = unit.conn
             raw = Raw(conn)
             q = raw.quote
@@ -342,7 +352,7 @@ class CleanEmptyGroups:
                     conn.execute(gr.delete().where(gr.c.id.in_(still)))
                 deleted.update(("grouping", i) for i in still)
             faults.point("groups.commit")
-        run.groups_deleted += len(deleted)
+        ledger.count_groups_deleted(len(deleted))
         for action in actions:
             kept = action.data not in deleted
             yield Done(action, "kept: it has members now" if kept else "")

@@ -14,7 +14,8 @@ from typing import Any
 from runner.core.errors import PlaybookError, StepError
 from runner.core.secrets import register
 from runner.core.text import plural, printable
-from runner.step.context import RunContext
+from runner.step.facts import RunFacts
+from runner.step.ledger import Outcomes
 from runner.step.protocol import Action, Done, Plan
 from runner.step.scope import StepScope
 from runner.treatments.script import hide_this_process, run_script
@@ -177,8 +178,10 @@ class PurgeMoodleCaches:
             *(f"--{cache}" for cache in config.caches),
         ]
 
-    def plan(self, config: PurgeCachesConfig, run: RunContext) -> Plan:
-        changes = run.database_changes()
+    def plan(
+        self, config: PurgeCachesConfig, run: RunFacts, ledger: Outcomes, services: object
+    ) -> Plan:
+        changes = ledger.database_changes()
         if changes == 0:
             return Plan(skip_reason="the run changed nothing in Moodle's database")
         problems = self._problems(config)
@@ -191,7 +194,9 @@ class PurgeMoodleCaches:
         summary = f"purge {', '.join(config.caches)} after {plural(changes, 'change')}"
         return Plan([action], summary)
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: object, services: object
+    ) -> Iterator[Done]:
         for action in actions:
             config: PurgeCachesConfig = action.data
             yield Done(action, self._run(config))

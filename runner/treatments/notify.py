@@ -11,7 +11,8 @@ from typing import Any
 from runner.core.errors import PlaybookError
 from runner.core.secrets import masked_url, redact_json, register
 from runner.core.text import plural, printable
-from runner.step.context import RunContext
+from runner.step.facts import RunFacts
+from runner.step.ledger import Outcomes
 from runner.step.protocol import Action, Done, Plan, apply_each
 from runner.step.scope import StepScope
 from runner.treatments.notify_config import Hook, Mail
@@ -132,9 +133,9 @@ class Notify:
             )
         return NotifyConfig(scope.step.name, mail, hook)
 
-    def plan(self, config: NotifyConfig, run: RunContext) -> Plan:
+    def plan(self, config: NotifyConfig, run: RunFacts, ledger: Outcomes, services: object) -> Plan:
         # what goes out masks the run's secrets as every output does
-        summary = redact_json(_summary(run))
+        summary = redact_json(_summary(run, ledger))
         actions = []
         if config.mail is not None:
             m = config.mail
@@ -151,7 +152,9 @@ class Notify:
             )
         return Plan(actions, plural(len(actions), "notification"))
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: object, services: object
+    ) -> Iterator[Done]:
         def send(action: Action) -> str:
             from runner.treatments import notify_send
 
@@ -204,23 +207,23 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def _summary(run: RunContext) -> dict[str, Any]:
+def _summary(run: RunFacts, ledger: Outcomes) -> dict[str, Any]:
     """What the run did so far: its recap, steps and control files."""
-    statuses = list(run.step_status.values())
+    statuses = list(ledger.statuses.values())
     return {
         "run_id": run.run_id,
         "playbook": run.playbook.name,
         "check": run.check,
         "started": run.now.isoformat(),
-        "failed": run.failed,
+        "failed": ledger.failed,
         "recap": {
             status: statuses.count(status) for status in ("ok", "changed", "skipped", "failed")
         }
-        | {"lines_ok": run.lines_ok, "lines_failed": run.failed_lines},
-        "steps": [{"name": name, "status": status} for name, status in run.step_status.items()],
+        | {"lines_ok": ledger.lines_ok, "lines_failed": ledger.failed_lines},
+        "steps": [{"name": name, "status": status} for name, status in ledger.statuses.items()],
         "control_files": [
             {"path": run.display(f.path), "command": f.command, "outcome": f.summary()}
-            for f in run.files
+            for f in ledger.files
         ],
     }
 

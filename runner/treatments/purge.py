@@ -13,7 +13,8 @@ from typing import Any
 
 from runner.core.errors import StepError
 from runner.core.text import plural
-from runner.step.context import RunContext
+from runner.step.facts import RunFacts
+from runner.step.ledger import Stored
 from runner.step.protocol import Action, Done, Plan
 from runner.step.scope import StepScope
 from runner.storage.paths import STATE_DIR, DirFds, holds_state, identity, unlink_regular
@@ -95,12 +96,12 @@ class PurgeOldFiles:
             keep_last=scope.integer(params.get("keep_last", 0), "keep_last", 0),
         )
 
-    def plan(self, config: PurgeConfig, run: RunContext) -> Plan:
+    def plan(self, config: PurgeConfig, run: RunFacts, ledger: Stored, services: object) -> Plan:
         cutoff = run.now.timestamp() - config.older_than_days * 86400
         protected = {str(p) for p in run.protected}
         # what this run stored or relies on as a control file's copy is never its to purge
-        stored = {str(p) for p in run.written} | {
-            str(p) for p in run.archives.values() if isinstance(p, Path)
+        stored = {str(p) for p in ledger.written} | {
+            str(p) for p in ledger.archived() if isinstance(p, Path)
         }
         # plain strings, not Path objects: this loop meets every file of the tree
         found: dict[str, Action] = {}
@@ -187,7 +188,9 @@ class PurgeOldFiles:
             notes.append(f"{plural(missing, 'directory', 'directories')} absent")
         return Plan(actions, ", ".join(notes))
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: object, services: object
+    ) -> Iterator[Done]:
         by_top: dict[Path, list[Action]] = {}
         for action in actions:
             by_top.setdefault(action.data[0], []).append(action)
@@ -219,7 +222,7 @@ def _other_areas(names: list[str]) -> str:
 
 
 def _delete_action(
-    run: RunContext, top: Path, target: str, rel: tuple[str, ...], st: os.stat_result
+    run: RunFacts, top: Path, target: str, rel: tuple[str, ...], st: os.stat_result
 ) -> Action:
     age_days = int((run.now.timestamp() - st.st_mtime) // 86400)
     diff = None

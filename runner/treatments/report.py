@@ -24,7 +24,8 @@ from runner.treatments.files import (
 
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
-    from runner.step.context import RunContext
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import Writes
     from runner.step.scope import StepScope
 
 
@@ -41,7 +42,7 @@ class ReportConfig:
         return self.format == "text" and str(self.target).lower().endswith(SPREADSHEET_SUFFIXES)
 
 
-def _report_lines(run: RunContext, outcome: FileOutcome) -> Iterator[str]:
+def _report_lines(run: RunFacts, outcome: FileOutcome) -> Iterator[str]:
     """The per-line report the sync wrote (one line per data line)."""
     if outcome.report is None:
         return
@@ -56,7 +57,7 @@ def _report_lines(run: RunContext, outcome: FileOutcome) -> Iterator[str]:
         ) from None
 
 
-def report_chunks(run: RunContext, outcome: FileOutcome, cfg: ReportConfig) -> Iterator[bytes]:
+def report_chunks(run: RunFacts, outcome: FileOutcome, cfg: ReportConfig) -> Iterator[bytes]:
     """The report's content, streamed: the same bytes for the same run record.
 
     What comes from a control file (its values, in the report lines) is escaped as on
@@ -160,7 +161,13 @@ class SaveReport:
             on_conflict=params.get("on_conflict", "suffix"),
         )
 
-    def plan(self, config: Sequence[tuple[FileOutcome, ReportConfig]], run: RunContext) -> Plan:
+    def plan(
+        self,
+        config: Sequence[tuple[FileOutcome, ReportConfig]],
+        run: RunFacts,
+        ledger: object,
+        services: object,
+    ) -> Plan:
         if not config:
             return Plan(skip_reason="no control file was processed")
         actions: list[Action] = []
@@ -213,5 +220,7 @@ class SaveReport:
             notes.append(f"{plural(present, 'report')} already saved")
         return Plan(actions, ", ".join(notes), errors=errors)
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        return apply_writes(actions, "report", run.written)
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: Writes, services: object
+    ) -> Iterator[Done]:
+        return apply_writes(actions, "report", ledger)

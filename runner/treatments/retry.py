@@ -27,7 +27,8 @@ from runner.treatments.files import (
 
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
-    from runner.step.context import RunContext
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import Stored, Writes
     from runner.step.scope import StepScope
 
 _BOM = b"\xef\xbb\xbf"
@@ -47,10 +48,10 @@ def retry_chunks(outcome: FileOutcome, lines: Sequence[bytes]) -> Iterator[bytes
     yield from lines
 
 
-def _sources(outcome: FileOutcome, run: RunContext) -> Iterator[Path]:
+def _sources(outcome: FileOutcome, ledger: Stored) -> Iterator[Path]:
     """Where the control file's bytes still are: the file, then its archive."""
     yield outcome.path
-    archive = run.archives.get(outcome.path)
+    archive = ledger.archive_of(outcome.path)
     if isinstance(archive, Path):
         yield archive
 
@@ -62,7 +63,7 @@ def _read_back(source: Path) -> Iterator[bytes]:
         yield from handle  # physical lines, as the sync numbers them
 
 
-def failed_bytes(outcome: FileOutcome, run: RunContext) -> list[bytes]:
+def failed_bytes(outcome: FileOutcome, run: RunFacts, ledger: Stored) -> list[bytes]:
     """Each failed line's bytes: kept in memory by the run that synced the file; for
     `postsync post`, a line the record keeps masked (a users file's password) is read
     back from the control file, or its archive, checked against the sha256 the sync
@@ -70,7 +71,7 @@ def failed_bytes(outcome: FileOutcome, run: RunContext) -> list[bytes]:
     if all(line.raw is not None for line in outcome.failed):
         return [line.raw for line in outcome.failed if line.raw is not None]
     wanted = {line.number for line in outcome.failed}
-    for source in _sources(outcome, run):
+    for source in _sources(outcome, ledger):
         found: dict[int, bytes] = {}
         digest = hashlib.sha256()
         try:
@@ -128,7 +129,13 @@ class WriteRetryFile:
         raw = scope.render(params.get("dest", RETRY_DEST), "dest")
         return RetryConfig(scope.confine_file(raw, "dest"), params.get("on_conflict", "suffix"))
 
-    def plan(self, config: Sequence[tuple[FileOutcome, RetryConfig]], run: RunContext) -> Plan:
+    def plan(
+        self,
+        config: Sequence[tuple[FileOutcome, RetryConfig]],
+        run: RunFacts,
+        ledger: Stored,
+        services: object,
+    ) -> Plan:
         if not config:
             return Plan(skip_reason="no control file was processed")
         actions: list[Action] = []
@@ -140,7 +147,7 @@ class WriteRetryFile:
                 clean += 1
                 continue
             try:
-                lines = failed_bytes(outcome, run)
+                lines = failed_bytes(outcome, run, ledger)
                 sha = chunks_sha256(retry_chunks(outcome, lines))
                 placed = choose(
                     cfg.target,
@@ -185,5 +192,7 @@ class WriteRetryFile:
             notes.append(f"{plural(present, 'retry file')} already written")
         return Plan(actions, ", ".join(notes), errors=errors)
 
-    def apply(self, actions: Sequence[Action], run: RunContext) -> Iterator[Done]:
-        return apply_writes(actions, "retry file", run.written)
+    def apply(
+        self, actions: Sequence[Action], run: RunFacts, ledger: Writes, services: object
+    ) -> Iterator[Done]:
+        return apply_writes(actions, "retry file", ledger)

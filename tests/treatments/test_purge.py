@@ -13,7 +13,6 @@ from runner.core.errors import StepError
 from runner.engine.prepare import build_context
 from runner.engine.results import RunOptions
 from runner.playbook.model import load_playbook
-from runner.step.scope import StepScope
 from runner.treatments import TREATMENTS
 from tests.conftest import CLI, make_file, snapshot, write_playbook
 
@@ -156,8 +155,8 @@ def _plan(tmp_path: Path, params: str):  # type: ignore[no-untyped-def]
     run = build_context(playbook, RunOptions())
     step = playbook.post_treatments[0]
     treatment = TREATMENTS["purge_old_files"]
-    config = treatment.configure(step.params, StepScope(run, step))
-    return treatment, run, treatment.plan(config, run)
+    config = treatment.configure(step.params, run.scope(step))
+    return treatment, run, treatment.plan(config, run.facts, run.ledger, run.services)
 
 
 def test_a_file_that_vanished_meanwhile_is_not_an_error(tmp_path: Path, area: Path) -> None:
@@ -165,7 +164,7 @@ def test_a_file_that_vanished_meanwhile_is_not_an_error(tmp_path: Path, area: Pa
     make_file(area / "archives" / "there.csv", days=50)
     treatment, run, plan = _plan(tmp_path, "{paths: [archives], older_than_days: 1}")
     gone.unlink()
-    done = list(treatment.apply(plan.actions, run))
+    done = list(treatment.apply(plan.actions, run.facts, run.ledger, run.services))
     assert [(d.action.target, d.note) for d in sorted(done, key=lambda d: d.action.target)] == [
         ("archives/gone.csv", "already gone"),
         ("archives/there.csv", ""),
@@ -179,7 +178,7 @@ def test_a_file_replaced_meanwhile_is_kept(tmp_path: Path, area: Path) -> None:
     path.unlink()
     make_file(path, content="new data\n")
     with pytest.raises(StepError, match=r"1 file not deleted: archives/swapped\.csv"):
-        list(treatment.apply(plan.actions, run))
+        list(treatment.apply(plan.actions, run.facts, run.ledger, run.services))
     assert path.read_text() == "new data\n"
 
 
@@ -194,7 +193,7 @@ def test_a_directory_swapped_for_a_symlink_is_not_followed(
     (area / "archives" / "sub").rmdir()
     (area / "archives" / "sub").symlink_to(outside, target_is_directory=True)
     with pytest.raises(StepError, match="1 file not deleted"):
-        list(treatment.apply(plan.actions, run))
+        list(treatment.apply(plan.actions, run.facts, run.ledger, run.services))
     assert victim.exists()
 
 

@@ -1,0 +1,120 @@
+"""What is fixed once a run is prepared: its identity and clock, its area and roots,
+the template renderer, variables and environment, the control files and globs.
+
+Steps read it; nothing changes it (runner.step.ledger holds what a run accumulates,
+runner.step.services the database and the object store)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.record.journal import journal_path
+from runner.record.model import RunHeader
+from runner.step.globs import ControlGlob
+from runner.storage.paths import display
+from runner.storage.remote import RemotePath
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from runner.playbook.model import Playbook
+    from runner.playbook.templating import Renderer
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """The run as prepared (runner.engine.prepare): read by every step, changed by none."""
+
+    playbook: Playbook
+    run_id: str
+    check: bool
+    #: always aware (the playbook's `timezone:`, or the machine's)
+    now: datetime
+    area: Path
+    roots: tuple[Path, ...]
+    renderer: Renderer
+    #: `vars:` and `-e`, rendered in order
+    variables: Mapping[str, object]
+    environ: Mapping[str, str]
+    #: `roots:` in object storage, as (bucket, key prefix)
+    remote_roots: tuple[tuple[str, str], ...] = ()
+    #: the database URL (parsed before any change), if any
+    database_url: URL | None = None
+    prefix: str = "mdl_"
+    #: print diffs of what is written (--diff): treatments compute them only then
+    diff: bool = False
+    #: control files that a sync step of the playbook would process (never purged)
+    protected: frozenset[Path] = frozenset()
+    #: every sync step's glob: a path one matches is a control file (never purged,
+    #: never an archive), whenever it appeared
+    control_globs: tuple[ControlGlob, ...] = ()
+    #: the sync steps of the record that `postsync post` runs for (kept in its record)
+    prior_steps: tuple[Mapping[str, object], ...] = ()
+
+    @property
+    def zone(self) -> tzinfo:
+        """The playbook's time zone (`now` is always aware)."""
+        zone = self.now.tzinfo
+        assert zone is not None
+        return zone
+
+    @property
+    def state_dir(self) -> Path:
+        return self.area / ".postsync"
+
+    @property
+    def runs_dir(self) -> Path:
+        """AREA/.postsync/runs: the records, each run's directory beside its record."""
+        return self.state_dir / "runs"
+
+    @property
+    def run_dir(self) -> Path:
+        """AREA/.postsync/runs/RUN_ID: this run's reports and its change journal (the
+        record sits beside it)."""
+        return self.runs_dir / self.run_id
+
+    @property
+    def journal(self) -> Path:
+        """This run's change journal (runner.record.journal): its place, in `run_dir`."""
+        return journal_path(self.runs_dir, self.run_id)
+
+    def header(self) -> RunHeader:
+        """The run, as its record names it."""
+        return RunHeader(
+            self.run_id,
+            self.playbook.file,
+            self.playbook.name,
+            self.check,
+            self.now,
+            self.area,
+            self.runs_dir,
+        )
+
+    def control_glob(self, path: str | Path) -> ControlGlob | None:
+        """The sync step's glob that would read `path`, if one would."""
+        text = str(path)
+        return next((g for g in self.control_globs if g.matches(text)), None)
+
+    def display(self, path: Path | RemotePath) -> str:
+        return str(path) if isinstance(path, RemotePath) else display(path, self.area)
+
+
+def file_context(path: Path, command: str) -> dict[str, str]:
+    """`file` in per-file treatments' templates (`stem` and `suffix` as pathlib's)."""
+    text = str(path)
+    parent, name = os.path.split(text)
+    dot = name.rfind(".")
+    stem, suffix = (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
+    return {
+        "path": text,
+        "name": name,
+        "stem": stem,
+        "suffix": suffix,
+        "parent": parent or ".",
+        "command": command,
+    }
