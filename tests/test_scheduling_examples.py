@@ -82,12 +82,16 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     assert "Unknown key" not in result.stderr and "Invalid" not in result.stderr, result.stderr
 
 
-def test_cron_lines_run_real_commands() -> None:
-    jobs = [
+def _cron_jobs() -> list[str]:
+    return [
         line
         for line in (EXAMPLES / "cron" / "postsync").read_text().splitlines()
         if line.strip() and not line.startswith("#") and "=" not in line.split()[0]
     ]
+
+
+def test_cron_lines_run_real_commands() -> None:
+    jobs = _cron_jobs()
     assert len(jobs) == 2
     for job in jobs:
         fields = job.split(None, 6)
@@ -95,6 +99,31 @@ def test_cron_lines_run_real_commands() -> None:
         (args,) = postsync_args(fields[6])
         parses(args)
         assert "%" not in fields[6]  # cron turns % into a newline
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3, 4, 5, 6, 130, 143])
+def test_cron_lines_mail_every_run_that_did_not_complete(tmp_path: Path, code: int) -> None:
+    """The cron lines' own shell logic, with postsync replaced by a stand-in exiting with
+    `code`: a line on stdout (what cron mails) for every exit but 0 and 2."""
+    stand_in = tmp_path / "postsync"
+    stand_in.write_text(f"#!/bin/sh\necho the run output\nexit {code}\n")
+    stand_in.chmod(0o755)
+    (tmp_path / "log").mkdir()
+    for job in _cron_jobs():
+        command = job.split(None, 6)[6]
+        command = command.replace(". /etc/postsync/nightly.env", ":")
+        command = command.replace("/opt/postsync/bin/postsync", str(stand_in))
+        command = command.replace("/var/log/postsync/", f"{tmp_path}/log/")
+        result = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stderr == ""
+        mailed = result.stdout
+        if code in (0, 2):
+            assert mailed == "", job
+        else:
+            assert mailed.startswith("postsync ") and f"failed: exit {code}, see " in mailed
+        assert "the run output" in next((tmp_path / "log").iterdir()).read_text()
+        for log in (tmp_path / "log").iterdir():
+            log.unlink()
 
 
 def test_gitlab_ci_job_validates_and_previews(tmp_path: Path) -> None:
