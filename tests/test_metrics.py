@@ -1,5 +1,5 @@
 """`--metrics-file` through the real CLI: only a regular file is read or replaced (a
-FIFO or a symlink there is refused, the run's exit code unchanged), playbooks of several
+FIFO or a symlink there is refused: the run goes on, says so and exits 3), playbooks of several
 areas share one file without losing a series (real processes), and any playbook name
 reads back as the same series (prometheus_client's parser, as Prometheus reads it)."""
 
@@ -74,8 +74,10 @@ def test_only_a_regular_file_is_written(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo.prom"
     os.mkfifo(fifo)
     result = postsync("run", book, "--metrics-file", fifo, timeout=30)
-    assert result.returncode == 0, result.stderr  # the run's own exit code
+    assert result.returncode == 3, result.stderr  # the run went on, its metrics are not
     assert f"metrics file {fifo}: not a regular file" in result.stderr
+    assert f"FAILED   metrics file {fifo}: not a regular file" in result.stdout
+    assert "OK       purge" in result.stdout
     assert fifo.is_fifo()
     # a symlink is not followed (nor replaced); a directory is refused too
     target = tmp_path / "elsewhere.txt"
@@ -83,17 +85,17 @@ def test_only_a_regular_file_is_written(tmp_path: Path) -> None:
     link = tmp_path / "link.prom"
     link.symlink_to(target)
     result = postsync("run", book, "--metrics-file", link)
-    assert result.returncode == 0 and "metrics file" in result.stderr and "symlink" in result.stderr
+    assert result.returncode == 3 and "metrics file" in result.stderr and "symlink" in result.stderr
     assert link.is_symlink() and target.read_text() == "not yours\n"
     directory = tmp_path / "dir.prom"
     directory.mkdir()
     result = postsync("run", book, "--metrics-file", directory)
-    assert result.returncode == 0 and "not a regular file" in result.stderr
+    assert result.returncode == 3 and "not a regular file" in result.stderr
     # the lock beside it is checked the same way
     metrics = tmp_path / "locked.prom"
     os.mkfifo(tmp_path / "locked.prom.lock")
     result = postsync("run", book, "--metrics-file", metrics, timeout=30)
-    assert result.returncode == 0 and "locked.prom.lock: not a regular file" in result.stderr
+    assert result.returncode == 3 and "locked.prom.lock: not a regular file" in result.stderr
     assert not metrics.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -173,7 +175,7 @@ def test_two_playbooks_share_one_file_without_losing_a_series(tmp_path: Path) ->
 
 def test_a_file_of_something_else_is_never_replaced(tmp_path: Path, cli: CLI) -> None:
     """A mistyped path naming a file of other content (a key, the playbook itself) is
-    left byte for byte as it was, its mode too; the run's exit code is unchanged."""
+    left byte for byte as it was, its mode too; the run says so and exits 3."""
     book = playbook(tmp_path, "Plain")
     precious = tmp_path / "precious.txt"
     precious.write_bytes(b"api-key: do not lose me\n")
@@ -187,7 +189,7 @@ def test_a_file_of_something_else_is_never_replaced(tmp_path: Path, cli: CLI) ->
     for path in (precious, copy, latin1, foreign):
         before = path.read_bytes(), path.stat().st_mode
         result = cli("run", book, "--metrics-file", path)
-        assert result.code == 0, result.out
+        assert result.code == 3, result.out
         message = f"metrics file {path}: holds something other than postsync's metrics"
         assert message in result.err
         assert (path.read_bytes(), path.stat().st_mode) == before
@@ -208,3 +210,59 @@ def test_a_replaced_metrics_file_keeps_its_mode(tmp_path: Path, cli: CLI) -> Non
     empty.touch()
     assert cli("run", playbook(tmp_path, "Third", "area3"), "--metrics-file", empty).code == 0
     assert set(exit_codes(empty)) == {"Third"}
+
+
+def test_a_metrics_file_that_cannot_be_written_is_told_before_the_run_and_notified(
+    tmp_path: Path,
+) -> None:
+    """A directory the run may not write (here: a file where it should be; under systemd a
+    read-only mount): the run goes on, tells of it first (text, JSON, notify's webhook,
+    `run.failed`) and exits 3; a preview writes no metrics and says nothing of them."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, object]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "area").mkdir()
+        book = tmp_path / "notified.yml"
+        book.write_text(
+            "name: Notified\narea: area\npost_treatments:\n"
+            "  - name: purge\n    purge_old_files: {paths: [archives], older_than_days: 30}\n"
+            "  - name: tell ops\n    when: run.failed\n    notify:\n      webhook:\n"
+            f"        url: http://127.0.0.1:{server.server_address[1]}/hook\n"
+        )
+        (tmp_path / "not-a-dir").write_text("a file\n")
+        metrics = tmp_path / "not-a-dir" / "postsync.prom"
+        preview = postsync("run", book, "--check", "--metrics-file", metrics)
+        assert preview.returncode == 0 and "metrics" not in preview.stdout + preview.stderr
+        assert received == []
+        result = postsync("run", book, "--metrics-file", metrics)
+        assert result.returncode == 3, result.stdout + result.stderr
+        why = f"metrics file {metrics}: {metrics}.lock: Not a directory"
+        first = result.stdout.splitlines()[0]
+        assert first == f"FAILED   {why}  (the run goes on)", first
+        assert "CHANGED  tell ops  (1 notification)" in result.stdout
+        (body,) = received
+        assert body["failed"] is True
+        assert body["problems"] == [why]
+        document = json.loads(
+            postsync("run", book, "--output", "json", "--metrics-file", metrics).stdout
+        )
+        assert document["exit_code"] == 3
+        assert document["problems"] == [why]
+    finally:
+        server.shutdown()
+        server.server_close()

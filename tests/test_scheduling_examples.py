@@ -20,6 +20,7 @@ import yaml
 
 from runner.cli.parser import build_parser
 from runner.core.errors import Exit
+from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -68,18 +69,60 @@ def test_systemd_service_runs_a_real_command_and_accepts_exit_2() -> None:
     assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
 
 
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_units_verify(tmp_path: Path) -> None:
-    for name in ("postsync-nightly.service", "postsync-nightly.timer"):
+    if not shutil.which("systemd-analyze"):
+        missing("systemd-analyze", "systemd-analyze not installed (Debian's systemd package)")
+    names = ("postsync-nightly.service", "postsync-nightly.timer", "postsync-alert@.service")
+    for name in names:
         shutil.copy(EXAMPLES / "systemd" / name, tmp_path)
     result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "postsync-nightly.timer")],
+        ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / n) for n in names[1:])],
         capture_output=True,
         text=True,
         check=False,
     )
     # the unit names paths of the target machine (User=, ExecStart=): only syntax here
     assert "Unknown key" not in result.stderr and "Invalid" not in result.stderr, result.stderr
+    assert "Failed" not in result.stderr and "ignoring" not in result.stderr, result.stderr
+
+
+def test_the_service_writes_its_metrics_where_it_may_and_alerts_on_failure() -> None:
+    """The metrics path of ExecStart is among ReadWritePaths (ProtectSystem=strict makes
+    every other path read-only), and OnFailure= names the alert unit shipped beside it."""
+    service = unit("postsync-nightly.service")
+    assert service["Service"]["ProtectSystem"] == "strict"
+    ((args),) = postsync_args(service["Service"]["ExecStart"])
+    metrics = Path(args[args.index("--metrics-file") + 1])
+    writable = [Path(p) for p in service["Service"]["ReadWritePaths"].split()]
+    assert any(metrics.parent == p or p in metrics.parents for p in writable), writable
+    alert = service["Unit"]["OnFailure"]
+    assert alert == "postsync-alert@%n.service"
+    assert (EXAMPLES / "systemd" / "postsync-alert@.service").is_file()
+
+
+def test_the_alert_unit_mails_the_failed_units_status(tmp_path: Path) -> None:
+    """The alert unit's own command, as systemd runs it for postsync-nightly.service
+    (%i the instance, $$ a $), with `systemctl` and `mail` stand-ins: one mail to the
+    configured address naming the unit and the host, the unit's status as its body."""
+    alert = unit("postsync-alert@.service")["Service"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text('#!/bin/sh\necho "status of $*"\n')
+    (bin_dir / "mail").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/args\ncat > {tmp_path}/body\n'
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    failed = "postsync-nightly.service"
+    command = shlex.split(alert["ExecStart"].replace("%i", failed).replace("$$", "$"))
+    name, _, value = alert["Environment"].partition("=")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", name: value}
+    subprocess.run(command, env=env, check=True, timeout=30)
+    host = subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args == ["-s", f"{failed} failed on {host}", "moodle-admins@example.org"]
+    body = (tmp_path / "body").read_text()
+    assert body == f"status of status --full --no-pager --lines=50 {failed}\n"
 
 
 def _cron_jobs() -> list[str]:

@@ -61,8 +61,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = time.monotonic()
     result: RunResult | None = None
     code = Exit.INTERNAL
+    metrics = args.metrics_file is not None and not args.check
     try:
         options = RunOptions(
+            problems=_metrics_problem(args.metrics_file) if metrics else (),
             check=args.check,
             diff=args.diff,
             extra_vars=parse_extra_vars(args.extra_vars),
@@ -83,15 +85,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = interruption_exit(exc)
         raise
     finally:
-        if args.metrics_file is not None and not args.check:
-            _metrics(args, result, int(code), time.monotonic() - clock)
+        if metrics and not _metrics(args, result, int(code), time.monotonic() - clock):
+            # a run that did its work still fails: the monitoring is blind
+            code = Exit.STEP_FAILED if code in (Exit.OK, Exit.LINES_FAILED) else code
     return int(code)
+
+
+def _metrics_problem(path: Path) -> tuple[str, ...]:
+    """Why the metrics file could not be written at the end of the run, if it could not
+    (the run goes on, tells of it and exits 3)."""
+    from runner.cli.metrics import check_writable
+
+    try:
+        check_writable(path)
+    except OSError as exc:
+        return (f"metrics file {path}: {exc.strerror or exc}",)
+    return ()
 
 
 def _metrics(
     args: argparse.Namespace, result: RunResult | None, code: int, duration: float
-) -> None:
-    """--metrics-file: the run's figures (a run that did not start: its exit code)."""
+) -> bool:
+    """--metrics-file: the run's figures (a run that did not start: its exit code);
+    False when they could not be written (said on stderr)."""
     from runner.cli.metrics import Figures, write_metrics
     from runner.cli.output import recap
 
@@ -117,6 +133,8 @@ def _metrics(
         )
     except OSError as exc:
         print(f"postsync: metrics file {args.metrics_file}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _playbook_name(args: argparse.Namespace) -> str:

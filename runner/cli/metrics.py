@@ -207,6 +207,17 @@ class Figures:
     steps: Mapping[str, int]
 
 
+def check_writable(path: Path) -> None:
+    """OSError if the metrics could not be written at the end of a run: checked before it
+    starts, so that the run tells of it (its output, notify, exit 3) while it goes on.
+    Takes the lock as a write does: a path that is not a regular file, a file holding
+    something else, a directory a read-only mount or the permissions keep from writing."""
+    with _locked(path):
+        _read(path)
+        if not os.access(path.parent, os.W_OK):
+            raise OSError(errno.EACCES, f"{path.parent}: not writable")
+
+
 def write_metrics(path: Path, playbook: str, figures: Figures) -> None:
     """Replace the playbook's series in `path` by this run's (the others' kept)."""
     # a name that is not valid UTF-8 (a lone surrogate from a YAML escape) as written

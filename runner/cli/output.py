@@ -209,6 +209,8 @@ class TextReporter:
             lines = [f"CLEANUP  {plural(len(cleaned), 'leftover')} of a killed run"]
             lines += [f"    remove {printable(t)}  ({d})" for t, d in cleaned]
             self.write("\n".join(lines))
+        for problem in run.ledger.problems:
+            self.write(f"{self._status('failed')} {printable(problem)}  (the run goes on)", ERR)
 
     def step_started(self, result: StepResult) -> None:
         self._files_before = self.run.ledger.file_count if self.run is not None else 0
@@ -306,6 +308,7 @@ class JsonReporter(TextReporter):
             "interrupted": result.interrupted,
             "recap": recap(result),
             "record_error": result.record_error,
+            "problems": list(result.run.ledger.problems),
             "cleaned": cleaned_json(result.run),
             "steps": [step_json(s) for s in result.steps],
         }
@@ -344,6 +347,7 @@ class JsonlReporter(JsonReporter):
             check=run.facts.check,
             started=run.facts.now.isoformat(),
             cleaned=cleaned_json(run),
+            problems=list(run.ledger.problems),
         )
 
     def step_started(self, result: StepResult) -> None:

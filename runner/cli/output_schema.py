@@ -80,6 +80,14 @@ def output_schema() -> dict[str, Any]:
         optional=("file", "line", "column", "path"),
     )
     run_id = {"description": "also the run record's name under .postsync/runs/", **TEXT}
+    problems = {
+        "description": (
+            "what is wrong outside the steps, found before they ran (e.g. a --metrics-file"
+            " that cannot be written): the run goes on, and exits 3"
+        ),
+        "type": "array",
+        "items": TEXT,
+    }
     cleaned = {
         "description": (
             "what a killed run of the area left (its temporary files, its run directory"
@@ -100,6 +108,7 @@ def output_schema() -> dict[str, Any]:
             "interrupted": {"type": "boolean"},
             "recap": {"$ref": "#/$defs/recap"},
             "record_error": {"type": ["string", "null"]},
+            "problems": problems,
             "cleaned": cleaned,
             "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}},
         }
@@ -127,6 +136,7 @@ def output_schema() -> dict[str, Any]:
                 "check": {"type": "boolean"},
                 "started": TIME,
                 "cleaned": cleaned,
+                "problems": problems,
             },
         ),
         event("step_start", {"name": TEXT, "kind": TEXT, "section": {"enum": SECTIONS}}),

@@ -147,7 +147,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="write the run's figures there, for node_exporter's textfile collector"
-        " (e.g. /var/lib/node_exporter/textfile/postsync.prom; not with --check)",
+        " (e.g. /var/lib/node_exporter/textfile/postsync.prom; not with --check);"
+        " checked before the steps: one that cannot be written makes the run exit 3",
     )
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument(

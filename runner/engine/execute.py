@@ -190,6 +190,8 @@ def _locked(
     with area_lock(facts.area, facts.run_id, options.lock_wait, shared=facts.check):
         runs_dir(facts.area, create=not facts.check)
         _clean_leftovers(run)
+        for problem in options.problems:
+            run.ledger.add_problem(problem)
         reporter.start(run)
         # a run of some steps only (--tags) leaves the files it applied marked: the
         # steps it skipped (delete_control_files...) may still be to run

@@ -23,6 +23,9 @@ class RunOptions:
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
     lock_wait: float = 0.0
+    #: what the caller found wrong outside the steps before the run (a --metrics-file
+    #: that cannot be written): the run goes on, tells of them and exits 3
+    problems: tuple[str, ...] = ()
 
 
 @dataclass
@@ -68,7 +71,11 @@ class RunResult:
     def exit_code(self) -> Exit:
         if self.interrupted:
             return self.interruption
-        if self.record_error or any(s.status == "failed" and not s.ignored for s in self.steps):
+        if (
+            self.record_error
+            or self.run.ledger.problems
+            or any(s.status == "failed" and not s.ignored for s in self.steps)
+        ):
             return Exit.STEP_FAILED
         if self.run.ledger.failed_lines:
             return Exit.LINES_FAILED

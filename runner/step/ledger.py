@@ -35,6 +35,8 @@ class Outcomes(Protocol):
     @property
     def failed(self) -> bool: ...
     @property
+    def problems(self) -> Sequence[str]: ...
+    @property
     def recovery(self) -> Recovery: ...
     def database_changes(self) -> int: ...
 
@@ -93,6 +95,7 @@ class Ledger:
         self._groups_deleted = 0
         self._statuses: dict[str, str] = {}
         self._cleaned: tuple[tuple[str, str], ...] = ()
+        self._problems: list[str] = []
         self._sync_complete = False
         #: the files killed runs of this area applied (runner.step.recovery)
         self.recovery = Recovery()
@@ -137,8 +140,18 @@ class Ledger:
 
     @property
     def failed(self) -> bool:
-        """A control-file line or a step failed so far."""
-        return self.failed_lines > 0 or "failed" in self._statuses.values()
+        """A control-file line or a step failed so far, or something outside the steps
+        (`problems`)."""
+        return bool(self.failed_lines > 0 or "failed" in self._statuses.values() or self._problems)
+
+    @property
+    def problems(self) -> Sequence[str]:
+        """What is wrong outside the steps (a --metrics-file that cannot be written): the
+        run goes on, tells of them and exits 3."""
+        return tuple(self._problems)
+
+    def add_problem(self, problem: str) -> None:
+        self._problems.append(problem)
 
     @property
     def sync_complete(self) -> bool:

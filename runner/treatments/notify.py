@@ -216,6 +216,7 @@ def _summary(run: RunFacts, ledger: Outcomes) -> dict[str, Any]:
         "check": run.check,
         "started": run.now.isoformat(),
         "failed": ledger.failed,
+        "problems": list(ledger.problems),
         "recap": {
             status: statuses.count(status) for status in ("ok", "changed", "skipped", "failed")
         }
@@ -236,6 +237,7 @@ def _text(summary: dict[str, Any]) -> str:
         f" {r['failed']} failed; lines: {r['lines_ok']} ok, {r['lines_failed']} failed",
         "",
     ]
+    lines += [f"FAILED   {problem}" for problem in summary["problems"]]
     lines += [f"{s['status'].upper():<8} {s['name']}" for s in summary["steps"]]
     if summary["control_files"]:
         lines.append("")
