@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 DRIVER_HINTS = {
-    "postgresql": "pip install 'postsync[postgresql]' (psycopg)",
-    "mysql": "pip install 'postsync[mysql]' (PyMySQL)",
+    "postgresql": "install psycopg into postsync's environment (its postgresql extra):"
+    " pip install 'psycopg[binary]>=3.1'",
+    "mysql": "install PyMySQL into postsync's environment (its mysql extra):"
+    " pip install 'PyMySQL>=1.1'",
 }
 
 

@@ -81,7 +81,10 @@ class StepScope:
         if not is_remote(raw):
             return self.confine_apart(self.confine_file(raw, *key), *key)
         if not _has_s3():  # before anything runs, not when the step comes
-            raise StepError("s3:// destinations need the s3 extra: pip install 'postsync[s3]'")
+            raise StepError(
+                "s3:// destinations need boto3 in postsync's environment (its s3 extra):"
+                " pip install 'boto3>=1.35'"
+            )
         try:
             bucket, object_key = parse_remote(raw)
         except ValueError as exc:

@@ -66,7 +66,8 @@ class Storage:
                 from botocore.config import Config
             except ModuleNotFoundError:
                 raise StepError(
-                    "s3:// destinations need the s3 extra: pip install 'postsync[s3]'"
+                    "s3:// destinations need boto3 in postsync's environment (its s3 extra):"
+                    " pip install 'boto3>=1.35'"
                 ) from None
             o = self.options
             self._client = boto3.client(

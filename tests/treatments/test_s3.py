@@ -224,7 +224,7 @@ def test_without_the_s3_extra_nothing_runs(
     monkeypatch.setattr(runner.step.scope, "_has_s3", lambda: False)
     result = cli("run", playbook(workspace))
     assert result.code == 3
-    assert "pip install 'postsync[s3]'" in result.err
+    assert "pip install 'boto3>=1.35'" in result.err
     assert result.out == ""  # not even the sync ran
     assert (workspace / "area" / "enrols.csv").read_text() == ENROLS
 
