@@ -318,7 +318,15 @@ STATE_MODULES = ("facts", "ledger", "services")
 #: what a step's `ledger` and `services` parameters may be: a protocol of those modules
 #: (what it reads, what it may add), the concrete type, or `object` (none of them)
 STEP_PARTS = {
-    "ledger": {"Outcomes", "Writes", "Archives", "Stored", "GroupDeletions", "SyncOutcomes"},
+    "ledger": {
+        "Outcomes",
+        "Writes",
+        "Archives",
+        "Stored",
+        "StoredWrites",
+        "GroupDeletions",
+        "SyncOutcomes",
+    },
     "services": {"Database", "ReportFiles", "ObjectStore", "SyncServices"},
 }
 

@@ -35,7 +35,7 @@ def test_demo_builds_and_runs(tmp_path: Path, cli: CLI) -> None:
     for name in names:
         assert not (area / f"{name}.csv").exists()
         assert len(list((area / "archives").glob(f"*_{name}.csv"))) == 1
-        assert len(list((area / "reports").glob(f"*_report_{name}.csv"))) == 1
+        assert len(list((area / "reports").glob(f"*_report_{name}.txt"))) == 1
     (retry,) = area.glob("enrols_tryback_*.csv")
     assert retry.read_text().splitlines()[0] == "cmd;cid;uid;rolename;enrol;starttime;gcmd;g1;g2"
     assert len(retry.read_text().splitlines()) == 6
@@ -45,6 +45,10 @@ def test_demo_builds_and_runs(tmp_path: Path, cli: CLI) -> None:
         "quentin.blanc;N0004;Quentin;Blanc;quentin.blanc;FR;fr",
     ]
     assert len(list(area.glob("cohorts_tryback_*.csv"))) == 1
+    # "where to look" names every retry file
+    retries = sorted(area.glob("*_tryback_*"))
+    assert len(retries) == 4
+    assert all(f"  {path}\n" in result.out for path in retries), result.out
     # the demo's playbook runs again: nothing left to do
     again = cli("run", demo / "nightly.yml")
     assert again.code == 0, again.out

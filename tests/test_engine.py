@@ -309,3 +309,29 @@ def test_exit_code_precedence(tmp_path: Path, area: Path) -> None:
     assert result.exit_code == 3
     result.interrupted = True
     assert result.exit_code == 130
+
+
+STEP_FAILED = """\
+name: Step failed
+area: area
+post_treatments:
+  - name: purge
+    purge_old_files: {paths: [archives], older_than_days: 30}
+    ignore_errors: true
+  - name: alert
+    when: run.step_failed
+    purge_old_files: {paths: [other], older_than_days: 30}
+"""
+
+
+def test_when_run_step_failed_is_true_only_once_a_step_failed(
+    tmp_path: Path, area: Path, cli: CLI
+) -> None:
+    playbook = write_playbook(tmp_path, STEP_FAILED)
+    assert cli("validate", playbook).code == 0
+    calm = cli("run", playbook)
+    assert "SKIPPED  alert  (when: run.step_failed is false)" in calm.out, calm.out
+    (area / "archives").write_text("a file where a directory should be")
+    stormy = cli("run", playbook)
+    assert "FAILED   purge" in stormy.out and "(ignored)" in stormy.out, stormy.out
+    assert "OK       alert" in stormy.out, stormy.out

@@ -70,3 +70,18 @@ def test_list_tasks_shows_rendered_names_aligned(tmp_path: Path, area: Path, cli
 def test_validate_counts_in_words(tmp_path: Path, area: Path, cli: CLI) -> None:
     playbook = write_playbook(tmp_path, HOUSEKEEPING)
     assert cli("validate", playbook).out == f"ok  {playbook}  (0 sync steps, 1 post-treatment)\n"
+
+
+def test_validate_warns_of_an_area_this_machine_lacks(tmp_path: Path, cli: CLI) -> None:
+    """The playbook is valid (it may be checked away from the server), but a run here
+    would stop: validate says so on stderr and still exits 0."""
+    playbook = write_playbook(tmp_path, HOUSEKEEPING)
+    result = cli("validate", playbook)
+    assert result.code == 0
+    assert result.out == f"ok  {playbook}  (0 sync steps, 1 post-treatment)\n"
+    assert result.err == (
+        f"postsync: warning: {playbook}: the area {tmp_path / 'area'} is not a directory on"
+        " this machine: a run here would stop before any step\n"
+    )
+    (tmp_path / "area").mkdir()
+    assert cli("validate", playbook).err == ""

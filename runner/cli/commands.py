@@ -167,7 +167,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.playbooks:
         try:
             playbook = load_playbook(path)
-            check_playbook(playbook, extra)
+            area = check_playbook(playbook, extra)
         except PlaybookError as exc:
             failed += 1
             print(exc, file=sys.stderr)
@@ -180,6 +180,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"ok  {path}  ({plural(len(playbook.sync), 'sync step')},"
             f" {plural(len(playbook.post_treatments), 'post-treatment')})"
         )
+        if not area.is_dir():  # the playbook is right; this machine may not be the server
+            print(
+                f"postsync: warning: {path}: the area {printable(str(area))} is not a"
+                " directory on this machine: a run here would stop before any step",
+                file=sys.stderr,
+            )
     if failed:
         print(f"postsync: {failed} of {len(args.playbooks)} playbooks invalid", file=sys.stderr)
         return int(Exit.INVALID)

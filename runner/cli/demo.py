@@ -212,12 +212,17 @@ def build_demo(directory: Path) -> int:
     code = int(result.exit_code)
     me = _invocation()
     retry = sorted(area.glob("*_tryback_*"))
+    retries = "".join(f"  {path}\n" for path in retry) + (
+        "                     the failed lines of each control file, to fix and re-run"
+        if retry
+        else f"  {area}    no failed lines, no retry file"
+    )
     print(f"""
 Built and ran in {elapsed:.1f}s (exit code {code}: a few lines fail on purpose). Where to look:
   {playbook_path}    the playbook
   {area}/reports/    one report per control file, a line per data line
   {area}/archives/   the control files, archived before they were deleted
-  {retry[0] if retry else area}    the failed lines, to fix and re-run
+{retries}
   {result.record or "(no record)"}
                      the run record (failed lines, processed courses)
 Try next:

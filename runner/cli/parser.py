@@ -71,9 +71,10 @@ examples:
   postsync demo
   postsync demo /tmp/postsync-demo
 
-Builds DIR (default ./postsync-demo): a seeded SQLite database, an area holding an
-enrolment file and a group-members file (a few lines fail on purpose), a playbook, and
-runs it. A DIR from an earlier demo is rebuilt; any other non-empty DIR is refused."""
+Builds DIR (default ./postsync-demo): a seeded SQLite database, an area holding five
+control files (users, cohorts, groups, enrolments, group members; a few lines fail on
+purpose), a playbook with every post-treatment, and runs it. A DIR from an earlier
+demo is rebuilt; any other non-empty DIR is refused."""
 
 
 class _Parser(argparse.ArgumentParser):

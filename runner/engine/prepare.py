@@ -201,13 +201,15 @@ def prepare(run: Run, steps: Sequence[Step]) -> None:
         raise PlaybookError(problems)
 
 
-def check_playbook(playbook: Playbook, extra_vars: Mapping[str, Any]) -> None:
+def check_playbook(playbook: Playbook, extra_vars: Mapping[str, Any]) -> Path:
     """`postsync validate`: every check `run --check` makes before it reads the database
     or a control file (templates rendered with `-e` and the environment as given, paths
     confined, time zone, encodings, the database URL and its driver), all problems at
-    once; PlaybookError, or StepError for what `run` would stop on."""
+    once; PlaybookError, or StepError for what `run` would stop on. Returns the area,
+    as rendered here."""
     run = build_context(playbook, RunOptions(check=True, extra_vars=extra_vars))
     prepare(run, playbook.steps)
+    return run.facts.area
 
 
 def evaluate_when(step: Step, scope: StepScope) -> bool:

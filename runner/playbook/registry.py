@@ -133,7 +133,8 @@ COMMANDS: dict[str, Kind] = {
 # -- treatments ---------------------------------------------------------------------------
 
 ARCHIVE_DEST = "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"
-REPORT_DEST = "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.name }}"
+#: a text report (.txt); a JSON one is named .json
+REPORT_DEST = "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.stem }}.txt"
 RETRY_DEST = (
     "{{ file.parent }}/{{ file.stem }}_tryback_{{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }}"
 )

@@ -24,7 +24,7 @@ _MARKERS = ("{{", "{%", "{#")
 #: them); a template naming another is refused before anything runs
 FIELDS = {
     "file": frozenset({"path", "name", "stem", "suffix", "parent", "command"}),
-    "run": frozenset({"id", "check", "failed_lines", "lines_ok", "failed", "steps"}),
+    "run": frozenset({"id", "check", "failed_lines", "lines_ok", "failed", "step_failed", "steps"}),
 }
 _MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
 

@@ -33,6 +33,7 @@ def template_context(
             "failed_lines": outcomes.failed_lines,
             "lines_ok": outcomes.lines_ok,
             "failed": outcomes.failed,
+            "step_failed": outcomes.step_failed,
             "steps": dict(outcomes.statuses),
         },
         **facts.variables,

@@ -4,7 +4,8 @@ killed run it cleaned, the files killed runs applied, a preview's withheld chang
 
 Steps change it only through its named methods. Each step declares, by the protocol
 its signature takes, what it reads (`Outcomes`) and what it may add (`Writes`,
-`Archives`, `GroupDeletions`, `SyncOutcomes`)."""
+`Archives`, `StoredWrites`, `GroupDeletions`, `SyncOutcomes`). In a preview,
+`written` holds what the run would write (the treatments' plans add it)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class Outcomes(Protocol):
     @property
     def failed(self) -> bool: ...
     @property
+    def step_failed(self) -> bool: ...
+    @property
     def problems(self) -> Sequence[str]: ...
     @property
     def recovery(self) -> Recovery: ...
@@ -63,6 +66,10 @@ class Stored(Outcomes, Protocol):
     def archive_of(self, path: Path) -> Target | None: ...
     def archive_planned(self, path: Path) -> bool: ...
     def archived(self) -> Iterable[Target]: ...
+
+
+class StoredWrites(Stored, Writes, Protocol):
+    """Reads what the run stored, and writes files (write_retry_file)."""
 
 
 class GroupDeletions(Outcomes, Protocol):
@@ -143,6 +150,12 @@ class Ledger:
         """A control-file line or a step failed so far, or something outside the steps
         (`problems`)."""
         return bool(self.failed_lines > 0 or "failed" in self._statuses.values() or self._problems)
+
+    @property
+    def step_failed(self) -> bool:
+        """A step failed so far, or something outside the steps (`problems`): not a
+        control-file line alone."""
+        return "failed" in self._statuses.values() or bool(self._problems)
 
     @property
     def problems(self) -> Sequence[str]:

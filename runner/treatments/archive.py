@@ -23,6 +23,7 @@ from runner.treatments.files import (
     content_sha256,
     file_chunks,
     find_identical,
+    plan_writes,
     private,
 )
 
@@ -200,6 +201,7 @@ class ArchiveControlFiles:
                     f" sha256 {outcome.sha256} @@\n",
                 )
             )
+        plan_writes(actions, run.check, ledger)
         notes = [plural(len(actions), "file") if actions else "nothing to archive"]
         if present:
             notes.append(f"{plural(present, 'file')} already archived")

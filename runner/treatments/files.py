@@ -260,6 +260,15 @@ class WriteJob:
     mode: int = MODE
 
 
+def plan_writes(actions: Sequence[Action], check: bool, written: Writes) -> None:
+    """A preview's writes, recorded as the run's would be when applied: the files it
+    would store (purge_old_files counts them, as the run's are on disk then)."""
+    if check:
+        written.add_written(
+            a.data.output.path for a in actions if isinstance(a.data.output.path, Path)
+        )
+
+
 def apply_writes(
     actions: Sequence[Action], noun: str, written: Writes | None = None
 ) -> Iterator[Done]:

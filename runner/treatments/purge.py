@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,25 @@ def _matches(rel: str, name: str, globs: Sequence[str]) -> bool:
     if globs == ("*",):
         return True
     return any(fnmatch.fnmatchcase(rel if "/" in g else name, g) for g in globs)
+
+
+def _coming(
+    names: Iterable[str], directory: str, parts: tuple[str, ...], config: PurgeConfig
+) -> int:
+    """Of the files a previewed run would store in `directory` (`names`), those not on
+    disk yet that the purge would count: the newest of the directory, as they are once
+    the run stored them."""
+    count = 0
+    for name in names:
+        if name.startswith(".") and not config.hidden:
+            continue
+        rel = "/".join((*parts, name))
+        if not _matches(rel, name, config.patterns):
+            continue
+        if config.exclude and _matches(rel, name, config.exclude):
+            continue
+        count += not os.path.lexists(os.path.join(directory, name))
+    return count
 
 
 class PurgeOldFiles:
@@ -103,6 +122,12 @@ class PurgeOldFiles:
         stored = {str(p) for p in ledger.written} | {
             str(p) for p in ledger.archived() if isinstance(p, Path)
         }
+        # a preview: the files the run would have stored by now (on disk in a run), by
+        # directory: the newest of their directories, for keep_last
+        would: dict[str, set[str]] = {}
+        if run.check:
+            for p in ledger.written:
+                would.setdefault(str(p.parent), set()).add(p.name)
         # plain strings, not Path objects: this loop meets every file of the tree
         found: dict[str, Action] = {}
         kept = missing = fresh = newest = 0
@@ -159,8 +184,9 @@ class PurgeOldFiles:
                         matching.append((st.st_mtime, rel_text, path, rel, st))
                 if config.keep_last:
                     matching.sort(key=lambda m: (-m[0], m[1]))
-                    newest += min(len(matching), config.keep_last)
-                    matching = matching[config.keep_last :]
+                    coming = _coming(would.get(directory, ()), directory, parts, config)
+                    newest += min(len(matching) + coming, config.keep_last)
+                    matching = matching[max(config.keep_last - coming, 0) :]
                 for mtime, rel_text, path, rel, st in matching:
                     if mtime >= cutoff:
                         continue

@@ -19,6 +19,7 @@ from runner.treatments.files import (
     choose,
     chunks_sha256,
     new_file_diff,
+    plan_writes,
     private,
 )
 
@@ -120,9 +121,11 @@ class SaveReport:
     such user (idnumber U0009)`.
 
     Parameters:
-      dest (template, default "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.name }}"):
-        where the report goes, relative to the area (or under `roots:`), or an
-        object `s3://bucket/key` under an `s3://bucket/prefix` of `roots:`.
+      dest (template, default
+        "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.stem }}.txt", .json
+        for format json): where the report goes, relative to the area (or under
+        `roots:`), or an object `s3://bucket/key` under an `s3://bucket/prefix` of
+        `roots:`.
       format (text | json, default text): plain text as above, or one JSON document
         with the counts, the failed lines and the report lines.
       on_conflict (suffix | fail | overwrite, default suffix): when a different file
@@ -139,8 +142,8 @@ class SaveReport:
     (ESC, CR, C1 controls such as NEL), a line or paragraph separator (U+2028, U+2029)
     is written as `\\x1b`, `\\r`, `\\x85`, `\\u2028`..., so a value never starts a
     line of its own; a JSON report escapes them as `\\u001b`, `\\u2028`... and stays
-    one JSON document. A text report named .csv or .tsv (the default name of a
-    report of enrols.csv is one) is opened by spreadsheets: a cell of it that would
+    one JSON document. A text report named .csv or .tsv (a `dest` such as
+    `reports/{{ file.name }}`) is opened by spreadsheets: a cell of it that would
     start with = + - or @ (after a `,` `;` `|` or tab, blanks or a quote) gets a `'`
     before it, which makes it text (OWASP's advice against CSV injection):
     `U5;'=HYPERLINK(...)`.
@@ -154,10 +157,12 @@ class SaveReport:
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> ReportConfig:
-        raw = scope.render(params.get("dest", REPORT_DEST), "dest")
+        form = params.get("format", "text")
+        default = REPORT_DEST.removesuffix(".txt") + (".json" if form == "json" else ".txt")
+        raw = scope.render(params.get("dest", default), "dest")
         return ReportConfig(
             target=scope.confine_dest(raw, "dest"),
-            format=params.get("format", "text"),
+            format=form,
             on_conflict=params.get("on_conflict", "suffix"),
         )
 
@@ -165,7 +170,7 @@ class SaveReport:
         self,
         config: Sequence[tuple[FileOutcome, ReportConfig]],
         run: RunFacts,
-        ledger: object,
+        ledger: Writes,
         services: object,
     ) -> Plan:
         if not config:
@@ -215,6 +220,7 @@ class SaveReport:
                     diff=diff,
                 )
             )
+        plan_writes(actions, run.check, ledger)
         notes = [plural(len(actions), "report") if actions else "nothing to write"]
         if present:
             notes.append(f"{plural(present, 'report')} already saved")

@@ -22,13 +22,14 @@ from runner.treatments.files import (
     choose,
     chunks_sha256,
     new_file_diff,
+    plan_writes,
     private,
 )
 
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
     from runner.step.facts import RunFacts
-    from runner.step.ledger import Stored, Writes
+    from runner.step.ledger import Stored, StoredWrites, Writes
     from runner.step.scope import StepScope
 
 _BOM = b"\xef\xbb\xbf"
@@ -133,7 +134,7 @@ class WriteRetryFile:
         self,
         config: Sequence[tuple[FileOutcome, RetryConfig]],
         run: RunFacts,
-        ledger: Stored,
+        ledger: StoredWrites,
         services: object,
     ) -> Plan:
         if not config:
@@ -185,6 +186,7 @@ class WriteRetryFile:
                     diff=diff,
                 )
             )
+        plan_writes(actions, run.check, ledger)
         notes = [plural(len(actions), "retry file") if actions else "nothing to write"]
         if clean:
             notes.append(f"{plural(clean, 'file')} without failed lines")

@@ -80,7 +80,7 @@ def test_nightly_end_to_end(site: Site) -> None:
         '    delete group "G2" in course MATH101  (idnumber MATH101-G2)',
         '    delete group "G1" in course PHYS101  (idnumber PHYS101-G1)',
         '    delete group "G2" in course PHYS101  (idnumber PHYS101-G2)',
-        f"    write reports/{stamp}_report_enrols.csv  (report of enrols.csv, text)",
+        f"    write reports/{stamp}_report_enrols.txt  (report of enrols.csv, text)",
         f"    archive enrols.csv -> archives/{stamp}_enrols.csv  ({len(CONTROL)} bytes)",
         f"    write enrols_tryback_{stamp}.csv  (2 failed lines of enrols.csv)",
         "    delete enrols.csv  (archived)",
@@ -91,7 +91,7 @@ def test_nightly_end_to_end(site: Site) -> None:
     assert archive.stat().st_mtime > time.time() - 600
     retry = site.area / f"enrols_tryback_{stamp}.csv"
     assert retry.read_bytes() == HEADER + LINES[1] + LINES[3]
-    report = (site.area / "reports" / f"{stamp}_report_enrols.csv").read_text()
+    report = (site.area / "reports" / f"{stamp}_report_enrols.txt").read_text()
     assert "line 4: add student U9999 in MATH101: failed: no such user (idnumber U9999)" in report
     assert not control.exists()
     assert other.read_text() == "not a control file\n"
@@ -242,8 +242,18 @@ def test_rejected_file_is_reported_archived_and_kept(site: Site) -> None:
     assert "unknown column 'colour'" in result.out
     assert "kept enrols.csv (rejected by the sync)" in result.out
     assert control.exists()
-    report = only(site.area / "reports", "*_report_enrols.csv").read_text()
+    report = only(site.area / "reports", "*_report_enrols.txt").read_text()
     assert "rejected, nothing applied" in report
+
+
+def test_a_default_report_is_named_for_its_format(site: Site) -> None:
+    """Plain text is .txt (a spreadsheet would open a .csv), JSON .json."""
+    site.write("enrols.csv", CONTROL)
+    playbook(site, "post_treatments:\n  - save_report: {}\n  - save_report: {format: json}\n")
+    assert site.run().code == 2
+    names = sorted(p.name.split("_report_", 1)[1] for p in (site.area / "reports").iterdir())
+    assert names == ["enrols.json", "enrols.txt"]
+    json.loads(only(site.area / "reports", "*_report_enrols.json").read_text())
 
 
 def test_save_report_json(site: Site) -> None:
@@ -389,13 +399,13 @@ def test_a_saved_report_shows_values_escaped_and_no_formula(site: Site) -> None:
     site.write("enrols.csv", "cmd;cid;uid;rolename;gcmd;g1\n" + "".join(HOSTILE))
     playbook(
         site,
-        "post_treatments:\n  - save_report: {}\n"
+        "post_treatments:\n  - save_report: {dest: 'reports/{{ file.name }}'}\n"
         "  - save_report: {dest: 'reports/{{ file.stem }}.json', format: json}\n",
         "  - command: enrolments\n    file: enrols*.csv\n",
     )
     result = site.run("--diff", "-v")
     assert result.code == 2, result.out
-    text = only(site.area / "reports", "*_report_enrols.csv").read_text()
+    text = (site.area / "reports" / "enrols.csv").read_text()
     lines = text.splitlines()  # at every separator str knows (U+2028, NEL...)
     assert len(lines) == 3 + len(HOSTILE), lines
     assert lines[0].startswith("postsync report of run ")
@@ -532,3 +542,26 @@ def test_a_users_files_lines_that_do_not_line_up_with_the_header_are_not_shown(
         content = path.read_bytes()
         for secret in secrets:
             assert secret.encode() not in content, (secret, path)
+
+
+def test_purge_keep_last_counts_what_the_run_stores_in_the_preview_too(site: Site) -> None:
+    """keep_last counts the newest files of a directory: in a run, this run's archives and
+    reports are among them; the preview counts those it would store, so both say the
+    same (the preview once said 13 newest files kept where the run said 19)."""
+    for n in range(4):
+        make_file(site.area / "archives" / f"2026010{n}-0100_enrols.csv", days=200 + n)
+        make_file(site.area / "reports" / f"2026010{n}-0100_report_enrols.txt", days=200 + n)
+    site.write("enrols.csv", CONTROL)
+    purge = "  - purge_old_files: {paths: [archives, reports], older_than_days: 90, keep_last: 3}\n"
+    playbook(site, NIGHTLY + purge)
+    same_minute()
+    preview = site.run("--check")
+    result = site.run()
+    assert result.code == 2, result.out
+    step = [line for line in result.out.splitlines() if "purge_old_files" in line]
+    assert step == [
+        "CHANGED  purge_old_files  (4 files older than 90 days,"
+        " the 6 newest files kept (keep_last))"
+    ]
+    assert step == [line for line in preview.out.splitlines() if "purge_old_files" in line]
+    assert items(preview.out) == items(result.out)
