@@ -298,6 +298,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return build_demo(args.dir)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from runner.cli.status import cmd_status as status
+
+    return status(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "post": cmd_run,
@@ -306,4 +312,5 @@ COMMANDS = {
     "schema": cmd_schema,
     "db": cmd_db,
     "demo": cmd_demo,
+    "status": cmd_status,
 }

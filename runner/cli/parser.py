@@ -77,6 +77,17 @@ purpose), a playbook with every post-treatment, and runs it. A DIR from an earli
 demo is rebuilt; any other non-empty DIR is refused."""
 
 
+STATUS_EXAMPLES = """\
+examples:
+  postsync status /srv/moodledata/sync
+  postsync status /srv/moodledata/sync --max-age-hours 2 --output json
+
+One line per playbook that ran on the area: its last run's id, when it finished, how
+long ago, its exit code, failed lines and steps. Exit codes: 0 every last run completed
+(exit 0 or 2) within --max-age-hours, 3 a last run failed (a step, the lock, an
+interruption...), 7 a last run is stale or the area has none recorded."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # printed after "postsync: ": the command without the program's name again
@@ -274,4 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build and run a demo workspace.",
     )
     demo.add_argument("dir", nargs="?", type=Path, default=Path("postsync-demo"))
+
+    status = sub.add_parser(
+        "status",
+        help="each playbook's last run of an area: for health checks and monitoring",
+        formatter_class=fmt,
+        epilog=STATUS_EXAMPLES,
+        description="Show each playbook's last run of AREA (a real run, not a preview).",
+    )
+    status.add_argument("area", type=Path, help="the area (a playbook's `area:`)")
+    status.add_argument(
+        "--max-age-hours",
+        type=float,
+        default=26.0,
+        metavar="HOURS",
+        help="a last run finished longer ago is stale (default 26: a nightly and its slack)",
+    )
+    status.add_argument("--output", choices=("text", "json"), default="text")
     return parser

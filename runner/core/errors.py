@@ -14,6 +14,8 @@ class Exit(IntEnum):
     INVALID = 4
     USAGE = 5
     LOCKED = 6
+    #: `postsync status`: a playbook's last run is older than --max-age-hours, or none
+    STALE = 7
     INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
     TERMINATED = 143  # SIGTERM (systemd's stop, kill): 128 + 15
 

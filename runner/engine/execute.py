@@ -32,6 +32,7 @@ from runner.engine.results import (
 )
 from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
+from runner.record.status import LastRun, save_status
 from runner.record.store import prune_records, save_record
 from runner.step.context import Run
 from runner.step.facts import file_context
@@ -287,6 +288,32 @@ def _run_steps(
         if complete and (result.record is not None or not ledger.files):
             _forget_applied(run)
         prune_records(facts.runs_dir, facts.playbook.keep_records_days, keep=facts.run_id)
+        _save_status(run, result, partial=not every)
+
+
+def _save_status(run: Run, result: RunResult, *, partial: bool) -> None:
+    """The playbook's last run, for `postsync status AREA`; a failure fails the run."""
+    facts, ledger = run.facts, run.ledger
+    entry = LastRun(
+        playbook=str(facts.playbook.file),
+        name=facts.playbook.name,
+        run_id=facts.run_id,
+        started=facts.now.isoformat(),
+        finished=datetime.now(facts.zone).isoformat(),
+        exit_code=int(result.exit_code),
+        interrupted=result.interrupted,
+        partial=partial,
+        lines_ok=ledger.lines_ok,
+        lines_failed=ledger.failed_lines,
+        steps_failed=tuple(s.name for s in result.steps if s.status == "failed" and not s.ignored),
+        record=str(result.record) if result.record is not None else None,
+    )
+    try:
+        save_status(facts.state_dir, entry)
+    except OSError as exc:
+        result.record_error = result.record_error or (
+            f"cannot save the area's status: {exc.strerror or exc}"
+        )
 
 
 def _save_record(
