@@ -269,11 +269,14 @@ def cmd_db(args: argparse.Namespace) -> int:
     except DatabaseUrlError as exc:
         raise UsageError(f"{exc}") from None
     engine = connect(url)
-    tables = moodle_tables(args.prefix)
+    tables = moodle_tables(args.prefix, args.moodle)
     now = int(time.time())
     try:
         create_tables(engine, tables, now)
-        print(f"created {len(tables.all)} tables in {masked(url)} (prefix {args.prefix})")
+        print(
+            f"created {len(tables.all)} tables of Moodle {tables.release.name} in"
+            f" {masked(url)} (prefix {args.prefix})"
+        )
         if args.demo:
             site = seed_demo(engine, tables, now)
             print(

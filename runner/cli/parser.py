@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from runner import __version__
 from runner.core.errors import UsageError
+from runner.db.releases import NEWEST, RELEASES
 
 RUN_EXAMPLES = """\
 examples:
@@ -56,14 +57,19 @@ examples:
   postsync schema output    # --output json documents and --output jsonl events"""
 
 
-DB_EXAMPLES = """\
+DB_EXAMPLES = f"""\
 examples:
   postsync db init sqlite:///moodle.db --demo
+  postsync db init sqlite:///moodle42.db --moodle 4.2
   postsync db init postgresql+psycopg://postsync@localhost/moodle_test --prefix mdl_
 
-Creates Moodle's enrolment, role, context and group tables with a fresh install's rows
-(standard roles, system context, site course). For the embedded default, demos and
-tests: it refuses to touch a database where any of these tables exists."""
+Creates the Moodle tables postsync uses (users, courses, categories, contexts, roles,
+enrolments, groups, cohorts, profile fields, preferences, sessions, settings, cache
+flags, calendar events, course modules) as the release given by --moodle defines them
+({", ".join(RELEASES)}; default {NEWEST}), with a fresh install's rows (standard roles,
+system context, site course, the release in config `version`). For the embedded
+default, demos and tests: it refuses to touch a database where any of these tables
+exists."""
 
 
 DEMO_EXAMPLES = """\
@@ -273,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("url", help="SQLAlchemy URL, e.g. sqlite:///moodle.db")
     init.add_argument("--prefix", default="mdl_", help="table prefix (default: mdl_)")
+    init.add_argument(
+        "--moodle",
+        choices=list(RELEASES),
+        default=NEWEST,
+        metavar="RELEASE",
+        help=f"the Moodle release whose tables to make: {', '.join(RELEASES)} (default: {NEWEST})",
+    )
     init.add_argument(
         "--demo", action="store_true", help="also seed a demo site (users, courses, groups)"
     )

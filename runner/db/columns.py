@@ -1,4 +1,5 @@
-"""Moodle's XMLDB column kinds as SQLAlchemy columns (runner.db.tables, site_tables)."""
+"""Moodle's XMLDB column kinds as SQLAlchemy columns (runner.db.tables, site_tables), with
+the defaults Moodle's installer gives them."""
 
 from __future__ import annotations
 
@@ -28,11 +29,20 @@ def int_col(
     return Column(name, kind, nullable=nullable, server_default=server_default)
 
 
+#: the default Moodle's installer gives a NOT NULL char column that install.xml gives
+#: none (every one of its DDL generators: PostgreSQL, MySQL, SQL Server); a NOT NULL
+#: text column has no default (XMLDB refuses defaults on text)
+BLANK = "''"
+
+
 def char_col(
     name: str, length: int, default: str | None = None, *, nullable: bool = False
 ) -> Column[str]:
-    """char(N); as in Moodle, NOT NULL without a default unless one is given."""
-    server_default = text(f"'{default}'") if default is not None else None
+    """char(N), its default `default`, or '' when NOT NULL without one (Moodle's)."""
+    if default is not None:
+        server_default: Any = text(f"'{default}'")
+    else:
+        server_default = None if nullable else text(BLANK)
     return Column(name, String(length), nullable=nullable, server_default=server_default)
 
 
@@ -42,13 +52,19 @@ def text_col(name: str) -> Column[str]:
 
 def filled(table: Table, **values: Any) -> dict[str, Any]:
     """A row with `values`, and '' for the NOT NULL text columns that have no default
-    (Moodle's code gives those a value: its tables have no default for them)."""
+    but '' (Moodle's code gives those a value: install.xml gives them no default, and a
+    database an older `postsync db init` made has none)."""
     blank = {
         c.name: ""
         for c in table.columns
         if not c.nullable
-        and c.server_default is None
         and not c.primary_key
         and isinstance(c.type, String | Text)
+        and _default(c) in (None, BLANK)
     }
     return {**blank, **values}
+
+
+def _default(column: Column[Any]) -> str | None:
+    default: Any = column.server_default
+    return None if default is None else str(default.arg.text)

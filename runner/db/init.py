@@ -1,4 +1,5 @@
-"""`postsync db init`: Moodle's tables with what a fresh install puts in them, and a demo site.
+"""`postsync db init`: the tables of a Moodle release with what a fresh install puts in
+them, and a demo site.
 
 Only for the embedded default, demos and tests: on a real Moodle database postsync
 uses the existing tables and never creates or alters any.
@@ -81,13 +82,17 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
     )
     _context(conn, t, CONTEXT_SYSTEM, 0, "")
     # the settings a fresh Moodle install writes that postsync reads: the guest (user
-    # 1), the main administrator (user 2), this site's mnet host
+    # 1), the main administrator (user 2), this site's mnet host; the release, as
+    # Moodle records it (runner.db.releases)
     conn.execute(
         t.config.insert(),
         [
             {"name": "siteguest", "value": "1"},
             {"name": "siteadmins", "value": "2"},
             {"name": "mnet_localhost_id", "value": "1"},
+            {"name": "version", "value": t.release.version},
+            {"name": "release", "value": t.release.release},
+            {"name": "branch", "value": t.release.branch},
         ],
     )
     base = {

@@ -7,16 +7,20 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, MetaData, Table, Text
 
 from runner.db.columns import char_col, id_col, int_col, text_col
+from runner.db.releases import MoodleRelease
 
 
-def add_people_tables(md: MetaData, p: str) -> None:
+def add_people_tables(md: MetaData, p: str, release: MoodleRelease) -> None:
     Table(
         f"{p}user_preferences",
         md,
         id_col(),
         int_col("userid"),
         char_col("name", 255),
-        char_col("value", 1333),
+        # text from 5.0: NOT NULL, and without a default
+        Column("value", Text(), nullable=False)
+        if release.since("5.0")
+        else char_col("value", 1333),
         Index(f"{p}userpref_usenam_uix", "userid", "name", unique=True),
         Index(f"{p}userpref_nam_ix", "name"),
     )

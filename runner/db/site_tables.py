@@ -4,12 +4,15 @@ modules (names, columns and index names as Moodle's lib/db/install.xml makes the
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Column, Index, MetaData, Table, Text
 
 from runner.db.columns import char_col, id_col, int_col, text_col
+from runner.db.releases import MoodleRelease
 
 
-def add_site_tables(md: MetaData, p: str) -> None:
+def add_site_tables(md: MetaData, p: str, release: MoodleRelease) -> None:
     Table(
         f"{p}user_lastaccess",
         md,
@@ -92,6 +95,11 @@ def add_site_tables(md: MetaData, p: str) -> None:
         Index(f"{p}even_comeveins_ix", "component", "eventtype", "instance"),
         Index(f"{p}even_modinseve_ix", "modulename", "instance", "eventtype"),
     )
+    ai_columns: list[Column[Any]] = (
+        [int_col("enableaitools", None, nullable=True, small=True), text_col("enabledaiactions")]
+        if release.since("5.1")
+        else []
+    )
     Table(
         f"{p}course_modules",
         md,
@@ -119,6 +127,7 @@ def add_site_tables(md: MetaData, p: str) -> None:
         int_col("deletioninprogress", small=True),
         int_col("downloadcontent", 1, nullable=True, small=True),
         char_col("lang", 30, None, nullable=True),
+        *ai_columns,
         Index(f"{p}courmodu_gro_ix", "groupingid"),
         Index(f"{p}courmodu_vis_ix", "visible"),
         Index(f"{p}courmodu_cou_ix", "course"),

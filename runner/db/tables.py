@@ -1,8 +1,14 @@
 """Moodle's tables (names and columns as in lib/db/install.xml) under a configurable prefix.
 
-Only the tables postsync reads or writes. On a real Moodle database they already exist
-and postsync never creates or alters them; `postsync db init` creates them for the
-embedded default, demos and tests, with Moodle's defaults and indexes.
+Only the tables postsync reads or writes, as one of the releases of runner.db.releases
+defines them (they differ in a few columns: see moodle_tables). On a real Moodle
+database they already exist and postsync never creates or alters them; `postsync db
+init` creates them for the embedded default, demos and tests, as Moodle's installer
+does: its defaults, its indexes and their names.
+
+Statements are built on the newest release's tables, whatever the site runs: no
+statement postsync issues names a column that only some releases have, nor depends on
+a length or type that differs between them (tests/sync/test_moodle_releases.py).
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from typing import Any
 from sqlalchemy import Column, CursorResult, Index, MetaData, Numeric, Table, Text
 
 from runner.db.columns import char_col, id_col, int_col, text_col
+from runner.db.group_tables import add_group_tables
 from runner.db.people_tables import add_people_tables
+from runner.db.releases import NEWEST, RELEASES, MoodleRelease
 from runner.db.site_tables import add_site_tables
 
 
@@ -28,6 +36,7 @@ def new_id(result: CursorResult[Any]) -> int:
 class MoodleTables:
     metadata: MetaData
     prefix: str
+    release: MoodleRelease
     user: Table
     course: Table
     course_categories: Table
@@ -66,9 +75,14 @@ def missing_tables(engine: Any, tables: MoodleTables) -> list[str]:
     return [t.name for t in tables.all if t.name not in present]
 
 
-def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
+def moodle_tables(prefix: str = "mdl_", moodle: str = NEWEST) -> MoodleTables:
+    """The tables as Moodle `moodle` (a name of RELEASES) defines them. From 4.2: 5.0
+    widens course.fullname to 1333 characters and makes user_preferences.value text;
+    5.1 adds course.enableaitools, course_modules.enableaitools and enabledaiactions,
+    and gives course.showactivitydates the default 1."""
     md = MetaData()
     p = prefix
+    release = RELEASES[moodle]
 
     Table(
         f"{p}user",
@@ -143,7 +157,7 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         id_col(),
         int_col("category"),
         int_col("sortorder"),
-        char_col("fullname", 1333),
+        char_col("fullname", 1333 if release.since("5.0") else 254),
         char_col("shortname", 255),
         char_col("idnumber", 100),
         text_col("summary"),
@@ -174,9 +188,14 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         int_col("completionnotify", small=True),
         int_col("cacherev"),
         int_col("originalcourseid", None, nullable=True),
-        int_col("showactivitydates", small=True),
+        int_col("showactivitydates", 1 if release.since("5.1") else 0, small=True),
         int_col("showcompletionconditions", None, nullable=True, small=True),
         char_col("pdfexportfont", 50, None, nullable=True),
+        *(
+            [int_col("enableaitools", None, nullable=True, small=True)]
+            if release.since("5.1")
+            else []
+        ),
         Index(f"{p}cour_cat_ix", "category"),
         Index(f"{p}cour_ori_ix", "originalcourseid"),
         Index(f"{p}cour_sor_ix", "sortorder"),
@@ -214,6 +233,10 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}cont_conins_uix", "contextlevel", "instanceid", unique=True),
         Index(f"{p}cont_ins_ix", "instanceid"),
         Index(f"{p}cont_pat_ix", "path"),
+        # Moodle's hint for `path LIKE '/1/3/%'`: on PostgreSQL a second index
+        Index(
+            f"{p}cont_pat_ix_pattern", "path", postgresql_ops={"path": "varchar_pattern_ops"}
+        ).ddl_if(dialect="postgresql"),
     )
     Table(
         f"{p}role",
@@ -296,63 +319,18 @@ def moodle_tables(prefix: str = "mdl_") -> MoodleTables:
         Index(f"{p}roleassi_use_ix", "userid"),
         Index(f"{p}roleassi_sor_ix", "sortorder"),
     )
-    Table(
-        f"{p}groups",
-        md,
-        id_col(),
-        int_col("courseid", None),
-        char_col("idnumber", 100),
-        char_col("name", 254),
-        text_col("description"),
-        int_col("descriptionformat", small=True),
-        char_col("enrolmentkey", 50, None, nullable=True),
-        int_col("picture"),
-        int_col("visibility", small=True),
-        int_col("participation", 1, small=True),
-        int_col("timecreated"),
-        int_col("timemodified"),
-        Index(f"{p}grou_idn_ix", "idnumber"),
-        Index(f"{p}grou_cou_ix", "courseid"),
-    )
-    Table(
-        f"{p}groups_members",
-        md,
-        id_col(),
-        int_col("groupid"),
-        int_col("userid"),
-        int_col("timeadded"),
-        char_col("component", 100),
-        int_col("itemid"),
-        Index(f"{p}groumemb_usegro_uix", "userid", "groupid", unique=True),
-        Index(f"{p}groumemb_gro_ix", "groupid"),
-        Index(f"{p}groumemb_use_ix", "userid"),
-    )
-    Table(
-        f"{p}groupings",
-        md,
-        id_col(),
-        int_col("courseid"),
-        char_col("name", 255),
-        char_col("idnumber", 100),
-        text_col("description"),
-        int_col("descriptionformat", small=True),
-        text_col("configdata"),
-        int_col("timecreated"),
-        int_col("timemodified"),
-        Index(f"{p}grou_idn2_ix", "idnumber"),
-        Index(f"{p}grou_cou2_ix", "courseid"),
-    )
-    Table(
-        f"{p}groupings_groups",
-        md,
-        id_col(),
-        int_col("groupingid"),
-        int_col("groupid"),
-        int_col("timeadded"),
-        Index(f"{p}grougrou_gro_ix", "groupingid"),
-        Index(f"{p}grougrou_gro2_ix", "groupid"),
-    )
-    add_site_tables(md, p)
-    add_people_tables(md, p)
-    names = [f.name for f in fields(MoodleTables)][2:]  # after metadata and prefix
-    return MoodleTables(md, prefix, **{name: md.tables[p + name] for name in names})
+    add_group_tables(md, p)
+    add_site_tables(md, p, release)
+    add_people_tables(md, p, release)
+    for table in md.tables.values():
+        table.primary_key.name = _primary_key_name(p, table.name.removeprefix(p))
+    names = [f.name for f in fields(MoodleTables)][3:]  # after metadata, prefix, release
+    return MoodleTables(md, prefix, release, **{name: md.tables[p + name] for name in names})
+
+
+def _primary_key_name(p: str, table: str) -> str:
+    """The name Moodle's installer gives a primary key: four letters of each word of the
+    table's name, `_id_pk`; groupings' is `grou_id3_pk`, groups' having taken the
+    name (and, unused, `grou_id2_pk`) before it."""
+    stem = "".join(word[:4] for word in table.split("_"))
+    return f"{p}{stem}_id{'3' if table == 'groupings' else ''}_pk"
