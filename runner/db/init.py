@@ -15,6 +15,10 @@ from runner.db.columns import filled
 from runner.db.tables import MoodleTables, new_id
 
 CONTEXT_SYSTEM, CONTEXT_COURSECAT, CONTEXT_COURSE = 10, 40, 50
+#: config `version` as Moodle 5.0 installs it (its version.php's 2025041400.00, as PHP
+#: prints that float): the release most of the tables' definitions come from (its
+#: lib/db/install.xml, tests/fixtures/moodle-tables.json)
+MOODLE_VERSION = "2025041400"
 #: Moodle's install order (lib/db/install.php); shortname == archetype
 STANDARD_ROLES = (
     "manager",
@@ -81,13 +85,15 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
     )
     _context(conn, t, CONTEXT_SYSTEM, 0, "")
     # the settings a fresh Moodle install writes that postsync reads: the guest (user
-    # 1), the main administrator (user 2), this site's mnet host
+    # 1), the main administrator (user 2), this site's mnet host, and the version of
+    # the release whose tables these are (how a users file's passwords are hashed)
     conn.execute(
         t.config.insert(),
         [
             {"name": "siteguest", "value": "1"},
             {"name": "siteadmins", "value": "2"},
             {"name": "mnet_localhost_id", "value": "1"},
+            {"name": "version", "value": MOODLE_VERSION},
         ],
     )
     base = {
