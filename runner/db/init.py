@@ -83,7 +83,8 @@ def _install(conn: Connection, t: MoodleTables, now: int) -> None:
     _context(conn, t, CONTEXT_SYSTEM, 0, "")
     # the settings a fresh Moodle install writes that postsync reads: the guest (user
     # 1), the main administrator (user 2), this site's mnet host; the release, as
-    # Moodle records it (runner.db.releases)
+    # Moodle records it (runner.db.releases: its version says how a users file's
+    # passwords are hashed)
     conn.execute(
         t.config.insert(),
         [

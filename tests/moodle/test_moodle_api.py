@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from passlib.hash import bcrypt
+from sqlalchemy import create_engine, text
 
+from runner.sync.users.passwords import Passwords
 from tests.conftest import postsync_process
 from tests.moodle.lab import PHP_OPTIONS, Site
 
@@ -404,7 +407,7 @@ def test_access_checks_see_postsyncs_role_changes_in_a_new_process(
     assert ours["dirty"] == {"S009": 1}
 
 
-def feed(site: Site, tmp_path: Path, command: str, body: str) -> str:
+def feed(site: Site, tmp_path: Path, command: str, body: str, options: str = "") -> str:
     """Run one control file of `command` on the site through postsync's CLI."""
     area = tmp_path / "area"
     area.mkdir(parents=True, exist_ok=True)
@@ -412,7 +415,7 @@ def feed(site: Site, tmp_path: Path, command: str, body: str) -> str:
     playbook = tmp_path / f"{command}.yml"
     playbook.write_text(
         f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n'
-        f"  - command: {command}\n    file: {command}.csv\n"
+        f"  - command: {command}\n    file: {command}.csv\n{options}"
     )
     done = postsync_process("run", playbook)
     assert done.returncode in (0, 2), done.stdout + done.stderr
@@ -463,6 +466,55 @@ def test_users_postsync_creates_are_moodles_own(site: Site, lab_twin: Site, tmp_
     after = site.php("people.php", "show", *args)
     assert after["lab1"]["logs_in"] is False and after["lab1"]["fields"]["suspended"] == "1"
     assert after["lab2"]["logs_in"] is True
+
+
+def test_passwords_moodle_hashed_stay_unchanged_and_postsyncs_log_in(
+    site: Site, tmp_path: Path
+) -> None:
+    """With update_passwords: true, a users file giving the seeded users the password
+    Moodle's own user_create_user hashed leaves it unchanged, and so does a bcrypt hash
+    of it (Moodle 4.2's) before and after the user's login, at which Moodle 4.3 and
+    later rehash it with SHA-512 crypt; a new password postsync sets is in the site's
+    scheme, logs in, and Moodle's login keeps postsync's hash as it is."""
+    engine = create_engine(site.url)
+
+    def hashes() -> dict[str, str]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT username, password FROM mdl_user WHERE username IN ('u01','u02','u03')"
+                )
+            )
+            return {str(name): str(hashed) for name, hashed in rows}
+
+    try:
+        with engine.begin() as conn:
+            version = conn.execute(
+                text("SELECT value FROM mdl_config WHERE name = 'version'")
+            ).scalar_one()
+            legacy = bcrypt.using(ident="2y", rounds=10).hash("Pass-word-1234")
+            conn.execute(
+                text("UPDATE mdl_user SET password = :p WHERE username = 'u02'"), {"p": legacy}
+            )
+        scheme = "$6$rounds=10000$" if Passwords.of(str(version)).sha512 else "$2y$10$"
+        body = "username;firstname;lastname;idnumber;password\n"
+        body += "u01;User;u01;S001;Pass-word-1234\nu02;User;u02;S002;Pass-word-1234\n"
+        body += "u03;User;u03;S003;New-pass-5678\n"
+        step = "    update_passwords: true\n"
+        out = feed(site, tmp_path, "users", body, step)
+        assert "(3 lines: 1 changed, 2 unchanged, 0 failed)" in out, out
+        before = hashes()
+        assert before["u02"] == legacy and before["u03"].startswith(scheme)
+        args = ["u01", "Pass-word-1234", "u02", "Pass-word-1234", "u03", "New-pass-5678"]
+        assert all(u["logs_in"] for u in site.php("people.php", "show", *args).values())
+        after = hashes()
+        assert after["u02"].startswith(scheme)  # rehashed at the login from 4.3 on
+        assert after["u03"] == before["u03"]  # postsync's hash is Moodle's current form
+        out = feed(site, tmp_path / "again", "users", body, step)
+        assert "(3 lines: 0 changed, 3 unchanged, 0 failed)" in out, out
+        assert hashes() == after
+    finally:
+        engine.dispose()
 
 
 def test_a_deletion_leaves_what_moodles_delete_user_leaves(

@@ -15,9 +15,7 @@ from runner.sync.users.fields import (
     PROFILE,
     REQUIRED,
     UserLine,
-    hash_password,
     parse,
-    password_matches,
 )
 from runner.sync.users.state import UserState
 from runner.sync.users.writes import UserRow
@@ -77,10 +75,13 @@ class Users:
     nologin, and Moodle's `auth` setting), an e-mail address one Moodle's
     validate_email takes (no < or >).
 
-    Passwords are hashed as Moodle does (bcrypt, as PHP's password_hash); an auth
-    plugin that keeps no password in Moodle (ldap, cas...) takes none. A new user
-    without a password gets none; with `create_passwords: true`, Moodle's cron makes
-    one and mails it (the create_password preference), as tool_sync's option.
+    Passwords are hashed as the site's Moodle release hashes them (its config
+    `version`): SHA-512 crypt from Moodle 4.3, bcrypt before. A stored hash that
+    logs the line's password in on the site (SHA-512 crypt, bcrypt; before 4.3 an
+    unsalted md5 too) is left as it is: the password is unchanged. An auth plugin
+    that keeps no password in Moodle (ldap, cas...) takes none. A new user without a
+    password gets none; with `create_passwords: true`, Moodle's cron makes one and
+    mails it (the create_password preference), as tool_sync's option.
 
     Deleting does what Moodle's delete_user does to tables: the user's enrolments, role
     assignments, group and cohort memberships, preferences, profile data and sessions
@@ -160,15 +161,16 @@ class Users:
             return LineResult(line.number, FAILED, summary, str(exc))
 
     @staticmethod
-    def _password(parsed: UserLine, auth: str) -> str | None:
-        """The password column to write (None: none given)."""
+    def _password(users: UserState, parsed: UserLine, auth: str) -> str | None:
+        """The password column to write (None: none given), hashed as the site's Moodle
+        release hashes it."""
         if parsed.password is None:
             return None
         if auth not in LOCAL_PASSWORDS:
             raise LineFailed(
                 f"auth {auth} keeps no password in Moodle: leave the password empty for its users"
             )
-        return hash_password(parsed.password)
+        return users.passwords.hash(parsed.password)
 
     def _create(
         self, users: UserState, parsed: UserLine, number: int, summary: str, options: SyncOptions
@@ -176,7 +178,7 @@ class Users:
         values: dict[str, Any] = {**parsed.fields, "username": parsed.username}
         auth = str(values.get("auth", "manual"))
         users.check_auth(auth)
-        password = self._password(parsed, auth)
+        password = self._password(users, parsed, auth)
         values["password"] = (
             password if password is not None else "" if auth in LOCAL_PASSWORDS else NOT_CACHED
         )
@@ -212,7 +214,7 @@ class Users:
         new_password = (
             parsed.password is not None
             and options.update_passwords
-            and not password_matches(parsed.password, str(row.values.get("password") or ""))
+            and not users.passwords.matches(parsed.password, str(row.values.get("password") or ""))
         )
         for fid, data in parsed.profile.items():
             held = row.profile.get(fid)
@@ -225,7 +227,7 @@ class Users:
                 " user upload does not (allow_admin_updates: true on the step allows it)"
             )
         if new_password:
-            changes["password"] = self._password(parsed, auth)
+            changes["password"] = self._password(users, parsed, auth)
         elif "auth" in changes and auth not in LOCAL_PASSWORDS:
             changes["password"] = NOT_CACHED
         for fid in parsed.profile:

@@ -190,25 +190,3 @@ def profile_value(name: str, value: str, spec: tuple[int, str, str, str]) -> str
     if datatype == "text" and str(param2 or "").isdigit() and len(value) > int(param2):
         raise LineFailed(f"{name} is longer than the field's {param2} characters")
     return value
-
-
-def hash_password(password: str) -> str:
-    """The password hashed as Moodle's hash_internal_user_password (PHP's
-    password_hash: bcrypt, cost 10, the $2y$ prefix PHP writes)."""
-    import bcrypt
-
-    # bcrypt reads 72 bytes at most: PHP ignores the rest, as here
-    hashed = bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=10)).decode()
-    return "$2y$" + hashed[4:]
-
-
-def password_matches(password: str, stored: str) -> bool:
-    """Whether `stored` (a bcrypt hash, as Moodle writes) is this password's."""
-    import bcrypt
-
-    if not stored.startswith(("$2y$", "$2b$", "$2a$")):
-        return False
-    try:
-        return bcrypt.checkpw(password.encode()[:72], ("$2b$" + stored[4:]).encode())
-    except ValueError:  # not a well-formed hash
-        return False

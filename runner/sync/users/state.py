@@ -20,6 +20,7 @@ from runner.db.columns import filled
 from runner.step.preview import USER_KEYS
 from runner.sync.base import LineFailed
 from runner.sync.users.fields import FLAGS, TEXT
+from runner.sync.users.passwords import Passwords
 from runner.sync.users.writes import USER_ROWS, UserRow, UserWrites
 from runner.sync.writes import chunks, site_config
 
@@ -66,12 +67,15 @@ class UserState(UserWrites):
                 "defaultpreference_maildigest",
                 "defaultpreference_autosubscribe",
                 "defaultpreference_trackforums",
+                "version",
             ],
         )
         host = self.settings.get("mnet_localhost_id", "1")
         self.mnethost = int(host) if host.isdigit() else 1
         self.extended = self.settings.get("extendedusernamechars", "") not in ("", "0")
         self.protected = self._protected()
+        #: how the site's Moodle release hashes passwords
+        self.passwords = Passwords.of(self.settings.get("version", ""))
         #: the auth plugins enabled on the site, as Moodle's get_enabled_auth_plugins:
         #: manual and nologin always, then config `auth` (a comma-separated list)
         self.auths = ["manual", "nologin"]
