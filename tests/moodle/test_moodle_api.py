@@ -5,8 +5,6 @@ a new PHP process."""
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -88,7 +86,9 @@ def test_unenrolling_leaves_what_moodle_would_leave(
 
 def test_the_nightly_example_on_the_real_site(site: Site, tmp_path: Path) -> None:
     """postsync's nightly example (all six treatments) on the real site: the preview is the
-    run, and a second run changes nothing."""
+    run, and a second run changes nothing. The archives' names carry the run's minute
+    (`stamp`): it is given (`-e stamp=`) so that a preview and a run on either side of
+    a minute's turn name the same archives."""
     area = tmp_path / "area"
     area.mkdir()
     (area / "enrols.csv").write_text(
@@ -101,13 +101,15 @@ def test_the_nightly_example_on_the_real_site(site: Site, tmp_path: Path) -> Non
     (area / "groupmembers.csv").write_text("cmd;courseid;groupid;userid\nadd;C101;C101-G1;S002\n")
     env = {"POSTSYNC_AREA": str(area), "POSTSYNC_DB": site.url}
     nightly = ROOT / "playbooks" / "nightly.yml"
-    preview = postsync_process("run", nightly, "--check", env=env)
-    real = postsync_process("run", nightly, env=env)
+    stamp = ("-e", f"stamp={time.strftime('%Y%m%d-%H%M')}")
+    preview = postsync_process("run", nightly, "--check", *stamp, env=env)
+    real = postsync_process("run", nightly, *stamp, env=env)
     items = [line for line in preview.stdout.splitlines() if line.startswith("    ")]
     assert preview.returncode == real.returncode == 2, real.stdout + real.stderr
     assert items == [line for line in real.stdout.splitlines() if line.startswith("    ")]
     assert '    delete group "Old" in course CHEM103  (idnumber C103-OLD)' in items
-    again = postsync_process("run", nightly, env=env)
+    assert any(f"archives/{stamp[1][6:]}_enrols.csv" in item for item in items), items
+    again = postsync_process("run", nightly, *stamp, env=env)
     assert again.returncode == 0, again.stdout
     assert "changed=0" in again.stdout
     state = site.php("state.php")
@@ -157,7 +159,7 @@ def test_moodles_group_cache_is_stale_until_postsync_purges_it(site: Site, tmp_p
         HEADER + "add;C101;S002;student;manual;gaddcreate;Team B\n"
     )
     php = ["php", *PHP_OPTIONS]
-    me = pwd.getpwuid(os.geteuid()).pw_name
+    me = site.lab.user.pw_name
     playbook = tmp_path / "playbook.yml"
     playbook.write_text(
         playbook.read_text()
@@ -230,7 +232,7 @@ def _toolsync(site: Site, tmp_path: Path, body: str, kind: str = "enrols") -> No
         pytest.skip("tool_sync not installed: set POSTSYNC_TOOLSYNC_GIT (tests/moodle/README.md)")
     control = tmp_path / "toolsync.csv"
     control.write_text(body if kind != "enrols" else TOOLSYNC_HEADER + body)
-    assert site.php("toolsync.php", kind, str(control)) == {"ran": True}
+    assert site.php("toolsync.php", kind, str(site.lab.hand_over(control))) == {"ran": True}
 
 
 def test_the_same_enrolment_file_through_tool_sync(
