@@ -119,7 +119,7 @@ class Source:
     def describe(self) -> str:
         if self.tree is not None:
             return f"tree {self.tree}"
-        left = f", without {' '.join(self.extra)}" if self.extra else ""
+        left = f", without {' '.join(sorted(self.extra))}" if self.extra else ""
         return f"commit {self.commit} of {self.gitdir}{left}"
 
     def label(self) -> str:
@@ -144,7 +144,7 @@ class Source:
             match = re.search(r"\$release\s*=\s*'([^']+)'", text)
             if match:
                 return match.group(1)
-        raise LabUnavailable(f"no Moodle version.php in {self.describe()}")
+        raise RuntimeError(f"no Moodle version.php in {self.describe()}")
 
     def export(self, dest: Path) -> None:
         """The tree into `dest`: copied, or the commit archived without its extra paths
@@ -211,7 +211,7 @@ def source() -> Source:
     for known in RELEASES.values():
         if _git(gitdir, "cat-file", "-e", f"{known.commit}^{{commit}}").returncode == 0:
             return Source(gitdir=gitdir, commit=known.commit, extra=known.extra)
-    raise LabUnavailable(
+    raise RuntimeError(
         f"{gitdir} holds none of the releases the lab knows ({', '.join(RELEASES)}):"
         " set POSTSYNC_MOODLE_REF to the commit to use"
     )
@@ -277,7 +277,7 @@ class Lab:
         self.root.mkdir(parents=True, exist_ok=True)
         built_from = self.root / "source.txt"
         if built_from.is_file() and built_from.read_text().strip() != self.source.describe():
-            raise LabUnavailable(
+            raise RuntimeError(
                 f"{self.root} holds a lab built from {built_from.read_text().strip()}, not"
                 f" from {self.source.describe()}: remove it, or set POSTSYNC_MOODLE_LAB"
             )

@@ -145,8 +145,9 @@ def test_moodles_group_cache_is_stale_until_postsync_purges_it(site: Site, tmp_p
     processes): after postsync creates a group, groups_get_all_groups(course) still
     lists the course's old groups (stale) while a user's own groups are current (they
     are read from the memberships); postsync's purge_moodle_caches step (Moodle's own
-    admin/cli/purge_caches.php --muc, run by postsync after the sync) makes every
-    answer current, its preview running nothing."""
+    admin/cli/purge_caches.php --muc, run by postsync after the sync; moodle_dir given
+    as the site's dirroot, public/ from Moodle 5.1, whose script is in the directory
+    above) makes every answer current, its preview running nothing."""
     warm = site.php("user_groups.php", "MATH101", "S001")  # fills the cache
     assert warm == {"api": [], "course_groups": ["G1"], "database": []}
     sync(site, tmp_path, "add;C101;S001;student;manual;gaddcreate;Team A\n")
@@ -164,12 +165,12 @@ def test_moodles_group_cache_is_stale_until_postsync_purges_it(site: Site, tmp_p
     playbook.write_text(
         playbook.read_text()
         + "post_treatments:\n  - purge_moodle_caches:\n"
-        + f"      moodle_dir: {site.lab.moodle}\n      php: {json.dumps(php)}\n"
+        + f"      moodle_dir: {site.lab.webroot}\n      php: {json.dumps(php)}\n"
         + f"      run_as: {me}\n      environment: {{LAB_DB: {site.name}}}\n"
     )
     preview = postsync_process("run", playbook, "--check")
     assert preview.returncode == 0, preview.stdout + preview.stderr
-    assert "admin/cli/purge_caches.php --muc" in preview.stdout
+    assert f"{site.lab.moodle}/admin/cli/purge_caches.php --muc" in preview.stdout
     assert site.php("user_groups.php", "MATH101", "S001")["course_groups"] == ["G1"]
     done = postsync_process("run", playbook)
     assert done.returncode == 0, done.stdout + done.stderr
