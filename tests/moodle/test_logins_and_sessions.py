@@ -46,6 +46,17 @@ def test_an_open_sessions_course_page_after_a_group_change(
     assert moodles == {"kept": site.lab.version < COURSE_STATE_RESET}
 
 
+def test_moodles_cache_purge_keeps_an_open_sessions_course_page(site: Site) -> None:
+    """Moodle's own cache purge (admin/cli/purge_caches.php --muc, what a
+    purge_moodle_caches step runs) leaves an open session's course state key as it was:
+    each session keeps its own, so a purge is no way to reset open course pages; a new
+    cache revision of the course is (above)."""
+    saved = str(site.lab.inbox / f"{site.name}.session")
+    assert site.php("course_state.php", "open", "MATH101", "S009", saved) == {"opened": True}
+    site.lab.php_command("admin/cli/purge_caches.php", "--muc", site=site.name)
+    assert site.php("course_state.php", "next", "MATH101", "S009", saved) == {"kept": True}
+
+
 def users_file(site: Site, tmp_path: Path, body: str) -> str:
     """A users file with `update_passwords: true` through postsync's CLI; its output."""
     area = tmp_path / "area"
