@@ -161,6 +161,8 @@ class Source:
             "--format=%(objecttype) %(objectname) %(path)",
             self.commit,
         )
+        if listing.returncode != 0:
+            raise RuntimeError(f"no commit {self.commit} in {self.gitdir}: {listing.stderr}")
         blobs: dict[str, list[str]] = {}
         for line in listing.stdout.splitlines():
             kind, sha, path = line.split(" ", 2)
@@ -179,7 +181,7 @@ class Source:
             if line.endswith(" missing")
             for path in blobs[line.split()[0]]
         ]
-        left_out = [f":(exclude){path}" for path in [*self.extra, *lacking]]
+        left_out = [f":(exclude,literal){path}" for path in [*self.extra, *lacking]]
         dest.mkdir(parents=True)
         archive = subprocess.Popen(
             ["git", f"--git-dir={self.gitdir}", "archive", self.commit, "--", ".", *left_out],
