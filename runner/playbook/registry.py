@@ -190,7 +190,12 @@ TREATMENTS: dict[str, Kind] = {
     "purge_moodle_caches": Kind(
         _params(
             {
-                "moodle_dir": {**_DEST, "description": "The Moodle site's directory (dirroot)."},
+                "moodle_dir": {
+                    **_DEST,
+                    "description": "The Moodle site's directory: the one holding config.php"
+                    " and admin/cli/purge_caches.php (the dirroot up to Moodle 5.0, the"
+                    " directory above public/ from 5.1), or Moodle 5.1's dirroot (public/).",
+                },
                 "php": {
                     "type": "array",
                     "items": {"type": "string", "minLength": 1},

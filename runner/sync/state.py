@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from runner.db.raw import Raw
+from runner.db.revisions import reset_course_states
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
 from runner.sync.base import Course, Enrolment, P, Part, Tally
@@ -372,7 +373,8 @@ class SiteState:
     def finish(self) -> None:
         """After the last batch: its changes, then the touched groups' timemodified,
         once per group (an update per batch would rewrite the same rows again and
-        again). A preview writes nothing."""
+        again), and their courses' cache revision where Moodle resets open course
+        pages on a membership change. A preview writes nothing."""
         for kept in self.parts.values():
             kept.finish()
         if self.withheld is not None:
@@ -381,8 +383,10 @@ class SiteState:
             return
         self.writes.write_ready()
         self.writes.wait()
-        for part in chunks(sorted(self.touched_groups), self.raw.chunk):
+        touched = sorted(self.touched_groups)
+        for part in chunks(touched, self.raw.chunk):
             self.raw.update_in(self.t.groups, {"timemodified": self.now}, part)
+        reset_course_states(self.raw.conn, self.t, touched, self.now, self.raw.chunk)
         self.touched_groups.clear()
         mark_users_dirty(self.raw.conn, self.t, sorted(self.dirty), self.now)
         self.dirty.clear()

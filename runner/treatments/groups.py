@@ -63,9 +63,11 @@ def _release_modules(conn: Any, t: Any, groupings: list[int], now: int) -> None:
     groups_delete_grouping), and their courses' cache revision moves on, as Moodle's
     increment_revision_number does, so that the course's cached activity list (which
     holds each activity's grouping) is rebuilt."""
-    from sqlalchemy import case, select, update
+    from sqlalchemy import select, update
 
-    cm, course = t.course_modules, t.course
+    from runner.db.revisions import move_course_revisions
+
+    cm = t.course_modules
     courses = sorted(
         conn.execute(select(cm.c.course).where(cm.c.groupingid.in_(groupings)).distinct())
         .scalars()
@@ -74,9 +76,7 @@ def _release_modules(conn: Any, t: Any, groupings: list[int], now: int) -> None:
     if not courses:
         return
     conn.execute(update(cm).where(cm.c.groupingid.in_(groupings)).values(groupingid=0))
-    rev = course.c.cacherev
-    bumped = case((rev.is_(None), now), (rev < now, now), (rev > now + 3600, now), else_=rev + 1)
-    conn.execute(update(course).where(course.c.id.in_(courses)).values(cacherev=bumped))
+    move_course_revisions(conn, t, courses, now)
 
 
 class CleanEmptyGroups:

@@ -29,7 +29,9 @@ QUOTED = 400
 
 @dataclass(frozen=True)
 class PurgeCachesConfig:
-    moodle_dir: Path
+    #: where config.php and admin/cli are: moodle_dir, or the directory above Moodle
+    #: 5.1's public/ when moodle_dir is that; the script runs from there
+    site: Path
     php: tuple[str, ...]
     caches: tuple[str, ...]
     run_as: str | None
@@ -47,6 +49,26 @@ def _user(name: str) -> pwd.struct_passwd | None:
 def _root_user(user: pwd.struct_passwd) -> bool:
     """uid 0 whatever its name (root, toor...)."""
     return user.pw_uid == 0
+
+
+def site_directory(moodle_dir: Path) -> Path | str:
+    """The directory holding the site's config.php and admin/cli/purge_caches.php:
+    moodle_dir itself, or, when moodle_dir is Moodle 5.1's dirroot (`public/`, where
+    version.php and the plugins are), the directory above it (config.php and admin/cli
+    stay there). What is wrong with moodle_dir when neither holds them."""
+    candidates = [moodle_dir, *([moodle_dir.parent] if moodle_dir.name == "public" else [])]
+    for where in candidates:
+        if (where / "config.php").is_file() and (where / SCRIPT).is_file():
+            return where
+    if not moodle_dir.is_dir():
+        return f"{moodle_dir} is not a directory"
+    if not (moodle_dir / "config.php").is_file():
+        return (
+            f"{moodle_dir} holds no config.php: is it the site's directory (its"
+            " dirroot, or the directory above Moodle 5.1's public/)?"
+        )
+    above = " (nor does the directory above it)" if len(candidates) > 1 else ""
+    return f"{moodle_dir} holds no {SCRIPT}{above}"
 
 
 def _running_as() -> str:
@@ -69,8 +91,10 @@ class PurgeMoodleCaches:
     it is skipped otherwise. The preview shows the command and runs nothing.
 
     Parameters:
-      moodle_dir (string, required): the Moodle site's directory (dirroot: it holds
-        config.php and admin/cli/purge_caches.php); templated, read only.
+      moodle_dir (string, required): the Moodle site's directory: the one holding
+        config.php and admin/cli/purge_caches.php (Moodle's dirroot up to 5.0; from
+        5.1, the directory above public/), or Moodle 5.1's dirroot itself (public/:
+        the script is then found in the directory above it); templated, read only.
       php (list of strings, default ["php"]): the PHP command-line interpreter, and
         any options for it, e.g. ["/usr/bin/php8.2", "-d", "memory_limit=512M"].
       caches (list, default ["muc"]): what to purge, Moodle's own options: muc (the
@@ -102,8 +126,11 @@ class PurgeMoodleCaches:
     stderr, and postsync makes its own process non-dumpable before it starts it, so
     that a script of the same user cannot read postsync's /proc/PID/environ (the
     database password), descriptors or memory; it never runs as root (uid 0 by any
-    name); a missing directory, script, interpreter or user fails the step before
-    anything runs, in the preview too; it runs in a session and process group of its
+    name); a missing directory, script, interpreter or user (or postsync running as
+    root without run_as) is found when the playbook is checked, before anything runs:
+    `postsync validate`, the preview and the run fail with the playbook's line (exit 4,
+    nothing changed, not even by the sync steps before it), whatever the step's `when`;
+    it runs in a session and process group of its
     own, and no process it started outlives the step, not even one it detached into a
     session of its own (`setsid -f`, a daemon's double fork: on Linux postsync adopts
     them as their subreaper): a script that outlasts the timeout is stopped with every
@@ -132,49 +159,64 @@ class PurgeMoodleCaches:
             # a config.php's settings (a database password): masked wherever postsync
             # would print them, the script's own output quoted in an error included
             register(value)
-        return PurgeCachesConfig(
-            moodle_dir=Path(moodle_dir).expanduser(),
+        where = Path(moodle_dir).expanduser()
+        site = site_directory(where)
+        config = PurgeCachesConfig(
+            site=site if isinstance(site, Path) else where,
             php=php,
             caches=tuple(params.get("caches", ["muc"])),
             run_as=scope.render(run_as, "run_as") if run_as is not None else None,
             timeout=scope.integer(params.get("timeout_seconds", 600), "timeout_seconds", 1),
             environment=tuple(sorted(environment.items())),
         )
+        # on this machine, before anything runs (validate, the preview, the run): a
+        # step that cannot run must not leave the sync's changes unseen by Moodle
+        problems = [
+            scope.error(message, *filter(None, [key]))
+            for key, message in self._problems(config, site)
+        ]
+        if problems:
+            raise PlaybookError(problems)
+        return config
 
-    def _problems(self, config: PurgeCachesConfig) -> list[str]:
-        """What keeps the script from running, checked before it does (preview too)."""
-        problems = []
-        where = config.moodle_dir
-        if not (where / "config.php").is_file():
-            problems.append(f"moodle_dir {where} holds no config.php: is it the site's dirroot?")
-        elif not (where / SCRIPT).is_file():
-            problems.append(f"moodle_dir {where} holds no {SCRIPT}")
+    def _problems(self, config: PurgeCachesConfig, site: Path | str) -> list[tuple[str, str]]:
+        """What keeps the script from running: (the parameter, or "" for the step's
+        own; the problem)."""
+        problems: list[tuple[str, str]] = []
+        if isinstance(site, str):
+            problems.append(("moodle_dir", site))
         if shutil.which(config.php[0]) is None:
-            problems.append(f"php: {config.php[0]} is not an executable found on PATH")
+            problems.append(("php", f"{config.php[0]} is not an executable found on PATH"))
         me = _running_as()
         if config.run_as is None:
             if os.geteuid() == 0:
                 problems.append(
-                    "postsync runs as root: set run_as to the web server's user (e.g."
-                    " www-data), so that the cache files Moodle writes stay the site's"
+                    (
+                        "",
+                        "postsync runs as root: set run_as to the web server's user (e.g."
+                        " www-data), so that the cache files Moodle writes stay the site's",
+                    )
                 )
         elif (user := _user(config.run_as)) is None:
-            problems.append(f"run_as: no user {config.run_as} on this machine")
+            problems.append(("run_as", f"no user {config.run_as} on this machine"))
         elif _root_user(user):
             problems.append(
-                f"run_as: {config.run_as} is root (uid 0): the script never runs as root;"
-                " name the web server's user (e.g. www-data)"
+                (
+                    "run_as",
+                    f"{config.run_as} is root (uid 0): the script never runs as root;"
+                    " name the web server's user (e.g. www-data)",
+                )
             )
         elif config.run_as != me and os.geteuid() != 0:
             problems.append(
-                f"run_as: {config.run_as} needs postsync to run as root (it runs as {me})"
+                ("run_as", f"{config.run_as} needs postsync to run as root (it runs as {me})")
             )
         return problems
 
     def command(self, config: PurgeCachesConfig) -> list[str]:
         return [
             *config.php,
-            str(config.moodle_dir / SCRIPT),
+            str(config.site / SCRIPT),
             *(f"--{cache}" for cache in config.caches),
         ]
 
@@ -184,12 +226,9 @@ class PurgeMoodleCaches:
         changes = ledger.database_changes()
         if changes == 0:
             return Plan(skip_reason="the run changed nothing in Moodle's database")
-        problems = self._problems(config)
-        if problems:
-            return Plan(summary="Moodle's caches not purged", errors=problems)
         who = f"as {config.run_as}" if config.run_as else f"as {_running_as()}"
         action = Action(
-            "run", " ".join(self.command(config)), f"{who}, in {config.moodle_dir}", data=config
+            "run", " ".join(self.command(config)), f"{who}, in {config.site}", data=config
         )
         summary = f"purge {', '.join(config.caches)} after {plural(changes, 'change')}"
         return Plan([action], summary)
@@ -207,14 +246,14 @@ class PurgeMoodleCaches:
         switch: dict[str, Any] = {}
         if config.run_as is not None and config.run_as != _running_as():
             user = _user(config.run_as)
-            assert user is not None and not _root_user(user)  # checked by the plan
+            assert user is not None and not _root_user(user)  # checked by configure
             switch = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
             env["HOME"] = user.pw_dir
         started = time.monotonic()
         hide_this_process()
         try:
             status, said = run_script(
-                self.command(config), config.moodle_dir, env, config.timeout, switch
+                self.command(config), config.site, env, config.timeout, switch
             )
         except OSError as exc:
             raise StepError(f"cannot run {config.php[0]}: {exc.strerror or exc}") from None

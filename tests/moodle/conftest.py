@@ -6,28 +6,27 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.moodle import results
 from tests.moodle.lab import Lab, LabUnavailable, Site, lab_root, source
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 _names = itertools.count()
 _outcomes: list[tuple[str, str, str]] = []
-_release: list[str] = []
+_labs: list[Lab] = []
 
 
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     try:
-        source()
+        built = Lab(lab_root(), source()).ensure()
     except LabUnavailable as exc:
         pytest.skip(str(exc))  # also under CI: a fresh machine has no Moodle snapshot
-    built = Lab(lab_root()).ensure()
-    _release.append(built.release())
+    _labs.append(built)
     return built
 
 
@@ -62,26 +61,16 @@ def _doc(name: str, items: list[Any]) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if not os.environ.get("POSTSYNC_MOODLE_RESULTS") or not _release:
+    if not os.environ.get("POSTSYNC_MOODLE_RESULTS") or not _labs:
         return  # only `tox -e moodle` writes the results, and only when the lab ran
+    lab = _labs[0]
     items = list(session.items)
-    lines = [
-        "# postsync on a real Moodle: results",
-        "",
-        "Written by `tox -e moodle` (tests/moodle/): each check on a fresh clone of the seeded",
-        "site, postsync run through its CLI against the site's PostgreSQL database, then a PHP",
-        "process asking Moodle's own API.",
-        "",
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Moodle: {_release[0]}",
-        "",
-        "| check | held | what it checks | detail |",
-        "|---|---|---|---|",
+    held = {"passed": "yes", "failed": "**no**", "known": "**no**"}
+    outcomes = [
+        (name, held.get(outcome, outcome), _doc(name, items), reason)
+        for name, outcome, reason in _outcomes
     ]
-    for name, outcome, reason in _outcomes:
-        held = {"passed": "yes", "failed": "**no**", "known": "**no**"}.get(outcome, outcome)
-        lines.append(f"| `{name}` | {held} | {_doc(name, items)} | {reason} |")
-    RESULTS.write_text("\n".join(lines) + "\n")
+    results.write(RESULTS, lab.release, results.section(lab.release, lab.facts(), outcomes))
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ a new PHP process."""
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -91,7 +89,9 @@ def test_unenrolling_leaves_what_moodle_would_leave(
 
 def test_the_nightly_example_on_the_real_site(site: Site, tmp_path: Path) -> None:
     """postsync's nightly example (all six treatments) on the real site: the preview is the
-    run, and a second run changes nothing."""
+    run, and a second run changes nothing. The archives' names carry the run's minute
+    (`stamp`): it is given (`-e stamp=`) so that a preview and a run on either side of
+    a minute's turn name the same archives."""
     area = tmp_path / "area"
     area.mkdir()
     (area / "enrols.csv").write_text(
@@ -104,13 +104,15 @@ def test_the_nightly_example_on_the_real_site(site: Site, tmp_path: Path) -> Non
     (area / "groupmembers.csv").write_text("cmd;courseid;groupid;userid\nadd;C101;C101-G1;S002\n")
     env = {"POSTSYNC_AREA": str(area), "POSTSYNC_DB": site.url}
     nightly = ROOT / "playbooks" / "nightly.yml"
-    preview = postsync_process("run", nightly, "--check", env=env)
-    real = postsync_process("run", nightly, env=env)
+    stamp = ("-e", f"stamp={time.strftime('%Y%m%d-%H%M')}")
+    preview = postsync_process("run", nightly, "--check", *stamp, env=env)
+    real = postsync_process("run", nightly, *stamp, env=env)
     items = [line for line in preview.stdout.splitlines() if line.startswith("    ")]
     assert preview.returncode == real.returncode == 2, real.stdout + real.stderr
     assert items == [line for line in real.stdout.splitlines() if line.startswith("    ")]
     assert '    delete group "Old" in course CHEM103  (idnumber C103-OLD)' in items
-    again = postsync_process("run", nightly, env=env)
+    assert any(f"archives/{stamp[1][6:]}_enrols.csv" in item for item in items), items
+    again = postsync_process("run", nightly, *stamp, env=env)
     assert again.returncode == 0, again.stdout
     assert "changed=0" in again.stdout
     state = site.php("state.php")
@@ -146,8 +148,9 @@ def test_moodles_group_cache_is_stale_until_postsync_purges_it(site: Site, tmp_p
     processes): after postsync creates a group, groups_get_all_groups(course) still
     lists the course's old groups (stale) while a user's own groups are current (they
     are read from the memberships); postsync's purge_moodle_caches step (Moodle's own
-    admin/cli/purge_caches.php --muc, run by postsync after the sync) makes every
-    answer current, its preview running nothing."""
+    admin/cli/purge_caches.php --muc, run by postsync after the sync; moodle_dir given
+    as the site's dirroot, public/ from Moodle 5.1, whose script is in the directory
+    above) makes every answer current, its preview running nothing."""
     warm = site.php("user_groups.php", "MATH101", "S001")  # fills the cache
     assert warm == {"api": [], "course_groups": ["G1"], "database": []}
     sync(site, tmp_path, "add;C101;S001;student;manual;gaddcreate;Team A\n")
@@ -160,17 +163,17 @@ def test_moodles_group_cache_is_stale_until_postsync_purges_it(site: Site, tmp_p
         HEADER + "add;C101;S002;student;manual;gaddcreate;Team B\n"
     )
     php = ["php", *PHP_OPTIONS]
-    me = pwd.getpwuid(os.geteuid()).pw_name
+    me = site.lab.user.pw_name
     playbook = tmp_path / "playbook.yml"
     playbook.write_text(
         playbook.read_text()
         + "post_treatments:\n  - purge_moodle_caches:\n"
-        + f"      moodle_dir: {site.lab.moodle}\n      php: {json.dumps(php)}\n"
+        + f"      moodle_dir: {site.lab.webroot}\n      php: {json.dumps(php)}\n"
         + f"      run_as: {me}\n      environment: {{LAB_DB: {site.name}}}\n"
     )
     preview = postsync_process("run", playbook, "--check")
     assert preview.returncode == 0, preview.stdout + preview.stderr
-    assert "admin/cli/purge_caches.php --muc" in preview.stdout
+    assert f"{site.lab.moodle}/admin/cli/purge_caches.php --muc" in preview.stdout
     assert site.php("user_groups.php", "MATH101", "S001")["course_groups"] == ["G1"]
     done = postsync_process("run", playbook)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -233,7 +236,7 @@ def _toolsync(site: Site, tmp_path: Path, body: str, kind: str = "enrols") -> No
         pytest.skip("tool_sync not installed: set POSTSYNC_TOOLSYNC_GIT (tests/moodle/README.md)")
     control = tmp_path / "toolsync.csv"
     control.write_text(body if kind != "enrols" else TOOLSYNC_HEADER + body)
-    assert site.php("toolsync.php", kind, str(control)) == {"ran": True}
+    assert site.php("toolsync.php", kind, str(site.lab.hand_over(control))) == {"ran": True}
 
 
 def test_the_same_enrolment_file_through_tool_sync(

@@ -139,32 +139,88 @@ def test_a_failing_script_fails_the_step_with_its_output(
     assert site.enrolled("MATH101", "U0001")  # the sync's work stays
 
 
+def public_site(root: Path) -> tuple[Path, Path]:
+    """A stand-in of Moodle 5.1's layout: config.php and admin/cli at the top, the
+    dirroot in public/ (version.php, plugins, and a config.php that loads the one
+    above); (the top directory, public/)."""
+    top = moodle_site(root)
+    public = top / "public"
+    public.mkdir()
+    (public / "config.php").write_text("<?php require_once(__DIR__ . '/../config.php');\n")
+    (public / "version.php").write_text("<?php // stand-in\n")
+    return top, public
+
+
+@pytest.mark.parametrize("given", ["top", "public"])
+def test_moodle_51s_dirroot_or_top_directory_runs_the_script_from_the_top(
+    site: Site, shared: Path, given: str
+) -> None:
+    """From Moodle 5.1 the dirroot is public/, and config.php and admin/cli stay in the
+    directory above: either may be given."""
+    top, public = public_site(shared)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    purge_playbook(site, params(top if given == "top" else public))
+    assert site.cli("validate", site.root / "playbook.yml").code == 0
+    preview = site.run("--check")
+    assert preview.code == 0, preview.out + preview.err
+    assert f"run {INTERPRETER} {top}/admin/cli/purge_caches.php --muc" in preview.out
+    assert f"in {top})\n" in preview.out
+    result = site.run()
+    assert result.code == 0, result.out + result.err
+    (call,) = calls(top)
+    assert call["cwd"] == str(top)
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        ("no_config", "holds no config.php: is it the site's dirroot?"),
-        ("no_script", "holds no admin/cli/purge_caches.php"),
+        ("no_dir", "moodle_dir: {dirroot}/gone is not a directory"),
+        (
+            "no_config",
+            "moodle_dir: {dirroot} holds no config.php: is it the site's directory (its"
+            " dirroot, or the directory above Moodle 5.1's public/)?",
+        ),
+        ("no_script", "moodle_dir: {dirroot} holds no admin/cli/purge_caches.php"),
+        (
+            "public_no_script",
+            "moodle_dir: {dirroot}/public holds no admin/cli/purge_caches.php (nor does the"
+            " directory above it)",
+        ),
         ("no_php", "php: no-such-php-binary is not an executable found on PATH"),
         ("no_user", "run_as: no user no-such-user-here on this machine"),
     ],
 )
-def test_what_keeps_the_script_from_running_fails_the_preview_too(
+def test_what_keeps_the_script_from_running_fails_before_anything_runs(
     site: Site, shared: Path, setup: str, message: str
 ) -> None:
+    """A step that could not run Moodle's script fails `validate`, the preview and the
+    run before the sync steps write anything (the playbook's line, exit 4): a run that
+    synced and then could not purge would leave its changes unseen by Moodle."""
     dirroot = moodle_site(shared)
-    if setup == "no_config":
+    given = dirroot
+    if setup == "no_dir":
+        given = dirroot / "gone"
+    elif setup == "no_config":
         (dirroot / "config.php").unlink()
-    elif setup == "no_script":
+    elif setup in ("no_script", "public_no_script"):
         (dirroot / "admin" / "cli" / "purge_caches.php").unlink()
-    text = params(dirroot, run_as="no-such-user-here" if setup == "no_user" else SCRIPT_USER)
+        if setup == "public_no_script":
+            given = public_site(shared / "other")[1]
+            (given.parent / "admin" / "cli" / "purge_caches.php").unlink()
+            message = message.replace("{dirroot}", str(given.parent))
+    text = params(given, run_as="no-such-user-here" if setup == "no_user" else SCRIPT_USER)
     if setup == "no_php":
         text = f'{{moodle_dir: "{dirroot}", php: [no-such-php-binary]}}'
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
     purge_playbook(site, text)
-    for args in (("--check",), ()):
-        result = site.run(*args)
-        assert result.code == 3, result.out
-        assert message in result.out
+    validated = site.cli("validate", site.root / "playbook.yml")
+    assert validated.code == 4, validated.out + validated.err
+    for result in (validated, site.run("--check"), site.run()):
+        assert result.code == 4, result.out + result.err
+        assert "post_treatments[0].purge_moodle_caches." + message.format(
+            dirroot=dirroot
+        ) in " ".join(result.err.split())
+    assert not site.enrolled("MATH101", "U0001")  # the sync step wrote nothing
     assert calls(dirroot) == []
 
 
@@ -175,8 +231,9 @@ def test_root_is_asked_for_the_web_servers_user(site: Site) -> None:
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
     purge_playbook(site, params(dirroot, run_as=""))
     result = site.run()
-    assert result.code == 3, result.out
-    assert "postsync runs as root: set run_as to the web server's user" in result.out
+    assert result.code == 4, result.out + result.err
+    assert "postsync runs as root: set run_as to the web server's user" in result.err
+    assert not site.enrolled("MATH101", "U0001")  # found before the sync wrote
     assert calls(dirroot) == []
     # as the site's user: the script runs as that user, with that user's home (a site
     # the user can read, run by the system's shell)
@@ -265,8 +322,8 @@ def test_the_script_never_runs_as_root_whatever_its_name(
     purge_playbook(site, params(dirroot, run_as=name))
     for args in (("--check",), ()):
         result = site.run(*args)
-        assert result.code == 3, result.out
-        assert f"run_as: {name} is root (uid 0): the script never runs as root" in result.out
+        assert result.code == 4, result.out + result.err
+        assert f"run_as: {name} is root (uid 0): the script never runs as root" in result.err
     assert calls(dirroot) == []
 
 
