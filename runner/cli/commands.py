@@ -167,7 +167,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.playbooks:
         try:
             playbook = load_playbook(path)
-            area = check_playbook(playbook, extra)
+            area, lacking = check_playbook(playbook, extra)
         except PlaybookError as exc:
             failed += 1
             print(exc, file=sys.stderr)
@@ -184,6 +184,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(
                 f"postsync: warning: {path}: the area {printable(str(area))} is not a"
                 " directory on this machine: a run here would stop before any step",
+                file=sys.stderr,
+            )
+        for problem in lacking:
+            print(
+                f"postsync: warning: {problem} (on this machine: a run here would stop"
+                " before any step)",
                 file=sys.stderr,
             )
     if failed:

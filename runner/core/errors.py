@@ -82,6 +82,12 @@ class PlaybookError(PostsyncError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class MachineError(PlaybookError):
+    """The playbook is right, but this machine cannot run it (a directory, program or
+    user it names is missing here): a preview and a run stop before any change (exit 4),
+    `postsync validate` warns, since it may run where the site is not (CI)."""
+
+
 _DATABASE_HINTS = (
     (
         ("database is locked", "lock timeout", "lock wait timeout"),

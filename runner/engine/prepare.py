@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runner.core.errors import PlaybookError, Problem
+from runner.core.errors import MachineError, PlaybookError, Problem
 from runner.engine.results import RunOptions
 from runner.playbook import registry
 from runner.playbook.model import Playbook, Step
@@ -155,6 +155,7 @@ def prepare(run: Run, steps: Sequence[Step]) -> None:
     for each of those files (or an example file when none is there yet).
     """
     problems: list[Problem] = []
+    machine: list[Problem] = []  # what only this machine lacks
     protected: dict[Path, str] = {}
     globs = []
     for step in run.facts.playbook.sync:
@@ -195,21 +196,28 @@ def prepare(run: Run, steps: Sequence[Step]) -> None:
                             "a sync step needs `database:` at the top of the playbook",
                         )
                     )
+        except MachineError as exc:
+            machine.extend(p for p in exc.problems if p not in machine)
         except PlaybookError as exc:
             problems.extend(exc.problems)
     if problems:
-        raise PlaybookError(problems)
+        raise PlaybookError(problems + machine)
+    if machine:
+        raise MachineError(machine)
 
 
-def check_playbook(playbook: Playbook, extra_vars: Mapping[str, Any]) -> Path:
+def check_playbook(playbook: Playbook, extra_vars: Mapping[str, Any]) -> tuple[Path, list[Problem]]:
     """`postsync validate`: every check `run --check` makes before it reads the database
     or a control file (templates rendered with `-e` and the environment as given, paths
     confined, time zone, encodings, the database URL and its driver), all problems at
-    once; PlaybookError, or StepError for what `run` would stop on. Returns the area,
-    as rendered here."""
+    once; PlaybookError, or StepError for what `run` would stop on. Returns the area, as
+    rendered here, and what only this machine lacks (a run here would stop on it)."""
     run = build_context(playbook, RunOptions(check=True, extra_vars=extra_vars))
-    prepare(run, playbook.steps)
-    return run.facts.area
+    try:
+        prepare(run, playbook.steps)
+    except MachineError as exc:
+        return run.facts.area, exc.problems
+    return run.facts.area, []
 
 
 def evaluate_when(step: Step, scope: StepScope) -> bool:

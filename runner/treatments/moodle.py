@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.core.errors import PlaybookError, StepError
+from runner.core.errors import MachineError, PlaybookError, StepError
 from runner.core.secrets import register
 from runner.core.text import plural, printable
 from runner.step.facts import RunFacts
@@ -128,8 +128,9 @@ class PurgeMoodleCaches:
     database password), descriptors or memory; it never runs as root (uid 0 by any
     name); a missing directory, script, interpreter or user (or postsync running as
     root without run_as) is found when the playbook is checked, before anything runs:
-    `postsync validate`, the preview and the run fail with the playbook's line (exit 4,
-    nothing changed, not even by the sync steps before it), whatever the step's `when`;
+    the preview and the run fail with the playbook's line (exit 4, nothing changed, not
+    even by the sync steps before it), whatever the step's `when`; `postsync validate`
+    warns of it (exit 0: it may check the playbook on a machine that is not the site's);
     it runs in a session and process group of its
     own, and no process it started outlives the step, not even one it detached into a
     session of its own (`setsid -f`, a daemon's double fork: on Linux postsync adopts
@@ -176,7 +177,7 @@ class PurgeMoodleCaches:
             for key, message in self._problems(config, site)
         ]
         if problems:
-            raise PlaybookError(problems)
+            raise MachineError(problems)
         return config
 
     def _problems(self, config: PurgeCachesConfig, site: Path | str) -> list[tuple[str, str]]:
