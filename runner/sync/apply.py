@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from runner.core import faults
 from runner.core.errors import StepError, database_reason
+from runner.db import feed_groups
 from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
 from runner.step.preview import Withheld
@@ -160,6 +161,7 @@ def sync_file(
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
                 state.finish()
+                _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
                 check_unenrolments(state, options.max_unenrolments)
                 keep_tally(state)
                 # the file must still be the one read: one being written is left
@@ -204,6 +206,22 @@ def sync_file(
         if withheld is not None:
             withheld.rollback()  # after commit(): nothing to undo
         _read(outcome, control)
+
+
+def _record_feed(
+    conn: Connection,
+    tables: MoodleTables,
+    made: set[tuple[str, int]],
+    now: int,
+    withheld: Withheld | None,
+) -> None:
+    """The groups and groupings the file made or declared, recorded as the feed's with
+    its changes (a preview keeps them with its withheld changes)."""
+    if withheld is not None:
+        for item in sorted(made):
+            withheld.put(withheld.feed_made, item, True)
+    elif made:
+        feed_groups.record(conn, tables, made, now)
 
 
 def _read(outcome: FileOutcome, control: ControlFile) -> None:
