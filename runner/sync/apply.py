@@ -27,15 +27,14 @@ from runner.storage.paths import FileState
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
 from runner.sync.guard import check_unenrolments, keep_tally
+from runner.sync.masking import UNALIGNED, hide_values
 from runner.sync.reader import (
     MAX_LINE_BYTES,
-    UNALIGNED,
     ControlFile,
     ControlFileError,
     DataLine,
     Dialect,
     NotRead,
-    hide_values,
 )
 from runner.sync.report import Report
 from runner.sync.state import SiteState
