@@ -39,13 +39,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.schema import CreateTable
 
-from runner.core.errors import StepError, database_reason
 from runner.db.columns import id_col
 
 TABLE = "postsync_applied"
+#: why postsync keeps it, for a user who may not make it (runner.db.own_tables)
+PURPOSE = (
+    "which control files a run applied, in the same transaction, so that a run killed"
+    " after a commit is never applied twice"
+)
 
 _LONG = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _metadata = MetaData()
@@ -96,23 +98,6 @@ class Marker:
 
 def exists(conn: Connection) -> bool:
     return bool(inspect(conn).has_table(TABLE))
-
-
-def ensure(engine: Engine) -> None:
-    """Make the table when the site's database lacks it (a real run only)."""
-    with engine.connect() as conn:
-        if exists(conn):
-            return
-    try:
-        _metadata.create_all(engine, checkfirst=True)
-    except SQLAlchemyError as exc:
-        ddl = " ".join(str(CreateTable(applied).compile(dialect=engine.dialect)).split())
-        raise StepError(
-            f"cannot create postsync's table {TABLE} in the site's database"
-            f" ({database_reason(exc)}): postsync records there, in the same transaction,"
-            " which control files a run applied, so that a run killed after a commit is"
-            f" never applied twice. Create it once as the database's owner: {ddl};"
-        ) from None
 
 
 def markers(conn: Connection, area: Path) -> list[Marker]:

@@ -184,6 +184,26 @@ TREATMENTS: dict[str, Kind] = {
                 "groupings": {"type": "boolean", "default": False},
                 "courses": {"enum": ["processed", "all"], "default": "processed"},
                 "max_deletions": templated_integer(0),
+                "groups": {
+                    "enum": ["feed", "with_idnumber", "all_empty"],
+                    "default": "feed",
+                    "description": "Which empty groups may go: those a feed made, as"
+                    " postsync recorded them (feed); those and the groups with an idnumber"
+                    " (with_idnumber); every empty group, teachers' too (all_empty, as"
+                    " tool_sync).",
+                },
+                "exclude": {
+                    **_GLOBS,
+                    "default": [],
+                    "description": "Globs (case ignored) on a group's name or idnumber:"
+                    " a group (grouping) matching one is kept.",
+                },
+                "min_age_days": {
+                    **templated_integer(0),
+                    "default": 0,
+                    "description": "A group (grouping) created less than this many days"
+                    " ago is kept.",
+                },
             }
         )
     ),

@@ -101,6 +101,9 @@ class Withheld:
     grouping_rows: dict[int, tuple[str, str]] = field(default_factory=dict)
     #: course id -> the user enrolments the preview's files added minus those removed
     enrolments_delta: dict[int, int] = field(default_factory=dict)
+    #: (groups | groupings, id) the preview's files would have recorded as the feed's
+    #: (runner.db.feed_groups)
+    feed_made: dict[tuple[str, int], bool] = field(default_factory=dict)
     #: (grouping id, group id) the preview's groups files linked
     grouping_links: dict[tuple[int, int], bool] = field(default_factory=dict)
     users: UserOverlay = field(default_factory=UserOverlay)

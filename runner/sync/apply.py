@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from runner.core import faults
 from runner.core.errors import StepError, database_reason
+from runner.db import feed_groups
 from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
 from runner.step.preview import Withheld
@@ -26,15 +27,14 @@ from runner.storage.paths import FileState
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
 from runner.sync.guard import check_unenrolments, keep_tally
+from runner.sync.masking import UNALIGNED, hide_values
 from runner.sync.reader import (
     MAX_LINE_BYTES,
-    UNALIGNED,
     ControlFile,
     ControlFileError,
     DataLine,
     Dialect,
     NotRead,
-    hide_values,
 )
 from runner.sync.report import Report
 from runner.sync.state import SiteState
@@ -160,6 +160,7 @@ def sync_file(
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
                 state.finish()
+                _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
                 check_unenrolments(state, options.max_unenrolments)
                 keep_tally(state)
                 # the file must still be the one read: one being written is left
@@ -204,6 +205,22 @@ def sync_file(
         if withheld is not None:
             withheld.rollback()  # after commit(): nothing to undo
         _read(outcome, control)
+
+
+def _record_feed(
+    conn: Connection,
+    tables: MoodleTables,
+    made: set[tuple[str, int]],
+    now: int,
+    withheld: Withheld | None,
+) -> None:
+    """The groups and groupings the file made or declared, recorded as the feed's with
+    its changes (a preview keeps them with its withheld changes)."""
+    if withheld is not None:
+        for item in sorted(made):
+            withheld.put(withheld.feed_made, item, True)
+    elif made:
+        feed_groups.record(conn, tables, made, now)
 
 
 def _read(outcome: FileOutcome, control: ControlFile) -> None:

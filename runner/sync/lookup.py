@@ -62,6 +62,9 @@ class Lookups:
         self.group_course: dict[int, int] = {}
         self.group_names: dict[int, str] = {}
         self.group_idnumbers: dict[int, dict[str, list[int]]] = {}
+        #: (groups | groupings, id) the file made or a groups file declared: recorded as
+        #: the feed's with the file's changes (runner.db.feed_groups)
+        self.made: set[tuple[str, int]] = set()
         self.users: dict[str, int | str] = {}
         self._manual: dict[str, int] | None = None
         #: what the current line should say beside its outcome (a duplicate another
@@ -342,6 +345,7 @@ class Lookups:
             if gid in self.group_course:
                 return gid
         self._index_group(course.id, gid, name, idnumber)
+        self.made.add(("groups", gid))
         return gid
 
     def group_idnumber(self, course: Course, gid: int) -> str:

@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from runner.core.text import EXCERPT_CHARS, quoted
+from runner.core.text import quoted
 from runner.storage.paths import FileState
+from runner.sync.encodings import EncodingCheck
+from runner.sync.masking import MASK, UNALIGNED
 
 COMMENT_STARTS = ("#", "//", "(", "[", "-", " ")
 # The csv module's own field limit (128 KiB) would fail a long field: a line's length is
@@ -37,12 +39,6 @@ csv.field_size_limit(sys.maxsize)
 #: the longest line (its terminator left out) a step reads by default: 1 MiB
 MAX_LINE_BYTES = 1 << 20
 _BOM = codecs.BOM_UTF8
-MASK = "***"
-#: a failed line with a secret column whose values do not line up with the header
-UNALIGNED = (
-    f"{MASK} (line not shown: its values do not line up with the header, which has a"
-    " password column)"
-)
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -51,6 +47,7 @@ class ControlFileError(Exception):
 
     def __init__(self, line: int, message: str) -> None:
         self.line = line
+        self.message = message
         super().__init__(f"line {line}: {message}" if line else message)
 
 
@@ -136,19 +133,6 @@ class Header:
         return out.getvalue()
 
 
-def hide_values(text: str, values: dict[str, str]) -> str:
-    """`text` (a line's message) with each of the line's values masked, as a message
-    quotes them (`'value'`, its first characters when long): for a line that does not
-    line up with a header that has a secret column, any value may be the secret."""
-    forms: set[str] = set()
-    for value in values.values():
-        if len(value) >= 3:
-            forms |= {value, repr(value)[1:-1], value[:EXCERPT_CHARS]}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, MASK)
-    return text
-
-
 @dataclass
 class Digest:
     """Size and sha256 of every byte read, filled as the file streams."""
@@ -161,11 +145,6 @@ class Digest:
     def feed(self, chunk: bytes) -> None:
         self.size += len(chunk)
         self.sha.update(chunk)
-
-
-def check_encoding(name: str) -> str:
-    """The codec's canonical name, or ValueError."""
-    return codecs.lookup(name).name
 
 
 def _is_comment(text: str) -> bool:
@@ -264,6 +243,8 @@ class ControlFile:
         #: the file as it was once read whole (None: not read to its end)
         self.state: FileState | None = None
         self.digest = Digest()
+        #: whether the lines are in the declared encoding (runner.sync.encodings)
+        self.encoding_check = EncodingCheck.of(dialect.encoding)
         self.header: Header | None = None
         #: the file's modification time, read from the open file
         self.mtime_ns: int | None = None
@@ -345,27 +326,35 @@ class ControlFile:
         self._unchanged(self.state, now, "while it was applied")
 
     def _lines(self, stream: BinaryIO) -> Iterator[DataLine]:
+        check = self.encoding_check
         for number, raw, text in _records(stream, self.dialect, self.digest):
-            if number == 1 and self.digest.bom and not self.dialect.encoding.startswith("utf"):
-                # Excel's "CSV UTF-8": decoded as declared, every accent would be wrong
-                raise ControlFileError(
-                    number,
-                    "the file starts with a UTF-8 byte order mark but is declared"
-                    f" {self.dialect.encoding}: it is UTF-8; declare `encoding: utf-8`",
-                )
+            if number == 1 and self.digest.bom and (why := check.with_bom()) is not None:
+                raise ControlFileError(number, why)
+            if text is not None and _is_comment(text):
+                continue  # never stored: its encoding does not matter
+            check.see(number, raw)
             if text is None:
                 if self.header is None:
-                    raise ControlFileError(number, f"header is not valid {self.dialect.encoding}")
+                    self._misread(number, f"header is not valid {self.dialect.encoding}")
                 yield DataLine(
                     number, raw, error=f"invalid bytes for encoding {self.dialect.encoding}"
                 )
                 continue
-            if _is_comment(text):
-                continue
             if self.header is None:
-                self.header = _header(number, raw, text, self.dialect, self.columns)
+                try:
+                    self.header = _header(number, raw, text, self.dialect, self.columns)
+                except ControlFileError as exc:
+                    self._misread(exc.line, exc.message)
                 continue
             yield self._data(number, raw, text, self.header.names)
+        verdict = check.verdict()
+        if verdict is not None:  # once every line is seen: nothing of it is committed yet
+            raise ControlFileError(*verdict)
+
+    def _misread(self, number: int, message: str) -> None:
+        """Reject the file for its header, or its encoding when that is the cause."""
+        verdict = self.encoding_check.verdict()
+        raise ControlFileError(*(verdict or (number, message)))
 
     def _data(self, number: int, raw: bytes, text: str, names: Sequence[str]) -> DataLine:
         if "\x00" in text:

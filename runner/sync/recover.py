@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 
 def load(run: RunFacts, recovery: Recovery, engine: Engine) -> None:
     """The files killed runs of this area applied (runner.step.recovery); a real run
-    makes the markers' table first."""
-    from runner.db import applied
+    makes postsync's tables first (the markers', the feed's groups')."""
+    from runner.db import applied, own_tables
 
     if recovery.loaded:
         return
     if not run.check:
-        applied.ensure(engine)
+        own_tables.ensure(engine)
         with engine.connect() as conn:
             recovery.load(conn, run.area, run.runs_dir, run.run_id)
         return

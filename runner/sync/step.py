@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import glob
 import os
 import stat
@@ -16,6 +15,7 @@ from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
 from runner.storage.paths import FileState
+from runner.sync.encodings import canonical, line_oriented
 from runner.sync.reader import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
@@ -125,18 +125,6 @@ def _lock_reason(config: SyncConfig, run: RunFacts) -> str:
     )
 
 
-_ASCII = b'\n\r;,\t"#azAZ09 '
-
-
-def _line_oriented(encoding: str) -> bool:
-    """Whether ASCII bytes (line ends, separators, quotes) mean themselves in it: the
-    reader splits lines and fields on those bytes."""
-    try:
-        return _ASCII.decode(encoding) == _ASCII.decode("ascii")
-    except UnicodeDecodeError:
-        return False
-
-
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -151,7 +139,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         raise PlaybookError([scope.error("renders to an empty path; is a variable empty?", "file")])
     encoding = params.get("encoding", "utf-8")
     try:
-        encoding = codecs.lookup(encoding).name
+        encoding = canonical(encoding)
     except LookupError:
         raise PlaybookError(
             [
@@ -160,7 +148,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
                 )
             ]
         ) from None
-    if not _line_oriented(encoding):
+    if not line_oriented(encoding):
         raise PlaybookError(
             [
                 scope.error(

@@ -2,42 +2,35 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from runner.core import faults
+from runner.core.errors import StepError
 from runner.core.text import plural
 from runner.step.protocol import Action, Done, Plan
+from runner.treatments.groups_empty import scan
+from runner.treatments.groups_rules import (
+    GroupsConfig,
+    Row,
+    Why,
+    chunks,
+    filled_or_with_files,
+    kept_summary,
+    selected,
+)
 
 if TYPE_CHECKING:
     from runner.step.facts import RunFacts
     from runner.step.ledger import GroupDeletions
-    from runner.step.preview import Withheld
     from runner.step.scope import StepScope
     from runner.step.services import Database
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
-#: enrol plugins whose instances fill a group of the course (enrol.customint2: the
-#: group's id), as Moodle's cohort and meta-link syncs do
-FILLING_PLUGINS = ("cohort", "meta")
+#: groups deleted per statement
 CHUNK = 2000
-
-
-@dataclass(frozen=True)
-class GroupsConfig:
-    groupings: bool
-    all_courses: bool
-    max_deletions: int | None
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
-    it = iter(ids)
-    while chunk := list(islice(it, CHUNK)):
-        yield chunk
 
 
 def _label(name: str, course: str) -> str:
@@ -80,22 +73,37 @@ def _release_modules(conn: Any, t: Any, groupings: list[int], now: int) -> None:
 
 
 class CleanEmptyGroups:
-    """Delete the groups that have no members in the courses the run processed.
+    """Delete the empty groups a feed made in the courses the run processed.
 
     The processed courses are those that a line of an enrolments or group_members file
-    touched (a failed line touches nothing, unless a part of it was applied). As
+    touched (a failed line touches nothing, unless a part of it was applied). By
+    default only the groups a feed made go: those a groups file or an enrolments line
+    (gaddcreate, greplacecreate) created, or that a groups file named, in this run or
+    an earlier one, as postsync recorded them in its own table (postsync_groups, with
+    each file's changes); a group a teacher made in Moodle stays, empty or not. As
     Moodle's groups_delete_group does, the group's grouping links and its calendar
     events go with it. An empty group is kept, and the step's detail says why, when an
     enrol instance fills it (a cohort or meta-link sync's group), when it has a
-    picture or files in its description (only Moodle can delete those files), or when
-    a groups file of the run names it (the feed declares it, members or not). All
-    deletions happen in one transaction.
+    picture or files in its description (only Moodle can delete those files), when a
+    groups file of the run names it (the feed declares it, members or not), when no
+    feed made it (`groups`), when `exclude` matches it, or when it is younger than
+    `min_age_days`. All deletions happen in one transaction.
 
     Parameters:
+      groups (feed | with_idnumber | all_empty, default feed): which empty groups may
+        go: those a feed made (feed); those and every group with an idnumber
+        (with_idnumber: groups an earlier feed made before postsync recorded them,
+        tool_sync's for one); every empty group of the courses, teachers' included
+        (all_empty: tool_sync's cleanup; use it knowingly).
+      exclude (list of globs, default []): a group whose name or idnumber matches one
+        (`*`, `?`, `[...]`; case ignored) is kept, e.g. "Projet*", "*-KEEP".
+      min_age_days (integer >= 0, or a template rendering to one; default 0): a group
+        created (groups.timecreated) less than this many days before the run is kept.
       groupings (boolean, default false): also delete the groupings of those courses
-        that are left with no group; as Moodle's groups_delete_grouping does, a course
-        whose default grouping it was has none, and activities restricted to it are
-        restricted no more (their course's cache revision moves on).
+        that are left with no group, under the same rules (groups, exclude,
+        min_age_days); as Moodle's groups_delete_grouping does, a course whose default
+        grouping it was has none, and activities restricted to it are restricted no
+        more (their course's cache revision moves on).
       courses (processed | all, default processed): `all` looks at every course of the
         site, whatever the run did; use it knowingly.
       max_deletions (integer >= 0, or a template rendering to one; optional): when more
@@ -105,149 +113,85 @@ class CleanEmptyGroups:
     Example:
       - clean_empty_groups:
           groupings: true
+          exclude: ["Projet*"]
+          min_age_days: 7
           max_deletions: 200
 
-    Guarantees: a group with members is never deleted, nor a group in a course the run
-    did not touch (unless `courses: all`); skipped when no enrolments or group_members
-    file was processed; a group that gained a member since the plan is kept; the
-    preview sees what the sync would have done and lists exactly the groups the run
-    deletes. Moodle keeps a course's groups in its cache: a purge_moodle_caches step
-    after this one makes the deletions visible to a live site.
+    Guarantees: a group with members is never deleted, nor a group no feed made
+    (unless `groups` says otherwise), nor a group in a course the run did not touch
+    (unless `courses: all`); skipped when no enrolments or group_members file was
+    processed; a group that gained a member since the plan is kept; the preview sees
+    what the sync would have done and lists exactly the groups the run deletes, and
+    the empty groups it keeps with why (the first ten named, the others counted).
+    Moodle keeps a course's groups in its cache: a purge_moodle_caches step after
+    this one makes the deletions visible to a live site.
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> GroupsConfig:
+        exclude = params.get("exclude", [])
         return GroupsConfig(
             groupings=bool(params.get("groupings", False)),
             all_courses=params.get("courses", "processed") == "all",
             max_deletions=scope.optional_integer(params.get("max_deletions"), "max_deletions", 0),
+            groups=params.get("groups", "feed"),
+            exclude=tuple(str(scope.render(p, "exclude", i)) for i, p in enumerate(exclude)),
+            min_age_days=scope.integer(params.get("min_age_days", 0), "min_age_days", 0),
         )
 
-    def _empty(
-        self, config: GroupsConfig, ledger: GroupDeletions, db: Database, courses: list[int]
-    ) -> tuple[list[Any], list[Any], list[Any]]:
-        """The empty groups to delete, and the groupings left with no group that has
-        members, as (id, name, idnumber, course shortname); the empty groups kept, with
-        the reason after those.
+    def _decide(
+        self,
+        config: GroupsConfig,
+        run: RunFacts,
+        ledger: GroupDeletions,
+        db: Database,
+        courses: list[int],
+    ) -> tuple[list[Row], list[Row], list[tuple[Row, Why]], list[tuple[Row, Why]]]:
+        """The empty groups to delete and the groupings left with no group that has
+        members (runner.treatments.groups_empty); the empty groups and the groupings
+        kept, each with why (runner.treatments.groups_rules)."""
+        from runner.db import feed_groups
 
-        A group is empty when it has no member after the sync: the database's members,
-        with the changes a preview's sync kept instead of writing counted in
-        (runner.step.preview; none in a real run), so a preview finds the groups its
-        sync would have emptied: those the database has empty and the sync added no one
-        to, those whose every member the sync removed, those the sync created and left
-        empty.
-        """
-        from sqlalchemy import exists, func, select
-
-        _engine, t = db.database()
-        g, c, m, gr, gg = t.groups, t.course, t.groups_members, t.groupings, t.groupings_groups
+        engine, t = db.database()
         withheld = ledger.withheld
-        changes = withheld.member_changes() if withheld is not None else Counter()
-        label = select(g.c.id, g.c.name, g.c.idnumber, c.c.shortname).join(
-            c, c.c.id == g.c.courseid
-        )
-        no_member = ~exists().where(m.c.groupid == g.c.id)
-        losing = sorted(gid for gid, change in changes.items() if change < 0 and gid > 0)
-        grouping_query = (
-            select(gr.c.id, gr.c.name, gr.c.idnumber, c.c.shortname, gg.c.groupid)
-            .join(c, c.c.id == gr.c.courseid)
-            .outerjoin(gg, gg.c.groupingid == gr.c.id)
-        )
-        empty: list[Any] = []
-        links: dict[tuple[Any, ...], list[int]] = {}  # grouping -> its groups
-        scopes = [None] if config.all_courses else list(_chunks(courses))
+        now = int(run.now.timestamp())
+        # who made a group matters unless every empty group may go
+        problem = feed_groups.unreadable(engine) if config.groups != "all_empty" else None
+        if problem is not None:
+            if not run.check:
+                raise StepError(f"cannot read postsync's table {feed_groups.TABLE}: {problem}")
+            print(
+                f"postsync: warning: the preview cannot read {feed_groups.TABLE} ({problem}):"
+                " it counts no group as made by a feed, so it keeps them (the run may delete"
+                f" some); grant SELECT on {feed_groups.TABLE} to this user",
+                file=sys.stderr,
+                flush=True,
+            )
+        readable = problem is None
         with db.transaction() as unit:
             conn = unit.conn
-            for chunk in scopes:
-                where = [] if chunk is None else [g.c.courseid.in_(chunk)]
-                for row in conn.execute(label.where(no_member, *where)):
-                    if changes[row[0]] <= 0:  # nobody added by a preview's sync
-                        empty.append(tuple(row))
-                if config.groupings:
-                    where = [] if chunk is None else [gr.c.courseid.in_(chunk)]
-                    for gid, name, idnumber, course, member in conn.execute(
-                        grouping_query.where(*where)
-                    ):
-                        held = links.setdefault((gid, name, idnumber, course), [])
-                        if member is not None:
-                            held.append(member)
-            scope = None if config.all_courses else set(courses)
-            for part in _chunks(losing):  # a preview: groups its sync took members from
-                counted = (
-                    select(
-                        g.c.id, g.c.name, g.c.idnumber, c.c.shortname, g.c.courseid, func.count()
-                    )
-                    .join(c, c.c.id == g.c.courseid)
-                    .join(m, m.c.groupid == g.c.id)
-                    .where(g.c.id.in_(part))
-                    .group_by(g.c.id, g.c.name, g.c.idnumber, c.c.shortname, g.c.courseid)
-                )
-                for gid, name, idnumber, course, courseid, count in conn.execute(counted):
-                    if count + changes[gid] <= 0 and (scope is None or courseid in scope):
-                        empty.append((gid, name, idnumber, course))
-            if withheld is not None:  # groups a preview's sync would have made
-                created = withheld.created_groups(scope)
-                made = [
-                    (gid, name, idnumber, course)
-                    for course, rows in withheld.groupings.items()
-                    if config.groupings and (scope is None or course in scope)
-                    for gid, name, idnumber in rows
-                ]
-                wanted = {course for _, course, _ in created} | {row[3] for row in made}
-                names = dict(
-                    conn.execute(select(c.c.id, c.c.shortname).where(c.c.id.in_(wanted))).all()
-                )
-                empty += [
-                    (gid, name, "", names[course])
-                    for gid, course, name in created
-                    if changes[gid] <= 0
-                ]
-                links = _previewed_groupings(withheld, links, made, names)
-                # names and idnumbers as the preview's groups files left them
-                empty = [
-                    (gid, *withheld.group_rows.get(gid, (name, idnumber)), course)
-                    for gid, name, idnumber, course in empty
-                ]
-            reasons = self._kept(conn, t, [row[0] for row in empty])
+            empty, links = scan(conn, t, config, withheld, courses)
+            reasons = filled_or_with_files(conn, t, [row[0] for row in empty])
+            declared: dict[int, str] = {}
             for f in ledger.files:
                 if f.command == "groups" and not f.error:
                     for gid in f.groups:
-                        reasons.setdefault(gid, f"{f.path.name} declares it")
+                        declared.setdefault(gid, f.path.name)
             # groups files a killed run applied and post-treated before it died
             for gid, name in ledger.recovery.declared_groups().items():
-                reasons.setdefault(gid, f"{name} declares it")
-        kept = [(*row, reasons[row[0]]) for row in empty if row[0] in reasons]
-        empty = [row for row in empty if row[0] not in reasons]
-        gone = {row[0] for row in empty}
-        # a grouping is left when none of its groups keeps a member
-        left = [key for key, held in links.items() if all(x in gone for x in held)]
-        return empty, left, kept
-
-    def _kept(self, conn: Any, t: Any, ids: list[int]) -> dict[int, str]:
-        """Empty groups that stay, and why: a group an enrol instance fills (cohort
-        sync's group, emptied for now: the sync refills it), a group with a picture or
-        files in its description (Moodle's own deletion removes those files from
-        moodledata; postsync cannot)."""
-        from sqlalchemy import or_, select
-
-        e, g = t.enrol, t.groups
-        kept: dict[int, str] = {}
-        for part in _chunks([gid for gid in ids if gid > 0]):
-            rows = conn.execute(
-                select(e.c.customint2, e.c.enrol).where(
-                    e.c.enrol.in_(FILLING_PLUGINS), e.c.customint2.in_(part)
-                )
-            )
-            for gid, plugin in rows:
-                kept[gid] = f"the {plugin} enrolment instance of the course fills it"
-            rows = conn.execute(
-                select(g.c.id).where(
-                    g.c.id.in_(part),
-                    or_(g.c.picture != 0, g.c.description.like("%@@PLUGINFILE@@%")),
-                )
-            )
-            for (gid,) in rows:
-                kept.setdefault(gid, "it has a picture or files, which only Moodle deletes")
-        return kept
+                declared.setdefault(gid, name)
+            for gid, name in declared.items():
+                reasons.setdefault(gid, Why(f"{name} declares it", "declared by a groups file"))
+            rest = [row for row in empty if row[0] not in reasons]
+            reasons.update(selected(conn, t, config, "groups", rest, now, withheld, readable))
+            kept = [(row, reasons[row[0]]) for row in empty if row[0] in reasons]
+            groups = [row for row in empty if row[0] not in reasons]
+            gone = {row[0] for row in groups}
+            # a grouping is left when none of its groups keeps a member
+            left = [key for key, held in links.items() if all(x in gone for x in held)]
+            spared = selected(conn, t, config, "groupings", left, now, withheld, readable)
+        kept_groupings = [(row, spared[row[0]]) for row in left if row[0] in spared]
+        groupings = [row for row in left if row[0] not in spared]
+        return groups, groupings, kept, kept_groupings
 
     def plan(
         self, config: GroupsConfig, run: RunFacts, ledger: GroupDeletions, services: Database
@@ -258,7 +202,9 @@ class CleanEmptyGroups:
         courses = sorted({course for f in files for course in f.courses})
         if not config.all_courses and not courses:
             return Plan(summary="no course was touched")
-        groups, groupings, kept = self._empty(config, ledger, services, courses)
+        groups, groupings, kept, kept_groupings = self._decide(
+            config, run, ledger, services, courses
+        )
         scope = "site" if config.all_courses else plural(len(courses), "processed course")
         if config.max_deletions is not None and len(groups) > config.max_deletions:
             return Plan(
@@ -270,37 +216,24 @@ class CleanEmptyGroups:
             )
         actions = [
             Action(
-                "delete_group",
+                f"delete_{kind}",
                 _label(name, course),
                 f"idnumber {idnumber}" if idnumber else "",
-                data=("group", gid),
+                data=(kind, gid),
             )
-            for gid, name, idnumber, course in sorted(groups, key=lambda r: (r[3], r[1], r[0]))
-        ]
-        actions += [
-            Action(
-                "delete_grouping",
-                _label(name, course),
-                f"idnumber {idnumber}" if idnumber else "",
-                data=("grouping", gid),
-            )
-            for gid, name, idnumber, course in sorted(groupings, key=lambda r: (r[3], r[1], r[0]))
+            for kind, rows in (("group", groups), ("grouping", groupings))
+            for gid, name, idnumber, course in sorted(rows, key=lambda r: (r[3], r[1], r[0]))
         ]
         if run.check:
             ledger.count_groups_deleted(len(actions))
-        found = plural(len(groups), "empty group") if groups else "no empty group"
+        found = plural(len(groups), "empty group") if groups else "no empty group to delete"
         summary = f"{found} in the {scope}"
         if groupings:
             summary += f", {plural(len(groupings), 'grouping')} left with no group"
         if kept:
-            shown = "; ".join(
-                f"{_label(name, course)} ({reason})"
-                for _gid, name, _idnumber, course, reason in sorted(
-                    kept, key=lambda r: (r[3], r[1])
-                )[:3]
-            )
-            more = f" and {len(kept) - 3} more" if len(kept) > 3 else ""
-            summary += f"; kept {plural(len(kept), 'empty group')}: {shown}{more}"
+            summary += "; " + kept_summary("empty group", kept)
+        if kept_groupings:
+            summary += "; " + kept_summary("grouping left with no group", kept_groupings)
         return Plan(actions, summary)
 
     def apply(
@@ -312,6 +245,7 @@ class CleanEmptyGroups:
     ) -> Iterator[Done]:
         from sqlalchemy import select, update
 
+        from runner.db import feed_groups
         from runner.db.raw import Raw
 
         _engine, t = services.database()
@@ -323,7 +257,7 @@ class CleanEmptyGroups:
             conn = unit.conn
             raw = Raw(conn)
             q = raw.quote
-            for chunk in _chunks(group_ids):
+            for chunk in chunks(group_ids, CHUNK):
                 # re-checked inside the transaction: a group that gained a member stays
                 listed, params = raw.where_in(g, "id", chunk)
                 sql = (
@@ -335,9 +269,10 @@ class CleanEmptyGroups:
                 raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
                 raw.delete_ids(gg, still, "groupid")
                 raw.delete_ids(g, still)
+                feed_groups.forget(conn, "groups", still)
                 deleted.update(("group", i) for i in still)
             alive = _grouping_alive(t)
-            for chunk in _chunks(grouping_ids):
+            for chunk in chunks(grouping_ids, CHUNK):
                 still = [
                     r[0] for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))
                 ]
@@ -350,35 +285,10 @@ class CleanEmptyGroups:
                     _release_modules(conn, t, still, int(run.now.timestamp()))
                     conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
                     conn.execute(gr.delete().where(gr.c.id.in_(still)))
+                    feed_groups.forget(conn, "groupings", still)
                 deleted.update(("grouping", i) for i in still)
             faults.point("groups.commit")
         ledger.count_groups_deleted(len(deleted))
         for action in actions:
             kept = action.data not in deleted
             yield Done(action, "kept: it has members now" if kept else "")
-
-
-def _previewed_groupings(
-    withheld: Withheld,
-    links: dict[tuple[Any, ...], list[int]],
-    made: list[tuple[int, str, str, int]],
-    courses: dict[int, str],
-) -> dict[tuple[Any, ...], list[int]]:
-    """The groupings as a preview's groups files left them: those they made, their
-    groups linked, their names and idnumbers (grouping -> its groups)."""
-    held: dict[int, list[int]] = {key[0]: groups for key, groups in links.items()}
-    keys = {key[0]: key for key in links}
-    for gid, name, idnumber, course in made:
-        keys[gid] = (gid, name, idnumber, courses[course])
-        held[gid] = []
-    for (grouping, group), linked in withheld.grouping_links.items():
-        if grouping in held:
-            if linked and group not in held[grouping]:
-                held[grouping].append(group)
-            elif not linked and group in held[grouping]:
-                held[grouping].remove(group)
-    out = {}
-    for gid, key in keys.items():
-        name, idnumber = withheld.grouping_rows.get(gid, (key[1], key[2]))
-        out[(gid, name, idnumber, key[3])] = held[gid]
-    return out

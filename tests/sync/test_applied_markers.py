@@ -40,8 +40,9 @@ def test_the_first_run_makes_the_table_and_a_run_that_ends_leaves_no_marker(
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_a_user_who_may_not_create_the_table_is_told_what_to_run(site: Site) -> None:
-    """PostgreSQL 15 and later: only the owner creates tables in `public`."""
+def test_a_user_who_may_not_create_the_tables_is_told_what_to_run(site: Site) -> None:
+    """PostgreSQL 15 and later: only the owner creates tables in `public`. Both of
+    postsync's tables are named at once, with their indexes."""
     owner = create_engine(site.url)
     try:
         with owner.begin() as conn:
@@ -61,16 +62,22 @@ def test_a_user_who_may_not_create_the_table_is_told_what_to_run(site: Site) -> 
         writer.write("enrols.csv", ENROLS)
         refused = writer.run(steps=ENROLMENTS_STEP)
         assert refused.code == 3, refused.out + refused.err
-        assert "cannot create postsync's table postsync_applied" in refused.out
-        assert "CREATE TABLE postsync_applied" in refused.out
+        assert "cannot create postsync's tables postsync_applied and postsync_groups" in refused.out
         assert site.enrolled("MATH101", "U0001") == []  # nothing applied
-        # the owner runs the statement, and grants it
-        ddl = refused.out.split("Create it once as the database's owner: ", 1)[1]
-        ddl = ddl[: ddl.index(";") + 1]
+        # the owner runs the statements, and grants the tables
+        ddl = refused.out.split("Create them once as the database's owner: ", 1)[1]
+        statements = [s.strip() for s in ddl[: ddl.rindex(";")].split(";")]
+        assert [s.split(" (")[0] for s in statements] == [
+            "CREATE TABLE postsync_applied",
+            "CREATE INDEX postsync_applied_runid ON postsync_applied",
+            "CREATE TABLE postsync_groups",
+            "CREATE INDEX postsync_groups_item ON postsync_groups",
+        ]
         with owner.begin() as conn:
-            conn.execute(text(ddl))
-            conn.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON postsync_applied TO"
-                              " postsync_writer"))  # fmt: skip
+            for statement in statements:
+                conn.execute(text(statement))
+            conn.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON postsync_applied,"
+                              " postsync_groups TO postsync_writer"))  # fmt: skip
             conn.execute(text("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO postsync_writer"))
         done = writer.run(steps=ENROLMENTS_STEP)
         assert done.code == 0, done.out + done.err

@@ -1,4 +1,8 @@
-"""clean_empty_groups through `postsync run`, on SQLite and PostgreSQL."""
+"""clean_empty_groups through `postsync run`, on SQLite, PostgreSQL and MariaDB.
+
+The demo site's groups were made in Moodle, not by a feed: these tests of what a
+deletion does ask for every empty group (`groups: all_empty`); the default, which
+deletes only the groups a feed made, is tested in test_groups_selection.py."""
 
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ def test_deletes_empty_groups_of_processed_courses_only(site: Site) -> None:
     add_grouping(site, "MATH101", "Tutorials", ["G2"], default=True)
     add_grouping(site, "MATH101", "Lectures", ["G1"])
     add_grouping(site, "CHEM201", "Labs", ["G2"])
-    cleanup_playbook(site, "{groupings: true}")
+    cleanup_playbook(site, "{groupings: true, groups: all_empty}")
     result = site.run()
     assert result.code == 0, result.out
     assert deletions(result.out) == ['delete group "G2" in course MATH101  (idnumber MATH101-G2)']
@@ -80,12 +84,12 @@ def test_deletes_empty_groups_of_processed_courses_only(site: Site) -> None:
     ]
     again = site.run()
     assert again.code == 0
-    assert "OK       cleanup  (no empty group in the 1 processed course" in again.out
+    assert "OK       cleanup  (no empty group to delete in the 1 processed course" in again.out
 
 
 def test_preview_sees_what_the_sync_would_do_and_changes_nothing(site: Site) -> None:
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\n")
-    cleanup_playbook(site)
+    cleanup_playbook(site, "{groups: all_empty}")
     assert site.run().code == 0  # MATH101-G2 goes; U0001 is in G1
     # this file empties G1 (the last member is unenrolled) and creates "New" with a member
     site.write(
@@ -106,14 +110,14 @@ def test_max_deletions_fails_and_deletes_nothing(site: Site) -> None:
         "enrols.csv",
         HEADER + "".join(f"add;{c};U0001;student;;;;;;\n" for c in ("MATH101", "CHEM201")),
     )
-    cleanup_playbook(site, "{max_deletions: 3}")
+    cleanup_playbook(site, "{max_deletions: 3, groups: all_empty}")
     result = site.run()
     assert result.code == 3
     assert "4 empty groups would be deleted, more than max_deletions (3); nothing deleted" in (
         result.out
     )
     assert groups(site, "MATH101") == ["G1", "G2"]
-    cleanup_playbook(site, "{max_deletions: 4, groupings: true}")
+    cleanup_playbook(site, "{max_deletions: 4, groupings: true, groups: all_empty}")
     result = site.run()
     assert len(deletions(result.out)) == 4
     # no grouping was left empty: the step's line does not speak of groupings
@@ -124,7 +128,7 @@ def test_skipped_without_an_enrolment_file_and_all_courses_on_request(site: Site
     cleanup_playbook(site)
     result = site.run()
     assert "SKIPPED  cleanup  (no enrolments or group_members file was processed)" in result.out
-    cleanup_playbook(site, "{courses: all}")
+    cleanup_playbook(site, "{courses: all, groups: all_empty}")
     site.execute(
         "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
         " SELECT g.id, 5, 0, '', 0 FROM mdl_groups g WHERE g.idnumber = 'MATH101-G1'"
@@ -185,7 +189,7 @@ def test_deletion_does_to_events_and_activities_what_moodle_does(site: Site) -> 
         "enrols.csv",
         HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
     )
-    cleanup_playbook(site, "{groupings: true}")
+    cleanup_playbook(site, "{groupings: true, groups: all_empty}")
     result = site.run()
     assert result.code == 0, result.out
     assert deletions(result.out) == ['delete group "G2" in course MATH101  (idnumber MATH101-G2)']

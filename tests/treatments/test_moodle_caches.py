@@ -268,13 +268,15 @@ def test_root_is_asked_for_the_web_servers_user(site: Site) -> None:
 def test_a_deleted_group_is_a_change_to_make_visible(site: Site, shared: Path) -> None:
     dirroot = moodle_site(shared)
     # U0001 is already a student of MATH101: the line changes nothing, the cleanup
-    # deletes the course's empty groups
+    # deletes the course's empty groups (the demo's, made in Moodle: all_empty)
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
     site.run(steps=ENROLMENTS_STEP)
     site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
     purge_playbook(site, params(dirroot))
     text = (site.root / "playbook.yml").read_text()
-    text = text.replace("post_treatments:\n", "post_treatments:\n  - clean_empty_groups: {}\n")
+    text = text.replace(
+        "post_treatments:\n", "post_treatments:\n  - clean_empty_groups: {groups: all_empty}\n"
+    )
     (site.root / "playbook.yml").write_text(text)
     preview = site.run("--check")
     assert preview.code == 0, preview.out

@@ -37,7 +37,9 @@ class Groups:
     group of the same name whose idnumber is empty is given the line's idnumber, one
     with another idnumber fails the line. A line whose grouping part fails (no such
     grouping) keeps what it did to the group, and fails. Groups and groupings are
-    never deleted by this file (clean_empty_groups deletes empty ones).
+    never deleted by this file; those it creates or names count as the feed's, which
+    clean_empty_groups may delete once empty (a group only when no groups file of the
+    run names it).
 
     Example line: `group;MATH101;Group 1;MATH101-G1;First group;0;MATH101-GA`
     (header `type;courseid;name;idnumber;description;selfgrouping;grouping`)
@@ -79,9 +81,11 @@ class Groups:
             if v.get("selfgrouping", "") not in ("", "0", "1"):
                 raise LineFailed(f"selfgrouping must be 0 or 1, not {quoted(v['selfgrouping'])}")
             if kind == "grouping":
-                self._grouping(state, course, v, done)
+                # the feed declares it: recorded as the feed's (clean_empty_groups)
+                state.lookups.made.add(("groupings", self._grouping(state, course, v, done)))
             else:
                 gid = self._group(state, course, v, done)
+                state.lookups.made.add(("groups", gid))
                 self._links(state, course, gid, v, done)
         except LineFailed as exc:
             message = str(exc)

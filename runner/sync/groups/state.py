@@ -103,6 +103,7 @@ class GroupState(BatchPart):
             }
             gid = self.raw.insert_one(self.t.groupings, values, ("courseid", "name"))
         self.groupings[course.id][gid] = [name, idnumber]
+        self.site.lookups.made.add(("groupings", gid))
         return gid
 
     def description(self, table: str, row_id: int) -> str:
