@@ -28,7 +28,7 @@ def test_python_dash_m_runner_is_postsync() -> None:
     assert done.stdout == f"postsync {__version__}\n"
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "list-tasks", "schema"])
+@pytest.mark.parametrize("command", ["run", "validate", "list-tasks", "schema", "show"])
 def test_every_subcommand_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -138,3 +138,13 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     commands = [line for line in quickstart.splitlines() if line.startswith("python3 ")]
     assert len(commands) == 2, "the Quickstart has exactly two commands"
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_show_refuses_what_is_not_a_run_record(tmp_path: Path, cli: CLI) -> None:
+    playbook = write_playbook(tmp_path, HOUSEKEEPING)
+    result = cli("show", playbook)
+    assert result.code == 4 and "not JSON" in result.err
+    (tmp_path / "other.json").write_text('{"run_id": "x"}')
+    result = cli("show", tmp_path / "other.json")
+    assert result.code == 4 and "not a postsync run record" in result.err
+    assert cli("show", tmp_path / "missing.json").code == 4

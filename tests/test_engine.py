@@ -86,6 +86,7 @@ def test_json_output(tmp_path: Path, stocked: Path, cli: CLI) -> None:
     assert doc["recap"] == {
         "ok": 0,
         "changed": 2,
+        "warning": 0,
         "skipped": 0,
         "failed": 0,
         "ignored": 0,

@@ -77,6 +77,33 @@ def test_jsonl_events_of_a_run(demo: Path, tmp_path: Path, cli: CLI) -> None:
 
 
 @pytest.mark.parametrize("output", ["json", "jsonl"])
+def test_a_sync_step_whose_lines_all_failed_is_a_warning(
+    tmp_path: Path, cli: CLI, output: str
+) -> None:
+    assert cli("db", "init", f"sqlite:///{tmp_path / 'moodle.db'}", "--demo").code == 0
+    (tmp_path / "area").mkdir()
+    (tmp_path / "area" / "enrols.csv").write_text("cmd;cid;uid;rolename\nadd;X;U9999;student\n")
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "name: p\narea: area\ndatabase: sqlite:///moodle.db\n"
+        "sync:\n  - command: enrolments\n    file: enrols.csv\n"
+    )
+    result = cli("run", playbook, "--output", output)
+    assert result.code == 2, result.err  # failed lines: exit 2, as ever
+    documents = (
+        [json.loads(line) for line in result.out.splitlines()]
+        if output == "jsonl"
+        else [json.loads(result.out)]
+    )
+    for document in documents:
+        VALIDATOR.validate(document)
+    steps = [d for d in documents if d.get("event") == "step"] or documents[-1]["steps"]
+    assert [step["status"] for step in steps] == ["warning"]
+    assert documents[-1]["recap"]["warning"] == 1
+    assert documents[-1]["recap"]["failed"] == 0
+
+
+@pytest.mark.parametrize("output", ["json", "jsonl"])
 def test_aborted_run(tmp_path: Path, cli: CLI, output: str) -> None:
     playbook = tmp_path / "bad.yml"
     playbook.write_text("name: bad\narea: area\npost_treatments:\n  - archive_control_files: 3\n")

@@ -139,3 +139,207 @@ def test_the_metrics_file_is_what_prometheus_reads(
     assert cli("run", "playbook.yml", "--metrics-file", metrics).code == 4
     assert samples()[("postsync_last_exit_code", me)] == 4
     assert not list(metrics.parent.glob(".*"))  # replaced atomically: no temporary left
+
+
+TWO_FILES = """name: Output
+area: area
+database: sqlite:///moodle.db
+sync:
+  - command: enrolments
+    file: enrols*.csv
+"""
+HEADER = "cmd;cid;uid;rolename\n"
+
+
+@pytest.fixture
+def two_files(workspace: Path) -> Path:
+    """Two enrolment files of one step, each with failed lines."""
+    area = workspace / "area"
+    (area / "enrols.csv").unlink()
+    (area / "enrols_a.csv").write_text(
+        HEADER + "add;MATH101;U0001;student\nadd;MATH101;U9999;student\nadd;NOPE;U0001;student\n"
+    )
+    (area / "enrols_b.csv").write_text(
+        HEADER + "add;MATH101;U9998;student\nadd;MATH101;U0002;student\n"
+    )
+    (workspace / "playbook.yml").write_text(TWO_FILES)
+    return workspace
+
+
+def blocks(out: str) -> list[str]:
+    """Each `sync FILE` line with the lines printed under it."""
+    found: list[str] = []
+    inside = False
+    for line in out.splitlines():
+        if line.startswith("    sync "):
+            inside = True
+        elif not line.startswith(" " * 8):
+            inside = False
+        if inside:
+            found.append(line)
+    return found
+
+
+FAILED_VIEW = [
+    "    sync enrols_a.csv  (3 lines: 1 changed, 0 unchanged, 2 failed)",
+    "        line 3: failed: no such user (idnumber U9999)",
+    "            add;MATH101;U9999;student",
+    "        line 4: failed: no such course (idnumber NOPE)",
+    "            add;NOPE;U0001;student",
+    "    sync enrols_b.csv  (2 lines: 1 changed, 0 unchanged, 1 failed)",
+    "        line 2: failed: no such user (idnumber U9998)",
+    "            add;MATH101;U9998;student",
+]
+
+
+def test_each_files_lines_are_under_its_own_sync_line(
+    two_files: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(two_files)
+    verbose = cli("run", "playbook.yml", "--check", "-v")
+    assert verbose.code == 2, verbose.err
+    assert blocks(verbose.out) == [
+        "    sync enrols_a.csv  (3 lines: 1 changed, 0 unchanged, 2 failed)",
+        "        line 2: add student U0001 in MATH101: ok",
+        "        line 3: add student U9999 in MATH101: failed: no such user (idnumber U9999)",
+        "        line 4: add student U0001 in NOPE: failed: no such course (idnumber NOPE)",
+        "    sync enrols_b.csv  (2 lines: 1 changed, 0 unchanged, 1 failed)",
+        "        line 2: add student U9998 in MATH101: failed: no such user (idnumber U9998)",
+        "        line 3: add student U0002 in MATH101: ok",
+    ]
+    preview = cli("run", "playbook.yml", "--check", "--failed")
+    real = cli("run", "playbook.yml", "--failed")
+    assert preview.code == real.code == 2, real.err
+    assert blocks(real.out) == FAILED_VIEW
+    # the preview prints what the run prints, but for its banner and recap
+    lines = preview.out.splitlines()
+    assert lines[0].startswith("PREVIEW ")
+    assert lines[-1].endswith("  (preview: nothing changed)")
+    lines[-1] = lines[-1].removesuffix("  (preview: nothing changed)")
+    assert lines[1:] == real.out.splitlines()[:-1]  # the run's last line: its RECORD
+    assert real.out.splitlines()[-1].startswith("RECORD ")
+    # the record shows the same, and without --failed only the files' lines
+    record = real.out.splitlines()[-1].split()[1]
+    shown = cli("show", record, "--failed")
+    assert shown.code == 0, shown.err
+    assert blocks(shown.out) == FAILED_VIEW
+    head = shown.out.splitlines()
+    playbook = (two_files / "playbook.yml").resolve()
+    assert head[0] == f"RUN      {Path(record).stem}  Output  (playbook {playbook})"
+    assert head[1].startswith("    started ") and head[1].endswith(": every step ran")
+    assert head[2:4] == ["CHANGED  enrolments  (2 files, 5 lines)", "FILES    2 control files"]
+    assert head[-1] == "RECAP ok=0 changed=1 skipped=0 failed=0 | lines: 2 ok, 3 failed"
+    assert blocks(cli("show", record).out) == [FAILED_VIEW[0], FAILED_VIEW[5]]
+
+
+def test_quiet_with_failed_shows_only_the_failures(
+    two_files: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(two_files)
+    (two_files / "area" / "enrols_c.csv").write_text(HEADER + "add;MATH101;U0003;student\n")
+    quiet = cli("run", "playbook.yml", "--check", "-q", "--failed")
+    assert quiet.code == 2, quiet.err
+    assert quiet.out.splitlines() == [
+        "PREVIEW  --check: nothing is changed; the lines below are what the run would do",
+        "CHANGED  enrolments  (3 files, 6 lines)",
+        *FAILED_VIEW,  # enrols_c.csv had no failed line
+        "RECAP ok=0 changed=1 skipped=0 failed=0 | lines: 3 ok, 3 failed"
+        "  (preview: nothing changed)",
+    ]
+    both = cli("run", "playbook.yml", "-v", "--failed")
+    assert both.code == 5 and "give one of them" in both.err
+    assert cli("run", "playbook.yml", "--failed-limit", "0").code == 5
+
+
+def test_a_users_files_failed_line_shows_its_password_masked(
+    workspace: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workspace)
+    (workspace / "area" / "enrols.csv").unlink()
+    (workspace / "area" / "users.csv").write_text(
+        "username;idnumber;firstname;lastname;auth;password\n"
+        "p2;U2;Bob;Two;ldap;Hunter2-Pw-9f3\n"  # ldap keeps no password: fails
+    )
+    (workspace / "playbook.yml").write_text(
+        TWO_FILES.replace("enrolments", "users").replace("enrols*.csv", "users.csv")
+    )
+    expected = [
+        "    sync users.csv  (1 line: 0 changed, 0 unchanged, 1 failed)",
+        "        line 2: failed: auth ldap is not an enabled authentication plugin of the"
+        " site (enabled: manual, nologin)",
+        "            p2;U2;Bob;Two;ldap;***",
+    ]
+    preview = cli("run", "playbook.yml", "--check", "--failed")
+    real = cli("run", "playbook.yml", "--failed")
+    record = real.out.splitlines()[-1].split()[1]
+    shown = cli("show", record, "--failed")
+    for result in (preview, real, shown):
+        assert blocks(result.out) == expected, result.out
+        assert "Hunter2" not in result.out + result.err
+
+
+def test_thousands_of_failed_lines_are_bounded(
+    workspace: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workspace)
+    (workspace / "area" / "enrols.csv").write_text(
+        HEADER + "".join(f"add;MATH101;X{i:05d};student\n" for i in range(5000))
+    )
+    preview = cli("run", "playbook.yml", "--check", "--failed")
+    real = cli("run", "playbook.yml", "--failed")
+    assert preview.code == real.code == 2, real.err
+    record = Path(real.out.splitlines()[-1].split()[1])
+    run_id = record.stem
+    lines = blocks(real.out)
+    assert len(lines) == 1 + 2 * 20 + 1, real.out
+    assert lines[1:3] == [
+        "        line 2: failed: no such user (idnumber X00000)",
+        "            add;MATH101;X00000;student",
+    ]
+    assert lines[-2] == "            add;MATH101;X00019;student"
+    report = f".postsync/runs/{run_id}/001_enrols.csv.report"
+    assert lines[-1] == (
+        f"        ... and 4,980 more failed lines: see {report} (--failed-limit all shows them all)"
+    )
+    assert (workspace / "area" / report).read_text().count(": failed: ") == 5000
+    # the preview's report is gone with it: not named
+    assert blocks(preview.out)[-1] == (
+        "        ... and 4,980 more failed lines (--failed-limit all shows them all)"
+    )
+    assert blocks(cli("show", record, "--failed").out) == lines
+    some = blocks(cli("show", record, "--failed-limit", "3").out)
+    assert len(some) == 1 + 2 * 3 + 1 and "4,997 more" in some[-1]
+    every = blocks(cli("show", record, "--failed-limit", "all").out)
+    assert len(every) == 1 + 2 * 5000
+    assert every[-1] == "            add;MATH101;X04999;student"
+
+
+def test_a_step_whose_lines_all_failed_is_a_warning_not_ok(
+    workspace: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workspace)
+    (workspace / "area" / "enrols.csv").write_text(HEADER + "add;MATH101;U9999;student\n")
+    for args in (["--check"], []):
+        result = cli("run", "playbook.yml", *args)
+        assert result.code == 2, result.err  # lines failed: exit 2, as ever
+        lines = result.out.splitlines()
+        assert "WARNING  enrolments  (1 file, 1 line)" in lines
+        assert lines[-2 if args else -3].startswith("OK       nothing to purge  (")
+        assert any(
+            line.startswith(
+                "RECAP ok=1 changed=0 skipped=0 failed=0 warning=1 | lines: 0 ok, 1 failed"
+            )
+            for line in lines
+        ), result.out
+    # an unchanged line beside the failed one: still not ok
+    (workspace / "area" / "enrols.csv").write_text(
+        HEADER + "add;MATH101;U0001;student\nadd;MATH101;U9999;student\n"
+    )
+    assert cli("run", "playbook.yml").out.startswith("CHANGED  enrolments")
+    again = cli("run", "playbook.yml")
+    assert again.code == 2 and again.out.startswith("WARNING  enrolments  (1 file, 2 lines)")
+    # the lines all ok: ok
+    (workspace / "area" / "enrols.csv").write_text(HEADER + "add;MATH101;U0001;student\n")
+    done = cli("run", "playbook.yml")
+    assert done.code == 0 and done.out.startswith("OK       enrolments  (1 file, 1 line)")
+    assert "warning=" not in done.out

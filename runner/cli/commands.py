@@ -49,6 +49,7 @@ def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from runner.cli.lines import lines_view
     from runner.cli.output import make_reporter
     from runner.engine.execute import run_playbook
     from runner.engine.post import run_post
@@ -56,7 +57,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.playbook.model import load_playbook
 
     reporter = make_reporter(
-        args.output, diff=args.diff, verbosity=-1 if args.quiet else 1 if args.verbose else 0
+        args.output,
+        diff=args.diff,
+        verbosity=-1 if args.quiet else 1 if args.verbose else 0,
+        lines=lines_view(every=args.verbose, failed=args.failed, limit=args.failed_limit),
     )
     clock = time.monotonic()
     result: RunResult | None = None
@@ -109,7 +113,7 @@ def _metrics(
     """--metrics-file: the run's figures (a run that did not start: its exit code);
     False when they could not be written (said on stderr)."""
     from runner.cli.metrics import Figures, write_metrics
-    from runner.cli.output import recap
+    from runner.cli.output_json import recap
 
     if result is not None:
         name = result.run.facts.playbook.name
@@ -117,7 +121,7 @@ def _metrics(
     else:
         name = _playbook_name(args)
         figures = dict.fromkeys(
-            ("lines_ok", "lines_failed", "ok", "changed", "skipped", "failed"), 0
+            ("lines_ok", "lines_failed", "ok", "changed", "warning", "skipped", "failed"), 0
         )
     try:
         write_metrics(
@@ -128,7 +132,7 @@ def _metrics(
                 finished=time.time(),
                 duration=duration,
                 lines={"ok": figures["lines_ok"], "failed": figures["lines_failed"]},
-                steps={s: figures[s] for s in ("ok", "changed", "skipped", "failed")},
+                steps={s: figures[s] for s in ("ok", "changed", "warning", "skipped", "failed")},
             ),
         )
     except OSError as exc:
@@ -301,6 +305,14 @@ def cmd_db(args: argparse.Namespace) -> int:
     return int(Exit.OK)
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from runner.cli.lines import lines_view
+    from runner.cli.show import show_record
+
+    view = lines_view(every=False, failed=args.failed, limit=args.failed_limit)
+    return show_record(args.record, view)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from runner.cli.demo import build_demo
 
@@ -316,6 +328,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "post": cmd_run,
+    "show": cmd_show,
     "validate": cmd_validate,
     "list-tasks": cmd_list_tasks,
     "schema": cmd_schema,

@@ -11,7 +11,9 @@ from typing import Any
 
 from runner.core.schemas import SCHEMA_URI
 
-STATUSES = ["ok", "changed", "skipped", "failed"]
+#: a step's status; `warning`: a sync step that changed nothing while lines of its files
+#: failed (the run goes on, and exits 2)
+STATUSES = ["ok", "changed", "warning", "skipped", "failed"]
 SECTIONS = ["sync", "post_treatments"]
 
 
@@ -39,6 +41,7 @@ def output_schema() -> dict[str, Any]:
         {
             "ok": COUNT,
             "changed": COUNT,
+            "warning": {"description": "steps that ended warning", **COUNT},
             "skipped": COUNT,
             "failed": COUNT,
             "ignored": COUNT,

@@ -18,6 +18,7 @@ examples:
   postsync run nightly.yml -e stamp=20261124 -e @site-vars.yml
   postsync run nightly.yml --tags housekeeping --output json
   postsync run nightly.yml --lock-wait 300               # wait for a running feed
+  postsync run nightly.yml --check --failed              # the lines that would fail, and why
 
 exit codes: 0 ok, 2 control-file lines failed, 3 a step failed, 4 invalid playbook
 (nothing changed), 5 usage error, 6 area locked by another run, 130 interrupted
@@ -33,6 +34,16 @@ examples:
 Use it when a post-treatment failed (a full disk, a permission) once the cause is
 fixed: what was already done counts as done, the rest is done now. The record is
 updated with these steps. Exit codes as for `run`."""
+
+
+SHOW_EXAMPLES = """\
+examples:
+  postsync show /srv/feed/.postsync/runs/20261124T010002-3fa9c1.json
+  postsync show RECORD --failed                         # and each failed line, and why
+  postsync show RECORD --failed-limit all               # every failed line
+
+Prints what a saved run did: its playbook and times, its steps, each control file's
+outcome. Reads the record only. Exit 4 for a file that is not a run record."""
 
 
 VALIDATE_EXAMPLES = """\
@@ -111,6 +122,35 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
     return value
+
+
+def _failed_limit(text: str) -> int:
+    """A number of lines, 1 or more, or `all` (0)."""
+    if text == "all":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of lines, 1 or more, or all")
+    return value
+
+
+def _add_failed_view(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--failed",
+        action="store_true",
+        help="text output: under each control file, its failed lines and why"
+        " (the first 20 of each file)",
+    )
+    parser.add_argument(
+        "--failed-limit",
+        type=_failed_limit,
+        metavar="N|all",
+        help="--failed: at most N failed lines of each file (default 20), or all of them;"
+        " implies --failed",
+    )
 
 
 def _extra_var(text: str) -> tuple[str, str]:
@@ -210,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("playbook", type=Path, help="the playbook file")
     _add_run_options(run)
+    _add_failed_view(run)
 
     post = sub.add_parser(
         "post",
@@ -227,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="the playbook (default: the one named in the record)",
     )
     _add_run_options(post)
+    post.set_defaults(failed=False, failed_limit=None)  # no sync: no control-file lines
+
+    show = sub.add_parser(
+        "show",
+        help="print what a saved run did",
+        formatter_class=fmt,
+        description="Print a saved run record: its run, steps and control files' outcomes.",
+        epilog=SHOW_EXAMPLES,
+    )
+    show.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
+    _add_failed_view(show)
 
     validate = sub.add_parser(
         "validate",

@@ -32,7 +32,9 @@ class RunOptions:
 class StepResult:
     step: Step
     name: str = ""  # the step's name, rendered
-    status: str = "ok"  # ok | changed | skipped | failed
+    #: ok | changed | skipped | failed, or warning: a sync step that changed nothing and
+    #: whose lines failed
+    status: str = "ok"
     detail: str = ""
     items: list[Done] = field(default_factory=list)
     error: str | None = None

@@ -93,6 +93,10 @@ class AtomicFile:
                 fd = os.open(tmp, _CREATE, 0o600)
             except FileExistsError:
                 continue
+            except OSError as exc:
+                # the directory refused the file (a permission, a read-only or full
+                # filesystem): named, not the hidden temporary users never asked for
+                raise OSError(exc.errno, exc.strerror, str(parent)) from None
             break
         else:
             raise FileExistsError(errno.EEXIST, "no unused temporary name", str(parent))
@@ -126,7 +130,20 @@ class AtomicFile:
 
     def commit(self, *, replace: bool = False, sync_dir: bool = True) -> None:
         """Publish the synced file. Without `replace`, an existing file is never replaced
-        (FileExistsError), even one created by someone else since the plan."""
+        (FileExistsError), even one created by someone else since the plan. An error
+        names the file published, not the temporary."""
+        try:
+            self._publish(replace)
+        except OSError as exc:
+            if exc.filename != str(self.tmp):
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+        self._pending = False
+        if sync_dir:
+            fsync_dir(self.path.parent)
+        faults.point("atomic.published")
+
+    def _publish(self, replace: bool) -> None:
         if replace:
             os.replace(self.tmp, self.path)
         elif rename_noreplace(self.tmp, self.path):
@@ -143,10 +160,6 @@ class AtomicFile:
                 os.rename(self.tmp, self.path)
             else:
                 os.unlink(self.tmp)
-        self._pending = False
-        if sync_dir:
-            fsync_dir(self.path.parent)
-        faults.point("atomic.published")
 
     def __exit__(
         self,

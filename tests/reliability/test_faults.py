@@ -236,7 +236,9 @@ def test_permission_denied(sqlite_space: tuple[Path, str]) -> None:
         db=db,
         prefix=("unshare", "--user", "--map-user=1000", "--map-group=1000"),
     )
-    assert_failed_cleanly(result, "Permission denied")
+    # the directory that refused the archive is named, not the hidden temporary file
+    assert_failed_cleanly(result, f"{archives}: Permission denied")
+    assert ".postsync-" not in result.stdout + result.stderr
     assert (root / "area" / "enrols.csv").read_text() == CONTROL
     os.chown(archives, os.getuid(), os.getgid())
     assert_recovers(root, db)

@@ -376,6 +376,7 @@ def test_preview_reports_the_run_and_changes_nothing(site: Site) -> None:
         == {
             "ok": 0,
             "changed": 1,
+            "warning": 0,
             "skipped": 0,
             "failed": 0,
             "ignored": 0,
