@@ -72,6 +72,8 @@ class PostgresServer:
     #: commits reach the WAL before they return (a server crashed by a test must keep
     #: what was committed before; the fast default may lose the last commits)
     durable: bool = False
+    #: how clients authenticate: trust (any password) or scram-sha-256 (`password` only)
+    auth: str = "trust"
     _run_as: list[str] = field(default_factory=list)
     _started: bool = False
 
@@ -115,12 +117,22 @@ class PostgresServer:
         atexit.register(self.stop)
 
     def _initdb(self) -> None:
+        checked: list[str] = []
+        if self.auth != "trust":
+            # the superuser's password, read by initdb from a file (not a command line)
+            pwfile = self.root / "pwfile"
+            pwfile.write_text(self.password + "\n")
+            if self._run_as:
+                account = pwd.getpwnam("postgres")
+                os.chown(pwfile, account.pw_uid, account.pw_gid)
+            checked = [f"--pwfile={pwfile}"]
         self._run(
             str(self.bindir / "initdb"),
             "-D",
             str(self.datadir),
             "-A",
-            "trust",
+            self.auth,
+            *checked,
             "-U",
             self.user,
             "-E",
@@ -174,7 +186,12 @@ class PostgresServer:
         import psycopg
 
         with psycopg.connect(
-            host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True
+            host="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname="postgres",
+            autocommit=True,
         ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -200,8 +217,9 @@ def started(server: S) -> S:
     return server
 
 
-def start_server(*, durable: bool = False) -> PostgresServer:
-    """Start a server in a new temporary directory (raises ServerUnavailable)."""
+def start_server(*, durable: bool = False, auth: str = "trust") -> PostgresServer:
+    """Start a server in a new temporary directory (raises ServerUnavailable); `auth`
+    scram-sha-256 makes it check passwords (the default, trust, takes any)."""
     bindir = find_bindir()
     root = Path(tempfile.mkdtemp(prefix="postsync-pg-"))
-    return started(PostgresServer(bindir, root, durable=durable))
+    return started(PostgresServer(bindir, root, durable=durable, auth=auth))

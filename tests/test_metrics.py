@@ -259,6 +259,7 @@ def test_a_metrics_file_that_cannot_be_written_is_told_before_the_run_and_notifi
         (body,) = received
         assert body["failed"] is True
         assert body["problems"] == [why]
+        assert body["headline"] == f"1 problem ({why})"  # the default subject's end
         document = json.loads(
             postsync("run", book, "--output", "json", "--metrics-file", metrics).stdout
         )

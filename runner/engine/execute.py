@@ -145,7 +145,7 @@ def execute_step(run: Run, result: StepResult, reporter: Reporter) -> None:
         reason = database_reason(exc)
         result.status, result.error = "failed", f"database error: {reason}"
     finally:
-        run.ledger.set_status(result.name, result.status)
+        run.ledger.end_step(result.name, result.status, result.detail, result.error)
         result.duration_s = round(time.monotonic() - clock, 3)
 
 
@@ -343,6 +343,8 @@ def _save_record(
         error = f"cannot save the run record: {exc.strerror or exc}"
         if step is not None and step.status != "failed":
             step.status, step.error = "failed", error
+            # what the notifications after it tell
+            run.ledger.end_step(step.name, step.status, step.detail, step.error)
         else:
             result.record_error = error
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, tzinfo
@@ -94,6 +95,7 @@ def build_context(
         environ=Environ(os.environ),
         diff=options.diff,
         prefix=playbook.prefix,
+        host=socket.gethostname(),
     )
     ledger = Ledger(preview=options.check)
     for name, raw in playbook.vars:

@@ -280,7 +280,10 @@ TREATMENTS: dict[str, Kind] = {
                         "to": {**_GLOBS, "minItems": 1},
                         "username": _DEST,
                         "password": {"type": "string", "description": "Never printed."},
-                        "subject": _DEST,
+                        "subject": {
+                            **_DEST,
+                            "description": "Default: postsync PLAYBOOK on HOST: what happened.",
+                        },
                         "timeout_seconds": {**templated_integer(1), "default": 30},
                     },
                     "smtp_host",
@@ -295,6 +298,12 @@ TREATMENTS: dict[str, Kind] = {
                             "additionalProperties": {"type": "string"},
                             "default": {},
                             "description": "Request headers (their values never printed).",
+                        },
+                        "secret": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "A key (16 characters or more) to sign the body"
+                            " with (X-Postsync-Signature: HMAC-SHA256); never printed.",
                         },
                         "timeout_seconds": {**templated_integer(1), "default": 30},
                     },

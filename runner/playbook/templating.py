@@ -24,7 +24,19 @@ _MARKERS = ("{{", "{%", "{#")
 #: them); a template naming another is refused before anything runs
 FIELDS = {
     "file": frozenset({"path", "name", "stem", "suffix", "parent", "command"}),
-    "run": frozenset({"id", "check", "failed_lines", "lines_ok", "failed", "step_failed", "steps"}),
+    "run": frozenset(
+        {
+            "id",
+            "host",
+            "check",
+            "failed_lines",
+            "lines_ok",
+            "failed",
+            "step_failed",
+            "steps",
+            "errors",
+        }
+    ),
 }
 _MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
 

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runner.core.secrets import redact
+from runner.core.text import printable
 from runner.step.facts import RunFacts
 from runner.step.ledger import Ledger, Outcomes
 from runner.step.scope import StepScope
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
 def template_context(
     facts: RunFacts, outcomes: Outcomes, extra: Mapping[str, object] | None = None
 ) -> dict[str, Any]:
-    """What templates see: `now`, `env`, `area`, `run` (its id and results so far), the
+    """What templates see: `now`, `env`, `area`, `run` (its id, host and results so far;
+    `errors`: each failed step's message by its name, on one line, secrets masked), the
     variables, and `extra` (e.g. a per-file treatment's `file`)."""
     context: dict[str, Any] = {
         "now": facts.now,
@@ -29,12 +32,18 @@ def template_context(
         "area": str(facts.area),
         "run": {
             "id": facts.run_id,
+            "host": facts.host,
             "check": facts.check,
             "failed_lines": outcomes.failed_lines,
             "lines_ok": outcomes.lines_ok,
             "failed": outcomes.failed,
             "step_failed": outcomes.step_failed,
             "steps": dict(outcomes.statuses),
+            "errors": {
+                name: printable(redact(step.error))
+                for name, step in outcomes.steps.items()
+                if step.status == "failed" and step.error
+            },
         },
         **facts.variables,
     }

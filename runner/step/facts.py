@@ -55,6 +55,8 @@ class RunFacts:
     control_globs: tuple[ControlGlob, ...] = ()
     #: the sync steps of the record that `postsync post` runs for (kept in its record)
     prior_steps: tuple[Mapping[str, object], ...] = ()
+    #: the machine's name (what a notification says the run ran on)
+    host: str = ""
 
     @property
     def zone(self) -> tzinfo:

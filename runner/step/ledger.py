@@ -1,6 +1,7 @@
 """What a run accumulates as its steps go: each control file's outcome, the files
-written, the archives, the groups deleted, each step's status, the leftovers of a
-killed run it cleaned, the files killed runs applied, a preview's withheld changes.
+written, the archives, the groups deleted, how each step ended (its status, detail and
+error), the leftovers of a killed run it cleaned, the files killed runs applied, a
+preview's withheld changes.
 
 Steps change it only through its named methods. Each step declares, by the protocol
 its signature takes, what it reads (`Outcomes`) and what it may add (`Writes`,
@@ -10,6 +11,7 @@ its signature takes, what it reads (`Outcomes`) and what it may add (`Writes`,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +24,16 @@ from runner.storage.remote import RemotePath
 Target = Path | RemotePath
 
 
+@dataclass(frozen=True)
+class StepOutcome:
+    """How a step ended: its status (ok, changed, skipped, failed), its detail (what it
+    did, or why it was skipped) and, when it failed, its error."""
+
+    status: str
+    detail: str = ""
+    error: str | None = None
+
+
 class Outcomes(Protocol):
     """What a run did so far, read only."""
 
@@ -29,6 +41,8 @@ class Outcomes(Protocol):
     def files(self) -> Sequence[FileOutcome]: ...
     @property
     def statuses(self) -> Mapping[str, str]: ...
+    @property
+    def steps(self) -> Mapping[str, StepOutcome]: ...
     @property
     def lines_ok(self) -> int: ...
     @property
@@ -100,7 +114,7 @@ class Ledger:
         #: control files whose archive a preview planned (not written, taken as verified)
         self._planned: set[Path] = set()
         self._groups_deleted = 0
-        self._statuses: dict[str, str] = {}
+        self._steps: dict[str, StepOutcome] = {}
         self._cleaned: tuple[tuple[str, str], ...] = ()
         self._problems: list[str] = []
         self._sync_complete = False
@@ -140,22 +154,33 @@ class Ledger:
     @property
     def statuses(self) -> Mapping[str, str]:
         """Each step's status so far, by its rendered name."""
-        return dict(self._statuses)
+        return {name: step.status for name, step in self._steps.items()}
 
-    def set_status(self, name: str, status: str) -> None:
-        self._statuses[name] = status
+    @property
+    def steps(self) -> Mapping[str, StepOutcome]:
+        """How each step ended so far, by its rendered name."""
+        return dict(self._steps)
+
+    def end_step(self, name: str, status: str, detail: str = "", error: str | None = None) -> None:
+        """Step `name` ended (or its end changed: a sync step whose record could not be
+        saved failed after all)."""
+        self._steps[name] = StepOutcome(status, detail, error)
 
     @property
     def failed(self) -> bool:
         """A control-file line or a step failed so far, or something outside the steps
         (`problems`)."""
-        return bool(self.failed_lines > 0 or "failed" in self._statuses.values() or self._problems)
+        return bool(
+            self.failed_lines > 0
+            or any(s.status == "failed" for s in self._steps.values())
+            or self._problems
+        )
 
     @property
     def step_failed(self) -> bool:
         """A step failed so far, or something outside the steps (`problems`): not a
         control-file line alone."""
-        return "failed" in self._statuses.values() or bool(self._problems)
+        return any(s.status == "failed" for s in self._steps.values()) or bool(self._problems)
 
     @property
     def problems(self) -> Sequence[str]:

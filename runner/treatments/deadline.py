@@ -20,12 +20,14 @@ from typing import Any
 
 
 class Deadline:
-    """`seconds` for the whole exchange, at most `limit` bytes received."""
+    """`seconds` for the whole exchange, at most `limit` bytes received; `until` (a
+    time.monotonic() value): the end of an exchange of several attempts, each of its
+    own deadline, that began before this one."""
 
-    def __init__(self, seconds: float, limit: int) -> None:
+    def __init__(self, seconds: float, limit: int, until: float | None = None) -> None:
         self.seconds = seconds
         self.limit = limit
-        self.at = time.monotonic() + seconds
+        self.at = time.monotonic() + seconds if until is None else until
         self.received = 0
         # the classes of this exchange's sockets: an SSL socket is made by the
         # context (`wrap_socket`), the handshake included, so it reads its deadline

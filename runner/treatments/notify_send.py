@@ -1,5 +1,7 @@
-"""notify's sending: one SMTP exchange, one HTTP POST, each bounded as a whole by its
-`timeout_seconds` (runner/treatments/deadline.py) and in what it reads.
+"""notify's sending: one SMTP exchange, one HTTP POST (again after a 5xx answer or a
+connection error), each bounded as a whole by its `timeout_seconds`
+(runner/treatments/deadline.py) and in what it reads; a webhook's body signed with its
+`secret`.
 
 Imported when notify sends: loading the treatments (validate, --version) stays fast.
 """
@@ -7,8 +9,13 @@ Imported when notify sends: loading the treatments (validate, --version) stays f
 from __future__ import annotations
 
 import base64
+import errno
+import hashlib
+import hmac
 import http.client
 import smtplib
+import socket
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
@@ -16,18 +23,22 @@ from urllib.parse import unquote, urlsplit
 
 from runner.core.errors import StepError
 from runner.core.secrets import redact
-from runner.core.text import printable
+from runner.core.text import plural, printable
 from runner.treatments.deadline import Deadline
+from runner.treatments.notify_config import SIGNATURE, TIMESTAMP
 
 if TYPE_CHECKING:
-    import socket
-
     from runner.treatments.notify_config import Hook, Mail
 
 #: what is read of a webhook's answer body, at most (it is not used)
 BODY_LIMIT = 64 * 1024
 #: everything received in one exchange, at most (headers, SMTP replies)
 RECEIVED_LIMIT = 1024 * 1024
+#: the wait before a webhook's first retry, doubled at each retry up to RETRY_WAIT_MAX
+RETRY_WAIT = 0.5
+RETRY_WAIT_MAX = 8.0
+#: a retry is made only if timeout_seconds leave at least this much after its wait
+RETRY_LEAST = 1.0
 
 
 def _said(text: object) -> str:
@@ -117,8 +128,59 @@ def _origin(location: str) -> str:
     return _said(f"{parts.scheme}://{host}{port}") if host else "a relative URL"
 
 
-def post(h: Hook, body: bytes) -> None:
-    """POST `body` to the hook: success is a 2xx answer to this request itself."""
+class _Transient(StepError):
+    """A failure another attempt may not meet: a 5xx answer, a connection error."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """A connection error another attempt may not meet."""
+    if isinstance(exc, ConnectionError):  # refused, reset, closed before the answer
+        return True
+    if isinstance(exc, socket.gaierror):
+        return exc.errno == socket.EAI_AGAIN  # the resolver cannot answer for now
+    return isinstance(exc, OSError) and exc.errno in (
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+    )
+
+
+def signature(key: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The signature headers of `body` sent at `timestamp` (Unix seconds): the
+    HMAC-SHA256 with `key` of the timestamp, a `.` and the body."""
+    stamp = str(timestamp)
+    # a key from the environment may hold bytes that are not UTF-8: signed with those
+    secret = key.encode("utf-8", "surrogateescape")
+    digest = hmac.new(secret, stamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return {TIMESTAMP: stamp, SIGNATURE: f"sha256={digest.hexdigest()}"}
+
+
+def post(h: Hook, body: bytes) -> str:
+    """POST `body` to the hook, again after a 5xx answer or a connection error while
+    its timeout_seconds allow (a wait doubled at each retry). Success is a 2xx answer
+    to a request itself; the note, and any error, say how many attempts were made."""
+    end = time.monotonic() + h.timeout
+    wait = RETRY_WAIT
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            _attempt(h, body, end)
+        except _Transient as exc:
+            if end - time.monotonic() - wait >= RETRY_LEAST:
+                time.sleep(wait)
+                wait = min(wait * 2, RETRY_WAIT_MAX)
+                continue
+            tried = f"{plural(attempts, 'attempt')} within timeout_seconds {h.timeout}"
+            raise StepError(f"{exc} ({tried})") from None
+        except StepError as exc:
+            raise StepError(f"{exc} ({plural(attempts, 'attempt')})") from None
+        return f"after {attempts} attempts" if attempts > 1 else ""
+
+
+def _attempt(h: Hook, body: bytes, end: float) -> None:
+    """One POST, within what is left of the exchange (until `end`); _Transient for what
+    another attempt may not meet."""
     parts = urlsplit(h.url)
     https = parts.scheme == "https"
     headers = {"Content-Type": "application/json", "User-Agent": "postsync"}
@@ -126,8 +188,10 @@ def post(h: Hook, body: bytes) -> None:
         user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode("ascii")
     headers |= dict(h.headers)
+    if h.secret is not None:  # signed at each attempt: its own timestamp
+        headers |= signature(h.secret, body, int(time.time()))
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    deadline = Deadline(h.timeout, RECEIVED_LIMIT + BODY_LIMIT)
+    deadline = Deadline(h.timeout, RECEIVED_LIMIT + BODY_LIMIT, until=end)
     where = f"webhook {h.display}"
     connection = _Connection(
         parts.hostname or "", parts.port or (443 if https else 80), deadline, https
@@ -139,6 +203,8 @@ def post(h: Hook, body: bytes) -> None:
     except (OSError, http.client.HTTPException, ValueError) as exc:
         if deadline.expired():
             raise StepError(f"{where}: no complete answer within {h.timeout} s") from None
+        if _transient(exc):  # http.client's RemoteDisconnected is a ConnectionError
+            raise _Transient(f"{where}: {_said(exc)}") from None
         if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
             raise StepError(f"{where}: not an HTTP answer: {_said(exc)}") from None
         raise StepError(f"{where}: {_said(exc)}") from None
@@ -149,5 +215,7 @@ def post(h: Hook, body: bytes) -> None:
         location = response.getheader("Location")
         to = _origin(location) if location else "nowhere (no Location)"
         raise StepError(f"{where}: {status}, a redirect to {to}: not followed")
+    if 500 <= response.status < 600:
+        raise _Transient(f"{where}: {status}")
     if not 200 <= response.status < 300:
         raise StepError(f"{where}: {status}")
