@@ -31,7 +31,9 @@ class Notify:
     run). The summary is the run's so far (put this step last): its run id, host,
     area and record (`AREA/.postsync/runs/RUN_ID.json`, once a control file was
     applied; none in a preview), a headline (`1 step failed (NAME: MESSAGE)`, `12
-    lines failed`, `ok`), the recap, each step's status, detail and, when it failed,
+    lines failed`, `ok`), what failed outside the steps (`problems`: a metrics file
+    that cannot be written; the headline's `1 problem (...)` when no step failed),
+    the recap, each step's status, detail and, when it failed,
     its error, and each control file's outcome, report and failed-line count with
     the first 5 failed lines' numbers and messages (never a line's text: a users
     file's password stays out). Registered secrets are masked. The mail says it as
@@ -73,8 +75,9 @@ class Notify:
        "area": "/srv/moodledata/postsync", "record": "AREA/.postsync/runs/RUN.json",
        "check": false, "started": "2025-03-01T02:30:00+01:00", "failed": true,
        "headline": "1 step failed (purge: archives is not a directory), 2 lines failed",
-       "recap": {"ok": 0, "changed": 1, "skipped": 0, "failed": 1, "lines_ok": 1,
-                 "lines_failed": 2},
+       "problems": [],
+       "recap": {"ok": 0, "changed": 1, "warning": 0, "skipped": 0, "failed": 1,
+                 "lines_ok": 1, "lines_failed": 2},
        "steps": [{"name": "enrolments", "status": "changed",
                   "detail": "1 file, 3 lines", "error": null},
                  {"name": "purge", "status": "failed", "detail": "",

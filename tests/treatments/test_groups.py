@@ -205,6 +205,9 @@ def test_deletion_does_to_events_and_activities_what_moodle_does(site: Site) -> 
         [("MATH101", True, True), ("PHYS101", False, False)],
         [("MATH101", 1, 1), ("PHYS101", 0, 0)],
     )
-    assert site.query("SELECT COUNT(*) FROM mdl_course WHERE cacherev = 5") == [
-        (site.query("SELECT COUNT(*) FROM mdl_course")[0][0] - 1,)
+    # the others keep theirs: CHEM201's moved for its new group member (as Moodle's
+    # groups_add_member does from 4.5.1; db init's site is the newest release)
+    assert site.query("SELECT idnumber FROM mdl_course WHERE cacherev <> 5 ORDER BY 1") == [
+        ("CHEM201",),
+        ("MATH101",),
     ]

@@ -677,6 +677,7 @@ post_treatments:
         "started",
         "failed",
         "headline",
+        "problems",
         "recap",
         "steps",
         "control_files",
