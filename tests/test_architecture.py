@@ -318,7 +318,15 @@ STATE_MODULES = ("facts", "ledger", "services")
 #: what a step's `ledger` and `services` parameters may be: a protocol of those modules
 #: (what it reads, what it may add), the concrete type, or `object` (none of them)
 STEP_PARTS = {
-    "ledger": {"Outcomes", "Writes", "Archives", "Stored", "GroupDeletions", "SyncOutcomes"},
+    "ledger": {
+        "Outcomes",
+        "Writes",
+        "Archives",
+        "Stored",
+        "RetryFiles",
+        "GroupDeletions",
+        "SyncOutcomes",
+    },
     "services": {"Database", "ReportFiles", "ObjectStore", "SyncServices"},
 }
 
@@ -394,10 +402,11 @@ def test_each_step_signature_names_what_it_reads_and_adds() -> None:
     <a ledger protocol or object>, services: <a services protocol or object>)."""
     import inspect
 
+    from runner.sync import retried
     from runner.sync import step as sync_step
     from runner.treatments import TREATMENTS
 
-    functions = {"sync.run": sync_step.run}
+    functions = {"sync.run": sync_step.run, "sync.retried.run": retried.run}
     for kind, treatment in TREATMENTS.items():
         functions[f"{kind}.plan"] = type(treatment).plan
         functions[f"{kind}.apply"] = type(treatment).apply

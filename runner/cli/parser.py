@@ -34,6 +34,22 @@ fixed: what was already done counts as done, the rest is done now. The record is
 updated with these steps. Exit codes as for `run`."""
 
 
+RETRY_EXAMPLES = """\
+examples:
+  postsync retry /srv/feed/.postsync/runs/20261204T023000-3fa9c1.json --check
+  postsync retry /srv/feed/.postsync/runs/20261204T023000-3fa9c1.json
+  postsync retry RECORD --tags enrolments --playbook nightly.yml
+
+Once the site is fixed (the missing user created, the course's idnumber corrected),
+applies the failed lines of the run the record is of again, byte for byte, each through
+the sync step that read it; --check shows exactly what the retry would do. A new run,
+with its own record naming the retried run: the report of the retried lines and a retry
+file of those still failing are written as the playbook says; the control files are
+never archived or deleted again, no group is cleaned up, nothing purged. A line applied
+by an earlier retry of the same run (or of a retry of it) is not applied again: retry
+the same record, or the retry's record, as often as needed. Exit codes as for `run`."""
+
+
 VALIDATE_EXAMPLES = """\
 examples:
   postsync validate playbooks/nightly.yml
@@ -208,6 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="the playbook (default: the one named in the record)",
     )
     _add_run_options(post)
+
+    retry = sub.add_parser(
+        "retry",
+        help="apply the failed lines of a saved run again",
+        formatter_class=fmt,
+        description="Apply the failed lines of a saved run again, each through the sync"
+        " step that read it, as a new run (with the run's post-treatments for those lines).",
+        epilog=RETRY_EXAMPLES,
+    )
+    retry.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
+    retry.add_argument(
+        "--playbook",
+        type=Path,
+        metavar="PLAYBOOK",
+        help="the playbook (default: the one named in the record)",
+    )
+    _add_run_options(retry)
 
     validate = sub.add_parser(
         "validate",

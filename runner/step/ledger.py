@@ -4,7 +4,7 @@ killed run it cleaned, the files killed runs applied, a preview's withheld chang
 
 Steps change it only through its named methods. Each step declares, by the protocol
 its signature takes, what it reads (`Outcomes`) and what it may add (`Writes`,
-`Archives`, `GroupDeletions`, `SyncOutcomes`)."""
+`RetryFiles`, `Archives`, `GroupDeletions`, `SyncOutcomes`)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,13 @@ class Stored(Outcomes, Protocol):
     def archived(self) -> Iterable[Target]: ...
 
 
+class RetryFiles(Stored, Writes, Protocol):
+    """write_retry_file: where the run archived (to read masked lines back), and each
+    control file's retry file, written or found already written."""
+
+    def add_retry_file(self, path: Path, target: Path) -> None: ...
+
+
 class GroupDeletions(Outcomes, Protocol):
     """clean_empty_groups: the groups it deleted (a preview: would), over the preview's
     withheld changes."""
@@ -90,6 +97,8 @@ class Ledger:
         self._archives: dict[Path, Target] = {}
         #: control files whose archive a preview planned (not written, taken as verified)
         self._planned: set[Path] = set()
+        #: control file -> its retry file (written, or found already written)
+        self._retry_files: dict[Path, Path] = {}
         self._groups_deleted = 0
         self._statuses: dict[str, str] = {}
         self._cleaned: tuple[tuple[str, str], ...] = ()
@@ -171,6 +180,20 @@ class Ledger:
 
     def archived(self) -> Iterable[Target]:
         return tuple(self._archives.values())
+
+    def add_retry_file(self, path: Path, target: Path) -> None:
+        self._retry_files[path] = target
+
+    def stored(self, outcome: FileOutcome) -> tuple[str | None, str | None]:
+        """Where this run put (or found) a control file's archive and retry file, for
+        its record (a preview's planned archive is not one)."""
+        path = outcome.path
+        archive = None if path in self._planned else self._archives.get(path)
+        retry = self._retry_files.get(path)
+        return (
+            None if archive is None else str(archive),
+            None if retry is None else str(retry),
+        )
 
     # -- the database
     @property
