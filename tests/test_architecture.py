@@ -323,7 +323,7 @@ STEP_PARTS = {
         "Writes",
         "Archives",
         "Stored",
-        "StoredWrites",
+        "RetryFiles",
         "GroupDeletions",
         "SyncOutcomes",
     },
@@ -402,10 +402,11 @@ def test_each_step_signature_names_what_it_reads_and_adds() -> None:
     <a ledger protocol or object>, services: <a services protocol or object>)."""
     import inspect
 
+    from runner.sync import retried
     from runner.sync import step as sync_step
     from runner.treatments import TREATMENTS
 
-    functions = {"sync.run": sync_step.run}
+    functions = {"sync.run": sync_step.run, "sync.retried.run": retried.run}
     for kind, treatment in TREATMENTS.items():
         functions[f"{kind}.plan"] = type(treatment).plan
         functions[f"{kind}.apply"] = type(treatment).apply

@@ -51,6 +51,16 @@ def test_demo_builds_and_runs(tmp_path: Path, cli: CLI) -> None:
     retries = sorted(area.glob("*_tryback_*"))
     assert len(retries) == 4
     assert all(f"  {path}\n" in result.out for path in retries), result.out
+    # what it suggests: a retry's preview of the failed lines (still failing: the site
+    # is not fixed), every command's, through the step that read them
+    suggested = f"retry area/.postsync/runs/{record.name} --check"
+    assert suggested in result.out, result.out
+    preview = cli("retry", record, "--check")
+    assert preview.code == 2, preview.out + preview.err
+    assert "failed=0 | lines: 0 ok, 9 failed  (preview: nothing changed)" in preview.out
+    for name in names:
+        if name != "groups":  # no failed line
+            assert f"sync {name}.csv  (failed lines of run {record.stem} retried:" in preview.out
     # the demo's playbook runs again: nothing left to do
     again = cli("run", demo / "nightly.yml")
     assert again.code == 0, again.out

@@ -54,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.engine.execute import run_playbook
     from runner.engine.post import run_post
     from runner.engine.results import RunOptions
+    from runner.engine.retry import run_retry
     from runner.playbook.model import load_playbook
 
     reporter = make_reporter(
@@ -78,6 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if args.command == "post":
             result = run_post(args.record, options, reporter, args.playbook)
+        elif args.command == "retry":
+            result = run_retry(args.record, options, reporter, args.playbook)
         else:
             result = run_playbook(load_playbook(args.playbook), options, reporter)
         code = result.exit_code
@@ -145,7 +148,7 @@ def _playbook_name(args: argparse.Namespace) -> str:
     """The playbook's name for a run that did not start (its file's, if unreadable)."""
     from runner.playbook.model import load_playbook
 
-    if args.command == "post":
+    if args.command in ("post", "retry"):
         return str(args.record.stem)
     try:
         return load_playbook(args.playbook).name
@@ -329,6 +332,7 @@ COMMANDS = {
     "run": cmd_run,
     "post": cmd_run,
     "show": cmd_show,
+    "retry": cmd_run,
     "validate": cmd_validate,
     "list-tasks": cmd_list_tasks,
     "schema": cmd_schema,

@@ -217,17 +217,21 @@ def build_demo(directory: Path) -> int:
         if retry
         else f"  {area}    no failed lines, no retry file"
     )
+    record = result.record
+    retried = f"area/.postsync/runs/{record.name}" if record is not None else "RECORD"
     print(f"""
 Built and ran in {elapsed:.1f}s (exit code {code}: a few lines fail on purpose). Where to look:
   {playbook_path}    the playbook
   {area}/reports/    one report per control file, a line per data line
   {area}/archives/   the control files, archived before they were deleted
 {retries}
-  {result.record or "(no record)"}
+  {record or "(no record)"}
                      the run record (failed lines, processed courses)
 Try next:
   cd {directory}
   {me} run nightly.yml                      # again: nothing left to do
+  {me} retry {retried} --check
+                     # the failed lines again: what a retry does once the site is fixed
   cp area/archives/*_enrols.csv area/enrols.csv
   touch -d '2 minutes ago' area/enrols.csv  # a file is read once settled (settle_seconds)
   {me} run nightly.yml --check --diff       # preview a feed: nothing is changed""")

@@ -8,101 +8,20 @@ from pathlib import Path
 from typing import NoReturn
 
 from runner import __version__
+from runner.cli.examples import (
+    DB_EXAMPLES,
+    DEMO_EXAMPLES,
+    LIST_EXAMPLES,
+    POST_EXAMPLES,
+    RETRY_EXAMPLES,
+    RUN_EXAMPLES,
+    SCHEMA_EXAMPLES,
+    SHOW_EXAMPLES,
+    STATUS_EXAMPLES,
+    VALIDATE_EXAMPLES,
+)
 from runner.core.errors import UsageError
 from runner.db.releases import NEWEST, RELEASES
-
-RUN_EXAMPLES = """\
-examples:
-  postsync run playbooks/nightly.yml
-  postsync run playbooks/nightly.yml --check --diff      # preview, change nothing
-  postsync run nightly.yml -e stamp=20261124 -e @site-vars.yml
-  postsync run nightly.yml --tags housekeeping --output json
-  postsync run nightly.yml --lock-wait 300               # wait for a running feed
-  postsync run nightly.yml --check --failed              # the lines that would fail, and why
-
-exit codes: 0 ok, 2 control-file lines failed, 3 a step failed, 4 invalid playbook
-(nothing changed), 5 usage error, 6 area locked by another run, 130 interrupted
-(SIGINT), 143 terminated (SIGTERM), 1 internal error (traceback in a log file)."""
-
-
-POST_EXAMPLES = """\
-examples:
-  postsync post /srv/feed/.postsync/runs/20261124T010002-3fa9c1.json
-  postsync post RECORD --check --diff                   # preview
-  postsync post RECORD --tags archive --playbook nightly.yml
-
-Use it when a post-treatment failed (a full disk, a permission) once the cause is
-fixed: what was already done counts as done, the rest is done now. The record is
-updated with these steps. Exit codes as for `run`."""
-
-
-SHOW_EXAMPLES = """\
-examples:
-  postsync show /srv/feed/.postsync/runs/20261124T010002-3fa9c1.json
-  postsync show RECORD --failed                         # and each failed line, and why
-  postsync show RECORD --failed-limit all               # every failed line
-
-Prints what a saved run did: its playbook and times, its steps, each control file's
-outcome. Reads the record only. Exit 4 for a file that is not a run record."""
-
-
-VALIDATE_EXAMPLES = """\
-examples:
-  postsync validate playbooks/nightly.yml
-  postsync validate playbooks/*.yml -e stamp=x
-
-Checks YAML syntax, duplicate keys, the JSON Schema and every template's syntax and
-variable names. Prints FILE:LINE:COL: PATH: message for each problem; exit 4 if any."""
-
-
-LIST_EXAMPLES = """\
-examples:
-  postsync list-tasks playbooks/nightly.yml
-  postsync list-tasks playbooks/nightly.yml --tags housekeeping"""
-
-
-SCHEMA_EXAMPLES = """\
-examples:
-  postsync schema > playbook.schema.json
-  postsync schema record
-  postsync schema output    # --output json documents and --output jsonl events"""
-
-
-DB_EXAMPLES = f"""\
-examples:
-  postsync db init sqlite:///moodle.db --demo
-  postsync db init sqlite:///moodle42.db --moodle 4.2
-  postsync db init postgresql+psycopg://postsync@localhost/moodle_test --prefix mdl_
-
-Creates the Moodle tables postsync uses (users, courses, categories, contexts, roles,
-enrolments, groups, cohorts, profile fields, preferences, sessions, settings, cache
-flags, calendar events, course modules) as the release given by --moodle defines them
-({", ".join(RELEASES)}; default {NEWEST}), with a fresh install's rows (standard roles,
-system context, site course, the release in config `version`). For the embedded
-default, demos and tests: it refuses to touch a database where any of these tables
-exists."""
-
-
-DEMO_EXAMPLES = """\
-examples:
-  postsync demo
-  postsync demo /tmp/postsync-demo
-
-Builds DIR (default ./postsync-demo): a seeded SQLite database, an area holding five
-control files (users, cohorts, groups, enrolments, group members; a few lines fail on
-purpose), a playbook with every post-treatment, and runs it. A DIR from an earlier
-demo is rebuilt; any other non-empty DIR is refused."""
-
-
-STATUS_EXAMPLES = """\
-examples:
-  postsync status /srv/moodledata/sync
-  postsync status /srv/moodledata/sync --max-age-hours 2 --output json
-
-One line per playbook that ran on the area: its last run's id, when it finished, how
-long ago, its exit code, failed lines and steps. Exit codes: 0 every last run completed
-(exit 0 or 2) within --max-age-hours, 3 a last run failed (a step, the lock, an
-interruption...), 7 a last run is stale or the area has none recorded."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -279,6 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
     _add_failed_view(show)
+
+    retry = sub.add_parser(
+        "retry",
+        help="apply the failed lines of a saved run again",
+        formatter_class=fmt,
+        description="Apply the failed lines of a saved run again, each through the sync"
+        " step that read it, as a new run (with the run's post-treatments for those lines).",
+        epilog=RETRY_EXAMPLES,
+    )
+    retry.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
+    retry.add_argument(
+        "--playbook",
+        type=Path,
+        metavar="PLAYBOOK",
+        help="the playbook (default: the one named in the record)",
+    )
+    _add_run_options(retry)
 
     validate = sub.add_parser(
         "validate",

@@ -38,7 +38,7 @@ from runner.step.context import Run
 from runner.step.facts import file_context
 from runner.step.protocol import Done, Plan
 from runner.storage.temporaries import journal
-from runner.sync import recover
+from runner.sync import recover, retried
 from runner.sync import step as sync_step
 from runner.treatments import TREATMENTS
 
@@ -98,6 +98,8 @@ def _run_treatment(run: Run, step: Step, result: StepResult, reporter: Reporter)
 
 def _run_sync(run: Run, step: Step, result: StepResult, reporter: Reporter) -> None:
     config = sync_step.configure(step.params, run.scope(step))
+    # `postsync retry`: the failed lines of a saved run, instead of the listed files
+    apply = sync_step.run if run.facts.retry is None else retried.run
 
     def emit(done: Done) -> None:
         result.items.append(done)
@@ -106,7 +108,7 @@ def _run_sync(run: Run, step: Step, result: StepResult, reporter: Reporter) -> N
     def progress(done: int, total: int, what: str) -> None:
         reporter.progress(result, done, total, what)
 
-    result.status, result.detail = sync_step.run(
+    result.status, result.detail = apply(
         config, run.facts, run.ledger, run.services, emit, progress
     )
 
@@ -122,7 +124,9 @@ def execute_step(run: Run, result: StepResult, reporter: Reporter) -> None:
     clock = time.monotonic()
     reporter.step_started(result)
     try:
-        if not registry.per_file(step.section, step.kind) and not evaluate_when(
+        if why := _not_in_retry(run, step):
+            result.status, result.detail = "skipped", why
+        elif not registry.per_file(step.section, step.kind) and not evaluate_when(
             step, run.scope(step)
         ):
             result.status, result.detail = "skipped", f"when: {step.when} is false"
@@ -147,6 +151,19 @@ def execute_step(run: Run, result: StepResult, reporter: Reporter) -> None:
     finally:
         run.ledger.end_step(result.name, result.status, result.detail, result.error)
         result.duration_s = round(time.monotonic() - clock, 3)
+
+
+def _not_in_retry(run: Run, step: Step) -> str:
+    """Why a post-treatment does not run for a retry (`postsync retry`, or `post` of a
+    retry's record), or ''."""
+    retry = run.facts.retry
+    if (
+        retry is None
+        or step.section != "post_treatments"
+        or registry.TREATMENTS[step.kind].in_retry
+    ):
+        return ""
+    return f"not run for a retry: it acts on run {retry.run_id}'s files, courses or area"
 
 
 def run_playbook(playbook: Playbook, options: RunOptions, reporter: Reporter) -> RunResult:
@@ -331,6 +348,7 @@ def _save_record(
         for s in result.steps
     ]
     try:
+        retry = run.facts.retry
         path = save_record(
             run.facts.header(),
             run.ledger.files,
@@ -338,6 +356,8 @@ def _save_record(
             finished=complete is not None,
             sync_complete=run.ledger.sync_complete,
             complete=bool(complete),
+            stored=run.ledger.stored,
+            retries=None if retry is None else retry.run_id,
         )
     except OSError as exc:
         error = f"cannot save the run record: {exc.strerror or exc}"

@@ -23,6 +23,10 @@ class Kind:
     schema: Mapping[str, Any]
     #: a treatment that acts once per processed control file (`file` in its templates)
     per_file: bool = False
+    #: a treatment that runs in `postsync retry` (and `post` of a retry's record): those
+    #: acting on the control files themselves (archive, delete) or on what the run did
+    #: not do (the group cleanup, the purge) are the retried run's, never run again
+    in_retry: bool = True
 
 
 # -- sync commands ------------------------------------------------------------------------
@@ -136,7 +140,8 @@ ARCHIVE_DEST = "archives/{{ now | strftime('%Y%m%d-%H%M') }}_{{ file.name }}"
 #: a text report (.txt); a JSON one is named .json
 REPORT_DEST = "reports/{{ now | strftime('%Y%m%d-%H%M') }}_report_{{ file.stem }}.txt"
 RETRY_DEST = (
-    "{{ file.parent }}/{{ file.stem }}_tryback_{{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }}"
+    "{{ file.parent }}/{{ file.feed_stem }}_tryback_{{ now | strftime('%Y%m%d-%H%M') }}"
+    "{{ file.suffix }}"
 )
 
 _DEST: Mapping[str, Any] = {"type": "string", "minLength": 1}
@@ -169,11 +174,12 @@ def _params(properties: Mapping[str, Any], *required: str) -> dict[str, Any]:
     return schema
 
 
-def _writes(default_dest: str, **options: Mapping[str, Any]) -> Kind:
+def _writes(default_dest: str, *, in_retry: bool = True, **options: Mapping[str, Any]) -> Kind:
     """A per-file treatment writing one file per control file: `dest`, its own options,
     `on_conflict`."""
     properties = {"dest": {**_DEST, "default": default_dest}, **options}
-    return Kind(_params({**properties, "on_conflict": _ON_CONFLICT}), per_file=True)
+    schema = _params({**properties, "on_conflict": _ON_CONFLICT})
+    return Kind(schema, per_file=True, in_retry=in_retry)
 
 
 #: in the order of a nightly playbook (and of the README's reference)
@@ -205,7 +211,8 @@ TREATMENTS: dict[str, Kind] = {
                     " ago is kept.",
                 },
             }
-        )
+        ),
+        in_retry=False,
     ),
     "purge_moodle_caches": Kind(
         _params(
@@ -246,10 +253,10 @@ TREATMENTS: dict[str, Kind] = {
     ),
     "save_report": _writes(REPORT_DEST, format={"enum": ["text", "json"], "default": "text"}),
     "archive_control_files": _writes(
-        ARCHIVE_DEST, compress={"enum": ["none", "gzip"], "default": "none"}
+        ARCHIVE_DEST, in_retry=False, compress={"enum": ["none", "gzip"], "default": "none"}
     ),
     "write_retry_file": _writes(RETRY_DEST),
-    "delete_control_files": Kind(_params({}), per_file=True),
+    "delete_control_files": Kind(_params({}), per_file=True, in_retry=False),
     "purge_old_files": Kind(
         _params(
             {
@@ -263,7 +270,8 @@ TREATMENTS: dict[str, Kind] = {
             },
             "paths",
             "older_than_days",
-        )
+        ),
+        in_retry=False,
     ),
     "notify": Kind(
         {

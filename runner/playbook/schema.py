@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner.core.errors import Problem
 from runner.core.schemas import SCHEMA_URI
-from runner.playbook.registry import COMMANDS, TEMPLATE_PATTERN, TREATMENTS
+from runner.playbook.registry import COMMANDS, TEMPLATE_PATTERN, TREATMENTS, templated_integer
 from runner.playbook.source import SourceMap
 
 STEP_KEYS = ("name", "when", "tags", "ignore_errors")
@@ -47,21 +47,30 @@ def _sync_step() -> dict[str, Any]:
         },
         "encoding": {"type": "string", "minLength": 1, "default": "utf-8"},
         "separator": {"enum": [";", ",", "\t", ":"], "default": ";"},
-        "include_retry_files": {"type": "boolean", "default": False},
+        "include_retry_files": {
+            "type": "boolean",
+            "default": False,
+            "description": "Also read the retry files of the step's own files: a name"
+            " with a `_tryback_` part that, taken out, the pattern matches"
+            " (enrols_tryback_20261204-0230.csv for enrols*.csv), before the feed's own"
+            " files. min_files and max_age_hours count only the feed's own files.",
+        },
         "min_files": {
-            "type": "integer",
-            "minimum": 0,
+            **templated_integer(0),
             "default": 0,
-            "description": "Fewer matching control files than this fails the step (exit"
-            " 3), applying none: a feed that did not come. 1: the feed must come.",
+            "description": "Fewer of the feed's own control files (retry files not"
+            " counted) than this fails the step (exit 3), applying none: a feed that did"
+            " not come. 1: the feed must come. An integer, or a template rendering to one"
+            ' (`"{{ 1 if nightly else 0 }}"`).',
         },
         "max_age_hours": {
-            "type": "number",
+            "type": ["number", "string"],
             "exclusiveMinimum": 0,
-            "description": "The newest matching control file older than this (its"
-            " modification time) fails the step, applying none: a stale feed. One"
+            "pattern": TEMPLATE_PATTERN,
+            "description": "The newest of the feed's own control files older than this"
+            " (its modification time) fails the step, applying none: a stale feed. One"
             " dated more than a minute in the future is applied with a warning (clock"
-            " skew).",
+            " skew). A number, or a template rendering to one (or to nothing: no limit).",
         },
         "settle_seconds": {
             "type": "number",
@@ -271,10 +280,11 @@ def _problems_for(error: ValidationError, smap: SourceMap) -> list[Problem]:
             )
         ]
     if error.validator == "pattern" and subschemas == TEMPLATE_PATTERN:
+        kind = "a number" if path and path[-1] == "max_age_hours" else "an integer"
         return [
             smap.problem(
                 path,
-                f"{error.instance!r} is not an integer (nor a template rendering to one,"
+                f"{error.instance!r} is not {kind} (nor a template rendering to one,"
                 ' e.g. "{{ keep_days }}")',
             )
         ]

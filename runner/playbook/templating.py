@@ -23,7 +23,7 @@ _MARKERS = ("{{", "{%", "{#")
 #: the fields of the objects postsync puts in templates (runner.step.context builds
 #: them); a template naming another is refused before anything runs
 FIELDS = {
-    "file": frozenset({"path", "name", "stem", "suffix", "parent", "command"}),
+    "file": frozenset({"path", "name", "stem", "suffix", "feed_stem", "parent", "command"}),
     "run": frozenset(
         {
             "id",

@@ -84,6 +84,19 @@ class FileOutcome:
     applied_by: str | None = None
     #: the control file's permission bits (what is made of it is no more readable)
     mode: int | None = None
+    #: the sync step that applied it: its command and its file pattern as the playbook
+    #: writes it (`enrolments enrols*.csv`); `postsync retry` applies its failed lines
+    #: through that step again
+    step: str = ""
+    #: a retry (`postsync retry`): the run whose failed lines of the file these are,
+    #: and the sha256 of the control file they come from (their line numbers are its);
+    #: `size` and `sha256` are then those of the lines applied
+    retry_of: str | None = None
+    feed_sha256: str | None = None
+    #: where the file's archive and retry file are, as a record said (a run's own are
+    #: the ledger's: runner.step.ledger)
+    archive: str | None = None
+    retry_file: str | None = None
     #: the control file as the sync read it whole (this run only, not in the record):
     #: archive and delete act on it only while it is unchanged
     state: FileState | None = field(default=None, compare=False, repr=False)
@@ -100,6 +113,8 @@ class FileOutcome:
             if self.applied_by
             else ""
         )
+        if self.retry_of:
+            already = f"failed lines of run {self.retry_of} retried: {already}"
         return already + (
             f"{plural(self.lines, 'line')}: {self.changed} changed, {self.unchanged} unchanged,"
             f" {len(self.failed)} failed"
@@ -139,7 +154,18 @@ class FileOutcome:
             mtime_ns=_mtime_ns(entry.get("mtime")),
             applied_by=entry.get("applied_by"),
             mode=entry.get("mode"),
+            step=entry.get("step") or "",
+            retry_of=entry.get("retry_of"),
+            feed_sha256=entry.get("feed_sha256"),
+            archive=entry.get("archive"),
+            retry_file=entry.get("retry_file"),
         )
+
+    @property
+    def feed(self) -> tuple[Path, str]:
+        """The control file its lines are of: its path and sha256 (a retry's lines keep
+        the line numbers of the file they come from)."""
+        return self.path, self.feed_sha256 or self.sha256
 
 
 @dataclass(frozen=True)

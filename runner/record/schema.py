@@ -111,6 +111,32 @@ def record_schema() -> dict[str, Any]:
                 "description": "the control file's modification time when the sync read it"
                 " (its archive is dated when it is stored)",
             },
+            "step": {
+                **_STR,
+                "description": "the sync step that applied it: its command and its file"
+                " pattern as the playbook writes it (`postsync retry` applies the failed"
+                " lines through it again)",
+            },
+            "retry_of": {
+                "type": ["string", "null"],
+                "description": "a retry: the run whose failed lines of this file were"
+                " applied again (their numbers are the control file's; size and sha256 are"
+                " those of the lines applied)",
+            },
+            "feed_sha256": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "a retry: the sha256 of the control file its lines come from",
+            },
+            "archive": {
+                "type": ["string", "null"],
+                "description": "where the control file's archive is (a retry: the archive"
+                " the retried run made)",
+            },
+            "retry_file": {
+                "type": ["string", "null"],
+                "description": "where the retry file of its failed lines is",
+            },
         },
     }
     return {
@@ -150,6 +176,11 @@ def record_schema() -> dict[str, Any]:
                 "description": "every step of the playbook ran: none left out by tags,"
                 " none stopped by a failed step, not interrupted (SIGINT, SIGTERM); the"
                 " files it applied are no longer marked as applied",
+            },
+            "retries": {
+                "type": ["string", "null"],
+                "description": "`postsync retry`: the run whose failed lines this run applied"
+                " again",
             },
             "steps": {
                 "type": "array",

@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +36,14 @@ def _iso(ns: int | None) -> str | None:
     return when.isoformat()
 
 
-def file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
-    """A control file's entry in the record (and in its applied marker)."""
+#: where a control file's archive and retry file are: (archive, retry file), as text
+Stored = Callable[[FileOutcome], tuple[str | None, str | None]]
+
+
+def file_entry(f: FileOutcome, runs_dir: Path, stored: Stored | None = None) -> dict[str, Any]:
+    """A control file's entry in the record (and in its applied marker); `stored`:
+    where the run put its archive and retry file (else: where its record said)."""
+    archive, retry_file = stored(f) if stored is not None else (None, None)
     return {
         "command": f.command,
         "path": str(f.path),
@@ -62,6 +68,11 @@ def file_entry(f: FileOutcome, runs_dir: Path) -> dict[str, Any]:
         "mtime": _iso(f.mtime_ns),
         "applied_by": f.applied_by,
         "mode": f.mode,
+        "step": f.step,
+        "retry_of": f.retry_of,
+        "feed_sha256": f.feed_sha256,
+        "archive": archive or f.archive,
+        "retry_file": retry_file or f.retry_file,
     }
 
 
@@ -73,8 +84,11 @@ def build_record(
     finished: bool,
     sync_complete: bool = False,
     complete: bool = False,
+    stored: Stored | None = None,
+    retries: str | None = None,
 ) -> dict[str, Any]:
-    """The record's document: the run, its steps so far, each control file's outcome."""
+    """The record's document: the run, its steps so far, each control file's outcome
+    (`retries`: the run whose failed lines this one retried)."""
     return {
         "version": RECORD_VERSION,
         "run_id": header.run_id,
@@ -86,8 +100,9 @@ def build_record(
         "area": str(header.area),
         "sync_complete": sync_complete,
         "complete": complete,
+        "retries": retries,
         "steps": list(steps),
-        "control_files": [file_entry(f, header.runs_dir) for f in files],
+        "control_files": [file_entry(f, header.runs_dir, stored) for f in files],
     }
 
 
@@ -99,6 +114,8 @@ def save_record(
     finished: bool,
     sync_complete: bool = False,
     complete: bool = False,
+    stored: Stored | None = None,
+    retries: str | None = None,
 ) -> Path:
     path = header.record_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +126,8 @@ def save_record(
         finished=finished,
         sync_complete=sync_complete,
         complete=complete,
+        stored=stored,
+        retries=retries,
     )
     document = redact_json(document)
     try:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.record.journal import journal_path
+from runner.record.lineage import RetryOf
 from runner.record.model import RunHeader
-from runner.step.globs import ControlGlob
+from runner.step.globs import ControlGlob, feed_name
 from runner.storage.paths import display
 from runner.storage.remote import RemotePath
 
@@ -57,6 +58,9 @@ class RunFacts:
     prior_steps: tuple[Mapping[str, object], ...] = ()
     #: the machine's name (what a notification says the run ran on)
     host: str = ""
+    #: `postsync retry` (and `post` of a retry's record): the run whose failed lines
+    #: the sync steps apply again, instead of the files their globs list
+    retry: RetryOf | None = None
 
     @property
     def zone(self) -> tzinfo:
@@ -106,17 +110,27 @@ class RunFacts:
         return str(path) if isinstance(path, RemotePath) else display(path, self.area)
 
 
+def _split(name: str) -> tuple[str, str]:
+    """(stem, suffix) as pathlib's."""
+    dot = name.rfind(".")
+    return (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
+
+
 def file_context(path: Path, command: str) -> dict[str, str]:
-    """`file` in per-file treatments' templates (`stem` and `suffix` as pathlib's)."""
+    """`file` in per-file treatments' templates (`stem` and `suffix` as pathlib's;
+    `feed_stem`: the stem of the feed's own file, `enrols` for enrols.csv and for its
+    retry file enrols_tryback_20261204-0230.csv, so that a retry of a retry file is
+    named as the feed's)."""
     text = str(path)
     parent, name = os.path.split(text)
-    dot = name.rfind(".")
-    stem, suffix = (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
+    stem, suffix = _split(name)
+    feed = feed_name(name)
     return {
         "path": text,
         "name": name,
         "stem": stem,
         "suffix": suffix,
+        "feed_stem": stem if feed is None else _split(feed)[0],
         "parent": parent or ".",
         "command": command,
     }

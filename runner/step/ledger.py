@@ -5,8 +5,8 @@ preview's withheld changes.
 
 Steps change it only through its named methods. Each step declares, by the protocol
 its signature takes, what it reads (`Outcomes`) and what it may add (`Writes`,
-`Archives`, `StoredWrites`, `GroupDeletions`, `SyncOutcomes`). In a preview,
-`written` holds what the run would write (the treatments' plans add it)."""
+`RetryFiles`, `Archives`, `GroupDeletions`, `SyncOutcomes`). In a preview, `written`
+holds what the run would write (the treatments' plans add it)."""
 
 from __future__ import annotations
 
@@ -82,8 +82,11 @@ class Stored(Outcomes, Protocol):
     def archived(self) -> Iterable[Target]: ...
 
 
-class StoredWrites(Stored, Writes, Protocol):
-    """Reads what the run stored, and writes files (write_retry_file)."""
+class RetryFiles(Stored, Writes, Protocol):
+    """write_retry_file: where the run archived (to read masked lines back), and each
+    control file's retry file, written or found already written."""
+
+    def add_retry_file(self, path: Path, target: Path) -> None: ...
 
 
 class GroupDeletions(Outcomes, Protocol):
@@ -113,6 +116,8 @@ class Ledger:
         self._archives: dict[Path, Target] = {}
         #: control files whose archive a preview planned (not written, taken as verified)
         self._planned: set[Path] = set()
+        #: control file -> its retry file (written, or found already written)
+        self._retry_files: dict[Path, Path] = {}
         self._groups_deleted = 0
         self._steps: dict[str, StepOutcome] = {}
         self._cleaned: tuple[tuple[str, str], ...] = ()
@@ -222,6 +227,20 @@ class Ledger:
 
     def archived(self) -> Iterable[Target]:
         return tuple(self._archives.values())
+
+    def add_retry_file(self, path: Path, target: Path) -> None:
+        self._retry_files[path] = target
+
+    def stored(self, outcome: FileOutcome) -> tuple[str | None, str | None]:
+        """Where this run put (or found) a control file's archive and retry file, for
+        its record (a preview's planned archive is not one)."""
+        path = outcome.path
+        archive = None if path in self._planned else self._archives.get(path)
+        retry = self._retry_files.get(path)
+        return (
+            None if archive is None else str(archive),
+            None if retry is None else str(retry),
+        )
 
     # -- the database
     @property

@@ -28,6 +28,7 @@ from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
 from runner.sync.guard import check_unenrolments, keep_tally
 from runner.sync.masking import UNALIGNED, hide_values
+from runner.sync.memory import InMemory
 from runner.sync.reader import (
     MAX_LINE_BYTES,
     ControlFile,
@@ -89,6 +90,7 @@ def sync_file(
     on_batch: Callable[[int, int], None] | None = None,
     withheld: Withheld | None = None,
     before_commit: Callable[[Connection, FileOutcome], None] | None = None,
+    data: bytes | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
 
@@ -99,9 +101,14 @@ def sync_file(
     batch (progress). With `withheld` (a preview), nothing is written: the changes are
     kept there. `before_commit(connection, outcome)` runs in the file's transaction once
     every line is applied (the outcome complete): what it writes commits with the file.
+    With `data`, those bytes are read instead of the file (a retry's failed lines).
     """
     dialect = Dialect(outcome.encoding, outcome.separator, max_line_bytes)
-    control = ControlFile(outcome.path, dialect, command.columns, expected)
+    control = (
+        ControlFile(outcome.path, dialect, command.columns, expected)
+        if data is None
+        else InMemory(outcome.path, dialect, command.columns, data, outcome.mode)
+    )
     if withheld is not None:
         withheld.begin()
     try:

@@ -89,13 +89,15 @@ def recovered(
     reports: ReportFiles,
     engine: Engine,
     path: Path,
-    expected: FileState,
+    expected: FileState | None,
     step: str,
     number: int,
+    fingerprinted: tuple[int, str] | None = None,
 ) -> FileOutcome | None:
     """The outcome of a file a killed run's `step` applied (these very bytes), taken from
     its marker, with a copy of its report in this run's directory (the run's `number`th
-    control file); None: apply it.
+    control file); None: apply it. `fingerprinted`: the (size, sha256) of the bytes to
+    apply, when they are not the file's (a retry's failed lines).
 
     The marker becomes this run's, naming this run's copy of the report and the run
     that applied the file, so that a second kill loses neither."""
@@ -106,7 +108,7 @@ def recovered(
     marker = recovery.take(path, step)
     if marker is None:
         return None
-    if fingerprint(path, expected) != (marker.size, marker.sha256):
+    if (fingerprinted or fingerprint(path, expected)) != (marker.size, marker.sha256):
         recovery.dropped.append(marker.id)  # new bytes since: applied as usual
         return None
     runs_dir = run.runs_dir

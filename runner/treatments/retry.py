@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -13,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from runner.core.errors import StepError
 from runner.core.text import plural
 from runner.playbook.registry import RETRY_DEST
+from runner.record.readback import read_lines
 from runner.step.protocol import Action, Done, Plan
+from runner.storage.paths import confinement_error
 from runner.treatments.files import (
     Output,
     Target,
@@ -29,7 +30,7 @@ from runner.treatments.files import (
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
     from runner.step.facts import RunFacts
-    from runner.step.ledger import Stored, StoredWrites, Writes
+    from runner.step.ledger import RetryFiles, Stored
     from runner.step.scope import StepScope
 
 _BOM = b"\xef\xbb\xbf"
@@ -49,42 +50,31 @@ def retry_chunks(outcome: FileOutcome, lines: Sequence[bytes]) -> Iterator[bytes
     yield from lines
 
 
-def _sources(outcome: FileOutcome, ledger: Stored) -> Iterator[Path]:
-    """Where the control file's bytes still are: the file, then its archive."""
+def _sources(outcome: FileOutcome, run: RunFacts, ledger: Stored) -> Iterator[Path]:
+    """Where the control file's bytes still are: the file, then its archive (this
+    run's, or the one its record names, when it is where postsync may have put it)."""
     yield outcome.path
     archive = ledger.archive_of(outcome.path)
     if isinstance(archive, Path):
         yield archive
-
-
-def _read_back(source: Path) -> Iterator[bytes]:
-    with open(source, "rb") as raw:
-        packed = raw.read(2) == b"\x1f\x8b"
-    with gzip.open(source, "rb") if packed else open(source, "rb") as handle:
-        yield from handle  # physical lines, as the sync numbers them
+    elif archive is None and outcome.archive and os.path.isabs(outcome.archive):
+        named = outcome.archive
+        real = Path(os.path.realpath(named))
+        if confinement_error(named, real, run.area, run.roots) is None:
+            yield Path(named)
 
 
 def failed_bytes(outcome: FileOutcome, run: RunFacts, ledger: Stored) -> list[bytes]:
     """Each failed line's bytes: kept in memory by the run that synced the file; for
     `postsync post`, a line the record keeps masked (a users file's password) is read
     back from the control file, or its archive, checked against the sha256 the sync
-    read."""
+    read (a retry's lines keep the numbers of the control file they come from)."""
     if all(line.raw is not None for line in outcome.failed):
         return [line.raw for line in outcome.failed if line.raw is not None]
-    wanted = {line.number for line in outcome.failed}
-    for source in _sources(outcome, ledger):
-        found: dict[int, bytes] = {}
-        digest = hashlib.sha256()
-        try:
-            for number, line in enumerate(_read_back(source), start=1):
-                digest.update(line)
-                if number == 1 and line.startswith(_BOM):
-                    line = line[len(_BOM) :]
-                if number in wanted:
-                    found[number] = line
-        except (OSError, EOFError, gzip.BadGzipFile):
-            continue
-        if digest.hexdigest() == outcome.sha256 and len(found) == len(wanted):
+    _path, sha256 = outcome.feed
+    for source in _sources(outcome, run, ledger):
+        found = read_lines(source, sha256, [line.number for line in outcome.failed])
+        if found is not None:
             return [found[line.number] for line in outcome.failed]
     raise StepError(
         f"the failed lines of {run.display(outcome.path)} hold passwords, which the run"
@@ -98,13 +88,17 @@ class WriteRetryFile:
 
     The file has the control file's structure: its header line, then each failed line
     in order, byte for byte as read (same encoding, separator, quoting and line
-    endings; a UTF-8 byte-order mark is kept). Fix the data in it and run a sync step
-    on it: exactly those lines are applied.
+    endings; a UTF-8 byte-order mark is kept). Once the site is fixed, `postsync
+    retry RECORD` applies exactly those lines again; or fix the data in the file and
+    drop it in the area, where a step with `include_retry_files: true` reads it.
 
     Parameters:
       dest (template, default: enrols_tryback_20261124-0100.csv beside enrols.csv):
-        the retry file's name; the default is {{ file.parent }}/{{ file.stem }}_tryback_
-        {{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }} (one template, no space).
+        the retry file's name; the default is {{ file.parent }}/{{ file.feed_stem }}
+        _tryback_{{ now | strftime('%Y%m%d-%H%M') }}{{ file.suffix }} (one template, no
+        space). `file.feed_stem` is the feed's own stem: a retry file that fails again
+        (enrols_tryback_20261204-0230.csv) gets a new stamp, never a second _tryback_
+        (enrols_tryback_20261205-0230.csv).
       on_conflict (suffix | fail | overwrite, default suffix): when a different file
         already has the name: insert .1, .2... before the extension, fail, or replace it.
 
@@ -112,18 +106,21 @@ class WriteRetryFile:
       - write_retry_file: {}
       - name: retry files for the SIS team
         write_retry_file:
-          dest: "retry/{{ file.stem }}_tryback_{{ run.id }}{{ file.suffix }}"
+          dest: "retry/{{ file.feed_stem }}_tryback_{{ run.id }}{{ file.suffix }}"
 
     A line holding a password (a users file) is shown with it as *** (`--diff`), and the
     run record keeps it so, without its bytes: `postsync post` reads them back from the
-    control file, or else its archive, checked against the sha256 the sync read.
+    control file, or else its archive, checked against the sha256 the sync read. The
+    record names the retry file it wrote (`postsync retry` reads such lines back from
+    it when the control file and its archive are gone).
 
     Guarantees: no more readable than the control file (0640 at most: a 0600 users
     file gives a 0600 retry file); nothing is written for a control file without failed
     lines; written
     atomically and verified; a file already holding the same lines counts as done; a
     different file is never silently replaced. Sync globs skip names containing
-    `_tryback_` unless the step sets `include_retry_files: true` or names the file.
+    `_tryback_` unless the step names the file, or sets `include_retry_files: true`
+    (then it reads the retry files of its own files, before them).
     """
 
     def configure(self, params: Mapping[str, Any], scope: StepScope) -> RetryConfig:
@@ -134,7 +131,7 @@ class WriteRetryFile:
         self,
         config: Sequence[tuple[FileOutcome, RetryConfig]],
         run: RunFacts,
-        ledger: StoredWrites,
+        ledger: RetryFiles,
         services: object,
     ) -> Plan:
         if not config:
@@ -166,6 +163,8 @@ class WriteRetryFile:
                 continue
             if not isinstance(placed, Output):
                 present += 1
+                if isinstance(placed, Path):
+                    ledger.add_retry_file(outcome.path, placed)
                 continue
             diff = None
             if run.diff:  # a password as ***
@@ -181,7 +180,10 @@ class WriteRetryFile:
                     run.display(placed.path),
                     detail,
                     data=WriteJob(
-                        placed, partial(retry_chunks, outcome, lines), mode=private(outcome.mode)
+                        placed,
+                        partial(retry_chunks, outcome, lines),
+                        mode=private(outcome.mode),
+                        published=partial(ledger.add_retry_file, outcome.path),
                     ),
                     diff=diff,
                 )
@@ -195,6 +197,6 @@ class WriteRetryFile:
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(
-        self, actions: Sequence[Action], run: RunFacts, ledger: Writes, services: object
+        self, actions: Sequence[Action], run: RunFacts, ledger: RetryFiles, services: object
     ) -> Iterator[Done]:
         return apply_writes(actions, "retry file", ledger)
