@@ -149,6 +149,31 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _record_command(
+    sub: argparse._SubParsersAction[_Parser],
+    name: str,
+    summary: str,
+    description: str,
+    epilog: str,
+) -> argparse.ArgumentParser:
+    """A subcommand run for a saved run record, with the playbook it names or another."""
+    command = sub.add_parser(
+        name,
+        help=summary,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=description,
+        epilog=epilog,
+    )
+    command.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
+    command.add_argument(
+        "--playbook",
+        type=Path,
+        metavar="PLAYBOOK",
+        help="the playbook (default: the one named in the record)",
+    )
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
@@ -171,20 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     _add_failed_view(run)
 
-    post = sub.add_parser(
+    post = _record_command(
+        sub,
         "post",
-        help="run the post-treatments of a saved run record",
-        formatter_class=fmt,
-        description="Run a playbook's post-treatments for a saved run record (no sync):"
+        "run the post-treatments of a saved run record",
+        "Run a playbook's post-treatments for a saved run record (no sync):"
         " as part of that run, with its run id, its `now` and its control files.",
-        epilog=POST_EXAMPLES,
-    )
-    post.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
-    post.add_argument(
-        "--playbook",
-        type=Path,
-        metavar="PLAYBOOK",
-        help="the playbook (default: the one named in the record)",
+        POST_EXAMPLES,
     )
     _add_run_options(post)
     post.set_defaults(failed=False, failed_limit=None)  # no sync: no control-file lines
@@ -199,22 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
     _add_failed_view(show)
 
-    retry = sub.add_parser(
+    retry = _record_command(
+        sub,
         "retry",
-        help="apply the failed lines of a saved run again",
-        formatter_class=fmt,
-        description="Apply the failed lines of a saved run again, each through the sync"
-        " step that read it, as a new run (with the run's post-treatments for those lines).",
-        epilog=RETRY_EXAMPLES,
-    )
-    retry.add_argument("record", type=Path, help="AREA/.postsync/runs/RUN_ID.json")
-    retry.add_argument(
-        "--playbook",
-        type=Path,
-        metavar="PLAYBOOK",
-        help="the playbook (default: the one named in the record)",
+        "apply the failed lines of a saved run again",
+        "Apply the failed lines of a saved run again, each through the sync step that read"
+        " it, as a new run (with the run's post-treatments for those lines).",
+        RETRY_EXAMPLES,
     )
     _add_run_options(retry)
+    _add_failed_view(retry)
 
     validate = sub.add_parser(
         "validate",

@@ -4,7 +4,6 @@ listed (runner.sync.step.configure makes it; reads only)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import tzinfo
 from pathlib import Path
 
 from runner.step.globs import ControlGlob
@@ -26,20 +25,9 @@ class SyncConfig:
     states: tuple[FileState, ...]
     encoding: str
     separator: str
-    course_key: str
-    user_key: str
-    group_key: str
-    allow_disabled: bool = False
-    membership_component: str = ""
-    modifier: int | str = 0
-    update_emails: bool = False
-    update_passwords: bool = False
-    create_passwords: bool = False
-    allow_admin_updates: bool = False
-    cohort_key: str = "idnumber"
-    create_cohorts: bool = True
+    #: what the step's command is given for each file
+    options: SyncOptions
     min_files: int = 0
-    max_unenrolments: int | str | None = None
     max_age_hours: float | None = None
     #: the modification times of the feed's own listed files (ready or not; retry
     #: files left out); `newest_file`: the newest of them
@@ -58,22 +46,3 @@ class SyncConfig:
     def feed_files(self) -> int:
         """The ready files that are the feed's own (what `min_files` counts)."""
         return sum(1 for path in self.files if not self.glob.is_retry(str(path)))
-
-    def options(self, zone: tzinfo) -> SyncOptions:
-        """What the step's command is given for each file."""
-        return SyncOptions(
-            self.course_key,
-            self.user_key,
-            self.group_key,
-            zone,
-            self.allow_disabled,
-            self.membership_component,
-            self.modifier,
-            self.update_emails,
-            self.update_passwords,
-            self.create_passwords,
-            self.cohort_key,
-            self.create_cohorts,
-            self.max_unenrolments,
-            allow_admin_updates=self.allow_admin_updates,
-        )

@@ -22,6 +22,7 @@ from runner.core.text import plural
 from runner.record.lineage import later_attempts, still_failing
 from runner.step.protocol import Action, Done
 from runner.sync.retry_input import Unavailable, line_bytes, retry_input
+from runner.sync.tally import FilesTally, apply_file
 
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
@@ -50,8 +51,6 @@ def run(
     adding each file's outcome to the ledger; returns (status, detail)."""
     from runner.record.model import FileOutcome
     from runner.sync import SYNC_COMMANDS, recover
-    from runner.sync.apply import sync_file
-    from runner.sync.report import Report
 
     retry = run.retry
     assert retry is not None
@@ -60,11 +59,9 @@ def run(
         return "skipped", f"no failed line of run {retry.run_id} is this step's"
     attempts = later_attempts(run.runs_dir, retry, run.run_id)
     command = SYNC_COMMANDS[config.command]
-    options = config.options(run.zone)
+    options = config.options
     engine = tables = None
-    rejected: list[str] = []
-    changed = False
-    lines = files = failed = 0
+    tally = FilesTally()
     for old in retried:
         shown = run.display(old.path)
         failing = still_failing(old, attempts)
@@ -77,8 +74,7 @@ def run(
             found = line_bytes(old, failing, command.columns.secret, run.area, run.roots)
             data = retry_input(old, failing, found)
         except Unavailable as exc:
-            rejected.append(f"{shown}: {exc}")
-            emit(Done(Action("sync", shown, f"rejected: {exc}")))
+            emit(tally.rejects(shown, str(exc)))
             continue
         if engine is None or tables is None:
             engine, tables = services.database()
@@ -107,37 +103,28 @@ def run(
                 feed_sha256=old.feed[1],
                 archive=old.archive,
             )
-            outcome.report = services.report_path(old.path, number)
-            with Report(outcome.report, run.display(outcome.report)) as report:
-                sync_file(
-                    services.transaction,
-                    tables,
-                    command,
-                    outcome,
-                    options,
-                    now=int(run.now.timestamp()),
-                    report=report,
-                    max_line_bytes=config.max_line_bytes,
-                    withheld=ledger.withheld,
-                    before_commit=None if run.check else recover.marking(run, report, key),
-                    data=data,
-                )
+            apply_file(
+                run,
+                ledger,
+                services,
+                tables,
+                command,
+                options,
+                outcome,
+                number=number,
+                key=key,
+                max_line_bytes=config.max_line_bytes,
+                data=data,
+            )
         outcome.step = config.key  # the marker named the retry's own key
-        ledger.add_outcome(outcome)
-        if outcome.error:
-            rejected.append(f"{shown}: {outcome.error}")
-        else:
-            changed |= outcome.changed > 0
-            lines += outcome.lines
-            failed += len(outcome.failed)
-            files += 1
-        # the outcome rides along for the text output (each file's lines under it)
-        emit(Done(Action("sync", shown, outcome.summary(), data=outcome)))
-    if rejected:
-        what = "it" if len(rejected) == 1 else "each"
-        raise FilesRejected("; ".join(rejected) + f" (nothing of {what} retried)")
-    if not files:
+        emit(tally.add(ledger, outcome, shown))
+    rejected = tally.rejection("nothing of {what} retried")
+    if rejected is not None:
+        raise FilesRejected(rejected)
+    if not tally.files:
         return "skipped", f"nothing left to retry of run {retry.run_id}"
-    detail = f"{plural(files, 'file')}, {plural(lines, 'line')} of run {retry.run_id} retried"
-    # nothing changed but lines failed again: a warning, as for a sync step
-    return ("changed" if changed else "warning" if failed else "ok"), detail
+    detail = (
+        f"{plural(tally.files, 'file')}, {plural(tally.lines, 'line')} of run {retry.run_id}"
+        " retried"
+    )
+    return tally.status, detail

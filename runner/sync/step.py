@@ -12,10 +12,12 @@ from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
 from runner.storage.paths import FileState
+from runner.sync.base import SyncOptions
 from runner.sync.config import SyncConfig
 from runner.sync.encodings import canonical, line_oriented
 from runner.sync.feed import check_feed, listed, lock_present, lock_reason, not_ready
 from runner.sync.reader import MAX_LINE_BYTES
+from runner.sync.tally import FilesTally, apply_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -96,20 +98,23 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         states=tuple(FileState.of(st) for _, st in ready),
         encoding=encoding,
         separator=params.get("separator", ";"),
-        course_key=params.get("course_key", "idnumber"),
-        user_key=params.get("user_key", "idnumber"),
-        group_key=params.get("group_key", "idnumber"),
-        allow_disabled=bool(params.get("allow_disabled_instances", False)),
-        membership_component=params.get("membership_component", ""),
-        modifier=params.get("modifierid", 0),
-        update_emails=bool(params.get("update_emails", False)),
-        update_passwords=bool(params.get("update_passwords", False)),
-        create_passwords=bool(params.get("create_passwords", False)),
-        allow_admin_updates=bool(params.get("allow_admin_updates", False)),
-        cohort_key=params.get("cohort_key", "idnumber"),
-        create_cohorts=bool(params.get("create_cohorts", True)),
+        options=SyncOptions(
+            course_key=params.get("course_key", "idnumber"),
+            user_key=params.get("user_key", "idnumber"),
+            group_key=params.get("group_key", "idnumber"),
+            tz=scope.run.zone,
+            allow_disabled=bool(params.get("allow_disabled_instances", False)),
+            membership_component=params.get("membership_component", ""),
+            modifier=params.get("modifierid", 0),
+            update_emails=bool(params.get("update_emails", False)),
+            update_passwords=bool(params.get("update_passwords", False)),
+            create_passwords=bool(params.get("create_passwords", False)),
+            cohort_key=params.get("cohort_key", "idnumber"),
+            create_cohorts=bool(params.get("create_cohorts", True)),
+            max_unenrolments=params.get("max_unenrolments"),
+            allow_admin_updates=bool(params.get("allow_admin_updates", False)),
+        ),
         min_files=scope.integer(params.get("min_files", 0), "min_files", 0),
-        max_unenrolments=params.get("max_unenrolments"),
         max_age_hours=_hours(params.get("max_age_hours"), scope),
         mtimes=tuple(st.st_mtime for _, st in feed),
         waiting=tuple(waiting),
@@ -152,9 +157,7 @@ def run(
     per batch of lines."""
     from runner.record.model import FileOutcome
     from runner.sync import SYNC_COMMANDS, recover
-    from runner.sync.apply import sync_file
     from runner.sync.reader import NotRead, NotReady
-    from runner.sync.report import Report
 
     warning = check_feed(config, run.now.timestamp())
     recovery = ledger.recovery
@@ -171,10 +174,8 @@ def run(
     engine, tables = services.database()
     recover.load(run, recovery, engine)
     command = SYNC_COMMANDS[config.command]
-    options = config.options(run.zone)
-    rejected = []
-    changed = False
-    lines = failed = 0
+    options = config.options
+    tally = FilesTally()
     sizes = [_size(path) for path in config.files]
     total, before = sum(sizes), 0
     for path, expected, size in zip(config.files, config.states, sizes, strict=True):
@@ -196,56 +197,39 @@ def run(
                 outcome = FileOutcome(
                     config.command, path, config.encoding, config.separator, step=config.key
                 )
-                outcome.report = services.report_path(path, number)
-                with Report(outcome.report, run.display(outcome.report)) as report:
-                    sync_file(
-                        services.transaction,
-                        tables,
-                        command,
-                        outcome,
-                        options,
-                        now=int(run.now.timestamp()),
-                        report=report,
-                        expected=expected,
-                        max_line_bytes=config.max_line_bytes,
-                        on_batch=on_batch,
-                        withheld=ledger.withheld,
-                        before_commit=None
-                        if run.check
-                        else recover.marking(run, report, config.key),
-                    )
+                apply_file(
+                    run,
+                    ledger,
+                    services,
+                    tables,
+                    command,
+                    options,
+                    outcome,
+                    number=number,
+                    key=config.key,
+                    max_line_bytes=config.max_line_bytes,
+                    expected=expected,
+                    on_batch=on_batch,
+                )
         except NotReady as exc:  # still being written: left as it is, not processed
             waiting += 1
             emit(Done(Action("leave", run.display(path), f"not ready: {exc}")))
             continue
         except NotRead as exc:  # not the file listed: nothing read, nothing recorded
-            rejected.append(f"{run.display(path)}: {exc}")
-            emit(Done(Action("sync", run.display(path), f"rejected: {exc}")))
+            emit(tally.rejects(run.display(path), str(exc)))
             continue
         before += size
-        ledger.add_outcome(outcome)
-        if outcome.error:
-            rejected.append(f"{run.display(path)}: {outcome.error}")
-        else:
-            changed |= outcome.changed > 0
-            lines += outcome.lines
-            failed += len(outcome.failed)
-        # the outcome rides along for the text output (each file's lines under it)
-        emit(Done(Action("sync", run.display(path), outcome.summary(), data=outcome)))
+        emit(tally.add(ledger, outcome, run.display(path)))
     applied = len(config.files) - (waiting - len(config.waiting))
-    detail = f"{plural(applied, 'file')}, {plural(lines, 'line')}"
+    detail = f"{plural(applied, 'file')}, {plural(tally.lines, 'line')}"
     if waiting:
         detail += f"; {plural(waiting, 'file')} not ready, left for the next run"
     if warning is not None:
         detail += " (warning: the newest file is dated in the future, see above)"
-    if rejected:
+    rejected = tally.rejection("rejected: nothing of {what} applied, left in place")
+    if rejected is not None:
         # the other files were applied: the run goes on with them, and fails at the end
-        what = "it" if len(rejected) == 1 else "each"
-        raise FilesRejected(
-            "; ".join(rejected) + f" (rejected: nothing of {what} applied, left in place)"
-        )
+        raise FilesRejected(rejected)
     if not applied:  # every file was left: nothing was done
         return "skipped", detail
-    # nothing changed but lines failed: not `ok` (what the files ask is not done), nor
-    # `failed` (the step did its work: the run goes on, and exits 2)
-    return ("changed" if changed else "warning" if failed else "ok"), detail
+    return tally.status, detail

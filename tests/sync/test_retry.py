@@ -13,11 +13,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import pytest
 from sqlalchemy import create_engine
 
 from runner.db.columns import filled
+from runner.db.releases import NEWEST, RELEASES
+from runner.sync.users.passwords import Passwords
 from tests.conftest import Result, snapshot
 from tests.sync.conftest import Site
 
@@ -117,6 +118,11 @@ def test_retry_applies_exactly_the_failed_lines_once_the_site_is_fixed(site: Sit
     # a preview changes nothing: not the site, not the area, not even postsync's state
     assert site.dump() == before
     assert snapshot(site.area) == area
+    # the run's own views: the failed lines alone, under their file
+    failed = retry(site, record, "20261204-1000", "--check", "--failed")
+    assert failed.code == 2, failed.out + failed.err
+    assert "no such course (idnumber MATHS101)" in failed.out
+    assert "U9999" not in failed.out  # it does not fail any more
     real = retry(site, record, "20261204-1000")
     assert preview.code == real.code == 2, real.out + real.err
     assert items(preview.out) == items(real.out)
@@ -195,7 +201,8 @@ def test_a_second_retry_changes_nothing_and_a_retry_of_a_retry_goes_on(site: Sit
         "    write reports/20261204-1100_report_enrols.csv  (report of enrols.csv, text)",
         "    write enrols_tryback_20261204-1100.csv  (1 failed line of enrols.csv)",
     ]
-    assert "OK       enrolments" in again.out
+    # the line still fails: nothing changed, lines failed (a warning, as for a sync step)
+    assert "WARNING  enrolments" in again.out
     # a retry file of a retry is named as the feed's: never a second _tryback_
     assert (site.area / "enrols_tryback_20261204-1100.csv").read_bytes() == HEADER + LINES[2]
     assert not list(site.area.glob("*_tryback_*_tryback_*"))
@@ -269,7 +276,8 @@ def test_a_users_files_passwords_come_from_its_bytes(site: Site, source: str) ->
         assert PASSWORD not in result.out + result.err
     assert "sync userimport.csv  (failed lines of run" in results[1].out
     hashed = password_of(site, "p2")
-    assert bcrypt.checkpw(PASSWORD.encode(), ("$2b$" + hashed[4:]).encode())
+    # hashed as the site's release does (db init's: the newest)
+    assert Passwords.of(RELEASES[NEWEST].version).matches(PASSWORD, hashed), hashed
     for path in (site.area / ".postsync").rglob("*"):
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path

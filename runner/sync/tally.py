@@ -1,0 +1,105 @@
+"""What a sync step and a retry's sync step share: applying one control file's lines in
+its own transaction, with its report and its marker, and adding up the files' outcomes
+into the step's status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from runner.step.protocol import Action, Done
+
+if TYPE_CHECKING:
+    from runner.db.tables import MoodleTables
+    from runner.record.model import FileOutcome
+    from runner.step.facts import RunFacts
+    from runner.step.ledger import SyncOutcomes
+    from runner.step.services import SyncServices
+    from runner.storage.paths import FileState
+    from runner.sync.base import SyncOptions
+    from runner.sync.command import SyncCommand
+
+
+def apply_file(
+    run: RunFacts,
+    ledger: SyncOutcomes,
+    services: SyncServices,
+    tables: MoodleTables,
+    command: SyncCommand,
+    options: SyncOptions,
+    outcome: FileOutcome,
+    *,
+    number: int,
+    key: str,
+    max_line_bytes: int,
+    expected: FileState | None = None,
+    data: bytes | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> None:
+    """Apply `outcome.path` (or `data`, a retry's lines) in one transaction, its report
+    numbered `number`; a real run commits the marker `key` with the lines."""
+    from runner.sync import recover
+    from runner.sync.apply import sync_file
+    from runner.sync.report import Report
+
+    outcome.report = services.report_path(outcome.path, number)
+    with Report(outcome.report, run.display(outcome.report)) as report:
+        sync_file(
+            services.transaction,
+            tables,
+            command,
+            outcome,
+            options,
+            now=int(run.now.timestamp()),
+            report=report,
+            expected=expected,
+            max_line_bytes=max_line_bytes,
+            on_batch=on_batch,
+            withheld=ledger.withheld,
+            before_commit=None if run.check else recover.marking(run, report, key),
+            data=data,
+        )
+
+
+@dataclass
+class FilesTally:
+    """The files a step applied: what changed, how many lines, which were rejected."""
+
+    changed: bool = False
+    files: int = 0
+    lines: int = 0
+    failed: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+    def rejects(self, shown: str, why: str) -> Done:
+        """A file nothing of which was applied."""
+        self.rejected.append(f"{shown}: {why}")
+        return Done(Action("sync", shown, f"rejected: {why}"))
+
+    def add(self, ledger: SyncOutcomes, outcome: FileOutcome, shown: str) -> Done:
+        """A file's outcome, added to the ledger; the item to show for it (the outcome
+        rides along for the text output: each file's lines under it)."""
+        ledger.add_outcome(outcome)
+        if outcome.error:
+            self.rejected.append(f"{shown}: {outcome.error}")
+        else:
+            self.changed |= outcome.changed > 0
+            self.files += 1
+            self.lines += outcome.lines
+            self.failed += len(outcome.failed)
+        return Done(Action("sync", shown, outcome.summary(), data=outcome))
+
+    def rejection(self, what_happened: str) -> str | None:
+        """The message of the files rejected, if any (the step then fails once it applied
+        the others: the run goes on with them)."""
+        if not self.rejected:
+            return None
+        what = "it" if len(self.rejected) == 1 else "each"
+        return "; ".join(self.rejected) + f" ({what_happened.format(what=what)})"
+
+    @property
+    def status(self) -> str:
+        """`changed`; `warning` when nothing changed but lines failed (what the files ask
+        is not done, but the step did its work: the run goes on, and exits 2); `ok`."""
+        return "changed" if self.changed else "warning" if self.failed else "ok"
