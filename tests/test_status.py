@@ -59,6 +59,21 @@ def test_a_failed_step_and_a_stale_run(tmp_path: Path, area: Path, cli: CLI) -> 
     assert cli("status", area, "--max-age-hours", "30").code == 0
 
 
+def test_a_metrics_file_that_cannot_be_written_is_named(
+    tmp_path: Path, area: Path, cli: CLI
+) -> None:
+    """What failed outside the steps (exit 3 with no failed step) is named by status."""
+    playbook = write_playbook(tmp_path, HOUSEKEEPING)
+    (tmp_path / "not-a-dir").write_text("a file\n")
+    metrics = tmp_path / "not-a-dir" / "postsync.prom"
+    assert cli("run", playbook, "--metrics-file", metrics).code == Exit.STEP_FAILED
+    result = cli("status", area)
+    assert result.code == Exit.STEP_FAILED
+    assert f"exit 3, FAILED metrics file {metrics}: " in result.out, result.out
+    (entry,) = json.loads(cli("status", area, "--output", "json").out)["playbooks"]
+    assert entry["steps_failed"] == [] and entry["problems"][0].startswith("metrics file ")
+
+
 def test_each_playbook_of_an_area_keeps_its_entry(tmp_path: Path, area: Path, cli: CLI) -> None:
     first = write_playbook(tmp_path, HOUSEKEEPING)
     second = tmp_path / "weekly.yml"

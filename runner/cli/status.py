@@ -39,6 +39,7 @@ def _line(entry: LastRun, verdict: str, now: float) -> str:
         what.append(plural(entry.lines_failed, "line") + " failed")
     if entry.steps_failed:
         what.append("failed: " + ", ".join(entry.steps_failed[:3]))
+    what += [f"FAILED {problem}" for problem in entry.problems[:3]]
     if entry.interrupted:
         what.append("interrupted")
     if entry.partial:
@@ -90,4 +91,5 @@ def _json(entry: LastRun) -> dict[str, object]:
 
     document = asdict(entry)
     document["steps_failed"] = list(entry.steps_failed)
+    document["problems"] = list(entry.problems)
     return document

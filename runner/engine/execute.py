@@ -324,6 +324,7 @@ def _save_status(run: Run, result: RunResult, *, partial: bool) -> None:
         lines_failed=ledger.failed_lines,
         steps_failed=tuple(s.name for s in result.steps if s.status == "failed" and not s.ignored),
         record=str(result.record) if result.record is not None else None,
+        problems=tuple(ledger.problems),
     )
     try:
         save_status(facts.state_dir, entry)

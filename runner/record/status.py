@@ -42,6 +42,8 @@ class LastRun:
     lines_failed: int
     steps_failed: tuple[str, ...]
     record: str | None
+    #: what failed outside the steps (a metrics file that cannot be written)
+    problems: tuple[str, ...] = ()
 
     @property
     def finished_at(self) -> datetime:
@@ -102,8 +104,10 @@ def _entry(raw: Mapping[str, object]) -> LastRun:
 
     failed = raw["steps_failed"]
     record = raw["record"]
-    if not isinstance(failed, list) or not all(isinstance(n, str) for n in failed):
-        raise TypeError("steps_failed")
+    problems = raw.get("problems", [])  # an older postsync's file has none
+    for key, value in (("steps_failed", failed), ("problems", problems)):
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise TypeError(key)
     if record is not None and not isinstance(record, str):
         raise TypeError("record")
     entry = LastRun(
@@ -119,6 +123,7 @@ def _entry(raw: Mapping[str, object]) -> LastRun:
         lines_failed=number("lines_failed"),
         steps_failed=tuple(failed),
         record=record,
+        problems=tuple(problems),
     )
     if entry.finished_at.tzinfo is None:
         raise ValueError("finished")

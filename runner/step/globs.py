@@ -81,6 +81,17 @@ class ControlGlob:
         paths = [p for p in {os.path.normpath(p) for p in found} if self.matches(p)]
         return sorted(paths, key=lambda p: (not self.is_retry(p), p))
 
+    def retry_files_left(self) -> int:
+        """How many retry files the pattern lists that the step does not read (it sets
+        no include_retry_files): to say why a step that sees one found nothing."""
+        if self.retry_files or self.names_retry:
+            return 0
+        return sum(
+            1
+            for p in glob.glob(self.pattern)
+            if RETRY_MARK in os.path.basename(p) and not self.in_state(os.path.normpath(p))
+        )
+
     def matches(self, path: str) -> bool:
         """Whether the step reads `path` (an absolute, normalised path): `glob.glob` of
         the pattern lists it and it is not a retry file, or it is one the step reads."""

@@ -168,7 +168,9 @@ def run(
     if not config.files:
         if waiting:
             return "skipped", f"{plural(waiting, 'file')} not ready, left for the next run"
-        return "skipped", f"no file matches {config.pattern}"
+        left = config.glob.retry_files_left()
+        why = f" ({plural(left, 'retry file')} left alone: no include_retry_files)" if left else ""
+        return "skipped", f"no file matches {config.pattern}{why}"
     if warning is not None and config.newest_file is not None:
         emit(Done(Action("warning", run.display(config.newest_file), warning)))
     engine, tables = services.database()

@@ -139,10 +139,19 @@ class WriteRetryFile:
         actions: list[Action] = []
         errors: list[str] = []
         present = clean = 0
-        claimed: dict[Target, tuple[str, str]] = {}
+        # the run's control files are no retry file's name: one read tonight (a retry
+        # file dropped back, named as tonight's would be) is deleted once applied
+        claimed: dict[Target, tuple[str, str]] = {
+            f.path: ("", f"the control file {run.display(f.path)}") for f in ledger.files
+        }
         for outcome, cfg in config:
             if not outcome.failed:
                 clean += 1
+                continue
+            if outcome.retry_file is not None:
+                # written by this run already (`post` of its record): done, even when
+                # it has since been taken back and deleted (its lines applied again)
+                present += 1
                 continue
             try:
                 lines = failed_bytes(outcome, run, ledger)

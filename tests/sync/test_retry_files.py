@@ -96,7 +96,10 @@ def test_a_retry_file_dropped_back_is_read_by_the_step_that_wrote_it(site: Site)
 def test_without_include_retry_files_a_retry_file_is_left_alone(site: Site) -> None:
     site.write("enrols_tryback_20261204-0230.csv", HEADER + "add;MATH101;U0001;student\n")
     result = site.run(steps="  - command: enrolments\n    file: enrols*.csv\n")
-    assert "SKIPPED  enrolments  (no file matches enrols*.csv)" in result.out
+    assert (
+        "SKIPPED  enrolments  (no file matches enrols*.csv (1 retry file left alone: no"
+        " include_retry_files))"
+    ) in result.out
     # a step naming its file reads that file's retry files too
     named = "  - command: enrolments\n    file: enrols.csv\n    include_retry_files: true\n"
     assert "sync enrols_tryback_20261204-0230.csv" in site.run(steps=named).out
@@ -160,3 +163,46 @@ def test_templated_feed_checks_are_located_errors(site: Site, option: str, messa
         assert result.code == 4, result.out + result.err
         assert f"{path}:7:{column}: {message}" in result.err, result.err
     assert site.dump() == before
+
+
+def test_a_retry_file_failing_again_under_its_own_name_is_kept(site: Site) -> None:
+    """A retry file dropped back whose name is the one tonight's retry file would get
+    (the same stamp: a daytime retry in the minute it was written): its lines failing
+    again go to a retry file of their own (`.1`), never counted as written by the file
+    about to be deleted."""
+    stamp = "20261204-0230"
+    dest = "{{ file.parent }}/{{ file.feed_stem }}_tryback_{{ stamp }}{{ file.suffix }}"
+    path = site.playbook(NIGHTLY, f"vars:\n  nightly: false\n  stamp: '{stamp}'\n")
+    path.write_text(
+        path.read_text()
+        + POST.replace("write_retry_file: {}", f'write_retry_file: {{dest: "{dest}"}}')
+    )
+    body = HEADER + "add;MATH101;U8888;student\n"  # no such user: fails again
+    dropped(site, f"enrols_tryback_{stamp}.csv", body)
+    result = site.run()
+    assert result.code == 2, result.out
+    assert f"    write enrols_tryback_{stamp}.1.csv  (1 failed line of" in result.out
+    assert f"    delete enrols_tryback_{stamp}.csv  (archived)" in result.out
+    assert (site.area / f"enrols_tryback_{stamp}.1.csv").read_text() == body
+    assert not (site.area / f"enrols_tryback_{stamp}.csv").exists()
+
+
+def test_post_of_a_run_whose_retry_file_was_taken_back_writes_none_again(site: Site) -> None:
+    """`post RECORD` of a night whose retry file was since dropped back, applied and
+    deleted: the retry file was written by that run (its record says so), so none is
+    written again (its lines would be applied twice)."""
+    playbook(site)
+    dropped(site, "enrols.csv", HEADER + "add;MATH101;U9999;student\n")
+    night = site.run()
+    assert night.code == 2, night.out
+    record = Path(night.out.split("RECORD ", 1)[1].split()[0])
+    (retry_file,) = site.area.glob("enrols_tryback_*.csv")
+    create_user(site, "U9999")
+    dropped(site, "enrols.csv", HEADER + "add;PHYS101;U0003;student\n")
+    day = site.run()
+    assert day.code == 0, day.out
+    assert not retry_file.exists()  # applied, archived, deleted
+    for args in (("--check",), ()):
+        post = site.cli("post", record, *args)
+        assert "write_retry_file  (nothing to write, 1 retry file already written)" in post.out
+        assert not list(site.area.glob("enrols_tryback_*.csv")), post.out
