@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,34 +57,55 @@ def _latest(
             found[feed] = (started, run_id, failed)
 
 
-def later_attempts(runs_dir: Path, retry: RetryOf, own: str) -> dict[Feed, Attempt]:
-    """For each control file of the retried run that a later retry took up (any retry
-    record of the area that started after it, but this run `own`), the latest one.
-
-    The records are postsync's own, beside the one given; one that cannot be read as
-    a record (a torn or foreign file) is passed over: it only ever narrows the lines
-    retried to those of the retried run still failing."""
-    found: dict[Feed, tuple[datetime, str, frozenset[int]]] = {}
+def _records(runs_dir: Path, skip: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """The real runs' records of an area but those of the run ids in `skip`, in name
+    order. The records are postsync's own; one that cannot be read as a record (a torn
+    or foreign file, a symlink) is passed over: what is learnt from them only ever
+    narrows what is done again."""
     try:
         names = sorted(os.listdir(runs_dir))
     except OSError:
-        return {}
+        return
     for name in names:
-        if not name.endswith(".json") or name in (f"{retry.run_id}.json", f"{own}.json"):
+        if not name.endswith(".json") or name.removesuffix(".json") in skip:
             continue
         path = runs_dir / name
         if path.is_symlink():
             continue
         try:
             data = json.loads(path.read_bytes())
-            if not (isinstance(data, dict) and data.get("retries")) or data.get("check"):
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and not data.get("check"):
+            yield data
+
+
+def later_attempts(runs_dir: Path, retry: RetryOf, own: str) -> dict[Feed, Attempt]:
+    """For each control file of the retried run that a later retry took up (any retry
+    record of the area that started after it, but this run `own`), the latest one."""
+    found: dict[Feed, tuple[datetime, str, frozenset[int]]] = {}
+    for data in _records(runs_dir, (retry.run_id, own)):
+        try:
+            if not data.get("retries"):
                 continue
             if datetime.fromisoformat(data["started"]) <= retry.started:
                 continue
             _latest(found, data)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             continue
     return {feed: Attempt(run_id, failed) for feed, (_s, run_id, failed) in found.items()}
+
+
+def taken_back(runs_dir: Path, path: str, own: str) -> str | None:
+    """The run (but `own`) that read `path` as a control file: a retry file dropped back
+    in the area and applied (include_retry_files), its lines applied again."""
+    for data in _records(runs_dir, (own,)):
+        try:
+            if any(entry["path"] == path for entry in data["control_files"]):
+                return str(data["run_id"])
+        except (KeyError, TypeError):
+            continue
+    return None
 
 
 def still_failing(outcome: FileOutcome, attempts: Mapping[Feed, Attempt]) -> list[FailedLine]:

@@ -102,12 +102,16 @@ def _entry(raw: Mapping[str, object]) -> LastRun:
             raise TypeError(key)
         return value
 
-    failed = raw["steps_failed"]
-    record = raw["record"]
-    problems = raw.get("problems", [])  # an older postsync's file has none
-    for key, value in (("steps_failed", failed), ("problems", problems)):
+    def strings(key: str, *, optional: bool = False) -> tuple[str, ...]:
+        # a key added since (problems) may be missing from an older postsync's file
+        value = raw.get(key, []) if optional else raw[key]
         if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
             raise TypeError(key)
+        return tuple(value)
+
+    failed = strings("steps_failed")
+    problems = strings("problems", optional=True)
+    record = raw["record"]
     if record is not None and not isinstance(record, str):
         raise TypeError("record")
     entry = LastRun(
@@ -121,9 +125,9 @@ def _entry(raw: Mapping[str, object]) -> LastRun:
         partial=flag("partial"),
         lines_ok=number("lines_ok"),
         lines_failed=number("lines_failed"),
-        steps_failed=tuple(failed),
+        steps_failed=failed,
         record=record,
-        problems=tuple(problems),
+        problems=problems,
     )
     if entry.finished_at.tzinfo is None:
         raise ValueError("finished")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from runner.core.errors import StepError
 from runner.core.text import plural
 from runner.playbook.registry import RETRY_DEST
+from runner.record.lineage import taken_back
 from runner.record.readback import read_lines
 from runner.step.protocol import Action, Done, Plan
 from runner.storage.paths import confinement_error
@@ -138,7 +139,7 @@ class WriteRetryFile:
             return Plan(skip_reason="no control file was processed")
         actions: list[Action] = []
         errors: list[str] = []
-        present = clean = 0
+        present = clean = taken = 0
         # the run's control files are no retry file's name: one read tonight (a retry
         # file dropped back, named as tonight's would be) is deleted once applied
         claimed: dict[Target, tuple[str, str]] = {
@@ -148,10 +149,12 @@ class WriteRetryFile:
             if not outcome.failed:
                 clean += 1
                 continue
-            if outcome.retry_file is not None:
-                # written by this run already (`post` of its record): done, even when
-                # it has since been taken back and deleted (its lines applied again)
-                present += 1
+            if outcome.retry_file is not None and (
+                taken_back(run.runs_dir, outcome.retry_file, run.run_id) is not None
+            ):
+                # written by this run (`post` of its record), since taken back by a run
+                # that applied its lines: writing it again would have them applied twice
+                taken += 1
                 continue
             try:
                 lines = failed_bytes(outcome, run, ledger)
@@ -203,6 +206,8 @@ class WriteRetryFile:
             notes.append(f"{plural(clean, 'file')} without failed lines")
         if present:
             notes.append(f"{plural(present, 'retry file')} already written")
+        if taken:
+            notes.append(f"{plural(taken, 'retry file')} already taken back and applied")
         return Plan(actions, ", ".join(notes), errors=errors)
 
     def apply(

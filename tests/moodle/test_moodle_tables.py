@@ -24,7 +24,7 @@ def test_moodles_installer_makes_the_tables_the_fixture_describes(lab: Lab, site
     """The tables postsync uses on the lab's Moodle: columns, types, lengths, NOT NULL,
     defaults, indexes and primary keys with their names, as the fixture of the release
     says."""
-    (release,) = [r for r in RELEASES if fixture(r)["source"]["release"] == lab.release()]
+    (release,) = [r for r in RELEASES if fixture(r)["source"]["release"] == lab.release]
     engine = create_engine(site.url)
     try:
         for name in definitions(release):

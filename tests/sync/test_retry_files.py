@@ -189,8 +189,9 @@ def test_a_retry_file_failing_again_under_its_own_name_is_kept(site: Site) -> No
 
 def test_post_of_a_run_whose_retry_file_was_taken_back_writes_none_again(site: Site) -> None:
     """`post RECORD` of a night whose retry file was since dropped back, applied and
-    deleted: the retry file was written by that run (its record says so), so none is
-    written again (its lines would be applied twice)."""
+    deleted: a later run's record names it as a control file, so none is written again
+    (its lines would be applied twice). A retry file merely deleted is written again
+    (tests/treatments/test_files.py)."""
     playbook(site)
     dropped(site, "enrols.csv", HEADER + "add;MATH101;U9999;student\n")
     night = site.run()
@@ -204,5 +205,7 @@ def test_post_of_a_run_whose_retry_file_was_taken_back_writes_none_again(site: S
     assert not retry_file.exists()  # applied, archived, deleted
     for args in (("--check",), ()):
         post = site.cli("post", record, *args)
-        assert "write_retry_file  (nothing to write, 1 retry file already written)" in post.out
+        assert (
+            "write_retry_file  (nothing to write, 1 retry file already taken back and applied)"
+        ) in post.out
         assert not list(site.area.glob("enrols_tryback_*.csv")), post.out
