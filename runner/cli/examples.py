@@ -72,7 +72,8 @@ SCHEMA_EXAMPLES = """\
 examples:
   postsync schema > playbook.schema.json
   postsync schema record
-  postsync schema output    # --output json documents and --output jsonl events"""
+  postsync schema output    # --output json documents and --output jsonl events
+  postsync schema journal   # a line of a run's change journal (RUN_ID/journal.jsonl)"""
 
 
 DB_EXAMPLES = f"""\

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a JSON Schema.",
     )
     schema.add_argument(
-        "which", nargs="?", choices=("playbook", "record", "output"), default="playbook"
+        "which", nargs="?", choices=("playbook", "record", "output", "journal"), default="playbook"
     )
 
     db = sub.add_parser(

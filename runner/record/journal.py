@@ -1,23 +1,241 @@
-"""The run's change journal: its place, ready for the row-level changes a run makes
-(nothing writes it yet).
+"""The run's change journal: one JSON object per row-level change a run makes.
 
 A run's journal is one file in the run's own directory, beside its control files'
 reports: `AREA/.postsync/runs/RUN_ID/journal.jsonl`. There it shares their life without
 more machinery: the record names its run, so `postsync post RECORD` finds it; a record
 pruned after `keep_records_days` takes its directory, journal included; the directory of
 a run killed before its first record is a leftover the next run removes
-(runner.engine.leftovers). One line per change, appended as the sync commits, so that a
-run of a million lines never holds its journal in memory.
+(runner.engine.leftovers). A preview's journal is in its private temporary directory.
+
+A control file's changes go to a spool beside the journal as its batches are simulated
+(`ChangeJournal.spool`): nothing of them is held in memory but the first few, for --diff. Once
+the file's transaction committed, `ChangeJournal.publish` makes the journal anew (its lines,
+then the spool's) under a temporary name and renames it into place: no line is ever
+seen half written, and a rejected or rolled back file's spool is simply dropped. That
+copies the run's journal once per control file with changes: a cost in disk reads
+linear in the journal, never in memory. The sync decides what each object says
+(runner.sync.journal); this module only places, spools and publishes them.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from runner.core import faults
+from runner.core.schemas import SCHEMA_URI
+from runner.storage.atomic import AtomicFile
 
 #: the journal's name in the run's directory
 JOURNAL_NAME = "journal.jsonl"
+#: --diff shows at most this many journal lines of a control file
+SHOWN = 20
 
 
 def journal_path(runs_dir: Path, run_id: str) -> Path:
     """Where run `run_id` of the area whose records are in `runs_dir` keeps its journal."""
     return runs_dir / run_id / JOURNAL_NAME
+
+
+@dataclass
+class Span:
+    """A control file's lines of the journal: `first` to `last` (1-based, as `seq`),
+    and how many of each kind."""
+
+    first: int
+    last: int
+    kinds: dict[str, int]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"first": self.first, "last": self.last, "kinds": dict(sorted(self.kinds.items()))}
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any] | None) -> Span | None:
+        if not entry:
+            return None
+        return cls(entry["first"], entry["last"], dict(entry["kinds"]))
+
+
+@dataclass
+class Spool:
+    """One control file's journal lines, spooled to a temporary file beside the journal
+    (numbered from `first`); the first `SHOWN` kept for --diff."""
+
+    out: AtomicFile
+    first: int
+    kinds: Counter[str] = field(default_factory=Counter)
+    shown: list[str] = field(default_factory=list)
+    _pending: list[bytes] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(self.kinds.values())
+
+    @property
+    def next_seq(self) -> int:
+        return self.first + self.count
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """One change (its `seq` is `next_seq`), written with the batch (`flush`)."""
+        text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+        self.kinds[entry["kind"]] += 1
+        if len(self.shown) < SHOWN:
+            self.shown.append(text)
+        self._pending.append(text.encode("utf-8") + b"\n")
+
+    def flush(self) -> None:
+        if self._pending:
+            self.out.write_all(b"".join(self._pending))
+            self._pending.clear()
+
+    def span(self) -> Span | None:
+        return Span(self.first, self.next_seq - 1, dict(self.kinds)) if self.count else None
+
+
+class ChangeJournal:
+    """A run's journal at `path`: how many lines it has, its control files' spools."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = 0
+
+    @contextmanager
+    def spool(self) -> Iterator[Spool]:
+        """A control file's spool; removed when the block ends (published or not)."""
+        with AtomicFile(self.path, mode=0o640) as out:
+            yield Spool(out, self.lines + 1)
+
+    def publish(self, spool: Spool) -> None:
+        """The spool's lines appended to the journal, all at once or not at all."""
+        spool.flush()
+        if not spool.count:
+            return
+        spool.out.file.flush()
+        with AtomicFile(self.path, mode=0o640) as out:
+            if self.lines:
+                with open(self.path, "rb") as old:
+                    shutil.copyfileobj(old, out.file, 1 << 20)
+            faults.point("journal.copied")
+            with open(os.fspath(spool.out.tmp), "rb") as lines:
+                shutil.copyfileobj(lines, out.file, 1 << 20)
+            out.sync()
+            out.commit(replace=True)
+        self.lines += spool.count
+
+
+def lines_text(spool_shown: list[str], span: Span, where: str | None) -> str:
+    """--diff: a control file's journal lines, the first `SHOWN`, then how many more of
+    each kind (`where`: the journal as users can open it; None for a preview's)."""
+    total = span.last - span.first + 1
+    head = f"journal lines {span.first}-{span.last}" + (f" ({where})" if where else "")
+    out = [f"        {head}:"] + [f"        {text}" for text in spool_shown]
+    more = total - len(spool_shown)
+    if more > 0:
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(span.kinds.items()))
+        out.append(f"        ... and {more:,} more (in all: {kinds})")
+    return "\n".join(out)
+
+
+_ID = {"type": "integer"}
+_ROW_ID = {
+    "type": ["integer", "null"],
+    "description": "the row's id; null for a row this run created (set-based inserts: its"
+    " natural key, Moodle's unique index, names it)",
+}
+_TIME = {"type": "integer", "minimum": 0}
+_ENROLMENT = {"status": {"enum": [0, 1]}, "timestart": _TIME, "timeend": _TIME}
+_STATE = {
+    "type": "object",
+    "required": list(_ENROLMENT),
+    "additionalProperties": False,
+    "properties": _ENROLMENT,
+}
+_ROLE = {"contextid": _ID, "userid": _ID, "roleid": _ID, "component": {"type": "string"}}
+#: each kind of change: its own fields (every line has `seq`, `kind`, `file`, `line`)
+KINDS: dict[str, dict[str, Any]] = {
+    "user_enrolment_created": {"enrolid": _ID, "userid": _ID, **_ENROLMENT},
+    "user_enrolment_updated": {
+        "id": _ROW_ID,
+        "enrolid": _ID,
+        "userid": _ID,
+        "before": _STATE,
+        "after": _STATE,
+    },
+    "user_enrolment_deleted": {"id": _ROW_ID, "enrolid": _ID, "userid": _ID, **_ENROLMENT},
+    "role_assigned": {**_ROLE, "itemid": _ID},
+    "role_unassigned": {
+        "id": _ROW_ID,
+        **_ROLE,
+        "itemid": _ID,
+        "copies": {
+            "type": "array",
+            "items": _ID,
+            "description": "ids of copies of the same assignment (no unique key in"
+            " Moodle) deleted with it",
+        },
+    },
+    "group_member_added": {
+        "groupid": _ID,
+        "userid": _ID,
+        "component": {"type": "string"},
+        "itemid": _ID,
+    },
+    "group_member_removed": {"id": _ROW_ID, "groupid": _ID, "userid": _ID},
+    "course_left": {
+        "contextid": _ID,
+        "userid": _ID,
+        "not_listed": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "what postsync also deletes on a last unenrolment, as Moodle's"
+            " unenrol_user, and this journal does not list row by row yet",
+        },
+    },
+}
+#: optional fields of a kind
+_OPTIONAL: dict[str, set[str]] = {"role_unassigned": {"copies"}}
+
+
+def journal_schema() -> dict[str, Any]:
+    """One line of a run's journal (`postsync schema journal`)."""
+    common = {
+        "seq": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "the line's number in the run's journal",
+        },
+        "file": {"type": "string", "description": "the control file, as the run shows it"},
+        "line": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "the control file's line that made the change",
+        },
+        "courseid": {"type": ["integer", "null"]},
+    }
+    kinds = []
+    for kind, fields in KINDS.items():
+        own = sorted(set(fields) - _OPTIONAL.get(kind, set()))
+        kinds.append(
+            {
+                "type": "object",
+                "required": ["seq", "kind", "file", "line", "courseid", *own],
+                "additionalProperties": False,
+                "properties": {**common, "kind": {"const": kind}, **fields},
+            }
+        )
+    return {
+        "$schema": SCHEMA_URI,
+        "$id": "urn:postsync:schema:journal",
+        "title": "postsync change journal line",
+        "description": "one row-level change a run made (AREA/.postsync/runs/RUN_ID/"
+        "journal.jsonl: one object per line); so far the enrolments and group_members"
+        " commands' changes",
+        "oneOf": kinds,
+    }

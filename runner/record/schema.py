@@ -137,6 +137,23 @@ def record_schema() -> dict[str, Any]:
                 "type": ["string", "null"],
                 "description": "where the retry file of its failed lines is",
             },
+            "journal": {
+                "type": ["object", "null"],
+                "description": "its lines of the change journal of the run that applied it"
+                " (RUN_ID/journal.jsonl: `postsync schema journal`), `first` to `last` as"
+                " their `seq`, and how many of each kind; null: it changed no row the"
+                " journal lists (so far the enrolments and group_members commands')",
+                "required": ["first", "last", "kinds"],
+                "additionalProperties": False,
+                "properties": {
+                    "first": {"type": "integer", "minimum": 1},
+                    "last": {"type": "integer", "minimum": 1},
+                    "kinds": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
         },
     }
     return {

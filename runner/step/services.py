@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from runner.db.tables import MoodleTables
+    from runner.record.journal import ChangeJournal
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -70,9 +71,10 @@ class Database(Protocol):
 
 
 class ReportFiles(Protocol):
-    """Where a sync writes each control file's report."""
+    """Where a sync writes each control file's report, and the run's change journal."""
 
     def report_path(self, control_file: Path, number: int) -> Path: ...
+    def journal(self) -> ChangeJournal: ...
 
 
 class SyncServices(Database, ReportFiles, Protocol):
@@ -113,6 +115,7 @@ class Services:
         self._preview: tuple[Connection, RootTransaction] | None = None
         #: a preview's per-line reports: a private temporary directory, removed at close
         self._preview_reports: str | None = None
+        self._journal: ChangeJournal | None = None
 
     @property
     def storage(self) -> Storage:
@@ -126,11 +129,23 @@ class Services:
         # any name Linux allows (bytes that are not UTF-8, 255 of them, a newline): the
         # report's name keeps only safe characters, bounded; NNN keeps it unique
         safe = _UNSAFE.sub("_", control_file.name)[:100]
-        name = f"{number:03d}_{safe}.report"
+        return self._directory() / f"{number:03d}_{safe}.report"
+
+    def journal(self) -> ChangeJournal:
+        """The run's change journal (runner.record.journal): in the run's directory, or
+        in a preview's private temporary directory, with its reports."""
+        from runner.record.journal import JOURNAL_NAME, ChangeJournal
+
+        if self._journal is None:
+            self._journal = ChangeJournal(self._directory() / JOURNAL_NAME)
+        return self._journal
+
+    def _directory(self) -> Path:
+        """The run's directory (made on first use), or a preview's temporary one."""
         if self._preview_mode:
             if self._preview_reports is None:
                 self._preview_reports = tempfile.mkdtemp(prefix="postsync-preview-")
-            return Path(self._preview_reports) / name
+            return Path(self._preview_reports)
         if not self._run_dir_made:
             # this run's own directory: made here, never one found in its place
             try:
@@ -139,7 +154,7 @@ class Services:
                 if not stat.S_ISDIR(os.lstat(self._run_dir).st_mode):
                     raise StepError(f"{self._run_dir} exists and is not a directory") from None
             self._run_dir_made = True
-        return self._run_dir / name
+        return self._run_dir
 
     def database(self) -> tuple[Engine, MoodleTables]:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""

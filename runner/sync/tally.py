@@ -39,12 +39,17 @@ def apply_file(
 ) -> None:
     """Apply `outcome.path` (or `data`, a retry's lines) in one transaction, its report
     numbered `number`; a real run commits the marker `key` with the lines."""
+    from runner.core.errors import StepError
+    from runner.record.journal import lines_text
     from runner.sync import recover
     from runner.sync.apply import sync_file
+    from runner.sync.journal import FileJournal
     from runner.sync.report import Report
 
     outcome.report = services.report_path(outcome.path, number)
-    with Report(outcome.report, run.display(outcome.report)) as report:
+    journal = services.journal()
+    shown = run.display(outcome.path)
+    with Report(outcome.report, run.display(outcome.report)) as report, journal.spool() as spool:
         sync_file(
             services.transaction,
             tables,
@@ -59,7 +64,18 @@ def apply_file(
             withheld=ledger.withheld,
             before_commit=None if run.check else recover.marking(run, report, key),
             data=data,
+            journal=FileJournal(spool, shown),
         )
+        if outcome.error is None and outcome.journal is not None:
+            try:
+                journal.publish(spool)
+            except OSError as exc:
+                raise StepError(
+                    f"{shown} is applied, but its lines of the change journal could not be"
+                    f" written to {run.display(journal.path)}: {exc.strerror or exc}"
+                ) from None
+            where = None if run.check else run.display(journal.path)
+            outcome.journal_text = lines_text(spool.shown, outcome.journal, where)
 
 
 @dataclass
@@ -88,7 +104,9 @@ class FilesTally:
             self.files += 1
             self.lines += outcome.lines
             self.failed += len(outcome.failed)
-        return Done(Action("sync", shown, outcome.summary(), data=outcome))
+        return Done(
+            Action("sync", shown, outcome.summary(), data=outcome, diff=outcome.journal_text)
+        )
 
     def rejection(self, what_happened: str) -> str | None:
         """The message of the files rejected, if any (the step then fails once it applied

@@ -1,0 +1,144 @@
+"""What a control file's lines change, row by row, for the run's change journal
+(runner.record.journal).
+
+The simulation (runner.sync.state) tells each change it decides, as it decides it; a
+preview runs the same simulation, so its journal is the run's by construction. Each
+change carries the control file's line being applied (`line`, set by runner.sync.apply
+before each line). A row the run creates has no id (the inserts are set-based: its
+natural key, Moodle's unique index, names it); a preview's rows it would have created
+have ids below zero, which are no row's: they too are shown as none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.record.journal import Span, Spool
+from runner.sync.base import Course, Enrolment
+
+#: what a last unenrolment deletes besides, which the journal does not list yet
+LEFT_UNLISTED = ["role_assignments in the contexts below the course", "user_lastaccess"]
+
+
+def _id(row_id: int | None) -> int | None:
+    return row_id if row_id is not None and row_id > 0 else None
+
+
+def _state(e: Enrolment) -> dict[str, int]:
+    return {"status": e.status, "timestart": e.timestart, "timeend": e.timeend}
+
+
+class FileJournal:
+    """The changes of one control file's lines, to its spool (None: not journaled)."""
+
+    def __init__(self, spool: Spool | None = None, file: str = "") -> None:
+        self.spool = spool
+        self.file = file
+        #: the control file's line being applied
+        self.line = 0
+
+    def _add(self, kind: str, course: Course, **fields: Any) -> None:
+        if self.spool is not None:
+            self.spool.add(
+                {
+                    "seq": self.spool.next_seq,
+                    "kind": kind,
+                    "file": self.file,
+                    "line": self.line,
+                    "courseid": course.id,
+                    **fields,
+                }
+            )
+
+    def flush(self) -> None:
+        """The batch's changes to the spool."""
+        if self.spool is not None:
+            self.spool.flush()
+
+    def span(self) -> Span | None:
+        """The journal lines of the file's changes (None: none)."""
+        return self.spool.span() if self.spool is not None else None
+
+    def enrolment_created(self, course: Course, row: dict[str, Any]) -> None:
+        self._add(
+            "user_enrolment_created",
+            course,
+            **{k: row[k] for k in ("enrolid", "userid", "status", "timestart", "timeend")},
+        )
+
+    def enrolment_updated(
+        self, course: Course, key: tuple[int, int], before: Enrolment, after: Enrolment
+    ) -> None:
+        self._add(
+            "user_enrolment_updated",
+            course,
+            id=_id(before.id),
+            enrolid=key[0],
+            userid=key[1],
+            before=_state(before),
+            after=_state(after),
+        )
+
+    def enrolment_deleted(self, course: Course, key: tuple[int, int], row: Enrolment) -> None:
+        self._add(
+            "user_enrolment_deleted",
+            course,
+            id=_id(row.id),
+            enrolid=key[0],
+            userid=key[1],
+            **_state(row),
+        )
+
+    def role_assigned(self, course: Course, userid: int, role: tuple[int, str, int]) -> None:
+        self._add(
+            "role_assigned",
+            course,
+            contextid=course.context_id,
+            userid=userid,
+            roleid=role[0],
+            component=role[1],
+            itemid=role[2],
+        )
+
+    def role_unassigned(
+        self,
+        course: Course,
+        userid: int,
+        role: tuple[int, str, int],
+        aid: int | None,
+        copies: list[int],
+    ) -> None:
+        more = {"copies": sorted(copies)} if copies else {}
+        self._add(
+            "role_unassigned",
+            course,
+            id=_id(aid),
+            contextid=course.context_id,
+            userid=userid,
+            roleid=role[0],
+            component=role[1],
+            itemid=role[2],
+            **more,
+        )
+
+    def member_added(self, course: Course, userid: int, groupid: int, component: str) -> None:
+        self._add(
+            "group_member_added",
+            course,
+            groupid=groupid,
+            userid=userid,
+            component=component,
+            itemid=0,
+        )
+
+    def member_removed(self, course: Course, userid: int, groupid: int, mid: int | None) -> None:
+        self._add("group_member_removed", course, id=_id(mid), groupid=groupid, userid=userid)
+
+    def course_left(self, course: Course, userid: int) -> None:
+        self._add(
+            "course_left",
+            course,
+            contextid=course.context_id,
+            userid=userid,
+            not_listed=LEFT_UNLISTED,
+        )
