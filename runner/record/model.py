@@ -100,6 +100,8 @@ class FileOutcome:
     retry_file: str | None = None
     #: its lines of the run's change journal (runner.record.journal), when it changed rows
     journal: Span | None = None
+    #: why its journal lines could not be written (its changes are committed)
+    journal_error: str | None = None
     #: --diff: its journal lines, the first few (this run only, not in the record)
     journal_text: str | None = field(default=None, compare=False, repr=False)
     #: the control file as the sync read it whole (this run only, not in the record):
@@ -165,6 +167,7 @@ class FileOutcome:
             archive=entry.get("archive"),
             retry_file=entry.get("retry_file"),
             journal=Span.from_json(entry.get("journal")),
+            journal_error=entry.get("journal_error"),
         )
 
     @property

@@ -141,8 +141,10 @@ def record_schema() -> dict[str, Any]:
                 "type": ["object", "null"],
                 "description": "its lines of the change journal of the run that applied it"
                 " (RUN_ID/journal.jsonl: `postsync schema journal`), `first` to `last` as"
-                " their `seq`, and how many of each kind; null: it changed no row the"
-                " journal lists (so far the enrolments and group_members commands')",
+                " their `seq`, and how many of each kind (a file `applied_by` a killed run:"
+                " that run's journal, which lacks them if it was killed before adding them);"
+                " null: it changed no row the journal lists (so far the enrolments and"
+                " group_members commands')",
                 "required": ["first", "last", "kinds"],
                 "additionalProperties": False,
                 "properties": {
@@ -153,6 +155,11 @@ def record_schema() -> dict[str, Any]:
                         "additionalProperties": {"type": "integer", "minimum": 1},
                     },
                 },
+            },
+            "journal_error": {
+                "type": ["string", "null"],
+                "description": "why its lines of the change journal could not be written"
+                " (its changes are committed; the sync step failed)",
             },
         },
     }

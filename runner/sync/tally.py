@@ -39,7 +39,6 @@ def apply_file(
 ) -> None:
     """Apply `outcome.path` (or `data`, a retry's lines) in one transaction, its report
     numbered `number`; a real run commits the marker `key` with the lines."""
-    from runner.core.errors import StepError
     from runner.record.journal import lines_text
     from runner.sync import recover
     from runner.sync.apply import sync_file
@@ -67,15 +66,16 @@ def apply_file(
             journal=FileJournal(spool, shown),
         )
         if outcome.error is None and outcome.journal is not None:
+            where = run.display(journal.path)
             try:
                 journal.publish(spool)
             except OSError as exc:
-                raise StepError(
-                    f"{shown} is applied, but its lines of the change journal could not be"
-                    f" written to {run.display(journal.path)}: {exc.strerror or exc}"
-                ) from None
-            where = None if run.check else run.display(journal.path)
-            outcome.journal_text = lines_text(spool.shown, outcome.journal, where)
+                # the file's changes are committed: its outcome stays, the step fails
+                outcome.journal = None
+                outcome.journal_error = f"{where}: {exc.strerror or exc}"
+                return
+            shown_where = None if run.check else where
+            outcome.journal_text = lines_text(spool.shown, outcome.journal, shown_where)
 
 
 @dataclass
@@ -87,6 +87,8 @@ class FilesTally:
     lines: int = 0
     failed: int = 0
     rejected: list[str] = field(default_factory=list)
+    #: files applied whose lines of the change journal could not be written
+    unjournaled: list[str] = field(default_factory=list)
 
     def rejects(self, shown: str, why: str) -> Done:
         """A file nothing of which was applied."""
@@ -104,17 +106,26 @@ class FilesTally:
             self.files += 1
             self.lines += outcome.lines
             self.failed += len(outcome.failed)
+        if outcome.journal_error:
+            self.unjournaled.append(f"{shown}: {outcome.journal_error}")
         return Done(
             Action("sync", shown, outcome.summary(), data=outcome, diff=outcome.journal_text)
         )
 
     def rejection(self, what_happened: str) -> str | None:
-        """The message of the files rejected, if any (the step then fails once it applied
-        the others: the run goes on with them)."""
-        if not self.rejected:
-            return None
-        what = "it" if len(self.rejected) == 1 else "each"
-        return "; ".join(self.rejected) + f" ({what_happened.format(what=what)})"
+        """The message of the files rejected, and of those applied whose journal lines
+        could not be written, if any (the step then fails once it applied the others: the
+        run goes on with them)."""
+        failures = []
+        if self.rejected:
+            what = "it" if len(self.rejected) == 1 else "each"
+            failures.append("; ".join(self.rejected) + f" ({what_happened.format(what=what)})")
+        if self.unjournaled:
+            failures.append(
+                "; ".join(self.unjournaled) + " (applied, but its changes are not in the"
+                " run's change journal)"
+            )
+        return "; ".join(failures) or None
 
     @property
     def status(self) -> str:

@@ -4,6 +4,7 @@ lost, and the next run recovers. These run the real CLI in subprocesses."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -172,9 +173,9 @@ def nth_point(root: Path, db: str, name: str, nth: int) -> int:
 
 def test_disk_full_while_archiving(sqlite_space: tuple[Path, str]) -> None:
     root, db = sqlite_space
-    # atomic writes: 1 the sync's per-line report, 2 the record after the sync,
-    # 3 the saved report, 4 the archive
-    at = nth_point(root, db, "atomic.written", 4)
+    # atomic writes: 1 the sync's per-line report, 2 its change journal, 3 the record
+    # after the sync, 4 the saved report, 5 the archive
+    at = nth_point(root, db, "atomic.written", 5)
     result = postsync(root, "run", "playbook.yml", db=db, faults=f"enospc={at}")
     assert_failed_cleanly(result, "No space left on device")
     assert "FAILED   archive_control_files" in result.stdout
@@ -202,11 +203,30 @@ def test_disk_full_while_writing_the_per_line_report(sqlite_space: tuple[Path, s
 
 def test_disk_full_while_saving_the_record(sqlite_space: tuple[Path, str]) -> None:
     root, db = sqlite_space
-    at = nth_point(root, db, "atomic.written", 2)  # the first is the per-line report
+    # the first is the per-line report, the second the change journal
+    at = nth_point(root, db, "atomic.written", 3)
     result = postsync(root, "run", "playbook.yml", db=db, faults=f"enospc={at}")
     assert_failed_cleanly(result, "cannot save the run record: No space left on device")
     assert (root / "area" / "enrols.csv").read_text() == CONTROL
     assert enrolled(root, db) == 30  # the sync itself had committed
+    assert_recovers(root, db)
+
+
+def test_disk_full_while_writing_the_change_journal(sqlite_space: tuple[Path, str]) -> None:
+    """After the file's commit: its outcome stays in the record, naming why it has no
+    journal lines; the step fails and the run goes on; no journal line is torn."""
+    root, db = sqlite_space
+    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=journal.copied")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "applied, but its changes are not in the run's change journal" in result.stdout
+    assert enrolled(root, db) == 30  # the sync itself had committed
+    runs = root / "area" / ".postsync" / "runs"
+    (record,) = runs.glob("*.json")
+    (entry,) = json.loads(record.read_text())["control_files"]
+    assert entry["journal"] is None
+    assert entry["journal_error"].endswith("journal.jsonl: No space left on device")
+    assert not list(runs.rglob("journal.jsonl"))
+    assert not [p for p in runs.rglob("*") if p.name.startswith(".postsync-")]
     assert_recovers(root, db)
 
 
