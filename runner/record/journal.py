@@ -19,7 +19,6 @@ linear in the journal, never in memory. The sync decides what each object says
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import Counter
@@ -70,33 +69,30 @@ class Spool:
 
     out: AtomicFile
     first: int
+    count: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     shown: list[str] = field(default_factory=list)
-    _pending: list[bytes] = field(default_factory=list)
+    _pending: list[str] = field(default_factory=list)
 
-    @property
-    def count(self) -> int:
-        return sum(self.kinds.values())
-
-    @property
-    def next_seq(self) -> int:
-        return self.first + self.count
-
-    def add(self, entry: dict[str, Any]) -> None:
-        """One change (its `seq` is `next_seq`), written with the batch (`flush`)."""
-        text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-        self.kinds[entry["kind"]] += 1
+    def add(self, kind: str, text: str) -> None:
+        """One change of `kind`, as its JSON text (its `seq`: `first + count`), written
+        with the batch (`flush`)."""
+        self.count += 1
+        self.kinds[kind] += 1
         if len(self.shown) < SHOWN:
             self.shown.append(text)
-        self._pending.append(text.encode("utf-8") + b"\n")
+        self._pending.append(text)
 
     def flush(self) -> None:
         if self._pending:
-            self.out.write_all(b"".join(self._pending))
+            self._pending.append("")
+            self.out.write_all("\n".join(self._pending).encode("utf-8"))
             self._pending.clear()
 
     def span(self) -> Span | None:
-        return Span(self.first, self.next_seq - 1, dict(self.kinds)) if self.count else None
+        return (
+            Span(self.first, self.first + self.count - 1, dict(self.kinds)) if self.count else None
+        )
 
 
 class ChangeJournal:

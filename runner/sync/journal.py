@@ -7,25 +7,39 @@ change carries the control file's line being applied (`line`, set by runner.sync
 before each line). A row the run creates has no id (the inserts are set-based: its
 natural key, Moodle's unique index, names it); a preview's rows it would have created
 have ids below zero, which are no row's: they too are shown as none.
+
+A sync of a million lines tells a few million changes: each is formatted straight to
+its compact JSON text (the values are integers, the few strings JSON-quoted once), with
+no dictionary in between. Measured on 200,000 enrolment lines (475,000 changes, SQLite):
+a dictionary and `json.dumps` per change made the sync 15 to 25% slower; this, within
+the runs' noise.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from functools import lru_cache
 
 from runner.record.journal import Span, Spool
 from runner.sync.base import Course, Enrolment
 
 #: what a last unenrolment deletes besides, which the journal does not list yet
 LEFT_UNLISTED = ["role_assignments in the contexts below the course", "user_lastaccess"]
+_UNLISTED = json.dumps(LEFT_UNLISTED, separators=(",", ":"), ensure_ascii=False)
 
 
-def _id(row_id: int | None) -> int | None:
-    return row_id if row_id is not None and row_id > 0 else None
+@lru_cache(maxsize=256)
+def _text(value: str) -> str:
+    """A string as JSON (a file's name, a component: few of them)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
-def _state(e: Enrolment) -> dict[str, int]:
-    return {"status": e.status, "timestart": e.timestart, "timeend": e.timeend}
+def _id(row_id: int | None) -> str:
+    return str(row_id) if row_id is not None and row_id > 0 else "null"
+
+
+def _state(e: Enrolment) -> str:
+    return f'"status":{e.status},"timestart":{e.timestart},"timeend":{e.timeend}'
 
 
 class FileJournal:
@@ -33,22 +47,15 @@ class FileJournal:
 
     def __init__(self, spool: Spool | None = None, file: str = "") -> None:
         self.spool = spool
-        self.file = file
+        self.file = _text(file)
         #: the control file's line being applied
         self.line = 0
 
-    def _add(self, kind: str, course: Course, **fields: Any) -> None:
-        if self.spool is not None:
-            self.spool.add(
-                {
-                    "seq": self.spool.next_seq,
-                    "kind": kind,
-                    "file": self.file,
-                    "line": self.line,
-                    "courseid": course.id,
-                    **fields,
-                }
-            )
+    def _add(self, kind: str, course: Course, fields: str) -> None:
+        spool = self.spool
+        if spool is not None:
+            head = f'{{"seq":{spool.first + spool.count},"kind":"{kind}","file":{self.file}'
+            spool.add(kind, f'{head},"line":{self.line},"courseid":{course.id},{fields}}}')
 
     def flush(self) -> None:
         """The batch's changes to the spool."""
@@ -59,11 +66,12 @@ class FileJournal:
         """The journal lines of the file's changes (None: none)."""
         return self.spool.span() if self.spool is not None else None
 
-    def enrolment_created(self, course: Course, row: dict[str, Any]) -> None:
+    def enrolment_created(self, course: Course, row: dict[str, int]) -> None:
         self._add(
             "user_enrolment_created",
             course,
-            **{k: row[k] for k in ("enrolid", "userid", "status", "timestart", "timeend")},
+            f'"enrolid":{row["enrolid"]},"userid":{row["userid"]},"status":{row["status"]},'
+            f'"timestart":{row["timestart"]},"timeend":{row["timeend"]}',
         )
 
     def enrolment_updated(
@@ -72,32 +80,23 @@ class FileJournal:
         self._add(
             "user_enrolment_updated",
             course,
-            id=_id(before.id),
-            enrolid=key[0],
-            userid=key[1],
-            before=_state(before),
-            after=_state(after),
+            f'"id":{_id(before.id)},"enrolid":{key[0]},"userid":{key[1]},'
+            f'"before":{{{_state(before)}}},"after":{{{_state(after)}}}',
         )
 
     def enrolment_deleted(self, course: Course, key: tuple[int, int], row: Enrolment) -> None:
         self._add(
             "user_enrolment_deleted",
             course,
-            id=_id(row.id),
-            enrolid=key[0],
-            userid=key[1],
-            **_state(row),
+            f'"id":{_id(row.id)},"enrolid":{key[0]},"userid":{key[1]},{_state(row)}',
         )
 
     def role_assigned(self, course: Course, userid: int, role: tuple[int, str, int]) -> None:
         self._add(
             "role_assigned",
             course,
-            contextid=course.context_id,
-            userid=userid,
-            roleid=role[0],
-            component=role[1],
-            itemid=role[2],
+            f'"contextid":{course.context_id},"userid":{userid},"roleid":{role[0]},'
+            f'"component":{_text(role[1])},"itemid":{role[2]}',
         )
 
     def role_unassigned(
@@ -108,37 +107,31 @@ class FileJournal:
         aid: int | None,
         copies: list[int],
     ) -> None:
-        more = {"copies": sorted(copies)} if copies else {}
+        more = f',"copies":[{",".join(map(str, sorted(copies)))}]' if copies else ""
         self._add(
             "role_unassigned",
             course,
-            id=_id(aid),
-            contextid=course.context_id,
-            userid=userid,
-            roleid=role[0],
-            component=role[1],
-            itemid=role[2],
-            **more,
+            f'"id":{_id(aid)},"contextid":{course.context_id},"userid":{userid},'
+            f'"roleid":{role[0]},"component":{_text(role[1])},"itemid":{role[2]}{more}',
         )
 
     def member_added(self, course: Course, userid: int, groupid: int, component: str) -> None:
         self._add(
             "group_member_added",
             course,
-            groupid=groupid,
-            userid=userid,
-            component=component,
-            itemid=0,
+            f'"groupid":{groupid},"userid":{userid},"component":{_text(component)},"itemid":0',
         )
 
     def member_removed(self, course: Course, userid: int, groupid: int, mid: int | None) -> None:
-        self._add("group_member_removed", course, id=_id(mid), groupid=groupid, userid=userid)
+        self._add(
+            "group_member_removed",
+            course,
+            f'"id":{_id(mid)},"groupid":{groupid},"userid":{userid}',
+        )
 
     def course_left(self, course: Course, userid: int) -> None:
         self._add(
             "course_left",
             course,
-            contextid=course.context_id,
-            userid=userid,
-            not_listed=LEFT_UNLISTED,
+            f'"contextid":{course.context_id},"userid":{userid},"not_listed":{_UNLISTED}',
         )
