@@ -12,8 +12,9 @@ A control file's changes go to a spool beside the journal as its batches are sim
 the file's transaction committed, `ChangeJournal.publish` makes the journal anew (its lines,
 then the spool's) under a temporary name and renames it into place: no line is ever
 seen half written, and a rejected or rolled back file's spool is simply dropped. That
-copies the run's journal once per control file with changes: a cost in disk reads
-linear in the journal, never in memory. The sync decides what each object says
+copies the run's journal once per control file with changes after the first (whose
+spool is renamed into place as it is): a cost in disk reads linear in the journal,
+never in memory. The sync decides what each object says
 (runner.sync.journal); this module only places, spools and publishes them.
 """
 
@@ -113,11 +114,16 @@ class ChangeJournal:
         spool.flush()
         if not spool.count:
             return
+        if not self.lines:  # the first file's: the spool is the journal
+            faults.point("journal.copied")
+            spool.out.sync()
+            spool.out.commit(replace=True)
+            self.lines = spool.count
+            return
         spool.out.file.flush()
         with AtomicFile(self.path, mode=0o640) as out:
-            if self.lines:
-                with open(self.path, "rb") as old:
-                    shutil.copyfileobj(old, out.file, 1 << 20)
+            with open(self.path, "rb") as old:
+                shutil.copyfileobj(old, out.file, 1 << 20)
             faults.point("journal.copied")
             with open(os.fspath(spool.out.tmp), "rb") as lines:
                 shutil.copyfileobj(lines, out.file, 1 << 20)
