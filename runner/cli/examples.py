@@ -73,7 +73,7 @@ examples:
   postsync schema > playbook.schema.json
   postsync schema record
   postsync schema output    # --output json documents and --output jsonl events
-  postsync schema journal   # a line of a run's change journal (RUN_ID/journal.jsonl)"""
+  postsync schema journal   # a line of a run's change journal (RUN_ID/NNN_NAME.journal)"""
 
 
 DB_EXAMPLES = f"""\

@@ -1,27 +1,25 @@
 """The run's change journal: one JSON object per row-level change a run makes.
 
-A run's journal is one file in the run's own directory, beside its control files'
-reports: `AREA/.postsync/runs/RUN_ID/journal.jsonl`. There it shares their life without
-more machinery: the record names its run, so `postsync post RECORD` finds it; a record
-pruned after `keep_records_days` takes its directory, journal included; the directory of
-a run killed before its first record is a leftover the next run removes
-(runner.engine.leftovers). A preview's journal is in its private temporary directory.
+Each control file the run applies has its part of the journal beside its report, under
+the same number: `AREA/.postsync/runs/RUN_ID/NNN_NAME.journal` (JSON lines, `seq` from 1
+in each part); the run's journal is its parts in that order, each named by the record's
+entry of its control file. There they share the reports' life without more machinery:
+`postsync post RECORD` finds them, a record pruned after `keep_records_days` takes them,
+a killed run's are copied by the run that recovers its files (runner.sync.recover). A
+preview's are in its private temporary directory.
 
-A control file's changes go to a spool beside the journal as its batches are simulated
-(`ChangeJournal.spool`): nothing of them is held in memory but the first few, for --diff. Once
-the file's transaction committed, `ChangeJournal.publish` makes the journal anew (its lines,
-then the spool's) under a temporary name and renames it into place: no line is ever
-seen half written, and a rejected or rolled back file's spool is simply dropped. That
-copies the run's journal once per control file with changes after the first (whose
-spool is renamed into place as it is): a cost in disk reads linear in the journal,
-never in memory. The sync decides what each object says
-(runner.sync.journal); this module only places, spools and publishes them.
+A control file's changes are spooled to its part's temporary file as its batches are
+simulated: nothing of them is held in memory but the first few, for --diff. The part
+takes its name when the file's transaction is about to commit, with the report and
+before the marker that commits with the changes (runner.sync.recover.marking): no
+committed change is left without its journal line, no line is ever seen half written,
+and a rejected file's spool is dropped (a part published for a transaction that then
+failed is removed). The sync decides what each object says (runner.sync.journal); this
+module only places, spools and publishes them.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,15 +31,20 @@ from runner.core import faults
 from runner.core.schemas import SCHEMA_URI
 from runner.storage.atomic import AtomicFile
 
-#: the journal's name in the run's directory
-JOURNAL_NAME = "journal.jsonl"
+#: a control file's journal part: its report's name with this suffix
+JOURNAL_SUFFIX = ".journal"
 #: --diff shows at most this many journal lines of a control file
 SHOWN = 20
 
 
-def journal_path(runs_dir: Path, run_id: str) -> Path:
-    """Where run `run_id` of the area whose records are in `runs_dir` keeps its journal."""
-    return runs_dir / run_id / JOURNAL_NAME
+def part_of(report: Path) -> Path:
+    """A control file's journal part, beside its report (RUN_ID/NNN_NAME.journal)."""
+    return report.with_suffix(JOURNAL_SUFFIX)
+
+
+def parts(run_dir: Path) -> list[Path]:
+    """A run's journal: the parts in its directory, in the order they were applied."""
+    return sorted(run_dir.glob(f"*{JOURNAL_SUFFIX}"))
 
 
 @dataclass
@@ -70,9 +73,13 @@ class Spool:
 
     out: AtomicFile
     first: int
+    #: the part as users see it (in messages)
+    label: str = ""
     count: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     shown: list[str] = field(default_factory=list)
+    #: the part is under its name (runner.record.journal.publish)
+    published: bool = False
     _pending: list[str] = field(default_factory=list)
 
     def add(self, kind: str, text: str) -> None:
@@ -96,47 +103,36 @@ class Spool:
         )
 
 
-class ChangeJournal:
-    """A run's journal at `path`: how many lines it has, its control files' spools."""
+@contextmanager
+def spool(part: Path, shown: str) -> Iterator[Spool]:
+    """A control file's spool of its journal part (`shown`: the part as users see it);
+    removed when the block ends unless published."""
+    try:
+        with AtomicFile(part, mode=0o640) as out:
+            yield Spool(out, 1, label=shown)
+    except OSError as exc:  # the part's name in the message, whatever the operation
+        raise OSError(exc.errno, exc.strerror or str(exc), shown) from None
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lines = 0
 
-    @contextmanager
-    def spool(self) -> Iterator[Spool]:
-        """A control file's spool; removed when the block ends (published or not)."""
-        with AtomicFile(self.path, mode=0o640) as out:
-            yield Spool(out, self.lines + 1)
-
-    def publish(self, spool: Spool) -> None:
-        """The spool's lines appended to the journal, all at once or not at all."""
+def publish(spool: Spool) -> None:
+    """The spool's lines under the part's name (nothing when the file changed nothing)."""
+    try:
         spool.flush()
-        if not spool.count:
+        if not spool.count or spool.published:
             return
-        if not self.lines:  # the first file's: the spool is the journal
-            faults.point("journal.copied")
-            spool.out.sync()
-            spool.out.commit(replace=True)
-            self.lines = spool.count
-            return
-        spool.out.file.flush()
-        with AtomicFile(self.path, mode=0o640) as out:
-            with open(self.path, "rb") as old:
-                shutil.copyfileobj(old, out.file, 1 << 20)
-            faults.point("journal.copied")
-            with open(os.fspath(spool.out.tmp), "rb") as lines:
-                shutil.copyfileobj(lines, out.file, 1 << 20)
-            out.sync()
-            out.commit(replace=True)
-        self.lines += spool.count
+        faults.point("journal.publish")
+        spool.out.sync()
+        spool.out.commit(replace=True)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), spool.label) from None
+    spool.published = True
 
 
 def lines_text(spool_shown: list[str], span: Span, where: str | None) -> str:
     """--diff: a control file's journal lines, the first `SHOWN`, then how many more of
     each kind (`where`: the journal as users can open it; None for a preview's)."""
     total = span.last - span.first + 1
-    head = f"journal lines {span.first}-{span.last}" + (f" ({where})" if where else "")
+    head = f"journal, {total:,} lines" + (f" ({where})" if where else "")
     out = [f"        {head}:"] + [f"        {text}" for text in spool_shown]
     more = total - len(spool_shown)
     if more > 0:
@@ -237,7 +233,7 @@ def journal_schema() -> dict[str, Any]:
         "$id": "urn:postsync:schema:journal",
         "title": "postsync change journal line",
         "description": "one row-level change a run made (AREA/.postsync/runs/RUN_ID/"
-        "journal.jsonl: one object per line); so far the enrolments and group_members"
-        " commands' changes",
+        "NNN_NAME.journal, one part per control file beside its report: one object per"
+        " line); so far the enrolments and group_members commands' changes",
         "oneOf": kinds,
     }

@@ -139,12 +139,12 @@ def record_schema() -> dict[str, Any]:
             },
             "journal": {
                 "type": ["object", "null"],
-                "description": "its lines of the change journal of the run that applied it"
-                " (RUN_ID/journal.jsonl: `postsync schema journal`), `first` to `last` as"
-                " their `seq`, and how many of each kind (a file `applied_by` a killed run:"
-                " that run's journal, which lacks them if it was killed before adding them);"
-                " null: it changed no row the journal lists (so far the enrolments and"
-                " group_members commands')",
+                "description": "its part of the change journal (`postsync schema"
+                " journal`): RUN_ID/NNN_NAME.journal beside its report, lines `first` to"
+                " `last` as their `seq`, and how many of each kind; published with the"
+                " report before the changes commit (a file recovered from a killed run:"
+                " that run's part, copied); null: it changed no row the journal lists (so"
+                " far the enrolments and group_members commands')",
                 "required": ["first", "last", "kinds"],
                 "additionalProperties": False,
                 "properties": {
@@ -158,8 +158,9 @@ def record_schema() -> dict[str, Any]:
             },
             "journal_error": {
                 "type": ["string", "null"],
-                "description": "why its lines of the change journal could not be written"
-                " (its changes are committed; the sync step failed)",
+                "description": "why its journal part is missing: a file recovered from a"
+                " killed run whose part cannot be read (its changes are committed; the"
+                " sync step failed)",
             },
         },
     }

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from runner.db.tables import MoodleTables
-    from runner.record.journal import ChangeJournal
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -71,10 +70,9 @@ class Database(Protocol):
 
 
 class ReportFiles(Protocol):
-    """Where a sync writes each control file's report, and the run's change journal."""
+    """Where a sync writes each control file's report (and its journal part beside it)."""
 
     def report_path(self, control_file: Path, number: int) -> Path: ...
-    def journal(self) -> ChangeJournal: ...
 
 
 class SyncServices(Database, ReportFiles, Protocol):
@@ -115,7 +113,6 @@ class Services:
         self._preview: tuple[Connection, RootTransaction] | None = None
         #: a preview's per-line reports: a private temporary directory, removed at close
         self._preview_reports: str | None = None
-        self._journal: ChangeJournal | None = None
 
     @property
     def storage(self) -> Storage:
@@ -130,15 +127,6 @@ class Services:
         # report's name keeps only safe characters, bounded; NNN keeps it unique
         safe = _UNSAFE.sub("_", control_file.name)[:100]
         return self._directory() / f"{number:03d}_{safe}.report"
-
-    def journal(self) -> ChangeJournal:
-        """The run's change journal (runner.record.journal): in the run's directory, or
-        in a preview's private temporary directory, with its reports."""
-        from runner.record.journal import JOURNAL_NAME, ChangeJournal
-
-        if self._journal is None:
-            self._journal = ChangeJournal(self._directory() / JOURNAL_NAME)
-        return self._journal
 
     def _directory(self) -> Path:
         """The run's directory (made on first use), or a preview's temporary one."""

@@ -39,43 +39,48 @@ def apply_file(
 ) -> None:
     """Apply `outcome.path` (or `data`, a retry's lines) in one transaction, its report
     numbered `number`; a real run commits the marker `key` with the lines."""
-    from runner.record.journal import lines_text
+    from runner.record import journal
     from runner.sync import recover
     from runner.sync.apply import sync_file
     from runner.sync.journal import FileJournal
     from runner.sync.report import Report
 
     outcome.report = services.report_path(outcome.path, number)
-    journal = services.journal()
-    shown = run.display(outcome.path)
-    with Report(outcome.report, run.display(outcome.report)) as report, journal.spool() as spool:
-        sync_file(
-            services.transaction,
-            tables,
-            command,
-            outcome,
-            options,
-            now=int(run.now.timestamp()),
-            report=report,
-            expected=expected,
-            max_line_bytes=max_line_bytes,
-            on_batch=on_batch,
-            withheld=ledger.withheld,
-            before_commit=None if run.check else recover.marking(run, report, key),
-            data=data,
-            journal=FileJournal(spool, shown),
-        )
-        if outcome.error is None and outcome.journal is not None:
-            where = run.display(journal.path)
-            try:
-                journal.publish(spool)
-            except OSError as exc:
-                # the file's changes are committed: its outcome stays, the step fails
-                outcome.journal = None
-                outcome.journal_error = f"{where}: {exc.strerror or exc}"
-                return
-            shown_where = None if run.check else where
-            outcome.journal_text = lines_text(spool.shown, outcome.journal, shown_where)
+    part = journal.part_of(outcome.report)
+    with (
+        Report(outcome.report, run.display(outcome.report)) as report,
+        journal.spool(part, run.display(part)) as spool,
+    ):
+        try:
+            sync_file(
+                services.transaction,
+                tables,
+                command,
+                outcome,
+                options,
+                now=int(run.now.timestamp()),
+                report=report,
+                expected=expected,
+                max_line_bytes=max_line_bytes,
+                on_batch=on_batch,
+                withheld=ledger.withheld,
+                # the journal part published with the report, before the marker
+                before_commit=None if run.check else recover.marking(run, report, key, spool),
+                data=data,
+                journal=FileJournal(spool, run.display(outcome.path)),
+            )
+        except BaseException:
+            if spool.published:  # its transaction failed after: no change to tell
+                part.unlink(missing_ok=True)
+            raise
+        if outcome.error is not None:
+            if spool.published:
+                part.unlink(missing_ok=True)
+            return
+        if outcome.journal is not None:
+            journal.publish(spool)  # a preview's (a run's is published already)
+            where = None if run.check else run.display(part)
+            outcome.journal_text = journal.lines_text(spool.shown, outcome.journal, where)
 
 
 @dataclass

@@ -4,7 +4,6 @@ lost, and the next run recovers. These run the real CLI in subprocesses."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -212,21 +211,18 @@ def test_disk_full_while_saving_the_record(sqlite_space: tuple[Path, str]) -> No
     assert_recovers(root, db)
 
 
-def test_disk_full_while_writing_the_change_journal(sqlite_space: tuple[Path, str]) -> None:
-    """After the file's commit: its outcome stays in the record, naming why it has no
-    journal lines; the step fails and the run goes on; no journal line is torn."""
+def test_disk_full_while_publishing_the_change_journal(sqlite_space: tuple[Path, str]) -> None:
+    """The file's journal part is published before its changes commit: a part that
+    cannot be written rolls them back, as its report would, and is named."""
     root, db = sqlite_space
-    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=journal.copied")
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert "applied, but its changes are not in the run's change journal" in result.stdout
-    assert enrolled(root, db) == 30  # the sync itself had committed
+    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=journal.publish")
+    assert_failed_cleanly(result, "No space left on device")
+    assert "001_enrols.csv.journal: No space left on device" in result.stdout
+    assert "nothing of enrols.csv was applied" in result.stdout
+    assert (root / "area" / "enrols.csv").read_text() == CONTROL
+    assert enrolled(root, db) == 0
     runs = root / "area" / ".postsync" / "runs"
-    (record,) = runs.glob("*.json")
-    (entry,) = json.loads(record.read_text())["control_files"]
-    assert entry["journal"] is None
-    assert entry["journal_error"].endswith("journal.jsonl: No space left on device")
-    assert not list(runs.rglob("journal.jsonl"))
-    assert not [p for p in runs.rglob("*") if p.name.startswith(".postsync-")]
+    assert not [p for p in runs.rglob("*") if p.is_file() and p.suffix != ".json"]
     assert_recovers(root, db)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from runner.record.journal import journal_schema
+from runner.record.journal import journal_schema, parts
 from tests.conftest import POSTSYNC
 from tests.sync.conftest import Site, another_site
 from tests.sync.test_enrolments import HEADER, latest_record
@@ -36,14 +36,22 @@ MEMBERS = (
 
 
 def journal(site: Site, record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The journal of the newest run (or of `record`'s), every line whole."""
+    """The journal of the newest run (or of `record`'s): its parts in order, every line
+    whole, each part the one its record entry names."""
     record = record or latest_record(site)
-    path = site.area / ".postsync" / "runs" / record["run_id"] / "journal.jsonl"
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    assert data.endswith(b"\n")
-    return [json.loads(line) for line in data.decode("utf-8").splitlines()]
+    run_dir = site.area / ".postsync" / "runs" / record["run_id"]
+    found = []
+    named = [
+        (run_dir.parent / e["report"]).with_suffix(".journal")
+        for e in record["control_files"]
+        if e.get("journal")
+    ]
+    assert parts(run_dir) == named
+    for path in named:
+        data = path.read_bytes()
+        assert data.endswith(b"\n")
+        found += [json.loads(line) for line in data.decode("utf-8").splitlines()]
+    return found
 
 
 def ids(site: Site) -> dict[str, int]:
@@ -106,7 +114,7 @@ def test_journal_lists_each_change_with_its_line(site: Site) -> None:
     site.write("groupmembers.csv", MEMBERS)
     shown = site.run("--check", "--diff", steps=STEPS)
     assert shown.code == 0, shown.err
-    assert "        journal lines 1-4:\n" in shown.out
+    assert "        journal, 4 lines:\n" in shown.out
     assert '"kind":"course_left"' in shown.out
     record = run(site)
     second = journal(site, record)
@@ -130,9 +138,9 @@ def test_journal_lists_each_change_with_its_line(site: Site) -> None:
             "userid": u2,
             "not_listed": ["role_assignments in the contexts below the course", "user_lastaccess"],
         },
-        {"seq": 5, "kind": "group_member_added", **members, "line": 2}
+        {"seq": 1, "kind": "group_member_added", **members, "line": 2}
         | {"groupid": i["group MATH101-G2"], "userid": u1, "component": "", "itemid": 0},
-        {"seq": 6, "kind": "group_member_removed", **members, "line": 3}
+        {"seq": 2, "kind": "group_member_removed", **members, "line": 3}
         | {"groupid": i["group MATH101-G1"], "userid": u1},
     ]
     # deleted and updated rows carry their id: the rows the first run created
@@ -191,7 +199,8 @@ def test_diff_shows_twenty_journal_lines_then_counts(site: Site) -> None:
     shown = [line for line in result.out.splitlines() if line.startswith(" " * 8 + "{")]
     assert len(shown) == 20
     run_id = latest_record(site)["run_id"]
-    assert f"        journal lines 1-24 (.postsync/runs/{run_id}/journal.jsonl):\n" in result.out
+    part = f".postsync/runs/{run_id}/001_enrols.csv.journal"
+    assert f"        journal, 24 lines ({part}):\n" in result.out
     assert (
         "        ... and 4 more (in all: role_assigned 12, user_enrolment_created 12)\n"
         in result.out
@@ -217,12 +226,17 @@ def _postsync(root: Path, *args: str, faults: str) -> subprocess.CompletedProces
     )
 
 
-@pytest.mark.parametrize("point", ["journal.copied", "sync.committed", "sync.batch"])
-def test_a_killed_run_leaves_no_torn_journal_line(
+@pytest.mark.parametrize(
+    "point", ["sync.batch", "journal.publish", "sync.commit", "sync.committed"]
+)
+def test_a_killed_run_loses_no_journal_line_and_tells_none_twice(
     site: Site, request: pytest.FixtureRequest, point: str
 ) -> None:
-    """Killed while the second file is applied or its lines published: the journal holds
-    the first file's lines, every one whole, and nothing of the second."""
+    """Killed while the second file is applied, its journal part published, its marker
+    written or its transaction just committed, then run again: the journal the records
+    name is an unkilled run's (ids aside), every line whole, none twice, none missing
+    (a committed file's part was published with it, and the run that recovers the file
+    copies it)."""
     other = another_site(site, request, "traced")
     for each in (site, other):
         each.write("enrols1.csv", HEADER + FIRST)
@@ -235,10 +249,8 @@ def test_a_killed_run_leaves_no_torn_journal_line(
     second = [int(n) for n, name in reached if name == point][-1]
     killed = _postsync(site.root, "run", "playbook.yml", faults=f"kill={second}")
     assert killed.returncode == -9, killed.stderr
-    [run_dir] = [p for p in (site.area / ".postsync" / "runs").iterdir() if p.is_dir()]
-    path = run_dir / "journal.jsonl"
-    data = path.read_bytes()
-    assert data.endswith(b"\n")
-    lines = [json.loads(line) for line in data.splitlines()]
-    assert [e["file"] for e in lines] == ["enrols1.csv"] * 5
-    assert [e["seq"] for e in lines] == [1, 2, 3, 4, 5]
+    again = _postsync(site.root, "run", "playbook.yml", faults="")
+    assert again.returncode == 0, again.stdout + again.stderr
+    expected = without_ids(journal(other))
+    assert without_ids(journal(site)) == expected
+    assert [e["file"] for e in expected] == ["enrols1.csv"] * 5 + ["enrols2.csv"] * 2
