@@ -144,8 +144,8 @@ def lines_text(spool_shown: list[str], span: Span, where: str | None) -> str:
 _ID = {"type": "integer"}
 _ROW_ID = {
     "type": ["integer", "null"],
-    "description": "the row's id; null for a row this run created (set-based inserts: its"
-    " natural key, Moodle's unique index, names it)",
+    "description": "the row's id; null where it is not known: a row made by a set-based"
+    " insert (its natural key, Moodle's unique index, names it), or a preview's",
 }
 _TIME = {"type": "integer", "minimum": 0}
 _ENROLMENT = {"status": {"enum": [0, 1]}, "timestart": _TIME, "timeend": _TIME}
@@ -186,6 +186,16 @@ KINDS: dict[str, dict[str, Any]] = {
         "itemid": _ID,
     },
     "group_member_removed": {"id": _ROW_ID, "groupid": _ID, "userid": _ID},
+    "enrol_instance_created": {"id": _ROW_ID, "enrol": {"type": "string"}},
+    "group_created": {"id": _ROW_ID, "name": {"type": "string"}, "idnumber": {"type": "string"}},
+    "grouping_created": {
+        "id": _ROW_ID,
+        "name": {"type": "string"},
+        "idnumber": {"type": "string"},
+    },
+    "group_updated": {"id": _ROW_ID, "after": {"type": "object"}},
+    "grouping_updated": {"id": _ROW_ID, "after": {"type": "object"}},
+    "grouping_group_assigned": {"groupingid": _ROW_ID, "groupid": _ROW_ID},
     "course_left": {
         "contextid": _ID,
         "userid": _ID,

@@ -128,7 +128,7 @@ def sync_file(
                 withheld=withheld,
             )
             if journal is not None:
-                state.journal = journal
+                state.journal.use(journal)
             checked = False
             try:
                 for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):

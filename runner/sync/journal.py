@@ -51,11 +51,18 @@ class FileJournal:
         #: the control file's line being applied
         self.line = 0
 
-    def _add(self, kind: str, course: Course, fields: str) -> None:
+    def use(self, other: FileJournal) -> None:
+        """Tell this file's changes to `other`'s spool (the state's journal is made
+        before the file's spool: its lookups hold it)."""
+        self.spool, self.file = other.spool, other.file
+
+    def _add(self, kind: str, course: Course | int | None, fields: str) -> None:
         spool = self.spool
         if spool is not None:
+            cid = course.id if isinstance(course, Course) else course
             head = f'{{"seq":{spool.first + spool.count},"kind":"{kind}","file":{self.file}'
-            spool.add(kind, f'{head},"line":{self.line},"courseid":{course.id},{fields}}}')
+            where = f'"line":{self.line},"courseid":{"null" if cid is None else cid}'
+            spool.add(kind, f"{head},{where},{fields}}}")
 
     def flush(self) -> None:
         """The batch's changes to the spool."""
@@ -134,4 +141,31 @@ class FileJournal:
             "course_left",
             course,
             f'"contextid":{course.context_id},"userid":{userid},"not_listed":{_UNLISTED}',
+        )
+
+    def enrol_instance_created(self, course: Course, enrol_id: int, plugin: str) -> None:
+        self._add("enrol_instance_created", course, f'"id":{_id(enrol_id)},"enrol":{_text(plugin)}')
+
+    def group_created(
+        self, course: Course, kind: str, row_id: int, name: str, idnumber: str
+    ) -> None:
+        """A group or grouping (`kind`: group, grouping) made by a line."""
+        self._add(
+            f"{kind}_created",
+            course,
+            f'"id":{_id(row_id)},"name":{_text(name)},"idnumber":{_text(idnumber)}',
+        )
+
+    def group_updated(
+        self, courseid: int | None, kind: str, row_id: int, changes: dict[str, object]
+    ) -> None:
+        """A group's or grouping's columns a line changed, with their new values."""
+        after = json.dumps(changes, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        self._add(f"{kind}_updated", courseid, f'"id":{_id(row_id)},"after":{after}')
+
+    def grouping_group_assigned(self, courseid: int | None, grouping: int, group: int) -> None:
+        self._add(
+            "grouping_group_assigned",
+            courseid,
+            f'"groupingid":{_id(grouping)},"groupid":{_id(group)}',
         )

@@ -59,6 +59,8 @@ class SiteState(Owners):
         self.t = tables
         self.now = now
         self.writes = Writes(conn, self.raw, tables)
+        #: the changes decided, told to the run's change journal (runner.sync.journal)
+        self.journal = FileJournal()
         self.lookups = Lookups(
             conn,
             self.raw,
@@ -68,6 +70,7 @@ class SiteState(Owners):
             user_key=user_key,
             wait=self.writes.wait,
             withheld=withheld,
+            journal=self.journal,
         )
         #: groups whose members changed: their timemodified is set once, by `finish`
         self.touched_groups: set[int] = set()
@@ -89,8 +92,6 @@ class SiteState(Owners):
         self.tally = Tally()  # the enrolments added and removed (max_unenrolments)
         #: role assignment id -> its copies another writer made (no unique key): they go with it
         self.role_copies: dict[int, list[int]] = {}
-        #: the changes decided, told to the run's change journal (runner.sync.journal)
-        self.journal = FileJournal()
         self.reset_batch()
 
     def part(self, kind: type[P]) -> P:

@@ -254,3 +254,68 @@ def test_a_killed_run_loses_no_journal_line_and_tells_none_twice(
     expected = without_ids(journal(other))
     assert without_ids(journal(site)) == expected
     assert [e["file"] for e in expected] == ["enrols1.csv"] * 5 + ["enrols2.csv"] * 2
+
+
+GROUPS_STEP = "  - command: groups\n    file: groups*.csv\n"
+GROUPS_FILE = (
+    "type;courseid;name;idnumber;description;selfgrouping;grouping\n"
+    "grouping;MATH101;Grouping A;GRPA;first;;\n"  # line 2
+    "group;MATH101;Group 1;TC1_GR1;a group;0;GRPA\n"  # line 3
+)
+GROUPS_UPDATE = "courseid;name;updateid;description\nMATH101;Group 1 Renamed;TC1_GR1;a group\n"
+
+
+def test_groups_files_journal_the_groups_groupings_and_links_they_make(site: Site) -> None:
+    """A groups file: the grouping and group it creates (with their ids), the link, and
+    an update's new values; the preview tells the same (ids aside); again: nothing."""
+    site.write("groups.csv", GROUPS_FILE)
+    preview = site.run("--check", steps=GROUPS_STEP)
+    assert preview.code == 0, preview.out + preview.err
+    result = site.run(steps=GROUPS_STEP)
+    assert result.code == 0, result.out + result.err
+    entries = journal(site)
+    [(course,)] = site.query("SELECT id FROM mdl_course WHERE idnumber = 'MATH101'")
+    [(grouping,)] = site.query("SELECT id FROM mdl_groupings WHERE idnumber = 'GRPA'")
+    [(group,)] = site.query("SELECT id FROM mdl_groups WHERE idnumber = 'TC1_GR1'")
+    at = {"file": "groups.csv", "courseid": course}
+    assert entries == [
+        {"seq": 1, "kind": "grouping_created", **at, "line": 2, "id": grouping}
+        | {"name": "Grouping A", "idnumber": "GRPA"},
+        {"seq": 2, "kind": "group_created", **at, "line": 3, "id": group}
+        | {"name": "Group 1", "idnumber": "TC1_GR1"},
+        {"seq": 3, "kind": "grouping_group_assigned", **at, "line": 3}
+        | {"groupingid": grouping, "groupid": group},
+    ]
+    site.write("groups.csv", GROUPS_FILE)
+    assert site.run(steps=GROUPS_STEP).code == 0
+    assert journal(site) == []
+    site.write("groups.csv", GROUPS_UPDATE)
+    assert site.run(steps=GROUPS_STEP).code == 0
+    assert journal(site) == [
+        {"seq": 1, "kind": "group_updated", **at, "line": 2, "id": group}
+        | {"after": {"name": "Group 1 Renamed"}},
+    ]
+    validator = Draft202012Validator(journal_schema())
+    for line in entries:
+        validator.validate(line)
+
+
+def test_a_line_that_creates_a_group_and_an_instance_journals_them(site: Site) -> None:
+    """gaddcreate makes a group; a course without a manual instance gets one."""
+    site.execute(
+        "DELETE FROM mdl_enrol WHERE courseid = (SELECT id FROM mdl_course"
+        " WHERE idnumber = 'PHYS101')"
+    )
+    site.write("enrols.csv", HEADER + "add;PHYS101;U0001;student;manual;;;gaddcreate;Team X;\n")
+    assert site.run(steps=STEPS).code == 0
+    assert [e["kind"] for e in journal(site)] == [
+        "enrol_instance_created",
+        "user_enrolment_created",
+        "role_assigned",
+        "group_created",
+        "group_member_added",
+    ]
+    assert {e["line"] for e in journal(site)} == {2}
+    [(team,)] = site.query("SELECT id FROM mdl_groups WHERE name = 'Team X'")
+    created = [e for e in journal(site) if e["kind"] == "group_created"]
+    assert [(e["id"], e["name"], e["idnumber"]) for e in created] == [(team, "Team X", "")]
