@@ -196,6 +196,18 @@ KINDS: dict[str, dict[str, Any]] = {
     "group_updated": {"id": _ROW_ID, "after": {"type": "object"}},
     "grouping_updated": {"id": _ROW_ID, "after": {"type": "object"}},
     "grouping_group_assigned": {"groupingid": _ROW_ID, "groupid": _ROW_ID},
+    **{
+        kind: {
+            "id": _ROW_ID,
+            "contextid": _ID,
+            "name": {"type": "string"},
+            "idnumber": {"type": ["string", "null"]},
+            **({"after": {"type": "object"}} if kind == "cohort_updated" else {}),
+        }
+        for kind in ("cohort_created", "cohort_updated", "cohort_deleted")
+    },
+    "cohort_member_added": {"cohortid": _ROW_ID, "userid": _ID},
+    "cohort_member_removed": {"id": _ROW_ID, "cohortid": _ROW_ID, "userid": _ID},
     "course_left": {
         "contextid": _ID,
         "userid": _ID,

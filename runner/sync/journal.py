@@ -160,8 +160,7 @@ class FileJournal:
         self, courseid: int | None, kind: str, row_id: int, changes: dict[str, object]
     ) -> None:
         """A group's or grouping's columns a line changed, with their new values."""
-        after = json.dumps(changes, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-        self._add(f"{kind}_updated", courseid, f'"id":{_id(row_id)},"after":{after}')
+        self._add(f"{kind}_updated", courseid, f'"id":{_id(row_id)},"after":{_json(changes)}')
 
     def grouping_group_assigned(self, courseid: int | None, grouping: int, group: int) -> None:
         self._add(
@@ -169,3 +168,23 @@ class FileJournal:
             courseid,
             f'"groupingid":{_id(grouping)},"groupid":{_id(group)}',
         )
+
+    def cohort(
+        self, kind: str, row: dict[str, object], changes: dict[str, object] | None = None
+    ) -> None:
+        """A cohort created, updated (its new values) or deleted (the row as it was; its
+        members go with it, as Moodle's cohort_delete_cohort deletes them, unlisted)."""
+        fields = f'"id":{_id(int(str(row["id"])))},"contextid":{row["contextid"]}'
+        fields += f',"name":{_text(str(row["name"]))},"idnumber":{_json(row["idnumber"])}'
+        if changes is not None:
+            fields += f',"after":{_json(changes)}'
+        self._add(kind, None, fields)
+
+    def cohort_member(self, kind: str, cohort: int, userid: int, rid: int | None = None) -> None:
+        """A user added to or removed from a cohort (`rid`: the removed row's id)."""
+        row_id = f'"id":{_id(rid)},' if kind == "cohort_member_removed" else ""
+        self._add(kind, None, f'{row_id}"cohortid":{_id(cohort)},"userid":{userid}')
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)

@@ -319,3 +319,41 @@ def test_a_line_that_creates_a_group_and_an_instance_journals_them(site: Site) -
     [(team,)] = site.query("SELECT id FROM mdl_groups WHERE name = 'Team X'")
     created = [e for e in journal(site) if e["kind"] == "group_created"]
     assert [(e["id"], e["name"], e["idnumber"]) for e in created] == [(team, "Team X", "")]
+
+
+COHORTS_STEP = "  - command: cohorts\n    file: cohorts*.csv\n"
+
+
+def test_cohorts_files_journal_cohorts_and_their_members(site: Site) -> None:
+    """A cohort created with members, a member removed, the cohort deleted (its row as
+    it was); the preview tells the same changes (ids aside); again: nothing."""
+    body = "cmd;cname;userid;cdescription;cidnumber\nadd;COHORT1;U0001;;COH001\n"
+    site.write("cohorts.csv", body)
+    preview = site.run("--check", steps=COHORTS_STEP)
+    assert preview.code == 0, preview.out + preview.err
+    assert site.run(steps=COHORTS_STEP).code == 0
+    first = journal(site)
+    [(cohort, context)] = site.query(
+        "SELECT id, contextid FROM mdl_cohort WHERE idnumber = 'COH001'"
+    )
+    [(u1,)] = site.query("SELECT id FROM mdl_user WHERE idnumber = 'U0001'")
+    at = {"file": "cohorts.csv", "courseid": None, "line": 2}
+    row = {"id": cohort, "contextid": context, "name": "COHORT1", "idnumber": "COH001"}
+    assert first == [
+        {"seq": 1, "kind": "cohort_created", **at, **row},
+        {"seq": 2, "kind": "cohort_member_added", **at, "cohortid": cohort, "userid": u1},
+    ]
+    site.write("cohorts.csv", body)
+    assert site.run(steps=COHORTS_STEP).code == 0
+    assert journal(site) == []
+    site.write("cohorts.csv", "cmd;userid;cidnumber\ndel;U0001;COH001\n")
+    assert site.run(steps=COHORTS_STEP).code == 0
+    [removed] = journal(site)
+    assert removed["kind"] == "cohort_member_removed" and removed["userid"] == u1
+    assert isinstance(removed["id"], int)  # the row the first run made
+    site.write("cohorts.csv", "cmd;cidnumber\ndel;COH001\n")
+    assert site.run(steps=COHORTS_STEP).code == 0
+    assert journal(site) == [{"seq": 1, "kind": "cohort_deleted", **at, **row}]
+    validator = Draft202012Validator(journal_schema())
+    for line in [*first, removed]:
+        validator.validate(line)
