@@ -208,6 +208,26 @@ KINDS: dict[str, dict[str, Any]] = {
     },
     "cohort_member_added": {"cohortid": _ROW_ID, "userid": _ID},
     "cohort_member_removed": {"id": _ROW_ID, "cohortid": _ROW_ID, "userid": _ID},
+    **{
+        kind: {
+            "id": _ROW_ID,
+            "user": {
+                "type": "object",
+                "description": "the user's username, mnethostid, idnumber, e-mail, auth,"
+                " picture, suspended (as the row was before a deletion)",
+            },
+            **(
+                {
+                    "before": {"type": "object", "not": {"required": ["password"]}},
+                    "after": {"type": "object", "not": {"required": ["password"]}},
+                    "password_changed": {"type": "boolean"},
+                }
+                if kind == "user_updated"
+                else {}
+            ),
+        }
+        for kind in ("user_created", "user_updated", "user_deleted")
+    },
     "course_left": {
         "contextid": _ID,
         "userid": _ID,

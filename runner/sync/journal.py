@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from typing import Any
 
 from runner.record.journal import Span, Spool
 from runner.sync.base import Course, Enrolment
@@ -185,6 +186,34 @@ class FileJournal:
         row_id = f'"id":{_id(rid)},' if kind == "cohort_member_removed" else ""
         self._add(kind, None, f'{row_id}"cohortid":{_id(cohort)},"userid":{userid}')
 
+    def user(
+        self,
+        kind: str,
+        row_id: int | None,
+        values: dict[str, Any],
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        """A user created, updated (the columns changed: before, after) or deleted (what
+        Moodle's user_deleted event keeps of the row: its username, e-mail, idnumber,
+        picture, mnethostid). A password is never journaled: `password_changed` says a
+        line set one."""
+        keys = {k: values.get(k) for k in USER_KEYS}
+        fields = f'"id":{_id(row_id)},"user":{_json(keys)}'
+        if before is not None and after is not None:
+            secret = "password" in after
+            fields += f',"before":{_json(_public(before))},"after":{_json(_public(after))}'
+            fields += f',"password_changed":{"true" if secret else "false"}'
+        self._add(kind, None, fields)
+
 
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+#: what the journal tells of a user besides the columns a line changed
+USER_KEYS = ("username", "mnethostid", "idnumber", "email", "auth", "picture", "suspended")
+
+
+def _public(columns: dict[str, Any]) -> dict[str, Any]:
+    return {c: v for c, v in columns.items() if c != "password"}

@@ -357,3 +357,43 @@ def test_cohorts_files_journal_cohorts_and_their_members(site: Site) -> None:
     validator = Draft202012Validator(journal_schema())
     for line in [*first, removed]:
         validator.validate(line)
+
+
+USERS_STEP = "  - command: users\n    file: userimport*.csv\n    update_passwords: true\n"
+SECRET = "Sesame-4-Journal!"
+
+
+def test_users_files_journal_users_never_their_passwords(site: Site) -> None:
+    """A user created with a password, then suspended with a new password, then deleted:
+    each is told (the deleted user as Moodle's user_deleted event needs it), the
+    password never (not even hashed); the preview tells the same (ids aside)."""
+    header = "username;idnumber;firstname;lastname;password;suspended\n"
+    site.write("userimport.csv", header + f"jo;J0001;Jo;Doe;{SECRET};0\n")
+    preview = site.run("--check", steps=USERS_STEP)
+    assert preview.code == 0, preview.out + preview.err
+    assert site.run(steps=USERS_STEP).code == 0
+    [created] = journal(site)
+    assert (created["kind"], created["line"], created["id"]) == ("user_created", 2, None)
+    assert created["user"]["username"] == "jo" and created["user"]["idnumber"] == "J0001"
+    site.write("userimport.csv", header + f"jo;J0001;Jo;Doe;{SECRET}-2;1\n")
+    assert site.run(steps=USERS_STEP).code == 0
+    [updated] = journal(site)
+    [(uid,)] = site.query("SELECT id FROM mdl_user WHERE username = 'jo'")
+    assert (updated["kind"], updated["id"]) == ("user_updated", uid)
+    assert updated["before"] == {"suspended": 0} and updated["after"] == {"suspended": 1}
+    assert updated["password_changed"] is True
+    [(hashed,)] = site.query("SELECT password FROM mdl_user WHERE id = :u", u=uid)
+    assert hashed.startswith("$")  # the site's hash of the new password
+    site.write("userimport.csv", "username;idnumber;firstname;lastname;deleted\njo;J0001;J;D;1\n")
+    assert site.run(steps=USERS_STEP).code == 0
+    [deleted] = journal(site)
+    assert (deleted["kind"], deleted["id"]) == ("user_deleted", uid)
+    assert deleted["user"]["username"] == "jo"  # as it was: the row's is rewritten
+    runs = site.area / ".postsync" / "runs"
+    for path in runs.rglob("*.journal"):
+        text = path.read_text()
+        assert SECRET not in text and hashed not in text
+        assert '"password"' not in text
+    validator = Draft202012Validator(journal_schema())
+    for line in (created, updated, deleted):
+        validator.validate(line)

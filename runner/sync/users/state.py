@@ -263,9 +263,12 @@ class UserState(UserWrites):
         row = UserRow(uid, dict(sorted(base.items())), new=True)
         self.rows.append(row)
         self._index(row, add=True)
+        self.site.journal.user("user_created", row.id, row.values)
         return row
 
     def update(self, row: UserRow, changes: dict[str, Any]) -> None:
+        before = {c: row.values.get(c) for c in changes}
+        self.site.journal.user("user_updated", row.id, row.values, before, changes)
         self._index(row, add=False)
         row.values.update(changes)
         row.changed |= set(changes)
@@ -277,6 +280,7 @@ class UserState(UserWrites):
         row.profile_changed.add(fid)
 
     def delete(self, row: UserRow) -> None:
+        self.site.journal.user("user_deleted", row.id, row.values)
         self._index(row, add=False)
         row.deleted = True
 
