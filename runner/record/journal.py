@@ -69,9 +69,10 @@ class Span:
 @dataclass
 class Spool:
     """One control file's journal lines, spooled to a temporary file beside the journal
-    (numbered from `first`); the first `SHOWN` kept for --diff."""
+    (numbered from `first`); the first `SHOWN` kept for --diff. Without a file (`out`
+    None), it only numbers and shows them (a run's plan, for --diff)."""
 
-    out: AtomicFile
+    out: AtomicFile | None
     first: int
     #: the part as users see it (in messages)
     label: str = ""
@@ -92,10 +93,10 @@ class Spool:
         self._pending.append(text)
 
     def flush(self) -> None:
-        if self._pending:
+        if self._pending and self.out is not None:
             self._pending.append("")
             self.out.write_all("\n".join(self._pending).encode("utf-8"))
-            self._pending.clear()
+        self._pending.clear()
 
     def span(self) -> Span | None:
         return (
@@ -118,7 +119,7 @@ def publish(spool: Spool) -> None:
     """The spool's lines under the part's name (nothing when the file changed nothing)."""
     try:
         spool.flush()
-        if not spool.count or spool.published:
+        if not spool.count or spool.published or spool.out is None:
             return
         faults.point("journal.publish")
         spool.out.sync()
@@ -156,6 +157,18 @@ _STATE = {
     "properties": _ENROLMENT,
 }
 _ROLE = {"contextid": _ID, "userid": _ID, "roleid": _ID, "component": {"type": "string"}}
+#: a deleted group's columns besides those it shares with a grouping (as the site has them)
+_GROUP_COLUMNS: dict[str, Any] = {
+    "picture": _ID,
+    "hidepicture": _ID,
+    "visibility": _ID,
+    "participation": _ID,
+    "enablemessaging": _ID,
+    "has_enrolmentkey": {
+        "type": "boolean",
+        "description": "whether it had an enrolment key (a secret: never journaled)",
+    },
+}
 #: each kind of change: its own fields (every line has `seq`, `kind`, `file`, `line`)
 KINDS: dict[str, dict[str, Any]] = {
     "user_enrolment_created": {"enrolid": _ID, "userid": _ID, **_ENROLMENT},
@@ -228,6 +241,26 @@ KINDS: dict[str, dict[str, Any]] = {
         }
         for kind in ("user_created", "user_updated", "user_deleted")
     },
+    **{
+        f"{kind}_deleted": {
+            "id": _ID,
+            "name": {"type": "string"},
+            "idnumber": {"type": "string"},
+            "description": {"type": ["string", "null"]},
+            "descriptionformat": _ID,
+            **(_GROUP_COLUMNS if kind == "group" else {"configdata": {"type": ["string", "null"]}}),
+            "timecreated": _TIME,
+            "timemodified": _TIME,
+            links: {
+                "type": "array",
+                "items": _ID,
+                "description": f"the {links} it was in (deleted with it)"
+                if kind == "group"
+                else f"the {links} it held that stay (those deleted have their own lines)",
+            },
+        }
+        for kind, links in (("group", "groupings"), ("grouping", "groups"))
+    },
     "course_left": {
         "contextid": _ID,
         "userid": _ID,
@@ -240,7 +273,29 @@ KINDS: dict[str, dict[str, Any]] = {
     },
 }
 #: optional fields of a kind
-_OPTIONAL: dict[str, set[str]] = {"role_unassigned": {"copies"}}
+_OPTIONAL: dict[str, set[str]] = {
+    "role_unassigned": {"copies"},
+    # columns a release of Moodle may lack
+    "group_deleted": {
+        "description",
+        "descriptionformat",
+        "picture",
+        "hidepicture",
+        "visibility",
+        "participation",
+        "enablemessaging",
+        "has_enrolmentkey",
+        "timecreated",
+        "timemodified",
+    },
+    "grouping_deleted": {
+        "description",
+        "descriptionformat",
+        "configdata",
+        "timecreated",
+        "timemodified",
+    },
+}
 
 
 def journal_schema() -> dict[str, Any]:
@@ -251,11 +306,21 @@ def journal_schema() -> dict[str, Any]:
             "minimum": 1,
             "description": "the line's number in the run's journal",
         },
-        "file": {"type": "string", "description": "the control file, as the run shows it"},
+        "file": {
+            "type": ["string", "null"],
+            "description": "the control file, as the run shows it (null: a post-treatment's"
+            " change, `step` says which)",
+        },
         "line": {
-            "type": "integer",
+            "type": ["integer", "null"],
             "minimum": 1,
-            "description": "the control file's line that made the change",
+            "description": "the control file's line that made the change (null: a"
+            " post-treatment's)",
+        },
+        "step": {
+            "type": "string",
+            "description": "the post-treatment that made the change (its own part of the"
+            " journal, NNN_STEP.journal, after the sync's)",
         },
         "courseid": {"type": ["integer", "null"]},
     }
@@ -276,6 +341,6 @@ def journal_schema() -> dict[str, Any]:
         "title": "postsync change journal line",
         "description": "one row-level change a run made (AREA/.postsync/runs/RUN_ID/"
         "NNN_NAME.journal, one part per control file beside its report: one object per"
-        " line); so far the enrolments and group_members commands' changes",
+        " line; a post-treatment's changes in a part of their own, NNN_STEP.journal)",
         "oneOf": kinds,
     }
