@@ -91,7 +91,9 @@ class CleanEmptyGroups:
     picture or files in its description (only Moodle can delete those files), when a
     groups file of the run names it (the feed declares it, members or not), when no
     feed made it (`groups`), when `exclude` matches it, or when it is younger than
-    `min_age_days`. All deletions happen in one transaction.
+    `min_age_days`. All deletions happen in one transaction; each is told to the
+    run's change journal in a part of its own (RUN_ID/NNN_clean_empty_groups.journal):
+    the row as it was and its grouping links, a group's enrolment key never.
 
     Parameters:
       groups (feed | with_idnumber | all_empty, default feed): which empty groups may
