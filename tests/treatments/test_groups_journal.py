@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 from runner.core import faults
 from runner.record.journal import journal_schema, parts
-from tests.sync.conftest import Site
+from tests.sync.conftest import ENROLMENTS_STEP, Site
 from tests.sync.test_enrolments import latest_record
 from tests.treatments.test_groups import HEADER, add_grouping, cleanup_playbook
 
@@ -110,3 +110,25 @@ def test_a_failed_deletion_leaves_no_part_and_the_next_run_writes_it(
         "group_deleted",
         "grouping_deleted",
     ]
+
+
+def test_post_adds_its_part_after_what_the_run_dir_holds_never_through_a_link(
+    site: Site, tmp_path: Path
+) -> None:
+    setup(site)
+    playbook = (site.root / "playbook.yml").read_text()
+    site.playbook(ENROLMENTS_STEP)  # the sync alone
+    assert site.run().code == 0
+    record = site.area / ".postsync" / "runs" / (latest_record(site)["run_id"] + ".json")
+    target = tmp_path / "elsewhere.journal"
+    target.write_text("not postsync's\n")
+    (run_dir(site) / "007_clean_empty_groups.journal").symlink_to(target)
+    (site.root / "playbook.yml").write_text(playbook)
+    preview = site.cli("post", record, "--check", "--diff")
+    assert preview.code == 0, preview.out
+    result = site.cli("post", record, "--diff")
+    assert result.code == 0, result.out
+    assert shown(result.out) == shown(preview.out) and len(shown(result.out)) == 2
+    assert target.read_text() == "not postsync's\n"
+    assert parts(run_dir(site))[-1].name == "008_clean_empty_groups.journal"
+    assert not parts(run_dir(site))[-1].is_symlink()
