@@ -198,7 +198,13 @@ KINDS: dict[str, dict[str, Any]] = {
         "component": {"type": "string"},
         "itemid": _ID,
     },
-    "group_member_removed": {"id": _ROW_ID, "groupid": _ID, "userid": _ID},
+    "group_member_removed": {
+        "id": _ROW_ID,
+        "groupid": _ID,
+        "userid": _ID,
+        "component": {"type": "string"},
+        "itemid": _ID,
+    },
     "enrol_instance_created": {"id": _ROW_ID, "enrol": {"type": "string"}},
     "group_created": {"id": _ROW_ID, "name": {"type": "string"}, "idnumber": {"type": "string"}},
     "grouping_created": {
@@ -206,8 +212,12 @@ KINDS: dict[str, dict[str, Any]] = {
         "name": {"type": "string"},
         "idnumber": {"type": "string"},
     },
-    "group_updated": {"id": _ROW_ID, "after": {"type": "object"}},
-    "grouping_updated": {"id": _ROW_ID, "after": {"type": "object"}},
+    "group_updated": {"id": _ROW_ID, "before": {"type": "object"}, "after": {"type": "object"}},
+    "grouping_updated": {
+        "id": _ROW_ID,
+        "before": {"type": "object"},
+        "after": {"type": "object"},
+    },
     "grouping_group_assigned": {"groupingid": _ROW_ID, "groupid": _ROW_ID},
     **{
         kind: {
@@ -215,7 +225,11 @@ KINDS: dict[str, dict[str, Any]] = {
             "contextid": _ID,
             "name": {"type": "string"},
             "idnumber": {"type": ["string", "null"]},
-            **({"after": {"type": "object"}} if kind == "cohort_updated" else {}),
+            **(
+                {"before": {"type": "object"}, "after": {"type": "object"}}
+                if kind == "cohort_updated"
+                else {}
+            ),
         }
         for kind in ("cohort_created", "cohort_updated", "cohort_deleted")
     },

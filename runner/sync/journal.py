@@ -137,11 +137,15 @@ class FileJournal:
             f'"groupid":{groupid},"userid":{userid},"component":{_text(component)},"itemid":0',
         )
 
-    def member_removed(self, course: Course, userid: int, groupid: int, mid: int | None) -> None:
+    def member_removed(
+        self, course: Course, userid: int, groupid: int, mid: int | None, owner: tuple[str, int]
+    ) -> None:
+        """A membership removed (`owner`: its component and itemid)."""
         self._add(
             "group_member_removed",
             course,
-            f'"id":{_id(mid)},"groupid":{groupid},"userid":{userid}',
+            f'"id":{_id(mid)},"groupid":{groupid},"userid":{userid},'
+            f'"component":{_text(owner[0])},"itemid":{owner[1]}',
         )
 
     def course_left(self, course: Course, userid: int) -> None:
@@ -165,10 +169,19 @@ class FileJournal:
         )
 
     def group_updated(
-        self, courseid: int | None, kind: str, row_id: int, changes: dict[str, object]
+        self,
+        courseid: int | None,
+        kind: str,
+        row_id: int,
+        changes: dict[str, object],
+        before: dict[str, object],
     ) -> None:
-        """A group's or grouping's columns a line changed, with their new values."""
-        self._add(f"{kind}_updated", courseid, f'"id":{_id(row_id)},"after":{_json(changes)}')
+        """A group's or grouping's columns a line changed: their values before, after."""
+        self._add(
+            f"{kind}_updated",
+            courseid,
+            f'"id":{_id(row_id)},"before":{_json(before)},"after":{_json(changes)}',
+        )
 
     def grouping_group_assigned(self, courseid: int | None, grouping: int, group: int) -> None:
         self._add(
@@ -178,14 +191,19 @@ class FileJournal:
         )
 
     def cohort(
-        self, kind: str, row: dict[str, object], changes: dict[str, object] | None = None
+        self,
+        kind: str,
+        row: dict[str, object],
+        changes: dict[str, object] | None = None,
+        before: dict[str, object] | None = None,
     ) -> None:
-        """A cohort created, updated (its new values) or deleted (the row as it was; its
-        members go with it, as Moodle's cohort_delete_cohort deletes them, unlisted)."""
+        """A cohort created, updated (the columns changed: before, after) or deleted (the
+        row as it was; its members go with it, as Moodle's cohort_delete_cohort deletes
+        them, unlisted)."""
         fields = f'"id":{_id(int(str(row["id"])))},"contextid":{row["contextid"]}'
         fields += f',"name":{_text(str(row["name"]))},"idnumber":{_json(row["idnumber"])}'
         if changes is not None:
-            fields += f',"after":{_json(changes)}'
+            fields += f',"before":{_json(before or {})},"after":{_json(changes)}'
         self._add(kind, None, fields)
 
     def cohort_member(self, kind: str, cohort: int, userid: int, rid: int | None = None) -> None:

@@ -342,8 +342,8 @@ class SiteState(Owners):
         held = self.groups_of(course, userid)
         if groupid not in held:
             return False
-        self.owners.pop((groupid, userid), None)
-        self.journal.member_removed(course, userid, groupid, held[groupid])
+        owner = self.owners.pop((groupid, userid), (self.component, 0))
+        self.journal.member_removed(course, userid, groupid, held[groupid], owner)
         self.changes.gm.delete((groupid, userid), held.pop(groupid))
         self.touched_groups.add(groupid)
         self.dirty.add(userid)

@@ -141,7 +141,7 @@ def test_journal_lists_each_change_with_its_line(site: Site) -> None:
         {"seq": 1, "kind": "group_member_added", **members, "line": 2}
         | {"groupid": i["group MATH101-G2"], "userid": u1, "component": "", "itemid": 0},
         {"seq": 2, "kind": "group_member_removed", **members, "line": 3}
-        | {"groupid": i["group MATH101-G1"], "userid": u1},
+        | {"groupid": i["group MATH101-G1"], "userid": u1, "component": "", "itemid": 0},
     ]
     # deleted and updated rows carry their id: the rows the first run created
     assert second[0]["id"] == ue1
@@ -293,7 +293,7 @@ def test_groups_files_journal_the_groups_groupings_and_links_they_make(site: Sit
     assert site.run(steps=GROUPS_STEP).code == 0
     assert journal(site) == [
         {"seq": 1, "kind": "group_updated", **at, "line": 2, "id": group}
-        | {"after": {"name": "Group 1 Renamed"}},
+        | {"before": {"name": "Group 1"}, "after": {"name": "Group 1 Renamed"}},
     ]
     validator = Draft202012Validator(journal_schema())
     for line in entries:
@@ -346,6 +346,13 @@ def test_cohorts_files_journal_cohorts_and_their_members(site: Site) -> None:
     site.write("cohorts.csv", body)
     assert site.run(steps=COHORTS_STEP).code == 0
     assert journal(site) == []
+    site.write("cohorts.csv", body.replace(";;COH001", ";First years;COH001"))
+    assert site.run(steps=COHORTS_STEP).code == 0
+    [updated] = journal(site)
+    assert updated == {"seq": 1, "kind": "cohort_updated", **at, **row} | {
+        "before": {"description": ""},
+        "after": {"description": "First years"},
+    }
     site.write("cohorts.csv", "cmd;userid;cidnumber\ndel;U0001;COH001\n")
     assert site.run(steps=COHORTS_STEP).code == 0
     [removed] = journal(site)
@@ -355,7 +362,7 @@ def test_cohorts_files_journal_cohorts_and_their_members(site: Site) -> None:
     assert site.run(steps=COHORTS_STEP).code == 0
     assert journal(site) == [{"seq": 1, "kind": "cohort_deleted", **at, **row}]
     validator = Draft202012Validator(journal_schema())
-    for line in [*first, removed]:
+    for line in [*first, updated, removed]:
         validator.validate(line)
 
 

@@ -136,10 +136,11 @@ class CohortState(BatchPart):
         return cid
 
     def update(self, cid: int, changes: dict[str, Any]) -> None:
+        before = {column: self.cohorts[cid].get(column) for column in changes}
         self.cohorts[cid].update(changes)
         self._index.clear()
         self.updated.setdefault(cid, {}).update(changes)
-        self.site.journal.cohort("cohort_updated", self.cohorts[cid], changes)
+        self.site.journal.cohort("cohort_updated", self.cohorts[cid], changes, before)
 
     def synced_by(self, cid: int) -> int:
         """How many cohort sync enrol instances use the cohort."""

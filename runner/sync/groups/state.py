@@ -124,19 +124,26 @@ class GroupState(BatchPart):
         return self.descriptions[key]
 
     def update(
-        self, table: str, row_id: int, changes: dict[str, Any], name: str, idnumber: str
+        self,
+        table: str,
+        row_id: int,
+        changes: dict[str, Any],
+        final: dict[str, Any],
+        before: dict[str, Any],
     ) -> None:
-        """Columns of a group or grouping to write; (name, idnumber): what it has then."""
+        """Columns of a group or grouping to write (`changes`; `before`: their values
+        until then); `final`: its name and idnumber then."""
+        name, idnumber = final["name"], final["idnumber"]
         self.updated.setdefault((table, row_id), {}).update(changes)
         self.current[(table, row_id)] = (name, idnumber)
         if table == "groupings":
             course: int | None = self._course_of(row_id)
             assert course is not None
             self.groupings[course][row_id] = [name, idnumber]
-            self.site.journal.group_updated(course, "grouping", row_id, changes)
+            self.site.journal.group_updated(course, "grouping", row_id, changes, before)
         else:
             course = self.site.lookups.group_course.get(row_id)
-            self.site.journal.group_updated(course, "group", row_id, changes)
+            self.site.journal.group_updated(course, "group", row_id, changes, before)
 
     def _course_of(self, grouping: int) -> int | None:
         return next((c for c, rows in self.groupings.items() if grouping in rows), None)
