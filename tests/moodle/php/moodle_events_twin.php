@@ -1,0 +1,46 @@
+<?php
+// The changes of the events checks, made through Moodle's own API (as the site's main
+// administrator, whom the events step acts as by default), for comparison:
+//   php moodle_events_twin.php meta COURSE METACOURSE   an enrol_meta instance in METACOURSE
+//                                                       linked to COURSE (plugin enabled)
+//   php moodle_events_twin.php enrolments               S001 in MATH101 as student with group
+//       G1; S002 student; S002's role shifted to editingteacher; S009 unenrolled
+//   php moodle_events_twin.php people                   lab1 created, suspended, lab2 created
+//       and deleted, lab1 added to cohort LABC
+require(__DIR__ . '/lib.php');
+require_once($CFG->dirroot . '/user/lib.php');
+require_once($CFG->dirroot . '/cohort/lib.php');
+\core\session\manager::set_user(get_admin());
+$op = $argv[1];
+if ($op === 'meta') {
+    $enabled = explode(',', $CFG->enrol_plugins_enabled);
+    foreach (['meta', 'cohort'] as $name) {
+        if (!in_array($name, $enabled)) { $enabled[] = $name; }
+    }
+    set_config('enrol_plugins_enabled', implode(',', $enabled));
+    $parent = $DB->get_record('course', ['shortname' => $argv[2]], '*', MUST_EXIST);
+    $meta = $DB->get_record('course', ['shortname' => $argv[3]], '*', MUST_EXIST);
+    enrol_get_plugin('meta')->add_instance($meta, ['customint1' => $parent->id]);
+} else if ($op === 'enrolments') {
+    $course = $DB->get_record('course', ['shortname' => 'MATH101'], '*', MUST_EXIST);
+    $context = context_course::instance($course->id);
+    $instance = $DB->get_record('enrol', ['courseid' => $course->id, 'enrol' => 'manual'], '*', MUST_EXIST);
+    $manual = enrol_get_plugin('manual');
+    $role = fn($s) => $DB->get_field('role', 'id', ['shortname' => $s], MUST_EXIST);
+    $user = fn($i) => $DB->get_field('user', 'id', ['idnumber' => $i], MUST_EXIST);
+    $manual->enrol_user($instance, $user('S001'), $role('student'));
+    groups_add_member($DB->get_field('groups', 'id', ['courseid' => $course->id, 'name' => 'G1']), $user('S001'));
+    $manual->enrol_user($instance, $user('S002'), $role('student'));
+    role_unassign($role('student'), $user('S002'), $context->id);
+    role_assign($role('editingteacher'), $user('S002'), $context->id);
+    $manual->unenrol_user($instance, $user('S009'));
+} else if ($op === 'people') {
+    $base = ['auth' => 'manual', 'confirmed' => 1, 'mnethostid' => $CFG->mnet_localhost_id,
+        'firstname' => 'Lab', 'country' => 'FR', 'city' => 'Lyon', 'password' => 'Lab-pass-123!'];
+    $one = user_create_user((object)($base + ['username' => 'lab1', 'idnumber' => 'L001', 'lastname' => 'One', 'email' => 'lab1@example.com']));
+    $two = user_create_user((object)($base + ['username' => 'lab2', 'idnumber' => 'L002', 'lastname' => 'Two', 'email' => 'lab2@example.com']));
+    user_update_user((object)['id' => $one, 'suspended' => 1], false);
+    delete_user($DB->get_record('user', ['id' => $two]));
+    cohort_add_member($DB->get_field('cohort', 'id', ['idnumber' => 'LABC'], MUST_EXIST), $one);
+}
+echo json_encode(['done' => $op]), "\n";

@@ -1,0 +1,207 @@
+"""The moodle_events step on a real site: after postsync and the step, Moodle's log
+holds the rows its own API writes for the same changes on a twin site, and Moodle's
+observers (enrol_meta, enrol_cohort) have run; a replay killed half way and run again
+logs each change once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import MAIN, ROOT, postsync_process
+from tests.moodle.lab import PHP_OPTIONS, Site
+
+HEADER = "cmd;cid;uid;rolename;enrol;gcmd;g1\n"
+
+
+def events_step(site: Site, batch_size: int = 500) -> str:
+    php = ["php", *PHP_OPTIONS]
+    return (
+        "post_treatments:\n  - moodle_events:\n"
+        f"      moodle_dir: {site.lab.webroot}\n      php: {json.dumps(php)}\n"
+        f"      run_as: {site.lab.user.pw_name}\n      environment: {{LAB_DB: {site.name}}}\n"
+        f"      batch_size: {batch_size}\n"
+    )
+
+
+def playbook(site: Site, tmp_path: Path, files: dict[str, str], steps: str, post: str) -> Path:
+    area = tmp_path / "area"
+    area.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (area / name).write_text(body)
+    book = tmp_path / "playbook.yml"
+    book.write_text(f'name: Lab\narea: area\ndatabase: "{site.url}"\nsync:\n{steps}{post}')
+    return book
+
+
+def prepare(site: Site) -> int:
+    """A meta course (CHEM103, linked to MATH101) and a cohort sync (cohort LABC, with
+    S003, enrolled in PHYS102): the id of the last log row once they are made."""
+    site.php("moodle_events_twin.php", "meta", "MATH101", "CHEM103")
+    site.php("cohort_sync.php", "setup", "PHYS102", "S003")
+    return int(site.php("event_rows.php", "max")["max"] or 0)
+
+
+def key(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True)
+
+
+FILES = {
+    "users1.csv": "username;firstname;lastname;idnumber;email;password;city;country\n"
+    "lab1;Lab;One;L001;lab1@example.com;Lab-pass-123!;Lyon;FR\n"
+    "lab2;Lab;Two;L002;lab2@example.com;Lab-pass-123!;Lyon;FR\n",
+    "users2.csv": "username;firstname;lastname;suspended;deleted\n"
+    "lab1;Lab;One;1;0\nlab2;Lab;Two;0;1\n",
+    "cohorts.csv": "cmd;cidnumber;userid\nadd;LABC;lab1\n",
+    "enrols1.csv": HEADER
+    + "add;C101;S001;student;manual;gadd;G1\nadd;C101;S002;student;manual;;\n",
+    "enrols2.csv": HEADER
+    + "shift;C101;S002;editingteacher;manual;;\ndel;C101;S009;student;manual;;\n",
+}
+STEPS = (
+    "  - command: users\n    file: users*.csv\n"
+    "  - command: cohorts\n    file: cohorts.csv\n    user_key: username\n"
+    "  - command: enrolments\n    file: enrols*.csv\n"
+)
+
+
+def test_the_events_step_logs_what_moodles_api_logs(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """An enrolment with a group, a role change (shift), an unenrolment, a user's
+    creation, suspension and deletion and a cohort membership: after postsync and
+    moodle_events, logstore_standard_log holds the rows Moodle's own API writes for
+    them on a twin (eventname, component, action, target, objecttable, objectid, crud,
+    edulevel, context, userid, relateduserid, courseid, other; ids mapped by natural
+    key, ids and times aside), those of the observers included: the meta course
+    CHEM103 gets S001's enrolment (enrol_meta) and PHYS102 lab1's (enrol_cohort)."""
+    since, twin_since = prepare(site), prepare(lab_twin)
+    book = playbook(site, tmp_path, FILES, STEPS, events_step(site))
+    preview = postsync_process("run", book, "--check")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert "\\core\\event\\user_enrolment_created" in preview.stdout, preview.stdout
+    assert site.php("event_rows.php", str(since)) == []
+    done = postsync_process("run", book)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lab_twin.php("moodle_events_twin.php", "enrolments")
+    lab_twin.php("moodle_events_twin.php", "people")
+    ours = site.php("event_rows.php", str(since))
+    theirs = lab_twin.php("event_rows.php", str(twin_since))
+    state = site.php("state.php")
+    assert "S001" in state["CHEM103"]["users"], state["CHEM103"]
+    assert "L001" in state["PHYS102"]["users"], state["PHYS102"]
+    known = [known_difference(row) for row in theirs]
+    expected = [row for row, why in zip(theirs, known, strict=True) if why is None]
+    mine = [row for row in ours if known_difference(row) is None]
+    extra = Counter(map(key, mine)) - Counter(map(key, expected))
+    missing = Counter(map(key, expected)) - Counter(map(key, mine))
+    assert not extra and not missing, (
+        f"{len(ours)} rows, {len(theirs)} on the twin\nonly ours:\n"
+        + "\n".join(extra)
+        + "\nonly Moodle's:\n"
+        + "\n".join(missing)
+    )
+    reasons = sorted({why for why in known if why})
+    if reasons:
+        pytest.xfail(f"{len(mine)} rows equal Moodle's; left aside: " + "; ".join(reasons))
+
+
+def known_difference(row: dict[str, Any]) -> str | None:
+    """Why a log row of the twin's (or a part of it) is not expected of the replay."""
+    name = row["eventname"].rsplit("\\", 1)[-1]
+    if name == "user_password_updated":
+        return "user_password_updated (the journal does not say a new user's password was set)"
+    if "lab2" in str(row["contextinstance"]) and row["contextlevel"] == 30:
+        return "lab2, created and deleted in the same run (its context is gone: not replayed)"
+    if row["courseid"] == "CHEM103" and name.startswith("role_"):
+        return (
+            "enrol_meta's role rows in CHEM103 (its observer sees the roles as the run"
+            " left them, not the intermediate ones)"
+        )
+    ue = (
+        (row.get("other") or {}).get("userenrolment")
+        if isinstance(row.get("other"), dict)
+        else None
+    )
+    if ue is not None:
+        for field in ("modifierid", "timecreated", "timemodified"):
+            ue.pop(field, None)  # the journal keeps none of them
+    return None
+
+
+def test_a_group_deletion_is_logged_as_moodle_logs_it() -> None:
+    """clean_empty_groups' deletions replayed as group_deleted (the rows of Moodle's
+    groups_delete_group on a twin)."""
+    pytest.skip("clean_empty_groups writes no journal part on this branch yet")
+
+
+def _progress(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            value = conn.execute(
+                text("SELECT value FROM mdl_config_plugins WHERE plugin = 'postsync_events'")
+            ).scalar()
+    finally:
+        engine.dispose()
+    return sum(json.loads(value).values()) if value else 0
+
+
+def test_a_replay_killed_half_way_logs_each_change_once(site: Site, tmp_path: Path) -> None:
+    """200 users created, replayed one journal line per batch: the PHP script killed
+    (SIGKILL) after some batches committed, the step fails and keeps its progress;
+    `postsync post RECORD` goes on after the last committed batch: 200 user_created
+    rows in Moodle's log, one per user."""
+    body = "username;firstname;lastname;idnumber;email\n" + "".join(
+        f"k{i:03d};K;{i};K{i:03d};k{i}@example.com\n" for i in range(200)
+    )
+    since = int(site.php("event_rows.php", "max")["max"] or 0)
+    book = playbook(
+        site, tmp_path, {"users.csv": body}, "  - command: users\n    file: users.csv\n", ""
+    )
+    assert postsync_process("run", book).returncode == 0
+    book.write_text(book.read_text() + events_step(site, batch_size=1))
+    record = next((tmp_path / "area" / ".postsync" / "runs").glob("*.json"))
+    env = {**os.environ, "NO_COLOR": "1"}
+    first = subprocess.Popen(
+        [sys.executable, "-c", MAIN, "post", str(record), "--playbook", str(book)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and first.poll() is None:
+        if _progress(site.url) >= 20:
+            children = subprocess.run(
+                ["ps", "--ppid", str(first.pid), "-o", "pid="], capture_output=True, text=True
+            ).stdout.split()
+            for pid in children:
+                os.kill(int(pid), signal.SIGKILL)
+                killed = int(pid)
+        time.sleep(0.01)
+    said, _ = first.communicate(timeout=60)
+    assert killed is not None, said
+    assert first.returncode != 0, said
+    assert "progress kept" in said, said
+    halfway = _progress(site.url)
+    assert 20 <= halfway < 200, said
+    again = postsync_process("post", record, "--playbook", book)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = [
+        r for r in site.php("event_rows.php", str(since)) if r["eventname"].endswith("user_created")
+    ]
+    assert len(rows) == 200, f"{len(rows)} user_created rows after {halfway} lines before the kill"
+    assert len({r["objectid"] for r in rows}) == 200
