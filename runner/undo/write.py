@@ -99,6 +99,11 @@ def _directory(where: Path) -> None:
         where.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(where, 0o750)
     except FileExistsError:
+        if not os.path.lexists(where):  # a parent is a file
+            raise StepError(
+                f"cannot make the directory {where}: a parent is not a directory;"
+                " give a directory you can write with --into"
+            ) from None
         if not stat.S_ISDIR(os.lstat(where).st_mode):
             raise StepError(
                 f"{where} exists and is not a directory (a symlink is not followed):"
