@@ -324,6 +324,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return build_demo(args.dir)
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    from runner.cli.undo import cmd_undo as undo
+
+    return undo(args)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from runner.cli.status import cmd_status as status
 
@@ -341,4 +347,5 @@ COMMANDS = {
     "db": cmd_db,
     "demo": cmd_demo,
     "status": cmd_status,
+    "undo": cmd_undo,
 }
