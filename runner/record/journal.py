@@ -250,6 +250,13 @@ KINDS: dict[str, dict[str, Any]] = {
                     "password_changed": {"type": "boolean"},
                 }
                 if kind == "user_updated"
+                else {
+                    "password_set": {
+                        "type": "boolean",
+                        "description": "the line gave the new user a password (never journaled)",
+                    }
+                }
+                if kind == "user_created"
                 else {}
             ),
         }

@@ -218,17 +218,20 @@ class FileJournal:
         values: dict[str, Any],
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
+        password_set: bool | None = None,
     ) -> None:
         """A user created, updated (the columns changed: before, after) or deleted (what
         Moodle's user_deleted event keeps of the row: its username, e-mail, idnumber,
-        picture, mnethostid). A password is never journaled: `password_changed` says a
-        line set one."""
+        picture, mnethostid). A password is never journaled: `password_set` (a new
+        user's) and `password_changed` say a line set one."""
         keys = {k: values.get(k) for k in USER_KEYS}
         fields = f'"id":{_id(row_id)},"user":{_json(keys)}'
         if before is not None and after is not None:
             secret = "password" in after
             fields += f',"before":{_json(_public(before))},"after":{_json(_public(after))}'
             fields += f',"password_changed":{"true" if secret else "false"}'
+        if password_set is not None:
+            fields += f',"password_set":{"true" if password_set else "false"}'
         self._add(kind, None, fields)
 
     def deleted(self, kind: str, row: dict[str, Any]) -> str:

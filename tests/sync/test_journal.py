@@ -382,6 +382,7 @@ def test_users_files_journal_users_never_their_passwords(site: Site) -> None:
     [created] = journal(site)
     assert (created["kind"], created["line"], created["id"]) == ("user_created", 2, None)
     assert created["user"]["username"] == "jo" and created["user"]["idnumber"] == "J0001"
+    assert created["password_set"] is True
     site.write("userimport.csv", header + f"jo;J0001;Jo;Doe;{SECRET}-2;1\n")
     assert site.run(steps=USERS_STEP).code == 0
     [updated] = journal(site)
@@ -395,6 +396,10 @@ def test_users_files_journal_users_never_their_passwords(site: Site) -> None:
     assert site.run(steps=USERS_STEP).code == 0
     [deleted] = journal(site)
     assert (deleted["kind"], deleted["id"]) == ("user_deleted", uid)
+    site.write("userimport.csv", header + "al;A0001;Al;Doe;;0\n")  # no password given
+    assert site.run(steps=USERS_STEP).code == 0
+    [no_password] = journal(site)
+    assert no_password["password_set"] is False
     assert deleted["user"]["username"] == "jo"  # as it was: the row's is rewritten
     runs = site.area / ".postsync" / "runs"
     for path in runs.rglob("*.journal"):
@@ -402,5 +407,5 @@ def test_users_files_journal_users_never_their_passwords(site: Site) -> None:
         assert SECRET not in text and hashed not in text
         assert '"password"' not in text
     validator = Draft202012Validator(journal_schema())
-    for line in (created, updated, deleted):
+    for line in (created, updated, deleted, no_password):
         validator.validate(line)

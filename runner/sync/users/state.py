@@ -19,7 +19,7 @@ from runner.core.text import excerpt
 from runner.db.columns import filled
 from runner.step.preview import USER_KEYS
 from runner.sync.base import LineFailed
-from runner.sync.users.fields import FLAGS, TEXT
+from runner.sync.users.fields import FLAGS, NOT_CACHED, TEXT
 from runner.sync.users.passwords import Passwords
 from runner.sync.users.writes import USER_ROWS, UserRow, UserWrites
 from runner.sync.writes import chunks, site_config
@@ -263,7 +263,8 @@ class UserState(UserWrites):
         row = UserRow(uid, dict(sorted(base.items())), new=True)
         self.rows.append(row)
         self._index(row, add=True)
-        self.site.journal.user("user_created", row.id, row.values)
+        given = row.values.get("password") not in (None, "", NOT_CACHED)
+        self.site.journal.user("user_created", row.id, row.values, password_set=given)
         return row
 
     def update(self, row: UserRow, changes: dict[str, Any]) -> None:
