@@ -20,6 +20,7 @@ module only places, spools and publishes them.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,6 +128,19 @@ def publish(spool: Spool) -> None:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), spool.label) from None
     spool.published = True
+
+
+def step_change(
+    spool: Spool, step: str, kind: str, courseid: int | None, fields: dict[str, Any]
+) -> str:
+    """A post-treatment's change (`step`: its kind) to its part: no file nor line, the
+    step instead; returns the line's text."""
+    head = {"seq": spool.first + spool.count, "kind": kind, "file": None, "line": None}
+    head |= {"step": step, "courseid": courseid}
+    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + "," + body[1:]
+    spool.add(kind, text)
+    return text
 
 
 def lines_text(spool_shown: list[str], span: Span, where: str | None) -> str:

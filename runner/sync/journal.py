@@ -46,18 +46,16 @@ def _state(e: Enrolment) -> str:
 class FileJournal:
     """The changes of one control file's lines, to its spool (None: not journaled)."""
 
-    def __init__(self, spool: Spool | None = None, file: str = "", step: str = "") -> None:
+    def __init__(self, spool: Spool | None = None, file: str = "") -> None:
         self.spool = spool
-        #: a post-treatment's changes (`step`: its kind) have no file nor line
-        self.file = _text(file) if not step else "null"
-        self.step = f',"step":{_text(step)}' if step else ""
+        self.file = _text(file)
         #: the control file's line being applied
         self.line = 0
 
     def use(self, other: FileJournal) -> None:
         """Tell this file's changes to `other`'s spool (the state's journal is made
         before the file's spool: its lookups hold it)."""
-        self.spool, self.file, self.step = other.spool, other.file, other.step
+        self.spool, self.file = other.spool, other.file
 
     def _add(self, kind: str, course: Course | int | None, fields: str) -> str:
         """The change's line (its text; "" when not journaled)."""
@@ -66,8 +64,7 @@ class FileJournal:
             return ""
         cid = course.id if isinstance(course, Course) else course
         head = f'{{"seq":{spool.first + spool.count},"kind":"{kind}","file":{self.file}'
-        line = self.line if not self.step else "null"
-        where = f'"line":{line}{self.step},"courseid":{"null" if cid is None else cid}'
+        where = f'"line":{self.line},"courseid":{"null" if cid is None else cid}'
         text = f"{head},{where},{fields}}}"
         spool.add(kind, text)
         return text
@@ -233,12 +230,6 @@ class FileJournal:
         if password_set is not None:
             fields += f',"password_set":{"true" if password_set else "false"}'
         self._add(kind, None, fields)
-
-    def deleted(self, kind: str, row: dict[str, Any]) -> str:
-        """A group or grouping (`kind`) deleted: its row as it was (but its course, on the
-        line's `courseid`), with its grouping links."""
-        fields = {k: v for k, v in row.items() if k != "courseid"}
-        return self._add(f"{kind}_deleted", int(row["courseid"]), _json(fields)[1:-1])
 
 
 def _json(value: object) -> str:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from runner.core import faults
 from runner.core.errors import StepError
 from runner.core.text import plural
+from runner.record import journal
+from runner.record.journal import Spool
 from runner.step.protocol import Action, Done, Plan
-from runner.sync.journal import FileJournal
 from runner.treatments import groups_journal
 from runner.treatments.groups_empty import scan
 from runner.treatments.groups_rules import (
@@ -255,7 +256,7 @@ class CleanEmptyGroups:
         ids = {kind: [a.data[1] for a in actions if a.data[0] == kind] for kind in KINDS}
         with groups_journal.part(run, where) as out, services.transaction() as unit:
             texts = groups_journal.tell(out, actions, groups_journal.read(unit.conn, t, ids))
-            groups_journal.publish(out)
+            journal.publish(out)
         return groups_journal.shown(actions, texts) if run.diff else actions
 
     def apply(
@@ -278,7 +279,7 @@ class CleanEmptyGroups:
             yield Done(action, "kept: it has members now" if kept else "")
 
     def _delete(
-        self, actions: Sequence[Action], run: RunFacts, services: Database, out: FileJournal
+        self, actions: Sequence[Action], run: RunFacts, services: Database, out: Spool
     ) -> set[tuple[str, int]]:
         """Delete the groups and groupings of `actions` that are still empty, in one
         transaction; their journal lines published before it commits."""
@@ -330,6 +331,6 @@ class CleanEmptyGroups:
                     feed_groups.forget(conn, "groupings", still)
                 deleted.update(("grouping", i) for i in still)
             groups_journal.tell(out, actions, found)
-            groups_journal.publish(out)
+            journal.publish(out)
             faults.point("groups.commit")
         return deleted

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.record import journal
-from runner.sync.journal import FileJournal
+from runner.record.journal import Spool
 from runner.treatments.groups_rules import chunks
 
 if TYPE_CHECKING:
@@ -75,14 +75,21 @@ def rows(
 
 
 def tell(
-    out: FileJournal, actions: Sequence[Action], found: dict[tuple[str, int], dict[str, Any]]
+    out: Spool, actions: Sequence[Action], found: dict[tuple[str, int], dict[str, Any]]
 ) -> list[str]:
     """The journal lines of the deleted `actions` (data: (kind, id)), in plan order:
-    their texts, one per action ("": not deleted)."""
-    return [
-        out.deleted(action.data[0], found[action.data]) if action.data in found else ""
-        for action in actions
-    ]
+    their texts, one per action ("": not deleted). A line is the row as it was, its
+    course on the line's `courseid`."""
+    texts = []
+    for action in actions:
+        row = found.get(action.data)
+        if row is None:
+            texts.append("")
+            continue
+        fields = {k: v for k, v in row.items() if k != "courseid"}
+        kind = f"{action.data[0]}_deleted"
+        texts.append(journal.step_change(out, STEP, kind, int(row["courseid"]), fields))
+    return texts
 
 
 def shown(actions: list[Action], texts: list[str]) -> list[Action]:
@@ -105,22 +112,18 @@ def read(conn: Any, t: Any, ids: dict[str, list[int]]) -> dict[tuple[str, int], 
 
 
 @contextmanager
-def part(run: RunFacts, where: Path | None) -> Iterator[FileJournal]:
-    """The step's part at `where` (services.journal_part): published by `publish`,
-    removed when the block ends otherwise; None: the lines only numbered and shown."""
+def part(run: RunFacts, where: Path | None) -> Iterator[Spool]:
+    """The step's part at `where` (services.journal_part): published by
+    runner.record.journal.publish, removed when the block ends otherwise; None: the
+    lines only numbered and shown."""
     if where is None:
-        yield FileJournal(journal.Spool(None, 1), step=STEP)
+        yield Spool(None, 1)
         return
     with journal.spool(where, run.display(where)) as spool:
-        yield FileJournal(spool, step=STEP)
+        yield spool
 
 
-def publish(out: FileJournal) -> None:
-    if out.spool is not None:
-        journal.publish(out.spool)
-
-
-def withdraw(out: FileJournal, where: Path) -> None:
+def withdraw(out: Spool, where: Path) -> None:
     """The part of a transaction that did not commit: no change to tell."""
-    if out.spool is not None and out.spool.published:
+    if out.published:
         where.unlink(missing_ok=True)
