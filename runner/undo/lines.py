@@ -23,12 +23,14 @@ from runner.undo.site import Site
 USERS = SYNC_COMMANDS["users"].columns
 COURSE_CONTEXT = 50
 CATEGORY_CONTEXT = 40
-#: each written file's command, options and columns, in the order they are applied
+#: each written file's command, options and columns, in the order they are applied;
+#: the memberships' files, one per component (`members_in:COMPONENT`), name it as
+#: their step's membership_component
 SPECS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "groups": (
         "groups",
         {"course_key": "shortname"},
-        ("type", "courseid", "name", "idnumber", "description", "grouping"),
+        ("type", "courseid", "name", "idnumber", "description", "grouping", "updateid"),
     ),
     "members_out": (
         "group_members",
@@ -50,12 +52,18 @@ SPECS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
         {"cohort_key": "idnumber", "user_key": "username"},
         ("cmd", "cidnumber", "cname", "userid", "ccatcontext"),
     ),
+    "cohorts_restored": (
+        "cohorts",
+        {"cohort_key": "id"},
+        ("cmd", "cid", "cname", "cidnumber", "cdescription", "ccatcontext"),
+    ),
     "users": (
         "users",
         {"user_key": "username"},
         ("auth", *SYNC_COMMANDS["users"].columns.required, "suspended"),
     ),
     "users_restored": ("users", {"user_key": "idnumber", "update_emails": True}, ()),
+    "users_by_name": ("users", {"user_key": "username", "update_emails": True}, ()),
 }
 
 
@@ -85,6 +93,7 @@ def wanted(plan: Plan) -> dict[str, set[Any]]:
             "instances",
             "contexts",
             "group_courses",
+            "group_ids",
             "groupings",
             "cohorts",
             "users",
@@ -113,6 +122,14 @@ def wanted(plan: Plan) -> dict[str, set[Any]]:
         want["courses"].add(change.fields["courseid"])
         if kind == "group":
             want["groupings"].update(change.fields.get("groupings") or [])
+        else:
+            want["group_ids"].update(change.fields.get("groups") or [])
+    for kind, row_id in plan.updated:
+        want["group_ids" if kind == "group" else "groupings"].add(row_id)
+    for net in plan.cohorts_updated.values():
+        if net.before.get("contextid"):
+            want["contexts"].add(int(net.before["contextid"]))
+    want["cohorts"].update(plan.cohorts_updated)
     for cohortid, userid in plan.cohort_members:
         want["cohorts"].add(cohortid)
         want["users"].add(userid)
@@ -121,48 +138,6 @@ def wanted(plan: Plan) -> dict[str, set[Any]]:
     want["users"].update(plan.users_updated)
     want["usernames"].update(c.fields["user"]["username"] for c in plan.users_created)
     return want
-
-
-def groups(plan: Plan, site: Site, out: Written) -> None:
-    deleted_groupings = {i: c.fields for (k, i), c in plan.deleted.items() if k == "grouping"}
-    for (kind, _id), change in sorted(plan.deleted.items(), key=lambda i: i[0][0] != "grouping"):
-        f, origin = change.fields, change.origin
-        course = site.courses.get(int(change.fields["courseid"]))
-        if course is None:
-            out.note(origin, f"{kind} {f.get('name')!r}: its course is gone: not re-created")
-            continue
-        row = {
-            "type": kind,
-            "courseid": course,
-            "name": f.get("name"),
-            "idnumber": f.get("idnumber"),
-            "description": f.get("description"),
-        }
-        links = [] if kind == "grouping" else list(f.get("groupings") or [])
-        out.add("groups", origin, **row, grouping="")
-        for link in links:
-            grouping = deleted_groupings.get(link) or site.groupings.get(link)
-            if grouping is None or not grouping.get("idnumber"):
-                out.note(
-                    origin,
-                    f"group {f.get('name')!r} was in grouping {link}, which "
-                    + ("is gone" if grouping is None else "has no idnumber")
-                    + ": the groups format names a grouping by idnumber: link not re-made",
-                )
-                continue
-            out.add("groups", origin, **row, grouping=grouping["idnumber"])
-        if f.get("has_enrolmentkey"):
-            out.note(
-                origin,
-                f"group {f.get('name')!r} had an enrolment key: it is not journaled (a "
-                "secret): set it again in Moodle",
-            )
-    for (kind, _id), change in plan.created.items():
-        out.note(
-            change.origin,
-            f"{kind} {change.fields.get('name')!r} created: the groups format never deletes;"
-            " clean_empty_groups deletes a feed's group once empty, or delete it in Moodle",
-        )
 
 
 def members(plan: Plan, site: Site, out: Written) -> None:
@@ -183,7 +158,16 @@ def members(plan: Plan, site: Site, out: Written) -> None:
                 "name: not reversed (do it in Moodle)",
             )
             continue
-        spec = "members_out" if net.after else "members_in"
+        component, itemid = str(net.fields.get("component") or ""), net.fields.get("itemid")
+        if itemid:
+            out.note(
+                net.origin,
+                f"{what} group {group[1]!r}: the membership was {component}'s (item {itemid}),"
+                " which no control format writes: not reversed (that plugin's sync gives it"
+                " back, or add it in Moodle)",
+            )
+            continue
+        spec = f"{'members_out' if net.after else 'members_in'}:{component}"
         cmd = "del" if net.after else "add"
         out.add(spec, net.origin, cmd=cmd, courseid=course, groupid=group[1], userid=user)
 

@@ -1,7 +1,9 @@
 """The cohorts and users of the undo (runner.undo.lines): cohorts the run deleted made
 again (their members and description are not journaled), members given back or
-removed, cohorts it created deleted; users it created suspended, never deleted (a
-deletion cannot be undone), the columns it updated restored (never a password)."""
+removed, cohorts it created deleted, those it updated given back their values (named
+by id); users it created suspended, never deleted (a deletion cannot be undone), the
+columns it updated restored (never a password), the user named by idnumber, or by
+username when the run changed the idnumber."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 from runner.sync.commands import SYNC_COMMANDS
 from runner.undo.lines import CATEGORY_CONTEXT, Written
-from runner.undo.plan import Plan
+from runner.undo.plan import Net, Plan
 from runner.undo.site import Site
 
 
@@ -19,8 +21,9 @@ def _cohort_name(row: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def cohorts(plan: Plan, site: Site, out: Written) -> None:
-    for change in plan.cohorts_deleted.values():
-        f, origin = change.fields, change.origin
+    for cohortid, change in plan.cohorts_deleted.items():
+        net = plan.cohorts_updated.get(cohortid)  # made again as it was before the run
+        f, origin = {**change.fields, **(net.before if net else {})}, change.origin
         named = _cohort_name(f)
         if named is None:
             out.note(
@@ -82,6 +85,41 @@ def cohorts(plan: Plan, site: Site, out: Written) -> None:
             userid="",
             ccatcontext="",
         )
+    for cohortid, net in plan.cohorts_updated.items():
+        if cohortid not in plan.cohorts_deleted:
+            _restore_cohort(cohortid, net, site, out)
+
+
+#: the cohorts format's columns setting each of a cohort's columns
+COHORT_COLUMNS = {"name": "cname", "idnumber": "cidnumber", "description": "cdescription"}
+
+
+def _restore_cohort(cohortid: int, net: Net, site: Site, out: Written) -> None:
+    row = site.cohorts.get(cohortid)
+    what = f"cohort {net.fields.get('idnumber') or net.fields.get('name')!r} updated"
+    if row is None or row.get("component"):
+        out.note(net.origin, f"{what}: gone since, or another plugin's: not restored")
+        return
+    values: dict[str, Any] = {}
+    for column, value in sorted(net.before.items()):
+        if column == "contextid":
+            level, instance = site.contexts.get(int(value or 0), (0, 0))
+            if level == CATEGORY_CONTEXT:
+                values["ccatcontext"] = instance
+                continue
+            why = "moves a cohort into a category only, never back to the system"
+        elif column in COHORT_COLUMNS and value not in ("", None):
+            values[COHORT_COLUMNS[column]] = value
+            continue
+        else:
+            why = "never empties a value" if column in COHORT_COLUMNS else "has no such column"
+        out.note(
+            net.origin,
+            f"{what}: its {column} was {value!r}: the cohorts format {why}: not restored (set"
+            " it back in Moodle)",
+        )
+    if values:
+        out.add("cohorts_restored", net.origin, cmd="add", cid=cohortid, **values)
 
 
 #: the users format's columns an update may be restored through (never a password)
@@ -117,14 +155,15 @@ def users(plan: Plan, site: Site, out: Written) -> None:
             if row is None or row["deleted"]:
                 out.note(net.origin, f"user {userid} updated: deleted since: not restored")
             continue
-        if "idnumber" in before or not row["idnumber"]:
+        # named by idnumber (which renames the user back), else by username
+        spec = "users_restored" if "idnumber" not in before and row["idnumber"] else "users_by_name"
+        if spec == "users_by_name" and "username" in before:
             out.note(
                 net.origin,
-                f"user {row['username']} updated: the written users file names users by "
-                "idnumber, which "
-                f"{'the run changed' if 'idnumber' in before else 'this user has not'}: not "
-                "restored",
+                f"user {row['username']} updated: the run changed their username and their"
+                " idnumber (or they have none), by which the users format names a user: not"
+                " restored",
             )
             continue
         values = {c: row[c] for c in ("auth", *REQUIRED, "idnumber")}
-        out.add("users_restored", net.origin, **{**values, **before})
+        out.add(spec, net.origin, **{**values, **before})

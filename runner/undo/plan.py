@@ -31,6 +31,18 @@ class Net:
     fields: dict[str, Any]
 
 
+def _changed(table: dict[Any, Net], key: Any, change: Change) -> None:
+    """A row's update: the earliest value of each column is the one before the run, the
+    latest the one after it."""
+    before, after = dict(change.fields.get("before") or {}), dict(change.fields.get("after") or {})
+    found = table.get(key)
+    if found is None:
+        table[key] = Net(before, after, change.origin, change.fields)
+    else:
+        found.before = {**before, **found.before}
+        found.after = {**found.after, **after}
+
+
 def _track(table: dict[Any, Net], key: Any, before: Any, after: Any, change: Change) -> None:
     found = table.get(key)
     if found is None:
@@ -50,8 +62,12 @@ class Plan:
     #: groups and groupings the run created or deleted, by (kind, id)
     created: dict[tuple[str, int], Change] = field(default_factory=dict)
     deleted: dict[tuple[str, int], Change] = field(default_factory=dict)
+    #: groups and groupings the run updated, by (kind, id): `before` each changed
+    #: column's value before the run, `after` its last
+    updated: dict[tuple[str, int], Net] = field(default_factory=dict)
     cohorts_created: dict[int, Change] = field(default_factory=dict)
     cohorts_deleted: dict[int, Change] = field(default_factory=dict)
+    cohorts_updated: dict[int, Net] = field(default_factory=dict)
     users_created: list[Change] = field(default_factory=list)
     users_updated: dict[int, Net] = field(default_factory=dict)
     #: (origin, what cannot be reversed and why), in the journal's order
@@ -101,6 +117,7 @@ def _group(plan: Plan, c: Change) -> None:
         key = (kind, int(f["id"]))
         if key in plan.created:  # made and deleted by the same run: nothing to do
             del plan.created[key]
+            plan.updated.pop(key, None)
             return
         plan.deleted[key] = c
     elif c.kind.endswith("_created"):
@@ -109,12 +126,10 @@ def _group(plan: Plan, c: Change) -> None:
             return
         plan.created[(kind, int(f["id"]))] = c
     elif c.kind.endswith("_updated"):
-        plan.note(
-            c,
-            f"{kind} {f.get('id')} updated ({', '.join(sorted(f.get('after') or {}))}): the"
-            " journal keeps its new values only, not those before: not restored (set them"
-            " back in Moodle)",
-        )
+        if f.get("id") is None:
+            plan.note(c, f"the updated {kind}'s id is not in the journal: not restored")
+        elif (kind, int(f["id"])) not in plan.created:  # one the run made stays as it is
+            _changed(plan.updated, (kind, int(f["id"])), c)
     else:  # grouping_group_assigned
         plan.note(
             c,
@@ -139,12 +154,10 @@ def _cohort(plan: Plan, c: Change) -> None:
     elif c.kind == "cohort_deleted":
         if plan.cohorts_created.pop(int(f["id"]), None) is None:
             plan.cohorts_deleted[int(f["id"])] = c
-    else:
-        plan.note(
-            c,
-            f"cohort {f.get('idnumber') or f.get('name')} updated: the journal keeps its new"
-            " values only: not restored",
-        )
+        else:
+            plan.cohorts_updated.pop(int(f["id"]), None)
+    elif int(f["id"]) not in plan.cohorts_created:  # cohort_updated
+        _changed(plan.cohorts_updated, int(f["id"]), c)
 
 
 def _user(plan: Plan, c: Change) -> None:

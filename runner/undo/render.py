@@ -3,7 +3,8 @@ their files are applied."""
 
 from __future__ import annotations
 
-from runner.undo.lines import Written, enrolments, groups, members
+from runner.undo.groups import groups
+from runner.undo.lines import Written, enrolments, members
 from runner.undo.people import cohorts, users
 from runner.undo.plan import Plan
 from runner.undo.site import Site

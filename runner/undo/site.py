@@ -29,9 +29,11 @@ class Site:
     instances: dict[int, tuple[int, str]] = field(default_factory=dict)
     #: context id: (contextlevel, instanceid)
     contexts: dict[int, tuple[int, int]] = field(default_factory=dict)
-    #: group id: (courseid, name); how many groups of a course have each name
+    #: group id: (courseid, name); how many groups of a course have each name; its
+    #: idnumber
     groups: dict[int, tuple[int, str]] = field(default_factory=dict)
     names: dict[tuple[int, str], int] = field(default_factory=dict)
+    group_idnumbers: dict[int, str] = field(default_factory=dict)
     groupings: dict[int, dict[str, Any]] = field(default_factory=dict)
     cohorts: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: (courseid, userid): their enrolments (enrolid, plugin, status, timestart, timeend)
@@ -40,6 +42,16 @@ class Site:
     )
     #: (contextid, userid): their roles (roleid, component, itemid)
     assigned: dict[tuple[int, int], set[tuple[int, str, int]]] = field(default_factory=dict)
+
+    def name_group(self, gid: int, course: int, name: str, idnumber: str) -> None:
+        """Group `gid` is `name` once the undo's groups file is applied (renamed back, or
+        made again under a new id that the journal's `gid` stands for)."""
+        old = self.groups.get(gid)
+        if old is not None:
+            self.names[old] -= 1
+        self.groups[gid] = (course, name)
+        self.names[(course, name)] = self.names.get((course, name), 0) + 1
+        self.group_idnumbers[gid] = idnumber
 
     def user(self, userid: int) -> str | None:
         row = self.users.get(userid)
@@ -57,9 +69,26 @@ def read_site(engine: Any, t: Any, want: dict[str, set[Any]]) -> Site:
             for chunk in _chunks(keys):
                 yield from conn.execute(select(*cols).where(column.in_(chunk))).mappings()
 
+        g = t.groups
+        columns = (g.c.id, g.c.courseid, g.c.name, g.c.idnumber)
+        by_id: dict[int, Any] = {
+            int(r["id"]): r
+            for table_rows in (
+                rows(g, g.c.courseid, want["group_courses"], *columns),
+                rows(g, g.c.id, want["group_ids"], *columns),
+            )
+            for r in table_rows
+        }
+        for gid, r in sorted(by_id.items()):
+            site.name_group(gid, int(r["courseid"]), str(r["name"]), str(r["idnumber"] or ""))
+        gg = t.groupings
         for r in rows(
-            t.course, t.course.c.id, want["courses"], t.course.c.id, t.course.c.shortname
+            gg, gg.c.id, want["groupings"], gg.c.id, gg.c.courseid, gg.c.name, gg.c.idnumber
         ):
+            site.groupings[int(r["id"])] = dict(r)
+        courses = {*want["courses"], *(c for c, _n in site.groups.values())}
+        courses.update(int(r["courseid"]) for r in site.groupings.values())
+        for r in rows(t.course, t.course.c.id, courses, t.course.c.id, t.course.c.shortname):
             site.courses[int(r["id"])] = str(r["shortname"])
         for r in rows(t.role, t.role.c.id, want["roles"], t.role.c.id, t.role.c.shortname):
             site.roles[int(r["id"])] = str(r["shortname"])
@@ -69,16 +98,8 @@ def read_site(engine: Any, t: Any, want: dict[str, set[Any]]) -> Site:
         x = t.context
         for r in rows(x, x.c.id, want["contexts"], x.c.id, x.c.contextlevel, x.c.instanceid):
             site.contexts[int(r["id"])] = (int(r["contextlevel"]), int(r["instanceid"]))
-        g = t.groups
-        for r in rows(g, g.c.courseid, want["group_courses"], g.c.id, g.c.courseid, g.c.name):
-            site.groups[int(r["id"])] = (int(r["courseid"]), str(r["name"]))
-            key = (int(r["courseid"]), str(r["name"]))
-            site.names[key] = site.names.get(key, 0) + 1
-        gg = t.groupings
-        for r in rows(gg, gg.c.id, want["groupings"], gg.c.id, gg.c.name, gg.c.idnumber):
-            site.groupings[int(r["id"])] = dict(r)
         ch = t.cohort
-        cols = (ch.c.id, ch.c.name, ch.c.idnumber, ch.c.contextid, ch.c.component)
+        cols = (ch.c.id, ch.c.name, ch.c.idnumber, ch.c.contextid, ch.c.component, ch.c.description)
         for r in rows(ch, ch.c.id, want["cohorts"], *cols):
             site.cohorts[int(r["id"])] = dict(r)
         u = t.user

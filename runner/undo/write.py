@@ -44,19 +44,30 @@ class UndoFile:
 def undo_files(written: Written) -> list[UndoFile]:
     """The written lines as files, in the order they are applied."""
     files: list[UndoFile] = []
-    for key, (command, options, columns) in SPECS.items():
-        lines = written.lines.get(key)
-        if not lines:
-            continue
-        if not columns:  # as many columns as the lines restore, the others as they are
-            seen: dict[str, None] = {}
-            for values, _origin in lines:
-                seen.update(dict.fromkeys(values))
-            columns = tuple(seen)
-        rows = [([values.get(c, "") for c in columns], origin) for values, origin in lines]
-        name = f"{len(files) + 1:02d}_{command}.csv"
-        files.append(UndoFile(name, command, options, columns, rows))
+    for spec, (command, common, columns) in SPECS.items():
+        for key in sorted(k for k in written.lines if k.partition(":")[0] == spec):
+            files.append(_file(len(files) + 1, command, common, columns, key, written.lines[key]))
     return files
+
+
+def _file(
+    number: int,
+    command: str,
+    common: dict[str, Any],
+    columns: tuple[str, ...],
+    key: str,
+    lines: list[tuple[dict[str, str], str]],
+) -> UndoFile:
+    options = dict(common)
+    if ":" in key:
+        options["membership_component"] = key.partition(":")[2]
+    if not columns:  # as many columns as the lines restore, the others as they are
+        seen: dict[str, None] = {}
+        for values, _origin in lines:
+            seen.update(dict.fromkeys(values))
+        columns = tuple(seen)
+    rows = [([values.get(c, "") for c in columns], origin) for values, origin in lines]
+    return UndoFile(f"{number:02d}_{command}.csv", command, options, columns, rows)
 
 
 def notes_text(run_id: str, notes: Sequence[tuple[str, str]]) -> str:
