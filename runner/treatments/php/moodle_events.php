@@ -230,7 +230,9 @@ function make_event(replay $r, object $line): ?\core\event\base {
         case 'group_deleted':
         case 'grouping_deleted':
             $table = $kind === 'group_deleted' ? 'groups' : 'groupings';
-            $row = (object)array_diff_key((array)$line, array_flip(['seq', 'kind', 'file', 'line', 'part']));
+            // the row as the journal kept it: the table's columns (not the enrolment
+            // key, which the journal never holds)
+            $row = (object)array_intersect_key((array)$line, $DB->get_columns($table));
             $class = "\\core\\event\\$kind";
             $event = $class::create(['context' => course_context($line), 'objectid' => $line->id]);
             $event->add_record_snapshot($table, $row);

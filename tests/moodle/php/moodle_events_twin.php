@@ -7,6 +7,10 @@
 //       G1; S002 student; S002's role shifted to editingteacher; S009 unenrolled
 //   php moodle_events_twin.php people                   lab1 created, suspended, lab2 created
 //       and deleted, lab1 added to cohort LABC
+//   php moodle_events_twin.php grouping COURSE GROUP NAME  a grouping NAME in COURSE holding
+//                                                       its group GROUP
+//   php moodle_events_twin.php ungroup COURSE GROUP NAME   the group deleted, then the
+//       grouping (groups_delete_group, groups_delete_grouping)
 require(__DIR__ . '/lib.php');
 require_once($CFG->dirroot . '/user/lib.php');
 require_once($CFG->dirroot . '/cohort/lib.php');
@@ -42,5 +46,16 @@ if ($op === 'meta') {
     user_update_user((object)['id' => $one, 'suspended' => 1], false);
     delete_user($DB->get_record('user', ['id' => $two]));
     cohort_add_member($DB->get_field('cohort', 'id', ['idnumber' => 'LABC'], MUST_EXIST), $one);
+} else if ($op === 'grouping' || $op === 'ungroup') {
+    require_once($CFG->dirroot . '/group/lib.php');
+    $course = $DB->get_record('course', ['shortname' => $argv[2]], '*', MUST_EXIST);
+    $group = $DB->get_record('groups', ['courseid' => $course->id, 'name' => $argv[3]], '*', MUST_EXIST);
+    if ($op === 'grouping') {
+        $id = groups_create_grouping((object)['courseid' => $course->id, 'name' => $argv[4]]);
+        groups_assign_grouping($id, $group->id);
+    } else {
+        groups_delete_group($group);
+        groups_delete_grouping($DB->get_record('groupings', ['courseid' => $course->id, 'name' => $argv[4]], '*', MUST_EXIST));
+    }
 }
 echo json_encode(['done' => $op]), "\n";
