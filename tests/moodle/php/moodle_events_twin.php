@@ -5,8 +5,8 @@
 //                                                       linked to COURSE (plugin enabled)
 //   php moodle_events_twin.php enrolments               S001 in MATH101 as student with group
 //       G1; S002 student; S002's role shifted to editingteacher; S009 unenrolled
-//   php moodle_events_twin.php people                   lab1 created, suspended, lab2 created
-//       and deleted, lab1 added to cohort LABC
+//   php moodle_events_twin.php people                   lab1 created, suspended with a new
+//       password, lab2 created and deleted (both with a password), lab1 added to cohort LABC
 //   php moodle_events_twin.php grouping COURSE GROUP NAME  a grouping NAME in COURSE holding
 //                                                       its group GROUP
 //   php moodle_events_twin.php ungroup COURSE GROUP NAME   the group deleted, then the
@@ -43,7 +43,7 @@ if ($op === 'meta') {
         'firstname' => 'Lab', 'country' => 'FR', 'city' => 'Lyon', 'password' => 'Lab-pass-123!'];
     $one = user_create_user((object)($base + ['username' => 'lab1', 'idnumber' => 'L001', 'lastname' => 'One', 'email' => 'lab1@example.com']));
     $two = user_create_user((object)($base + ['username' => 'lab2', 'idnumber' => 'L002', 'lastname' => 'Two', 'email' => 'lab2@example.com']));
-    user_update_user((object)['id' => $one, 'suspended' => 1], false);
+    user_update_user((object)['id' => $one, 'suspended' => 1, 'password' => 'Lab-pass-456!']);
     delete_user($DB->get_record('user', ['id' => $two]));
     cohort_add_member($DB->get_field('cohort', 'id', ['idnumber' => 'LABC'], MUST_EXIST), $one);
 } else if ($op === 'grouping' || $op === 'ungroup') {
