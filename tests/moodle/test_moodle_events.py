@@ -207,6 +207,74 @@ def test_a_group_deletion_is_logged_as_moodle_logs_it(
     }
 
 
+UPDATES = {
+    "enrols.csv": "cmd;cid;uid;rolename;enrol;starttime;endtime\n"
+    "disable;C101;S009;student;manual;;\n"
+    "add;C102;S010;student;manual;1893456000;1909008000\n",
+    "groups.csv": "type;courseid;name;idnumber;updateid\n"
+    "group;C102;New group;C102-NEW;\n"
+    "grouping;C102;New set;C102-SET;\n"
+    "group;C102;Renamed;C102-SPARE2;C102-SPARE\n",
+    "cohorts.csv": "cmd;cidnumber;cname;cdescription;ccatcontext\n"
+    "add;LABN;New cohort;;\n"
+    "add;LABO;Renamed cohort;New description;1\n"
+    "del;LABX;;;\n",
+}
+
+
+def test_updates_groups_and_cohorts_are_logged_as_moodle_logs_them(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """An enrolment suspended (disable) and one given dates, a group and a grouping
+    created, a group renamed (updateid), a cohort created, one renamed with a
+    description and moved into the first category, one with a member deleted: after
+    postsync and moodle_events, the log rows (the fields above) equal those Moodle's
+    update_user_enrol, groups_create_group, groups_create_grouping,
+    groups_update_group, cohort_add_cohort, cohort_update_cohort and
+    cohort_delete_cohort write on a twin (no cohort_member_removed for the deleted
+    cohort's member, as Moodle), the cohort_deleted row's objectid the deleted id."""
+    for each in (site, lab_twin):
+        each.php("moodle_events_twin.php", "cohorts")
+    gone = _ids(site.url, "SELECT idnumber, id FROM mdl_cohort WHERE idnumber = 'LABX'")
+    since = int(site.php("event_rows.php", "max")["max"] or 0)
+    twin_since = int(lab_twin.php("event_rows.php", "max")["max"] or 0)
+    steps = (
+        "  - command: enrolments\n    file: enrols.csv\n"
+        "  - command: groups\n    file: groups.csv\n"
+        "  - command: cohorts\n    file: cohorts.csv\n"
+    )
+    book = playbook(site, tmp_path, UPDATES, steps, events_step(site))
+    done = postsync_process("run", book)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lab_twin.php("moodle_events_twin.php", "updates")
+    ours = site.php("event_rows.php", str(since))
+    theirs = lab_twin.php("event_rows.php", str(twin_since))
+    extra = Counter(map(key, ours)) - Counter(map(key, theirs))
+    missing = Counter(map(key, theirs)) - Counter(map(key, ours))
+    assert not extra and not missing, (
+        f"{len(ours)} rows, {len(theirs)} on the twin\nonly ours:\n"
+        + "\n".join(extra)
+        + "\nonly Moodle's:\n"
+        + "\n".join(missing)
+    )
+    names = Counter(row["eventname"].rsplit("\\", 1)[-1] for row in ours)
+    assert names == {
+        "user_enrolment_updated": 2,
+        "group_created": 1,
+        "grouping_created": 1,
+        "group_updated": 1,
+        "cohort_created": 1,
+        "cohort_updated": 1,
+        "cohort_deleted": 1,
+    }, names
+    logged = _ids(
+        site.url,
+        "SELECT eventname, objectid FROM mdl_logstore_standard_log"
+        f" WHERE id > {since} AND target = 'cohort' AND action = 'deleted'",
+    )
+    assert logged == {"\\core\\event\\cohort_deleted": gone["LABX"]}
+
+
 def _ids(url: str, query: str) -> dict[str, int]:
     engine = create_engine(url)
     try:
