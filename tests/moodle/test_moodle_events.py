@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import MAIN, ROOT, postsync_process
@@ -52,8 +52,15 @@ def prepare(site: Site) -> int:
     return int(site.php("event_rows.php", "max")["max"] or 0)
 
 
+#: a deleted user's username: its e-mail and the time of the deletion (delete_user)
+DELETED = re.compile(r"^(.+@.+)\.\d{9,}$")
+
+
 def key(row: dict[str, Any]) -> str:
-    return json.dumps(row, sort_keys=True)
+    """A log row as compared: a deleted user's username without its deletion's time
+    (the twin deletes a second later or sooner)."""
+    plain = {k: DELETED.sub(r"\1.TIME", v) if isinstance(v, str) else v for k, v in row.items()}
+    return json.dumps(plain, sort_keys=True)
 
 
 FILES = {
@@ -85,7 +92,11 @@ def test_the_events_step_logs_what_moodles_api_logs(
     them on a twin (eventname, component, action, target, objecttable, objectid, crud,
     edulevel, context, userid, relateduserid, courseid, other; ids mapped by natural
     key, ids and times aside), those of the observers included: the meta course
-    CHEM103 gets S001's enrolment (enrol_meta) and PHYS102 lab1's (enrol_cohort)."""
+    CHEM103 gets S001's enrolment (enrol_meta) and PHYS102 lab1's (enrol_cohort).
+    Left out: enrol_meta's role rows in CHEM103 (its observer runs once the run is
+    over and sees the roles as the run left them: the course's enrolments, roles and
+    groups are compared instead, and equal the twin's), and the modifierid,
+    timecreated and timemodified of a deleted enrolment's `other` (not journaled)."""
     since, twin_since = prepare(site), prepare(lab_twin)
     book = playbook(site, tmp_path, FILES, STEPS, events_step(site))
     preview = postsync_process("run", book, "--check")
@@ -115,9 +126,11 @@ def test_the_events_step_logs_what_moodles_api_logs(
     # Moodle's order for a user: the password set, then user_created (user_updated)
     lab1 = ["user_password_updated", "user_created", "user_password_updated", "user_updated"]
     assert user_events(ours, "lab1") == user_events(theirs, "lab1") == lab1
-    reasons = sorted({why for why in known if why})
-    if reasons:
-        pytest.xfail(f"{len(mine)} rows equal Moodle's; left aside: " + "; ".join(reasons))
+    # enrol_meta's role rows in the meta course are left out of the comparison: its
+    # observer runs once the run is over and sees the roles as the run left them, not
+    # each state in between (a role shifted twice is one change for it); what it leaves
+    # in the course is what Moodle's API leaves
+    assert state["CHEM103"] == lab_twin.php("state.php")["CHEM103"]
 
 
 def user_events(rows: list[dict[str, Any]], username: str) -> list[str]:
@@ -132,8 +145,6 @@ def user_events(rows: list[dict[str, Any]], username: str) -> list[str]:
 def known_difference(row: dict[str, Any]) -> str | None:
     """Why a log row of the twin's (or a part of it) is not expected of the replay."""
     name = row["eventname"].rsplit("\\", 1)[-1]
-    if "lab2" in str(row["contextinstance"]) and row["contextlevel"] == 30:
-        return "lab2, created and deleted in the same run (its context is gone: not replayed)"
     if row["courseid"] == "CHEM103" and name.startswith("role_"):
         return (
             "enrol_meta's role rows in CHEM103 (its observer sees the roles as the run"

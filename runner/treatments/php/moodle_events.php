@@ -148,6 +148,13 @@ function user_id(object $line): int {
     }
     $id = $DB->get_field('user', 'id', ['username' => $line->user->username, 'mnethostid' => $line->user->mnethostid]);
     if (!$id) {
+        // deleted since: delete_user (and postsync) rewrote its username and set its
+        // e-mail to the md5 of the username it had
+        $ids = $DB->get_fieldset_select('user', 'id', 'deleted = 1 AND mnethostid = ? AND email = ?',
+            [$line->user->mnethostid, md5($line->user->username)]);
+        $id = count($ids) === 1 ? (int)reset($ids) : 0;
+    }
+    if (!$id) {
         throw new replay_skipped('no id, and no user ' . json_encode($line->user->username) . ' any more');
     }
     return (int)$id;
@@ -308,7 +315,9 @@ function make_event(replay $r, object $line): \core\event\base|array|null {
             $u = $line->user;
             $event = \core\event\user_deleted::create(['objectid' => $id, 'relateduserid' => $id,
                 'context' => $context, 'other' => ['username' => $u->username, 'email' => $u->email,
-                    'idnumber' => $u->idnumber, 'picture' => $u->picture, 'mnethostid' => $u->mnethostid]]);
+                    // as delete_user gives them: the row's values, read as strings
+                    'idnumber' => $u->idnumber, 'picture' => (string)$u->picture,
+                    'mnethostid' => (string)$u->mnethostid]]);
             $event->add_record_snapshot('user', (object)(['id' => $id] + (array)$u));
             return $event;
         case 'course_left':
