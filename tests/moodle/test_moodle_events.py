@@ -115,14 +115,7 @@ def test_the_events_step_logs_what_moodles_api_logs(
     known = [known_difference(row) for row in theirs]
     expected = [row for row, why in zip(theirs, known, strict=True) if why is None]
     mine = [row for row in ours if known_difference(row) is None]
-    extra = Counter(map(key, mine)) - Counter(map(key, expected))
-    missing = Counter(map(key, expected)) - Counter(map(key, mine))
-    assert not extra and not missing, (
-        f"{len(ours)} rows, {len(theirs)} on the twin\nonly ours:\n"
-        + "\n".join(extra)
-        + "\nonly Moodle's:\n"
-        + "\n".join(missing)
-    )
+    same_rows(mine, expected)
     # Moodle's order for a user: the password set, then user_created (user_updated)
     lab1 = ["user_password_updated", "user_created", "user_password_updated", "user_updated"]
     assert user_events(ours, "lab1") == user_events(theirs, "lab1") == lab1
@@ -131,6 +124,18 @@ def test_the_events_step_logs_what_moodles_api_logs(
     # each state in between (a role shifted twice is one change for it); what it leaves
     # in the course is what Moodle's API leaves
     assert state["CHEM103"] == lab_twin.php("state.php")["CHEM103"]
+
+
+def same_rows(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
+    """The two sites' log rows are the same, as many of each (in any order)."""
+    extra = Counter(map(key, ours)) - Counter(map(key, theirs))
+    missing = Counter(map(key, theirs)) - Counter(map(key, ours))
+    assert not extra and not missing, (
+        f"{len(ours)} rows, {len(theirs)} on the twin\nonly ours:\n"
+        + "\n".join(extra)
+        + "\nonly Moodle's:\n"
+        + "\n".join(missing)
+    )
 
 
 def user_events(rows: list[dict[str, Any]], username: str) -> list[str]:
@@ -260,14 +265,7 @@ def test_updates_groups_and_cohorts_are_logged_as_moodle_logs_them(
     lab_twin.php("moodle_events_twin.php", "updates")
     ours = site.php("event_rows.php", str(since))
     theirs = lab_twin.php("event_rows.php", str(twin_since))
-    extra = Counter(map(key, ours)) - Counter(map(key, theirs))
-    missing = Counter(map(key, theirs)) - Counter(map(key, ours))
-    assert not extra and not missing, (
-        f"{len(ours)} rows, {len(theirs)} on the twin\nonly ours:\n"
-        + "\n".join(extra)
-        + "\nonly Moodle's:\n"
-        + "\n".join(missing)
-    )
+    same_rows(ours, theirs)
     names = Counter(row["eventname"].rsplit("\\", 1)[-1] for row in ours)
     assert names == {
         "user_enrolment_updated": 2,
