@@ -60,9 +60,11 @@ class MoodleEvents:
     (\\core\\event\\user_enrolment_created, role_assigned, group_member_added,
     cohort_member_added, user_deleted...) with what Moodle's own API gives it: the
     context, objectid, relateduserid, courseid, `other` and record snapshots, as the
-    acting user. A row the journal names without its id (made by a set-based insert)
-    is found by its natural key; a row gone since is told from what the journal holds,
-    and the step's detail says so. A last unenrolment's other deletions
+    acting user; a user created with a password, or whose password the line changed,
+    gets \\core\\event\\user_password_updated first, as Moodle's user_create_user and
+    user_update_user trigger it. A row the journal names without its id (made by a
+    set-based insert) is found by its natural key; a row gone since is told from what
+    the journal holds, and the step's detail says so. A last unenrolment's other deletions
     (course_left) trigger no event, as in Moodle. It is skipped when the journal holds
     nothing left to replay. The preview counts the events per name and runs nothing.
     `postsync post RECORD` replays a saved run's journal: a playbook holding only this

@@ -50,6 +50,38 @@ EVENTS: dict[str, str | None] = {
 }
 
 
+#: the event Moodle triggers before a user's user_created or user_updated when the line
+#: gave a password (update_internal_user_password, called by user_create_user and
+#: user_update_user through the auth plugin)
+PASSWORD_EVENT = "user_password_updated"
+
+
+def events_of(line: dict[str, Any]) -> tuple[str, ...]:
+    """The events one journal line is replayed as, in Moodle's order."""
+    event = EVENTS[line["kind"]]
+    if event is None:
+        return ()
+    if _password_set(line):
+        return (PASSWORD_EVENT, event)
+    return (event,)
+
+
+def _password_set(line: dict[str, Any]) -> bool:
+    """A user created with a password, or whose password changed to one the line gave
+    (not the 'not cached' of a change to an auth keeping no password in Moodle: no
+    password was given, Moodle triggers nothing)."""
+    if line["kind"] == "user_created":
+        return line.get("password_set") is True
+    if line["kind"] == "user_updated" and line.get("password_changed") is True:
+        # here only: the users step's modules bring SQLAlchemy, which the CLI's start
+        # does without
+        from runner.sync.users.fields import LOCAL_PASSWORDS
+
+        after, user = line.get("after") or {}, line.get("user") or {}
+        return after.get("auth", user.get("auth")) in LOCAL_PASSWORDS
+    return False
+
+
 @dataclass
 class Tally:
     """What the replay has to do: the events to trigger by name, the journal lines
@@ -158,23 +190,25 @@ def tally(parts: list[tuple[Path, str]], done: dict[str, int]) -> Tally:
             if line["seq"] <= last:
                 out.done += 1
                 continue
-            event = EVENTS[line["kind"]]
-            if event is None:
+            events = events_of(line)
+            if not events:
                 out.silent += 1
-            else:
-                out.events[event] += 1
+            out.events.update(events)
     return out
 
 
 def write_feed(parts: list[tuple[Path, str]], done: dict[str, int], feed: IO[str]) -> int:
-    """The lines still to replay, each with its part's name (`part`), one JSON object a
-    line, to `feed`: how many. Every line is checked before the script gets any."""
+    """The lines still to replay, each with its part's name (`part`) and, where Moodle
+    triggers user_password_updated first, `password_updated`, one JSON object a line,
+    to `feed`: how many. Every line is checked before the script gets any."""
     count = 0
     for path, shown in parts:
         last = done.get(path.name, 0)
         for line in read_part(path, shown):
             if line["seq"] > last:
                 line["part"] = path.name
+                if _password_set(line):
+                    line["password_updated"] = True
                 feed.write(json.dumps(line, separators=(",", ":")) + "\n")
                 count += 1
     return count

@@ -15,6 +15,7 @@ import pytest
 from runner.core.errors import StepError
 from runner.db.tables import moodle_tables
 from runner.treatments.events_journal import (
+    events_of,
     journal_parts,
     read_progress,
     said_progress,
@@ -66,6 +67,50 @@ def test_the_feed_holds_the_lines_left_with_their_part(tmp_path: Path) -> None:
         assert write_feed([(first, "x")], {first.name: 3}, feed) == 1
     (line,) = [json.loads(t) for t in out.read_text().splitlines()]
     assert line["seq"] == 4 and line["part"] == first.name
+
+
+USERS = [
+    {"seq": 1, "kind": "user_created", "user": {"auth": "manual"}, "password_set": True},
+    {"seq": 2, "kind": "user_created", "user": {"auth": "manual"}, "password_set": False},
+    {"seq": 3, "kind": "user_updated", "user": {"auth": "manual"}, "after": {"suspended": 1},
+     "password_changed": True},
+    # a change to an auth keeping no password: 'not cached' written, no password given
+    {"seq": 4, "kind": "user_updated", "user": {"auth": "manual"}, "after": {"auth": "ldap"},
+     "password_changed": True},
+    {"seq": 5, "kind": "user_updated", "user": {"auth": "ldap"}, "after": {"auth": "manual"},
+     "password_changed": True},
+]  # fmt: skip
+
+
+def test_a_password_the_line_gave_is_replayed_before_the_users_event(tmp_path: Path) -> None:
+    """user_password_updated, as Moodle's user_create_user and user_update_user trigger
+    it before their own event: for a new user with a password and a password changed
+    to one the line gave, not for an auth change that leaves none in Moodle."""
+    users = part(tmp_path, "001_users.csv.journal", USERS)
+    assert [events_of(line) for line in USERS] == [
+        ("user_password_updated", "user_created"),
+        ("user_created",),
+        ("user_password_updated", "user_updated"),
+        ("user_updated",),
+        ("user_password_updated", "user_updated"),
+    ]
+    counted = tally([(users, "x")], {})
+    assert dict(counted.events) == {
+        "user_created": 2,
+        "user_updated": 3,
+        "user_password_updated": 3,
+    }
+    out = tmp_path / "feed"
+    with open(out, "w") as feed:
+        write_feed([(users, "x")], {}, feed)
+    fed = [json.loads(t) for t in out.read_text().splitlines()]
+    assert [line.get("password_updated", False) for line in fed] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ COLUMNS = (
     "lang",
     "country",
     "timezone",
+    "picture",  # told to the journal (user_deleted), never written from a file
     *TEXT,
     *FLAGS,
 )
@@ -258,6 +259,7 @@ class UserState(UserWrites):
         base = filled(self.t.user, **self.defaults())
         for name in (*TEXT, *FLAGS, "password", "deleted"):
             base.setdefault(name, 0 if name in FLAGS or name == "deleted" else None)
+        base.setdefault("picture", 0)  # the column's default, told as such to the journal
         base.update(values)
         # every new row has the same columns, in the same order (one INSERT a batch)
         row = UserRow(uid, dict(sorted(base.items())), new=True)

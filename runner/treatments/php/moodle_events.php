@@ -148,6 +148,13 @@ function user_id(object $line): int {
     }
     $id = $DB->get_field('user', 'id', ['username' => $line->user->username, 'mnethostid' => $line->user->mnethostid]);
     if (!$id) {
+        // deleted since: delete_user (and postsync) rewrote its username and set its
+        // e-mail to the md5 of the username it had
+        $ids = $DB->get_fieldset_select('user', 'id', 'deleted = 1 AND mnethostid = ? AND email = ?',
+            [$line->user->mnethostid, md5($line->user->username)]);
+        $id = count($ids) === 1 ? (int)reset($ids) : 0;
+    }
+    if (!$id) {
         throw new replay_skipped('no id, and no user ' . json_encode($line->user->username) . ' any more');
     }
     return (int)$id;
@@ -162,8 +169,9 @@ function cohort_row(replay $r, string $event, object $line, int $cohortid): obje
     return $cohort;
 }
 
-/** The event of one journal line, made as Moodle's own API makes it (null: none). */
-function make_event(replay $r, object $line): ?\core\event\base {
+/** The event of one journal line, made as Moodle's own API makes it (null: none; a
+ * list: several, in Moodle's order). */
+function make_event(replay $r, object $line): \core\event\base|array|null {
     global $DB;
     $kind = $line->kind;
     switch ($kind) {
@@ -287,7 +295,14 @@ function make_event(replay $r, object $line): ?\core\event\base {
                 throw new replay_skipped("user $id has no context any more (deleted since)");
             }
             $class = "\\core\\event\\$kind";
-            return $class::create_from_userid($id);
+            $event = $class::create_from_userid($id);
+            if (empty($line->password_updated)) {
+                return $event;
+            }
+            // the line gave a password: Moodle's user_create_user and user_update_user
+            // set it (update_internal_user_password) before their own event
+            $user = $DB->get_record('user', ['id' => $id], '*', MUST_EXIST);
+            return [\core\event\user_password_updated::create_from_user($user), $event];
         case 'user_deleted':
             $id = user_id($line);
             $context = context_user::instance($id, IGNORE_MISSING);
@@ -300,7 +315,9 @@ function make_event(replay $r, object $line): ?\core\event\base {
             $u = $line->user;
             $event = \core\event\user_deleted::create(['objectid' => $id, 'relateduserid' => $id,
                 'context' => $context, 'other' => ['username' => $u->username, 'email' => $u->email,
-                    'idnumber' => $u->idnumber, 'picture' => $u->picture, 'mnethostid' => $u->mnethostid]]);
+                    // as delete_user gives them: the row's values, read as strings
+                    'idnumber' => $u->idnumber, 'picture' => (string)$u->picture,
+                    'mnethostid' => (string)$u->mnethostid]]);
             $event->add_record_snapshot('user', (object)(['id' => $id] + (array)$u));
             return $event;
         case 'course_left':
@@ -323,20 +340,23 @@ function replay_batch(replay $r, array $batch): void {
     $transaction = $DB->start_delegated_transaction();
     foreach ($batch as $line) {
         try {
-            $event = make_event($r, $line);
+            $made = make_event($r, $line);
         } catch (replay_skipped | coding_exception $e) {
-            $event = null;
-            $r->skipped[$line->kind] = ($r->skipped[$line->kind] ?? 0) + 1;
+            $made = null;
+            foreach (empty($line->password_updated) ? [$line->kind] : ['user_password_updated', $line->kind] as $name) {
+                $r->skipped[$name] = ($r->skipped[$name] ?? 0) + 1;
+            }
             if (array_sum($r->skipped) <= 20) {
                 echo "note {$line->kind} {$line->part}:{$line->seq} ($line->file line $line->line): not replayed: ",
                     str_replace("\n", ' ', $e->getMessage()), "\n";
             }
         }
-        if ($event !== null) {
+        foreach (is_array($made) ? $made : array_filter([$made]) as $event) {
             $event->trigger();
             $name = substr(strrchr(get_class($event), '\\'), 1);
             $r->events[$name] = ($r->events[$name] ?? 0) + 1;
-        } else if ($line->kind === 'course_left') {
+        }
+        if ($made === null && $line->kind === 'course_left') {
             $r->silent++;
         }
         $r->progress[$line->part] = $line->seq;
