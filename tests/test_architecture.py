@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "sync": {"core", "storage", "db", "playbook", "record", "step"},
     "treatments": {"core", "storage", "db", "playbook", "record", "step"},
     "engine": {"core", "storage", "db", "playbook", "record", "step", "sync", "treatments"},
+    # `postsync undo`: a run's journal as control files of the sync commands' formats
+    "undo": {"core", "storage", "db", "playbook", "record", "step", "sync", "engine"},
     "cli": {
         "core",
         "storage",
@@ -35,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "record",
         "step",
         "engine",
+        "undo",
         # `schema`, `db init` and the demo
         "sync",
         "treatments",

@@ -89,3 +89,11 @@ def test_published_record_schema_is_up_to_date(cli: CLI) -> None:
         (ROOT / "schemas" / "record.schema.json").read_text()
     )
     Draft202012Validator.check_schema(json.loads(result.out))
+
+
+def test_published_journal_schema_is_up_to_date(cli: CLI) -> None:
+    result = cli("schema", "journal")
+    assert json.loads(result.out) == json.loads(
+        (ROOT / "schemas" / "journal.schema.json").read_text()
+    ), "regenerate it: postsync schema journal > schemas/journal.schema.json"
+    Draft202012Validator.check_schema(json.loads(result.out))

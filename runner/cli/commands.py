@@ -260,9 +260,11 @@ def cmd_list_tasks(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from runner.cli.output_schema import output_schema
     from runner.playbook.schema import playbook_schema
+    from runner.record.journal import journal_schema
     from runner.record.schema import record_schema
 
-    schema = {"record": record_schema, "output": output_schema}.get(args.which, playbook_schema)()
+    schemas = {"record": record_schema, "output": output_schema, "journal": journal_schema}
+    schema = schemas.get(args.which, playbook_schema)()
     print(json.dumps(schema, indent=2))
     return int(Exit.OK)
 
@@ -322,6 +324,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return build_demo(args.dir)
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    from runner.cli.undo import cmd_undo as undo
+
+    return undo(args)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from runner.cli.status import cmd_status as status
 
@@ -339,4 +347,5 @@ COMMANDS = {
     "db": cmd_db,
     "demo": cmd_demo,
     "status": cmd_status,
+    "undo": cmd_undo,
 }

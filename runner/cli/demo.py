@@ -219,6 +219,7 @@ def build_demo(directory: Path) -> int:
     )
     record = result.record
     retried = f"area/.postsync/runs/{record.name}" if record is not None else "RECORD"
+    journal = f"{record.with_suffix('')}/*.journal" if record is not None else "(no journal)"
     print(f"""
 Built and ran in {elapsed:.1f}s (exit code {code}: a few lines fail on purpose). Where to look:
   {playbook_path}    the playbook
@@ -227,11 +228,15 @@ Built and ran in {elapsed:.1f}s (exit code {code}: a few lines fail on purpose).
 {retries}
   {record or "(no record)"}
                      the run record (failed lines, processed courses)
+  {journal}
+                     the run's change journal: every row it changed, a part per file
 Try next:
   cd {directory}
   {me} run nightly.yml                      # again: nothing left to do
   {me} retry {retried} --check
                      # the failed lines again: what a retry does once the site is fixed
+  {me} undo {retried} --check
+                     # the control files that would reverse this run, from its journal
   cp area/archives/*_enrols.csv area/enrols.csv
   touch -d '2 minutes ago' area/enrols.csv  # a file is read once settled (settle_seconds)
   {me} run nightly.yml --check --diff       # preview a feed: nothing is changed""")

@@ -53,6 +53,29 @@ by an earlier retry of the same run (or of a retry of it) is not applied again: 
 the same record, or the retry's record, as often as needed. Exit codes as for `run`."""
 
 
+UNDO_EXAMPLES = """\
+examples:
+  postsync undo /srv/feed/.postsync/runs/20261204T023000-3fa9c1.json --check
+  postsync undo /srv/feed/.postsync/runs/20261204T023000-3fa9c1.json
+  postsync run /srv/feed/.postsync/undo/20261204T023000-3fa9c1/undo.yml --check
+  postsync run /srv/feed/.postsync/undo/20261204T023000-3fa9c1/undo.yml
+  postsync undo RECORD --into /root/undo-3fa9c1 --playbook nightly.yml
+
+Reads the run's change journal and writes, into AREA/.postsync/undo/RUN_ID (or DIR),
+control files in the sync commands' formats that reverse it, newest change first:
+groups and groupings the group cleanup deleted made again, group memberships removed
+or added back, enrolments and roles as they were (status and dates included), cohort
+members given back or removed, cohorts the run made deleted, users the run created
+suspended (not deleted), users' updated columns restored (never a password); and
+undo.yml, a playbook applying them in order to the run's database. What cannot be
+reversed (a deleted user, a group the run created, what the journal does not keep)
+is a note on the line that made it, printed and in NOTES.txt. The names the files
+use (course shortname, username, group name, cohort idnumber) are read from the
+database now. --check prints the same and writes nothing. Never overwrites a file.
+Exit codes: 0 all reversed, 2 some changes noted as not reversed, 3 the files cannot
+be written, 4 the record or its journal is invalid (file, line)."""
+
+
 VALIDATE_EXAMPLES = """\
 examples:
   postsync validate playbooks/nightly.yml
@@ -72,7 +95,8 @@ SCHEMA_EXAMPLES = """\
 examples:
   postsync schema > playbook.schema.json
   postsync schema record
-  postsync schema output    # --output json documents and --output jsonl events"""
+  postsync schema output    # --output json documents and --output jsonl events
+  postsync schema journal   # a line of a run's change journal (RUN_ID/NNN_NAME.journal)"""
 
 
 DB_EXAMPLES = f"""\

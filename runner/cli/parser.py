@@ -18,6 +18,7 @@ from runner.cli.examples import (
     SCHEMA_EXAMPLES,
     SHOW_EXAMPLES,
     STATUS_EXAMPLES,
+    UNDO_EXAMPLES,
     VALIDATE_EXAMPLES,
 )
 from runner.core.errors import UsageError
@@ -228,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(retry)
     _add_failed_view(retry)
 
+    undo = _record_command(
+        sub,
+        "undo",
+        "write control files that reverse a saved run, from its change journal",
+        "Write control files that reverse a saved run (from its change journal), and a"
+        " playbook applying them: preview them with `postsync run DIR/undo.yml --check`.",
+        UNDO_EXAMPLES,
+    )
+    undo.add_argument(
+        "--check", action="store_true", help="print what would be written, write nothing"
+    )
+    undo.add_argument(
+        "--into",
+        type=Path,
+        metavar="DIR",
+        help="write the files there (default: AREA/.postsync/undo/RUN_ID)",
+    )
+
     validate = sub.add_parser(
         "validate",
         help="check playbooks without running them",
@@ -257,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a JSON Schema.",
     )
     schema.add_argument(
-        "which", nargs="?", choices=("playbook", "record", "output"), default="playbook"
+        "which", nargs="?", choices=("playbook", "record", "output", "journal"), default="playbook"
     )
 
     db = sub.add_parser(

@@ -174,6 +174,33 @@ def _params(properties: Mapping[str, Any], *required: str) -> dict[str, Any]:
     return schema
 
 
+#: the parameters of the steps running a PHP script from a Moodle site
+_MOODLE_CLI: Mapping[str, Any] = {
+    "moodle_dir": {
+        **_DEST,
+        "description": "The Moodle site's directory: the one holding config.php"
+        " and admin/cli/purge_caches.php (the dirroot up to Moodle 5.0, the"
+        " directory above public/ from 5.1), or Moodle 5.1's dirroot (public/).",
+    },
+    "php": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+        "default": ["php"],
+        "description": "The PHP interpreter, and its options.",
+    },
+    "run_as": {**_DEST, "description": "The user to run the script as."},
+    "timeout_seconds": {**templated_integer(1), "default": 600},
+    "environment": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "default": {},
+        "description": "Variables set for the script (never printed).",
+    },
+}
+
+
 def _writes(default_dest: str, *, in_retry: bool = True, **options: Mapping[str, Any]) -> Kind:
     """A per-file treatment writing one file per control file: `dest`, its own options,
     `on_conflict`."""
@@ -217,19 +244,7 @@ TREATMENTS: dict[str, Kind] = {
     "purge_moodle_caches": Kind(
         _params(
             {
-                "moodle_dir": {
-                    **_DEST,
-                    "description": "The Moodle site's directory: the one holding config.php"
-                    " and admin/cli/purge_caches.php (the dirroot up to Moodle 5.0, the"
-                    " directory above public/ from 5.1), or Moodle 5.1's dirroot (public/).",
-                },
-                "php": {
-                    "type": "array",
-                    "items": {"type": "string", "minLength": 1},
-                    "minItems": 1,
-                    "default": ["php"],
-                    "description": "The PHP interpreter, and its options.",
-                },
+                **_MOODLE_CLI,
                 "caches": {
                     "type": "array",
                     "items": {"enum": ["muc", "theme", "lang", "js", "filter", "other"]},
@@ -238,14 +253,26 @@ TREATMENTS: dict[str, Kind] = {
                     "default": ["muc"],
                     "description": "What to purge: purge_caches.php's own options.",
                 },
-                "run_as": {**_DEST, "description": "The user to run the script as."},
-                "timeout_seconds": {**templated_integer(1), "default": 600},
-                "environment": {
-                    "type": "object",
-                    "additionalProperties": {"type": "string"},
-                    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-                    "default": {},
-                    "description": "Variables set for the script (never printed).",
+            },
+            "moodle_dir",
+        )
+    ),
+    "moodle_events": Kind(
+        _params(
+            {
+                **_MOODLE_CLI,
+                "userid": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "string", "minLength": 1},
+                    ],
+                    "description": "The acting user of the events: an id or a username"
+                    " (default: the site's main administrator).",
+                },
+                "batch_size": {
+                    **templated_integer(1),
+                    "default": 500,
+                    "description": "Journal lines replayed per transaction.",
                 },
             },
             "moodle_dir",

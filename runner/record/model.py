@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.text import plural
+from runner.record.journal import Span
 from runner.storage.paths import FileState
 
 
@@ -97,6 +98,12 @@ class FileOutcome:
     #: the ledger's: runner.step.ledger)
     archive: str | None = None
     retry_file: str | None = None
+    #: its lines of the run's change journal (runner.record.journal), when it changed rows
+    journal: Span | None = None
+    #: why its journal lines could not be written (its changes are committed)
+    journal_error: str | None = None
+    #: --diff: its journal lines, the first few (this run only, not in the record)
+    journal_text: str | None = field(default=None, compare=False, repr=False)
     #: the control file as the sync read it whole (this run only, not in the record):
     #: archive and delete act on it only while it is unchanged
     state: FileState | None = field(default=None, compare=False, repr=False)
@@ -159,6 +166,8 @@ class FileOutcome:
             feed_sha256=entry.get("feed_sha256"),
             archive=entry.get("archive"),
             retry_file=entry.get("retry_file"),
+            journal=Span.from_json(entry.get("journal")),
+            journal_error=entry.get("journal_error"),
         )
 
     @property

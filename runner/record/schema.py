@@ -137,6 +137,31 @@ def record_schema() -> dict[str, Any]:
                 "type": ["string", "null"],
                 "description": "where the retry file of its failed lines is",
             },
+            "journal": {
+                "type": ["object", "null"],
+                "description": "its part of the change journal (`postsync schema"
+                " journal`): RUN_ID/NNN_NAME.journal beside its report, lines `first` to"
+                " `last` as their `seq`, and how many of each kind; published with the"
+                " report before the changes commit (a file recovered from a killed run:"
+                " that run's part, copied); null: it changed no row the journal lists (so"
+                " far the enrolments and group_members commands')",
+                "required": ["first", "last", "kinds"],
+                "additionalProperties": False,
+                "properties": {
+                    "first": {"type": "integer", "minimum": 1},
+                    "last": {"type": "integer", "minimum": 1},
+                    "kinds": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+            "journal_error": {
+                "type": ["string", "null"],
+                "description": "why its journal part is missing: a file recovered from a"
+                " killed run whose part cannot be read (its changes are committed; the"
+                " sync step failed)",
+            },
         },
     }
     return {

@@ -73,6 +73,8 @@ def file_entry(f: FileOutcome, runs_dir: Path, stored: Stored | None = None) -> 
         "feed_sha256": f.feed_sha256,
         "archive": archive or f.archive,
         "retry_file": retry_file or f.retry_file,
+        "journal": f.journal.as_json() if f.journal else None,
+        "journal_error": f.journal_error,
     }
 
 

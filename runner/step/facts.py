@@ -13,7 +13,6 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.record.journal import journal_path
 from runner.record.lineage import RetryOf
 from runner.record.model import RunHeader
 from runner.step.globs import ControlGlob, feed_name
@@ -83,11 +82,6 @@ class RunFacts:
         """AREA/.postsync/runs/RUN_ID: this run's reports and its change journal (the
         record sits beside it)."""
         return self.runs_dir / self.run_id
-
-    @property
-    def journal(self) -> Path:
-        """This run's change journal (runner.record.journal): its place, in `run_dir`."""
-        return journal_path(self.runs_dir, self.run_id)
 
     def header(self) -> RunHeader:
         """The run, as its record names it."""

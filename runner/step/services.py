@@ -70,13 +70,16 @@ class Database(Protocol):
 
 
 class ReportFiles(Protocol):
-    """Where a sync writes each control file's report."""
+    """Where a sync writes each control file's report (and its journal part beside it),
+    and a post-treatment its part of the journal."""
 
     def report_path(self, control_file: Path, number: int) -> Path: ...
+    def journal_part(self, step: str) -> Path: ...
 
 
 class SyncServices(Database, ReportFiles, Protocol):
-    """What a sync step uses: the database, and where its reports go."""
+    """What a step that changes rows uses: the database, and where its reports and
+    journal parts go."""
 
 
 class ObjectStore(Protocol):
@@ -126,11 +129,26 @@ class Services:
         # any name Linux allows (bytes that are not UTF-8, 255 of them, a newline): the
         # report's name keeps only safe characters, bounded; NNN keeps it unique
         safe = _UNSAFE.sub("_", control_file.name)[:100]
-        name = f"{number:03d}_{safe}.report"
+        return self._directory() / f"{number:03d}_{safe}.report"
+
+    def journal_part(self, step: str) -> Path:
+        """A post-treatment's part of the change journal: NNN_STEP.journal in the run's
+        directory (a preview's: its temporary one), numbered after every report and part
+        already there (`postsync post` adds its own after the run's)."""
+        directory = self._directory()
+        taken = [
+            int(name[:3])
+            for name in os.listdir(directory)
+            if name[:3].isdigit() and name[3:4] == "_"
+        ]
+        return directory / f"{max(taken, default=0) + 1:03d}_{step}.journal"
+
+    def _directory(self) -> Path:
+        """The run's directory (made on first use), or a preview's temporary one."""
         if self._preview_mode:
             if self._preview_reports is None:
                 self._preview_reports = tempfile.mkdtemp(prefix="postsync-preview-")
-            return Path(self._preview_reports) / name
+            return Path(self._preview_reports)
         if not self._run_dir_made:
             # this run's own directory: made here, never one found in its place
             try:
@@ -139,7 +157,7 @@ class Services:
                 if not stat.S_ISDIR(os.lstat(self._run_dir).st_mode):
                     raise StepError(f"{self._run_dir} exists and is not a directory") from None
             self._run_dir_made = True
-        return self._run_dir / name
+        return self._run_dir
 
     def database(self) -> tuple[Engine, MoodleTables]:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""

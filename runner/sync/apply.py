@@ -27,6 +27,7 @@ from runner.storage.paths import FileState
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
 from runner.sync.guard import check_unenrolments, keep_tally
+from runner.sync.journal import FileJournal
 from runner.sync.masking import UNALIGNED, hide_values
 from runner.sync.memory import InMemory
 from runner.sync.reader import (
@@ -91,6 +92,7 @@ def sync_file(
     withheld: Withheld | None = None,
     before_commit: Callable[[Connection, FileOutcome], None] | None = None,
     data: bytes | None = None,
+    journal: FileJournal | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
 
@@ -102,6 +104,8 @@ def sync_file(
     kept there. `before_commit(connection, outcome)` runs in the file's transaction once
     every line is applied (the outcome complete): what it writes commits with the file.
     With `data`, those bytes are read instead of the file (a retry's failed lines).
+    `journal`: where the changes the lines decide are told (runner.sync.journal); its
+    span is the outcome's once every line is applied.
     """
     dialect = Dialect(outcome.encoding, outcome.separator, max_line_bytes)
     control = (
@@ -123,6 +127,8 @@ def sync_file(
                 modifier=options.modifier,
                 withheld=withheld,
             )
+            if journal is not None:
+                state.journal.use(journal)
             checked = False
             try:
                 for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):
@@ -133,6 +139,7 @@ def sync_file(
                     faults.point("sync.loaded")
                     lines = []
                     for line in batch:
+                        state.journal.line = line.number
                         result = command.apply(state, line, options)
                         if state.lookups.warnings:
                             notes = [result.message] if result.message else []
@@ -162,6 +169,7 @@ def sync_file(
                         if result.group is not None:
                             outcome.groups.append(result.group)
                     state.flush()
+                    state.journal.flush()
                     report.write("\n".join(lines) + "\n")
                     faults.point("sync.batch")
                     if on_batch is not None:
@@ -170,6 +178,7 @@ def sync_file(
                 _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
                 check_unenrolments(state, options.max_unenrolments)
                 keep_tally(state)
+                outcome.journal = state.journal.span()
                 # the file must still be the one read: one being written is left
                 control.check_unchanged()
                 if before_commit is not None:
@@ -190,6 +199,7 @@ def sync_file(
                 outcome.failed.clear()
                 outcome.courses.clear()
                 outcome.groups.clear()
+                outcome.journal = None
                 report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
             finally:
                 state.close()

@@ -14,6 +14,7 @@ from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
 from runner.sync.base import Course, LineFailed
+from runner.sync.journal import FileJournal
 from runner.sync.writes import chunks
 
 CONTEXT_COURSE = 50
@@ -40,10 +41,13 @@ class Lookups:
         user_key: str,
         wait: Callable[[], None],
         withheld: Withheld | None = None,
+        journal: FileJournal | None = None,
     ) -> None:
         self.conn = conn
         #: a preview: the instances and groups it would have created are kept there
         self.withheld = withheld
+        #: where the instances and groups lines create are told (runner.sync.journal)
+        self.journal = journal if journal is not None else FileJournal()
         self.raw = raw
         self.t = tables
         self.now = now
@@ -260,6 +264,8 @@ class Lookups:
                 **fields,
             }
             enrol_id = self.raw.insert_one(e, values, ("courseid", "enrol"))
+        if enrol_id not in self.enrol_course:  # not another writer's, found
+            self.journal.enrol_instance_created(course, enrol_id, "manual")
         self.enrols[course.id].append((sortorder, enrol_id, "manual", fields["status"]))
         self.enrols[course.id].sort()
         self.enrol_course[enrol_id] = course.id
@@ -344,6 +350,7 @@ class Lookups:
             gid = self.raw.insert_one(self.t.groups, values, ("courseid", "name"))
             if gid in self.group_course:
                 return gid
+        self.journal.group_created(course, "group", gid, name, idnumber)
         self._index_group(course.id, gid, name, idnumber)
         self.made.add(("groups", gid))
         return gid

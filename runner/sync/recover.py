@@ -18,6 +18,7 @@ from runner.core.errors import database_reason
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
+    from runner.record.journal import Spool
     from runner.record.model import FileOutcome
     from runner.step.facts import RunFacts
     from runner.step.recovery import Recovery
@@ -62,12 +63,17 @@ def _stored(run: RunFacts, outcome: FileOutcome, step: str) -> str:
     return json.dumps(redact_json({**file_entry(outcome, run.runs_dir), "step": step}))
 
 
-def marking(run: RunFacts, report: Report, step: str) -> Callable[[Connection, FileOutcome], None]:
-    """What commits with a control file's changes: its report published, its marker
-    (`step`: which sync step of the playbook applied it)."""
+def marking(
+    run: RunFacts, report: Report, step: str, spool: Spool | None = None
+) -> Callable[[Connection, FileOutcome], None]:
+    """What commits with a control file's changes: its report and its journal part
+    published, its marker (`step`: which sync step of the playbook applied it)."""
     from runner.db import applied
+    from runner.record import journal
 
     def before_commit(conn: Connection, outcome: FileOutcome) -> None:
+        if spool is not None:  # first: a part is removed if what follows fails
+            journal.publish(spool)
         report.publish()
         applied.mark(
             conn,
@@ -116,9 +122,41 @@ def recovered(
     outcome.applied_by = outcome.applied_by or marker.run_id
     source, outcome.report = outcome.report, reports.report_path(path, number)
     _copy_report(source, runs_dir, outcome)
+    if outcome.journal is not None and source is not None:
+        _copy_journal(source, runs_dir, outcome)
     if not run.check:
         applied.claim(engine, marker.id, run.run_id, _stored(run, outcome, step))
     return outcome
+
+
+def _open_own(source: Path, runs_dir: Path) -> int:
+    """A file of a killed run's directory, opened for reading (never through a link,
+    never outside the runs' directory)."""
+    if runs_dir not in source.parents or ".." in source.parts:
+        raise FileNotFoundError(source)
+    return os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def _copy_journal(source: Path, runs_dir: Path, outcome: FileOutcome) -> None:
+    """This run's copy of the killed run's journal part of the file (published with the
+    changes it tells); when it is gone, the outcome says so (the changes are committed,
+    their lines are not to be had)."""
+    from runner.record.journal import part_of
+    from runner.storage.atomic import AtomicFile
+
+    assert outcome.report is not None
+    try:
+        with AtomicFile(part_of(outcome.report), mode=0o640) as out:
+            with open(_open_own(part_of(source), runs_dir), "rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    out.write_all(chunk)
+            out.sync()
+            out.commit(replace=True)
+    except OSError as exc:
+        outcome.journal = None
+        outcome.journal_error = (
+            f"the journal part of the killed run that applied it cannot be read: {exc.strerror}"
+        )
 
 
 def _copy_report(source: Path | None, runs_dir: Path, outcome: FileOutcome) -> None:
@@ -129,10 +167,9 @@ def _copy_report(source: Path | None, runs_dir: Path, outcome: FileOutcome) -> N
     assert outcome.report is not None
     with AtomicFile(outcome.report) as out:
         try:
-            if source is None or runs_dir not in source.parents or ".." in source.parts:
+            if source is None:
                 raise FileNotFoundError(source)
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with open(fd, "rb") as stream:
+            with open(_open_own(source, runs_dir), "rb") as stream:
                 while chunk := stream.read(1 << 20):
                     out.write_all(chunk)
         except OSError:

@@ -27,7 +27,9 @@ from runner.db.revisions import reset_course_states
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
 from runner.sync.base import Course, Enrolment, P, Part, Tally
+from runner.sync.journal import FileJournal
 from runner.sync.lookup import Lookups
+from runner.sync.owners import Owners
 from runner.sync.preview_state import BatchState, over_withheld, withhold
 from runner.sync.reader import DataLine
 from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty, site_admin
@@ -35,7 +37,7 @@ from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty, site_a
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
 
 
-class SiteState:
+class SiteState(Owners):
     """Lookups kept for a whole control file (`lookups`: courses, roles, groups, enrol
     instances) and per-batch state of the (user, course) pairs the batch names."""
 
@@ -57,6 +59,8 @@ class SiteState:
         self.t = tables
         self.now = now
         self.writes = Writes(conn, self.raw, tables)
+        #: the changes decided, told to the run's change journal (runner.sync.journal)
+        self.journal = FileJournal()
         self.lookups = Lookups(
             conn,
             self.raw,
@@ -66,6 +70,7 @@ class SiteState:
             user_key=user_key,
             wait=self.writes.wait,
             withheld=withheld,
+            journal=self.journal,
         )
         #: groups whose members changed: their timemodified is set once, by `finish`
         self.touched_groups: set[int] = set()
@@ -235,6 +240,7 @@ class SiteState:
                 "timemodified": self.now,
             }
             self.changes.ue.new[key] = row
+            self.journal.enrolment_created(course, row)
             self.enrolments[key] = Enrolment(None, row["status"], row["timestart"], row["timeend"])
             self.course_enrolments.setdefault((course.id, userid), set()).add(enrolid)
             self.dirty.add(userid)
@@ -256,6 +262,7 @@ class SiteState:
             "timemodified": self.now,
         }
         self.changes.ue.update(key, current.id, values)
+        self.journal.enrolment_updated(course, key, current, wanted)
         self.dirty.add(userid)
         return True
 
@@ -265,6 +272,7 @@ class SiteState:
         if current is None:
             return False
         self.changes.ue.delete(key, current.id)
+        self.journal.enrolment_deleted(course, key, current)
         self.course_enrolments[(course.id, userid)].discard(enrolid)
         self.dirty.add(userid)
         self.tally.remove(course, key)
@@ -274,6 +282,7 @@ class SiteState:
         """The user's last enrolment in the course went: what Moodle's unenrol_user
         removes besides (roles below the course, the course access time) goes too."""
         self.changes.left.add((userid, course.context_id, course.id))
+        self.journal.course_left(course, userid)
         self.dirty.add(userid)
 
     def roles_in(self, course: Course, userid: int) -> dict[tuple[int, str, int], int | None]:
@@ -294,6 +303,7 @@ class SiteState:
             "modifierid": self.modifier,
             "sortorder": 0,
         }
+        self.journal.role_assigned(course, userid, role)
         self.dirty.add(userid)
         return True
 
@@ -302,6 +312,7 @@ class SiteState:
         if role not in held:
             return False
         aid = held.pop(role)
+        self.journal.role_unassigned(course, userid, role, aid, self.role_copies.get(aid or 0, []))
         self.changes.ra.delete((course.context_id, userid, role), aid)
         self.changes.ra.deleted.update(self.role_copies.pop(aid or 0, ()))
         self.dirty.add(userid)
@@ -322,34 +333,17 @@ class SiteState:
             "component": self.component,
             "itemid": 0,
         }
+        self.journal.member_added(course, userid, groupid, self.component)
         self.touched_groups.add(groupid)
         self.dirty.add(userid)
         return True
-
-    def owner(self, userid: int, groupid: int, plugin: str = "") -> str | None:
-        """The component that owns the user's membership of the group, when neither
-        this sync nor the line's enrol `plugin` (such a membership is left alone)."""
-        owner = self.owners.get((groupid, userid))
-        if owner is None or (plugin and owner[0] == f"enrol_{plugin}"):
-            return None
-        return owner[0]
-
-    def members_of_instance(
-        self, course: Course, userid: int, plugin: str, enrolid: int
-    ) -> list[int]:
-        """The user's groups whose membership an enrol instance owns (Moodle's unenrol
-        through that instance removes them)."""
-        return [
-            gid
-            for gid in self.groups_of(course, userid)
-            if self.owners.get((gid, userid)) == (f"enrol_{plugin}", enrolid)
-        ]
 
     def remove_member(self, course: Course, userid: int, groupid: int) -> bool:
         held = self.groups_of(course, userid)
         if groupid not in held:
             return False
-        self.owners.pop((groupid, userid), None)
+        owner = self.owners.pop((groupid, userid), (self.component, 0))
+        self.journal.member_removed(course, userid, groupid, held[groupid], owner)
         self.changes.gm.delete((groupid, userid), held.pop(groupid))
         self.touched_groups.add(groupid)
         self.dirty.add(userid)

@@ -39,27 +39,48 @@ def apply_file(
 ) -> None:
     """Apply `outcome.path` (or `data`, a retry's lines) in one transaction, its report
     numbered `number`; a real run commits the marker `key` with the lines."""
+    from runner.record import journal
     from runner.sync import recover
     from runner.sync.apply import sync_file
+    from runner.sync.journal import FileJournal
     from runner.sync.report import Report
 
     outcome.report = services.report_path(outcome.path, number)
-    with Report(outcome.report, run.display(outcome.report)) as report:
-        sync_file(
-            services.transaction,
-            tables,
-            command,
-            outcome,
-            options,
-            now=int(run.now.timestamp()),
-            report=report,
-            expected=expected,
-            max_line_bytes=max_line_bytes,
-            on_batch=on_batch,
-            withheld=ledger.withheld,
-            before_commit=None if run.check else recover.marking(run, report, key),
-            data=data,
-        )
+    part = journal.part_of(outcome.report)
+    with (
+        Report(outcome.report, run.display(outcome.report)) as report,
+        journal.spool(part, run.display(part)) as spool,
+    ):
+        try:
+            sync_file(
+                services.transaction,
+                tables,
+                command,
+                outcome,
+                options,
+                now=int(run.now.timestamp()),
+                report=report,
+                expected=expected,
+                max_line_bytes=max_line_bytes,
+                on_batch=on_batch,
+                withheld=ledger.withheld,
+                # the journal part published with the report, before the marker
+                before_commit=None if run.check else recover.marking(run, report, key, spool),
+                data=data,
+                journal=FileJournal(spool, run.display(outcome.path)),
+            )
+        except BaseException:
+            if spool.published:  # its transaction failed after: no change to tell
+                part.unlink(missing_ok=True)
+            raise
+        if outcome.error is not None:
+            if spool.published:
+                part.unlink(missing_ok=True)
+            return
+        if outcome.journal is not None:
+            journal.publish(spool)  # a preview's (a run's is published already)
+            where = None if run.check else run.display(part)
+            outcome.journal_text = journal.lines_text(spool.shown, outcome.journal, where)
 
 
 @dataclass
@@ -71,6 +92,8 @@ class FilesTally:
     lines: int = 0
     failed: int = 0
     rejected: list[str] = field(default_factory=list)
+    #: files applied whose lines of the change journal could not be written
+    unjournaled: list[str] = field(default_factory=list)
 
     def rejects(self, shown: str, why: str) -> Done:
         """A file nothing of which was applied."""
@@ -88,15 +111,26 @@ class FilesTally:
             self.files += 1
             self.lines += outcome.lines
             self.failed += len(outcome.failed)
-        return Done(Action("sync", shown, outcome.summary(), data=outcome))
+        if outcome.journal_error:
+            self.unjournaled.append(f"{shown}: {outcome.journal_error}")
+        return Done(
+            Action("sync", shown, outcome.summary(), data=outcome, diff=outcome.journal_text)
+        )
 
     def rejection(self, what_happened: str) -> str | None:
-        """The message of the files rejected, if any (the step then fails once it applied
-        the others: the run goes on with them)."""
-        if not self.rejected:
-            return None
-        what = "it" if len(self.rejected) == 1 else "each"
-        return "; ".join(self.rejected) + f" ({what_happened.format(what=what)})"
+        """The message of the files rejected, and of those applied whose journal lines
+        could not be written, if any (the step then fails once it applied the others: the
+        run goes on with them)."""
+        failures = []
+        if self.rejected:
+            what = "it" if len(self.rejected) == 1 else "each"
+            failures.append("; ".join(self.rejected) + f" ({what_happened.format(what=what)})")
+        if self.unjournaled:
+            failures.append(
+                "; ".join(self.unjournaled) + " (applied, but its changes are not in the"
+                " run's change journal)"
+            )
+        return "; ".join(failures) or None
 
     @property
     def status(self) -> str:

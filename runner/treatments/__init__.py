@@ -7,6 +7,7 @@ from __future__ import annotations
 from runner.treatments.archive import ArchiveControlFiles
 from runner.treatments.base import Treatment
 from runner.treatments.delete import DeleteControlFiles
+from runner.treatments.events import MoodleEvents
 from runner.treatments.groups import CleanEmptyGroups
 from runner.treatments.moodle import PurgeMoodleCaches
 from runner.treatments.notify import Notify
@@ -17,6 +18,7 @@ from runner.treatments.retry import WriteRetryFile
 TREATMENTS: dict[str, Treatment] = {
     "clean_empty_groups": CleanEmptyGroups(),
     "purge_moodle_caches": PurgeMoodleCaches(),
+    "moodle_events": MoodleEvents(),
     "save_report": SaveReport(),
     "archive_control_files": ArchiveControlFiles(),
     "write_retry_file": WriteRetryFile(),

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 from runner.core import faults
 from runner.core.errors import StepError
 from runner.core.text import plural
+from runner.record import journal
+from runner.record.journal import Spool
 from runner.step.protocol import Action, Done, Plan
+from runner.treatments import groups_journal
 from runner.treatments.groups_empty import scan
 from runner.treatments.groups_rules import (
     GroupsConfig,
@@ -25,12 +28,14 @@ if TYPE_CHECKING:
     from runner.step.facts import RunFacts
     from runner.step.ledger import GroupDeletions
     from runner.step.scope import StepScope
-    from runner.step.services import Database
+    from runner.step.services import Database, SyncServices
 
 #: the sync commands whose files make courses "processed"
 ENROLMENT_COMMANDS = frozenset({"enrolments", "group_members"})
 #: groups deleted per statement
 CHUNK = 2000
+#: what the step deletes (an action's data: (kind, id))
+KINDS = ("group", "grouping")
 
 
 def _label(name: str, course: str) -> str:
@@ -87,7 +92,9 @@ class CleanEmptyGroups:
     picture or files in its description (only Moodle can delete those files), when a
     groups file of the run names it (the feed declares it, members or not), when no
     feed made it (`groups`), when `exclude` matches it, or when it is younger than
-    `min_age_days`. All deletions happen in one transaction.
+    `min_age_days`. All deletions happen in one transaction; each is told to the
+    run's change journal in a part of its own (RUN_ID/NNN_clean_empty_groups.journal):
+    the row as it was and its grouping links, a group's enrolment key never.
 
     Parameters:
       groups (feed | with_idnumber | all_empty, default feed): which empty groups may
@@ -194,7 +201,7 @@ class CleanEmptyGroups:
         return groups, groupings, kept, kept_groupings
 
     def plan(
-        self, config: GroupsConfig, run: RunFacts, ledger: GroupDeletions, services: Database
+        self, config: GroupsConfig, run: RunFacts, ledger: GroupDeletions, services: SyncServices
     ) -> Plan:
         files = [f for f in ledger.files if f.command in ENROLMENT_COMMANDS and not f.error]
         if not config.all_courses and not files:
@@ -226,6 +233,8 @@ class CleanEmptyGroups:
         ]
         if run.check:
             ledger.count_groups_deleted(len(actions))
+        if actions and (run.check or run.diff):
+            actions = self._journal(actions, run, services)
         found = plural(len(groups), "empty group") if groups else "no empty group to delete"
         summary = f"{found} in the {scope}"
         if groupings:
@@ -236,13 +245,44 @@ class CleanEmptyGroups:
             summary += "; " + kept_summary("grouping left with no group", kept_groupings)
         return Plan(actions, summary)
 
+    def _journal(
+        self, actions: list[Action], run: RunFacts, services: SyncServices
+    ) -> list[Action]:
+        """The preview's part of the journal: the lines the run writes (runner.treatments.
+        groups_journal), from the rows as the plan found them; with --diff, each action
+        shows its line (a run's too: its part is written as it deletes)."""
+        _engine, t = services.database()
+        where = services.journal_part(groups_journal.STEP) if run.check else None
+        ids = {kind: [a.data[1] for a in actions if a.data[0] == kind] for kind in KINDS}
+        with groups_journal.part(run, where) as out, services.transaction() as unit:
+            texts = groups_journal.tell(out, actions, groups_journal.read(unit.conn, t, ids))
+            journal.publish(out)
+        return groups_journal.shown(actions, texts) if run.diff else actions
+
     def apply(
         self,
         actions: Sequence[Action],
         run: RunFacts,
         ledger: GroupDeletions,
-        services: Database,
+        services: SyncServices,
     ) -> Iterator[Done]:
+        where = services.journal_part(groups_journal.STEP)
+        with groups_journal.part(run, where) as out:
+            try:
+                deleted = self._delete(actions, run, services, out)
+            except BaseException:
+                groups_journal.withdraw(out, where)
+                raise
+        ledger.count_groups_deleted(len(deleted))
+        for action in actions:
+            kept = action.data not in deleted
+            yield Done(action, "kept: it has members now" if kept else "")
+
+    def _delete(
+        self, actions: Sequence[Action], run: RunFacts, services: Database, out: Spool
+    ) -> set[tuple[str, int]]:
+        """Delete the groups and groupings of `actions` that are still empty, in one
+        transaction; their journal lines published before it commits."""
         from sqlalchemy import select, update
 
         from runner.db import feed_groups
@@ -253,6 +293,7 @@ class CleanEmptyGroups:
         group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
         grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
         deleted: set[tuple[str, int]] = set()
+        found: dict[tuple[str, int], dict[str, Any]] = {}
         with services.transaction() as unit:
             conn = unit.conn
             raw = Raw(conn)
@@ -266,6 +307,7 @@ class CleanEmptyGroups:
                     f" WHERE m.{q('groupid')} = g.{q('id')})"
                 )
                 still = [r[0] for r in conn.exec_driver_sql(sql, params).fetchall()]
+                found.update(groups_journal.read(conn, t, {"group": still}))
                 raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
                 raw.delete_ids(gg, still, "groupid")
                 raw.delete_ids(g, still)
@@ -277,6 +319,7 @@ class CleanEmptyGroups:
                     r[0] for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))
                 ]
                 if still:
+                    found.update(groups_journal.read(conn, t, {"grouping": still}))
                     conn.execute(
                         update(t.course)
                         .where(t.course.c.defaultgroupingid.in_(still))
@@ -287,8 +330,7 @@ class CleanEmptyGroups:
                     conn.execute(gr.delete().where(gr.c.id.in_(still)))
                     feed_groups.forget(conn, "groupings", still)
                 deleted.update(("grouping", i) for i in still)
+            groups_journal.tell(out, actions, found)
+            journal.publish(out)
             faults.point("groups.commit")
-        ledger.count_groups_deleted(len(deleted))
-        for action in actions:
-            kept = action.data not in deleted
-            yield Done(action, "kept: it has members now" if kept else "")
+        return deleted

@@ -172,9 +172,9 @@ def nth_point(root: Path, db: str, name: str, nth: int) -> int:
 
 def test_disk_full_while_archiving(sqlite_space: tuple[Path, str]) -> None:
     root, db = sqlite_space
-    # atomic writes: 1 the sync's per-line report, 2 the record after the sync,
-    # 3 the saved report, 4 the archive
-    at = nth_point(root, db, "atomic.written", 4)
+    # atomic writes: 1 the sync's per-line report, 2 its change journal, 3 the record
+    # after the sync, 4 the saved report, 5 the archive
+    at = nth_point(root, db, "atomic.written", 5)
     result = postsync(root, "run", "playbook.yml", db=db, faults=f"enospc={at}")
     assert_failed_cleanly(result, "No space left on device")
     assert "FAILED   archive_control_files" in result.stdout
@@ -202,11 +202,27 @@ def test_disk_full_while_writing_the_per_line_report(sqlite_space: tuple[Path, s
 
 def test_disk_full_while_saving_the_record(sqlite_space: tuple[Path, str]) -> None:
     root, db = sqlite_space
-    at = nth_point(root, db, "atomic.written", 2)  # the first is the per-line report
+    # the first is the per-line report, the second the change journal
+    at = nth_point(root, db, "atomic.written", 3)
     result = postsync(root, "run", "playbook.yml", db=db, faults=f"enospc={at}")
     assert_failed_cleanly(result, "cannot save the run record: No space left on device")
     assert (root / "area" / "enrols.csv").read_text() == CONTROL
     assert enrolled(root, db) == 30  # the sync itself had committed
+    assert_recovers(root, db)
+
+
+def test_disk_full_while_publishing_the_change_journal(sqlite_space: tuple[Path, str]) -> None:
+    """The file's journal part is published before its changes commit: a part that
+    cannot be written rolls them back, as its report would, and is named."""
+    root, db = sqlite_space
+    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=journal.publish")
+    assert_failed_cleanly(result, "No space left on device")
+    assert "001_enrols.csv.journal: No space left on device" in result.stdout
+    assert "nothing of enrols.csv was applied" in result.stdout
+    assert (root / "area" / "enrols.csv").read_text() == CONTROL
+    assert enrolled(root, db) == 0
+    runs = root / "area" / ".postsync" / "runs"
+    assert not [p for p in runs.rglob("*") if p.is_file() and p.suffix != ".json"]
     assert_recovers(root, db)
 
 

@@ -974,7 +974,8 @@ def test_a_sync_step_whose_record_cannot_be_saved_is_told_as_failed(
 ) -> None:
     """The disk fills as the record is saved after the sync: the step fails after it
     ended, and the notification tells it so (a fault injected in a postsync process of
-    its own, at the second file written: the first is the file's report)."""
+    its own, at the third file written: the first is the file's report, the second
+    the run's change journal)."""
     received, port = hook
 
     def run(root: Path, faults: str) -> subprocess.CompletedProcess[str]:
@@ -996,7 +997,7 @@ def test_a_sync_step_whose_record_cannot_be_saved_is_told_as_failed(
     trace = tmp_path / "trace.txt"
     assert run(tmp_path / "probe", f"trace={trace}").returncode == 0
     points = [line.split() for line in trace.read_text().splitlines()]
-    saved = [int(n) for n, name in points if name == "atomic.written"][1]
+    saved = [int(n) for n, name in points if name == "atomic.written"][2]
     result = run(tmp_path / "full", f"enospc={saved}")
     assert result.returncode == 3, result.stdout + result.stderr
     error = "cannot save the run record: No space left on device"

@@ -132,12 +132,15 @@ class CohortState(BatchPart):
             cid = new_id(result)
         self.cohorts[cid] = {"id": cid, **row}
         self._index.clear()
+        self.site.journal.cohort("cohort_created", self.cohorts[cid])
         return cid
 
     def update(self, cid: int, changes: dict[str, Any]) -> None:
+        before = {column: self.cohorts[cid].get(column) for column in changes}
         self.cohorts[cid].update(changes)
         self._index.clear()
         self.updated.setdefault(cid, {}).update(changes)
+        self.site.journal.cohort("cohort_updated", self.cohorts[cid], changes, before)
 
     def synced_by(self, cid: int) -> int:
         """How many cohort sync enrol instances use the cohort."""
@@ -150,6 +153,7 @@ class CohortState(BatchPart):
         return self._synced.get(cid, 0)
 
     def delete(self, cid: int) -> None:
+        self.site.journal.cohort("cohort_deleted", self.cohorts[cid])
         del self.cohorts[cid]
         self._index.clear()
         self.deleted.add(cid)
@@ -199,6 +203,7 @@ class CohortState(BatchPart):
         else:
             self.members[pair] = None
             self.added.add(pair)
+        self.site.journal.cohort_member("cohort_member_added", cid, uid)
         return True
 
     def remove_member(self, cid: int, uid: int) -> bool:
@@ -210,6 +215,7 @@ class CohortState(BatchPart):
             self.added.discard(pair)
         else:
             self.removed[pair] = rid
+        self.site.journal.cohort_member("cohort_member_removed", cid, uid, rid)
         return True
 
     # -- writes ------------------------------------------------------------------------------

@@ -110,9 +110,9 @@ class Groups:
     def _group(self, state: SiteState, course: Course, v: dict[str, str], done: list[str]) -> int:
         lookups, groups = state.lookups, state.part(GroupState)
 
-        def rename(gid: int, changes: dict[str, Any], final: dict[str, Any]) -> None:
+        def rename(gid: int, changes: dict[str, Any], final: dict[str, Any], was: Any) -> None:
             lookups.rename_group(course, gid, final["name"], final["idnumber"])
-            groups.update("groups", gid, changes, final["name"], final["idnumber"])
+            groups.update("groups", gid, changes, final, was)
 
         return self._upsert(
             "group",
@@ -147,8 +147,8 @@ class Groups:
             create=lambda: groups.create_grouping(
                 course, v["name"], v.get("idnumber", ""), v.get("description", "")
             ),
-            rename=lambda gid, changes, final: groups.update(
-                "groupings", gid, changes, final["name"], final["idnumber"]
+            rename=lambda gid, changes, final, was: groups.update(
+                "groupings", gid, changes, final, was
             ),
         )
 
@@ -162,7 +162,7 @@ class Groups:
         current: Callable[[int], tuple[str, str]],
         description: Callable[[int], str],
         create: Callable[[], int],
-        rename: Callable[[int, dict[str, Any], dict[str, Any]], None],
+        rename: Callable[[int, dict[str, Any], dict[str, Any], dict[str, Any]], None],
         unique: str = "",
     ) -> int:
         """The group (grouping) the line names, by updateid, idnumber or name: created
@@ -188,7 +188,7 @@ class Groups:
             if other is not None and other != found:
                 raise LineFailed(f"{unique} {changes['idnumber']}")
         if changes:
-            rename(found, changes, {**now, **changes})
+            rename(found, changes, {**now, **changes}, {c: now[c] for c in changes})
             done.append("set " + ", ".join(sorted(changes)))
         return found
 

@@ -102,6 +102,8 @@ class GroupState(BatchPart):
                 "timemodified": self.now,
             }
             gid = self.raw.insert_one(self.t.groupings, values, ("courseid", "name"))
+        if gid not in self.groupings[course.id]:  # not another writer's, found
+            self.site.journal.group_created(course, "grouping", gid, name, idnumber)
         self.groupings[course.id][gid] = [name, idnumber]
         self.site.lookups.made.add(("groupings", gid))
         return gid
@@ -122,14 +124,29 @@ class GroupState(BatchPart):
         return self.descriptions[key]
 
     def update(
-        self, table: str, row_id: int, changes: dict[str, Any], name: str, idnumber: str
+        self,
+        table: str,
+        row_id: int,
+        changes: dict[str, Any],
+        final: dict[str, Any],
+        before: dict[str, Any],
     ) -> None:
-        """Columns of a group or grouping to write; (name, idnumber): what it has then."""
+        """Columns of a group or grouping to write (`changes`; `before`: their values
+        until then); `final`: its name and idnumber then."""
+        name, idnumber = final["name"], final["idnumber"]
         self.updated.setdefault((table, row_id), {}).update(changes)
         self.current[(table, row_id)] = (name, idnumber)
         if table == "groupings":
-            course = next(c for c, rows in self.groupings.items() if row_id in rows)
+            course: int | None = self._course_of(row_id)
+            assert course is not None
             self.groupings[course][row_id] = [name, idnumber]
+            self.site.journal.group_updated(course, "grouping", row_id, changes, before)
+        else:
+            course = self.site.lookups.group_course.get(row_id)
+            self.site.journal.group_updated(course, "group", row_id, changes, before)
+
+    def _course_of(self, grouping: int) -> int | None:
+        return next((c for c, rows in self.groupings.items() if grouping in rows), None)
 
     def link(self, grouping: int, group: int) -> bool:
         pair = (grouping, group)
@@ -137,6 +154,7 @@ class GroupState(BatchPart):
             return False
         self.links.add(pair)
         self.linked.add(pair)
+        self.site.journal.grouping_group_assigned(self._course_of(grouping), grouping, group)
         return True
 
     def _withhold(self) -> None:

@@ -19,7 +19,7 @@ from runner.core.text import excerpt
 from runner.db.columns import filled
 from runner.step.preview import USER_KEYS
 from runner.sync.base import LineFailed
-from runner.sync.users.fields import FLAGS, TEXT
+from runner.sync.users.fields import FLAGS, NOT_CACHED, TEXT
 from runner.sync.users.passwords import Passwords
 from runner.sync.users.writes import USER_ROWS, UserRow, UserWrites
 from runner.sync.writes import chunks, site_config
@@ -38,6 +38,7 @@ COLUMNS = (
     "lang",
     "country",
     "timezone",
+    "picture",  # told to the journal (user_deleted), never written from a file
     *TEXT,
     *FLAGS,
 )
@@ -258,14 +259,19 @@ class UserState(UserWrites):
         base = filled(self.t.user, **self.defaults())
         for name in (*TEXT, *FLAGS, "password", "deleted"):
             base.setdefault(name, 0 if name in FLAGS or name == "deleted" else None)
+        base.setdefault("picture", 0)  # the column's default, told as such to the journal
         base.update(values)
         # every new row has the same columns, in the same order (one INSERT a batch)
         row = UserRow(uid, dict(sorted(base.items())), new=True)
         self.rows.append(row)
         self._index(row, add=True)
+        given = row.values.get("password") not in (None, "", NOT_CACHED)
+        self.site.journal.user("user_created", row.id, row.values, password_set=given)
         return row
 
     def update(self, row: UserRow, changes: dict[str, Any]) -> None:
+        before = {c: row.values.get(c) for c in changes}
+        self.site.journal.user("user_updated", row.id, row.values, before, changes)
         self._index(row, add=False)
         row.values.update(changes)
         row.changed |= set(changes)
@@ -277,6 +283,7 @@ class UserState(UserWrites):
         row.profile_changed.add(fid)
 
     def delete(self, row: UserRow) -> None:
+        self.site.journal.user("user_deleted", row.id, row.values)
         self._index(row, add=False)
         row.deleted = True
 

@@ -1,0 +1,118 @@
+"""Two builds of postsync side by side on B4's sync: what a change costs.
+
+    python bench/versus.py BEFORE AFTER             # two git revisions, e.g. main HEAD
+    python bench/versus.py BEFORE AFTER --lines 250000 --rounds 5
+
+Each revision is built into a virtual environment of its own (kept under --work, one per
+commit), then both sync the same enrolment file (B4's: adds with groups, second roles,
+removals, shifts, unknown users) into a fresh copy of the same SQLite site, alternating
+which goes first, `--rounds` times each. Prints each side's timings and peak RSS, their
+medians, and the ratio AFTER/BEFORE taken round by round (the median of the pairs'
+ratios: a pair runs back to back, so the machine's drift cancels out).
+
+Measured with it: the change journal's cost (bench/RESULTS.md, "The change journal").
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import ROOT, Timing, timed
+from bench.site import build_site, enrolment_file
+
+PLAYBOOK = """\
+name: versus
+area: area
+database: "sqlite:///{db}"
+sync:
+  - command: enrolments
+    file: enrols.csv
+    settle_seconds: 0
+"""
+
+
+def build(rev: str, work: Path) -> tuple[str, Path]:
+    """The revision's commit and the postsync of a virtual environment made from it."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    venv = work / f"venv-{commit[:12]}"
+    postsync = venv / "bin" / "postsync"
+    if not postsync.exists():
+        tree = Path(tempfile.mkdtemp(prefix="postsync-versus-"))
+        try:
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(tree)], check=True)
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
+    return commit, postsync
+
+
+def sync(postsync: Path, data: Path, lines: int) -> Timing:
+    """One sync of the file into a fresh copy of the site (the copy is not timed)."""
+    run = Path(tempfile.mkdtemp(prefix="run-", dir=data))
+    try:
+        (run / "area").mkdir()
+        shutil.copy(data / "site.db", run / "site.db")
+        shutil.copy2(data / "enrols.csv", run / "area" / "enrols.csv")
+        (run / "playbook.yml").write_text(PLAYBOOK.format(db=run / "site.db"))
+        return timed([str(postsync), "run", "playbook.yml"], run)
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("before")
+    parser.add_argument("after")
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "versus")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    sides = [build(rev, args.work) for rev in (args.before, args.after)]
+    data = args.work / f"data-{args.lines}"
+    if not (data / "site.db").exists():
+        data.mkdir(exist_ok=True)
+        build_site(f"sqlite:///{data / 'site.db'}", users=50_000, courses=2_000)
+        enrolment_file(data / "enrols.csv", args.lines, users=50_000, courses=2_000)
+    timings: list[list[Timing]] = [[], []]
+    for r in range(args.rounds):
+        order = [0, 1] if r % 2 == 0 else [1, 0]
+        for side in order:
+            timings[side].append(sync(sides[side][1], data, args.lines))
+            t = timings[side][-1]
+            mb = t.maxrss_kb / 1024
+            print(f"round {r + 1}: {sides[side][0][:10]} {t.seconds:.3f} s, {mb:.0f} MB")
+    for (commit, _), runs, rev in zip(sides, timings, (args.before, args.after), strict=True):
+        seconds = ", ".join(f"{t.seconds:.3f}" for t in runs)
+        peaks = ", ".join(f"{t.maxrss_kb / 1024:.0f}" for t in runs)
+        median = statistics.median(t.seconds for t in runs)
+        print(f"{rev} ({commit[:10]}): {seconds} s (median {median:.3f}); peak {peaks} MB")
+    ratios = [a.seconds / b.seconds for b, a in zip(timings[0], timings[1], strict=True)]
+    pairs = ", ".join(f"{x:.3f}" for x in ratios)
+    what = f"{args.lines:,} lines: {args.after}/{args.before}"
+    print(f"{what} time {statistics.median(ratios):.3f}x (pairs: {pairs})")
+    peak = [statistics.median(t.maxrss_kb for t in runs) / 1024 for runs in timings]
+    print(f"peak RSS median: {peak[0]:.0f} MB -> {peak[1]:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

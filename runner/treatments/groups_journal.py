@@ -1,0 +1,129 @@
+"""clean_empty_groups' part of the run's change journal (runner.record.journal): each
+group and grouping it deletes, the row as it was and its grouping links, under its own
+part in the run's directory (NNN_clean_empty_groups.journal, numbered after the sync's
+parts), so that the changes can be told to Moodle afterwards and undone.
+
+A group's enrolment key is a secret (students type it to join the group): the journal
+says only whether the group had one. The lines are read inside the deletion's
+transaction, just before the rows go, and the part is published before it commits;
+a preview writes the same lines from its plan, into its own temporary directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.record import journal
+from runner.record.journal import Spool
+from runner.treatments.groups_rules import chunks
+
+if TYPE_CHECKING:
+    from runner.step.facts import RunFacts
+    from runner.step.protocol import Action
+
+#: the step's name in its part's name and its lines' `step`
+STEP = "clean_empty_groups"
+#: never journaled: a group's enrolment key (its presence is)
+SECRET = "enrolmentkey"
+
+
+def _links(conn: Any, t: Any, kind: str, ids: list[int], gone: set[int]) -> dict[int, list[int]]:
+    """The grouping links of deleted groups (kind group: their groupings) or groupings
+    (kind grouping: their groups but those deleted before: `gone`, told with them)."""
+    from sqlalchemy import select
+
+    gg = t.groupings_groups
+    own, other = (
+        (gg.c.groupid, gg.c.groupingid) if kind == "group" else (gg.c.groupingid, gg.c.groupid)
+    )
+    found: dict[int, list[int]] = {}
+    for chunk in chunks(ids, 2000):
+        for key, value in conn.execute(select(own, other).where(own.in_(chunk))):
+            if kind == "group" or int(value) not in gone:
+                found.setdefault(int(key), []).append(int(value))
+    return {key: sorted(values) for key, values in found.items()}
+
+
+def rows(
+    conn: Any, t: Any, kind: str, ids: Sequence[int], gone: set[int]
+) -> dict[int, dict[str, Any]]:
+    """The rows of groups or groupings (`kind`) as they are, by id: every column the
+    site's table has but the enrolment key, and the ids of their grouping links (a
+    grouping's groups but the deleted ones, `gone`)."""
+    from sqlalchemy import select
+
+    table = t.groups if kind == "group" else t.groupings
+    wanted = [int(i) for i in ids if int(i) > 0]  # a preview's new groups are no row yet
+    columns = [c for c in table.c if c.name != SECRET]
+    secret = table.c.get(SECRET)
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in chunks(wanted, 2000):
+        query = select(*columns, *([secret] if secret is not None else []))
+        for row in conn.execute(query.where(table.c.id.in_(chunk))).mappings():
+            values = {c.name: row[c.name] for c in columns}
+            if secret is not None:
+                values["has_enrolmentkey"] = bool(row[SECRET])
+            found[int(row["id"])] = values
+    links = _links(conn, t, kind, wanted, gone)
+    for key, values in found.items():
+        values["groupings" if kind == "group" else "groups"] = links.get(key, [])
+    return found
+
+
+def tell(
+    out: Spool, actions: Sequence[Action], found: dict[tuple[str, int], dict[str, Any]]
+) -> list[str]:
+    """The journal lines of the deleted `actions` (data: (kind, id)), in plan order:
+    their texts, one per action ("": not deleted). A line is the row as it was, its
+    course on the line's `courseid`."""
+    texts = []
+    for action in actions:
+        row = found.get(action.data)
+        if row is None:
+            texts.append("")
+            continue
+        fields = {k: v for k, v in row.items() if k != "courseid"}
+        kind = f"{action.data[0]}_deleted"
+        texts.append(journal.step_change(out, STEP, kind, int(row["courseid"]), fields))
+    return texts
+
+
+def shown(actions: list[Action], texts: list[str]) -> list[Action]:
+    """--diff: each action with its journal line under it."""
+    return [
+        replace(action, diff=f"        journal: {text}") if text else action
+        for action, text in zip(actions, texts, strict=True)
+    ]
+
+
+def read(conn: Any, t: Any, ids: dict[str, list[int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The rows about to be deleted (`ids` by kind), keyed as the actions' data (a
+    grouping's groups deleted with it are on their own lines, not on its)."""
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    gone = set(ids.get("group", ()))
+    for kind, chosen in ids.items():
+        for row_id, row in rows(conn, t, kind, chosen, gone).items():
+            found[(kind, row_id)] = row
+    return found
+
+
+@contextmanager
+def part(run: RunFacts, where: Path | None) -> Iterator[Spool]:
+    """The step's part at `where` (services.journal_part): published by
+    runner.record.journal.publish, removed when the block ends otherwise; None: the
+    lines only numbered and shown."""
+    if where is None:
+        yield Spool(None, 1)
+        return
+    with journal.spool(where, run.display(where)) as spool:
+        yield spool
+
+
+def withdraw(out: Spool, where: Path) -> None:
+    """The part of a transaction that did not commit: no change to tell."""
+    if out.published:
+        where.unlink(missing_ok=True)
