@@ -72,8 +72,9 @@ reversed (a deleted user, a group the run created, what the journal does not kee
 is a note on the line that made it, printed and in NOTES.txt. The names the files
 use (course shortname, username, group name, cohort idnumber) are read from the
 database now. --check prints the same and writes nothing. Never overwrites a file.
-Exit codes: 0 all reversed, 2 some changes noted as not reversed, 3 the files cannot
-be written, 4 the record or its journal is invalid (file, line)."""
+Apply undo.yml while the feed's own runs are stopped: it locks its own directory, not
+the feed's area. Exit codes: 0 all reversed, 2 some changes noted as not reversed,
+3 the files cannot be written, 4 the record or its journal is invalid (file, line)."""
 
 
 VALIDATE_EXAMPLES = """\
