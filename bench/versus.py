@@ -2,10 +2,12 @@
 
     python bench/versus.py BEFORE AFTER             # two git revisions, e.g. main HEAD
     python bench/versus.py BEFORE AFTER --lines 250000 --rounds 5
+    python bench/versus.py BEFORE AFTER --feed users --lines 100000
 
 Each revision is built into a virtual environment of its own (kept under --work, one per
-commit), then both sync the same enrolment file (B4's: adds with groups, second roles,
-removals, shifts, unknown users) into a fresh copy of the same SQLite site, alternating
+commit), then both sync the same file (B4's enrolments: adds with groups, second roles,
+removals, shifts, unknown users; or B8's users: new, updated, suspended, deleted)
+into a fresh copy of the same SQLite site, alternating
 which goes first, `--rounds` times each. Prints each side's timings and peak RSS, their
 medians, and the ratio AFTER/BEFORE taken round by round (the median of the pairs'
 ratios: a pair runs back to back, so the machine's drift cancels out).
@@ -25,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.feeds import users_file
 from bench.harness import ROOT, Timing, timed
 from bench.site import build_site, enrolment_file
 
@@ -33,10 +36,12 @@ name: versus
 area: area
 database: "sqlite:///{db}"
 sync:
-  - command: enrolments
-    file: enrols.csv
+  - command: {command}
+    file: feed.csv
     settle_seconds: 0
 """
+#: the feeds it can time: B4's enrolments, B8's users (with their deletions)
+FEEDS = ("enrolments", "users")
 
 
 def build(rev: str, work: Path) -> tuple[str, Path]:
@@ -63,14 +68,14 @@ def build(rev: str, work: Path) -> tuple[str, Path]:
     return commit, postsync
 
 
-def sync(postsync: Path, data: Path, lines: int) -> Timing:
+def sync(postsync: Path, data: Path, command: str) -> Timing:
     """One sync of the file into a fresh copy of the site (the copy is not timed)."""
     run = Path(tempfile.mkdtemp(prefix="run-", dir=data))
     try:
         (run / "area").mkdir()
         shutil.copy(data / "site.db", run / "site.db")
-        shutil.copy2(data / "enrols.csv", run / "area" / "enrols.csv")
-        (run / "playbook.yml").write_text(PLAYBOOK.format(db=run / "site.db"))
+        shutil.copy2(data / "feed.csv", run / "area" / "feed.csv")
+        (run / "playbook.yml").write_text(PLAYBOOK.format(db=run / "site.db", command=command))
         return timed([str(postsync), "run", "playbook.yml"], run)
     finally:
         shutil.rmtree(run, ignore_errors=True)
@@ -83,21 +88,25 @@ def main() -> None:
     parser.add_argument("before")
     parser.add_argument("after")
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--feed", choices=FEEDS, default="enrolments")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "versus")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     sides = [build(rev, args.work) for rev in (args.before, args.after)]
-    data = args.work / f"data-{args.lines}"
+    data = args.work / f"data-{args.feed}-{args.lines}"
     if not (data / "site.db").exists():
         data.mkdir(exist_ok=True)
         build_site(f"sqlite:///{data / 'site.db'}", users=50_000, courses=2_000)
-        enrolment_file(data / "enrols.csv", args.lines, users=50_000, courses=2_000)
+        if args.feed == "users":
+            users_file(data / "feed.csv", args.lines)
+        else:
+            enrolment_file(data / "feed.csv", args.lines, users=50_000, courses=2_000)
     timings: list[list[Timing]] = [[], []]
     for r in range(args.rounds):
         order = [0, 1] if r % 2 == 0 else [1, 0]
         for side in order:
-            timings[side].append(sync(sides[side][1], data, args.lines))
+            timings[side].append(sync(sides[side][1], data, args.feed))
             t = timings[side][-1]
             mb = t.maxrss_kb / 1024
             print(f"round {r + 1}: {sides[side][0][:10]} {t.seconds:.3f} s, {mb:.0f} MB")
