@@ -1,14 +1,17 @@
 """The cohorts and users of the undo (runner.undo.lines): cohorts the run deleted made
-again (their members and description are not journaled), members given back or
-removed, cohorts it created deleted, those it updated given back their values (named
-by id); users it created suspended, never deleted (a deletion cannot be undone), the
-columns it updated restored (never a password), the user named by idnumber, or by
-username when the run changed the idnumber."""
+again (their description is not journaled) and given back the members their deletion
+took (journal lines `"with": "cohort_deleted"`), members given back or removed, cohorts
+it created deleted, those it updated given back their values (named by id); users it
+created suspended, never deleted (a deletion cannot be undone), the columns it updated
+restored (never a password), the user named by idnumber, or by username when the run
+changed the idnumber."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from runner.core.text import plural
 from runner.sync.commands import SYNC_COMMANDS
 from runner.undo.lines import CATEGORY_CONTEXT, Written
 from runner.undo.plan import Net, Plan
@@ -21,16 +24,23 @@ def _cohort_name(row: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def cohorts(plan: Plan, site: Site, out: Written) -> None:
+    # the members each deleted cohort had when it was deleted: given back once it is made
+    # again, by the idnumber it is made with
+    held = Counter(c for (c, _u), net in plan.cohort_members.items() if net.before > net.after)
+    lost: set[int] = set()
     for cohortid, change in plan.cohorts_deleted.items():
         net = plan.cohorts_updated.get(cohortid)  # made again as it was before the run
         f, origin = {**change.fields, **(net.before if net else {})}, change.origin
         named = _cohort_name(f)
         if named is None:
+            members = held[cohortid]
             out.note(
                 origin,
                 f"cohort {f.get('name')!r} deleted: it had no idnumber, by which the written "
-                "cohorts file names cohorts: not re-created",
+                "cohorts file names cohorts: not re-created"
+                + (f", nor its {plural(members, 'member')} given back" if members else ""),
             )
+            lost.add(cohortid)
             continue
         level, instance = site.contexts.get(int(f["contextid"]), (0, 0))
         category = instance if level == CATEGORY_CONTEXT else ""
@@ -43,19 +53,23 @@ def cohorts(plan: Plan, site: Site, out: Written) -> None:
             userid="",
             ccatcontext=category,
         )
+        site.cohorts[cohortid] = {"id": cohortid, "name": named[1], "idnumber": named[0]}
         out.note(
             origin,
-            f"cohort {named[0]} re-created: its description and its members (deleted with it) "
-            "are not journaled: not given back",
+            f"cohort {named[0]} re-created: its description is not journaled: not given back",
         )
     for (cohortid, userid), net in plan.cohort_members.items():
         if net.before == net.after or (not net.before and cohortid in plan.cohorts_created):
             continue  # a cohort the run made goes with its members
+        if cohortid in lost:
+            continue  # its note counts them
         row, user = site.cohorts.get(cohortid), site.user(userid)
         named = _cohort_name(row) if row else None
         if named is None or user is None:
+            what = f"cohort {named[0] if named else cohortid} member {userid}"
             why = "the user is gone" if user is None else "the cohort is gone or has no idnumber"
-            out.note(net.origin, f"cohort {cohortid} member {userid}: {why}: not reversed")
+            done = "not given back" if net.before else "not removed"
+            out.note(net.origin, f"{what}: {why}: {done}")
             continue
         out.add(
             "cohorts",

@@ -10,10 +10,12 @@ does not tell enough of, is a note on its line.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.core.text import plural
 from runner.undo.source import Change
 
 #: an enrolment's state: (status, timestart, timeend), or None when there is none
@@ -70,6 +72,9 @@ class Plan:
     cohorts_updated: dict[int, Net] = field(default_factory=dict)
     users_created: list[Change] = field(default_factory=list)
     users_updated: dict[int, Net] = field(default_factory=dict)
+    #: what a user's deletion took with it (lines `"with": "user_deleted"`, which come
+    #: before their user_deleted line), by user id: how many rows of each kind
+    taken: dict[int, Counter[str]] = field(default_factory=dict)
     #: (origin, what cannot be reversed and why), in the journal's order
     notes: list[tuple[str, str]] = field(default_factory=list)
     #: the enrolments' course, by enrolid
@@ -166,12 +171,7 @@ def _user(plan: Plan, c: Change) -> None:
     if c.kind == "user_created":
         plan.users_created.append(c)
     elif c.kind == "user_deleted":
-        plan.note(
-            c,
-            f"user {who} was deleted: a deleted user cannot be restored (Moodle's deletion"
-            " rewrites the username, e-mail and idnumber and the journal does not keep the"
-            " enrolments, roles, memberships and profile that went with it)",
-        )
+        _deleted_user(plan, c, who)
     elif f.get("id") is None:
         plan.note(c, f"user {who} updated, but the journal has no id for it: not restored")
     else:
@@ -190,12 +190,56 @@ def _user(plan: Plan, c: Change) -> None:
             )
 
 
+#: what a user's deletion takes, as its note counts it
+TAKEN = (
+    ("user_enrolment_deleted", "enrolment"),
+    ("role_unassigned", "role assignment"),
+    ("group_member_removed", "group membership"),
+    ("cohort_member_removed", "cohort membership"),
+)
+
+
+def _deleted_user(plan: Plan, c: Change, who: str | None) -> None:
+    """A deleted user's note, counting what went with them. Their rows leave the plan:
+    no line can name a deleted user, and the note says what is not given back."""
+    userid = c.fields.get("id")
+    taken = plan.taken.pop(int(userid), Counter()) if userid is not None else Counter()
+    earlier = 0
+    if userid is not None:
+        tables: list[dict[Any, Net]] = [
+            plan.enrolments,
+            plan.roles,
+            plan.members,
+            plan.cohort_members,
+        ]
+        for table in tables:  # each key's second item is the user's id
+            for key in [k for k in table if k[1] == int(userid)]:
+                net = table.pop(key)
+                earlier += net.before != net.after
+    went = [plural(n, name) for kind, name in TAKEN if (n := taken.get(kind, 0))]
+    text = (
+        f"user {who} was deleted: a deleted user cannot be restored (Moodle's deletion"
+        " rewrites the username, e-mail and idnumber; the profile is not journaled)"
+    )
+    text += f"; with them went {', '.join(went)}: not given back" if went else ""
+    if earlier:
+        text += (
+            f"; what the run changed of theirs before ({earlier:,} enrolment, role or"
+            " membership rows) is left as the deletion left it"
+        )
+    plan.note(c, text)
+
+
 def make_plan(changes: Iterable[Change]) -> Plan:
     """The run's changes, net by row (reads the journal once, in order)."""
     plan = Plan()
     for c in changes:
         plan.count += 1
         kind = c.kind
+        if c.fields.get("with") == "user_deleted":  # counted on the user's deletion
+            taken = plan.taken.setdefault(int(c.fields["userid"]), Counter())
+            taken[kind] += 1
+            continue
         if kind.startswith("user_enrolment_"):
             _enrolment(plan, c)
         elif kind.startswith("role_"):

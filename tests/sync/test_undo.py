@@ -4,10 +4,11 @@ user_key username; a password set), cohorts, groups (a group and a grouping rena
 a grouping's description changed), enrolments (groups, roles, an update, a manual and a
 self unenrolment that take a tool_sync membership with them) and group members files,
 then clean_empty_groups (a group, a grouping the run updated and one it made deleted),
-undone through postsync undo and postsync run of the written playbook: the
-enrolments, roles, memberships with their component, groups, groupings and their
-links, cohorts, cohort members and users are those before the run, but the group the
-run made and the password it set (noted)."""
+and a user and a cohort with members deleted, undone through postsync undo and
+postsync run of the written playbook: the enrolments, roles, memberships with their
+component, groups, groupings and their links, cohorts (the deleted one with its
+members), cohort members and users are those before the run, but the group the run
+made, the password it set and the user it deleted with their rows (noted)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ STEPS = """\
   - command: users
     file: userimport.csv
     update_passwords: true
+  - command: users
+    file: userdelete.csv
   - command: users
     file: userbyname.csv
     user_key: username
@@ -53,10 +56,14 @@ SETUP = {
     "add;MATH201;U0202;student;manual;;;;\n"
     "add;MATH201;U0203;student;manual;;;;\n"
     "add;MATH201;U0204;student;manual;;;gadd;G2\n"
-    "add;MATH201;U0209;student;self;1767225600;1798761600;;\n",
+    "add;MATH201;U0209;student;self;1767225600;1798761600;;\n"
+    "add;MATH201;U0215;student;manual;;;gadd;G1\n",
     "cohorts.csv": "cmd;cidnumber;cname;userid;cdescription\n"
     "add;C1;Cohort one;U0205;\n"
-    "add;C3;Cohort three;;Third\n",
+    "add;C3;Cohort three;;Third\n"
+    "add;C4;Cohort four;U0213;\n"
+    "add;C4;Cohort four;U0214;\n"
+    "add;C4;Cohort four;U0215;\n",
 }
 
 RUN = {
@@ -65,7 +72,10 @@ RUN = {
     "u0210;Camille;Garcia;U0210;u0210@example.org;Maths;S3cret!pass\n"
     "u0211b;Dalia;Richard-Martin;U0211;u0211@example.org;;\n",
     "userbyname.csv": "username;firstname;lastname;idnumber\nu0212;Emile;Lefèvre;X0212\n",
+    # a deletion takes U0215's enrolment, role, G1 and C4 memberships with it
+    "userdelete.csv": "username;firstname;lastname;idnumber;deleted\nu0215;A;B;U0215;1\n",
     "cohorts.csv": "cmd;cidnumber;cname;userid;cdescription\n"
+    "del;C4;Cohort four;;\n"
     "del;C1;Cohort one;U0205;\n"
     "add;C1;Cohort one;U0206;\n"
     "add;C2;Cohort two;U0207;\n"
@@ -96,6 +106,12 @@ def _apply(site: Site, files: dict[str, str], post: str = "") -> Path:
         (site.area / name).unlink()
     (run_id,) = re.findall(r"^RECORD .*\(run (\S+)\)$", result.out, re.MULTILINE)
     return site.area / ".postsync" / "runs" / f"{run_id}.json"
+
+
+USERS = (
+    "SELECT username, idnumber, firstname, lastname, email, department, auth, suspended"
+    " FROM mdl_user"
+)
 
 
 def state(site: Site) -> dict[str, Any]:
@@ -133,12 +149,7 @@ def state(site: Site) -> dict[str, Any]:
                 " JOIN mdl_cohort c ON c.id = m.cohortid"
             )
         ),
-        "users": sorted(
-            q(
-                "SELECT username, idnumber, firstname, lastname, email, department, auth,"
-                " suspended FROM mdl_user WHERE username <> 'newbie'"
-            )
-        ),
+        "users": sorted(q(f"{USERS} WHERE username <> 'newbie'")),
     }
 
 
@@ -165,6 +176,7 @@ def test_undo_gives_back_what_the_run_changed(site: Site) -> None:
     before_run = state(site)
     (cohort,) = site.query("SELECT id FROM mdl_cohort WHERE idnumber = 'C3'")[0]
     (hashed,) = site.query("SELECT password FROM mdl_user WHERE username = 'u0210'")[0]
+    (gone,) = site.query("SELECT id FROM mdl_user WHERE username = 'u0215'")[0]
     record = _apply(site, RUN, CLEANUP)
     run_dir = record.parent / record.stem
     (cleanup,) = run_dir.glob("*_clean_empty_groups.journal")
@@ -206,6 +218,21 @@ def test_undo_gives_back_what_the_run_changed(site: Site) -> None:
     assert files["05_group_members.csv"].splitlines()[1:] == ["add;MATH201;G2;u0201"]
     assert "membership_component: tool_sync" in files["undo.yml"]
     assert "add;MATH201;u0209;student;self;1767225600;1798761600" in files["03_enrolments.csv"]
+    # a deleted cohort made again, then given back the members its deletion took
+    assert files["06_cohorts.csv"].splitlines()[1:4] == [
+        "add;C4;Cohort four;;",
+        "add;C4;Cohort four;u0213;",
+        "add;C4;Cohort four;u0214;",
+    ]
+    lines = "".join(text for name, text in files.items() if name.endswith(".csv"))
+    assert "u0215" not in lines  # a deleted user is named by no line
+    assert "cohort C4 re-created: its description is not journaled" in notes
+    assert (
+        "user u0215 was deleted: a deleted user cannot be restored (Moodle's deletion"
+        " rewrites the username, e-mail and idnumber; the profile is not journaled); with"
+        " them went 1 enrolment, 1 role assignment, 1 group membership, 1 cohort"
+        " membership: not given back\n"
+    ) in notes
     assert files["07_cohorts.csv"].splitlines() == [
         "cmd;cid;cname;cidnumber;cdescription;ccatcontext",
         f"add;{cohort};Cohort three;;Third;",
@@ -222,6 +249,12 @@ def test_undo_gives_back_what_the_run_changed(site: Site) -> None:
 
     after = state(site)
     expected = dict(before_run)
+    # the user the run deleted stays deleted (noted), without what went with them
+    for key, column in (("enrolments", 2), ("roles", 1), ("members", 2), ("cohort_members", 1)):
+        expected[key] = [r for r in before_run[key] if r[column] != gone]
+        assert len(expected[key]) == len(before_run[key]) - 1, key
+    (deleted,) = site.query(f"{USERS} WHERE id = :id AND deleted = 1", id=gone)
+    expected["users"] = sorted([*(r for r in before_run["users"] if r[0] != "u0215"), deleted])
     # the group the run made stays (no control format deletes one): noted
     assert "'Lab A' created: the groups format never deletes" in notes
     expected["groups"] = sorted(
