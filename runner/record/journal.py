@@ -309,7 +309,10 @@ KINDS: dict[str, dict[str, Any]] = {
 }
 #: optional fields of a kind
 _OPTIONAL: dict[str, set[str]] = {
-    "role_unassigned": {"copies"},
+    "role_unassigned": {"copies", "with"},
+    "user_enrolment_deleted": {"with"},
+    "group_member_removed": {"with"},
+    "cohort_member_removed": {"with"},
     # columns a release of Moodle may lack
     "group_deleted": {
         "description",
@@ -331,6 +334,17 @@ _OPTIONAL: dict[str, set[str]] = {
         "timemodified",
     },
 }
+
+
+#: a row a deletion took with it: which deletion (told before it, at its line)
+_WITH = {
+    "enum": ["user_deleted", "cohort_deleted"],
+    "description": "the deletion that took the row with it (its line follows): a user's"
+    " enrolments, roles and memberships; a cohort's members",
+}
+for _kind in ("user_enrolment_deleted", "role_unassigned", "group_member_removed"):
+    KINDS[_kind] = {**KINDS[_kind], "with": _WITH}
+KINDS["cohort_member_removed"] = {**KINDS["cohort_member_removed"], "with": _WITH}
 
 
 def journal_schema() -> dict[str, Any]:

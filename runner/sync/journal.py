@@ -69,6 +69,11 @@ class FileJournal:
         spool.add(kind, text)
         return text
 
+    def taken(self, kind: str, courseid: int | None, fields: str, cause: str) -> None:
+        """A row a deletion took with it (`cause`: the deletion's kind, e.g.
+        user_deleted), told before the deletion (runner.sync.cascade)."""
+        self._add(kind, courseid, f'{fields},"with":{_text(cause)}')
+
     def flush(self) -> None:
         """The batch's changes to the spool."""
         if self.spool is not None:

@@ -409,3 +409,65 @@ def test_users_files_journal_users_never_their_passwords(site: Site) -> None:
     validator = Draft202012Validator(journal_schema())
     for line in (created, updated, deleted, no_password):
         validator.validate(line)
+
+
+def shown(result: Any) -> list[dict[str, Any]]:
+    """The journal lines --diff printed."""
+    return [json.loads(line) for line in result.out.splitlines() if line.startswith(" " * 8 + "{")]
+
+
+def test_a_deletion_tells_what_it_takes_with_it_before_itself(site: Site) -> None:
+    """A user enrolled with a role, a group and a cohort, then deleted by a users file:
+    the journal tells the enrolment, the role, the membership and the cohort membership
+    the deletion takes (`with`: user_deleted), then the deletion; a cohort deleted with
+    its members tells each member first (`with`: cohort_deleted). The preview tells the
+    same."""
+    site.write("enrols.csv", HEADER + FIRST)
+    run(site)
+    [(uid, username)] = site.query("SELECT id, username FROM mdl_user WHERE idnumber = 'U0001'")
+    [(u2,)] = site.query("SELECT id FROM mdl_user WHERE idnumber = 'U0002'")
+    body = "cmd;cname;userid;cidnumber\nadd;Keepers;U0001;KEEP\nadd;Keepers;U0002;KEEP\n"
+    site.write("cohorts.csv", body)
+    assert site.run(steps=COHORTS_STEP).code == 0
+    i = ids(site)
+    [(cohort,)] = site.query("SELECT id FROM mdl_cohort WHERE idnumber = 'KEEP'")
+    site.write("userimport.csv", f"username;firstname;lastname;deleted\n{username};A;B;1\n")
+    preview = site.run("--check", "--diff", steps=USERS_STEP)
+    assert preview.code == 0, preview.out + preview.err
+    assert site.run(steps=USERS_STEP).code == 0
+    lines = journal(site)
+    assert shown(preview) == lines
+    assert [(e["kind"], e.get("with"), e["line"]) for e in lines] == [
+        ("user_enrolment_deleted", "user_deleted", 2),
+        ("role_unassigned", "user_deleted", 2),
+        ("group_member_removed", "user_deleted", 2),
+        ("cohort_member_removed", "user_deleted", 2),
+        ("user_deleted", None, 2),
+    ]
+    enrolment, role, member, membership, _ = lines
+    assert (enrolment["enrolid"], enrolment["userid"], enrolment["courseid"]) == (
+        i["enrol"],
+        uid,
+        i["course"],
+    )
+    assert isinstance(enrolment["id"], int) and enrolment["status"] == 0
+    assert (role["contextid"], role["roleid"], role["courseid"]) == (
+        i["context"],
+        i["student"],
+        i["course"],
+    )
+    assert (member["groupid"], member["courseid"]) == (i["group MATH101-G1"], i["course"])
+    assert (membership["cohortid"], membership["userid"]) == (cohort, uid)
+    site.write("cohorts.csv", "cmd;cidnumber\ndel;KEEP\n")
+    preview = site.run("--check", "--diff", steps=COHORTS_STEP)
+    assert preview.code == 0, preview.out + preview.err
+    assert site.run(steps=COHORTS_STEP).code == 0
+    deleted = journal(site)
+    assert shown(preview) == deleted
+    assert [(e["kind"], e.get("with"), e.get("userid")) for e in deleted] == [
+        ("cohort_member_removed", "cohort_deleted", u2),  # U0001's went with the user
+        ("cohort_deleted", None, None),
+    ]
+    validator = Draft202012Validator(journal_schema())
+    for line in lines + deleted:
+        validator.validate(line)

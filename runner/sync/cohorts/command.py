@@ -84,8 +84,9 @@ class Cohorts:
                 continue
             if cid is None:
                 continue
-            if (r.get("cmd") or "add").lower() == "free":
-                whole.add(cid)
+            cmd = (r.get("cmd") or "add").lower()
+            if cmd == "free" or (cmd == "del" and not r.get("userid")):
+                whole.add(cid)  # every member: freed, or deleted with the cohort
             user = state.lookups.users.get(r.get("userid", ""))
             if isinstance(user, int):
                 pairs.add((cid, user))

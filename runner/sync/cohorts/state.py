@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from runner.core.errors import StepError
 from runner.core.text import excerpt, quoted
 from runner.db.tables import new_id
+from runner.sync import cascade
 from runner.sync.base import LineFailed
 from runner.sync.part import BatchPart, update_rows
 from runner.sync.writes import chunks
@@ -153,6 +154,8 @@ class CohortState(BatchPart):
         return self._synced.get(cid, 0)
 
     def delete(self, cid: int) -> None:
+        members = [(rid, uid) for (c, uid), rid in self.members.items() if c == cid]
+        cascade.cohort_deleted(self.site.journal, cid, members)
         self.site.journal.cohort("cohort_deleted", self.cohorts[cid])
         del self.cohorts[cid]
         self._index.clear()

@@ -18,6 +18,7 @@ from sqlalchemy import BigInteger, Column, MetaData, Table, inspect, select
 from runner.core.text import excerpt
 from runner.db.columns import filled
 from runner.step.preview import USER_KEYS
+from runner.sync import cascade
 from runner.sync.base import LineFailed
 from runner.sync.users.fields import FLAGS, NOT_CACHED, TEXT
 from runner.sync.users.passwords import Passwords
@@ -283,6 +284,7 @@ class UserState(UserWrites):
         row.profile_changed.add(fid)
 
     def delete(self, row: UserRow) -> None:
+        cascade.user_deleted(self.site, row.id)
         self.site.journal.user("user_deleted", row.id, row.values)
         self._index(row, add=False)
         row.deleted = True
