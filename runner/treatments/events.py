@@ -65,7 +65,15 @@ class MoodleEvents:
     user_update_user trigger it. A row the journal names without its id (made by a
     set-based insert) is found by its natural key; a row gone since is told from what
     the journal holds, and the step's detail says so. A last unenrolment's other deletions
-    (course_left) trigger no event, as in Moodle. It is skipped when the journal holds
+    (course_left) trigger no event, as in Moodle. What a deletion takes with it (the
+    journal's lines marked `with`, before the deletion's own) is replayed as Moodle's
+    deletion triggers it, before user_deleted: each enrolment of a plugin enabled on
+    the site as unenrol_user unenrols it (the roles in the course and, at the course's
+    last enrolment, its group memberships, then user_enrolment_deleted with
+    `lastenrol`), then the roles left; an enrolment of a disabled plugin, a membership
+    of a group of another course and cohort memberships (a user's, a deleted cohort's)
+    trigger none, as in Moodle (the preview counts every enrolment's event: the step's
+    detail says when the site's plugins made fewer). It is skipped when the journal holds
     nothing left to replay. The preview counts the events per name and runs nothing.
     `postsync post RECORD` replays a saved run's journal: a playbook holding only this
     step replays on its own schedule.

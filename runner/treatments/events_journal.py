@@ -50,6 +50,43 @@ EVENTS: dict[str, str | None] = {
 }
 
 
+#: the deletions whose journal line is preceded by what they take with them, each of
+#: those lines marked `"with": KIND`
+OWNERS = ("user_deleted", "cohort_deleted")
+
+
+def cascade_events(lines: list[dict[str, Any]]) -> tuple[Counter[str], int]:
+    """The events Moodle triggers for what a deletion takes with it (the lines marked
+    `with`, before the deletion's own line), and how many of those lines have none.
+
+    delete_user unenrols the user through each enrolment's plugin (unenrol_user:
+    user_enrolment_deleted, with role_unassigned for the roles in the course and, at
+    the course's last enrolment, group_member_removed for its group memberships), then
+    role_unassign_all triggers role_unassigned for the roles left; it deletes the
+    cohort memberships, and the memberships of groups in courses where the user had no
+    enrolment, without an event. cohort_delete_cohort deletes its members without one.
+    Counted as if every enrolment's plugin were enabled on the site (the journal does
+    not know): Moodle deletes an enrolment of a disabled plugin without an event, and
+    the replay, which knows, says so per line."""
+    courses = {
+        line["courseid"]
+        for line in lines
+        if line["with"] == "user_deleted" and line["kind"] == "user_enrolment_deleted"
+    }
+    events: Counter[str] = Counter()
+    silent = 0
+    for line in lines:
+        kind = line["kind"]
+        has_event = kind in ("user_enrolment_deleted", "role_unassigned") or (
+            kind == "group_member_removed" and line.get("courseid") in courses
+        )
+        if line["with"] == "user_deleted" and has_event:
+            events[kind] += 1
+        else:
+            silent += 1
+    return events, silent
+
+
 #: the event Moodle triggers before a user's user_created or user_updated when the line
 #: gave a password (update_internal_user_password, called by user_create_user and
 #: user_update_user through the auth plugin)
@@ -141,6 +178,8 @@ def read_part(path: Path, shown: str) -> Iterator[dict[str, Any]]:
                     problem = "not a JSON object"
                 elif line.get("kind") not in EVENTS:
                     problem = f"unknown kind {str(line.get('kind'))[:40]!r}"
+                elif line.get("with", OWNERS[0]) not in OWNERS:
+                    problem = f"its with is {str(line.get('with'))[:40]!r}, not a deletion"
                 elif line.get("seq") != number:
                     problem = f"its seq is {str(line.get('seq'))[:20]}, not {number}"
                 elif not raw.endswith(b"\n"):
@@ -186,15 +225,28 @@ def tally(parts: list[tuple[Path, str]], done: dict[str, int]) -> Tally:
     for path, shown in parts:
         out.parts += 1
         last = done.get(path.name, 0)
+        taken: list[dict[str, Any]] = []  # what the deletion to come takes with it
         for line in read_part(path, shown):
             if line["seq"] <= last:
                 out.done += 1
                 continue
+            if "with" in line:
+                taken.append(line)
+                continue
+            _count(out, taken)
+            taken = []
             events = events_of(line)
             if not events:
                 out.silent += 1
             out.events.update(events)
+        _count(out, taken)
     return out
+
+
+def _count(out: Tally, taken: list[dict[str, Any]]) -> None:
+    events, silent = cascade_events(taken)
+    out.events.update(events)
+    out.silent += silent
 
 
 def write_feed(parts: list[tuple[Path, str]], done: dict[str, int], feed: IO[str]) -> int:

@@ -58,9 +58,14 @@ DELETED = re.compile(r"^(.+@.+)\.\d{9,}$")
 
 def key(row: dict[str, Any]) -> str:
     """A log row as compared: a deleted user's username without its deletion's time
-    (the twin deletes a second later or sooner)."""
-    plain = {k: DELETED.sub(r"\1.TIME", v) if isinstance(v, str) else v for k, v in row.items()}
-    return json.dumps(plain, sort_keys=True)
+    (the twin deletes a second later or sooner), in `other` too."""
+    return json.dumps(_timeless(row), sort_keys=True)
+
+
+def _timeless(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items()}
+    return DELETED.sub(r"\1.TIME", value) if isinstance(value, str) else value
 
 
 FILES = {
@@ -282,6 +287,59 @@ def test_updates_groups_and_cohorts_are_logged_as_moodle_logs_them(
         f" WHERE id > {since} AND target = 'cohort' AND action = 'deleted'",
     )
     assert logged == {"\\core\\event\\cohort_deleted": gone["LABX"]}
+
+
+DELETIONS = {
+    "users.csv": "username;firstname;lastname;deleted\nlab3;Lab;Three;1\n",
+    "cohorts.csv": "cmd;cidnumber;cname;cdescription;ccatcontext\ndel;LABG;;;\n",
+}
+
+
+def test_what_a_deletion_takes_with_it_is_logged_as_moodle_logs_it(
+    site: Site, lab_twin: Site, tmp_path: Path
+) -> None:
+    """A user enrolled in MATH101 (manual, student) with a membership of its group G1, a
+    manager role in a category and a cohort membership, deleted by a users file, and a
+    cohort with a member deleted by a cohorts file (both made through Moodle's API on
+    both sites): after postsync and moodle_events, the log rows (the fields above) equal
+    those Moodle's delete_user and cohort_delete_cohort write on a twin, in the same
+    order: role_unassigned, group_member_removed and user_enrolment_deleted (lastenrol)
+    of the unenrolment, the category's role_unassigned, user_deleted, cohort_deleted;
+    no cohort_member_removed (Moodle deletes cohort memberships without an event)."""
+    for each in (site, lab_twin):
+        each.php("moodle_events_twin.php", "doomed")
+    since = int(site.php("event_rows.php", "max")["max"] or 0)
+    twin_since = int(lab_twin.php("event_rows.php", "max")["max"] or 0)
+    steps = "  - command: users\n    file: users.csv\n  - command: cohorts\n    file: cohorts.csv\n"
+    book = playbook(site, tmp_path, DELETIONS, steps, events_step(site))
+    preview = postsync_process("run", book, "--check")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    done = postsync_process("run", book)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lab_twin.php("moodle_events_twin.php", "delete")
+    ours = site.php("event_rows.php", str(since))
+    theirs = lab_twin.php("event_rows.php", str(twin_since))
+    for row in theirs:
+        known_difference(row)
+    same_rows(ours, theirs)
+    names = [row["eventname"].rsplit("\\", 1)[-1] for row in ours]
+    assert names == [row["eventname"].rsplit("\\", 1)[-1] for row in theirs]
+    assert names == [
+        "role_unassigned",
+        "group_member_removed",
+        "user_enrolment_deleted",
+        "role_unassigned",
+        "user_deleted",
+        "cohort_deleted",
+    ], names
+    ue = ours[2]["other"]["userenrolment"]
+    assert ue["lastenrol"] is True
+    assert events_lines(preview.stdout) == events_lines(done.stdout)
+
+
+def events_lines(out: str) -> list[str]:
+    """The step's `trigger \\core\\event\\NAME  (N events)` lines."""
+    return [" ".join(t.split()) for t in out.splitlines() if "\\core\\event\\" in t]
 
 
 def _ids(url: str, query: str) -> dict[str, int]:

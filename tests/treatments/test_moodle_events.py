@@ -113,6 +113,56 @@ def test_a_password_the_line_gave_is_replayed_before_the_users_event(tmp_path: P
     ]
 
 
+def _with(kind: str, owner: str = "user_deleted", **fields: Any) -> dict[str, Any]:
+    return {"kind": kind, "file": "users.csv", "line": 2, "userid": 7, **fields, "with": owner}
+
+
+#: a user deleted with two enrolments in course 2 (manual and self), one in course 3, a
+#: role in course 2 (the enrolment's), one in the system context, memberships of a
+#: group of course 2 and of course 4 (not enrolled there) and of a cohort; then a
+#: cohort deleted with a member
+DELETIONS = [
+    _with("user_enrolment_deleted", courseid=2, id=10, enrolid=20),
+    _with("user_enrolment_deleted", courseid=2, id=11, enrolid=21),
+    _with("user_enrolment_deleted", courseid=3, id=12, enrolid=30),
+    _with("role_unassigned", courseid=2, id=40, contextid=50, roleid=5, component="", itemid=0),
+    _with("role_unassigned", courseid=None, id=41, contextid=1, roleid=9, component="", itemid=0),
+    _with("group_member_removed", courseid=2, id=60, groupid=70, component="", itemid=0),
+    _with("group_member_removed", courseid=4, id=61, groupid=71, component="", itemid=0),
+    _with("cohort_member_removed", courseid=None, id=80, cohortid=90),
+    {"kind": "user_deleted", "id": 7, "user": {"username": "gone"}},
+    _with("cohort_member_removed", "cohort_deleted", courseid=None, id=81, cohortid=91),
+    {"kind": "cohort_deleted", "id": 91, "contextid": 1, "name": "C", "idnumber": "C"},
+]
+for _seq, _line in enumerate(DELETIONS, 1):
+    _line["seq"] = _seq
+
+
+def test_a_deletion_counts_the_events_moodles_deletion_triggers(tmp_path: Path) -> None:
+    """What a deletion takes with it (its `with` lines): delete_user's unenrolments
+    (user_enrolment_deleted each; the roles, any context; the memberships of groups in
+    the courses it was enrolled in), none for a membership of another course's group or
+    of a cohort; none for a deleted cohort's members."""
+    path = part(tmp_path, "001_users.csv.journal", DELETIONS)
+    counted = tally([(path, "x")], {})
+    assert dict(counted.events) == {
+        "user_enrolment_deleted": 3,
+        "role_unassigned": 2,
+        "group_member_removed": 1,
+        "user_deleted": 1,
+        "cohort_deleted": 1,
+    }
+    assert counted.silent == 3
+    # a replay that went on after the user's deletion counts the cohort's alone
+    later = tally([(path, "x")], {path.name: 9})
+    assert (dict(later.events), later.silent, later.done) == ({"cohort_deleted": 1}, 1, 9)
+    out = tmp_path / "feed"
+    with open(out, "w") as feed:
+        write_feed([(path, "x")], {}, feed)
+    fed = [json.loads(t) for t in out.read_text().splitlines()]
+    assert [line.get("with") for line in fed] == [line.get("with") for line in DELETIONS]
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [
@@ -120,6 +170,10 @@ def test_a_password_the_line_gave_is_replayed_before_the_users_event(tmp_path: P
         ('{"seq":1,"kind":"role_assigned"}\n[1]\n', "line 2: not a JSON object"),
         ('{"seq":1,"kind":"dropped_table"}\n', "line 1: unknown kind 'dropped_table'"),
         ('{"seq":2,"kind":"role_assigned"}\n', "line 1: its seq is 2, not 1"),
+        (
+            '{"seq":1,"kind":"role_unassigned","with":"role_assigned"}\n',
+            "line 1: its with is 'role_assigned', not a deletion",
+        ),
         ('{"seq":1,"kind":"role_assigned"}', "line 1: cut short"),
     ],
 )

@@ -190,7 +190,8 @@ function make_event(replay $r, object $line): \core\event\base|array|null {
                 'enrolid' => (string)$line->enrolid, 'userid' => (string)$line->userid,
                 'timestart' => (string)$line->timestart, 'timeend' => (string)$line->timeend,
                 'courseid' => (string)$line->courseid, 'enrol' => $name,
-                'lastenrol' => !$DB->record_exists_sql('SELECT 1 FROM {user_enrolments} ue
+                // a deleted user's: as Moodle's unenrolment of each in turn found it
+                'lastenrol' => $line->lastenrol ?? !$DB->record_exists_sql('SELECT 1 FROM {user_enrolments} ue
                     JOIN {enrol} e ON e.id = ue.enrolid WHERE ue.userid = ? AND e.courseid = ?',
                     [$line->userid, $line->courseid])];
             return \core\event\user_enrolment_deleted::create(['courseid' => $line->courseid,
@@ -326,6 +327,124 @@ function make_event(replay $r, object $line): \core\event\base|array|null {
     throw new replay_skipped("unknown kind $kind");
 }
 
+/** What a deletion takes with it (the lines marked `with`, listed before its own line),
+ * in the order Moodle's deletion triggers their events: [line, why], why null for a
+ * line replayed, '' for one with no event of Moodle's, else why Moodle triggers none
+ * though postsync's preview counted one.
+ *
+ * delete_user (enrol_user_delete) unenrols the user through each enabled plugin, in
+ * the site's order of plugins (unenrol_user): the group memberships and the roles the
+ * instance made, then at the course's last enrolment the roles left in the course and
+ * its sub-contexts and the memberships left in its groups, then user_enrolment_deleted
+ * (`lastenrol`); role_unassign_all then unassigns the roles left; an enrolment of a
+ * plugin not enabled, the memberships left and the cohort memberships are deleted
+ * without an event. cohort_delete_cohort deletes its members without one. */
+function cascade(array $with): array {
+    global $DB;
+    $out = $ues = $ras = $gms = [];
+    foreach ($with as $line) {
+        if ($line->with !== 'user_deleted') {
+            $out[] = [$line, ''];
+        } else if ($line->kind === 'user_enrolment_deleted') {
+            $ues[] = $line;
+        } else if ($line->kind === 'role_unassigned') {
+            $ras[] = $line;
+        } else if ($line->kind === 'group_member_removed') {
+            $gms[] = $line;
+        } else {
+            $out[] = [$line, ''];
+        }
+    }
+    $take = function (array &$from, callable $match) use (&$out): void {
+        foreach ($from as $i => $line) {
+            if ($match($line)) {
+                $out[] = [$line, null];
+                unset($from[$i]);
+            }
+        }
+    };
+    $names = array_map(fn($ue) => $DB->get_field('enrol', 'enrol', ['id' => $ue->enrolid]), $ues);
+    $left = $ues;  // the enrolments still there
+    $unenrolled = [];
+    foreach (array_keys(enrol_get_plugins(true)) as $name) {
+        $component = "enrol_$name";
+        foreach ($ues as $i => $ue) {
+            if ($names[$i] !== $name) {
+                continue;
+            }
+            $course = context_course::instance((int)$ue->courseid, IGNORE_MISSING);
+            $take($gms, fn($gm) => $gm->component === $component && (int)$gm->itemid === (int)$ue->enrolid);
+            $take($ras, fn($ra) => $course && (int)$ra->contextid === (int)$course->id
+                && $ra->component === $component && (int)$ra->itemid === (int)$ue->enrolid);
+            unset($left[$i]);
+            $ue->lastenrol = !array_filter($left, fn($other) => (int)$other->courseid === (int)$ue->courseid);
+            if ($ue->lastenrol) {
+                $take($ras, fn($ra) => $course && (int)$ra->contextid === (int)$course->id);
+                $take($ras, function ($ra) use ($course) {
+                    $context = $course ? context::instance_by_id((int)$ra->contextid, IGNORE_MISSING) : false;
+                    return $context && in_array($course->id, $context->get_parent_context_ids());
+                });
+                $take($gms, fn($gm) => (int)$gm->courseid === (int)$ue->courseid);
+            }
+            $out[] = [$ue, null];
+            $unenrolled[(int)$ue->courseid] = true;
+        }
+    }
+    foreach ($left as $i => $ue) {
+        $out[] = [$ue, $names[$i] === false ? null  // the instance is gone: make_event says so
+            : "enrol_{$names[$i]} is not enabled on the site: Moodle deletes the enrolment without an event"];
+    }
+    usort($ras, fn($a, $b) => (int)$a->id <=> (int)$b->id);
+    $take($ras, fn($ra) => true);
+    $courses = array_flip(array_map(fn($ue) => (int)$ue->courseid, $ues));
+    foreach ($gms as $gm) {
+        $out[] = [$gm, isset($courses[(int)$gm->courseid]) ? 'the course kept an enrolment no enabled plugin'
+            . ' unenrols: Moodle deletes the membership without an event' : ''];
+    }
+    return $out;
+}
+
+/** One journal line's events, triggered (a line with none counted as such). */
+function replay_line(replay $r, object $line): void {
+    try {
+        $made = make_event($r, $line);
+    } catch (replay_skipped | coding_exception $e) {
+        skipped($r, $line, $e->getMessage());
+        return;
+    }
+    foreach (is_array($made) ? $made : array_filter([$made]) as $event) {
+        $event->trigger();
+        $name = substr(strrchr(get_class($event), '\\'), 1);
+        $r->events[$name] = ($r->events[$name] ?? 0) + 1;
+    }
+    if ($made === null) {
+        $r->silent++;
+    }
+}
+
+function skipped(replay $r, object $line, string $why): void {
+    foreach (empty($line->password_updated) ? [$line->kind] : ['user_password_updated', $line->kind] as $name) {
+        $r->skipped[$name] = ($r->skipped[$name] ?? 0) + 1;
+    }
+    if (array_sum($r->skipped) <= 20) {
+        echo "note {$line->kind} {$line->part}:{$line->seq} ($line->file line $line->line): not replayed: ",
+            str_replace("\n", ' ', $why), "\n";
+    }
+}
+
+/** The lines a deletion took with it, replayed as Moodle's deletion triggers them. */
+function replay_cascade(replay $r, array $with): void {
+    foreach (cascade($with) as [$line, $why]) {
+        if ($why === null) {
+            replay_line($r, $line);
+        } else if ($why === '') {
+            $r->silent++;
+        } else {
+            skipped($r, $line, $why);
+        }
+    }
+}
+
 function flush_log_stores(): void {
     foreach (get_log_manager()->get_readers() as $store) {
         if (method_exists($store, 'flush')) {
@@ -338,29 +457,18 @@ function flush_log_stores(): void {
 function replay_batch(replay $r, array $batch): void {
     global $DB;
     $transaction = $DB->start_delegated_transaction();
+    $with = [];  // what the deletion to come takes with it (a batch holds them all)
     foreach ($batch as $line) {
-        try {
-            $made = make_event($r, $line);
-        } catch (replay_skipped | coding_exception $e) {
-            $made = null;
-            foreach (empty($line->password_updated) ? [$line->kind] : ['user_password_updated', $line->kind] as $name) {
-                $r->skipped[$name] = ($r->skipped[$name] ?? 0) + 1;
-            }
-            if (array_sum($r->skipped) <= 20) {
-                echo "note {$line->kind} {$line->part}:{$line->seq} ($line->file line $line->line): not replayed: ",
-                    str_replace("\n", ' ', $e->getMessage()), "\n";
-            }
-        }
-        foreach (is_array($made) ? $made : array_filter([$made]) as $event) {
-            $event->trigger();
-            $name = substr(strrchr(get_class($event), '\\'), 1);
-            $r->events[$name] = ($r->events[$name] ?? 0) + 1;
-        }
-        if ($made === null && $line->kind === 'course_left') {
-            $r->silent++;
+        if (isset($line->with)) {
+            $with[] = $line;
+        } else {
+            replay_cascade($r, $with);
+            $with = [];
+            replay_line($r, $line);
         }
         $r->progress[$line->part] = $line->seq;
     }
+    replay_cascade($r, $with);
     $r->save();
     $transaction->allow_commit(); // then Moodle runs the other observers: the log store's
     flush_log_stores();
@@ -411,7 +519,8 @@ while (($raw = fgets($feed)) !== false) {
         continue;
     }
     $batch[] = $line;
-    if (count($batch) >= $size) {
+    // a deletion's batch holds the lines it takes with it, listed before it
+    if (count($batch) >= $size && !isset($line->with)) {
         replay_batch($replay, $batch);
         $batch = [];
     }

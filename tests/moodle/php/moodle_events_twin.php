@@ -13,6 +13,11 @@
 //       grouping (groups_delete_group, groups_delete_grouping)
 //   php moodle_events_twin.php cohorts                  cohorts LABO ("Old cohort") and LABX
 //       ("Gone cohort", member S004), in the system context
+//   php moodle_events_twin.php doomed                   lab3 created, enrolled in MATH101 as
+//       student (manual) in its group G1, manager in the first category, member of cohort
+//       LABD ("Lab doomed"); cohort LABG ("Lab gone") with member S005
+//   php moodle_events_twin.php delete                   lab3 deleted (delete_user), then
+//       LABG (cohort_delete_cohort)
 //   php moodle_events_twin.php updates                  S009's enrolment in MATH101 suspended,
 //       S010's in PHYS102 given dates (2030-01-01 to 2030-06-30 UTC); in PHYS102 a group
 //       "New group" (C102-NEW) and a grouping "New set" (C102-SET) created, "Spare"
@@ -58,6 +63,24 @@ if ($op === 'meta') {
     cohort_add_cohort((object)['contextid' => $system, 'name' => 'Old cohort', 'idnumber' => 'LABO']);
     $gone = cohort_add_cohort((object)['contextid' => $system, 'name' => 'Gone cohort', 'idnumber' => 'LABX']);
     cohort_add_member($gone, $DB->get_field('user', 'id', ['idnumber' => 'S004'], MUST_EXIST));
+} else if ($op === 'doomed') {
+    require_once($CFG->dirroot . '/group/lib.php');
+    $course = $DB->get_record('course', ['shortname' => 'MATH101'], '*', MUST_EXIST);
+    $instance = $DB->get_record('enrol', ['courseid' => $course->id, 'enrol' => 'manual'], '*', MUST_EXIST);
+    $role = fn($s) => $DB->get_field('role', 'id', ['shortname' => $s], MUST_EXIST);
+    $three = user_create_user((object)['auth' => 'manual', 'confirmed' => 1, 'mnethostid' => $CFG->mnet_localhost_id,
+        'username' => 'lab3', 'idnumber' => 'L003', 'firstname' => 'Lab', 'lastname' => 'Three',
+        'email' => 'lab3@example.com', 'password' => 'Lab-pass-123!']);
+    enrol_get_plugin('manual')->enrol_user($instance, $three, $role('student'));
+    groups_add_member($DB->get_field('groups', 'id', ['courseid' => $course->id, 'name' => 'G1']), $three);
+    role_assign($role('manager'), $three, context_coursecat::instance(1)->id);
+    $system = context_system::instance()->id;
+    cohort_add_member(cohort_add_cohort((object)['contextid' => $system, 'name' => 'Lab doomed', 'idnumber' => 'LABD']), $three);
+    cohort_add_member(cohort_add_cohort((object)['contextid' => $system, 'name' => 'Lab gone', 'idnumber' => 'LABG']),
+        $DB->get_field('user', 'id', ['idnumber' => 'S005'], MUST_EXIST));
+} else if ($op === 'delete') {
+    delete_user($DB->get_record('user', ['username' => 'lab3'], '*', MUST_EXIST));
+    cohort_delete_cohort($DB->get_record('cohort', ['idnumber' => 'LABG'], '*', MUST_EXIST));
 } else if ($op === 'updates') {
     require_once($CFG->dirroot . '/group/lib.php');
     $manual = enrol_get_plugin('manual');
