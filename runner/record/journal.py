@@ -262,6 +262,11 @@ KINDS: dict[str, dict[str, Any]] = {
                     "before": {"type": "object", "not": {"required": ["password"]}},
                     "after": {"type": "object", "not": {"required": ["password"]}},
                     "password_changed": {"type": "boolean"},
+                    "password_set": {
+                        "type": "boolean",
+                        "description": "the line gave a password (never journaled), not"
+                        " the 'not cached' of an auth keeping none in Moodle",
+                    },
                 }
                 if kind == "user_updated"
                 else {

@@ -224,8 +224,9 @@ class FileJournal:
     ) -> None:
         """A user created, updated (the columns changed: before, after) or deleted (what
         Moodle's user_deleted event keeps of the row: its username, e-mail, idnumber,
-        picture, mnethostid). A password is never journaled: `password_set` (a new
-        user's) and `password_changed` say a line set one."""
+        picture, mnethostid). A password is never journaled: `password_changed` says
+        the column changed, `password_set` that the line gave one (not the 'not
+        cached' of an auth keeping no password in Moodle)."""
         keys = {k: values.get(k) for k in USER_KEYS}
         fields = f'"id":{_id(row_id)},"user":{_json(keys)}'
         if before is not None and after is not None:

@@ -104,19 +104,10 @@ def events_of(line: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _password_set(line: dict[str, Any]) -> bool:
-    """A user created with a password, or whose password changed to one the line gave
-    (not the 'not cached' of a change to an auth keeping no password in Moodle: no
-    password was given, Moodle triggers nothing)."""
-    if line["kind"] == "user_created":
-        return line.get("password_set") is True
-    if line["kind"] == "user_updated" and line.get("password_changed") is True:
-        # here only: the users step's modules bring SQLAlchemy, which the CLI's start
-        # does without
-        from runner.sync.users.fields import LOCAL_PASSWORDS
-
-        after, user = line.get("after") or {}, line.get("user") or {}
-        return after.get("auth", user.get("auth")) in LOCAL_PASSWORDS
-    return False
+    """A user created or updated with a password the line gave (not the 'not cached'
+    of a change to an auth keeping no password in Moodle: no password was given,
+    Moodle triggers nothing): the journal's `password_set`."""
+    return line["kind"] in ("user_created", "user_updated") and line.get("password_set") is True
 
 
 @dataclass

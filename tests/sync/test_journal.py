@@ -389,7 +389,7 @@ def test_users_files_journal_users_never_their_passwords(site: Site) -> None:
     [(uid,)] = site.query("SELECT id FROM mdl_user WHERE username = 'jo'")
     assert (updated["kind"], updated["id"]) == ("user_updated", uid)
     assert updated["before"] == {"suspended": 0} and updated["after"] == {"suspended": 1}
-    assert updated["password_changed"] is True
+    assert updated["password_changed"] is True and updated["password_set"] is True
     [(hashed,)] = site.query("SELECT password FROM mdl_user WHERE id = :u", u=uid)
     assert hashed.startswith("$")  # the site's hash of the new password
     site.write("userimport.csv", "username;idnumber;firstname;lastname;deleted\njo;J0001;J;D;1\n")

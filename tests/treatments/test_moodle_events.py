@@ -73,12 +73,12 @@ USERS = [
     {"seq": 1, "kind": "user_created", "user": {"auth": "manual"}, "password_set": True},
     {"seq": 2, "kind": "user_created", "user": {"auth": "manual"}, "password_set": False},
     {"seq": 3, "kind": "user_updated", "user": {"auth": "manual"}, "after": {"suspended": 1},
-     "password_changed": True},
+     "password_changed": True, "password_set": True},
     # a change to an auth keeping no password: 'not cached' written, no password given
     {"seq": 4, "kind": "user_updated", "user": {"auth": "manual"}, "after": {"auth": "ldap"},
-     "password_changed": True},
+     "password_changed": True, "password_set": False},
     {"seq": 5, "kind": "user_updated", "user": {"auth": "ldap"}, "after": {"auth": "manual"},
-     "password_changed": True},
+     "password_changed": True, "password_set": True},
 ]  # fmt: skip
 
 

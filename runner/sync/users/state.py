@@ -272,7 +272,10 @@ class UserState(UserWrites):
 
     def update(self, row: UserRow, changes: dict[str, Any]) -> None:
         before = {c: row.values.get(c) for c in changes}
-        self.site.journal.user("user_updated", row.id, row.values, before, changes)
+        given = changes.get("password") not in (None, "", NOT_CACHED)
+        self.site.journal.user(
+            "user_updated", row.id, row.values, before, changes, password_set=given
+        )
         self._index(row, add=False)
         row.values.update(changes)
         row.changed |= set(changes)
