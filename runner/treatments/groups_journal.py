@@ -54,12 +54,16 @@ def rows(
     """The rows of groups or groupings (`kind`) as they are, by id: every column the
     site's table has but the enrolment key, and the ids of their grouping links (a
     grouping's groups but the deleted ones, `gone`)."""
-    from sqlalchemy import select
+    from sqlalchemy import inspect, select
 
     table = t.groups if kind == "group" else t.groupings
     wanted = [int(i) for i in ids if int(i) > 0]  # a preview's new groups are no row yet
-    columns = [c for c in table.c if c.name != SECRET]
-    secret = table.c.get(SECRET)
+    if not wanted:
+        return {}
+    # the columns the site's table has (an older Moodle lacks some of the newest's)
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    columns = [c for c in table.c if c.name in present and c.name != SECRET]
+    secret = table.c.get(SECRET) if SECRET in present else None
     found: dict[int, dict[str, Any]] = {}
     for chunk in chunks(wanted, 2000):
         query = select(*columns, *([secret] if secret is not None else []))
