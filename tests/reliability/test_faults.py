@@ -185,13 +185,21 @@ def test_disk_full_while_archiving(sqlite_space: tuple[Path, str]) -> None:
     assert_recovers(root, db)
 
 
-def test_disk_full_while_writing_the_per_line_report(sqlite_space: tuple[Path, str]) -> None:
-    """The sync's report of a control file: the message names it, nothing is left
-    under its final name, and the file's changes are rolled back with it."""
+@pytest.mark.parametrize(
+    ("point", "written"),
+    [("sync.report", "001_enrols.csv.report"), ("journal.publish", "001_enrols.csv.journal")],
+    ids=["report", "journal"],
+)
+def test_disk_full_while_writing_what_a_file_leaves_beside_it(
+    sqlite_space: tuple[Path, str], point: str, written: str
+) -> None:
+    """A control file's report, and its change journal's part (published before its
+    changes commit): the message names it, nothing is left under its final name, and
+    the file's changes are rolled back with it."""
     root, db = sqlite_space
-    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=sync.report")
+    result = postsync(root, "run", "playbook.yml", db=db, faults=f"enospc={point}")
     assert_failed_cleanly(result, "No space left on device")
-    assert "001_enrols.csv.report: No space left on device" in result.stdout
+    assert f"{written}: No space left on device" in result.stdout
     assert "nothing of enrols.csv was applied" in result.stdout
     assert (root / "area" / "enrols.csv").read_text() == CONTROL
     assert enrolled(root, db) == 0
@@ -208,21 +216,6 @@ def test_disk_full_while_saving_the_record(sqlite_space: tuple[Path, str]) -> No
     assert_failed_cleanly(result, "cannot save the run record: No space left on device")
     assert (root / "area" / "enrols.csv").read_text() == CONTROL
     assert enrolled(root, db) == 30  # the sync itself had committed
-    assert_recovers(root, db)
-
-
-def test_disk_full_while_publishing_the_change_journal(sqlite_space: tuple[Path, str]) -> None:
-    """The file's journal part is published before its changes commit: a part that
-    cannot be written rolls them back, as its report would, and is named."""
-    root, db = sqlite_space
-    result = postsync(root, "run", "playbook.yml", db=db, faults="enospc=journal.publish")
-    assert_failed_cleanly(result, "No space left on device")
-    assert "001_enrols.csv.journal: No space left on device" in result.stdout
-    assert "nothing of enrols.csv was applied" in result.stdout
-    assert (root / "area" / "enrols.csv").read_text() == CONTROL
-    assert enrolled(root, db) == 0
-    runs = root / "area" / ".postsync" / "runs"
-    assert not [p for p in runs.rglob("*") if p.is_file() and p.suffix != ".json"]
     assert_recovers(root, db)
 
 
