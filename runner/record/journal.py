@@ -183,6 +183,12 @@ _GROUP_COLUMNS: dict[str, Any] = {
         "description": "whether it had an enrolment key (a secret: never journaled)",
     },
 }
+#: a row a deletion took with it: which deletion (told before it, at its line)
+_WITH = {
+    "enum": ["user_deleted", "cohort_deleted"],
+    "description": "the deletion that took the row with it (its line follows): a user's"
+    " enrolments, roles and memberships; a cohort's members",
+}
 #: each kind of change: its own fields (every line has `seq`, `kind`, `file`, `line`)
 KINDS: dict[str, dict[str, Any]] = {
     "user_enrolment_created": {"enrolid": _ID, "userid": _ID, **_ENROLMENT},
@@ -193,7 +199,13 @@ KINDS: dict[str, dict[str, Any]] = {
         "before": _STATE,
         "after": _STATE,
     },
-    "user_enrolment_deleted": {"id": _ROW_ID, "enrolid": _ID, "userid": _ID, **_ENROLMENT},
+    "user_enrolment_deleted": {
+        "id": _ROW_ID,
+        "enrolid": _ID,
+        "userid": _ID,
+        **_ENROLMENT,
+        "with": _WITH,
+    },
     "role_assigned": {**_ROLE, "itemid": _ID},
     "role_unassigned": {
         "id": _ROW_ID,
@@ -205,6 +217,7 @@ KINDS: dict[str, dict[str, Any]] = {
             "description": "ids of copies of the same assignment (no unique key in"
             " Moodle) deleted with it",
         },
+        "with": _WITH,
     },
     "group_member_added": {
         "groupid": _ID,
@@ -218,6 +231,7 @@ KINDS: dict[str, dict[str, Any]] = {
         "userid": _ID,
         "component": {"type": "string"},
         "itemid": _ID,
+        "with": _WITH,
     },
     "enrol_instance_created": {"id": _ROW_ID, "enrol": {"type": "string"}},
     "group_created": {"id": _ROW_ID, "name": {"type": "string"}, "idnumber": {"type": "string"}},
@@ -248,7 +262,7 @@ KINDS: dict[str, dict[str, Any]] = {
         for kind in ("cohort_created", "cohort_updated", "cohort_deleted")
     },
     "cohort_member_added": {"cohortid": _ROW_ID, "userid": _ID},
-    "cohort_member_removed": {"id": _ROW_ID, "cohortid": _ROW_ID, "userid": _ID},
+    "cohort_member_removed": {"id": _ROW_ID, "cohortid": _ROW_ID, "userid": _ID, "with": _WITH},
     **{
         kind: {
             "id": _ROW_ID,
@@ -312,44 +326,18 @@ KINDS: dict[str, dict[str, Any]] = {
         },
     },
 }
+#: a deleted group's or grouping's columns besides its id, name, idnumber
+_COLUMNS = ("description", "descriptionformat", "timecreated", "timemodified")
 #: optional fields of a kind
 _OPTIONAL: dict[str, set[str]] = {
     "role_unassigned": {"copies", "with"},
     "user_enrolment_deleted": {"with"},
     "group_member_removed": {"with"},
     "cohort_member_removed": {"with"},
-    # columns a release of Moodle may lack
-    "group_deleted": {
-        "description",
-        "descriptionformat",
-        "picture",
-        "hidepicture",
-        "visibility",
-        "participation",
-        "enablemessaging",
-        "has_enrolmentkey",
-        "timecreated",
-        "timemodified",
-    },
-    "grouping_deleted": {
-        "description",
-        "descriptionformat",
-        "configdata",
-        "timecreated",
-        "timemodified",
-    },
+    # columns a release of Moodle may lack: all but the id, name, idnumber and links
+    "group_deleted": {*_COLUMNS, *_GROUP_COLUMNS},
+    "grouping_deleted": {*_COLUMNS, "configdata"},
 }
-
-
-#: a row a deletion took with it: which deletion (told before it, at its line)
-_WITH = {
-    "enum": ["user_deleted", "cohort_deleted"],
-    "description": "the deletion that took the row with it (its line follows): a user's"
-    " enrolments, roles and memberships; a cohort's members",
-}
-for _kind in ("user_enrolment_deleted", "role_unassigned", "group_member_removed"):
-    KINDS[_kind] = {**KINDS[_kind], "with": _WITH}
-KINDS["cohort_member_removed"] = {**KINDS["cohort_member_removed"], "with": _WITH}
 
 
 def journal_schema() -> dict[str, Any]:

@@ -13,9 +13,11 @@ sees them, in a preview too.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+
+from runner.sync.journal import text
 
 if TYPE_CHECKING:
     from runner.sync.journal import FileJournal
@@ -65,7 +67,8 @@ def user_deleted(site: SiteState, userid: int | None) -> None:
             "role_unassigned",
             course,
             f'"id":{role.id},"contextid":{role.contextid},"userid":{userid},'
-            f'"roleid":{role.roleid},"component":{_text(role.component)},"itemid":{role.itemid}',
+            f'"roleid":{role.roleid},"component":{text(role.component or "")},'
+            f'"itemid":{role.itemid}',
             "user_deleted",
         )
     gm, g = t.groups_members, t.groups
@@ -79,7 +82,7 @@ def user_deleted(site: SiteState, userid: int | None) -> None:
             "group_member_removed",
             None if member.courseid is None else int(member.courseid),
             f'"id":{member.id},"groupid":{member.groupid},"userid":{userid},'
-            f'"component":{_text(member.component)},"itemid":{member.itemid}',
+            f'"component":{text(member.component or "")},"itemid":{member.itemid}',
             "user_deleted",
         )
     cm = t.cohort_members
@@ -104,9 +107,3 @@ def cohort_deleted(out: FileJournal, cohortid: int, members: list[tuple[int | No
             f'"id":{"null" if rid is None else rid},"cohortid":{cohortid},"userid":{userid}',
             "cohort_deleted",
         )
-
-
-def _text(value: Any) -> str:
-    import json
-
-    return json.dumps("" if value is None else str(value), ensure_ascii=False)

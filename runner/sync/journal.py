@@ -30,7 +30,7 @@ _UNLISTED = json.dumps(LEFT_UNLISTED, separators=(",", ":"), ensure_ascii=False)
 
 
 @lru_cache(maxsize=256)
-def _text(value: str) -> str:
+def text(value: str) -> str:
     """A string as JSON (a file's name, a component: few of them)."""
     return json.dumps(value, ensure_ascii=False)
 
@@ -48,7 +48,7 @@ class FileJournal:
 
     def __init__(self, spool: Spool | None = None, file: str = "") -> None:
         self.spool = spool
-        self.file = _text(file)
+        self.file = text(file)
         #: the control file's line being applied
         self.line = 0
 
@@ -72,7 +72,7 @@ class FileJournal:
     def taken(self, kind: str, courseid: int | None, fields: str, cause: str) -> None:
         """A row a deletion took with it (`cause`: the deletion's kind, e.g.
         user_deleted), told before the deletion (runner.sync.cascade)."""
-        self._add(kind, courseid, f'{fields},"with":{_text(cause)}')
+        self._add(kind, courseid, f'{fields},"with":{text(cause)}')
 
     def flush(self) -> None:
         """The batch's changes to the spool."""
@@ -113,7 +113,7 @@ class FileJournal:
             "role_assigned",
             course,
             f'"contextid":{course.context_id},"userid":{userid},"roleid":{role[0]},'
-            f'"component":{_text(role[1])},"itemid":{role[2]}',
+            f'"component":{text(role[1])},"itemid":{role[2]}',
         )
 
     def role_unassigned(
@@ -129,14 +129,14 @@ class FileJournal:
             "role_unassigned",
             course,
             f'"id":{_id(aid)},"contextid":{course.context_id},"userid":{userid},'
-            f'"roleid":{role[0]},"component":{_text(role[1])},"itemid":{role[2]}{more}',
+            f'"roleid":{role[0]},"component":{text(role[1])},"itemid":{role[2]}{more}',
         )
 
     def member_added(self, course: Course, userid: int, groupid: int, component: str) -> None:
         self._add(
             "group_member_added",
             course,
-            f'"groupid":{groupid},"userid":{userid},"component":{_text(component)},"itemid":0',
+            f'"groupid":{groupid},"userid":{userid},"component":{text(component)},"itemid":0',
         )
 
     def member_removed(
@@ -147,7 +147,7 @@ class FileJournal:
             "group_member_removed",
             course,
             f'"id":{_id(mid)},"groupid":{groupid},"userid":{userid},'
-            f'"component":{_text(owner[0])},"itemid":{owner[1]}',
+            f'"component":{text(owner[0])},"itemid":{owner[1]}',
         )
 
     def course_left(self, course: Course, userid: int) -> None:
@@ -158,7 +158,7 @@ class FileJournal:
         )
 
     def enrol_instance_created(self, course: Course, enrol_id: int, plugin: str) -> None:
-        self._add("enrol_instance_created", course, f'"id":{_id(enrol_id)},"enrol":{_text(plugin)}')
+        self._add("enrol_instance_created", course, f'"id":{_id(enrol_id)},"enrol":{text(plugin)}')
 
     def group_created(
         self, course: Course, kind: str, row_id: int, name: str, idnumber: str
@@ -167,7 +167,7 @@ class FileJournal:
         self._add(
             f"{kind}_created",
             course,
-            f'"id":{_id(row_id)},"name":{_text(name)},"idnumber":{_text(idnumber)}',
+            f'"id":{_id(row_id)},"name":{text(name)},"idnumber":{text(idnumber)}',
         )
 
     def group_updated(
@@ -203,7 +203,7 @@ class FileJournal:
         row as it was; its members go with it, as Moodle's cohort_delete_cohort deletes
         them, unlisted)."""
         fields = f'"id":{_id(int(str(row["id"])))},"contextid":{row["contextid"]}'
-        fields += f',"name":{_text(str(row["name"]))},"idnumber":{_json(row["idnumber"])}'
+        fields += f',"name":{text(str(row["name"]))},"idnumber":{_json(row["idnumber"])}'
         if changes is not None:
             fields += f',"before":{_json(before or {})},"after":{_json(changes)}'
         self._add(kind, None, fields)

@@ -23,6 +23,12 @@ from runner.undo.site import Site
 USERS = SYNC_COMMANDS["users"].columns
 COURSE_CONTEXT = 50
 CATEGORY_CONTEXT = 40
+#: a group_members file: memberships removed (members_out) or given back (members_in)
+_MEMBERS: tuple[str, dict[str, Any], tuple[str, ...]] = (
+    "group_members",
+    {"course_key": "shortname", "user_key": "username", "group_key": "name"},
+    ("cmd", "courseid", "groupid", "userid"),
+)
 #: each written file's command, options and columns, in the order they are applied;
 #: the memberships' files, one per component (`members_in:COMPONENT`), name it as
 #: their step's membership_component
@@ -32,21 +38,13 @@ SPECS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
         {"course_key": "shortname"},
         ("type", "courseid", "name", "idnumber", "description", "grouping", "updateid"),
     ),
-    "members_out": (
-        "group_members",
-        {"course_key": "shortname", "user_key": "username", "group_key": "name"},
-        ("cmd", "courseid", "groupid", "userid"),
-    ),
+    "members_out": _MEMBERS,
     "enrolments": (
         "enrolments",
         {"course_key": "shortname", "user_key": "username", "allow_disabled_instances": True},
         ("cmd", "cid", "uid", "rolename", "enrol", "starttime", "endtime"),
     ),
-    "members_in": (
-        "group_members",
-        {"course_key": "shortname", "user_key": "username", "group_key": "name"},
-        ("cmd", "courseid", "groupid", "userid"),
-    ),
+    "members_in": _MEMBERS,
     "cohorts": (
         "cohorts",
         {"cohort_key": "idnumber", "user_key": "username"},
