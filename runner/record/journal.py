@@ -322,7 +322,9 @@ KINDS: dict[str, dict[str, Any]] = {
             "type": "array",
             "items": {"type": "string"},
             "description": "what postsync also deletes on a last unenrolment, as Moodle's"
-            " unenrol_user, and this journal does not list row by row yet",
+            " unenrol_user, and this journal does not list row by row (the course's"
+            " access time, without an event); the roles below the course it takes are"
+            " role_unassigned lines before this one",
         },
     },
 }

@@ -199,6 +199,14 @@ def enrolments(plan: Plan, site: Site, out: Written) -> None:
         course = int(net.fields["courseid"] or 0)
         level = site.contexts.get(contextid, (0, 0))
         role = site.roles.get(roleid)
+        if level[0] > COURSE_CONTEXT and role is not None:
+            out.note(
+                net.origin,
+                f"role {role} in context {contextid}, below the course (an activity or a"
+                " block): no control file assigns roles there: not reversed (assign it"
+                " again in Moodle)",
+            )
+            continue
         if level != (COURSE_CONTEXT, course) or role is None:
             out.note(
                 net.origin,

@@ -90,7 +90,8 @@ STEPS = (
 def test_the_events_step_logs_what_moodles_api_logs(
     site: Site, lab_twin: Site, tmp_path: Path
 ) -> None:
-    """An enrolment with a group, a role change (shift), an unenrolment, a user's
+    """An enrolment with a group, a role change (shift), an unenrolment (that takes a
+    role in an activity of the course with it), a user's
     creation with a password, suspension with a new password and deletion and a cohort
     membership: after postsync and
     moodle_events, logstore_standard_log holds the rows Moodle's own API writes for
@@ -102,6 +103,10 @@ def test_the_events_step_logs_what_moodles_api_logs(
     over and sees the roles as the run left them: the course's enrolments, roles and
     groups are compared instead, and equal the twin's), and the modifierid,
     timecreated and timemodified of a deleted enrolment's `other` (not journaled)."""
+    for each in (site, lab_twin):  # S009's unenrolment takes a role in an activity
+        assert each.php("child_role.php", "MATH101", "S009", "editingteacher") == {
+            "contextlevel": 70
+        }
     since, twin_since = prepare(site), prepare(lab_twin)
     book = playbook(site, tmp_path, FILES, STEPS, events_step(site))
     preview = postsync_process("run", book, "--check")
@@ -121,6 +126,10 @@ def test_the_events_step_logs_what_moodles_api_logs(
     expected = [row for row, why in zip(theirs, known, strict=True) if why is None]
     mine = [row for row in ours if known_difference(row) is None]
     same_rows(mine, expected)
+    below = [
+        r for r in ours if r["eventname"].endswith("role_unassigned") and r["contextlevel"] == 70
+    ]
+    assert len(below) == 1, ours
     # Moodle's order for a user: the password set, then user_created (user_updated)
     lab1 = ["user_password_updated", "user_created", "user_password_updated", "user_updated"]
     assert user_events(ours, "lab1") == user_events(theirs, "lab1") == lab1

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from runner.record.journal import journal_schema, parts
 from tests.conftest import POSTSYNC
 from tests.sync.conftest import Site, another_site
-from tests.sync.test_enrolments import HEADER, latest_record
+from tests.sync.test_enrolments import HEADER, child_context, give_role, latest_record
 
 STEPS = (
     "  - command: enrolments\n    file: enrols*.csv\n"
@@ -136,7 +136,7 @@ def test_journal_lists_each_change_with_its_line(site: Site) -> None:
         | {
             "contextid": i["context"],
             "userid": u2,
-            "not_listed": ["role_assignments in the contexts below the course", "user_lastaccess"],
+            "not_listed": ["user_lastaccess"],
         },
         {"seq": 1, "kind": "group_member_added", **members, "line": 2}
         | {"groupid": i["group MATH101-G2"], "userid": u1, "component": "", "itemid": 0},
@@ -155,6 +155,65 @@ def test_journal_lists_each_change_with_its_line(site: Site) -> None:
     record = run(site)  # a second run of the same files changes nothing
     assert journal(site, record) == []
     assert [f["journal"] for f in record["control_files"]] == [None, None]
+
+
+@pytest.mark.parametrize("batch", [1, 8000])
+def test_a_last_unenrolment_journals_each_role_below_the_course(
+    site: Site, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """The roles a last unenrolment takes in the contexts below the course (an activity
+    of it, any component) are role_unassigned lines before its course_left, once even
+    if the user leaves twice in a file (in one batch, or in batches whose writes wait),
+    as the preview says; a role in another course's activity, or a user who stays, is
+    not touched."""
+    import runner.sync.apply
+
+    monkeypatch.setattr(runner.sync.apply, "BATCH", {"": batch, "sqlite": batch})
+    site.write("enrols.csv", HEADER + FIRST)
+    run(site)
+    site.write("enrols.csv", HEADER + "add;PHYS102;U0002;student;manual;;;;;\n")
+    run(site)
+    activity = child_context(site, "MATH101", 9001)
+    elsewhere = child_context(site, "PHYS102", 9002)
+    for user in ("U0001", "U0002"):
+        give_role(site, user, activity)
+    give_role(site, "U0002", elsewhere)
+    again = "add;MATH101;U0002;student;manual;;;;;\ndel;MATH101;U0002;student;manual;;;;;\n"
+    site.write("enrols.csv", HEADER + "del;MATH101;U0002;student;manual;;;;;\n" + again)
+    preview = site.run("--check", "--diff", steps=STEPS)
+    assert preview.code == 0, preview.err
+    previewed = [
+        json.loads(line) for line in preview.out.splitlines() if line.startswith(" " * 8 + "{")
+    ]
+    record = run(site)
+    done = journal(site, record)
+    i = ids(site)
+    [(teacher,)] = site.query("SELECT id FROM mdl_role WHERE shortname = 'editingteacher'")
+    below = [e for e in done if e["kind"] == "role_unassigned" and e["contextid"] == activity]
+    assert [(e["line"], e["userid"], e["roleid"], e["component"]) for e in below] == [
+        (2, i["user U0002"], teacher, "")
+    ]
+    assert isinstance(below[0]["id"], int)
+    assert [(e["line"], e["kind"]) for e in done] == [
+        (2, "role_unassigned"),
+        (2, "user_enrolment_deleted"),
+        (2, "role_unassigned"),  # the activity's
+        (2, "course_left"),
+        (3, "user_enrolment_created"),
+        (3, "role_assigned"),
+        (4, "role_unassigned"),
+        (4, "user_enrolment_deleted"),
+        (4, "course_left"),  # the activity's role went with line 2
+    ]
+    assert without_ids(previewed) == without_ids(done)
+    left = site.query(
+        "SELECT contextid FROM mdl_role_assignments WHERE userid = :u ORDER BY contextid",
+        u=i["user U0002"],
+    )
+    assert activity not in [c for (c,) in left] and elsewhere in [c for (c,) in left]
+    validator = Draft202012Validator(journal_schema())
+    for line in done:
+        validator.validate(line)
 
 
 def test_the_preview_journals_what_the_run_does(site: Site, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.sync.conftest import Site
+from tests.sync.test_enrolments import child_context, give_role
 
 STEPS = """\
   - command: users
@@ -173,10 +174,13 @@ def _prepare(site: Site) -> None:
 
 def test_undo_gives_back_what_the_run_changed(site: Site) -> None:
     _prepare(site)
-    before_run = state(site)
     (cohort,) = site.query("SELECT id FROM mdl_cohort WHERE idnumber = 'C3'")[0]
     (hashed,) = site.query("SELECT password FROM mdl_user WHERE username = 'u0210'")[0]
     (gone,) = site.query("SELECT id FROM mdl_user WHERE username = 'u0215'")[0]
+    # U0201's last enrolment takes their role in an activity of the course with it
+    activity = child_context(site, "MATH201", 9001)
+    give_role(site, "U0201", activity, "teacher")
+    before_run = state(site)
     record = _apply(site, RUN, CLEANUP)
     run_dir = record.parent / record.stem
     (cleanup,) = run_dir.glob("*_clean_empty_groups.journal")
@@ -244,6 +248,10 @@ def test_undo_gives_back_what_the_run_changed(site: Site) -> None:
     ]
     assert files["10_users.csv"].splitlines()[1:] == ["manual;u0212;Emile;Lefèvre;U0212"]
     assert "user u0210's password was set: a password is never journaled" in notes
+    assert (
+        f"role teacher in context {activity}, below the course (an activity or a block):"
+        " no control file assigns roles there: not reversed"
+    ) in notes
     applied = site.cli("run", where / "undo.yml")
     assert applied.code == 0, applied.out + applied.err
 
@@ -253,6 +261,8 @@ def test_undo_gives_back_what_the_run_changed(site: Site) -> None:
     for key, column in (("enrolments", 2), ("roles", 1), ("members", 2), ("cohort_members", 1)):
         expected[key] = [r for r in before_run[key] if r[column] != gone]
         assert len(expected[key]) == len(before_run[key]) - 1, key
+    # the activity's role stays gone (noted)
+    expected["roles"] = [r for r in expected["roles"] if r[0] != activity]
     (deleted,) = site.query(f"{USERS} WHERE id = :id AND deleted = 1", id=gone)
     expected["users"] = sorted([*(r for r in before_run["users"] if r[0] != "u0215"), deleted])
     # the group the run made stays (no control format deletes one): noted

@@ -117,7 +117,10 @@ class Enrolments:
         pass  # its columns need nothing of the site
 
     def prepare(self, state: SiteState, lines: Sequence[DataLine]) -> None:
-        state.prepare(lines, course_column="cid", user_column="uid")
+        leaving = any(
+            COMMANDS.get(((line.values or {}).get("cmd") or "").lower()) == "del" for line in lines
+        )
+        state.prepare(lines, course_column="cid", user_column="uid", leaving=leaving)
 
     def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
         if line.values is None:
