@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from runner.db.raw import Raw
-from runner.db.revisions import reset_course_states
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
 from runner.sync.base import Course, Enrolment, P, Part, Tally
+from runner.sync.below import RolesBelow
 from runner.sync.journal import FileJournal
 from runner.sync.lookup import Lookups
 from runner.sync.owners import Owners
@@ -35,7 +35,6 @@ from runner.sync.reader import DataLine
 from runner.sync.writes import Changes, Writes, chunks, mark_users_dirty, site_admin
 
 ENROL_ACTIVE, ENROL_SUSPENDED = 0, 1
-CONTEXT_COURSE = 50
 
 
 class SiteState(Owners):
@@ -93,13 +92,8 @@ class SiteState(Owners):
         self.tally = Tally()  # the enrolments added and removed (max_unenrolments)
         #: role assignment id -> its copies another writer made (no unique key): they go with it
         self.role_copies: dict[int, list[int]] = {}
-        #: user id -> their role assignments in contexts below a course (modules,
-        #: blocks), loaded for a batch that may unenrol: (id, context id, context path,
-        #: role id, component, itemid); a last unenrolment journals those of its course
-        self.below: dict[int, list[tuple[int, int, str, int, str, int]]] = {}
-        #: the ids of those a last unenrolment of this file took (the database keeps
-        #: them until the batch is written, and a preview never writes them)
-        self.below_gone: set[int] = set()
+        #: the batch's users' roles below its courses, which a last unenrolment takes
+        self.below = RolesBelow(self.raw, tables, self.writes.wait)
         self.reset_batch()
 
     def part(self, kind: type[P]) -> P:
@@ -137,15 +131,14 @@ class SiteState(Owners):
         user_column: str,
         leaving: bool = False,
     ) -> None:
-        """Resolve a batch's users and courses, then load the state they share (and,
-        `leaving`: the batch may unenrol, their roles below its courses)."""
+        """A batch's users and courses, the state they share (`leaving`: roles below)."""
         rows = [line.values for line in lines if line.values is not None]
         pairs = self.lookups.pairs(rows, course_column, user_column)
         self.pairs = pairs
         if self._previous is not None:
             pairs = pairs - self._carry(pairs)
         self.load(pairs)
-        self.below = self.load_below({user for _, _, user in self.pairs}) if leaving else {}
+        self.below.load({user for _, _, user in self.pairs} if leaving else set())
         self.writes.write_ready()  # the previous batch's writes, while this one runs
 
     def _carry(self, pairs: set[tuple[int, int, int]]) -> set[tuple[int, int, int]]:
@@ -221,28 +214,6 @@ class SiteState(Owners):
                     self.owners[(groupid, userid)] = (component, itemid)
         if self.withheld is not None:
             over_withheld(self._batch(), pairs)
-
-    def load_below(self, users: set[int]) -> dict[int, list[tuple[int, int, str, int, str, int]]]:
-        """These users' role assignments in contexts below a course (modules, blocks):
-        from their few role assignments (indexed by user), each one's context by id."""
-        self.writes.wait()
-        raw, t = self.raw, self.t
-        q = raw.quote
-        below: dict[int, list[tuple[int, int, str, int, str, int]]] = {}
-        for part in chunks(sorted(users), raw.chunk):
-            where, params = raw.where_in(t.role_assignments, "userid", part)
-            rows = raw.conn.exec_driver_sql(
-                f"SELECT r.{q('userid')}, r.{q('id')}, r.{q('contextid')}, c.{q('path')},"
-                f" r.{q('roleid')}, r.{q('component')}, r.{q('itemid')}"
-                f" FROM {raw.name(t.role_assignments)} r JOIN {raw.name(t.context)} c"
-                f" ON c.{q('id')} = r.{q('contextid')}"
-                f" WHERE r.{where} AND c.{q('contextlevel')} > {CONTEXT_COURSE}",
-                params,
-            )
-            for userid, *assignment in rows:
-                if assignment[0] not in self.below_gone:
-                    below.setdefault(userid, []).append(tuple(assignment))  # type: ignore[arg-type]
-        return below
 
     def _batch(self) -> BatchState:
         """This batch's state, for a preview's keeping (runner.sync.preview_state)."""
@@ -322,12 +293,7 @@ class SiteState(Owners):
         removes besides (roles below the course, each journaled, and the course access
         time) goes too."""
         self.changes.left.add((userid, course.context_id, course.id))
-        inside = f"/{course.context_id}/"
-        for aid, contextid, path, *role in self.below.get(userid, ()):
-            if inside in path and aid not in self.below_gone:
-                self.below_gone.add(aid)
-                key = (int(role[0]), str(role[1] or ""), int(role[2]))
-                self.journal.role_unassigned(course, userid, key, aid, [], contextid)
+        self.below.take(course, userid, self.journal)
         self.journal.course_left(course, userid)
         self.dirty.add(userid)
 
@@ -423,10 +389,7 @@ class SiteState(Owners):
             return
         self.writes.write_ready()
         self.writes.wait()
-        touched = sorted(self.touched_groups)
-        for part in chunks(touched, self.raw.chunk):
-            self.raw.update_in(self.t.groups, {"timemodified": self.now}, part)
-        reset_course_states(self.raw.conn, self.t, touched, self.now, self.raw.chunk)
+        self.writes.touch_groups(sorted(self.touched_groups), self.now)
         self.touched_groups.clear()
         mark_users_dirty(self.raw.conn, self.t, sorted(self.dirty), self.now)
         self.dirty.clear()

@@ -21,6 +21,7 @@ from sqlalchemy.pool import SingletonThreadPool
 
 from runner.core.errors import StepError
 from runner.db.raw import Raw, Statements
+from runner.db.revisions import reset_course_states
 from runner.db.tables import MoodleTables
 
 #: bound parameters per IN list (SQLite allows 32766 in all, older builds 999)
@@ -286,6 +287,14 @@ class Writes:
                 unique, absent = UNIQUE.get(name, ()), ABSENT.get(name, ())
                 statements += raw.inserts(table, columns, new, unique, absent)
         return statements
+
+    def touch_groups(self, groups: Sequence[int], now: int) -> None:
+        """The groups whose members changed: their timemodified, once each, and their
+        courses' cache revision where Moodle resets open course pages on a membership
+        change (runner.db.revisions)."""
+        for part in chunks(groups, self.raw.chunk):
+            self.raw.update_in(self.t.groups, {"timemodified": now}, part)
+        reset_course_states(self.raw.conn, self.t, groups, now, self.raw.chunk)
 
     def close(self) -> None:
         """Waits for the writer (a failing sync must not roll back under it)."""

@@ -64,8 +64,9 @@ class MoodleEvents:
     gets \\core\\event\\user_password_updated first, as Moodle's user_create_user and
     user_update_user trigger it. A row the journal names without its id (made by a
     set-based insert) is found by its natural key; a row gone since is told from what
-    the journal holds, and the step's detail says so. A last unenrolment's other deletions
-    (course_left) trigger no event, as in Moodle. What a deletion takes with it (the
+    the journal holds, and the step's detail says so. A last unenrolment's roles below the course
+    (activities, blocks) get role_unassigned, its course access time (course_left) no
+    event, as in Moodle. What a deletion takes with it (the
     journal's lines marked `with`, before the deletion's own) is replayed as Moodle's
     deletion triggers it, before user_deleted: each enrolment of a plugin enabled on
     the site as unenrol_user unenrols it (the roles in the course and, at the course's

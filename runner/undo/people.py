@@ -136,9 +136,14 @@ def _restore_cohort(cohortid: int, net: Net, site: Site, out: Written) -> None:
         out.add("cohorts_restored", net.origin, cmd="add", cid=cohortid, **values)
 
 
-#: the users format's columns an update may be restored through (never a password)
-RESTORABLE = frozenset(SYNC_COMMANDS["users"].columns.known) - {"password", "deleted"}
-REQUIRED = SYNC_COMMANDS["users"].columns.required
+USERS = SYNC_COMMANDS["users"].columns
+REQUIRED = USERS.required
+
+
+def restorable(column: str) -> bool:
+    """A column of the users format an update may be restored through (custom profile
+    fields too; never a password)."""
+    return column not in ("password", "deleted") and USERS.check(column) is None
 
 
 def users(plan: Plan, site: Site, out: Written) -> None:
@@ -157,7 +162,7 @@ def users(plan: Plan, site: Site, out: Written) -> None:
         )
     for userid, net in plan.users_updated.items():
         row = site.users.get(userid)
-        before = {k: v for k, v in net.before.items() if k in RESTORABLE}
+        before = {k: v for k, v in net.before.items() if restorable(k)}
         left = sorted(set(net.before) - set(before) - {"password"})
         if left:
             out.note(

@@ -6,12 +6,20 @@ user's other rows, as Moodle's delete_user."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from passlib.hash import sha512_crypt
 
 from tests.sync.conftest import Site
 from tests.sync.test_enrolments import report
+from tests.sync.test_journal import journal
+
+
+def newest(site: Site) -> Path:
+    """The newest run's record."""
+    runs = site.area / ".postsync" / "runs"
+    return max(runs.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
 
 USERS_STEP = "  - command: users\n    file: userimport*.csv\n"
 
@@ -266,6 +274,23 @@ def test_custom_profile_fields(site: Site) -> None:
     assert users(site, header + "f1;F1;F;One;North;B-1;1\n") == ["line 2: user f1: ok (unchanged)"]
     lines = users(site, header + "f1;F1;F;One;South;B-1;1\n")
     assert lines == ["line 2: user f1: ok (set profile_field_campus)"]
+    # journaled as Moodle's upload triggers it: user_updated, the field before and after
+    [updated] = journal(site)
+    assert (updated["kind"], updated["id"]) == ("user_updated", uid)
+    assert (updated["before"], updated["after"]) == (
+        {"profile_field_campus": "North"},
+        {"profile_field_campus": "South"},
+    )
+    # and undone: the field's value before the run given back through a users file
+    undo = site.cli("undo", newest(site))
+    assert undo.code == 0, undo.out + undo.err
+    [written] = (site.area / ".postsync" / "undo").glob("*/undo.yml")
+    assert site.cli("run", written).code == 0
+    assert sorted(site.query(data, u=uid)) == [
+        ("Campus", "North"),
+        ("alumni", "1"),
+        ("badge", "B-1"),
+    ]
     # a column naming no field of the site rejects the file, applying nothing
     site.write("userimport.csv", "username;firstname;lastname;profile_field_nope\nz;Z;Z;1\n")
     result = site.run(steps=USERS_STEP)

@@ -230,12 +230,18 @@ class Users:
             changes["password"] = self._password(users, parsed, auth)
         elif "auth" in changes and auth not in LOCAL_PASSWORDS:
             changes["password"] = NOT_CACHED
-        for fid in parsed.profile:
+        profile = {}  # column name -> (before, after)
+        for fid, data in parsed.profile.items():
             if f"profile field {fid}" in changes:
-                users.set_profile(row, fid, parsed.profile[fid])
+                held = row.profile.get(fid)
+                profile[self._field_name(users, f"profile field {fid}")] = (
+                    held[1] if held else "",
+                    data,
+                )
+                users.set_profile(row, fid, data)
         columns = {c: v for c, v in changes.items() if not c.startswith("profile field")}
-        if columns:
-            users.update(row, columns)
+        if columns or profile:
+            users.update(row, columns, profile)
         if columns.get("suspended") == 1:
             row.end_sessions = True
         if not changes:

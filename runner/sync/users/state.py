@@ -270,11 +270,16 @@ class UserState(UserWrites):
         self.site.journal.user("user_created", row.id, row.values, password_set=given)
         return row
 
-    def update(self, row: UserRow, changes: dict[str, Any]) -> None:
-        before = {c: row.values.get(c) for c in changes}
+    def update(
+        self, row: UserRow, changes: dict[str, Any], profile: dict[str, tuple[str, str]]
+    ) -> None:
+        """The row's `changes` (columns) made, and journaled with the custom profile
+        fields set (`profile`: profile_field_NAME -> before, after; set by set_profile)."""
+        before = {c: row.values.get(c) for c in changes} | {n: b for n, (b, _) in profile.items()}
+        after = changes | {n: a for n, (_, a) in profile.items()}
         given = changes.get("password") not in (None, "", NOT_CACHED)
         self.site.journal.user(
-            "user_updated", row.id, row.values, before, changes, password_set=given
+            "user_updated", row.id, row.values, before, after, password_set=given
         )
         self._index(row, add=False)
         row.values.update(changes)
