@@ -91,10 +91,9 @@ def test_the_events_step_logs_what_moodles_api_logs(
     site: Site, lab_twin: Site, tmp_path: Path
 ) -> None:
     """An enrolment with a group, a role change (shift), an unenrolment (that takes a
-    role in an activity of the course with it), a user's
-    creation with a password, suspension with a new password and deletion and a cohort
-    membership: after postsync and
-    moodle_events, logstore_standard_log holds the rows Moodle's own API writes for
+    role in an activity of the course with it), a user's creation with a password,
+    suspension with a new password and deletion and a cohort membership: after
+    postsync and moodle_events, logstore_standard_log holds the rows Moodle's own API writes for
     them on a twin (eventname, component, action, target, objecttable, objectid, crud,
     edulevel, context, userid, relateduserid, courseid, other; ids mapped by natural
     key, ids and times aside), those of the observers included: the meta course
