@@ -52,20 +52,47 @@ _KEYS: Mapping[str, Any] = {
     },
 }
 
+#: a limit of max_changes: a count, or a share of the scope ('5%')
+LIMIT: Mapping[str, Any] = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"},
+    ]
+}
+#: each change max_changes limits: what it counts, and the scope a share is of
+CHANGES = {
+    "unenrol": "user enrolments removed; a share: of a course's enrolments",
+    "suspend": "user enrolments suspended; a share: of a course's enrolments",
+    "remove_member": "group memberships removed; a share: of a group's members",
+    "remove_cohort_member": "cohort memberships removed; a share: of a cohort's members",
+    "delete_user": "users deleted; a share: of the site's users",
+    "suspend_user": "users suspended; a share: of the site's users",
+    "delete_group": "empty groups deleted; a share: of a course's groups",
+}
+
+
+def max_changes(*changes: str) -> dict[str, Any]:
+    """The max_changes option of a step making these destructive changes."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {c: {**LIMIT, "description": CHANGES[c]} for c in changes},
+        "description": "A file (a cleanup: a run) that would take more than this of"
+        " the rows that existed before it (a count), or more than this share of a"
+        " scope's rows (e.g. '5%': of each course, group, cohort, or the site; the rows"
+        " the file adds neither count nor dilute the share), is rejected whole, nothing"
+        " of it applied: a truncated export. E.g. {unenrol: '5%', delete_user: 0}.",
+    }
+
+
 COMMANDS: dict[str, Kind] = {
     "enrolments": Kind(
         {
             **_KEYS,
+            "max_changes": max_changes("unenrol", "suspend", "remove_member"),
             "max_unenrolments": {
-                "oneOf": [
-                    {"type": "integer", "minimum": 0},
-                    {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"},
-                ],
-                "description": "A file that would remove more of the user enrolments"
-                " that existed before it than this (a count), or more than this share of"
-                " the enrolments a course had before it (e.g. '20%'; the enrolments the"
-                " file adds neither count nor dilute the share), is rejected whole,"
-                " nothing of it applied: a truncated export.",
+                **LIMIT,
+                "description": "max_changes' unenrol by its older name (give one of them).",
             },
             "allow_disabled_instances": {
                 "type": "boolean",
@@ -76,7 +103,11 @@ COMMANDS: dict[str, Kind] = {
         }
     ),
     "group_members": Kind(
-        {**_KEYS, "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"}}
+        {
+            **_KEYS,
+            "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"},
+            "max_changes": max_changes("remove_member"),
+        }
     ),
     "users": Kind(
         {
@@ -112,6 +143,7 @@ COMMANDS: dict[str, Kind] = {
                 " (Moodle's config siteadmins, siteguest): by default such a line fails,"
                 " as Moodle's own user upload refuses it. They are never deleted.",
             },
+            "max_changes": max_changes("delete_user", "suspend_user"),
         }
     ),
     "cohorts": Kind(
@@ -129,6 +161,7 @@ COMMANDS: dict[str, Kind] = {
                 "description": "An add line naming a missing cohort creates it (false:"
                 " the line fails), as tool_sync's cohorts_autocreate.",
             },
+            "max_changes": max_changes("remove_cohort_member"),
         }
     ),
     "groups": Kind({"course_key": _KEYS["course_key"]}),
@@ -217,6 +250,7 @@ TREATMENTS: dict[str, Kind] = {
                 "groupings": {"type": "boolean", "default": False},
                 "courses": {"enum": ["processed", "all"], "default": "processed"},
                 "max_deletions": templated_integer(0),
+                "max_changes": max_changes("delete_group"),
                 "groups": {
                     "enum": ["feed", "with_idnumber", "all_empty"],
                     "default": "feed",

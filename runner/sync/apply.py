@@ -26,7 +26,7 @@ from runner.step.services import Unit
 from runner.storage.paths import FileState
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
-from runner.sync.guard import check_unenrolments, keep_tally
+from runner.sync.guard import check_changes, keep_tally
 from runner.sync.journal import FileJournal
 from runner.sync.masking import UNALIGNED, hide_values
 from runner.sync.memory import InMemory
@@ -176,7 +176,7 @@ def sync_file(
                         on_batch(control.digest.size, outcome.lines)
                 state.finish()
                 _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
-                check_unenrolments(state, options.max_unenrolments)
+                check_changes(state, options.max_changes)
                 keep_tally(state)
                 outcome.journal = state.journal.span()
                 # the file must still be the one read: one being written is left

@@ -16,6 +16,7 @@ from runner.sync.base import SyncOptions
 from runner.sync.config import SyncConfig
 from runner.sync.encodings import canonical, line_oriented
 from runner.sync.feed import check_feed, listed, lock_present, lock_reason, not_ready
+from runner.sync.guard import limits
 from runner.sync.reader import MAX_LINE_BYTES
 from runner.sync.tally import FilesTally, apply_file
 
@@ -111,7 +112,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
             create_passwords=bool(params.get("create_passwords", False)),
             cohort_key=params.get("cohort_key", "idnumber"),
             create_cohorts=bool(params.get("create_cohorts", True)),
-            max_unenrolments=params.get("max_unenrolments"),
+            max_changes=_limits(params, scope),
             allow_admin_updates=bool(params.get("allow_admin_updates", False)),
         ),
         min_files=scope.integer(params.get("min_files", 0), "min_files", 0),
@@ -235,3 +236,10 @@ def run(
     if not applied:  # every file was left: nothing was done
         return "skipped", detail
     return tally.status, detail
+
+
+def _limits(params: dict[str, Any], scope: StepScope) -> dict[str, tuple[int | str, str]]:
+    try:
+        return limits(params)
+    except ValueError as exc:
+        raise PlaybookError([scope.error(str(exc), "max_unenrolments")]) from None

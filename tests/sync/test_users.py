@@ -21,6 +21,7 @@ def newest(site: Site) -> Path:
     runs = site.area / ".postsync" / "runs"
     return max(runs.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
 
+
 USERS_STEP = "  - command: users\n    file: userimport*.csv\n"
 
 # shaped like tool_sync's user_create_sample.csv (a comment line before the header)

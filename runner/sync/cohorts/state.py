@@ -207,6 +207,7 @@ class CohortState(BatchPart):
             self.members[pair] = None
             self.added.add(pair)
         self.site.journal.cohort_member("cohort_member_added", cid, uid)
+        self.site.tally.add("cohort", cid, pair)
         return True
 
     def remove_member(self, cid: int, uid: int) -> bool:
@@ -219,6 +220,9 @@ class CohortState(BatchPart):
         else:
             self.removed[pair] = rid
         self.site.journal.cohort_member("cohort_member_removed", cid, uid, rid)
+        cohort = self.cohorts.get(cid, {})
+        name = str(cohort.get("idnumber") or cohort.get("name") or cid)
+        self.site.tally.remove("remove_cohort_member", cid, pair, name)
         return True
 
     # -- writes ------------------------------------------------------------------------------
