@@ -167,3 +167,22 @@ def test_delete_group_as_a_count_and_as_a_share_of_a_course(site: Site) -> None:
     assert site.run().code == 0
     assert groups(site, "MATH101") == []
     assert site.dump() != before
+
+
+def test_a_share_in_a_preview_counts_the_runs_earlier_files(site: Site) -> None:
+    """The share is of the cohort's members before the file: in a preview as in the
+    run, with what the run's earlier file adds (the database does not have it in a
+    preview): 2 of 2 would be over 60%, 2 of 5 is not."""
+    step = "  - command: cohorts\n    file: cohorts*.csv\n"
+    site.write("cohorts0.csv", "cmd;cidnumber;cname;userid\nadd;C1;One;U0001\nadd;C1;One;U0002\n")
+    applied(site, step)
+    (site.area / "cohorts0.csv").unlink()
+    adds = "".join(f"add;C1;One;U000{i}\n" for i in range(3, 6))
+    site.write("cohorts1.csv", "cmd;cidnumber;cname;userid\n" + adds)
+    site.write("cohorts2.csv", "cmd;cidnumber;cname;userid\ndel;C1;One;U0001\ndel;C1;One;U0002\n")
+    applied(site, step + "    max_changes: {remove_cohort_member: '60%'}\n")
+    members = site.query(
+        "SELECT u.idnumber FROM mdl_cohort_members m JOIN mdl_user u ON u.id = m.userid"
+        " JOIN mdl_cohort c ON c.id = m.cohortid WHERE c.idnumber = 'C1' ORDER BY 1"
+    )
+    assert members == [("U0003",), ("U0004",), ("U0005",)]
