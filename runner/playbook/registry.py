@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runner.playbook.options import LIMIT, max_changes, snapshot_options
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -51,39 +53,6 @@ _KEYS: Mapping[str, Any] = {
         " memberships tool_sync writes when it protects groups).",
     },
 }
-
-#: a limit of max_changes: a count, or a share of the scope ('5%')
-LIMIT: Mapping[str, Any] = {
-    "oneOf": [
-        {"type": "integer", "minimum": 0},
-        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"},
-    ]
-}
-#: each change max_changes limits: what it counts, and the scope a share is of
-CHANGES = {
-    "unenrol": "user enrolments removed; a share: of a course's enrolments",
-    "suspend": "user enrolments suspended; a share: of a course's enrolments",
-    "remove_member": "group memberships removed; a share: of a group's members",
-    "remove_cohort_member": "cohort memberships removed; a share: of a cohort's members",
-    "delete_user": "users deleted; a share: of the site's users",
-    "suspend_user": "users suspended; a share: of the site's users",
-    "delete_group": "empty groups deleted; a share: of a course's groups",
-}
-
-
-def max_changes(*changes: str) -> dict[str, Any]:
-    """The max_changes option of a step making these destructive changes."""
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {c: {**LIMIT, "description": CHANGES[c]} for c in changes},
-        "description": "A file (a cleanup: a run) that would take more than this of"
-        " the rows that existed before it (a count), or more than this share of a"
-        " scope's rows (e.g. '5%': of each course, group, cohort, or the site; the rows"
-        " the file adds neither count nor dilute the share), is rejected whole, nothing"
-        " of it applied: a truncated export. E.g. {unenrol: '5%', delete_user: 0}.",
-    }
-
 
 COMMANDS: dict[str, Kind] = {
     "enrolments": Kind(
@@ -162,6 +131,7 @@ COMMANDS: dict[str, Kind] = {
                 " the line fails), as tool_sync's cohorts_autocreate.",
             },
             "max_changes": max_changes("remove_cohort_member"),
+            **snapshot_options("the cohorts its lines name", "remove", "keep"),
         }
     ),
     "groups": Kind({"course_key": _KEYS["course_key"]}),

@@ -50,12 +50,27 @@ class LineResult:
 
     def report(self) -> str:
         """One report line, in tool_sync's spirit."""
-        head = f"line {self.number}: {self.summary}" if self.summary else f"line {self.number}"
+        where = f"line {self.number}" if self.number else "missing"  # not in a snapshot
+        head = f"{where}: {self.summary}" if self.summary else where
         if self.status == FAILED:
             return f"{head}: failed: {self.message}"
         notes = ["unchanged"] if self.status == UNCHANGED else []
         notes += [self.message] if self.message else []
         return f"{head}: ok" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """`mode: snapshot`: the file is the whole truth for its scope (runner.sync.snapshot)."""
+
+    #: what becomes of a row of the scope the file does not list (remove, keep...)
+    missing: str
+    #: the step's name in postsync's record of the snapshots taken (runner.db.snapshots)
+    step: str
+    #: the run applying it (recorded with the step: runner.db.snapshots)
+    run_id: str = ""
+    #: the first snapshot of the step may act on what it misses (first_snapshot: apply)
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,8 @@ class SyncOptions:
     #: change (unenrol, suspend...: GUARDED) -> (its limit: a count, or "N%" of its
     #: scope's rows; the setting's name): a file going over is rejected whole
     max_changes: dict[str, tuple[int | str, str]] = field(default_factory=dict)
+    #: `mode: snapshot` (None: the file's lines are commands)
+    snapshot: Snapshot | None = None
     #: users: a line may change a site administrator or the guest
     allow_admin_updates: bool = False
 
