@@ -3,23 +3,27 @@ Moodle's schema check and backups ignore them): made together by the first real 
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, Table, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from runner.core.errors import StepError, database_reason
-from runner.db import applied, feed_groups
+from runner.db import applied, feed_groups, snapshots
 
-#: each table, and why postsync keeps it
+#: each table every real run needs, and why postsync keeps it
 TABLES = ((applied.applied, applied.PURPOSE), (feed_groups.made, feed_groups.PURPOSE))
+#: the table a snapshot step needs (made by the first real run that has one)
+SNAPSHOTS = ((snapshots.taken, snapshots.PURPOSE),)
 
 
-def ensure(engine: Engine) -> None:
-    """Make the tables the site's database lacks (a real run only); a user who may not
-    is told which statements its owner runs, for every missing table at once."""
+def ensure(engine: Engine, tables: Sequence[tuple[Table, str]] = TABLES) -> None:
+    """Make the `tables` the site's database lacks (a real run only); a user who may
+    not is told which statements its owner runs, for every missing table at once."""
     with engine.connect() as conn:
         present = inspect(conn)
-        missing = [(t, why) for t, why in TABLES if not present.has_table(t.name)]
+        missing = [(t, why) for t, why in tables if not present.has_table(t.name)]
     if not missing:
         return
     try:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runner.playbook.options import LIMIT, max_changes, snapshot_options
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -56,16 +58,10 @@ COMMANDS: dict[str, Kind] = {
     "enrolments": Kind(
         {
             **_KEYS,
+            "max_changes": max_changes("unenrol", "suspend", "remove_member"),
             "max_unenrolments": {
-                "oneOf": [
-                    {"type": "integer", "minimum": 0},
-                    {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"},
-                ],
-                "description": "A file that would remove more of the user enrolments"
-                " that existed before it than this (a count), or more than this share of"
-                " the enrolments a course had before it (e.g. '20%'; the enrolments the"
-                " file adds neither count nor dilute the share), is rejected whole,"
-                " nothing of it applied: a truncated export.",
+                **LIMIT,
+                "description": "max_changes' unenrol by its older name (give one of them).",
             },
             "allow_disabled_instances": {
                 "type": "boolean",
@@ -76,7 +72,11 @@ COMMANDS: dict[str, Kind] = {
         }
     ),
     "group_members": Kind(
-        {**_KEYS, "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"}}
+        {
+            **_KEYS,
+            "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"},
+            "max_changes": max_changes("remove_member"),
+        }
     ),
     "users": Kind(
         {
@@ -112,6 +112,7 @@ COMMANDS: dict[str, Kind] = {
                 " (Moodle's config siteadmins, siteguest): by default such a line fails,"
                 " as Moodle's own user upload refuses it. They are never deleted.",
             },
+            "max_changes": max_changes("delete_user", "suspend_user"),
         }
     ),
     "cohorts": Kind(
@@ -129,6 +130,8 @@ COMMANDS: dict[str, Kind] = {
                 "description": "An add line naming a missing cohort creates it (false:"
                 " the line fails), as tool_sync's cohorts_autocreate.",
             },
+            "max_changes": max_changes("remove_cohort_member"),
+            **snapshot_options("the cohorts its lines name", "remove", "keep"),
         }
     ),
     "groups": Kind({"course_key": _KEYS["course_key"]}),
@@ -217,6 +220,7 @@ TREATMENTS: dict[str, Kind] = {
                 "groupings": {"type": "boolean", "default": False},
                 "courses": {"enum": ["processed", "all"], "default": "processed"},
                 "max_deletions": templated_integer(0),
+                "max_changes": max_changes("delete_group"),
                 "groups": {
                     "enum": ["feed", "with_idnumber", "all_empty"],
                     "default": "feed",

@@ -359,7 +359,8 @@ def journal_schema() -> dict[str, Any]:
             "type": ["integer", "null"],
             "minimum": 1,
             "description": "the control file's line that made the change (null: a"
-            " post-treatment's)",
+            " post-treatment's, or, with a file, a snapshot's change to a row the file"
+            " does not list)",
         },
         "step": {
             "type": "string",

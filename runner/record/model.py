@@ -73,6 +73,8 @@ class FileOutcome:
     failed: list[FailedLine] = field(default_factory=list)
     #: failed lines of which a part was applied (enrolled, but a group is missing)
     partly: int = 0
+    #: mode: snapshot: the rows of the scope the file does not list that it acted on
+    missing: int = 0
     courses: dict[int, str] = field(default_factory=dict)
     #: a groups file: the groups its lines name (the feed declares them: kept empty)
     groups: list[int] = field(default_factory=list)
@@ -126,6 +128,7 @@ class FileOutcome:
             f"{plural(self.lines, 'line')}: {self.changed} changed, {self.unchanged} unchanged,"
             f" {len(self.failed)} failed"
             + (f", {self.partly} of them in part applied" if self.partly else "")
+            + (f"; {self.missing} missing from the snapshot acted on" if self.missing else "")
         )
 
     @classmethod
@@ -144,6 +147,7 @@ class FileOutcome:
             changed=lines["changed"],
             unchanged=lines["unchanged"],
             partly=lines.get("partly", 0),
+            missing=lines.get("missing", 0),
             failed=[
                 FailedLine(
                     f["number"],

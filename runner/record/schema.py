@@ -70,6 +70,12 @@ def record_schema() -> dict[str, Any]:
                         **_COUNT,
                         "description": "failed lines of which a part was applied",
                     },
+                    "missing": {
+                        **_COUNT,
+                        "description": "mode: snapshot: the rows of the scope the file"
+                        " does not list that it acted on (each a `missing:` line of the"
+                        " report)",
+                    },
                 },
             },
             "failed_lines": {"type": "array", "items": failed_line},

@@ -99,8 +99,9 @@ class Withheld:
     groupings: dict[int, list[tuple[int, str, str]]] = field(default_factory=dict)
     #: grouping id -> (name, idnumber) the preview's groups files gave it
     grouping_rows: dict[int, tuple[str, str]] = field(default_factory=dict)
-    #: course id -> the user enrolments the preview's files added minus those removed
-    enrolments_delta: dict[int, int] = field(default_factory=dict)
+    #: (course | group | cohort | site, id) -> the rows (user enrolments, members,
+    #: users) the preview's files added minus those removed (runner.sync.guard)
+    scope_delta: dict[tuple[str, int], int] = field(default_factory=dict)
     #: (groups | groupings, id) the preview's files would have recorded as the feed's
     #: (runner.db.feed_groups)
     feed_made: dict[tuple[str, int], bool] = field(default_factory=dict)

@@ -24,9 +24,10 @@ from runner.record.model import FailedLine, FileOutcome
 from runner.step.preview import Withheld
 from runner.step.services import Unit
 from runner.storage.paths import FileState
+from runner.sync import snapshot
 from runner.sync.base import CHANGED, FAILED, SyncOptions
 from runner.sync.command import SyncCommand
-from runner.sync.guard import check_unenrolments, keep_tally
+from runner.sync.guard import check_changes, keep_tally
 from runner.sync.journal import FileJournal
 from runner.sync.masking import UNALIGNED, hide_values
 from runner.sync.memory import InMemory
@@ -174,9 +175,13 @@ def sync_file(
                     faults.point("sync.batch")
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
+                if data is None:  # a retry's lines are never a snapshot
+                    snapshot.act_on_missing(state, command, options, outcome, report)
                 state.finish()
                 _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
-                check_unenrolments(state, options.max_unenrolments)
+                check_changes(state, options.max_changes)
+                if data is None:
+                    snapshot.record(state, options, now)
                 keep_tally(state)
                 outcome.journal = state.journal.span()
                 # the file must still be the one read: one being written is left
@@ -195,7 +200,7 @@ def sync_file(
                     withheld.rollback()
                 outcome.error = str(exc)
                 # what its lines did is undone: none of them counts
-                outcome.changed = outcome.unchanged = outcome.partly = 0
+                outcome.changed = outcome.unchanged = outcome.partly = outcome.missing = 0
                 outcome.failed.clear()
                 outcome.courses.clear()
                 outcome.groups.clear()

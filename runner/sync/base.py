@@ -50,12 +50,27 @@ class LineResult:
 
     def report(self) -> str:
         """One report line, in tool_sync's spirit."""
-        head = f"line {self.number}: {self.summary}" if self.summary else f"line {self.number}"
+        where = f"line {self.number}" if self.number else "missing"  # not in a snapshot
+        head = f"{where}: {self.summary}" if self.summary else where
         if self.status == FAILED:
             return f"{head}: failed: {self.message}"
         notes = ["unchanged"] if self.status == UNCHANGED else []
         notes += [self.message] if self.message else []
         return f"{head}: ok" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """`mode: snapshot`: the file is the whole truth for its scope (runner.sync.snapshot)."""
+
+    #: what becomes of a row of the scope the file does not list (remove, keep...)
+    missing: str
+    #: the step's name in postsync's record of the snapshots taken (runner.db.snapshots)
+    step: str
+    #: the run applying it (recorded with the step: runner.db.snapshots)
+    run_id: str = ""
+    #: the first snapshot of the step may act on what it misses (first_snapshot: apply)
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,35 +93,59 @@ class SyncOptions:
     #: cohorts: the cohort column lines name cohorts by; add creates a missing cohort
     cohort_key: str = "idnumber"
     create_cohorts: bool = True
-    #: enrolments: a file unenrolling more (a count, or "N%" of a course's) is rejected
-    max_unenrolments: int | str | None = None
+    #: change (unenrol, suspend...: GUARDED) -> (its limit: a count, or "N%" of its
+    #: scope's rows; the setting's name): a file going over is rejected whole
+    max_changes: dict[str, tuple[int | str, str]] = field(default_factory=dict)
+    #: `mode: snapshot` (None: the file's lines are commands)
+    snapshot: Snapshot | None = None
     #: users: a line may change a site administrator or the guest
     allow_admin_updates: bool = False
 
 
+#: the changes a step's max_changes limits, and the scope a share of each is of: a
+#: course's user enrolments, a group's or a cohort's members, the site's users
+GUARDED = {
+    "unenrol": "course",
+    "suspend": "course",
+    "remove_member": "group",
+    "remove_cohort_member": "cohort",
+    "delete_user": "site",
+    "suspend_user": "site",
+}
+
+
 @dataclass
 class Tally:
-    """The user enrolments a file added and removed, by course."""
+    """The rows a file added to and removed from each scope (("course", id), ("group",
+    id), ("cohort", id), ("site", 0)), and the changes max_changes limits."""
 
-    added: Counter[int] = field(default_factory=Counter)
-    removed: Counter[int] = field(default_factory=Counter)
-    keys: dict[int, str] = field(default_factory=dict)
-    #: by course, the enrolments the course had before the file that the file removed
-    #: (max_unenrolments counts these: the file's own additions protect nothing)
-    lost: Counter[int] = field(default_factory=Counter)
-    #: (enrol id, user id) of the enrolments the file created (a row id tells no
-    #: better: a later batch reads them back with one, a preview keeps them without)
-    created: set[tuple[int, int]] = field(default_factory=set)
+    added: Counter[tuple[str, int]] = field(default_factory=Counter)
+    removed: Counter[tuple[str, int]] = field(default_factory=Counter)
+    #: (change, scope id) -> the rows that existed before the file that it took (removed
+    #: or suspended): what max_changes counts (the file's own additions protect nothing)
+    lost: Counter[tuple[str, int]] = field(default_factory=Counter)
+    #: scope -> its name, for a refusal's message
+    names: dict[tuple[str, int], str] = field(default_factory=dict)
+    #: (scope kind, row key) of the rows the file created (a row id tells no better: a
+    #: later batch reads them back with one, a preview keeps them without)
+    created: set[tuple[str, object]] = field(default_factory=set)
 
-    def add(self, course: Course, key: tuple[int, int]) -> None:
-        self.added[course.id] += 1
-        self.created.add(key)
+    def add(self, scope: str, sid: int, key: object) -> None:
+        """A row the file made in the scope (`key`: the row's natural key)."""
+        self.added[(scope, sid)] += 1
+        self.created.add((scope, key))
 
-    def remove(self, course: Course, key: tuple[int, int]) -> None:
-        self.removed[course.id] += 1
-        if key not in self.created:
-            self.lost[course.id] += 1
-            self.keys[course.id] = course.key
+    def remove(self, change: str, sid: int, key: object, name: str) -> None:
+        """A row the file removed from the scope of `change` (`sid`, named `name`)."""
+        self.removed[(GUARDED[change], sid)] += 1
+        self.took(change, sid, key, name)
+
+    def took(self, change: str, sid: int, key: object, name: str) -> None:
+        """A row `change` took (removed, suspended): counted if it was there before."""
+        scope = GUARDED[change]
+        if (scope, key) not in self.created:
+            self.lost[(change, sid)] += 1
+            self.names[(scope, sid)] = name
 
 
 class Part(Protocol):

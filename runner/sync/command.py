@@ -5,7 +5,7 @@ Its step options' JSON Schema is in the registry (runner.playbook.registry).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from runner.sync.base import LineResult, SyncOptions
@@ -27,3 +27,11 @@ class SyncCommand(Protocol):
 
     def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
         """Simulate one line against `state`; the caller flushes the batch."""
+
+
+class SnapshotCommand(SyncCommand, Protocol):
+    """A control-file kind whose step may read its file as a snapshot (`mode`)."""
+
+    def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
+        """After the last line: the rows of the scope the file did not list, acted on
+        as `options.snapshot.missing` says, a batch at a time (each result's number 0)."""

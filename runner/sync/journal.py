@@ -65,7 +65,8 @@ class FileJournal:
             return ""
         cid = course.id if isinstance(course, Course) else course
         head = f'{{"seq":{spool.first + spool.count},"kind":"{kind}","file":{self.file}'
-        where = f'"line":{self.line},"courseid":{"null" if cid is None else cid}'
+        # line 0: a snapshot's change to a row its file does not list (no line made it)
+        where = f'"line":{self.line or "null"},"courseid":{"null" if cid is None else cid}'
         text = f"{head},{where},{fields}}}"
         spool.add(kind, text)
         return text

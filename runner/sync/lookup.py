@@ -160,6 +160,15 @@ class Lookups:
             else:
                 self.courses[value] = Course(match[0], contexts[match[0]], value)
 
+    def user_names(self, ids: Sequence[int]) -> dict[int, str]:
+        """These users as a line would name them (their `user_key` value)."""
+        u = self.t.user.c
+        names: dict[int, str] = {}
+        for part in chunks(ids):
+            rows = self.db().execute(select(u.id, u[self.user_key]).where(u.id.in_(part)))
+            names.update((int(uid), str(name)) for uid, name in rows)
+        return names
+
     def user(self, value: str, column: str) -> int:
         if not value:
             raise LineFailed(f"empty {column}")

@@ -89,7 +89,7 @@ class SiteState(Owners):
         self.pairs: set[tuple[int, int, int]] = set()
         #: state a command keeps beside the enrolments (runner.sync.users.state...), by kind
         self.parts: dict[type[Any], Part] = {}
-        self.tally = Tally()  # the enrolments added and removed (max_unenrolments)
+        self.tally = Tally()  # the rows added and removed, by scope (max_changes)
         #: role assignment id -> its copies another writer made (no unique key): they go with it
         self.role_copies: dict[int, list[int]] = {}
         #: the batch's users' roles below its courses, which a last unenrolment takes
@@ -254,7 +254,7 @@ class SiteState(Owners):
             self.enrolments[key] = Enrolment(None, row["status"], row["timestart"], row["timeend"])
             self.course_enrolments.setdefault((course.id, userid), set()).add(enrolid)
             self.dirty.add(userid)
-            self.tally.add(course, key)
+            self.tally.add("course", course.id, key)
             return True
         wanted = Enrolment(
             current.id,
@@ -264,6 +264,8 @@ class SiteState(Owners):
         )
         if wanted == current:
             return False
+        if wanted.status == ENROL_SUSPENDED != current.status:
+            self.tally.took("suspend", course.id, key, course.key)
         self.enrolments[key] = wanted
         values = {
             "status": wanted.status,
@@ -285,7 +287,7 @@ class SiteState(Owners):
         self.journal.enrolment_deleted(course, key, current)
         self.course_enrolments[(course.id, userid)].discard(enrolid)
         self.dirty.add(userid)
-        self.tally.remove(course, key)
+        self.tally.remove("unenrol", course.id, key, course.key)
         return True
 
     def leave(self, course: Course, userid: int) -> None:
@@ -327,37 +329,6 @@ class SiteState(Owners):
         self.journal.role_unassigned(course, userid, role, aid, self.role_copies.get(aid or 0, []))
         self.changes.ra.delete((course.context_id, userid, role), aid)
         self.changes.ra.deleted.update(self.role_copies.pop(aid or 0, ()))
-        self.dirty.add(userid)
-        return True
-
-    def groups_of(self, course: Course, userid: int) -> dict[int, int | None]:
-        return self.members.setdefault((course.id, userid), {})
-
-    def add_member(self, course: Course, userid: int, groupid: int) -> bool:
-        held = self.groups_of(course, userid)
-        if groupid in held:
-            return False
-        held[groupid] = None
-        self.changes.gm.new[(groupid, userid)] = {
-            "groupid": groupid,
-            "userid": userid,
-            "timeadded": self.now,
-            "component": self.component,
-            "itemid": 0,
-        }
-        self.journal.member_added(course, userid, groupid, self.component)
-        self.touched_groups.add(groupid)
-        self.dirty.add(userid)
-        return True
-
-    def remove_member(self, course: Course, userid: int, groupid: int) -> bool:
-        held = self.groups_of(course, userid)
-        if groupid not in held:
-            return False
-        owner = self.owners.pop((groupid, userid), (self.component, 0))
-        self.journal.member_removed(course, userid, groupid, held[groupid], owner)
-        self.changes.gm.delete((groupid, userid), held.pop(groupid))
-        self.touched_groups.add(groupid)
         self.dirty.add(userid)
         return True
 

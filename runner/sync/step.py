@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.core.errors import FilesRejected, PlaybookError
+from runner.core.errors import FilesRejected, PlaybookError, StepError
 from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
 from runner.storage.paths import FileState
-from runner.sync.base import SyncOptions
+from runner.sync.base import Snapshot, SyncOptions
 from runner.sync.config import SyncConfig
 from runner.sync.encodings import canonical, line_oriented
 from runner.sync.feed import check_feed, listed, lock_present, lock_reason, not_ready
+from runner.sync.guard import limits
 from runner.sync.reader import MAX_LINE_BYTES
 from runner.sync.tally import FilesTally, apply_file
 
@@ -111,7 +114,8 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
             create_passwords=bool(params.get("create_passwords", False)),
             cohort_key=params.get("cohort_key", "idnumber"),
             create_cohorts=bool(params.get("create_cohorts", True)),
-            max_unenrolments=params.get("max_unenrolments"),
+            max_changes=_limits(params, scope),
+            snapshot=_snapshot(params, scope),
             allow_admin_updates=bool(params.get("allow_admin_updates", False)),
         ),
         min_files=scope.integer(params.get("min_files", 0), "min_files", 0),
@@ -177,6 +181,16 @@ def run(
     recover.load(run, recovery, engine)
     command = SYNC_COMMANDS[config.command]
     options = config.options
+    if options.snapshot is not None and not run.check:
+        from runner.db import own_tables
+
+        own_tables.ensure(engine, own_tables.SNAPSHOTS)
+    if options.snapshot is not None and config.feed_files > 1:
+        names = ", ".join(run.display(p) for p in config.files if not config.glob.is_retry(str(p)))
+        raise StepError(
+            f"mode: snapshot reads one file, the whole truth: {config.feed_files} match"
+            f" ({names}); nothing applied: leave only the newest (move the others away)"
+        )
     tally = FilesTally()
     sizes = [_size(path) for path in config.files]
     total, before = sum(sizes), 0
@@ -205,7 +219,8 @@ def run(
                     services,
                     tables,
                     command,
-                    options,
+                    # a retry file holds failed lines only: never a snapshot
+                    replace(options, snapshot=None) if config.glob.is_retry(str(path)) else options,
                     outcome,
                     number=number,
                     key=config.key,
@@ -235,3 +250,31 @@ def run(
     if not applied:  # every file was left: nothing was done
         return "skipped", detail
     return tally.status, detail
+
+
+def _limits(params: dict[str, Any], scope: StepScope) -> dict[str, tuple[int | str, str]]:
+    try:
+        return limits(params)
+    except ValueError as exc:
+        raise PlaybookError([scope.error(str(exc), "max_unenrolments")]) from None
+
+
+def _snapshot(params: dict[str, Any], scope: StepScope) -> Snapshot | None:
+    """`mode: snapshot`, its `missing` action and the step's name in postsync's record
+    of the snapshots taken (area, command, file pattern, scope)."""
+    if params.get("mode", "commands") != "snapshot":
+        return None
+    missing = params.get("missing")
+    if missing is None:
+        raise PlaybookError(
+            [
+                scope.error(
+                    "mode: snapshot needs `missing`: what becomes of what the file does not list",
+                    "mode",
+                )
+            ]
+        )
+    where = json.dumps(params.get("scope", "named"), sort_keys=True)
+    step = f"{scope.run.area} {scope.step.kind} {params['file']} {where} {missing}"
+    first = params.get("first_snapshot", "refuse") == "apply"
+    return Snapshot(missing, step, scope.run.run_id, first)

@@ -107,7 +107,7 @@ class FilesTally:
         if outcome.error:
             self.rejected.append(f"{shown}: {outcome.error}")
         else:
-            self.changed |= outcome.changed > 0
+            self.changed |= outcome.changed > 0 or outcome.missing > 0
             self.files += 1
             self.lines += outcome.lines
             self.failed += len(outcome.failed)

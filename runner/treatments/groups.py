@@ -7,12 +7,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.core import faults
-from runner.core.errors import StepError
+from runner.core.errors import PlaybookError, StepError
 from runner.core.text import plural
 from runner.record import journal
 from runner.record.journal import Spool
 from runner.step.protocol import Action, Done, Plan
-from runner.treatments import groups_journal
+from runner.treatments import groups_journal, groups_limit
 from runner.treatments.groups_empty import scan
 from runner.treatments.groups_rules import (
     GroupsConfig,
@@ -40,6 +40,17 @@ KINDS = ("group", "grouping")
 
 def _label(name: str, course: str) -> str:
     return f'"{name}" in course {course}'
+
+
+def _limit(params: Mapping[str, Any], scope: StepScope) -> tuple[int | str, str] | None:
+    """max_changes' delete_group, or max_deletions (a template rendering to a count)."""
+    try:
+        found = groups_limit.setting(params)
+    except ValueError as exc:
+        raise PlaybookError([scope.error(str(exc), "max_deletions")]) from None
+    if found is not None and found[1] == "max_deletions":
+        return scope.integer(found[0], "max_deletions", 0), "max_deletions"
+    return found
 
 
 def _grouping_alive(t: Any) -> Any:
@@ -113,16 +124,18 @@ class CleanEmptyGroups:
         more (their course's cache revision moves on).
       courses (processed | all, default processed): `all` looks at every course of the
         site, whatever the run did; use it knowingly.
-      max_deletions (integer >= 0, or a template rendering to one; optional): when more
-        groups would go, the step fails and deletes nothing (a safety net against a
-        truncated feed).
+      max_changes ({delete_group: a count, or a share like '20%'}; optional): when
+        more groups would go, or more than that share of a course's groups, the step
+        fails and deletes nothing (a safety net against a truncated feed).
+      max_deletions (integer >= 0, or a template rendering to one; optional): the count
+        of max_changes' delete_group, by its older name (give one of them).
 
     Example:
       - clean_empty_groups:
           groupings: true
           exclude: ["Projet*"]
           min_age_days: 7
-          max_deletions: 200
+          max_changes: {delete_group: 200}
 
     Guarantees: a group with members is never deleted, nor a group no feed made
     (unless `groups` says otherwise), nor a group in a course the run did not touch
@@ -139,7 +152,7 @@ class CleanEmptyGroups:
         return GroupsConfig(
             groupings=bool(params.get("groupings", False)),
             all_courses=params.get("courses", "processed") == "all",
-            max_deletions=scope.optional_integer(params.get("max_deletions"), "max_deletions", 0),
+            max_deletions=_limit(params, scope),
             groups=params.get("groups", "feed"),
             exclude=tuple(str(scope.render(p, "exclude", i)) for i, p in enumerate(exclude)),
             min_age_days=scope.integer(params.get("min_age_days", 0), "min_age_days", 0),
@@ -213,13 +226,12 @@ class CleanEmptyGroups:
             config, run, ledger, services, courses
         )
         scope = "site" if config.all_courses else plural(len(courses), "processed course")
-        if config.max_deletions is not None and len(groups) > config.max_deletions:
+        engine, t = services.database()
+        with engine.connect() as conn:
+            refused = groups_limit.refusal(config.max_deletions, groups, conn, t, ledger.withheld)
+        if refused is not None:
             return Plan(
-                summary=f"{plural(len(groups), 'empty group')} in the {scope}",
-                errors=[
-                    f"{len(groups)} empty groups would be deleted, more than max_deletions"
-                    f" ({config.max_deletions}); nothing deleted"
-                ],
+                summary=f"{plural(len(groups), 'empty group')} in the {scope}", errors=[refused]
             )
         actions = [
             Action(

@@ -49,7 +49,8 @@ class Why:
 class GroupsConfig:
     groupings: bool
     all_courses: bool
-    max_deletions: int | None
+    #: max_changes' delete_group (or max_deletions): (a count or 'N%', its name)
+    max_deletions: tuple[int | str, str] | None
     groups: str = "feed"
     exclude: tuple[str, ...] = ()
     min_age_days: int = 0

@@ -35,6 +35,8 @@ class Change:
 def _origin(entry: dict[str, Any]) -> str:
     if entry.get("step"):
         return str(entry["step"])
+    if entry.get("line") is None:  # a snapshot's change to a row its file does not list
+        return f"{entry.get('file')} (missing from the snapshot)"
     return f"{entry.get('file')} line {entry.get('line')}"
 
 

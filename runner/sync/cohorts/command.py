@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
 from runner.sync.cohorts.state import CohortState
 from runner.sync.reader import Columns, ControlFileError, DataLine, Header
+from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
     from runner.sync.state import SiteState
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 COMMANDS = ("add", "del", "free")
 #: the column naming the cohort, by the step's cohort_key
 KEY_COLUMN = {"idnumber": "cidnumber", "name": "cname", "id": "cid"}
+#: mode: snapshot: the cohorts whose members are loaded whole at a time
+SNAPSHOT_COHORTS = 100
 
 
 class Cohorts:
@@ -42,6 +45,11 @@ class Cohorts:
 
     Example line: `add;COHORT1;U0001;Teacher cohort 1;COH001`
     (header `cmd;cname;userid;cdescription;cidnumber`)
+
+    With `mode: snapshot` the file is the whole truth for the cohorts it names: its
+    lines are adds (a del or free line fails), and the members of those cohorts it does
+    not list are removed (`missing: remove`) or kept (`missing: keep`); a cohort another
+    plugin owns is never touched (see "Snapshot feeds").
     """
 
     columns = Columns(
@@ -108,9 +116,16 @@ class Cohorts:
         try:
             if cmd not in COMMANDS:
                 raise LineFailed(f"unknown cmd {quoted(cmd)} ({', '.join(COMMANDS)})")
+            if options.snapshot is not None and cmd != "add":
+                raise LineFailed(
+                    f"cmd {cmd} in a snapshot (mode: snapshot): the file lists the members;"
+                    " what it does not list goes"
+                )
             if not value:
                 raise LineFailed(f"empty {KEY_COLUMN[key]}")
             cid = cohorts.find(key, value)
+            if cid is not None and options.snapshot is not None:
+                cohorts.named.add(cid)  # in the snapshot's scope, whatever the line's fate
             user = state.lookups.user(member, "userid") if member else None
             if cid is not None and cohorts.cohorts[cid]["component"]:
                 raise LineFailed(f"the cohort belongs to {cohorts.cohorts[cid]['component']}")
@@ -179,6 +194,33 @@ class Cohorts:
             if changes:
                 cohorts.update(cid, changes)
                 notes.append("set " + ", ".join(sorted(changes)))
+        if options.snapshot is not None:
+            cohorts.named.add(cid)
+            if user is not None:
+                cohorts.seen.add((cid, user))
         added = user is not None and cohorts.add_member(cid, user)
         status = CHANGED if notes or added else UNCHANGED
         return LineResult(number, status, summary, "; ".join(notes))
+
+    def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
+        """mode: snapshot: the members of the cohorts the file names that it does not
+        list (a cohort another plugin owns is left alone), removed (`missing: remove`)
+        or kept, a few cohorts at a time."""
+        cohorts = state.part(CohortState)
+        if options.snapshot is None or options.snapshot.missing == "keep":
+            return
+        named = sorted(
+            c for c in cohorts.named if c in cohorts.cohorts and not cohorts.cohorts[c]["component"]
+        )
+        for part in chunks(named, SNAPSHOT_COHORTS):
+            gone = cohorts.unlisted(part)
+            names = state.lookups.user_names(sorted({uid for _, uid in gone}))
+            results = []
+            for cid, uid in gone:
+                cohorts.remove_member(cid, uid)
+                cohort = cohorts.cohorts[cid][cohorts.key] if cohorts.key != "id" else cid
+                summary = (
+                    f"del {excerpt(names.get(uid, str(uid)))} in cohort {excerpt(str(cohort))}"
+                )
+                results.append(LineResult(0, CHANGED, summary, "missing from the snapshot"))
+            yield results

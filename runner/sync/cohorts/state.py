@@ -11,7 +11,7 @@ userid) key, and written at the end of the batch. A new cohort is inserted at on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -53,6 +53,9 @@ class CohortState(BatchPart):
         self._contexts: dict[tuple[str, str], int | str] = {}
         self._index: dict[str, dict[str, list[int]]] = {}
         self._synced: dict[int, int] | None = None
+        #: mode: snapshot: the cohorts the file names, and the memberships it lists
+        self.named: set[int] = set()
+        self.seen: set[Pair] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -197,6 +200,13 @@ class CohortState(BatchPart):
     def members_of(self, cid: int) -> list[int]:
         return [uid for c, uid in self.members if c == cid]
 
+    def unlisted(self, cohorts: Sequence[int]) -> list[Pair]:
+        """mode: snapshot: the members of these cohorts (whole: loaded) the file does
+        not list."""
+        self.load((), cohorts)
+        wanted = set(cohorts)
+        return sorted(p for p in self.members if p[0] in wanted and p not in self.seen)
+
     def add_member(self, cid: int, uid: int) -> bool:
         pair = (cid, uid)
         if pair in self.members:
@@ -207,6 +217,7 @@ class CohortState(BatchPart):
             self.members[pair] = None
             self.added.add(pair)
         self.site.journal.cohort_member("cohort_member_added", cid, uid)
+        self.site.tally.add("cohort", cid, pair)
         return True
 
     def remove_member(self, cid: int, uid: int) -> bool:
@@ -219,6 +230,9 @@ class CohortState(BatchPart):
         else:
             self.removed[pair] = rid
         self.site.journal.cohort_member("cohort_member_removed", cid, uid, rid)
+        cohort = self.cohorts.get(cid, {})
+        name = str(cohort.get("idnumber") or cohort.get("name") or cid)
+        self.site.tally.remove("remove_cohort_member", cid, pair, name)
         return True
 
     # -- writes ------------------------------------------------------------------------------

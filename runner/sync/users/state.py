@@ -268,6 +268,7 @@ class UserState(UserWrites):
         self._index(row, add=True)
         given = row.values.get("password") not in (None, "", NOT_CACHED)
         self.site.journal.user("user_created", row.id, row.values, password_set=given)
+        self.site.tally.add("site", 0, _key(row))
         return row
 
     def update(
@@ -281,6 +282,8 @@ class UserState(UserWrites):
         self.site.journal.user(
             "user_updated", row.id, row.values, before, after, password_set=given
         )
+        if changes.get("suspended") == 1 and not row.values.get("suspended"):
+            self.site.tally.took("suspend_user", 0, _key(row), "the site")
         self._index(row, add=False)
         row.values.update(changes)
         row.changed |= set(changes)
@@ -294,6 +297,7 @@ class UserState(UserWrites):
     def delete(self, row: UserRow) -> None:
         cascade.user_deleted(self.site, row.id)
         self.site.journal.user("user_deleted", row.id, row.values)
+        self.site.tally.remove("delete_user", 0, _key(row), "the site")
         self._index(row, add=False)
         row.deleted = True
 
@@ -312,3 +316,8 @@ class UserState(UserWrites):
                 written["_profile"] = {f: row.profile[f] for f in row.profile_changed}
             if written:
                 self.withheld.user(row.id, written)
+
+
+def _key(row: UserRow) -> tuple[str, object]:
+    """A user as the guard tells them apart (max_changes): a created one has no id yet."""
+    return ("user", row.id if row.id is not None and row.id > 0 else row.values.get("username"))

@@ -1,0 +1,60 @@
+"""`mode: snapshot`: after a snapshot file's last line, what its scope holds that the
+file does not list is acted on (`missing:`), each row a `missing:` line of the file's
+report, its changes journaled (line null), counted by max_changes as the file's own;
+the first snapshot of a step removes nothing unless the step says it may
+(runner.db.snapshots)."""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING, cast
+
+from runner.db import snapshots
+from runner.sync.base import CHANGED, SyncOptions
+from runner.sync.reader import ControlFileError
+
+if TYPE_CHECKING:
+    from runner.record.model import FileOutcome
+    from runner.sync.command import SnapshotCommand, SyncCommand
+    from runner.sync.report import Report
+    from runner.sync.state import SiteState
+
+
+def act_on_missing(
+    state: SiteState,
+    command: SyncCommand,
+    options: SyncOptions,
+    outcome: FileOutcome,
+    report: IO[str] | Report,
+) -> None:
+    """The rows the snapshot misses, acted on (in the file's transaction); a first
+    snapshot that would act on any is rejected whole (ControlFileError)."""
+    snapshot = options.snapshot
+    if snapshot is None:
+        return
+    state.journal.line = 0  # no line made these changes
+    missing = cast("SnapshotCommand", command).missing  # its options offer `mode`
+    for results in missing(state, options):
+        outcome.missing += sum(r.status == CHANGED for r in results)
+        state.flush()
+        state.journal.flush()
+        if results:
+            report.write("\n".join(r.report() for r in results) + "\n")
+    if not outcome.missing or snapshot.first:
+        return
+    state.writes.wait()
+    if not snapshots.taken_before(state.raw.conn, snapshot.step):
+        raise ControlFileError(
+            0,
+            f"the first snapshot this step applies to the site would act on"
+            f" {outcome.missing:,} row{'' if outcome.missing == 1 else 's'} it does not list"
+            f" (missing: {snapshot.missing});"
+            " nothing applied: check that the file is the whole truth for its scope, then"
+            " set first_snapshot: apply on the step for one run",
+        )
+
+
+def record(state: SiteState, options: SyncOptions, now: int) -> None:
+    """A real run's snapshot, recorded as the step's (in the file's transaction)."""
+    if options.snapshot is not None and state.withheld is None:
+        state.writes.wait()
+        snapshots.record(state.raw.conn, options.snapshot.step, options.snapshot.run_id, now)
