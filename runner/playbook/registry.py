@@ -59,6 +59,43 @@ COMMANDS: dict[str, Kind] = {
         {
             **_KEYS,
             "max_changes": max_changes("unenrol", "suspend", "remove_member"),
+            **snapshot_options(
+                "the enrolments of the step's `enrol` plugin in its `scope`'s courses",
+                "unenrol",
+                "suspend",
+                "suspend_and_remove_roles",
+                "keep",
+            ),
+            "scope": {
+                "oneOf": [
+                    {"enum": ["named", "instances"]},
+                    {
+                        "type": "object",
+                        "required": ["idnumber"],
+                        "additionalProperties": False,
+                        "properties": {"idnumber": {"type": "string", "minLength": 1}},
+                    },
+                    {
+                        "type": "object",
+                        "required": ["category"],
+                        "additionalProperties": False,
+                        "properties": {"category": {"type": ["string", "integer"], "minLength": 1}},
+                    },
+                ],
+                "default": "named",
+                "description": "mode: snapshot: the courses the file is the truth for:"
+                " those its lines name (named), every course with an instance of the"
+                " step's enrol plugin (instances), those whose idnumber matches a pattern"
+                " ({idnumber: '2026-*'}), those of a category and its subcategories"
+                " ({category: ID or idnumber}).",
+            },
+            "enrol": {
+                "type": "string",
+                "pattern": "^[a-z][a-z0-9_]*$",
+                "default": "manual",
+                "description": "mode: snapshot: the enrol plugin whose enrolments the file"
+                " is the truth of (its lines' enrol, when given, must be this one).",
+            },
             "max_unenrolments": {
                 **LIMIT,
                 "description": "max_changes' unenrol by its older name (give one of them).",

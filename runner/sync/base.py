@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
 
@@ -71,6 +71,11 @@ class Snapshot:
     run_id: str = ""
     #: the first snapshot of the step may act on what it misses (first_snapshot: apply)
     first: bool = False
+    #: the courses (cohorts...) the file is the truth for: named, instances,
+    #: {idnumber: GLOB}, {category: ID or idnumber}
+    scope: Any = "named"
+    #: enrolments: the enrol plugin whose enrolments the file is the truth of
+    enrol: str = "manual"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from runner.sync.cohorts import Cohorts
 from runner.sync.command import SyncCommand
 from runner.sync.enrolments import Enrolments
-from runner.sync.enrolments.command import UNPROTECTED_ROLES
+from runner.sync.enrolments.roles import UNPROTECTED_ROLES
 from runner.sync.group_members import GroupMembers
 from runner.sync.groups import Groups
 from runner.sync.users import Users

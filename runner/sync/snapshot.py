@@ -35,6 +35,7 @@ def act_on_missing(
     missing = cast("SnapshotCommand", command).missing  # its options offer `mode`
     for results in missing(state, options):
         outcome.missing += sum(r.status == CHANGED for r in results)
+        outcome.courses.update((r.course.id, r.course.key) for r in results if r.course)
         state.flush()
         state.journal.flush()
         if results:

@@ -133,7 +133,10 @@ class SiteState(Owners):
     ) -> None:
         """A batch's users and courses, the state they share (`leaving`: roles below)."""
         rows = [line.values for line in lines if line.values is not None]
-        pairs = self.lookups.pairs(rows, course_column, user_column)
+        self.prepare_pairs(self.lookups.pairs(rows, course_column, user_column), leaving)
+
+    def prepare_pairs(self, pairs: set[tuple[int, int, int]], leaving: bool = False) -> None:
+        """The state of these (course id, context id, user id) for a batch."""
         self.pairs = pairs
         if self._previous is not None:
             pairs = pairs - self._carry(pairs)

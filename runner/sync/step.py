@@ -274,7 +274,8 @@ def _snapshot(params: dict[str, Any], scope: StepScope) -> Snapshot | None:
                 )
             ]
         )
-    where = json.dumps(params.get("scope", "named"), sort_keys=True)
+    where = json.dumps([params.get("scope", "named"), params.get("enrol")], sort_keys=True)
     step = f"{scope.run.area} {scope.step.kind} {params['file']} {where} {missing}"
     first = params.get("first_snapshot", "refuse") == "apply"
-    return Snapshot(missing, step, scope.run.run_id, first)
+    area = params.get("scope", "named")
+    return Snapshot(missing, step, scope.run.run_id, first, area, params.get("enrol", "manual"))

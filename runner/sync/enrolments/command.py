@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -17,6 +17,8 @@ from runner.sync.base import (
     SyncOptions,
     owned_by,
 )
+from runner.sync.enrolments.roles import role_key
+from runner.sync.enrolments.snapshot import Listed, unlisted
 from runner.sync.reader import Columns, DataLine, Header
 
 if TYPE_CHECKING:
@@ -49,20 +51,6 @@ def parse_time(value: str, column: str, options: SyncOptions) -> int | None:
         except ValueError:
             continue
     raise LineFailed(f"bad {column} {quoted(value)} (expected YYYY-MM-DD hh:mm:ss or a Unix time)")
-
-
-#: Moodle's enrol plugins whose roles are not protected (their roles_protected() is
-#: false): they assign roles as manual ones, component '' and item 0
-UNPROTECTED_ROLES = frozenset({"manual", "self", "fee", "flatfile", "paypal"})
-
-
-def role_key(role_id: int, plugin: str, enrol_id: int) -> tuple[int, str, int]:
-    """The role assignment a plugin's enrol_user makes: as a manual one ('', 0) for a
-    plugin whose roles are not protected, else tagged with its component and instance
-    (Moodle's enrol_plugin::enrol_user)."""
-    if plugin in UNPROTECTED_ROLES:
-        return (role_id, "", 0)
-    return (role_id, f"enrol_{plugin}", enrol_id)
 
 
 class Enrolments:
@@ -107,6 +95,12 @@ class Enrolments:
     group of the line exists.
 
     Example line: `add;MATH101;U0001;student;manual;gaddcreate;G1;G2`
+
+    With `mode: snapshot` the file is the whole truth for the enrolments of the step's
+    `enrol` plugin in its `scope`'s courses: its lines are adds of that plugin, and an
+    enrolment of it there whose user no line lists is unenrolled (as unenrol_user),
+    suspended, suspended without the plugin's roles, or kept (`missing`); see
+    "Snapshot feeds".
     """
 
     columns = Columns(
@@ -137,8 +131,23 @@ class Enrolments:
                 raise LineFailed(
                     f"unknown cmd {quoted(cmd_text)} (add, del, shift, enable, disable)"
                 )
+            snapshot = options.snapshot
+            if snapshot is not None and cmd != "add":
+                raise LineFailed(
+                    f"cmd {cmd_text} in a snapshot (mode: snapshot): the file lists the"
+                    " enrolments; what it does not list is acted on by `missing`"
+                )
             course = state.lookups.course(v["cid"], "cid")
+            if snapshot is not None:
+                state.part(Listed).course(course)  # in scope, whatever the line's fate
             user = state.lookups.user(v["uid"], "uid")
+            if snapshot is not None:
+                state.part(Listed).user(course, user)
+                if (v.get("enrol") or snapshot.enrol) != snapshot.enrol:
+                    raise LineFailed(
+                        f"enrol {excerpt(v['enrol'])}: this snapshot is the truth of"
+                        f" {snapshot.enrol} enrolments (the step's enrol)"
+                    )
             done = Done()
             self._apply(state, cmd, course, user, v, options, done)
         except LineFailed as exc:
@@ -168,7 +177,7 @@ class Enrolments:
     ) -> None:
         """The enrolment part is checked first, and a failure there fails the line with
         nothing applied; the groups part is applied as far as it can be (`done`)."""
-        plugin = v.get("enrol") or "manual"
+        plugin = v.get("enrol") or (options.snapshot.enrol if options.snapshot else "manual")
         role = state.lookups.role(v["rolename"]) if cmd in ("add", "del", "shift") else 0
         start = parse_time(v.get("starttime", ""), "starttime", options)
         end = parse_time(v.get("endtime", ""), "endtime", options)
@@ -224,6 +233,10 @@ class Enrolments:
             status = 0 if cmd == "enable" else 1
             done.changed |= state.ensure_enrolment(course, enrol_id, user, start, end, status)
         self._apply_groups(state, course, user, plugin, gcmd, names, groups, done)
+
+    def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
+        assert options.snapshot is not None
+        return unlisted(state, options, options.snapshot.enrol)
 
     def _check_groups(
         self,
