@@ -65,3 +65,47 @@ def snapshot_options(scope: str, *missing: str) -> dict[str, Any]:
             " would act on any row it does not list; apply lets it.",
         },
     }
+
+
+#: an enrolments snapshot's scope: the courses the file is the truth for
+COURSE_SCOPE: Mapping[str, Any] = {
+    "oneOf": [
+        {"enum": ["named", "instances"]},
+        {
+            "type": "object",
+            "required": ["idnumber"],
+            "additionalProperties": False,
+            "properties": {"idnumber": {"type": "string", "minLength": 1}},
+        },
+        {
+            "type": "object",
+            "required": ["category"],
+            "additionalProperties": False,
+            "properties": {"category": {"type": ["string", "integer"], "minLength": 1}},
+        },
+    ],
+    "default": "named",
+    "description": "mode: snapshot: the courses the file is the truth for:"
+    " those its lines name (named), every course with an instance of the"
+    " step's enrol plugin (instances), those whose idnumber matches a pattern"
+    " ({idnumber: '2026-*'}), those of a category and its subcategories"
+    " ({category: ID or idnumber}).",
+}
+#: an enrolments snapshot's plugin
+ENROL_PLUGIN: Mapping[str, Any] = {
+    "type": "string",
+    "pattern": "^[a-z][a-z0-9_]*$",
+    "default": "manual",
+    "description": "mode: snapshot: the enrol plugin whose enrolments the file"
+    " is the truth of (its lines' enrol, when given, must be this one).",
+}
+#: a users snapshot's scope
+AUTH_SCOPE: Mapping[str, Any] = {
+    "type": "object",
+    "required": ["auth"],
+    "additionalProperties": False,
+    "properties": {"auth": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}},
+    "description": "mode: snapshot: the users the file is the truth for: those"
+    " of this authentication plugin ({auth: ldap}), not deleted (required"
+    " with mode: snapshot).",
+}

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.playbook.options import LIMIT, max_changes, snapshot_options
+from runner.playbook.options import (
+    AUTH_SCOPE,
+    COURSE_SCOPE,
+    ENROL_PLUGIN,
+    LIMIT,
+    max_changes,
+    snapshot_options,
+)
 
 
 @dataclass(frozen=True)
@@ -66,36 +73,8 @@ COMMANDS: dict[str, Kind] = {
                 "suspend_and_remove_roles",
                 "keep",
             ),
-            "scope": {
-                "oneOf": [
-                    {"enum": ["named", "instances"]},
-                    {
-                        "type": "object",
-                        "required": ["idnumber"],
-                        "additionalProperties": False,
-                        "properties": {"idnumber": {"type": "string", "minLength": 1}},
-                    },
-                    {
-                        "type": "object",
-                        "required": ["category"],
-                        "additionalProperties": False,
-                        "properties": {"category": {"type": ["string", "integer"], "minLength": 1}},
-                    },
-                ],
-                "default": "named",
-                "description": "mode: snapshot: the courses the file is the truth for:"
-                " those its lines name (named), every course with an instance of the"
-                " step's enrol plugin (instances), those whose idnumber matches a pattern"
-                " ({idnumber: '2026-*'}), those of a category and its subcategories"
-                " ({category: ID or idnumber}).",
-            },
-            "enrol": {
-                "type": "string",
-                "pattern": "^[a-z][a-z0-9_]*$",
-                "default": "manual",
-                "description": "mode: snapshot: the enrol plugin whose enrolments the file"
-                " is the truth of (its lines' enrol, when given, must be this one).",
-            },
+            "scope": COURSE_SCOPE,
+            "enrol": ENROL_PLUGIN,
             "max_unenrolments": {
                 **LIMIT,
                 "description": "max_changes' unenrol by its older name (give one of them).",
@@ -113,6 +92,7 @@ COMMANDS: dict[str, Kind] = {
             **_KEYS,
             "group_key": {"enum": ["idnumber", "name"], "default": "idnumber"},
             "max_changes": max_changes("remove_member"),
+            **snapshot_options("the groups its lines name", "remove", "keep"),
         }
     ),
     "users": Kind(
@@ -150,6 +130,8 @@ COMMANDS: dict[str, Kind] = {
                 " as Moodle's own user upload refuses it. They are never deleted.",
             },
             "max_changes": max_changes("delete_user", "suspend_user"),
+            **snapshot_options("the users of the `scope` auth", "suspend", "keep"),
+            "scope": AUTH_SCOPE,
         }
     ),
     "cohorts": Kind(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING, cast
 
 from runner.db import snapshots
-from runner.sync.base import CHANGED, SyncOptions
+from runner.sync.base import CHANGED, Course, SyncOptions
 from runner.sync.reader import ControlFileError
 
 if TYPE_CHECKING:
@@ -17,6 +17,30 @@ if TYPE_CHECKING:
     from runner.sync.command import SnapshotCommand, SyncCommand
     from runner.sync.report import Report
     from runner.sync.state import SiteState
+
+
+class Listed:
+    """What a snapshot's lines list (a part of the file's state, runner.sync.base.Part):
+    the scopes they name (courses, groups, cohorts), and the users listed in each."""
+
+    def __init__(self, site: SiteState) -> None:
+        self.users: dict[int, set[int]] = {}
+        #: the course of each scope (a group's)
+        self.courses: dict[int, Course] = {}
+
+    def named(self, scope: int, course: Course | None = None) -> None:
+        self.users.setdefault(scope, set())
+        if course is not None:
+            self.courses[scope] = course
+
+    def user(self, scope: int, user: int) -> None:
+        self.users.setdefault(scope, set()).add(user)
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
 
 
 def act_on_missing(

@@ -274,6 +274,10 @@ def _snapshot(params: dict[str, Any], scope: StepScope) -> Snapshot | None:
                 )
             ]
         )
+    if scope.step.kind == "users" and "scope" not in params:
+        raise PlaybookError(
+            [scope.error("a users snapshot needs `scope: {auth: NAME}`: whose truth it is", "mode")]
+        )
     where = json.dumps([params.get("scope", "named"), params.get("enrol")], sort_keys=True)
     step = f"{scope.run.area} {scope.step.kind} {params['file']} {where} {missing}"
     first = params.get("first_snapshot", "refuse") == "apply"

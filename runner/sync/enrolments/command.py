@@ -18,8 +18,9 @@ from runner.sync.base import (
     owned_by,
 )
 from runner.sync.enrolments.roles import role_key
-from runner.sync.enrolments.snapshot import Listed, unlisted
+from runner.sync.enrolments.snapshot import unlisted
 from runner.sync.reader import Columns, DataLine, Header
+from runner.sync.snapshot import Listed
 
 if TYPE_CHECKING:
     from runner.sync.base import Course
@@ -139,10 +140,10 @@ class Enrolments:
                 )
             course = state.lookups.course(v["cid"], "cid")
             if snapshot is not None:
-                state.part(Listed).course(course)  # in scope, whatever the line's fate
+                state.part(Listed).named(course.id)  # in scope, whatever the line's fate
             user = state.lookups.user(v["uid"], "uid")
             if snapshot is not None:
-                state.part(Listed).user(course, user)
+                state.part(Listed).user(course.id, user)
                 if (v.get("enrol") or snapshot.enrol) != snapshot.enrol:
                     raise LineFailed(
                         f"enrol {excerpt(v['enrol'])}: this snapshot is the truth of"

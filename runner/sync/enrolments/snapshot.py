@@ -21,6 +21,7 @@ from sqlalchemy import or_, select
 from runner.core.text import excerpt
 from runner.sync.base import CHANGED, Course, LineResult, SyncOptions
 from runner.sync.enrolments.roles import role_key
+from runner.sync.snapshot import Listed
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
@@ -31,32 +32,12 @@ COURSES = 200
 CONTEXT_COURSE = 50
 
 
-class Listed:
-    """What a snapshot's lines list (a part of the file's state, runner.sync.base.Part):
-    the courses they name, and the users listed in each."""
-
-    def __init__(self, site: SiteState) -> None:
-        self.seen: dict[int, set[int]] = {}
-
-    def course(self, course: Course) -> None:
-        self.seen.setdefault(course.id, set())
-
-    def user(self, course: Course, user: int) -> None:
-        self.seen.setdefault(course.id, set()).add(user)
-
-    def flush(self) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-
 def scope_courses(state: SiteState, scope: Any, plugin: str) -> list[int]:
     """The ids of the courses the snapshot is the truth for."""
     t, conn = state.t, state.raw.conn
     listed = state.part(Listed)
     if scope in (None, "named"):
-        return sorted(listed.seen)
+        return sorted(listed.users)
     c = t.course.c
     found: set[int] = set()
     if scope == "instances":
@@ -116,11 +97,11 @@ def unlisted(state: SiteState, options: SyncOptions, plugin: str) -> Iterator[li
             rows = state.raw.conn.execute(select(ue.enrolid, ue.userid).where(ue.enrolid.in_(ids)))
             for eid, uid in rows:
                 cid = instances[int(eid)]
-                if int(uid) not in listed.seen.get(cid, ()) and cid in courses:
+                if int(uid) not in listed.users.get(cid, ()) and cid in courses:
                     candidates.add((cid, courses[cid].context_id, int(uid)))
         if state.withheld is not None:  # enrolments an earlier file of the preview made
             for cid, ctx, uid in state.withheld.pairs:
-                if cid in courses and uid not in listed.seen.get(cid, ()):
+                if cid in courses and uid not in listed.users.get(cid, ()):
                     candidates.add((cid, ctx, uid))
         state.prepare_pairs(candidates, leaving=snapshot.missing == "unenrol")
         names = state.lookups.user_names(sorted({uid for _, _, uid in candidates}))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
+
+from sqlalchemy import select
 
 from runner.core.text import excerpt, quoted
 from runner.sync.base import (
@@ -16,11 +18,15 @@ from runner.sync.base import (
     owned_by,
 )
 from runner.sync.reader import Columns, DataLine, Header
+from runner.sync.snapshot import Listed
+from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
     from runner.sync.state import SiteState
 
 COMMANDS = ("add", "del", "shift")
+#: mode: snapshot: the groups whose members are acted on at a time
+SNAPSHOT_GROUPS = 200
 
 
 class GroupMembers:
@@ -37,6 +43,11 @@ class GroupMembers:
     enrol_cohort's) is never removed: del fails on it, shift keeps it and says so.
 
     Example line: `add;MATH101;MATH101-G1;U0001`
+
+    With `mode: snapshot` the file is the whole truth for the groups it names: its
+    lines are adds, and the members of those groups it does not list are removed
+    (`missing: remove`) or kept; only the memberships of the step's
+    membership_component go (see "Snapshot feeds").
     """
 
     columns = Columns(("courseid", "groupid", "userid"), ("cmd",))
@@ -59,8 +70,12 @@ class GroupMembers:
         try:
             if cmd not in COMMANDS:
                 raise LineFailed(f"unknown cmd {quoted(cmd)} (add, del, shift)")
+            if options.snapshot is not None and cmd != "add":
+                raise LineFailed(
+                    f"cmd {cmd} in a snapshot (mode: snapshot): the file lists the members;"
+                    " what it does not list is acted on by `missing`"
+                )
             course = state.lookups.course(v["courseid"], "courseid")
-            user = state.lookups.user(v["userid"], "userid")
             if not v["groupid"]:
                 raise LineFailed("empty groupid")
             group = state.lookups.group(course, v["groupid"], options.group_key)
@@ -69,6 +84,11 @@ class GroupMembers:
                     f"no group with {options.group_key} {quoted(v['groupid'])} in course"
                     f" {course.key}"
                 )
+            if options.snapshot is not None:
+                state.part(Listed).named(group, course)  # in scope, whatever the line's fate
+            user = state.lookups.user(v["userid"], "userid")
+            if options.snapshot is not None:
+                state.part(Listed).user(group, user)
             if cmd != "del" and not state.enrolled(course, user):
                 raise LineFailed(f"{excerpt(v['userid'])} is not enrolled in {course.key}")
         except LineFailed as exc:
@@ -96,3 +116,37 @@ class GroupMembers:
             changed |= state.add_member(course, user, group)
         status = CHANGED if changed else UNCHANGED
         return LineResult(line.number, status, summary, "; ".join(kept), course=course)
+
+    def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
+        """mode: snapshot: the members of the groups the file names that it does not
+        list, removed (`missing: remove`) or kept; only the memberships of the step's
+        membership_component (another plugin's stay), a few groups at a time."""
+        assert options.snapshot is not None
+        if options.snapshot.missing == "keep":
+            return
+        listed = state.part(Listed)
+        gm = state.t.groups_members.c
+        for part in chunks(sorted(g for g in listed.users if g > 0), SNAPSHOT_GROUPS):
+            state.writes.wait()
+            rows = state.raw.conn.execute(select(gm.groupid, gm.userid).where(gm.groupid.in_(part)))
+            candidates = {(int(g), int(u)) for g, u in rows}
+            if state.withheld is not None:  # members an earlier file of the preview added
+                by_course = {listed.courses[g].id: g for g in part}
+                for cid, _ctx, user in state.withheld.pairs:
+                    if cid in by_course:
+                        candidates.add((by_course[cid], user))
+            gone = sorted((g, u) for g, u in candidates if u not in listed.users[g])
+            pairs = {(listed.courses[g].id, listed.courses[g].context_id, u) for g, u in gone}
+            state.prepare_pairs(pairs)
+            names = state.lookups.user_names(sorted({u for _, u in gone}))
+            results = []
+            for group, user in gone:
+                course = listed.courses[group]
+                if group not in state.groups_of(course, user) or state.owner(user, group):
+                    continue  # not a member (a preview's), or another plugin's membership
+                state.remove_member(course, user, group)
+                name = state.lookups.group_names.get(group, str(group))
+                who = excerpt(names.get(user, str(user)))
+                summary = f"del {who} in group {excerpt(name)} of {excerpt(course.key)}"
+                results.append(LineResult(0, CHANGED, summary, "missing from the snapshot", course))
+            yield results

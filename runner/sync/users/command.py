@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.core.text import excerpt, quoted
@@ -17,6 +17,7 @@ from runner.sync.users.fields import (
     UserLine,
     parse,
 )
+from runner.sync.users.snapshot import ListedUsers, unlisted
 from runner.sync.users.state import UserState
 from runner.sync.users.writes import UserRow
 
@@ -92,6 +93,11 @@ class Users:
 
     Example line: `jdoe;John;Doe;U0001;jdoe@example.org;FR;fr`
     (header `username;firstname;lastname;idnumber;email;country;lang`)
+
+    With `mode: snapshot` and `scope: {auth: NAME}` the file is the whole truth for
+    the users of that authentication plugin: a user of it whose username no line
+    names is suspended (`missing: suspend`) or kept; never the guest or an
+    administrator (see "Snapshot feeds").
     """
 
     columns = Columns(
@@ -137,12 +143,17 @@ class Users:
         users = state.part(UserState)
         username = line.values.get("username", "").strip().lower()
         summary = f"user {excerpt(username) or '-'}"
+        listed = state.part(ListedUsers).names if options.snapshot is not None else None
+        if listed is not None:
+            listed.add(username)  # named, whatever the line's fate
         try:
             parsed = parse(line.values, users.extended, users.profile_fields)
             key = options.user_key
             value = parsed.username if key == "username" else str(parsed.fields.get(key, ""))
             by = key if value else "username"
             row = users.find(by, value or parsed.username)
+            if listed is not None and row is not None:
+                listed.add(str(row.values["username"]))
             if parsed.deleted:
                 return self._delete(users, row, line.number, summary, by, value or username)
             if row is None and by != "username":
@@ -159,6 +170,9 @@ class Users:
             return self._update(users, row, parsed, line.number, summary, options)
         except LineFailed as exc:
             return LineResult(line.number, FAILED, summary, str(exc))
+
+    def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
+        return unlisted(state, options)
 
     @staticmethod
     def _password(users: UserState, parsed: UserLine, auth: str) -> str | None:
