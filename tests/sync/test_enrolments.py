@@ -188,21 +188,26 @@ def test_the_last_unenrolment_removes_what_moodles_unenrol_removes(site: Site) -
 
 def test_the_role_component_is_the_plugins_as_moodle_makes_it(site: Site) -> None:
     """Moodle's enrol_user assigns the role as a manual one for plugins whose roles are
-    not protected (self, ...), tagged with the plugin and instance for the others."""
+    not protected (manual, self, flatfile, paypal: their roles_protected() is false),
+    tagged with the plugin and instance for the others (cohort, fee, database...)."""
     add_instance(site, "MATH101", "self")
     cohort = add_instance(site, "MATH101", "cohort")
+    fee = add_instance(site, "MATH101", "fee")
     lines = sync(
-        site, "add;MATH101;U0001;student;self;;;;;\nadd;MATH101;U0002;student;cohort;;;;;\n"
+        site,
+        "add;MATH101;U0001;student;self;;;;;\nadd;MATH101;U0002;student;cohort;;;;;\n"
+        "add;MATH101;U0003;student;fee;;;;;\n",
     )
     assert lines == [
         "line 2: add student U0001 in MATH101: ok",
         "line 3: add student U0002 in MATH101: ok",
+        "line 4: add student U0003 in MATH101: ok",
     ]
     assert site.query(
         "SELECT u.idnumber, ra.component, ra.itemid FROM mdl_role_assignments ra"
-        " JOIN mdl_user u ON u.id = ra.userid WHERE u.idnumber IN ('U0001', 'U0002')"
+        " JOIN mdl_user u ON u.id = ra.userid WHERE u.idnumber IN ('U0001', 'U0002', 'U0003')"
         " ORDER BY u.idnumber"
-    ) == [("U0001", "", 0), ("U0002", "enrol_cohort", cohort)]
+    ) == [("U0001", "", 0), ("U0002", "enrol_cohort", cohort), ("U0003", "enrol_fee", fee)]
 
 
 def test_a_disabled_instance_fails_the_line_unless_allowed(site: Site) -> None:

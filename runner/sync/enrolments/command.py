@@ -71,7 +71,7 @@ class Enrolments:
     add_default_instance does, with the site's enrol_manual settings), the user's
     enrolment (active) and the role in the course context; the
     role is a manual one (component '') for plugins whose roles are not protected in
-    Moodle (manual, self, fee, flatfile, paypal), else tagged with the plugin and its
+    Moodle (manual, self, flatfile, paypal), else tagged with the plugin and its
     instance, as Moodle's enrol_user does. A line that would enrol through an instance
     disabled in Moodle fails, unless the step sets `allow_disabled_instances: true`
     (del still removes). del

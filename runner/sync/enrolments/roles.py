@@ -5,7 +5,7 @@ from __future__ import annotations
 
 #: Moodle's enrol plugins whose roles are not protected (their roles_protected() is
 #: false): they assign roles as manual ones, component '' and item 0
-UNPROTECTED_ROLES = frozenset({"manual", "self", "fee", "flatfile", "paypal"})
+UNPROTECTED_ROLES = frozenset({"manual", "self", "flatfile", "paypal"})
 
 
 def role_key(role_id: int, plugin: str, enrol_id: int) -> tuple[int, str, int]:
