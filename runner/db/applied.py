@@ -31,16 +31,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
     delete,
     insert,
     inspect,
     select,
     update,
 )
-from sqlalchemy.dialects import mysql
 
-from runner.db.columns import id_col
+from runner.db.columns import LONG_TEXT, id_col
 
 TABLE = "postsync_applied"
 #: why postsync keeps it, for a user who may not make it (runner.db.own_tables)
@@ -49,20 +47,19 @@ PURPOSE = (
     " after a commit is never applied twice"
 )
 
-_LONG = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _metadata = MetaData()
 applied = Table(
     TABLE,
     _metadata,
     id_col(),
-    Column("area", _LONG, nullable=False),
-    Column("path", _LONG, nullable=False),
+    Column("area", LONG_TEXT, nullable=False),
+    Column("path", LONG_TEXT, nullable=False),
     Column("runid", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("timeapplied", BigInteger, nullable=False),
     #: the file's entry of the run record (JSON): its line outcomes, courses, report
-    Column("outcome", _LONG, nullable=False),
+    Column("outcome", LONG_TEXT, nullable=False),
 )
 Index("postsync_applied_runid", applied.c.runid)
 

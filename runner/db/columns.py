@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, Table, Text, text
+from sqlalchemy.dialects import mysql
 
 # int(10) is BIGINT in Moodle; SQLite only auto-increments an INTEGER PRIMARY KEY.
 _BIG = BigInteger().with_variant(Integer(), "sqlite")
+#: text of any length in postsync's own tables (MySQL's TEXT stops at 64 KiB)
+LONG_TEXT = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def id_col() -> Column[int]:

@@ -20,16 +20,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
     insert,
     inspect,
     select,
     update,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import SQLAlchemyError
 
-from runner.db.columns import id_col
+from runner.db.columns import LONG_TEXT, id_col
 
 TABLE = "postsync_snapshots"
 #: why postsync keeps it, for a user who may not make it (runner.db.own_tables)
@@ -38,14 +36,13 @@ PURPOSE = (
     " nothing it was not told it may"
 )
 
-_LONG = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _metadata = MetaData()
 taken = Table(
     TABLE,
     _metadata,
     id_col(),
     #: the area, the step's command and file pattern, and its scope
-    Column("step", _LONG, nullable=False),
+    Column("step", LONG_TEXT, nullable=False),
     Column("runid", String(64), nullable=False),
     Column("timefirst", BigInteger, nullable=False),
     Column("timelast", BigInteger, nullable=False),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING, cast
 
+from runner.core import faults
 from runner.db import snapshots
 from runner.sync.base import CHANGED, Course, SyncOptions
 from runner.sync.reader import ControlFileError
@@ -64,6 +65,7 @@ def act_on_missing(
         state.journal.flush()
         if results:
             report.write("\n".join(r.report() for r in results) + "\n")
+        faults.point("sync.missing")
     if not outcome.missing or snapshot.first:
         return
     state.writes.wait()

@@ -1,7 +1,8 @@
-"""A nightly workspace with every sync command, whose files hold lines that are not
-idempotent one by one: a user deleted and re-created under the same idnumber (then
-enrolled), a user created and deleted, a cohort deleted and re-created, a group renamed
-by `updateid` (a second application of that line fails: the old idnumber is gone).
+"""A nightly workspace with every sync command (and an enrolments snapshot), whose
+files hold lines that are not idempotent one by one: a user deleted and re-created
+under the same idnumber (then enrolled), a user created and deleted, a cohort deleted
+and re-created, a group renamed by `updateid` (a second application of that line
+fails: the old idnumber is gone).
 
 Applied twice, such a file does not end where one application ends: the crash harness
 (test_crash_feeds.py) kills a run of it at every fault point, runs it again, and
@@ -36,6 +37,11 @@ sync:
     file: enrols_*.csv
   - command: group_members
     file: members_*.csv
+  - command: enrolments
+    file: roster_*.csv
+    mode: snapshot
+    missing: unenrol
+    first_snapshot: apply
 post_treatments:
   - clean_empty_groups: {{groupings: true}}
   - save_report: {{dest: "reports/{{{{ stamp }}}}_report_{{{{ file.name }}}}"}}
@@ -95,8 +101,17 @@ BIOL101;BIOL101-G3;U0005;add
 """
 
 
+#: a snapshot of CHEM101's manual enrolments: the others there are unenrolled
+ROSTER = """\
+cmd;cid;uid;rolename
+add;CHEM101;U0001;student
+add;CHEM101;U7001;student
+"""
+
+
 def control_files() -> dict[str, bytes]:
     return {
+        "roster_1.csv": ROSTER.encode(),
         "users_1.csv": USERS.encode(),
         "cohorts_1.csv": COHORTS.encode(),
         "groups_1.csv": GROUPS.encode(),

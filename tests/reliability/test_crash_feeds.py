@@ -155,7 +155,9 @@ def trial(reference: dict[str, Any], kill_at: int) -> None:
 def test_kill_at_every_point_of_every_feed_converges(reference: dict[str, Any]) -> None:
     points: list[str] = reference["points"]
     assert len(points) >= 60, f"only {len(points)} kill points"
-    assert {"sync.commit", "sync.committed", "record.saved", "delete.after"} <= set(points)
+    assert {"sync.commit", "sync.committed", "record.saved", "delete.after", "sync.missing"} <= set(
+        points
+    )
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(lambda k: trial(reference, k), range(1, len(points) + 1)))
 
