@@ -127,6 +127,7 @@ def sync_file(
                 membership_component=options.membership_component,
                 modifier=options.modifier,
                 withheld=withheld,
+                guarded=options.max_changes,
             )
             if journal is not None:
                 state.journal.use(journal)

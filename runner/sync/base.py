@@ -122,8 +122,10 @@ GUARDED = {
 @dataclass
 class Tally:
     """The rows a file added to and removed from each scope (("course", id), ("group",
-    id), ("cohort", id), ("site", 0)), and the changes max_changes limits."""
+    id), ("cohort", id), ("site", 0)), and the changes max_changes limits (`watch`:
+    only those are told apart from the file's own rows, which costs memory)."""
 
+    watch: frozenset[str] = frozenset()
     added: Counter[tuple[str, int]] = field(default_factory=Counter)
     removed: Counter[tuple[str, int]] = field(default_factory=Counter)
     #: (change, scope id) -> the rows that existed before the file that it took (removed
@@ -131,14 +133,19 @@ class Tally:
     lost: Counter[tuple[str, int]] = field(default_factory=Counter)
     #: scope -> its name, for a refusal's message
     names: dict[tuple[str, int], str] = field(default_factory=dict)
-    #: (scope kind, row key) of the rows the file created (a row id tells no better: a
-    #: later batch reads them back with one, a preview keeps them without)
+    #: (scope kind, row key) of the rows the file created in a watched scope (a row id
+    #: tells no better: a later batch reads them back with one, a preview keeps them
+    #: without)
     created: set[tuple[str, object]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._scopes = {GUARDED[change] for change in self.watch}
 
     def add(self, scope: str, sid: int, key: object) -> None:
         """A row the file made in the scope (`key`: the row's natural key)."""
         self.added[(scope, sid)] += 1
-        self.created.add((scope, key))
+        if scope in self._scopes:
+            self.created.add((scope, key))
 
     def remove(self, change: str, sid: int, key: object, name: str) -> None:
         """A row the file removed from the scope of `change` (`sid`, named `name`)."""
@@ -147,6 +154,8 @@ class Tally:
 
     def took(self, change: str, sid: int, key: object, name: str) -> None:
         """A row `change` took (removed, suspended): counted if it was there before."""
+        if change not in self.watch:
+            return
         scope = GUARDED[change]
         if (scope, key) not in self.created:
             self.lost[(change, sid)] += 1

@@ -112,7 +112,10 @@ def check_changes(state: SiteState, settings: Mapping[str, tuple[int | str, str]
                 before = now.get(sid, 0) + tally.removed[key] - tally.added[key]
             share = 100 * lost[sid] / max(before, lost[sid])
             if share > value:
-                where = _SCOPE_NAMES[scope].format(tally.names[key])
+                name_of = tally.names[key]
+                if scope == "group":  # the group's name, and its course's
+                    name_of = f"{state.lookups.group_names.get(sid, sid)} of {name_of}"
+                where = _SCOPE_NAMES[scope].format(name_of)
                 raise ControlFileError(
                     0,
                     f"it {does} {lost[sid]:,} of the {before:,} {held} {where} had before"

@@ -58,8 +58,7 @@ class Owners:
             return False
         owner = self.owners.pop((groupid, userid), (self.component, 0))
         self.journal.member_removed(course, userid, groupid, held[groupid], owner)
-        name = f"{self.lookups.group_names.get(groupid, groupid)} of {course.key}"
-        self.tally.remove("remove_member", groupid, (groupid, userid), name)
+        self.tally.remove("remove_member", groupid, (groupid, userid), course.key)
         self.changes.gm.delete((groupid, userid), held.pop(groupid))
         self.touched_groups.add(groupid)
         self.dirty.add(userid)

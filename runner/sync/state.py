@@ -17,7 +17,7 @@ database's rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -52,6 +52,7 @@ class SiteState(Owners):
         membership_component: str = "",
         modifier: int | str = 0,
         withheld: Withheld | None = None,
+        guarded: Iterable[str] = (),
     ) -> None:
         self.raw = Raw(conn)
         #: a preview's changes, kept instead of written (None: a real run)
@@ -89,7 +90,7 @@ class SiteState(Owners):
         self.pairs: set[tuple[int, int, int]] = set()
         #: state a command keeps beside the enrolments (runner.sync.users.state...), by kind
         self.parts: dict[type[Any], Part] = {}
-        self.tally = Tally()  # the rows added and removed, by scope (max_changes)
+        self.tally = Tally(frozenset(guarded))  # rows added and removed, by scope
         #: role assignment id -> its copies another writer made (no unique key): they go with it
         self.role_copies: dict[int, list[int]] = {}
         #: the batch's users' roles below its courses, which a last unenrolment takes

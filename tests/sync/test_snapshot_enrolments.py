@@ -227,3 +227,30 @@ def test_the_same_whatever_the_batch_size(
         "missing: unenrol U0003 in MATH101 (manual): ok (missing from the snapshot)",
         "missing: unenrol U0004 in MATH101 (manual): ok (missing from the snapshot)",
     ]
+
+
+def test_a_self_snapshot_over_every_course_with_an_instance_leaves_manual_ones(
+    site: Site,
+) -> None:
+    """enrol: self, scope: instances: every course with a self instance (MATH101 only)
+    is in scope; its self enrolments no line lists go, its manual and cohort ones stay,
+    and a course without a self instance is not in scope."""
+    prepare(site)
+    math102 = state(site, "MATH102")
+    site.write("enrols.csv", HEADER + "add;MATH101;U0009;student;self;;\n")
+    steps = snapshot("unenrol", "    enrol: self\n    scope: instances\n")
+    preview = run(site, steps, "--check", "--diff")
+    out = run(site, steps, "--diff")
+    assert changes(preview) == changes(out)
+    assert report(site)[1:] == [
+        "missing: unenrol U0005 in MATH101 (self): ok (missing from the snapshot)"
+    ]
+    assert [(r[0], r[1]) for r in state(site, "MATH101")] == [
+        ("U0001", "manual"),
+        ("U0002", "manual"),
+        ("U0003", "manual"),
+        ("U0004", "manual"),
+        ("U0006", "cohort"),
+        ("U0009", "self"),
+    ]
+    assert state(site, "MATH102") == math102
