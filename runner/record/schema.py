@@ -74,7 +74,7 @@ def record_schema() -> dict[str, Any]:
                         **_COUNT,
                         "description": "mode: snapshot: the rows of the scope the file"
                         " does not list that it acted on (each a `missing:` line of the"
-                        " report)",
+                        " report); absent when it acted on none",
                     },
                 },
             },

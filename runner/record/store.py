@@ -59,7 +59,7 @@ def file_entry(f: FileOutcome, runs_dir: Path, stored: Stored | None = None) -> 
             "unchanged": f.unchanged,
             "failed": len(f.failed),
             "partly": f.partly,
-            "missing": f.missing,
+            **({"missing": f.missing} if f.missing else {}),  # a snapshot's
         },
         "failed_lines": [line.as_json(f.encoding) for line in f.failed],
         "processed_courses": [{"id": i, "key": k} for i, k in sorted(f.courses.items())],
