@@ -75,7 +75,7 @@ class replay {
     public function gone(string $event, object $line, string $what): void {
         $this->gone[$event] = ($this->gone[$event] ?? 0) + 1;
         if (array_sum($this->gone) <= 20) {
-            echo "note $event {$line->part}:{$line->seq} ($line->file line $line->line): $what\n";
+            echo "note $event {$line->part}:{$line->seq} (", origin($line), "): $what\n";
         }
     }
 }
@@ -86,6 +86,14 @@ function course_context(object $line): context {
         throw new replay_skipped("course {$line->courseid} is gone");
     }
     return $context;
+}
+
+/** Where a journal line comes from: its file's line, or a snapshot's row it missed. */
+function origin(object $line): string {
+    if ($line->line !== null) {
+        return "$line->file line $line->line";
+    }
+    return $line->file !== null ? "$line->file, missing from the snapshot" : ($line->step ?? 'a post-treatment');
 }
 
 function any_context(int $contextid): context {
@@ -427,7 +435,7 @@ function skipped(replay $r, object $line, string $why): void {
         $r->skipped[$name] = ($r->skipped[$name] ?? 0) + 1;
     }
     if (array_sum($r->skipped) <= 20) {
-        echo "note {$line->kind} {$line->part}:{$line->seq} ($line->file line $line->line): not replayed: ",
+        echo "note {$line->kind} {$line->part}:{$line->seq} (", origin($line), "): not replayed: ",
             str_replace("\n", ' ', $why), "\n";
     }
 }
