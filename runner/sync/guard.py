@@ -16,7 +16,7 @@ preview counts "before" as a real run would: after the run's earlier files.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import FromClause, func, select
 
@@ -38,23 +38,6 @@ _SAID = {
     "suspend_user": ("suspends", "user", "users"),
 }
 _SCOPE_NAMES = {"course": "{}", "group": "group {}", "cohort": "cohort {}", "site": "{}"}
-
-
-def limits(params: Mapping[str, Any]) -> dict[str, tuple[int | str, str]]:
-    """A sync step's limits: change -> (limit, the setting's name as the playbook
-    gives it); ValueError when max_unenrolments and max_changes' unenrol are both set."""
-    found: dict[str, tuple[int | str, str]] = {
-        change: (value, f"max_changes.{change}")
-        for change, value in (params.get("max_changes") or {}).items()
-    }
-    old = params.get("max_unenrolments")
-    if old is not None:
-        if "unenrol" in found:
-            raise ValueError(
-                "max_unenrolments is max_changes' unenrol by its older name: give one of them"
-            )
-        found["unenrol"] = (old, "max_unenrolments")
-    return found
 
 
 def _counts(state: SiteState, scope: str, ids: list[int]) -> dict[int, int]:

@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, cast
 
 from runner.core import faults
 from runner.db import snapshots
-from runner.sync.base import CHANGED, Course, SyncOptions
+from runner.sync.base import CHANGED, Course, LineResult, SyncOptions
 from runner.sync.reader import ControlFileError
 
 if TYPE_CHECKING:
@@ -20,14 +20,25 @@ if TYPE_CHECKING:
     from runner.sync.state import SiteState
 
 
+#: what a report says of a row a snapshot acted on
+MISSING = "missing from the snapshot"
+
+
+def missed(summary: str, course: Course | None = None) -> LineResult:
+    """The outcome of a row of the scope the snapshot does not list, acted on."""
+    return LineResult(0, CHANGED, summary, MISSING, course)
+
+
 class Listed:
     """What a snapshot's lines list (a part of the file's state, runner.sync.base.Part):
-    the scopes they name (courses, groups, cohorts), and the users listed in each."""
+    the scopes they name (courses, groups, cohorts), and the users listed in each; for
+    a users file, the usernames its lines name."""
 
     def __init__(self, site: SiteState) -> None:
         self.users: dict[int, set[int]] = {}
         #: the course of each scope (a group's)
         self.courses: dict[int, Course] = {}
+        self.usernames: set[str] = set()
 
     def named(self, scope: int, course: Course | None = None) -> None:
         self.users.setdefault(scope, set())

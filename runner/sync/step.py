@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import FilesRejected, PlaybookError, StepError
+from runner.core.limits import limits
 from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
@@ -18,7 +19,6 @@ from runner.sync.base import Snapshot, SyncOptions
 from runner.sync.config import SyncConfig
 from runner.sync.encodings import canonical, line_oriented
 from runner.sync.feed import check_feed, listed, lock_present, lock_reason, not_ready
-from runner.sync.guard import limits
 from runner.sync.reader import MAX_LINE_BYTES
 from runner.sync.tally import FilesTally, apply_file
 
@@ -254,7 +254,7 @@ def run(
 
 def _limits(params: dict[str, Any], scope: StepScope) -> dict[str, tuple[int | str, str]]:
     try:
-        return limits(params)
+        return limits(params, "max_unenrolments", "unenrol")
     except ValueError as exc:
         raise PlaybookError([scope.error(str(exc), "max_unenrolments")]) from None
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.core import faults
 from runner.core.errors import PlaybookError, StepError
+from runner.core.limits import limits
 from runner.core.text import plural
 from runner.record import journal
 from runner.record.journal import Spool
@@ -45,7 +46,7 @@ def _label(name: str, course: str) -> str:
 def _limit(params: Mapping[str, Any], scope: StepScope) -> tuple[int | str, str] | None:
     """max_changes' delete_group, or max_deletions (a template rendering to a count)."""
     try:
-        found = groups_limit.setting(params)
+        found = limits(params, "max_deletions", "delete_group").get("delete_group")
     except ValueError as exc:
         raise PlaybookError([scope.error(str(exc), "max_deletions")]) from None
     if found is not None and found[1] == "max_deletions":

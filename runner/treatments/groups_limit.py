@@ -6,8 +6,8 @@ feed emptied the groups)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -19,20 +19,6 @@ if TYPE_CHECKING:
 
     from runner.db.tables import MoodleTables
     from runner.step.preview import Withheld
-
-
-def setting(params: Mapping[str, Any]) -> tuple[Any, str] | None:
-    """(the limit as given, its name) of the step's parameters; ValueError when both
-    names are given."""
-    new = (params.get("max_changes") or {}).get("delete_group")
-    old = params.get("max_deletions")
-    if new is not None and old is not None:
-        raise ValueError(
-            "max_deletions is max_changes' delete_group by its older name: give one of them"
-        )
-    if new is not None:
-        return new, "max_changes.delete_group"
-    return (old, "max_deletions") if old is not None else None
 
 
 def refusal(

@@ -9,6 +9,7 @@ from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
 from runner.sync.cohorts.state import CohortState
 from runner.sync.reader import Columns, ControlFileError, DataLine, Header
+from runner.sync.snapshot import Listed, missed
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class Cohorts:
                 raise LineFailed(f"empty {KEY_COLUMN[key]}")
             cid = cohorts.find(key, value)
             if cid is not None and options.snapshot is not None:
-                cohorts.named.add(cid)  # in the snapshot's scope, whatever the line's fate
+                state.part(Listed).named(cid)  # in the snapshot's scope, whatever the line's fate
             user = state.lookups.user(member, "userid") if member else None
             if cid is not None and cohorts.cohorts[cid]["component"]:
                 raise LineFailed(f"the cohort belongs to {cohorts.cohorts[cid]['component']}")
@@ -195,9 +196,9 @@ class Cohorts:
                 cohorts.update(cid, changes)
                 notes.append("set " + ", ".join(sorted(changes)))
         if options.snapshot is not None:
-            cohorts.named.add(cid)
+            cohorts.site.part(Listed).named(cid)
             if user is not None:
-                cohorts.seen.add((cid, user))
+                cohorts.site.part(Listed).user(cid, user)
         added = user is not None and cohorts.add_member(cid, user)
         status = CHANGED if notes or added else UNCHANGED
         return LineResult(number, status, summary, "; ".join(notes))
@@ -209,11 +210,12 @@ class Cohorts:
         cohorts = state.part(CohortState)
         if options.snapshot is None or options.snapshot.missing == "keep":
             return
+        listed = state.part(Listed).users
         named = sorted(
-            c for c in cohorts.named if c in cohorts.cohorts and not cohorts.cohorts[c]["component"]
+            c for c in listed if c in cohorts.cohorts and not cohorts.cohorts[c]["component"]
         )
         for part in chunks(named, SNAPSHOT_COHORTS):
-            gone = cohorts.unlisted(part)
+            gone = cohorts.unlisted(part, listed)
             names = state.lookups.user_names(sorted({uid for _, uid in gone}))
             results = []
             for cid, uid in gone:
@@ -222,5 +224,5 @@ class Cohorts:
                 summary = (
                     f"del {excerpt(names.get(uid, str(uid)))} in cohort {excerpt(str(cohort))}"
                 )
-                results.append(LineResult(0, CHANGED, summary, "missing from the snapshot"))
+                results.append(missed(summary))
             yield results

@@ -53,9 +53,6 @@ class CohortState(BatchPart):
         self._contexts: dict[tuple[str, str], int | str] = {}
         self._index: dict[str, dict[str, list[int]]] = {}
         self._synced: dict[int, int] | None = None
-        #: mode: snapshot: the cohorts the file names, and the memberships it lists
-        self.named: set[int] = set()
-        self.seen: set[Pair] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -200,12 +197,12 @@ class CohortState(BatchPart):
     def members_of(self, cid: int) -> list[int]:
         return [uid for c, uid in self.members if c == cid]
 
-    def unlisted(self, cohorts: Sequence[int]) -> list[Pair]:
+    def unlisted(self, cohorts: Sequence[int], listed: dict[int, set[int]]) -> list[Pair]:
         """mode: snapshot: the members of these cohorts (whole: loaded) the file does
-        not list."""
+        not list (`listed`: cohort id -> the users it lists)."""
         self.load((), cohorts)
         wanted = set(cohorts)
-        return sorted(p for p in self.members if p[0] in wanted and p not in self.seen)
+        return sorted(p for p in self.members if p[0] in wanted and p[1] not in listed[p[0]])
 
     def add_member(self, cid: int, uid: int) -> bool:
         pair = (cid, uid)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 
 from runner.core.text import excerpt
-from runner.sync.base import CHANGED, Course, LineResult, SyncOptions
+from runner.sync.base import Course, LineResult, SyncOptions
 from runner.sync.enrolments.roles import role_key
-from runner.sync.snapshot import Listed
+from runner.sync.snapshot import Listed, missed
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
@@ -114,9 +114,7 @@ def unlisted(state: SiteState, options: SyncOptions, plugin: str) -> Iterator[li
                 ):
                     who = excerpt(names.get(uid, str(uid)))
                     summary = f"{snapshot.missing} {who} in {excerpt(course.key)} ({plugin})"
-                    results.append(
-                        LineResult(0, CHANGED, summary, "missing from the snapshot", course)
-                    )
+                    results.append(missed(summary, course))
         yield results
 
 

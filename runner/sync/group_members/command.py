@@ -18,7 +18,7 @@ from runner.sync.base import (
     owned_by,
 )
 from runner.sync.reader import Columns, DataLine, Header
-from runner.sync.snapshot import Listed
+from runner.sync.snapshot import Listed, missed
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
@@ -148,5 +148,5 @@ class GroupMembers:
                 name = state.lookups.group_names.get(group, str(group))
                 who = excerpt(names.get(user, str(user)))
                 summary = f"del {who} in group {excerpt(name)} of {excerpt(course.key)}"
-                results.append(LineResult(0, CHANGED, summary, "missing from the snapshot", course))
+                results.append(missed(summary, course))
             yield results

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from runner.core.text import excerpt, quoted
 from runner.sync.base import CHANGED, FAILED, UNCHANGED, LineFailed, LineResult, SyncOptions
 from runner.sync.reader import Columns, ControlFileError, DataLine, Header
+from runner.sync.snapshot import Listed
 from runner.sync.users.fields import (
     LOCAL_PASSWORDS,
     NOT_CACHED,
@@ -17,7 +18,7 @@ from runner.sync.users.fields import (
     UserLine,
     parse,
 )
-from runner.sync.users.snapshot import ListedUsers, unlisted
+from runner.sync.users.snapshot import unlisted
 from runner.sync.users.state import UserState
 from runner.sync.users.writes import UserRow
 
@@ -143,7 +144,7 @@ class Users:
         users = state.part(UserState)
         username = line.values.get("username", "").strip().lower()
         summary = f"user {excerpt(username) or '-'}"
-        listed = state.part(ListedUsers).names if options.snapshot is not None else None
+        listed = state.part(Listed).usernames if options.snapshot is not None else None
         if listed is not None:
             listed.add(username)  # named, whatever the line's fate
         try:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from runner.core.text import excerpt
-from runner.sync.base import CHANGED, LineResult, SyncOptions
+from runner.sync.base import LineResult, SyncOptions
+from runner.sync.snapshot import Listed, missed
 from runner.sync.users.state import UserState
 from runner.sync.writes import chunks
 
@@ -23,20 +24,6 @@ if TYPE_CHECKING:
 USERS = 1000
 
 
-class ListedUsers:
-    """The usernames a snapshot's lines name (a part of the file's state): as the line
-    gives it, and the user it found (before a rename)."""
-
-    def __init__(self, site: SiteState) -> None:
-        self.names: set[str] = set()
-
-    def flush(self) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-
 def unlisted(state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
     snapshot = options.snapshot
     assert snapshot is not None
@@ -44,7 +31,7 @@ def unlisted(state: SiteState, options: SyncOptions) -> Iterator[list[LineResult
         return
     users = state.part(UserState)
     auth = str(snapshot.scope["auth"])
-    listed = state.part(ListedUsers).names
+    listed = state.part(Listed).usernames
     u = state.t.user.c
     state.writes.wait()
     rows = state.raw.conn.execute(
@@ -70,7 +57,5 @@ def unlisted(state: SiteState, options: SyncOptions) -> Iterator[list[LineResult
                 continue
             users.update(row, {"suspended": 1}, {})
             row.end_sessions = True
-            results.append(
-                LineResult(0, CHANGED, f"suspend {excerpt(name)}", "missing from the snapshot")
-            )
+            results.append(missed(f"suspend {excerpt(name)}"))
         yield results
