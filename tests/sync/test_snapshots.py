@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from sqlalchemy import create_engine, text
+
 from tests.sync.conftest import Site
 from tests.sync.test_enrolments import latest_record, report
 from tests.sync.test_journal import journal
@@ -172,3 +175,42 @@ def test_undo_gives_back_what_a_snapshot_removed(site: Site) -> None:
     [written] = (site.area / ".postsync" / "undo").glob("*/undo.yml")
     assert site.cli("run", written).code == 0
     assert members(site) == before
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_user_who_may_not_create_the_snapshots_table_is_told_what_to_run(
+    site: Site,
+) -> None:
+    """postsync's first two tables exist (a run made them), the user may not create a
+    third: a snapshot step fails saying which statement the owner runs, nothing of it
+    applied; a commands step of the same site still runs."""
+    prepare(site)
+    owner = create_engine(site.url)
+    try:
+        with owner.begin() as conn:
+            conn.execute(text("DROP ROLE IF EXISTS postsync_snap"))
+            conn.execute(text("CREATE ROLE postsync_snap LOGIN"))
+            conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+            conn.execute(
+                text(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO"
+                    " postsync_snap"
+                )
+            )
+            conn.execute(text("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO postsync_snap"))
+        user = Site(site.root, site.url.replace("://postgres@", "://postsync_snap@", 1),
+                    site.cli, site.tables)  # fmt: skip
+        user.write("cohorts.csv", HEADER + "C1;One;U0001\n")
+        dump = site.dump()
+        out = run(user, SNAPSHOT + "    first_snapshot: apply\n", code=3)
+        assert "cannot create postsync's table postsync_snapshots" in out, out
+        assert "CREATE TABLE postsync_snapshots" in out
+        assert site.dump() == dump
+        user.write("cohorts.csv", "cmd;cidnumber;cname;userid\nadd;C2;Two;U0005\n")
+        run(user, STEP)
+        assert members(site)["C2"] == ["U0004", "U0005"]
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text("DROP OWNED BY postsync_snap"))
+            conn.execute(text("DROP ROLE IF EXISTS postsync_snap"))
+        owner.dispose()
