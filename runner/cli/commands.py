@@ -76,6 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tags=_split_tags(args.tags),
             skip_tags=_split_tags(args.skip_tags),
             lock_wait=args.lock_wait,
+            full_reconcile=getattr(args, "full_reconcile", False),
         )
         if args.command == "post":
             result = run_post(args.record, options, reporter, args.playbook)

@@ -196,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("playbook", type=Path, help="the playbook file")
     _add_run_options(run)
     _add_failed_view(run)
+    run.add_argument(
+        "--full-reconcile",
+        action="store_true",
+        help="snapshot steps with diff: true compare their whole file with the database"
+        " this run, not only the lines changed since the snapshot they keep",
+    )
 
     post = _record_command(
         sub,

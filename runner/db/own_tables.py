@@ -43,3 +43,22 @@ def ensure(engine: Engine, tables: Sequence[tuple[Table, str]] = TABLES) -> None
             f" database ({database_reason(exc)}): postsync records there {why}. Create"
             f" {'it' if one else 'them'} once as the database's owner: {statements}"
         ) from None
+
+
+def ensure_snapshots(engine: Engine) -> None:
+    """postsync_snapshots made, or given the columns a table made before `diff` lacks."""
+    ensure(engine, SNAPSHOTS)
+    with engine.connect() as conn:
+        statements = snapshots.upgrade(conn)
+    if not statements:
+        return
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    except SQLAlchemyError as exc:
+        raise StepError(
+            f"cannot add columns to postsync's table {snapshots.TABLE} in the site's database"
+            f" ({database_reason(exc)}): postsync records there {snapshots.PURPOSE}. Run once"
+            f" as the database's owner: {'; '.join(statements)};"
+        ) from None

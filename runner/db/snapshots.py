@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Integer,
     MetaData,
     String,
     Table,
@@ -46,7 +47,29 @@ taken = Table(
     Column("runid", String(64), nullable=False),
     Column("timefirst", BigInteger, nullable=False),
     Column("timelast", BigInteger, nullable=False),
+    #: `diff: true`: the digest of the snapshot the step keeps, as this transaction
+    #: applied it ('' none: runner.sync.diffing), and the runs diffed since the last
+    #: full reconcile
+    Column("base", String(64), nullable=False, server_default=""),
+    Column("diffed", Integer, nullable=False, server_default="0"),
 )
+#: the columns a table made before diffing lacks, as added (runner.db.own_tables)
+ADDED = ("base", "diffed")
+
+
+def upgrade(conn: Connection) -> list[str]:
+    """The ALTER statements a table made before `diff` needs (none: it has its columns)."""
+    present = {c["name"] for c in inspect(conn).get_columns(TABLE)}
+    statements = []
+    for name in ADDED:
+        if name not in present:
+            column = taken.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            statements.append(
+                f"ALTER TABLE {TABLE} ADD COLUMN {name} {kind} NOT NULL"
+                f" DEFAULT {column.server_default.arg!r}"  # type: ignore[union-attr]
+            )
+    return statements
 
 
 def taken_before(conn: Connection, step: str) -> bool:
@@ -62,10 +85,26 @@ def taken_before(conn: Connection, step: str) -> bool:
         return False
 
 
-def record(conn: Connection, step: str, run_id: str, now: int) -> None:
-    """A snapshot of the step applied (in the file's transaction)."""
-    done = conn.execute(
-        update(taken).where(taken.c.step == step).values(timelast=now, runid=run_id)
-    )
+def base_of(conn: Connection, step: str) -> tuple[str, int, str] | None:
+    """The digest of the snapshot the step keeps, the runs diffed since its last full
+    reconcile and the run that applied it (None: none recorded, or unreadable)."""
+    try:
+        if not inspect(conn).has_table(TABLE):
+            return None
+        with conn.begin_nested():
+            query = select(taken.c.base, taken.c.diffed, taken.c.runid).where(taken.c.step == step)
+            row = conn.execute(query).first()
+    except SQLAlchemyError:
+        return None
+    return (str(row[0]), int(row[1]), str(row[2])) if row is not None and row[0] else None
+
+
+def record(
+    conn: Connection, step: str, run_id: str, now: int, base: str = "", diffed: int = 0
+) -> None:
+    """A snapshot of the step applied (in the file's transaction), with the digest of
+    the snapshot it keeps (diff) and the runs diffed since a full reconcile."""
+    values = {"timelast": now, "runid": run_id, "base": base, "diffed": diffed}
+    done = conn.execute(update(taken).where(taken.c.step == step).values(**values))
     if not done.rowcount:
-        conn.execute(insert(taken).values(step=step, runid=run_id, timefirst=now, timelast=now))
+        conn.execute(insert(taken).values(step=step, timefirst=now, **values))

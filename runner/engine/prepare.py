@@ -94,6 +94,7 @@ def build_context(
         variables=MappingProxyType(variables),
         environ=Environ(os.environ),
         diff=options.diff,
+        full_reconcile=options.full_reconcile,
         prefix=playbook.prefix,
         host=socket.gethostname(),
     )

@@ -23,6 +23,8 @@ class RunOptions:
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
     lock_wait: float = 0.0
+    #: --full-reconcile (runner.sync.diffing)
+    full_reconcile: bool = False
     #: what the caller found wrong outside the steps before the run (a --metrics-file
     #: that cannot be written): the run goes on, tells of them and exits 3
     problems: tuple[str, ...] = ()

@@ -57,6 +57,25 @@ def snapshot_options(scope: str, *missing: str) -> dict[str, Any]:
             "description": "mode: snapshot: what becomes of a row of the scope the file"
             " does not list (required with mode: snapshot).",
         },
+        "diff": {
+            "type": "boolean",
+            "default": False,
+            "description": "mode: snapshot: keep the last snapshot applied (AREA/.postsync/"
+            "snapshots/) and apply only the lines that changed since: a line the kept"
+            " snapshot holds as it is is not applied again, and only the rows of the lines"
+            " it held that the file no longer lists are acted on as `missing` says. A run"
+            " reconciles the whole file every `full_every` runs, with --full-reconcile, when"
+            " the header or the step's options changed, or when the kept snapshot is not the"
+            " one the database last took.",
+        },
+        "full_every": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 7,
+            "description": "diff: every this many runs of the step, one reconciles the whole"
+            " file against the database (rows other writers changed since are set right"
+            " then); 1: every run.",
+        },
         "first_snapshot": {
             "enum": ["refuse", "apply"],
             "default": "refuse",

@@ -75,6 +75,10 @@ class FileOutcome:
     partly: int = 0
     #: mode: snapshot: the rows of the scope the file does not list that it acted on
     missing: int = 0
+    #: diff: true: the lines the same as the kept snapshot's, not applied again, and how
+    #: the file was read ({"mode": "diff", "since": RUN} or {"mode": "full", "why": ...})
+    same: int = 0
+    reconcile: dict[str, str] | None = None
     courses: dict[int, str] = field(default_factory=dict)
     #: a groups file: the groups its lines name (the feed declares them: kept empty)
     groups: list[int] = field(default_factory=list)
@@ -112,7 +116,7 @@ class FileOutcome:
 
     @property
     def lines(self) -> int:
-        return self.changed + self.unchanged + len(self.failed)
+        return self.changed + self.unchanged + self.same + len(self.failed)
 
     def summary(self) -> str:
         if self.error:
@@ -128,7 +132,13 @@ class FileOutcome:
             f"{plural(self.lines, 'line')}: {self.changed} changed, {self.unchanged} unchanged,"
             f" {len(self.failed)} failed"
             + (f", {self.partly} of them in part applied" if self.partly else "")
+            + (f", {self.same} the same as the last snapshot" if self.same else "")
             + (f"; {self.missing} missing from the snapshot acted on" if self.missing else "")
+            + (
+                "; warning: " + self.reconcile["error"]
+                if self.reconcile and "error" in self.reconcile
+                else ""
+            )
         )
 
     @classmethod
@@ -148,6 +158,8 @@ class FileOutcome:
             unchanged=lines["unchanged"],
             partly=lines.get("partly", 0),
             missing=lines.get("missing", 0),
+            same=lines.get("same", 0),
+            reconcile=entry.get("reconcile"),
             failed=[
                 FailedLine(
                     f["number"],

@@ -76,7 +76,34 @@ def record_schema() -> dict[str, Any]:
                         " does not list that it acted on (each a `missing:` line of the"
                         " report); absent when it acted on none",
                     },
+                    "same": {
+                        **_COUNT,
+                        "description": "diff: true: the lines the same as in the snapshot"
+                        " the step kept, not applied again (counted in total); absent"
+                        " when none",
+                    },
                 },
+            },
+            "reconcile": {
+                "type": "object",
+                "required": ["mode"],
+                "additionalProperties": False,
+                "properties": {
+                    "mode": {"enum": ["diff", "full"]},
+                    "why": {**_STR, "description": "full: why the whole file was compared"},
+                    "since": {
+                        **_STR,
+                        "description": "diff: the run that applied the snapshot kept",
+                    },
+                    "error": {
+                        **_STR,
+                        "description": "why the snapshot the step keeps could not be"
+                        " written once the file was applied (the next run reconciles"
+                        " the whole file)",
+                    },
+                },
+                "description": "a snapshot step with diff: true: whether the file was read"
+                " against the snapshot the step kept (diff) or compared whole (full)",
             },
             "failed_lines": {"type": "array", "items": failed_line},
             "processed_courses": {

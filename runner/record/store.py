@@ -60,7 +60,9 @@ def file_entry(f: FileOutcome, runs_dir: Path, stored: Stored | None = None) -> 
             "failed": len(f.failed),
             "partly": f.partly,
             **({"missing": f.missing} if f.missing else {}),  # a snapshot's
+            **({"same": f.same} if f.same else {}),  # a diffed snapshot's
         },
+        **({"reconcile": f.reconcile} if f.reconcile else {}),
         "failed_lines": [line.as_json(f.encoding) for line in f.failed],
         "processed_courses": [{"id": i, "key": k} for i, k in sorted(f.courses.items())],
         "declared_groups": sorted(set(f.groups)),

@@ -60,6 +60,8 @@ class RunFacts:
     #: `postsync retry` (and `post` of a retry's record): the run whose failed lines
     #: the sync steps apply again, instead of the files their globs list
     retry: RetryOf | None = None
+    #: --full-reconcile: the snapshot steps that diff compare their whole file instead
+    full_reconcile: bool = False
 
     @property
     def zone(self) -> tzinfo:

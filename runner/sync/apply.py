@@ -11,7 +11,7 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
-from typing import IO
+from typing import IO, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +26,8 @@ from runner.step.services import Unit
 from runner.storage.paths import FileState
 from runner.sync import snapshot
 from runner.sync.base import CHANGED, FAILED, SyncOptions
-from runner.sync.command import SyncCommand
+from runner.sync.command import SnapshotCommand, SyncCommand
+from runner.sync.diffing import Diff
 from runner.sync.guard import check_changes, keep_tally
 from runner.sync.journal import FileJournal
 from runner.sync.masking import UNALIGNED, hide_values
@@ -114,6 +115,7 @@ def sync_file(
         if data is None
         else InMemory(outcome.path, dialect, command.columns, data, outcome.mode)
     )
+    diff = _diff(command, options, dialect, withheld, data)
     if withheld is not None:
         withheld.begin()
     try:
@@ -133,13 +135,14 @@ def sync_file(
                 state.journal.use(journal)
             checked = False
             try:
-                for batch in _batches(control.lines(), batch_size(unit.conn.dialect.name)):
+                lines = control.lines() if diff is None else diff.lines(state, control)
+                for batch in _batches(lines, batch_size(unit.conn.dialect.name)):
                     if control.header is not None and not checked:
                         command.header(state, control.header, options)
                         checked = True
                     command.prepare(state, batch)
                     faults.point("sync.loaded")
-                    lines = []
+                    shown_lines = []
                     for line in batch:
                         state.journal.line = line.number
                         result = command.apply(state, line, options)
@@ -156,7 +159,9 @@ def sync_file(
                             # a short line: a secret may sit in any column a message quotes
                             result.summary = hide_values(result.summary, line.values)
                             result.message = hide_values(result.message, line.values)
-                        lines.append(result.report())
+                        shown_lines.append(result.report())
+                        if diff is not None and result.status != FAILED:
+                            diff.keep(line)
                         if result.status == FAILED:
                             outcome.failed.append(
                                 FailedLine(line.number, line.raw, result.message, shown)
@@ -172,17 +177,20 @@ def sync_file(
                             outcome.groups.append(result.group)
                     state.flush()
                     state.journal.flush()
-                    report.write("\n".join(lines) + "\n")
+                    report.write("\n".join(shown_lines) + "\n")
                     faults.point("sync.batch")
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
+                if diff is not None:
+                    diff.ghosts(state, control.header, checked)
+                    report.write(diff.note(outcome) + "\n")
                 if data is None:  # a retry's lines are never a snapshot
                     snapshot.act_on_missing(state, command, options, outcome, report)
                 state.finish()
                 _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
                 check_changes(state, options.max_changes)
                 if data is None:
-                    snapshot.record(state, options, now)
+                    snapshot.record(state, options, now, diff)
                 keep_tally(state)
                 outcome.journal = state.journal.span()
                 # the file must still be the one read: one being written is left
@@ -202,6 +210,7 @@ def sync_file(
                 outcome.error = str(exc)
                 # what its lines did is undone: none of them counts
                 outcome.changed = outcome.unchanged = outcome.partly = outcome.missing = 0
+                outcome.same, outcome.reconcile = 0, None
                 outcome.failed.clear()
                 outcome.courses.clear()
                 outcome.groups.clear()
@@ -213,6 +222,8 @@ def sync_file(
         faults.point("sync.committed")
         if withheld is not None:
             withheld.commit()
+        if diff is not None and outcome.error is None:
+            diff.publish(outcome, report)
     except SQLAlchemyError as exc:
         reason = database_reason(exc)
         raise StepError(
@@ -227,7 +238,23 @@ def sync_file(
     finally:
         if withheld is not None:
             withheld.rollback()  # after commit(): nothing to undo
+        if diff is not None:
+            diff.discard()  # after publish(): nothing to remove
         _read(outcome, control)
+
+
+def _diff(
+    command: SyncCommand,
+    options: SyncOptions,
+    dialect: Dialect,
+    withheld: Withheld | None,
+    data: bytes | None,
+) -> Diff | None:
+    """A snapshot step's diff against the snapshot it keeps (`diff: true`)."""
+    if options.snapshot is None or options.snapshot.kept is None or data is not None:
+        return None
+    snapshot_command = cast("SnapshotCommand", command)  # its options offer `diff`
+    return Diff(options.snapshot, snapshot_command, options, dialect, preview=withheld is not None)
 
 
 def _record_feed(

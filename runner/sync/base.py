@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
@@ -76,6 +77,12 @@ class Snapshot:
     scope: Any = "named"
     #: enrolments: the enrol plugin whose enrolments the file is the truth of
     enrol: str = "manual"
+    #: diff: where the step keeps the last snapshot it applied (None: no diff), the
+    #: runs between two full reconciles, and whether this run reconciles in full
+    #: (--full-reconcile)
+    kept: Path | None = None
+    full_every: int = 7
+    full: bool = False
 
 
 @dataclass(frozen=True)

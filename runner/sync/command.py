@@ -6,9 +6,9 @@ Its step options' JSON Schema is in the registry (runner.playbook.registry).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from runner.sync.base import LineResult, SyncOptions
+from runner.sync.base import Course, LineResult, SyncOptions
 from runner.sync.reader import Columns, DataLine, Header
 from runner.sync.state import SiteState
 
@@ -34,4 +34,16 @@ class SnapshotCommand(SyncCommand, Protocol):
 
     def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
         """After the last line: the rows of the scope the file did not list, acted on
-        as `options.snapshot.missing` says, a batch at a time (each result's number 0)."""
+        as `options.snapshot.missing` says, a batch at a time (each result's number 0);
+        of a diffed snapshot, only those its Listed part `may_act` on."""
+
+    def snapshot_key(self, values: dict[str, str], options: SyncOptions) -> tuple[str, str] | None:
+        """The row a snapshot line lists, as its text names it: (its scope unit: the
+        course, group or cohort; '' for users, member) (None: it lists no row)."""
+
+    def listed(
+        self, state: SiteState, line: DataLine, options: SyncOptions
+    ) -> tuple[int, Any, Course | None] | None:
+        """The row a kept snapshot's line listed, resolved once `prepare` loaded its
+        batch: (scope id, member or None when it names no member now, the scope's
+        course) (None: its scope is gone)."""

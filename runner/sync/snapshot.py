@@ -6,7 +6,7 @@ the first snapshot of a step removes nothing unless the step says it may
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from runner.core import faults
 from runner.db import snapshots
@@ -16,6 +16,7 @@ from runner.sync.reader import ControlFileError
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
     from runner.sync.command import SnapshotCommand, SyncCommand
+    from runner.sync.diffing import Diff
     from runner.sync.report import Report
     from runner.sync.state import SiteState
 
@@ -39,11 +40,42 @@ class Listed:
         #: the course of each scope (a group's)
         self.courses: dict[int, Course] = {}
         self.usernames: set[str] = set()
+        #: a diffed snapshot (runner.sync.diffing): of the units (courses, groups,
+        #: cohorts) the kept snapshot named (`known`), `missing` acts only on the rows
+        #: its lines listed that the file no longer does (`only`: unit -> members, or
+        #: 0 -> usernames); a unit it did not name is reconciled whole. None: a full
+        #: reconcile, every row of the scope
+        self.only: dict[int, set[Any]] | None = None
+        self.known: set[int] = set()
 
     def named(self, scope: int, course: Course | None = None) -> None:
         self.users.setdefault(scope, set())
         if course is not None:
             self.courses[scope] = course
+
+    def ghost(self, scope: int, member: Any, course: Course | None = None) -> None:
+        """A row the kept snapshot listed and the file no longer does."""
+        assert self.only is not None
+        self.only.setdefault(scope, set()).add(member)
+        if course is not None:
+            self.courses.setdefault(scope, course)
+
+    def may_act(self, scope: int, member: Any) -> bool:
+        """Whether `missing` may act on this row of the scope the file does not list."""
+        only = self.only
+        return only is None or scope not in self.known or member in only.get(scope, ())
+
+    def scopes(self, units: list[int]) -> list[int]:
+        """Of the scope's units, those `missing` may act on."""
+        if self.only is None:
+            return units
+        return [u for u in units if u in self.only or u not in self.known]
+
+    def named_scopes(self) -> list[int]:
+        """The units the file names, and those of its ghosts, that `missing` may act on."""
+        if self.only is None:
+            return sorted(self.users)
+        return self.scopes(sorted(set(self.users) | set(self.only)))
 
     def user(self, scope: int, user: int) -> None:
         self.users.setdefault(scope, set()).add(user)
@@ -91,8 +123,11 @@ def act_on_missing(
         )
 
 
-def record(state: SiteState, options: SyncOptions, now: int) -> None:
-    """A real run's snapshot, recorded as the step's (in the file's transaction)."""
+def record(state: SiteState, options: SyncOptions, now: int, diff: Diff | None = None) -> None:
+    """A real run's snapshot, recorded as the step's (in the file's transaction), with
+    the digest of the snapshot a diffing step keeps."""
     if options.snapshot is not None and state.withheld is None:
         state.writes.wait()
-        snapshots.record(state.raw.conn, options.snapshot.step, options.snapshot.run_id, now)
+        base, diffed = (diff.digest(), diff.diffed) if diff is not None else ("", 0)
+        step, run_id = options.snapshot.step, options.snapshot.run_id
+        snapshots.record(state.raw.conn, step, run_id, now, base, diffed)

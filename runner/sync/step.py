@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -184,7 +185,7 @@ def run(
     if options.snapshot is not None and not run.check:
         from runner.db import own_tables
 
-        own_tables.ensure(engine, own_tables.SNAPSHOTS)
+        own_tables.ensure_snapshots(engine)
     if options.snapshot is not None and config.feed_files > 1:
         names = ", ".join(run.display(p) for p in config.files if not config.glob.is_retry(str(p)))
         raise StepError(
@@ -282,4 +283,18 @@ def _snapshot(params: dict[str, Any], scope: StepScope) -> Snapshot | None:
     step = f"{scope.run.area} {scope.step.kind} {params['file']} {where} {missing}"
     first = params.get("first_snapshot", "refuse") == "apply"
     area = params.get("scope", "named")
-    return Snapshot(missing, step, scope.run.run_id, first, area, params.get("enrol", "manual"))
+    kept = None
+    if params.get("diff"):
+        name = hashlib.sha256(step.encode()).hexdigest()[:32]
+        kept = scope.run.state_dir / "snapshots" / f"{name}.csv"
+    return Snapshot(
+        missing,
+        step,
+        scope.run.run_id,
+        first,
+        area,
+        params.get("enrol", "manual"),
+        kept=kept,
+        full_every=int(params.get("full_every", 7)),
+        full=scope.run.full_reconcile,
+    )

@@ -203,6 +203,27 @@ class Cohorts:
         status = CHANGED if notes or added else UNCHANGED
         return LineResult(number, status, summary, "; ".join(notes))
 
+    def snapshot_key(self, values: dict[str, str], options: SyncOptions) -> tuple[str, str] | None:
+        member = values.get("userid", "")
+        return (values.get(KEY_COLUMN[options.cohort_key], ""), member) if member else None
+
+    def listed(
+        self, state: SiteState, line: DataLine, options: SyncOptions
+    ) -> tuple[int, int | None, None] | None:
+        assert line.values is not None
+        v = line.values
+        try:
+            key = options.cohort_key
+            cid = state.part(CohortState).find(key, v.get(KEY_COLUMN[key], ""))
+        except LineFailed:
+            return None
+        if cid is None:
+            return None
+        try:
+            return cid, state.lookups.user(v.get("userid", ""), "userid"), None
+        except LineFailed:
+            return cid, None, None
+
     def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
         """mode: snapshot: the members of the cohorts the file names that it does not
         list (a cohort another plugin owns is left alone), removed (`missing: remove`)
@@ -210,12 +231,15 @@ class Cohorts:
         cohorts = state.part(CohortState)
         if options.snapshot is None or options.snapshot.missing == "keep":
             return
-        listed = state.part(Listed).users
-        named = sorted(
-            c for c in listed if c in cohorts.cohorts and not cohorts.cohorts[c]["component"]
-        )
+        part_listed = state.part(Listed)
+        listed = part_listed.users
+        named = [
+            c
+            for c in part_listed.named_scopes()
+            if c in cohorts.cohorts and not cohorts.cohorts[c]["component"]
+        ]
         for part in chunks(named, SNAPSHOT_COHORTS):
-            gone = cohorts.unlisted(part, listed)
+            gone = [p for p in cohorts.unlisted(part, listed) if part_listed.may_act(*p)]
             names = state.lookups.user_names(sorted({uid for _, uid in gone}))
             results = []
             for cid, uid in gone:

@@ -202,7 +202,9 @@ class CohortState(BatchPart):
         not list (`listed`: cohort id -> the users it lists)."""
         self.load((), cohorts)
         wanted = set(cohorts)
-        return sorted(p for p in self.members if p[0] in wanted and p[1] not in listed[p[0]])
+        return sorted(
+            p for p in self.members if p[0] in wanted and p[1] not in listed.get(p[0], ())
+        )
 
     def add_member(self, cid: int, uid: int) -> bool:
         pair = (cid, uid)

@@ -239,6 +239,22 @@ class Enrolments:
         assert options.snapshot is not None
         return unlisted(state, options, options.snapshot.enrol)
 
+    def snapshot_key(self, values: dict[str, str], options: SyncOptions) -> tuple[str, str]:
+        return values["cid"], values["uid"]
+
+    def listed(
+        self, state: SiteState, line: DataLine, options: SyncOptions
+    ) -> tuple[int, int | None, Course] | None:
+        assert line.values is not None
+        try:
+            course = state.lookups.course(line.values["cid"], "cid")
+        except LineFailed:
+            return None
+        try:
+            return course.id, state.lookups.user(line.values["uid"], "uid"), course
+        except LineFailed:
+            return course.id, None, course
+
     def _check_groups(
         self,
         state: SiteState,

@@ -37,7 +37,7 @@ def scope_courses(state: SiteState, scope: Any, plugin: str) -> list[int]:
     t, conn = state.t, state.raw.conn
     listed = state.part(Listed)
     if scope in (None, "named"):
-        return sorted(listed.users)
+        return listed.named_scopes()
     c = t.course.c
     found: set[int] = set()
     if scope == "instances":
@@ -61,7 +61,7 @@ def scope_courses(state: SiteState, scope: Any, plugin: str) -> list[int]:
         for part in chunks(sorted(cats)):
             held = conn.execute(select(c.id).where(c.category.in_(part)))
             found |= {int(i) for (i,) in held}
-    return sorted(found)
+    return listed.scopes(sorted(found))
 
 
 def _courses(state: SiteState, ids: Sequence[int], key: str) -> dict[int, Course]:
@@ -96,12 +96,14 @@ def unlisted(state: SiteState, options: SyncOptions, plugin: str) -> Iterator[li
         for ids in chunks(sorted(i for i in instances if i > 0)):
             rows = state.raw.conn.execute(select(ue.enrolid, ue.userid).where(ue.enrolid.in_(ids)))
             for eid, uid in rows:
-                cid = instances[int(eid)]
-                if int(uid) not in listed.users.get(cid, ()) and cid in courses:
-                    candidates.add((cid, courses[cid].context_id, int(uid)))
+                cid, user = instances[int(eid)], int(uid)
+                absent = cid in courses and user not in listed.users.get(cid, ())
+                if absent and (listed.only is None or listed.may_act(cid, user)):
+                    candidates.add((cid, courses[cid].context_id, user))
         if state.withheld is not None:  # enrolments an earlier file of the preview made
             for cid, ctx, uid in state.withheld.pairs:
-                if cid in courses and uid not in listed.users.get(cid, ()):
+                absent = uid not in listed.users.get(cid, ())
+                if cid in courses and absent and listed.may_act(cid, uid):
                     candidates.add((cid, ctx, uid))
         state.prepare_pairs(candidates, leaving=snapshot.missing == "unenrol")
         names = state.lookups.user_names(sorted({uid for _, _, uid in candidates}))

@@ -12,6 +12,7 @@ from runner.sync.base import (
     CHANGED,
     FAILED,
     UNCHANGED,
+    Course,
     LineFailed,
     LineResult,
     SyncOptions,
@@ -117,6 +118,26 @@ class GroupMembers:
         status = CHANGED if changed else UNCHANGED
         return LineResult(line.number, status, summary, "; ".join(kept), course=course)
 
+    def snapshot_key(self, values: dict[str, str], options: SyncOptions) -> tuple[str, str]:
+        return f"{values['courseid']}\n{values['groupid']}", values["userid"]
+
+    def listed(
+        self, state: SiteState, line: DataLine, options: SyncOptions
+    ) -> tuple[int, int | None, Course] | None:
+        assert line.values is not None
+        v = line.values
+        try:
+            course = state.lookups.course(v["courseid"], "courseid")
+            group = state.lookups.group(course, v["groupid"], options.group_key)
+        except LineFailed:
+            return None
+        if group is None:
+            return None
+        try:
+            return group, state.lookups.user(v["userid"], "userid"), course
+        except LineFailed:
+            return group, None, course
+
     def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
         """mode: snapshot: the members of the groups the file names that it does not
         list, removed (`missing: remove`) or kept; only the memberships of the step's
@@ -126,7 +147,7 @@ class GroupMembers:
             return
         listed = state.part(Listed)
         gm = state.t.groups_members.c
-        for part in chunks(sorted(g for g in listed.users if g > 0), SNAPSHOT_GROUPS):
+        for part in chunks([g for g in listed.named_scopes() if g > 0], SNAPSHOT_GROUPS):
             state.writes.wait()
             rows = state.raw.conn.execute(select(gm.groupid, gm.userid).where(gm.groupid.in_(part)))
             candidates = {(int(g), int(u)) for g, u in rows}
@@ -135,7 +156,11 @@ class GroupMembers:
                 for cid, _ctx, user in state.withheld.pairs:
                     if cid in by_course:
                         candidates.add((by_course[cid], user))
-            gone = sorted((g, u) for g, u in candidates if u not in listed.users[g])
+            gone = sorted(
+                (g, u)
+                for g, u in candidates
+                if u not in listed.users.get(g, ()) and listed.may_act(g, u)
+            )
             pairs = {(listed.courses[g].id, listed.courses[g].context_id, u) for g, u in gone}
             state.prepare_pairs(pairs)
             names = state.lookups.user_names(sorted({u for _, u in gone}))

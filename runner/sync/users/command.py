@@ -175,6 +175,16 @@ class Users:
     def missing(self, state: SiteState, options: SyncOptions) -> Iterator[list[LineResult]]:
         return unlisted(state, options)
 
+    def snapshot_key(self, values: dict[str, str], options: SyncOptions) -> tuple[str, str]:
+        return "", values.get("username", "").strip().lower()
+
+    def listed(
+        self, state: SiteState, line: DataLine, options: SyncOptions
+    ) -> tuple[int, str, None] | None:
+        assert line.values is not None
+        name = line.values.get("username", "").strip().lower()
+        return (0, name, None) if name else None
+
     @staticmethod
     def _password(users: UserState, parsed: UserLine, auth: str) -> str | None:
         """The password column to write (None: none given), hashed as the site's Moodle

@@ -31,7 +31,8 @@ def unlisted(state: SiteState, options: SyncOptions) -> Iterator[list[LineResult
         return
     users = state.part(UserState)
     auth = str(snapshot.scope["auth"])
-    listed = state.part(Listed).usernames
+    part = state.part(Listed)
+    listed = part.usernames
     u = state.t.user.c
     state.writes.wait()
     rows = state.raw.conn.execute(
@@ -46,10 +47,11 @@ def unlisted(state: SiteState, options: SyncOptions) -> Iterator[list[LineResult
             for uid, row in state.withheld.users.rows.items()
             if uid < 0 and row.get("auth") == auth and row.get("username")
         }
-    for part in chunks(sorted(names - listed), USERS):
-        users.prepare("username", part, part)
+    acted = sorted(n for n in names - listed if part.may_act(0, n))
+    for some in chunks(acted, USERS):
+        users.prepare("username", some, some)
         results = []
-        for name in part:
+        for name in some:
             row = users.find("username", name)
             if row is None or row.values.get("suspended") or row.values.get("auth") != auth:
                 continue
