@@ -143,7 +143,7 @@ class Ledger:
 
     @property
     def lines_ok(self) -> int:
-        return sum(f.changed + f.unchanged for f in self._files if not f.error)
+        return sum(f.changed + f.unchanged + f.same for f in self._files if not f.error)
 
     @property
     def failed_lines(self) -> int:

@@ -84,6 +84,7 @@ def report_chunks(run: RunFacts, outcome: FileOutcome, cfg: ReportConfig) -> Ite
                 "changed": outcome.changed,
                 "unchanged": outcome.unchanged,
                 "failed": len(outcome.failed),
+                **({"same": outcome.same} if outcome.same else {}),  # a diffed snapshot's
             },
             "error": outcome.error,
             "failed_lines": [

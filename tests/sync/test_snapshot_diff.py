@@ -42,8 +42,9 @@ def run(site: Site, body: str, steps: str, *args: str, code: int = 0) -> dict[st
     site.write("enrols.csv", body)
     result = site.run(*args, steps=steps)
     assert result.code == code, result.out + result.err
-    if "--check" not in args:
-        (site.area / "enrols.csv").unlink(missing_ok=True)
+    if "--check" in args:  # a preview keeps no record
+        return {"out": result.out}
+    (site.area / "enrols.csv").unlink(missing_ok=True)
     entry: dict[str, Any] = latest_record(site)["control_files"][0]
     entry["out"] = result.out
     return entry
@@ -278,3 +279,16 @@ def test_the_record_says_how_each_snapshot_was_read(site: Site) -> None:
     )
     result = site.cli("show", sorted((site.area / ".postsync" / "runs").glob("*.json"))[-1])
     assert result.code == 0, result.err
+
+
+def test_a_snapshots_table_made_before_diff_gets_its_columns(site: Site) -> None:
+    pairs = [("MATH101", "U0001"), ("MATH101", "U0002")]
+    run(site, roster(pairs), step().replace("    diff: true\n", ""))
+    for column in ("base", "diffed"):
+        site.execute(f"ALTER TABLE postsync_snapshots DROP COLUMN {column}")
+    preview = run(site, roster(pairs[:1]), step(), "--check", "-v")
+    assert "unenrol U0002" in preview["out"]
+    entry = run(site, roster(pairs[:1]), step())
+    assert entry["reconcile"]["mode"] == "full" and entry["lines"]["missing"] == 1
+    assert run(site, roster(pairs[:1]), step())["reconcile"]["mode"] == "diff"
+    assert site.query("SELECT diffed FROM postsync_snapshots") == [(1,)]
