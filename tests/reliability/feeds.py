@@ -42,6 +42,7 @@ sync:
     mode: snapshot
     missing: unenrol
     first_snapshot: apply
+    diff: true
 post_treatments:
   - clean_empty_groups: {{groupings: true}}
   - save_report: {{dest: "reports/{{{{ stamp }}}}_report_{{{{ file.name }}}}"}}

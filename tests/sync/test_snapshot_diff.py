@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,45 @@ def test_a_snapshots_table_made_before_diff_gets_its_columns(site: Site) -> None
     assert entry["reconcile"]["mode"] == "full" and entry["lines"]["missing"] == 1
     assert run(site, roster(pairs[:1]), step())["reconcile"]["mode"] == "diff"
     assert site.query("SELECT diffed FROM postsync_snapshots") == [(1,)]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_diffed_night_killed_at_every_point_ends_as_an_uninterrupted_one(
+    site: Site, tmp_path: Path
+) -> None:
+    """Each run killed at one fault point, then the same file again and the next night:
+    the site ends as the nights uninterrupted leave it (a kill between the commit and
+    the kept file's rename: the next night reconciles in full)."""
+    pairs = [(c, f"U{i:04d}") for c in ("MATH101", "PHYS101") for i in range(1, 9)]
+    nights = [pairs, [*pairs[2:], ("MATH101", "U0020")], [*pairs[3:], ("PHYS101", "U0021")]]
+    run(site, roster(nights[0]), step())
+    template = tmp_path / "template"
+    shutil.copytree(site.root, template, symlinks=True, ignore=shutil.ignore_patterns("template"))
+
+    def copy(name: str) -> Site:
+        root = tmp_path / name
+        shutil.copytree(template, root, symlinks=True)
+        url = f"sqlite:///{root / 'moodle.db'}"
+        return Site(root, url, site.cli, site.tables)
+
+    def night(here: Site, body: list[tuple[str, str]], faults: str = "") -> int:
+        here.write("enrols.csv", roster(body))
+        here.playbook(step())
+        env = {"POSTSYNC_FAULTS": faults} if faults else {}
+        return postsync_process("run", here.root / "playbook.yml", env=env).returncode
+
+    reference = copy("reference")
+    trace = tmp_path / "trace.txt"
+    assert night(reference, nights[1], f"trace={trace}") == 0
+    assert night(reference, nights[2]) == 0
+    expected = everyone(reference)
+    for course in ("MATH101", "PHYS101"):
+        assert users(reference, course) == sorted(u for c, u in nights[2] if c == course)
+    points = trace.read_text().splitlines()
+    assert {"sync.committed", "atomic.published"} <= {p.split()[1] for p in points}
+    for k in range(1, len(points) + 1):
+        here = copy(f"kill{k}")
+        assert night(here, nights[1], f"kill={k}") < 0, k
+        assert night(here, nights[1]) == 0, k
+        assert night(here, nights[2]) == 0, k
+        assert everyone(here) == expected, (k, points[k - 1])
