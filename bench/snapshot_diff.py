@@ -17,6 +17,7 @@ leave the same enrolments.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import sqlite3
@@ -80,15 +81,29 @@ def enrolments(db: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM mdl_user_enrolments").fetchone()[0])
 
 
+def reconcile(area: Path) -> str:
+    """How the newest run read its snapshot (diff or full)."""
+    newest = max((area / ".postsync" / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    return str(json.loads(newest.read_text())["control_files"][0]["reconcile"]["mode"])
+
+
 def apply(template: Path, feed: Path, *args: str) -> tuple[Timing, int]:
     """One run on a fresh copy of the template (the copy is not timed)."""
-    with tempfile.TemporaryDirectory(prefix="postsync-diff-", dir=template.parent) as tmp:
-        run = Path(tmp) / "run"
-        shutil.copytree(template, run, symlinks=True)
-        (run / "playbook.yml").write_text(PLAYBOOK.format(db=run / "site.db"))
-        shutil.copy(feed, run / "area" / "roster.csv")
-        timing = timed([*POSTSYNC, "run", "playbook.yml", *args], run)
-        return timing, enrolments(run / "site.db")
+    # in the template's own place: a snapshot step is named by its area's path
+    run = template.parent / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(template, run, symlinks=True)
+    try:
+        template.rename(template.parent / "template.aside")
+        run.rename(template)
+        shutil.copy(feed, template / "area" / "roster.csv")
+        timing = timed([*POSTSYNC, "run", "playbook.yml", *args], template)
+        mode = reconcile(template / "area")
+        assert mode == ("full" if args else "diff"), f"{args}: read as {mode}"
+        return timing, enrolments(template / "site.db")
+    finally:
+        shutil.rmtree(template, ignore_errors=True)
+        (template.parent / "template.aside").rename(template)
 
 
 def main() -> None:

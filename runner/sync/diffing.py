@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 from runner.core.text import plural
 from runner.db import snapshots
 from runner.storage.atomic import AtomicFile
+from runner.sync.masking import UNALIGNED
 from runner.sync.reader import ControlFile, ControlFileError, DataLine, Dialect, Header
 from runner.sync.snapshot import Listed
 
@@ -102,6 +103,9 @@ class Diff:
         self.units: set[str] = set()
         #: a line of the kept snapshot for each unit it names
         self.samples: dict[str, DataLine] = {}
+        #: the header's columns that hold secrets (a users file's password)
+        self.header: Header | None = None
+        self.secret: tuple[str, ...] = ()
         self.out: AtomicFile | None = None
         self.buffer = bytearray()
         self.sha = hashlib.sha256()
@@ -132,6 +136,10 @@ class Diff:
                 f"{snapshot.kept} is a directory, where the step keeps the snapshot it"
                 " applies: remove it",
             )
+        self.header = header
+        secret = self.command.columns.secret
+        if header is not None and any(name in secret for name in header.names):
+            self.secret = tuple(secret)
         if not self.preview:
             self._start(header)
 
@@ -184,7 +192,7 @@ class Diff:
                     self.rows.add(hash(key))
                     self.units.add(key[0])
                 identity = _line(line.raw)
-                if identity in self.old:
+                if identity in self.old and not self._hides(line):
                     self.old.discard(identity)
                     self.same += 1
                     self.keep(line)
@@ -198,10 +206,26 @@ class Diff:
         key = self.command.snapshot_key(values, self.options)
         return None if key is None else (normal(key[0]), normal(key[1]))
 
+    def _hides(self, line: DataLine) -> bytes | None:
+        """A line that holds a secret (a password), as it is kept: its secrets as ***
+        (b"": not kept, its columns not aligned); None: it holds none. Such a line is
+        applied every run: a kept secret would be one more copy of it."""
+        if not self.secret or self.header is None:
+            return None
+        masked = self.header.masked(line.raw, self.dialect, self.secret)
+        if masked is None:
+            return None
+        if masked == UNALIGNED:
+            return b""
+        kept = masked.encode(self.dialect.encoding)
+        return None if kept == line.raw.rstrip(b"\r\n") else kept
+
     def keep(self, line: DataLine) -> None:
         """A line applied without failing (or the same as the kept one's): kept."""
         if self.out is not None:
-            self._write(line.raw)
+            hidden = self._hides(line)
+            if hidden != b"":
+                self._write(line.raw if hidden is None else hidden)
 
     def _write(self, raw: bytes) -> None:
         self.buffer += raw if raw.endswith(b"\n") else raw + b"\n"

@@ -335,3 +335,39 @@ def test_a_diffed_night_killed_at_every_point_ends_as_an_uninterrupted_one(
         assert night(here, nights[1]) == 0, k
         assert night(here, nights[2]) == 0, k
         assert everyone(here) == expected, (k, points[k - 1])
+
+
+def test_a_password_in_a_users_snapshot_is_never_kept(site: Site) -> None:
+    steps = (
+        "  - command: users\n    file: users.csv\n    user_key: username\n"
+        "    mode: snapshot\n    first_snapshot: apply\n    diff: true\n"
+        "    missing: suspend\n    scope: {auth: manual}\n    update_passwords: true\n"
+    )
+    names = [
+        n
+        for (n,) in site.query(
+            "SELECT username FROM mdl_user WHERE auth = 'manual' AND deleted = 0"
+            " AND username NOT IN ('guest', 'admin')"
+        )
+    ]
+    header = "username;firstname;lastname;password\n"
+
+    def night(secret: str) -> dict[str, Any]:
+        lines = [f"{n};F;L;\n" for n in names]
+        site.write("users.csv", header + "".join(lines) + f"l1;L;1;{secret}\n")
+        result = site.run(steps=steps)
+        assert result.code == 0, result.out + result.err
+        return latest_record(site)["control_files"][0]  # type: ignore[no-any-return]
+
+    night("Sup3r-secret!")
+    [path] = kept(site)
+    assert "Sup3r-secret!" not in path.read_text() and "l1;L;1;***" in path.read_text()
+    [(before,)] = site.query("SELECT password FROM mdl_user WHERE username = 'l1'")
+    entry = night("An0ther-secret!")
+    assert entry["reconcile"]["mode"] == "diff"
+    assert entry["lines"]["same"] == len(names)  # all but l1's
+    [(after,)] = site.query("SELECT password FROM mdl_user WHERE username = 'l1'")
+    assert after != before
+    assert "secret" not in path.read_text()
+    entry = night("An0ther-secret!")  # the same line again: applied, never taken as the same
+    assert entry["lines"]["same"] == len(names) and entry["lines"]["unchanged"] == 1
