@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -277,12 +277,13 @@ class ControlFile:
             os.close(fd)
             raise
 
-    def lines(self) -> Iterator[DataLine]:
+    def lines(self, parse: Callable[[bytes], bool] | None = None) -> Iterator[DataLine]:
         """Data lines in order; ControlFileError for a bad header or a file that is not
-        the one listed (nothing yielded yet)."""
+        the one listed (nothing yielded yet). With `parse`, a line it says no to is
+        yielded unparsed (no values, no error: runner.sync.diffing)."""
         with self._open() as stream:
             try:
-                yield from self._lines(stream)
+                yield from self._lines(stream, parse)
             except ControlFileError:
                 # the digest covers the whole file, rejected or not (archive, delete)
                 while chunk := stream.read(1 << 20):
@@ -325,7 +326,7 @@ class ControlFile:
             raise NotReady(0, "was removed while it was applied; nothing of it applied") from None
         self._unchanged(self.state, now, "while it was applied")
 
-    def _lines(self, stream: BinaryIO) -> Iterator[DataLine]:
+    def _lines(self, stream: BinaryIO, parse: Callable[[bytes], bool] | None) -> Iterator[DataLine]:
         check = self.encoding_check
         for number, raw, text in _records(stream, self.dialect, self.digest):
             if number == 1 and self.digest.bom and (why := check.with_bom()) is not None:
@@ -346,6 +347,9 @@ class ControlFile:
                 except ControlFileError as exc:
                     self._misread(exc.line, exc.message)
                 continue
+            if parse is not None and not parse(raw):
+                yield DataLine(number, raw)
+                continue
             yield self._data(number, raw, text, self.header.names)
         verdict = check.verdict()
         if verdict is not None:  # once every line is seen: nothing of it is committed yet
@@ -355,6 +359,15 @@ class ControlFile:
         """Reject the file for its header, or its encoding when that is the cause."""
         verdict = self.encoding_check.verdict()
         raise ControlFileError(*(verdict or (number, message)))
+
+    def parsed(self, line: DataLine) -> DataLine:
+        """A line of the file read unparsed, parsed (its header read)."""
+        assert self.header is not None
+        try:
+            text = line.raw.decode(self.dialect.encoding)
+        except UnicodeDecodeError:
+            return DataLine(line.number, line.raw, error="invalid bytes")
+        return self._data(line.number, line.raw, text, self.header.names)
 
     def _data(self, number: int, raw: bytes, text: str, names: Sequence[str]) -> DataLine:
         if "\x00" in text:

@@ -53,9 +53,9 @@ def run(site: Site, body: str, steps: str, *args: str, code: int = 0) -> dict[st
 
 def kept(site: Site) -> list[Path]:
     where = site.area / ".postsync" / "snapshots"
-    return (
-        sorted(p for p in where.iterdir() if not p.name.startswith(".")) if where.exists() else []
-    )
+    if not where.exists():
+        return []
+    return sorted(p for p in where.iterdir() if p.suffix == ".csv" and not p.name.startswith("."))
 
 
 def everyone(site: Site) -> dict[str, list[tuple[Any, ...]]]:
@@ -168,7 +168,7 @@ def test_full_every_and_a_changed_header_reconcile_the_whole_file(site: Site) ->
     assert entry["reconcile"]["why"] == KEPT_NOT_TAKEN and entry["lines"]["changed"] == 0
 
 
-@pytest.mark.parametrize("how", ["edited", "removed", "symlink", "fifo", "directory"])
+@pytest.mark.parametrize("how", ["edited", "index", "removed", "symlink", "fifo", "directory"])
 def test_a_kept_snapshot_not_the_one_the_database_took_is_not_trusted(
     site: Site, how: str, tmp_path: Path
 ) -> None:
@@ -180,6 +180,9 @@ def test_a_kept_snapshot_not_the_one_the_database_took_is_not_trusted(
     path.unlink()
     if how == "edited":
         path.write_text(roster(pairs[:1]))
+    elif how == "index":  # its index's lines taken as another file's
+        path.write_text(roster(pairs))
+        path.with_suffix(".idx").write_bytes(path.with_suffix(".idx").read_bytes()[::-1])
     elif how == "symlink":
         path.symlink_to(decoy)
     elif how == "fifo":
