@@ -9,9 +9,10 @@ enrolments (every course, the same number of users each) through an enrolments s
 night's roster differs in --changed of its lines (half of them gone, as many new).
 Each round, two fresh copies of the template apply it: one as the step does on an
 ordinary night (diff), one with --full-reconcile (the whole file compared with the
-database), alternating which goes first. Prints each side's timings and peak RSS,
-their medians and the median of the rounds' ratios diff/full, and checks that both
-leave the same enrolments.
+database), and one as a step without `diff` does (what keeping the snapshot costs a
+full reconcile), rotating which goes first. Prints each side's timings and peak RSS,
+their medians and the medians of the rounds' ratios, and checks that every side
+leaves the same enrolments.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def reconcile(area: Path) -> str:
     return str(json.loads(newest.read_text())["control_files"][0]["reconcile"]["mode"])
 
 
-def apply(template: Path, feed: Path, *args: str) -> tuple[Timing, int]:
+def apply(template: Path, feed: Path, *args: str, plain: bool = False) -> tuple[Timing, int]:
     """One run on a fresh copy of the template (the copy is not timed)."""
     # in the template's own place: a snapshot step is named by its area's path
     run = template.parent / "run"
@@ -97,9 +98,13 @@ def apply(template: Path, feed: Path, *args: str) -> tuple[Timing, int]:
         template.rename(template.parent / "template.aside")
         run.rename(template)
         shutil.copy(feed, template / "area" / "roster.csv")
+        if plain:  # the same step without diff
+            playbook = template / "playbook.yml"
+            playbook.write_text(playbook.read_text().replace("    diff: true\n", ""))
         timing = timed([*POSTSYNC, "run", "playbook.yml", *args], template)
-        mode = reconcile(template / "area")
-        assert mode == ("full" if args else "diff"), f"{args}: read as {mode}"
+        if not plain:
+            mode = reconcile(template / "area")
+            assert mode == ("full" if args else "diff"), f"{args}: read as {mode}"
         return timing, enrolments(template / "site.db")
     finally:
         shutil.rmtree(template, ignore_errors=True)
@@ -131,22 +136,28 @@ def main() -> None:
         print(f"next night: {len(second):,} lines, {args.changed:.1%} of them changed")
         diffs: list[Timing] = []
         fulls: list[Timing] = []
+        plains: list[Timing] = []
         counts = set()
         for r in range(args.rounds):
-            sides = [(diffs, ()), (fulls, ("--full-reconcile",))]
-            for timings, extra in sides if r % 2 == 0 else sides[::-1]:
-                timing, count = apply(template, feed, *extra)
+            sides = [(diffs, (), False), (fulls, ("--full-reconcile",), False), (plains, (), True)]
+            shift = r % len(sides)
+            for timings, extra, plain in sides[shift:] + sides[:shift]:
+                timing, count = apply(template, feed, *extra, plain=plain)
                 timings.append(timing)
                 counts.add(count)
-            d, f = diffs[-1], fulls[-1]
+            d, f, p = diffs[-1], fulls[-1], plains[-1]
             print(
                 f"  round {r + 1}: diff {d.seconds:.2f} s ({d.maxrss_kb // 1024} MB),"
-                f" full {f.seconds:.2f} s ({f.maxrss_kb // 1024} MB)",
+                f" full {f.seconds:.2f} s ({f.maxrss_kb // 1024} MB),"
+                f" no diff {p.seconds:.2f} s ({p.maxrss_kb // 1024} MB)",
                 flush=True,
             )
-        assert len(counts) == 1, f"the two sides left different enrolments: {counts}"
+        assert len(counts) == 1, f"the sides left different enrolments: {counts}"
         ratio = statistics.median(d.seconds / f.seconds for d, f in zip(diffs, fulls, strict=True))
-        for name, side in (("diff", diffs), ("full reconcile", fulls)):
+        keeping = statistics.median(
+            f.seconds / p.seconds for f, p in zip(fulls, plains, strict=True)
+        )
+        for name, side in (("diff", diffs), ("full reconcile", fulls), ("no diff", plains)):
             print(
                 f"{name}: {', '.join(f'{t.seconds:.2f}' for t in side)} s (median"
                 f" {statistics.median(t.seconds for t in side):.2f} s); peak RSS"
@@ -154,6 +165,7 @@ def main() -> None:
             )
         left = counts.pop()
         print(f"diff / full: {ratio:.3f}x (median of the rounds' ratios); {left:,} enrolments")
+        print(f"full reconcile / no diff (keeping the snapshot): {keeping:.3f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -106,7 +106,7 @@ class AtomicFile:
         self.file = open(fd, "wb", buffering=0)
         return self
 
-    def write_all(self, data: bytes) -> None:
+    def write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             view = view[self.file.write(view) or 0 :]

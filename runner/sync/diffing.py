@@ -104,12 +104,13 @@ class Diff:
         #: the rows and units the file's applied lines list (a diff's: few)
         self.rows: set[int] = set()
         self.units: set[int] = set()
+        #: each unit's text as a line names it: its normal form (and a separator), digest
+        self.unit_digests: dict[str, tuple[bytes, int]] = {}
         self.header: Header | None = None
         #: the header's columns that hold secrets (a users file's password)
         self.secret: tuple[str, ...] = ()
         self.out: AtomicFile | None = None
         self.index = kept.columns()
-        self.index_bytes = b""
         self.buffer = bytearray()
         self.sha = hashlib.sha256()
 
@@ -209,8 +210,11 @@ class Diff:
         key = self.command.snapshot_key(values, self.options)
         if key is None:
             return 0, 0
-        unit, member = normal(key[0]), normal(key[1])
-        return kept.digest(f"{unit}\0{member}".encode()), kept.digest(unit.encode())
+        known = self.unit_digests.get(key[0])
+        if known is None:  # a few units, many lines each
+            unit = normal(key[0])
+            known = self.unit_digests[key[0]] = (unit + "\0").encode(), kept.digest(unit.encode())
+        return kept.digest(known[0] + normal(key[1]).encode()), known[1]
 
     def _hides(self, raw: bytes) -> bytes | None:
         """A line that holds a secret (a password), as it is kept: its secrets as ***
@@ -240,8 +244,11 @@ class Diff:
     def _record(self, digest: int, row: int, unit: int, raw: bytes) -> None:
         if not raw.endswith(b"\n"):
             raw += b"\n"
-        for column, value in zip(self.index, (digest, row, unit, len(raw)), strict=True):
-            column.append(value)
+        digests, rows, units, lengths = self.index
+        digests.append(digest)
+        rows.append(row)
+        units.append(unit)
+        lengths.append(len(raw))
         self._write(raw)
 
     def _write(self, raw: bytes) -> None:
@@ -332,8 +339,7 @@ class Diff:
             return ""
         if self.buffer:
             self._drain()
-        self.index_bytes = b"".join(column.tobytes() for column in self.index)
-        return self._digest(self.sha.hexdigest(), hashlib.sha256(self.index_bytes).hexdigest())
+        return self._digest(self.sha.hexdigest(), kept.index_digest(self.index))
 
     def publish(self, outcome: FileOutcome, report: IO[str] | Report) -> None:
         """The kept snapshot in place (after the file's commit: a run killed before
@@ -343,7 +349,7 @@ class Diff:
         if self.out is None:
             return
         try:
-            kept.write(self.idx, self.index_bytes)
+            kept.write_index(self.idx, self.index)
             self.out.sync()
             self.out.commit(replace=True)
         except OSError as exc:

@@ -74,9 +74,18 @@ def open_regular(path: Path) -> BinaryIO:
     return open(fd, "rb")
 
 
-def write(path: Path, data: bytes) -> None:
-    """A kept file put in place (after the file's commit)."""
+def index_digest(index: list[array[int]]) -> str:
+    """The digest of an index as write_index writes it."""
+    sha = hashlib.sha256()
+    for column in index:
+        sha.update(column)
+    return sha.hexdigest()
+
+
+def write_index(path: Path, index: list[array[int]]) -> None:
+    """A kept index put in place (after the file's commit), a column at a time."""
     with AtomicFile(path, mode=0o600) as out:
-        out.write_all(data)
+        for column in index:
+            out.write_all(memoryview(column).cast("B"))
         out.sync()
         out.commit(replace=True)
