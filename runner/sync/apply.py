@@ -190,7 +190,8 @@ def sync_file(
                 _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
                 check_changes(state, options.max_changes)
                 if data is None:
-                    snapshot.record(state, options, now, diff)
+                    kept = (diff.digest(), diff.diffed) if diff is not None else ("", 0)
+                    snapshot.record(state, options, now, *kept)
                 keep_tally(state)
                 outcome.journal = state.journal.span()
                 # the file must still be the one read: one being written is left

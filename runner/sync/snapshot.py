@@ -16,7 +16,6 @@ from runner.sync.reader import ControlFileError
 if TYPE_CHECKING:
     from runner.record.model import FileOutcome
     from runner.sync.command import SnapshotCommand, SyncCommand
-    from runner.sync.diffing import Diff
     from runner.sync.report import Report
     from runner.sync.state import SiteState
 
@@ -123,11 +122,13 @@ def act_on_missing(
         )
 
 
-def record(state: SiteState, options: SyncOptions, now: int, diff: Diff | None = None) -> None:
+def record(
+    state: SiteState, options: SyncOptions, now: int, base: str = "", diffed: int = 0
+) -> None:
     """A real run's snapshot, recorded as the step's (in the file's transaction), with
-    the digest of the snapshot a diffing step keeps."""
+    the digest of the snapshot a diffing step keeps and its runs diffed since a full
+    reconcile (runner.sync.diffing)."""
     if options.snapshot is not None and state.withheld is None:
         state.writes.wait()
-        base, diffed = (diff.digest(), diff.diffed) if diff is not None else ("", 0)
         step, run_id = options.snapshot.step, options.snapshot.run_id
         snapshots.record(state.raw.conn, step, run_id, now, base, diffed)
