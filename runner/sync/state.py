@@ -366,7 +366,7 @@ class SiteState(Owners):
         self.writes.wait()
         self.writes.touch_groups(sorted(self.touched_groups), self.now)
         self.touched_groups.clear()
-        mark_users_dirty(self.raw.conn, self.t, sorted(self.dirty), self.now)
+        mark_users_dirty(self.raw, self.t, sorted(self.dirty), self.now)
         self.dirty.clear()
 
     def close(self) -> None:

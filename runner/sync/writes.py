@@ -64,17 +64,19 @@ SESSION_TIMEOUT = 8 * 3600
 DIRTY_USERS = "accesslib/dirtyusers"
 
 
-def mark_users_dirty(conn: Connection, t: MoodleTables, users: Sequence[int], now: int) -> None:
+def mark_users_dirty(raw: Raw, t: MoodleTables, users: Sequence[int], now: int) -> None:
     """What Moodle's mark_user_dirty writes for each user: the `accesslib/dirtyusers`
     cache flag (name: the user id, value 1, expiring a session timeout from now, read
     from Moodle's config), so that a session already open reloads the user's access
     data (roles, enrolments, groups) at its next request. An existing flag is updated,
-    as Moodle's set_cache_flag does."""
+    as Moodle's set_cache_flag does.
+
+    The flags are looked up and updated set-based, through the raw connection's lists
+    (on PostgreSQL one array parameter: a list of bound parameters there, prepared,
+    was planned as a scan of every flag, 0.4 to 1 s a statement)."""
     if not users:
         return
-    from sqlalchemy import update
-
-    flags = t.cache_flags
+    conn, flags = raw.conn, t.cache_flags
     setting = site_config(conn, t, ["sessiontimeout"]).get("sessiontimeout")
     try:
         timeout = int(setting.strip()) if setting is not None else SESSION_TIMEOUT
@@ -82,15 +84,21 @@ def mark_users_dirty(conn: Connection, t: MoodleTables, users: Sequence[int], no
         timeout = SESSION_TIMEOUT
     expiry = now + timeout if timeout > 0 else now + 24 * 3600  # as set_cache_flag
     values = {"value": "1", "expiry": expiry, "timemodified": now}
-    for part in chunks([str(user) for user in users]):
-        found = conn.execute(
-            select(flags.c.id, flags.c.name).where(
-                flags.c.flagtype == DIRTY_USERS, flags.c.name.in_(part)
-            )
+    table, q = raw.name(flags), raw.quote
+    for part in chunks([str(user) for user in users], raw.chunk):
+        where, params = raw.where_in(flags, "name", part)
+        found = conn.exec_driver_sql(
+            f"SELECT {q('id')}, {q('name')} FROM {table} WHERE {q('flagtype')} = {raw.mark}"
+            f" AND {where}",
+            (DIRTY_USERS, *params),
         ).all()
         if found:
-            conn.execute(update(flags).where(flags.c.id.in_([i for i, _ in found])).values(values))
-        have = {name for _, name in found}
+            where, params = raw.where_in(flags, "id", [int(i) for i, _ in found])
+            assignments = ", ".join(f"{q(c)} = {raw.mark}" for c in values)
+            conn.exec_driver_sql(
+                f"UPDATE {table} SET {assignments} WHERE {where}", (*values.values(), *params)
+            )
+        have = {str(name) for _, name in found}
         new = [{"flagtype": DIRTY_USERS, "name": n, **values} for n in part if n not in have]
         if new:
             conn.execute(flags.insert(), new)
