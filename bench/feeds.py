@@ -10,7 +10,7 @@ from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 
-from bench.harness import POSTSYNC, Result, Timing, alternate, timed
+from bench.harness import POSTSYNC, Result, Timing, alternate, check_applied, timed
 from bench.site import build_site, enrolment_file
 
 PLAYBOOK = """\
@@ -20,6 +20,7 @@ database: "{url}"
 sync:
   - command: {command}
     file: {name}
+    settle_seconds: 0
 """
 USERS, COURSES = 50_000, 2_000
 
@@ -88,6 +89,7 @@ def b8(work: Path, rounds: int, scale: float) -> list[Result]:
             PLAYBOOK.format(url=url, command=command, name=file.name)
         )
         t = timed([*POSTSYNC, "run", "playbook.yml"], root)
+        check_applied(root / "area", len(file.read_bytes().splitlines()) - 1)
         shutil.rmtree(root, ignore_errors=True)
         return t
 

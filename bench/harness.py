@@ -73,6 +73,17 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Timin
     return Timing(float(seconds), int(maxrss))
 
 
+def check_applied(area: Path, lines: int) -> None:
+    """The newest run of the area applied its file's `lines` lines: a run that skipped
+    its file (not settled, not matched) would time nothing (SystemExit)."""
+    runs = area / ".postsync" / "runs"
+    records = sorted(runs.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    done = json.loads(records[-1].read_text())["control_files"] if records else []
+    total = sum(int(f["lines"]["total"]) for f in done)
+    if total != lines:
+        raise SystemExit(f"{area}: the run applied {total:,} lines, not {lines:,}")
+
+
 @dataclass
 class Result:
     key: str

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import POSTSYNC, PY, ROOT, Result, Timing, alternate, timed
+from bench.harness import POSTSYNC, PY, ROOT, Result, Timing, alternate, check_applied, timed
 from bench.site import build_site, enrolment_file
 
 SYNC_PLAYBOOK = """\
@@ -19,6 +19,7 @@ database: "{url}"
 sync:
   - command: enrolments
     file: enrols.csv
+    settle_seconds: 0
 """
 
 
@@ -220,6 +221,8 @@ def b4_b7(work: Path, rounds: int, scale: float, setup: SyncSetup) -> list[Resul
     def ours(file: Path = control, *extra: str) -> Timing:
         root, url = fresh(file)
         t = timed([*POSTSYNC, "run", "playbook.yml", *extra], root)
+        if "--check" not in extra:
+            check_applied(root / "area", lines if file == control else lines // 10)
         shutil.rmtree(root, ignore_errors=True)
         if urls or rows.exists() or extra or file != control:
             setup.drop(url)
