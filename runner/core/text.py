@@ -84,3 +84,14 @@ def quoted(value: str, limit: int = EXCERPT_CHARS) -> str:
     if len(value) <= limit:
         return repr(value)
     return f"{value[:limit]!r}… ({len(value.encode('utf-8', 'replace')):,} bytes)"
+
+
+#: the digits of a database id, at most (a BIGINT holds 18 of them whatever they are)
+ID_DIGITS = 18
+
+
+def number(text: str, digits: int = ID_DIGITS) -> int | None:
+    """`text` as a whole number if it is written in ASCII digits, at most `digits` of
+    them; else None. (`str.isdigit` admits '²' and Arabic-Indic digits, which int()
+    refuses or reads; and int() refuses 4,300 digits and more.)"""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None

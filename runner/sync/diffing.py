@@ -58,7 +58,7 @@ def normal(value: str) -> str:
     """A key as rows are compared for a ghost: no case, no spaces around, no leading
     zeros (the database may match 'Bob ' to bob; id 007 is 7)."""
     text = value.strip().casefold()
-    return str(int(text)) if text.isdigit() else text
+    return (text.lstrip("0") or "0") if text.isascii() and text.isdigit() else text
 
 
 def _fingerprint(options: SyncOptions, dialect: Dialect) -> str:

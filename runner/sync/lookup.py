@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from runner.core.text import excerpt, quoted
+from runner.core.text import excerpt, number, quoted
 from runner.db.raw import Raw
 from runner.db.tables import MoodleTables
 from runner.step.preview import Withheld
@@ -103,7 +103,7 @@ class Lookups:
         assert column in table.c, column  # from the schema: idnumber, username, email, id
         wanted = sorted(set(values))
         if column == "id":
-            wanted = [v for v in wanted if v.isdigit()]
+            wanted = [v for v in wanted if number(v) is not None]
         found: dict[str, list[int]] = {}
         # deleted users and the front page course are left out here rather than in the
         # WHERE clause, so that the database looks the keys up by their own index

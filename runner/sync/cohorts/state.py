@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from runner.core.errors import StepError
-from runner.core.text import excerpt, quoted
+from runner.core.text import excerpt, number, quoted
 from runner.db.tables import new_id
 from runner.sync import cascade
 from runner.sync.base import LineFailed
@@ -68,7 +68,8 @@ class CohortState(BatchPart):
     def find(self, key: str, value: str) -> int | None:
         """The id of the cohort whose `key` (idnumber, name, id) is `value`."""
         if key == "id":
-            return int(value) if value.isdigit() and int(value) in self.cohorts else None
+            cid = number(value)
+            return cid if cid is not None and cid in self.cohorts else None
         index = self._index.get(key)
         if index is None:  # made again after a change: changes are rare, lookups not
             index = self._index[key] = {}
@@ -96,9 +97,10 @@ class CohortState(BatchPart):
             if found is None:
                 raise StepError("the site has no system context (is it a Moodle database?)")
             return int(found)
-        if column == "ccatcontext" and not value.isdigit():
+        category = number(value)
+        if column == "ccatcontext" and category is None:
             return f"ccatcontext {quoted(value)} is not a category id"
-        where = cat.id == int(value) if column == "ccatcontext" else cat.idnumber == value
+        where = cat.id == category if column == "ccatcontext" else cat.idnumber == value
         ids = conn.execute(select(cat.id).where(where)).scalars().all()
         if len(ids) != 1:
             key = "idnumber" if column == "ccatcontextidnumber" else "id"

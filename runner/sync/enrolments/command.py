@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from runner.core.text import excerpt, quoted
+from runner.core.text import excerpt, number, quoted
 from runner.sync.base import (
     CHANGED,
     FAILED,
@@ -44,8 +44,9 @@ def parse_time(value: str, column: str, options: SyncOptions) -> int | None:
     """`YYYY-MM-DD hh:mm:ss` (the playbook's time zone) or Unix time; empty is None."""
     if not value:
         return None
-    if value.isdigit():
-        return int(value)
+    seconds = number(value)
+    if seconds is not None:
+        return seconds
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
             return int(datetime.strptime(value, fmt).replace(tzinfo=options.tz).timestamp())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from runner.core.text import excerpt
+from runner.core.text import excerpt, number
 from runner.sync.base import Course, LineResult, SyncOptions
 from runner.sync.enrolments.roles import role_key
 from runner.sync.snapshot import Listed, missed
@@ -52,7 +52,8 @@ def scope_courses(state: SiteState, scope: Any, plugin: str) -> list[int]:
     else:
         k = t.course_categories.c
         key = str(scope["category"])
-        where = k.idnumber == key if not key.isdigit() else or_(k.id == int(key), k.idnumber == key)
+        top = number(key)
+        where = k.idnumber == key if top is None else or_(k.id == top, k.idnumber == key)
         tops = [int(i) for (i,) in conn.execute(select(k.id).where(where))]
         cats = set(tops)
         for top in tops:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.core.text import quoted
+from runner.core.text import number, quoted
 from runner.sync.base import LineFailed
 
 #: text columns and their length in Moodle's user table
@@ -100,8 +100,9 @@ def valid_email(address: str) -> bool:
 
 
 def _flag(name: str, value: str, allowed: tuple[int, ...]) -> int:
-    if value.isdigit() and int(value) in allowed:
-        return int(value)
+    flag = number(value)
+    if flag is not None and flag in allowed:
+        return flag
     raise LineFailed(f"{name} must be one of {', '.join(map(str, allowed))}, not {quoted(value)}")
 
 
@@ -185,7 +186,7 @@ def profile_value(name: str, value: str, spec: tuple[int, str, str, str]) -> str
         options = [o.strip() for o in (param1 or "").splitlines() if o.strip()]
         if value not in options:
             raise LineFailed(f"{name} must be one of {', '.join(map(repr, options))}")
-    if datatype == "datetime" and value and not value.isdigit():
+    if datatype == "datetime" and value and number(value) is None:
         raise LineFailed(f"{name} must be a Unix time (seconds), not {quoted(value)}")
     if datatype == "text" and str(param2 or "").isdigit() and len(value) > int(param2):
         raise LineFailed(f"{name} is longer than the field's {param2} characters")
