@@ -242,19 +242,22 @@ class Diff:
         self._record(kept.identity(raw), row, unit, raw)
 
     def _record(self, digest: int, row: int, unit: int, raw: bytes) -> None:
-        if not raw.endswith(b"\n"):
-            raw += b"\n"
         digests, rows, units, lengths = self.index
         digests.append(digest)
         rows.append(row)
         units.append(unit)
-        lengths.append(len(raw))
-        self._write(raw)
+        lengths.append(self._write(raw))
 
-    def _write(self, raw: bytes) -> None:
-        self.buffer += raw if raw.endswith(b"\n") else raw + b"\n"
+    def _write(self, raw: bytes) -> int:
+        """A line of the kept snapshot, ended by a newline; its length as written."""
+        start = len(self.buffer)
+        self.buffer += raw
+        if not raw.endswith(b"\n"):
+            self.buffer += b"\n"
+        written = len(self.buffer) - start
         if len(self.buffer) >= BUFFER:
             self._drain()
+        return written
 
     def _drain(self) -> None:
         assert self.out is not None
