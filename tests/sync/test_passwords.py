@@ -7,8 +7,10 @@ whichever release wrote it; one it would not take is set again in its own scheme
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from passlib.hash import bcrypt, sha512_crypt
@@ -223,12 +225,21 @@ import runner.sync.step as step
 step.SETTLE_SECONDS = 0.0
 from runner.cli.main import main
 code = main(sys.argv[1:])
-print("passlib imported" if "passlib" in sys.modules else "passlib not imported")
+import threading
+hashers = [t for t in threading.enumerate() if t.name.startswith("postsync-hash")]
+from runner.sync.users import hashing
+libraries = ["passlib"] if "passlib" in sys.modules else []
+if hashing._libcrypt.cache_info().currsize:
+    libraries.append("libcrypt" if hashing._libcrypt() else "no libcrypt")
+print(f"{len(hashers) > 0} {libraries}")
 sys.exit(code)
 """
 
 
-def test_the_hashing_library_is_imported_only_for_a_file_with_passwords(site: Site) -> None:
+def test_the_hashing_pool_and_libraries_start_only_for_a_file_with_passwords(site: Site) -> None:
+    """No thread nor library for a file without passwords; SHA-512 crypt by the system's
+    libcrypt (ctypes), on the pool, without libpass (its slower fallback)."""
+
     def imported(body: str) -> str:
         site.write("userimport.csv", body)
         site.playbook(STEP)
@@ -241,7 +252,97 @@ def test_the_hashing_library_is_imported_only_for_a_file_with_passwords(site: Si
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout.splitlines()[-1]
 
-    assert imported("username;idnumber;firstname;lastname\np1;P1;Pat;One\n") == (
-        "passlib not imported"
+    assert imported("username;idnumber;firstname;lastname\np1;P1;Pat;One\n") == "False []"
+    assert imported(HEADER + f"p1;P1;Pat;One;{PASSWORD}\n") == "True ['libcrypt']"
+
+
+@pytest.mark.parametrize(
+    ("version", "verify"),
+    [(MOODLE_42, bcrypt.verify), (MOODLE_45, sha512_crypt.verify)],
+    ids=["4.2", "4.5"],
+)
+def test_a_batch_hashed_on_the_pool_gives_each_user_their_own_password(
+    site: Site, version: str, verify: object
+) -> None:
+    """Hashes are made on threads while the batch goes on: each user's hash is their
+    own password's (none swapped), each with its own salt, and a user listed twice
+    with the same password is hashed once and then unchanged (the second line compares
+    with the hash still being made)."""
+    on_release(site, version)
+    count = 12 if version == MOODLE_42 else 60
+    body = HEADER + "".join(f"u{i};U{i};Pat;One;Pw-{i}!\n" for i in range(count))
+    body += "u3;U3;Pat;One;Pw-3!\nu4;U4;Pat;One;Other-4!\n"
+    out = preview_then_run(site, body)
+    assert f"line {count + 2}: user u3: ok (unchanged)" in out
+    assert f"line {count + 3}: user u4: ok (set password)" in out
+    hashes = {f"u{i}": stored(site, f"u{i}") for i in range(count)}
+    salts = {h[:29] if h.startswith("$2") else h[: h.rindex("$")] for h in hashes.values()}
+    assert len(salts) == count  # a salt each
+    assert callable(verify)
+    for i in range(count):
+        secret = "Other-4!" if i == 4 else f"Pw-{i}!"
+        assert verify(secret, hashes[f"u{i}"]), f"u{i}"
+        assert not verify(f"Pw-{i + 1}!", hashes[f"u{i}"])
+
+
+def test_without_the_systems_libcrypt_sha512_crypt_is_made_by_libpass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine whose libcrypt does not make SHA-512 crypt (macOS) or has none: the same
+    hashes, by libpass; checking a stored hash too."""
+    from runner.sync.users import hashing
+
+    native = hashing.sha512_crypt(b"S3cret!", 10000, 16)
+    monkeypatch.setattr(hashing, "_libcrypt", lambda: None)
+    fallback = hashing.sha512_crypt(b"S3cret!", 10000, 16)
+    for made in (native, fallback):
+        assert SHA512.fullmatch(made) and sha512_crypt.verify("S3cret!", made)
+        assert hashing.sha512_matches(b"S3cret!", made)
+        assert not hashing.sha512_matches(b"S3cret?", made)
+    assert hashing.sha512_matches(PASSWORD.encode(), PHP["sha512 fast"])
+    assert not hashing.sha512_matches(PASSWORD.encode(), "$6$rounds=10000$tooshort")
+    assert not hashing.sha512_matches(PASSWORD.encode(), "$6$sält$x")
+
+
+def test_the_systems_libcrypt_checks_what_php_made_and_refuses_malformed_hashes() -> None:
+    from runner.sync.users import hashing
+
+    assert hashing._libcrypt() is not None, "this machine's libcrypt makes no SHA-512 crypt"
+    secret = PASSWORD.encode()
+    assert hashing.sha512_matches(secret, PHP["sha512"])
+    assert hashing.sha512_matches(secret, PHP["sha512 fast"])
+    assert not hashing.sha512_matches(b"S3cret?", PHP["sha512"])
+    for bad in ("$6$", "$6$rounds=10000$", "$6$rounds=x$abc$def", "$6$sält$x", "*0"):
+        assert not hashing.sha512_matches(secret, bad), bad
+    for name in ("bcrypt", "bcrypt fast", "bcrypt 2b"):
+        assert hashing.bcrypt_matches(secret, PHP[name]), name
+        assert not hashing.bcrypt_matches(b"S3cret?", PHP[name]), name
+    assert not hashing.bcrypt_matches(secret, "$2y$10$short")
+    assert BCRYPT.fullmatch(hashing.bcrypt_hash(secret, 10))
+
+
+def test_a_run_terminated_while_hashing_stops_soon_and_changes_nothing(site: Site) -> None:
+    """SIGTERM while a batch of 2,000 bcrypt passwords is being hashed (about a minute
+    of hashing on two cores): the run ends within seconds, not after the batch's hashes
+    (a few wait at a time), exit 143, and no user is created."""
+    on_release(site, MOODLE_42)
+    site.write("userimport.csv", HEADER + "".join(f"t{i};T{i};A;B;Pw-{i}!\n" for i in range(2000)))
+    site.playbook(STEP)
+    before = site.dump()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", NO_PASSWORD_RUN, "run", str(site.root / "playbook.yml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert imported(HEADER + f"p1;P1;Pat;One;{PASSWORD}\n") == "passlib imported"
+    time.sleep(4)  # started, hashing
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("still hashing 20 s after SIGTERM") from None
+    assert proc.returncode == 143, out + err  # 128 + SIGTERM
+    assert "FAILED   users  (interrupted)" in out, out + err
+    assert site.dump() == before

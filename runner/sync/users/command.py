@@ -18,6 +18,7 @@ from runner.sync.users.fields import (
     UserLine,
     parse,
 )
+from runner.sync.users.hashing import Pending
 from runner.sync.users.snapshot import unlisted
 from runner.sync.users.state import UserState
 from runner.sync.users.writes import UserRow
@@ -111,6 +112,7 @@ class Users:
 
     def header(self, state: SiteState, header: Header, options: SyncOptions) -> None:
         users = state.part(UserState)
+        users.check_passwords = options.update_passwords
         fields = users.load_profile_fields()
         for name in header.names:
             if not name.startswith(PROFILE):
@@ -136,7 +138,10 @@ class Users:
             username = line.values.get("username", "").strip().lower()
             names.add(username)
             keys.add(username if key == "username" else line.values.get(key, "").strip())
-        state.part(UserState).prepare(key, keys, names)
+        users = state.part(UserState)
+        users.prepare(key, keys, names)
+        if users.check_passwords:
+            users.check_stored(lines)
 
     def apply(self, state: SiteState, line: DataLine, options: SyncOptions) -> LineResult:
         if line.values is None:
@@ -186,9 +191,9 @@ class Users:
         return (0, name, None) if name else None
 
     @staticmethod
-    def _password(users: UserState, parsed: UserLine, auth: str) -> str | None:
+    def _password(users: UserState, parsed: UserLine, auth: str) -> Pending[str] | None:
         """The password column to write (None: none given), hashed as the site's Moodle
-        release hashes it."""
+        release hashes it (being made: the batch's writes wait for it)."""
         if parsed.password is None:
             return None
         if auth not in LOCAL_PASSWORDS:
@@ -239,7 +244,7 @@ class Users:
         new_password = (
             parsed.password is not None
             and options.update_passwords
-            and not users.passwords.matches(parsed.password, str(row.values.get("password") or ""))
+            and not users.matches(parsed.password, row.values.get("password"))
         )
         for fid, data in parsed.profile.items():
             held = row.profile.get(fid)

@@ -13,7 +13,8 @@ password_is_legacy_hash) does:
 
 What lives in config.php is not known here: an md5 salted with passwordsaltmain, or a
 hash of the password with one of 4.3's passwordpeppers, does not match (the password
-is set again). The hashing library is imported by the first password hashed or checked.
+is set again). Hashes are made on the machine's cores while the batch goes on
+(runner.sync.users.hashing): `hash` gives a pending one, which the batch's writes wait for.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from runner.sync.base import LineFailed
+from runner.sync.users import hashing
 
 #: the first version hashing with SHA-512 crypt: the upgrade step of MDL-67390 (4.3)
 SHA512_FROM = Decimal("2023082600.02")
@@ -34,6 +36,7 @@ BCRYPT_COST = 10  # PHP's password_hash default
 BCRYPT_BYTES = 72  # bcrypt reads no more; PHP ignores the rest
 _VERSION = re.compile(r"[0-9]{10}(\.[0-9]+)?")
 _MD5 = re.compile(r"[0-9a-f]{32}")  # 4.2's password_is_legacy_hash
+_BCRYPT = ("$2y$", "$2b$", "$2a$")  # the bcrypt forms PHP's password_verify takes
 
 
 @dataclass(frozen=True)
@@ -55,24 +58,31 @@ class Passwords:
         sha512 = Decimal(version.strip()) >= SHA512_FROM
         return cls(sha512=sha512, md5=not sha512)
 
-    def hash(self, password: str) -> str:
-        """The password hashed as the site's hash_internal_user_password hashes it."""
+    def hash(self, password: str) -> hashing.Pending[str]:
+        """The password hashed as the site's hash_internal_user_password hashes it (being
+        made on the pool: the batch's writes wait for it)."""
         secret = password.encode()
+        if b"\0" in secret:  # the reader refuses such lines; PHP's crypt refuses NULs
+            raise LineFailed("the password has a NUL character, which Moodle cannot hash")
         if self.sha512:
             if len(secret) > MAX_BYTES:
                 raise LineFailed(
                     f"the password is longer than {MAX_BYTES} bytes: Moodle 4.3 and later refuse it"
                 )
-            from passlib.hash import sha512_crypt
+            return hashing.submit(_sha512, secret)
+        return hashing.submit(_bcrypt, secret[:BCRYPT_BYTES])
 
-            return str(sha512_crypt.using(rounds=ROUNDS, salt_size=SALT_CHARS).hash(secret))
-        from passlib.hash import bcrypt
+    def check(self, password: str, stored: object) -> hashing.Pending[bool] | None:
+        """`matches` started on the pool, for a stored hash that takes time to check
+        (SHA-512 crypt, bcrypt; None for another)."""
+        if isinstance(stored, str) and stored.startswith(("$6$", *_BCRYPT)):
+            return hashing.submit(self.matches, password, stored)
+        return None
 
-        return str(bcrypt.using(ident="2y", rounds=BCRYPT_COST).hash(secret[:BCRYPT_BYTES]))
-
-    def matches(self, password: str, stored: str) -> bool:
-        """Whether `stored` logs this password in on the site, as its
-        validate_internal_user_password checks (False for a form it does not take)."""
+    def matches(self, password: str, stored: object) -> bool:
+        """Whether `stored` (a hash, or one being made) logs this password in on the site,
+        as its validate_internal_user_password checks (False for a form it does not take)."""
+        stored = str(hashing.settled(stored) or "")
         secret = password.encode()
         if self.sha512 and len(secret) > MAX_BYTES:
             return False
@@ -80,16 +90,19 @@ class Passwords:
             plain = (secret, _addslashes(secret))
             found = {hashlib.md5(s, usedforsecurity=False).hexdigest() for s in plain}
             return self.md5 and stored in found
-        from passlib.hash import bcrypt, sha512_crypt
-
-        try:
-            if sha512_crypt.identify(stored):
-                return bool(sha512_crypt.verify(secret, stored))
-            if bcrypt.identify(stored):
-                return bool(bcrypt.verify(secret[:BCRYPT_BYTES], stored))
-        except ValueError:  # not a well-formed hash
-            return False
+        if stored.startswith("$6$"):
+            return hashing.sha512_matches(secret, stored)
+        if stored.startswith(_BCRYPT):
+            return b"\0" not in secret and hashing.bcrypt_matches(secret[:BCRYPT_BYTES], stored)
         return False
+
+
+def _sha512(secret: bytes) -> str:
+    return hashing.sha512_crypt(secret, ROUNDS, SALT_CHARS)
+
+
+def _bcrypt(secret: bytes) -> str:
+    return hashing.bcrypt_hash(secret, BCRYPT_COST)
 
 
 def _addslashes(secret: bytes) -> bytes:

@@ -21,11 +21,13 @@ from runner.step.preview import USER_KEYS
 from runner.sync import cascade
 from runner.sync.base import LineFailed
 from runner.sync.users.fields import FLAGS, NOT_CACHED, TEXT
+from runner.sync.users.hashing import Pending, settle
 from runner.sync.users.passwords import Passwords
 from runner.sync.users.writes import USER_ROWS, UserRow, UserWrites
 from runner.sync.writes import chunks, site_config
 
 if TYPE_CHECKING:
+    from runner.sync.reader import DataLine
     from runner.sync.state import SiteState
 
 #: the user columns a users file reads and writes
@@ -76,6 +78,8 @@ class UserState(UserWrites):
         self.mnethost = int(host) if host.isdigit() else 1
         self.extended = self.settings.get("extendedusernamechars", "") not in ("", "0")
         self.protected = self._protected()
+        #: whether lines' passwords are compared with the stored ones (update_passwords)
+        self.check_passwords = False
         #: how the site's Moodle release hashes passwords
         self.passwords = Passwords.of(self.settings.get("version", ""))
         #: the auth plugins enabled on the site, as Moodle's get_enabled_auth_plugins:
@@ -161,6 +165,8 @@ class UserState(UserWrites):
     # -- the batch -------------------------------------------------------------------------
 
     def reset(self) -> None:
+        #: (password, stored hash) -> its check, started on the pool by check_stored
+        self.checks: dict[tuple[str, str], Pending[bool]] = {}
         self.rows: list[UserRow] = []
         self.index: dict[tuple[str, str], list[UserRow]] = {}
         #: username -> id of a deleted user of this site that still has it (Moodle's
@@ -233,6 +239,30 @@ class UserState(UserWrites):
             row = UserRow(uid, values, profile)
             self.rows.append(row)
             self._index(row, add=True)
+
+    def check_stored(self, lines: Sequence[DataLine]) -> None:
+        """Start checking, on the hashing pool, the batch's passwords against the stored
+        hashes of the users their lines name by username (`update_passwords`): `matches`
+        then finds each check made, or being made, instead of making it in turn."""
+        for line in lines:
+            password = (line.values or {}).get("password", "")
+            if not password:
+                continue
+            values = line.values or {}
+            username = values.get("username", "").strip().lower()
+            key = self.site.lookups.user_key
+            named = [("username", username), (key, values.get(key, "").strip())]
+            for row in {id(r): r for n in named for r in self.index.get(n, ())}.values():
+                stored = row.values.get("password")
+                if isinstance(stored, str) and (password, stored) not in self.checks:
+                    started = self.passwords.check(password, stored)
+                    if started is not None:
+                        self.checks[password, stored] = started
+
+    def matches(self, password: str, stored: object) -> bool:
+        """Passwords.matches, or its check started by check_stored."""
+        started = self.checks.get((password, stored)) if isinstance(stored, str) else None
+        return started.value() if started else self.passwords.matches(password, stored)
 
     def check_username(self, username: str, row: UserRow | None) -> None:
         """LineFailed when `row` (None: a new user) cannot take this username: another
@@ -311,6 +341,7 @@ class UserState(UserWrites):
             if row.deleted:
                 self.withheld.user(row.id, {"deleted": 1})
                 continue
+            settle(row.values)
             written = dict(row.values) if row.new else {c: row.values[c] for c in row.changed}
             if row.profile_changed or row.new:
                 written["_profile"] = {f: row.profile[f] for f in row.profile_changed}

@@ -13,6 +13,7 @@ from sqlalchemy import Table, select
 
 from runner.core.errors import StepError
 from runner.sync.part import BatchPart, update_rows
+from runner.sync.users.hashing import settle
 from runner.sync.writes import chunks
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class UserWrites(BatchPart):
     _system_context: int | None
 
     def _write(self) -> None:
+        for row in self.rows:  # the batch's passwords, hashed on the pool meanwhile
+            settle(row.values)
         existing = [r for r in self.rows if not r.new]
         created = [r for r in self.rows if r.new]
         gone = [r for r in existing if r.deleted]
