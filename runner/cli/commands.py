@@ -274,9 +274,10 @@ def cmd_db(args: argparse.Namespace) -> int:
     import re
     import time
 
-    from runner.db.connect import DatabaseUrlError, connect, masked, parse_url
+    from runner.db.connect import connect, masked, parse_url
     from runner.db.init import create_tables, seed_demo
     from runner.db.tables import moodle_tables
+    from runner.db.url import DatabaseUrlError
 
     if not re.fullmatch(r"[A-Za-z0-9_]*", args.prefix):
         raise UsageError(f"--prefix {args.prefix!r}: letters, digits and _ only")

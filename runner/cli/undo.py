@@ -28,7 +28,9 @@ def _database(playbook: Any, url: Any) -> dict[str, Any]:
             found["vars"] = dict(playbook.vars)
         found["database"] = raw
     else:
-        found["database"] = url.render_as_string(hide_password=False)
+        from runner.db.connect import sqlalchemy_url
+
+        found["database"] = sqlalchemy_url(url).render_as_string(hide_password=False)
     return found
 
 

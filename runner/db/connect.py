@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from runner.core.errors import StepError
 from runner.core.secrets import SECRET_PARAMETERS, redact, register
+from runner.db.url import DatabaseUrl, DatabaseUrlError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -25,10 +26,6 @@ DRIVER_HINTS = {
     "mysql": "install PyMySQL into postsync's environment (its mysql extra):"
     " pip install 'PyMySQL>=1.1'",
 }
-
-
-class DatabaseUrlError(ValueError):
-    """The URL cannot be used; the message never contains the password."""
 
 
 def parse_url(raw: str, base: Path) -> URL:
@@ -60,6 +57,11 @@ def parse_url(raw: str, base: Path) -> URL:
             path = Path(database).expanduser()
             url = url.set(database=str(path if path.is_absolute() else base / path))
     return url
+
+
+def sqlalchemy_url(url: DatabaseUrl) -> URL:
+    """SQLAlchemy's URL of a checked one, a relative SQLite file's path made absolute."""
+    return parse_url(url.text, url.base)
 
 
 def _scheme_for(drivername: str) -> str:

@@ -126,14 +126,18 @@ def build_context(
     )
     database_url = None
     if playbook.database is not None:
-        from runner.db.connect import DatabaseUrlError, driver_problem, parse_url
+        from runner.db.url import DatabaseUrlError, check_url
 
         raw = renderer.render(playbook.database, context, ("database",))
         try:
-            database_url = parse_url(raw, playbook.base_dir)
+            database_url = check_url(raw, playbook.base_dir)
+            reason = None
+            if not database_url.driver_found():  # SQLAlchemy says why
+                from runner.db.connect import driver_problem, sqlalchemy_url
+
+                reason = driver_problem(sqlalchemy_url(database_url))
         except DatabaseUrlError as exc:
             raise PlaybookError([playbook.source.problem(("database",), str(exc))]) from None
-        reason = driver_problem(database_url)
         if reason:  # before anything runs, as `validate` says
             raise PlaybookError([playbook.source.problem(("database",), reason)])
     facts = replace(

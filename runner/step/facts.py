@@ -20,8 +20,7 @@ from runner.storage.paths import display
 from runner.storage.remote import RemotePath
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-
+    from runner.db.url import DatabaseUrl
     from runner.playbook.model import Playbook
     from runner.playbook.templating import Renderer
 
@@ -44,7 +43,7 @@ class RunFacts:
     #: `roots:` in object storage, as (bucket, key prefix)
     remote_roots: tuple[tuple[str, str], ...] = ()
     #: the database URL (parsed before any change), if any
-    database_url: URL | None = None
+    database_url: DatabaseUrl | None = None
     prefix: str = "mdl_"
     #: print diffs of what is written (--diff): treatments compute them only then
     diff: bool = False

@@ -23,9 +23,9 @@ from runner.storage.remote import Storage
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, NestedTransaction, RootTransaction
-    from sqlalchemy.engine import URL
 
     from runner.db.tables import MoodleTables
+    from runner.db.url import DatabaseUrl
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -93,7 +93,7 @@ class ObjectStore(Protocol):
 class DatabaseSettings:
     """How to reach the database: the playbook's `database:`, `prefix:` and timeouts."""
 
-    url: URL | None
+    url: DatabaseUrl | None
     prefix: str
     connect_timeout: float
     lock_timeout: float
@@ -162,7 +162,7 @@ class Services:
     def database(self) -> tuple[Engine, MoodleTables]:
         """(Engine, MoodleTables), connected on first use; StepError without a database."""
         if self._database is None:
-            from runner.db.connect import Timeouts, connect
+            from runner.db.connect import Timeouts, connect, sqlalchemy_url
             from runner.db.tables import missing_tables, moodle_tables
 
             settings = self._settings
@@ -170,7 +170,10 @@ class Services:
                 raise StepError("this step needs `database:` in the playbook")
             timeouts = Timeouts(settings.connect_timeout, settings.lock_timeout)
             engine = connect(
-                settings.url, must_exist=True, timeouts=timeouts, read_only=self._preview_mode
+                sqlalchemy_url(settings.url),
+                must_exist=True,
+                timeouts=timeouts,
+                read_only=self._preview_mode,
             )
             tables = moodle_tables(settings.prefix)
             missing = missing_tables(engine, tables)

@@ -9,8 +9,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
 from runner.core.limits import parse_limit
 from runner.treatments.groups_rules import Row, chunks
 
@@ -41,6 +39,8 @@ def refusal(
                 " nothing deleted"
             )
         return None
+    from sqlalchemy import func, select  # a database step's: `validate` does without
+
     g = t.groups.c
     course_of: dict[int, int] = {}
     made: Counter[int] = Counter()  # a preview's groups: not in the database
