@@ -95,19 +95,26 @@ class Raw:
     def insert_one(self, table: Table, values: dict[str, Any], key: Sequence[str]) -> int:
         """Insert a row unless the table has one with the same `key` columns (a table
         without a unique index there, e.g. a course's groups by name); the id of the
-        row: the inserted one, or the lowest of those there."""
-        from sqlalchemy import and_, exists, literal, select
-
+        row: the inserted one, or the lowest of those there. Statements built here and
+        run by the driver (SQLAlchemy's expressions cost ten times the database's work)."""
         self.run(self.insert_lock())
-        match = and_(*(table.c[k] == values[k] for k in key))
-        row = select(*(literal(v, table.c[c].type) for c, v in values.items()))
-        self.conn.execute(
-            table.insert().from_select(list(values), row.where(~exists().where(match)))
-        )
-        first = select(table.c.id).where(match).order_by(table.c.id).limit(1)
+        columns, row = tuple(values), tuple(values.values())
+        if self.arrays:  # PostgreSQL: the inserted row's id comes back
+            (sql, params), *_ = self._inserts_absent(table, columns, [row], key)[-1:]
+            found = self.conn.exec_driver_sql(f"{sql} RETURNING {self.quote('id')}", params)
+            inserted = found.scalar()
+        else:
+            done = self.conn.exec_driver_sql(self._insert_absent(table, columns, key), row)
+            inserted = done.lastrowid if done.rowcount == 1 else None
+        if inserted is not None:
+            return int(inserted)
+        q = self.quote
+        match = " AND ".join(f"{q(k)} = {self.mark}" for k in key)
+        sql = f"SELECT {q('id')} FROM {self.name(table)} WHERE {match} ORDER BY {q('id')} LIMIT 1"
         if not self.values:  # MySQL, MariaDB: a locking read sees the row the insert saw
-            first = first.with_for_update(read=True)  # (not the transaction's snapshot)
-        return int(self.conn.execute(first).scalar_one())
+            sql += " LOCK IN SHARE MODE"  # (not the transaction's snapshot)
+        first = self.conn.exec_driver_sql(sql, tuple(values[k] for k in key)).scalar_one()
+        return int(first)
 
     def name(self, table: Table) -> str:
         return self.quote(table.name)
@@ -240,17 +247,26 @@ class Raw:
     def _inserts_absent(
         self, table: Table, columns: Sequence[str], rows: list[Any], absent: Sequence[str]
     ) -> Statements:
+        if not self.arrays:  # MySQL, MariaDB: one row a statement
+            return [(self._insert_absent(table, columns, absent), rows)]
         q = self.quote
         names = [q(c) for c in columns]
         into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
         match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in absent)
         missing = f" WHERE NOT EXISTS (SELECT 1 FROM {self.name(table)} x WHERE {match})"
-        if self.arrays:
-            sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}{missing}"
-            return [*self.insert_lock(), (sql, _columns(rows))]
-        # MySQL, MariaDB: one row a statement
+        sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}{missing}"
+        return [*self.insert_lock(), (sql, _columns(rows))]
+
+    def _insert_absent(self, table: Table, columns: Sequence[str], absent: Sequence[str]) -> str:
+        """INSERT of one row (its values bound) unless a row has its `absent` columns
+        (MySQL, MariaDB, SQLite)."""
+        q = self.quote
+        names = [q(c) for c in columns]
+        into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
+        match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in absent)
+        missing = f" WHERE NOT EXISTS (SELECT 1 FROM {self.name(table)} x WHERE {match})"
         one = ", ".join(f"{self.mark} AS {n}" for n in names)
-        return [(f"{into} SELECT * FROM (SELECT {one}) AS v{missing}", rows)]
+        return f"{into} SELECT * FROM (SELECT {one}) AS v{missing}"
 
     def run(self, statements: Statements) -> None:
         """Execute statements built by this object (a list of tuples: executemany)."""

@@ -239,7 +239,29 @@ class Writes:
             return []
         t, raw = self.t, self.raw
         q, m = raw.quote, raw.mark
-        ra, ctx = raw.name(t.role_assignments), raw.name(t.context)
+        ra, ctx, ula = (
+            raw.name(t.role_assignments),
+            raw.name(t.context),
+            raw.name(t.user_lastaccess),
+        )
+        ordered = sorted(left)
+        if raw.arrays:  # PostgreSQL: one statement each, the pairs as arrays (a plan for
+            # the set: a prepared statement's generic plan may scan the context table)
+            users = f"{m}::BIGINT[]"
+            roles = (
+                f"DELETE FROM {ra} USING unnest({users}, {users}) AS v (u, below),"
+                f" {ctx} p, {ctx} c WHERE {ra}.{q('userid')} = v.u AND p.{q('id')} = v.below"
+                f" AND c.{q('id')} = {ra}.{q('contextid')}"
+                f" AND c.{q('path')} LIKE p.{q('path')} || '/%%'"
+            )
+            access = (
+                f"DELETE FROM {ula} USING unnest({users}, {users}) AS v (u, course)"
+                f" WHERE {ula}.{q('userid')} = v.u AND {ula}.{q('courseid')} = v.course"
+            )
+            return [
+                (roles, ([u for u, _, _ in ordered], [c for _, c, _ in ordered])),
+                (access, ([u for u, _, _ in ordered], [c for _, _, c in ordered])),
+            ]
         below = f"(SELECT p.{q('path')} FROM {ctx} p WHERE p.{q('id')} = {m})"
         pattern = (
             f"CONCAT({below}, {m})"
@@ -250,11 +272,7 @@ class Writes:
             f"DELETE FROM {ra} WHERE {q('userid')} = {m} AND EXISTS (SELECT 1 FROM {ctx} c"
             f" WHERE c.{q('id')} = {ra}.{q('contextid')} AND c.{q('path')} LIKE {pattern})"
         )
-        access = (
-            f"DELETE FROM {raw.name(t.user_lastaccess)}"
-            f" WHERE {q('userid')} = {m} AND {q('courseid')} = {m}"
-        )
-        ordered = sorted(left)
+        access = f"DELETE FROM {ula} WHERE {q('userid')} = {m} AND {q('courseid')} = {m}"
         return [
             (roles, [(user, context, "/%") for user, context, _ in ordered]),
             (access, [(user, course) for user, _, course in ordered]),
