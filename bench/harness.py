@@ -177,6 +177,7 @@ def record_for(area: Path, entries: list[dict[str, object]], playbook: Path) -> 
         "area": str(area),
         "steps": [],
         "control_files": entries,
+        "sync_complete": True,  # `post` refuses a record whose sync was cut short
     }
     path = runs / f"{run_id}.json"
     path.write_text(json.dumps(record))

@@ -6,7 +6,7 @@ import random
 import time
 from pathlib import Path
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, String, cast, literal, select, update
 
 from runner.db.columns import filled
 from runner.db.connect import connect, parse_url
@@ -77,7 +77,7 @@ def build_site(url: str, *, users: int, courses: int, groups_per_course: int = 2
         conn.execute(
             update(t.context)
             .where(t.context.c.contextlevel == 50, t.context.c.path.is_(None))
-            .values(path=text("'/1/' || id"))
+            .values(path=literal("/1/", String) + cast(t.context.c.id, String))
         )
         enrol = [
             {
