@@ -16,9 +16,11 @@ did.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from runner.step.spill import PairStore
 
 #: (course id, context id, user id): the unit of the sync's per-batch state
 Pair = tuple[int, int, int]
@@ -83,9 +85,10 @@ class UserOverlay:
 @dataclass
 class Withheld:
     #: a pair -> its state after the lines the preview applied, in flat tuples (a
-    #: preview of a million lines keeps a million of them): its enrolments, its role
-    #: assignments (as the sync encodes them), its groups as (group id, row id)...
-    pairs: dict[Pair, State] = field(default_factory=dict)
+    #: preview of a million lines keeps a million of them, on disk): its enrolments,
+    #: its role assignments (as the sync encodes them), its groups as (group id, row
+    #: id)...
+    pairs: PairStore = field(default_factory=PairStore)
     #: (course id, user id) -> the groups the database had the user in, before (absent:
     #: none)
     members_before: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
@@ -118,27 +121,25 @@ class Withheld:
 
     def begin(self) -> None:
         self._undo = []
+        self.pairs.begin()
 
     def commit(self) -> None:
         self._undo = []
+        self.pairs.commit()
 
     def rollback(self) -> None:
         while self._undo:
             self._undo.pop()()
+        self.pairs.rollback()
 
     def new_id(self) -> int:
         """An id for a row the preview would have inserted (never a database row's)."""
         self._last_id -= 1
         return self._last_id
 
-    def keep(self, pair: Pair, state: State) -> None:
-        """A pair's state after a batch."""
-        old = self.pairs.get(pair)
-        self.pairs[pair] = state
-        if old is None:
-            self._undo.append(lambda: self.pairs.__delitem__(pair))
-        else:
-            self._undo.append(lambda: self.pairs.__setitem__(pair, old))
+    def keep(self, states: Iterable[tuple[Pair, State]]) -> None:
+        """Pairs' states after a batch (undone by `rollback`: the file's savepoint)."""
+        self.pairs.put_all(states)
 
     def user(self, uid: int, changes: dict[str, Any]) -> None:
         """A user's columns the preview would have written (all of them: created)."""

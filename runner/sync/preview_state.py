@@ -24,7 +24,7 @@ class BatchState:
 
 def over_withheld(state: BatchState, pairs: set[tuple[int, int, int]]) -> None:
     """A preview: the state the preview's earlier batches left, over the database's."""
-    kept_pairs = state.withheld.pairs
+    kept_pairs = state.withheld.pairs.get_all(pairs)
     for pair in pairs:
         course, context, user = pair
         kept = kept_pairs.get(pair)
@@ -48,6 +48,7 @@ def over_withheld(state: BatchState, pairs: set[tuple[int, int, int]]) -> None:
 
 def withhold(state: BatchState, pairs: set[tuple[int, int, int]]) -> None:
     """A preview: keep the batch's state of its pairs instead of writing changes."""
+    states = []
     for pair in pairs:
         course, context, user = pair
         enrolments: list[Any] = []
@@ -60,4 +61,5 @@ def withhold(state: BatchState, pairs: set[tuple[int, int, int]]) -> None:
         members: list[Any] = []
         for groupid, row_id in state.members.get((course, user), {}).items():
             members += (groupid, row_id)
-        state.withheld.keep(pair, (tuple(enrolments), tuple(roles), tuple(members)))
+        states.append((pair, (tuple(enrolments), tuple(roles), tuple(members))))
+    state.withheld.keep(states)
