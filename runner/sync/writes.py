@@ -71,9 +71,9 @@ def mark_users_dirty(raw: Raw, t: MoodleTables, users: Sequence[int], now: int) 
     data (roles, enrolments, groups) at its next request. An existing flag is updated,
     as Moodle's set_cache_flag does.
 
-    The flags are looked up and updated set-based, through the raw connection's lists
-    (on PostgreSQL one array parameter: a list of bound parameters there, prepared,
-    was planned as a scan of every flag, 0.4 to 1 s a statement)."""
+    The flags are looked up, updated and inserted set-based, through the raw
+    connection's lists (on PostgreSQL one array parameter: a list of bound parameters
+    there, prepared, was planned as a scan of every flag, 0.4 to 1 s a statement)."""
     if not users:
         return
     conn, flags = raw.conn, t.cache_flags
@@ -99,9 +99,8 @@ def mark_users_dirty(raw: Raw, t: MoodleTables, users: Sequence[int], now: int) 
                 f"UPDATE {table} SET {assignments} WHERE {where}", (*values.values(), *params)
             )
         have = {str(name) for _, name in found}
-        new = [{"flagtype": DIRTY_USERS, "name": n, **values} for n in part if n not in have]
-        if new:
-            conn.execute(flags.insert(), new)
+        new = [(DIRTY_USERS, n, *values.values()) for n in part if n not in have]
+        raw.run(raw.inserts(flags, ("flagtype", "name", *values), new))
 
 
 @dataclass
