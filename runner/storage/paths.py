@@ -180,6 +180,46 @@ def identity(st: os.stat_result) -> Identity:
     return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
+#: read a file without following a symlink in its place (ELOOP) or waiting on a FIFO
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class NotRegular(OSError):
+    """A path postsync reads is not a regular file: `what` it is instead."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"{path} is {what}, not a regular file")
+        self.filename = str(path)
+        self.what = what
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular one is, for a message."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "not a regular file"
+
+
+def open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file at `path` (blocking, close-on-exec) and its
+    status: never through a symlink put in its place (OSError, errno ELOOP), never
+    waiting on a FIFO or reading a directory or a device (NotRegular)."""
+    fd = os.open(path, READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(path, kind(st.st_mode))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
 def unlink_regular(
     fds: DirFds, rel: tuple[str, ...], expect: Identity | None, state: FileState | None = None
 ) -> bool:

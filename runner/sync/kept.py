@@ -6,12 +6,11 @@ unit, and its length. Read never through a link, never blocking on a FIFO."""
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from array import array
 from pathlib import Path
 from typing import BinaryIO
 
+from runner.storage import paths
 from runner.storage.atomic import AtomicFile
 
 #: the index's columns: a kept line's digest, its row's, its unit's, its length
@@ -66,11 +65,10 @@ def read_lines(path: Path, size: int) -> tuple[str, bytes]:
 def open_regular(path: Path) -> BinaryIO:
     """A kept file: never through a link, never blocking on a FIFO (ValueError: not a
     regular file)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ValueError(f"{path}: not a regular file")
-    os.set_blocking(fd, True)
+    try:
+        fd, _ = paths.open_regular(path)
+    except paths.NotRegular:
+        raise ValueError(f"{path}: not a regular file") from None
     return open(fd, "rb")
 
 

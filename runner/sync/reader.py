@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from runner.core.text import quoted
-from runner.storage.paths import FileState
+from runner.storage.paths import FileState, NotRegular, open_regular
 from runner.sync.encodings import EncodingCheck
 from runner.sync.masking import MASK, UNALIGNED
 
@@ -39,7 +39,6 @@ csv.field_size_limit(sys.maxsize)
 #: the longest line (its terminator left out) a step reads by default: 1 MiB
 MAX_LINE_BYTES = 1 << 20
 _BOM = codecs.BOM_UTF8
-_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class ControlFileError(Exception):
@@ -256,22 +255,20 @@ class ControlFile:
         """The listed file itself: never through a symlink put in its place, never
         blocking on a FIFO, never another file swapped in under its name."""
         try:
-            fd = os.open(self.path, _OPEN)
+            fd, st = open_regular(self.path)
+        except NotRegular:
+            raise NotRead(0, "is no longer a regular file; not read") from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise NotRead(0, "is a symbolic link now; not read") from None
             raise
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotRead(0, "is no longer a regular file; not read")
             if self.expected is not None:
                 if (st.st_dev, st.st_ino) != (self.expected.dev, self.expected.ino):
                     raise NotRead(0, "was replaced since it was listed; not read")
                 self._unchanged(self.expected, FileState.of(st), "since it was listed")
             self.mtime_ns = st.st_mtime_ns
             self.mode = stat.S_IMODE(st.st_mode)
-            os.set_blocking(fd, True)
             return open(fd, "rb", closefd=True)
         except BaseException:
             os.close(fd)

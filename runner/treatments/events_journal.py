@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import stat
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import IO, Any
 
 from runner.core.errors import StepError
 from runner.record.journal import JOURNAL_SUFFIX
+from runner.storage import paths
 from runner.storage.atomic import AtomicFile
 
 #: the replay's progress, beside the parts: the last `seq` replayed of each part
@@ -137,19 +137,14 @@ def journal_parts(run_dir: Path) -> list[Path]:
 def _open_part(path: Path, shown: str) -> IO[bytes]:
     """A part opened for reading: a regular file, never through a symlink, never
     waiting on a FIFO."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd, _ = paths.open_regular(path)
+    except paths.NotRegular as exc:
+        raise StepError(f"{shown} is {exc.what}: not read, nothing replayed") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StepError(f"{shown} is a symbolic link: not followed, nothing replayed") from None
         raise StepError(f"{shown}: {exc.strerror or exc}: nothing replayed") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise StepError(f"{shown} is {what}: not read, nothing replayed")
-    os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 

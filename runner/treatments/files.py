@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from runner.core.errors import StepError
 from runner.core.text import plural
 from runner.step.protocol import Action, Done
+from runner.storage import paths
 from runner.storage.atomic import AtomicFile, fsync_dir
 from runner.storage.remote import RemotePath
 
@@ -33,7 +34,6 @@ FEW = 16
 #: how many numbered names `on_conflict: suffix` tries before giving up
 MAX_SUFFIX = 999
 #: never through a symlink, never blocking on a FIFO put in a file's place
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 #: where a treatment writes: a local path, or an object (s3://, runner.storage.remote)
@@ -41,8 +41,9 @@ Target = Path | RemotePath
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
-    """A regular file's content, chunk by chunk (a symlink is refused: OSError)."""
-    fd = os.open(path, _READ)
+    """A regular file's content, chunk by chunk (a symlink, a FIFO, a directory is
+    refused: OSError)."""
+    fd, _ = paths.open_regular(path)
     try:
         while chunk := os.read(fd, CHUNK):
             yield chunk

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from runner.core.errors import PlaybookError, Problem
 from runner.record.journal import JOURNAL_SUFFIX, KINDS
 from runner.record.store import LoadedRecord
+from runner.storage import paths
 
 #: the kinds a treatment's part holds (clean_empty_groups): the deleted row's columns
 DELETED_KINDS = ("group_deleted", "grouping_deleted")
@@ -43,9 +43,12 @@ def _origin(entry: dict[str, Any]) -> str:
 def _open(path: Path) -> int:
     """A descriptor of `path`, a regular file, opened without following a symlink and
     without waiting on a FIFO; PlaybookError naming the part otherwise."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd, _ = paths.open_regular(path)
+    except paths.NotRegular as exc:
+        raise PlaybookError(
+            [Problem(str(path), 1, 1, "", f"journal part is {exc.what}, not a file postsync wrote")]
+        ) from None
     except OSError as exc:
         reason = (
             "is a symbolic link: not followed (a journal part is a file postsync wrote)"
@@ -53,19 +56,6 @@ def _open(path: Path) -> int:
             else f"cannot be read: {exc.strerror}"
         )
         raise PlaybookError([Problem(str(path), 1, 1, "", f"journal part {reason}")]) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        what = (
-            "a directory"
-            if stat.S_ISDIR(mode)
-            else "a FIFO"
-            if stat.S_ISFIFO(mode)
-            else "not a file"
-        )
-        raise PlaybookError(
-            [Problem(str(path), 1, 1, "", f"journal part is {what}, not a file postsync wrote")]
-        )
     return fd
 
 

@@ -194,7 +194,7 @@ def test_a_symlink_fifo_or_directory_is_not_read(tmp_path: Path) -> None:
         tally([(link, link.name)], {})
     fifo = tmp_path / "002_b.journal"
     os.mkfifo(fifo)
-    with pytest.raises(StepError, match="is not a regular file"):  # and never hangs
+    with pytest.raises(StepError, match="is a FIFO: not read"):  # and never hangs
         tally([(fifo, fifo.name)], {})
     directory = tmp_path / "003_c.journal"
     directory.mkdir()
@@ -381,7 +381,7 @@ def test_a_damaged_part_replays_nothing(site: Site, shared: Path, damage: str) -
     said = {
         "line": f"{record.stem}/{part.name}, line 4: not JSON",
         "symlink": f"{record.stem}/{part.name} is a symbolic link: not followed",
-        "fifo": f"{record.stem}/{part.name} is not a regular file: not read",
+        "fifo": f"{record.stem}/{part.name} is a FIFO: not read",
         "directory": f"{record.stem}/{part.name} is a directory: not read",
     }[damage]
     if damage == "line":
