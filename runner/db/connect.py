@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import NoSuchModuleError
 
 from runner.core.errors import StepError
-from runner.core.secrets import SECRET_PARAMETERS, redact, register
-from runner.db.url import DatabaseUrl, DatabaseUrlError
+from runner.core.secrets import redact
+from runner.db.url import DatabaseUrl, check_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -29,28 +29,10 @@ DRIVER_HINTS = {
 
 
 def parse_url(raw: str, base: Path) -> URL:
-    """A SQLAlchemy URL; a relative SQLite file path is made relative to `base`."""
-    try:
-        url = make_url(raw)
-    except ValueError as exc:  # a port that is not a number
-        if "int()" not in str(exc):
-            raise
-        raise DatabaseUrlError(
-            "the port in the database URL is not a number (e.g. postgresql+psycopg://"
-            "user@host:5432/moodle)"
-        ) from None
-    except ArgumentError:
-        raise DatabaseUrlError(
-            "not a database URL (e.g. sqlite:///moodle.db, "
-            "postgresql+psycopg://user@host/moodle, mysql+pymysql://user@host/moodle)"
-        ) from None
-    register(url.password if isinstance(url.password, str) else None)
-    if url.port is not None and not 0 < url.port < 65536:
-        raise DatabaseUrlError(f"port {url.port} in the database URL is not a TCP port (1-65535)")
-    for key, value in url.query.items():
-        if key.lower() in SECRET_PARAMETERS:
-            for item in (value,) if isinstance(value, str) else value:
-                register(item)
+    """A SQLAlchemy URL, once checked by runner.db.url.check_url (its form and port, its
+    secrets registered); a relative SQLite file path is made relative to `base`."""
+    check_url(raw, base)
+    url = make_url(raw)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):

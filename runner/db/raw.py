@@ -249,24 +249,29 @@ class Raw:
     ) -> Statements:
         if not self.arrays:  # MySQL, MariaDB: one row a statement
             return [(self._insert_absent(table, columns, absent), rows)]
-        q = self.quote
-        names = [q(c) for c in columns]
-        into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
-        match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in absent)
-        missing = f" WHERE NOT EXISTS (SELECT 1 FROM {self.name(table)} x WHERE {match})"
-        sql = f"{into} SELECT * FROM {self._unnest(table, columns, names)}{missing}"
+        names = [self.quote(c) for c in columns]
+        source = self._unnest(table, columns, names)
+        sql = self._insert_select(table, names, source, absent)
         return [*self.insert_lock(), (sql, _columns(rows))]
 
     def _insert_absent(self, table: Table, columns: Sequence[str], absent: Sequence[str]) -> str:
         """INSERT of one row (its values bound) unless a row has its `absent` columns
         (MySQL, MariaDB, SQLite)."""
-        q = self.quote
-        names = [q(c) for c in columns]
-        into = f"INSERT INTO {self.name(table)} ({', '.join(names)})"
-        match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in absent)
-        missing = f" WHERE NOT EXISTS (SELECT 1 FROM {self.name(table)} x WHERE {match})"
+        names = [self.quote(c) for c in columns]
         one = ", ".join(f"{self.mark} AS {n}" for n in names)
-        return f"{into} SELECT * FROM (SELECT {one}) AS v{missing}"
+        return self._insert_select(table, names, f"(SELECT {one}) AS v", absent)
+
+    def _insert_select(
+        self, table: Table, names: Sequence[str], source: str, absent: Sequence[str]
+    ) -> str:
+        """INSERT of the rows of `source` (aliased v) that no row of the table matches on
+        the `absent` columns."""
+        q = self.quote
+        match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in absent)
+        return (
+            f"INSERT INTO {self.name(table)} ({', '.join(names)}) SELECT * FROM {source}"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {self.name(table)} x WHERE {match})"
+        )
 
     def run(self, statements: Statements) -> None:
         """Execute statements built by this object (a list of tuples: executemany)."""

@@ -199,8 +199,6 @@ def kind(mode: int) -> str:
         return "a directory"
     if stat.S_ISFIFO(mode):
         return "a FIFO"
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
     return "not a regular file"
 
 
