@@ -127,9 +127,10 @@ def mark(
     sha256: str,
     when: int,
     outcome: str,
-) -> None:
-    """Record, in the file's own transaction, that `path` with these bytes is applied."""
-    conn.execute(
+) -> int:
+    """Record, in the file's own transaction, that `path` with these bytes is applied
+    (or its lines up to a chunk: runner.sync.chunks); the marker's id."""
+    result = conn.execute(
         insert(applied).values(
             area=_key(area),
             path=_key(path),
@@ -139,6 +140,19 @@ def mark(
             timeapplied=when,
             outcome=_pack(outcome),
         )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def remark(conn: Connection, marker: int, run_id: str, *, when: int, outcome: str) -> None:
+    """A marker of a file committed in chunks, moved on (in the chunk's transaction):
+    its run (the one applying it now) and its outcome so far."""
+    conn.execute(
+        update(applied)
+        .where(applied.c.id == marker)
+        .values(runid=run_id, timeapplied=when, outcome=_pack(outcome))
     )
 
 

@@ -92,6 +92,21 @@ def _sync_step() -> dict[str, Any]:
             "description": "A line longer than this (bytes) rejects its file, nothing of"
             " it applied: a file without line ends is never read whole into memory.",
         },
+        "commit_every": {
+            "type": "object",
+            "properties": {
+                "lines": {"type": "integer", "minimum": 1},
+                "seconds": {"type": "number", "exclusiveMinimum": 0},
+            },
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "Commit each control file in chunks, each once this many"
+            " lines or seconds are applied, so that no transaction holds Moodle's rows"
+            " longer (by default a file is one transaction). The whole file is read and"
+            " checked first (its encoding, and max_changes by a preview of it), so a"
+            " rejected file still applies nothing; a run killed mid-file is resumed"
+            " after its last committed chunk by the next run. Not with mode: snapshot.",
+        },
         **_STEP_PROPERTIES,
     }
     branches = [

@@ -50,6 +50,13 @@ class Unit:
             self._done = True
             self._transaction.commit()
 
+    def checkpoint(self) -> None:
+        """Commit what is done so far and go on in a new transaction (a real run's
+        root transaction only: a file committed in chunks)."""
+        assert not self._done
+        self._transaction.commit()
+        self._transaction = self.conn.begin()
+
 
 @contextlib.contextmanager
 def _settled(unit: Unit) -> Iterator[Unit]:

@@ -81,6 +81,10 @@ class AtomicFile:
         self.tmp = Path()
         self._pending = False  # a temporary file exists, not published
         self.file: BinaryIO
+        #: bytes written so far
+        self.written = 0
+        #: published while still written to (`expose`)
+        self.exposed = False
 
     def __enter__(self) -> AtomicFile:
         parent = self.path.parent
@@ -108,8 +112,20 @@ class AtomicFile:
 
     def write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
+        self.written += len(view)
         while view:
             view = view[self.file.write(view) or 0 :]
+
+    def expose(self) -> int:
+        """What is written so far on disk under the final name (replacing what is
+        there), the file still open for more: the bytes a committed chunk's marker
+        counts (runner.sync.chunks); `commit` later only syncs and closes it."""
+        os.fsync(self.file.fileno())
+        if not self.exposed:
+            os.fchmod(self.file.fileno(), self.mode)
+            self.commit(replace=True)
+            self.exposed = True
+        return self.written
 
     def sync(self, *, mtime_ns: int | None = None, fsync: bool = True) -> None:
         """Flush the content to disk (and set its mtime) before it is verified.
@@ -128,10 +144,19 @@ class AtomicFile:
         self.file.close()
         faults.point("atomic.synced")
 
+    def rewind(self, size: int) -> None:
+        """An exposed file cut back to its first `size` bytes (what was written after a
+        chunk whose transaction then failed), to be written on from there."""
+        os.ftruncate(self.file.fileno(), size)
+        self.file.seek(size)
+        self.written = size
+
     def commit(self, *, replace: bool = False, sync_dir: bool = True) -> None:
         """Publish the synced file. Without `replace`, an existing file is never replaced
         (FileExistsError), even one created by someone else since the plan. An error
         names the file published, not the temporary."""
+        if self.exposed:
+            return  # under its name already
         try:
             self._publish(replace)
         except OSError as exc:

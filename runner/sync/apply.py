@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from itertools import islice
 from typing import IO, cast
 
@@ -25,7 +26,8 @@ from runner.step.preview import Withheld
 from runner.step.services import Unit
 from runner.storage.paths import FileState
 from runner.sync import snapshot
-from runner.sync.base import CHANGED, FAILED, SyncOptions
+from runner.sync.base import CHANGED, FAILED, Chunks, SyncOptions
+from runner.sync.chunks import Chunker, Resume, read_through
 from runner.sync.command import SnapshotCommand, SyncCommand
 from runner.sync.diffing import Diff
 from runner.sync.guard import check_changes, keep_tally
@@ -40,6 +42,7 @@ from runner.sync.reader import (
     Dialect,
     NotRead,
 )
+from runner.sync.recover import Marking
 from runner.sync.report import Report
 from runner.sync.state import SiteState
 
@@ -95,6 +98,7 @@ def sync_file(
     before_commit: Callable[[Connection, FileOutcome], None] | None = None,
     data: bytes | None = None,
     journal: FileJournal | None = None,
+    resume: Resume | None = None,
 ) -> None:
     """Apply `outcome.path` in one `transaction()`; fills `outcome`.
 
@@ -107,7 +111,10 @@ def sync_file(
     every line is applied (the outcome complete): what it writes commits with the file.
     With `data`, those bytes are read instead of the file (a retry's failed lines).
     `journal`: where the changes the lines decide are told (runner.sync.journal); its
-    span is the outcome's once every line is applied.
+    span is the outcome's once every line is applied. A real run's `options.commit_every`
+    commits the lines in chunks once the whole file is checked (runner.sync.chunks;
+    `before_commit` is then a runner.sync.recover.Marking); `resume`: the lines a killed
+    run committed so, skipped (`outcome` holds theirs).
     """
     dialect = Dialect(outcome.encoding, outcome.separator, max_line_bytes)
     control = (
@@ -116,6 +123,19 @@ def sync_file(
         else InMemory(outcome.path, dialect, command.columns, data, outcome.mode)
     )
     diff = _diff(command, options, dialect, withheld, data)
+    skip = resume.line if resume is not None else 0
+    chunker = None
+    if withheld is None and isinstance(before_commit, Marking):
+        every = options.commit_every if data is None and options.snapshot is None else None
+        if every is not None or resume is not None:
+            whole = _check_whole(
+                transaction, tables, command, outcome, options, report, now, skip, control
+            )
+            if whole is None:
+                return  # rejected: nothing of it applied (by this run)
+            assert isinstance(report, Report)
+            control = ControlFile(outcome.path, dialect, command.columns, whole)
+            chunker = Chunker(every or Chunks(), whole, before_commit.chunk)
     if withheld is not None:
         withheld.begin()
     try:
@@ -133,10 +153,24 @@ def sync_file(
             )
             if journal is not None:
                 state.journal.use(journal)
+            recorded: set[tuple[str, int]] = set()
+
+            def feed(conn: Connection) -> None:
+                """The groups made so far recorded as the feed's (a chunk's)."""
+                made = state.lookups.made - recorded
+                if made:
+                    feed_groups.record(conn, tables, made, now)
+                    recorded.update(made)
+
             checked = False
             try:
                 lines = control.lines() if diff is None else diff.lines(state, control)
-                for batch in _batches(lines, batch_size(unit.conn.dialect.name)):
+                if skip:
+                    lines = (line for line in lines if line.number > skip)
+                size = batch_size(unit.conn.dialect.name)
+                if chunker is not None and chunker.every.lines:  # a chunk ends a batch
+                    size = min(size, chunker.every.lines)
+                for batch in _batches(lines, size):
                     if control.header is not None and not checked:
                         command.header(state, control.header, options)
                         checked = True
@@ -181,14 +215,22 @@ def sync_file(
                     faults.point("sync.batch")
                     if on_batch is not None:
                         on_batch(control.digest.size, outcome.lines)
+                    if chunker is not None and chunker.due(len(batch)):
+                        assert isinstance(report, Report)
+                        last = batch[-1].number
+                        chunker.commit(unit, state, outcome, report, state.journal, last, feed)
                 if diff is not None:
                     diff.ghosts(state, control.header, checked)
                     report.write(diff.note(outcome) + "\n")
                 if data is None:  # a retry's lines are never a snapshot
                     snapshot.act_on_missing(state, command, options, outcome, report)
                 state.finish()
-                _record_feed(unit.conn, tables, state.lookups.made, now, withheld)
-                check_changes(state, options.max_changes)
+                if withheld is None:
+                    feed(unit.conn)
+                else:
+                    _preview_feed(state.lookups.made, withheld)
+                if chunker is None:  # else checked before the first chunk
+                    check_changes(state, options.max_changes)
                 if data is None:
                     kept = (diff.digest(), diff.diffed) if diff is not None else ("", 0)
                     snapshot.record(state, options, now, *kept)
@@ -202,21 +244,21 @@ def sync_file(
             except NotRead:
                 state.close()
                 unit.rollback()
+                if chunker is not None and chunker.committed:
+                    chunker.rewind(report, journal)
                 raise
             except ControlFileError as exc:
                 state.close()
                 unit.rollback()
                 if withheld is not None:
                     withheld.rollback()
-                outcome.error = str(exc)
-                # what its lines did is undone: none of them counts
-                outcome.changed = outcome.unchanged = outcome.partly = outcome.missing = 0
-                outcome.same, outcome.reconcile = 0, None
-                outcome.failed.clear()
-                outcome.courses.clear()
-                outcome.groups.clear()
-                outcome.journal = None
-                report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
+                _reject(outcome, report, exc)
+            except BaseException:
+                if chunker is not None and chunker.committed:
+                    state.close()
+                    unit.rollback()
+                    chunker.rewind(report, journal)
+                raise
             finally:
                 state.close()
             faults.point("sync.commit")
@@ -225,17 +267,19 @@ def sync_file(
             withheld.commit()
         if diff is not None and outcome.error is None:
             diff.publish(outcome, report)
+    except NotRead as exc:
+        if chunker is None or not chunker.committed:
+            raise
+        raise StepError(f"{outcome.path.name}: {exc.message}") from None
     except SQLAlchemyError as exc:
         reason = database_reason(exc)
         raise StepError(
             f"database error while applying {outcome.path.name}"
-            f" (nothing of it was applied): {reason}"
+            f" ({_how_much(outcome, chunker)}): {reason}"
         ) from None
     except OSError as exc:
         where = exc.filename or outcome.path
-        raise StepError(
-            f"{where}: {exc.strerror or exc} (nothing of {outcome.path.name} was applied)"
-        ) from None
+        raise StepError(f"{where}: {exc.strerror or exc} ({_how_much(outcome, chunker)})") from None
     finally:
         if withheld is not None:
             withheld.rollback()  # after commit(): nothing to undo
@@ -258,20 +302,91 @@ def _diff(
     return Diff(options.snapshot, snapshot_command, options, dialect, preview=withheld is not None)
 
 
-def _record_feed(
-    conn: Connection,
+def _preview_feed(made: set[tuple[str, int]], withheld: Withheld) -> None:
+    """The groups and groupings the file made or declared, which a run records as the
+    feed's with its changes, kept with the preview's withheld changes."""
+    for item in sorted(made):
+        withheld.put(withheld.feed_made, item, True)
+
+
+def _how_much(outcome: FileOutcome, chunker: Chunker | None) -> str:
+    """What of a file whose apply failed is committed."""
+    if chunker is None or not chunker.committed:
+        return f"nothing of {outcome.path.name} was applied"
+    return f"its lines up to {chunker.committed:,} are committed; the next run applies the rest"
+
+
+def _reject(outcome: FileOutcome, report: IO[str] | Report, exc: ControlFileError) -> None:
+    """A file rejected whole: what its lines did is undone, none of them counts."""
+    outcome.error = str(exc)
+    outcome.changed = outcome.unchanged = outcome.partly = outcome.missing = 0
+    outcome.same, outcome.reconcile = 0, None
+    outcome.failed.clear()
+    outcome.courses.clear()
+    outcome.groups.clear()
+    outcome.journal = None
+    report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
+
+
+def _check_whole(
+    transaction: Callable[[], AbstractContextManager[Unit]],
     tables: MoodleTables,
-    made: set[tuple[str, int]],
+    command: SyncCommand,
+    outcome: FileOutcome,
+    options: SyncOptions,
+    report: IO[str] | Report,
     now: int,
-    withheld: Withheld | None,
-) -> None:
-    """The groups and groupings the file made or declared, recorded as the feed's with
-    its changes (a preview keeps them with its withheld changes)."""
-    if withheld is not None:
-        for item in sorted(made):
-            withheld.put(withheld.feed_made, item, True)
-    elif made:
-        feed_groups.record(conn, tables, made, now)
+    skip: int,
+    control: ControlFile | InMemory,
+) -> FileState | None:
+    """Before the first chunk: the file read whole (or, with max_changes, previewed whole
+    from after line `skip`); the file as checked, or None when it is rejected (the
+    outcome and report say why). NotRead when it is not the file listed."""
+    assert isinstance(control, ControlFile)
+    if not options.max_changes:
+        try:
+            read_through(control)
+        except NotRead:
+            raise
+        except ControlFileError as exc:
+            _read(outcome, control)
+            _reject(outcome, report, exc)
+            return None
+        _read(outcome, control)
+        return control.state
+    from runner.record.model import FileOutcome
+    from runner.step.preview import Withheld
+
+    trial = FileOutcome(
+        outcome.command, outcome.path, outcome.encoding, outcome.separator, step=outcome.step
+    )
+    sync_file(
+        transaction,
+        tables,
+        command,
+        trial,
+        replace(options, commit_every=None),
+        now=now,
+        report=cast("IO[str]", _Discard()),
+        expected=control.expected,
+        max_line_bytes=control.dialect.max_line_bytes,
+        withheld=Withheld(),
+        resume=None if not skip else Resume(skip, 0, 0, 0),
+    )
+    for name in ("size", "sha256", "bom", "mtime_ns", "mode", "state", "header"):
+        setattr(outcome, name, getattr(trial, name))
+    if trial.error is not None:
+        outcome.error = trial.error
+        report.write(f"{outcome.path.name}: rejected, nothing applied: {trial.error}\n")
+        return None
+    return trial.state
+
+
+class _Discard:
+    """The report of a file's preview before its chunks: not kept."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def _read(outcome: FileOutcome, control: ControlFile) -> None:

@@ -61,6 +61,16 @@ class LineResult:
 
 
 @dataclass(frozen=True)
+class Chunks:
+    """`commit_every`: a file's lines committed in chunks, each once this many lines or
+    seconds are applied (at the end of a batch), so that no transaction holds Moodle's
+    rows long (runner.sync.chunks). None: no such bound."""
+
+    lines: int | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """`mode: snapshot`: the file is the whole truth for its scope (runner.sync.snapshot)."""
 
@@ -112,6 +122,8 @@ class SyncOptions:
     snapshot: Snapshot | None = None
     #: users: a line may change a site administrator or the guest
     allow_admin_updates: bool = False
+    #: commit the file in chunks (None: in one transaction)
+    commit_every: Chunks | None = None
 
 
 #: the changes a step's max_changes limits, and the scope a share of each is of: a

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from runner.step.recovery import Recovery
     from runner.step.services import ReportFiles
     from runner.storage.paths import FileState
+    from runner.sync.chunks import Resume
     from runner.sync.report import Report
 
 
@@ -54,39 +55,60 @@ def load(run: RunFacts, recovery: Recovery, engine: Engine) -> None:
         )
 
 
-def _stored(run: RunFacts, outcome: FileOutcome, step: str) -> str:
+def _stored(run: RunFacts, outcome: FileOutcome, step: str, resume: Resume | None = None) -> str:
     """A marker's outcome: the file's record entry and the step that applied it, with
-    the run's secrets masked."""
+    the run's secrets masked (and, a file committed in chunks, where it resumes)."""
     from runner.core.secrets import redact_json
     from runner.record.store import file_entry
 
-    return json.dumps(redact_json({**file_entry(outcome, run.runs_dir), "step": step}))
+    entry = {**file_entry(outcome, run.runs_dir), "step": step}
+    if resume is not None:
+        entry["resume"] = resume.as_json()
+    return json.dumps(redact_json(entry))
 
 
-def marking(
-    run: RunFacts, report: Report, step: str, spool: Spool | None = None
-) -> Callable[[Connection, FileOutcome], None]:
-    """What commits with a control file's changes: its report and its journal part
-    published, its marker (`step`: which sync step of the playbook applied it)."""
-    from runner.db import applied
-    from runner.record import journal
+class Marking:
+    """What commits with a control file's changes (`__call__`): its report and its
+    journal part published, its marker (`step`: which sync step of the playbook applied
+    it); and with each of its chunks (`chunk`), the marker saying up to where."""
 
-    def before_commit(conn: Connection, outcome: FileOutcome) -> None:
-        if spool is not None:  # first: a part is removed if what follows fails
-            journal.publish(spool)
-        report.publish()
-        applied.mark(
-            conn,
-            run.area,
-            run.run_id,
-            outcome.path,
-            size=outcome.size,
-            sha256=outcome.sha256,
-            when=int(run.now.timestamp()),
-            outcome=_stored(run, outcome, step),
-        )
+    def __init__(
+        self, run: RunFacts, report: Report, step: str, spool: Spool | None, marker: int | None
+    ) -> None:
+        self.run, self.report, self.step, self.spool = run, report, step, spool
+        #: the file's marker, once a chunk (or a killed run's) made it
+        self.marker = marker
 
-    return before_commit
+    def _store(self, conn: Connection, outcome: FileOutcome, resume: Resume | None) -> None:
+        from runner.db import applied
+
+        run = self.run
+        when = int(run.now.timestamp())
+        stored = _stored(run, outcome, self.step, resume)
+        if self.marker is None:
+            self.marker = applied.mark(
+                conn,
+                run.area,
+                run.run_id,
+                outcome.path,
+                size=outcome.size,
+                sha256=outcome.sha256,
+                when=when,
+                outcome=stored,
+            )
+        else:
+            applied.remark(conn, self.marker, run.run_id, when=when, outcome=stored)
+
+    def chunk(self, conn: Connection, outcome: FileOutcome, resume: Resume) -> None:
+        self._store(conn, outcome, resume)
+
+    def __call__(self, conn: Connection, outcome: FileOutcome) -> None:
+        from runner.record import journal
+
+        if self.spool is not None:  # first: a part is removed if what follows fails
+            journal.publish(self.spool)
+        self.report.publish()
+        self._store(conn, outcome, None)
 
 
 def recovered(
@@ -99,11 +121,13 @@ def recovered(
     step: str,
     number: int,
     fingerprinted: tuple[int, str] | None = None,
-) -> FileOutcome | None:
+) -> FileOutcome | Resume | None:
     """The outcome of a file a killed run's `step` applied (these very bytes), taken from
     its marker, with a copy of its report in this run's directory (the run's `number`th
     control file); None: apply it. `fingerprinted`: the (size, sha256) of the bytes to
-    apply, when they are not the file's (a retry's failed lines).
+    apply, when they are not the file's (a retry's failed lines). A file the killed run
+    committed in chunks up to a line: where to resume it (runner.sync.chunks.Resume);
+    its marker becomes this run's with this run's first chunk.
 
     The marker becomes this run's, naming this run's copy of the report and the run
     that applied the file, so that a second kill loses neither."""
@@ -119,6 +143,14 @@ def recovered(
         return None
     runs_dir = run.runs_dir
     outcome = FileOutcome.from_json(marker.outcome, runs_dir)
+    if "resume" in marker.outcome:  # committed in chunks up to a line: the rest to apply
+        from runner.sync.chunks import Resume
+
+        resume = Resume.from_json(marker.outcome["resume"])
+        resume.marker, resume.source, resume.outcome = marker.id, outcome.report, outcome
+        outcome.report = reports.report_path(path, number)
+        outcome.journal = None  # its span is the file's whole, once applied
+        return resume
     outcome.applied_by = outcome.applied_by or marker.run_id
     source, outcome.report = outcome.report, reports.report_path(path, number)
     _copy_report(source, runs_dir, outcome)
@@ -135,6 +167,24 @@ def _open_own(source: Path, runs_dir: Path) -> int:
     if runs_dir not in source.parents or ".." in source.parts:
         raise FileNotFoundError(source)
     return os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def copy_start(
+    source: Path | None, runs_dir: Path, size: int, write: Callable[[bytes], None]
+) -> bool:
+    """The first `size` bytes of a killed run's report or journal part (those its last
+    committed chunk counted) to `write`; False when they are not all to be had."""
+    if source is None:
+        return False
+    try:
+        with open(_open_own(source, runs_dir), "rb") as stream:
+            left = size
+            while left and (chunk := stream.read(min(left, 1 << 20))):
+                write(chunk)
+                left -= len(chunk)
+    except OSError:
+        return False
+    return left == 0
 
 
 def _copy_journal(source: Path, runs_dir: Path, outcome: FileOutcome) -> None:

@@ -20,11 +20,11 @@ class Report:
     def __init__(self, path: Path, shown: str) -> None:
         self.path = path
         self.shown = shown
-        self._out = AtomicFile(path)
+        self.out = AtomicFile(path)
         self._published = False
 
     def __enter__(self) -> Report:
-        self._guarded(self._out.__enter__)
+        self._guarded(self.out.__enter__)
         return self
 
     def _guarded(self, call: object) -> None:
@@ -37,9 +37,25 @@ class Report:
     def write(self, text: str) -> None:
         def write() -> None:
             faults.point("sync.report")
-            self._out.write_all(text.encode("utf-8"))
+            self.out.write_all(text.encode("utf-8"))
 
         self._guarded(write)
+
+    def checkpoint(self) -> int:
+        """The report so far under its name, on disk, the rest still to come: its
+        bytes (before a chunk of the file commits: runner.sync.chunks)."""
+        written = 0
+
+        def expose() -> None:
+            nonlocal written
+            written = self.out.expose()
+
+        self._guarded(expose)
+        return written
+
+    def rewind(self, size: int) -> None:
+        """Back to its first `size` bytes (what a committed chunk counted)."""
+        self._guarded(lambda: self.out.rewind(size))
 
     def publish(self) -> None:
         """The report under its name now (before the file's transaction commits, so a
@@ -47,8 +63,8 @@ class Report:
         if not self._published:
 
             def publish() -> None:
-                self._out.sync()
-                self._out.commit(replace=True)
+                self.out.sync()
+                self.out.commit(replace=True)
 
             self._guarded(publish)
             self._published = True
@@ -63,4 +79,4 @@ class Report:
             if kind is None:
                 self.publish()
         finally:
-            self._out.__exit__(kind, exc, tb)
+            self.out.__exit__(kind, exc, tb)

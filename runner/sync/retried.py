@@ -81,7 +81,7 @@ def run(
             recover.load(run, ledger.recovery, engine)
         key = marker_key(config, old)
         number = len(ledger.files) + 1
-        outcome = recover.recovered(
+        marked = recover.recovered(
             run,
             ledger.recovery,
             services,
@@ -92,6 +92,8 @@ def run(
             number,
             fingerprinted=(len(data), hashlib.sha256(data).hexdigest()),
         )
+        # a retry's lines are never committed in chunks: no marker says where to resume
+        outcome = marked if isinstance(marked, FileOutcome) else None
         if outcome is None:
             outcome = FileOutcome(
                 old.command,

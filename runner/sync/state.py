@@ -362,6 +362,13 @@ class SiteState(Owners):
             self.touched_groups.clear()
             self.dirty.clear()
             return
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Everything the batches so far decided written (before a chunk's commit: the
+        batch's writes are otherwise pipelined into the next), with the touched groups'
+        timemodified and the users' dirty flags."""
+        assert self.withheld is None
         self.writes.write_ready()
         self.writes.wait()
         self.writes.touch_groups(sorted(self.touched_groups), self.now)

@@ -16,7 +16,7 @@ from runner.core.text import plural
 from runner.step.globs import ControlGlob
 from runner.step.protocol import Action, Done
 from runner.storage.paths import FileState
-from runner.sync.base import Snapshot, SyncOptions
+from runner.sync.base import Chunks, Snapshot, SyncOptions
 from runner.sync.config import SyncConfig
 from runner.sync.encodings import canonical, line_oriented
 from runner.sync.feed import check_feed, listed, lock_present, lock_reason, not_ready
@@ -118,6 +118,7 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
             max_changes=_limits(params, scope),
             snapshot=_snapshot(params, scope),
             allow_admin_updates=bool(params.get("allow_admin_updates", False)),
+            commit_every=_chunks(params, scope),
         ),
         min_files=scope.integer(params.get("min_files", 0), "min_files", 0),
         max_age_hours=_hours(params.get("max_age_hours"), scope),
@@ -128,6 +129,25 @@ def configure(params: dict[str, Any], scope: StepScope) -> SyncConfig:
         key=f"{scope.step.kind} {params['file']}",
         newest_file=max(feed, key=lambda f: f[1].st_mtime)[0] if feed else None,
     )
+
+
+def _chunks(params: dict[str, Any], scope: StepScope) -> Chunks | None:
+    """`commit_every`: lines and seconds (the schema checked their types)."""
+    every = params.get("commit_every")
+    if every is None:
+        return None
+    if params.get("mode", "commands") == "snapshot":
+        raise PlaybookError(
+            [
+                scope.error(
+                    "commit_every is not for mode: snapshot (what the file misses is known"
+                    " only at its end, so a snapshot is applied in one transaction)",
+                    "commit_every",
+                )
+            ]
+        )
+    seconds = every.get("seconds")
+    return Chunks(every.get("lines"), None if seconds is None else float(seconds))
 
 
 def _hours(value: float | str | None, scope: StepScope) -> float | None:
@@ -207,12 +227,18 @@ def run(
 
         try:
             number = len(ledger.files) + 1
-            outcome = recover.recovered(
+            found = recover.recovered(
                 run, recovery, services, engine, path, expected, config.key, number
             )
-            if outcome is None:
-                outcome = FileOutcome(
-                    config.command, path, config.encoding, config.separator, step=config.key
+            if isinstance(found, FileOutcome):  # applied by a killed run
+                outcome = found
+            else:  # to apply, or to resume after the chunks a killed run committed
+                outcome = (
+                    FileOutcome(
+                        config.command, path, config.encoding, config.separator, step=config.key
+                    )
+                    if found is None
+                    else found.outcome
                 )
                 apply_file(
                     run,
@@ -228,6 +254,7 @@ def run(
                     max_line_bytes=config.max_line_bytes,
                     expected=expected,
                     on_batch=on_batch,
+                    resume=found,
                 )
         except NotReady as exc:  # still being written: left as it is, not processed
             waiting += 1

@@ -4,6 +4,7 @@ into the step's status."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -12,13 +13,16 @@ from runner.step.protocol import Action, Done
 
 if TYPE_CHECKING:
     from runner.db.tables import MoodleTables
+    from runner.record.journal import Spool
     from runner.record.model import FileOutcome
     from runner.step.facts import RunFacts
     from runner.step.ledger import SyncOutcomes
     from runner.step.services import SyncServices
     from runner.storage.paths import FileState
     from runner.sync.base import SyncOptions
+    from runner.sync.chunks import Resume
     from runner.sync.command import SyncCommand
+    from runner.sync.report import Report
 
 
 def apply_file(
@@ -36,13 +40,16 @@ def apply_file(
     expected: FileState | None = None,
     data: bytes | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    resume: Resume | None = None,
 ) -> None:
-    """Apply `outcome.path` (or `data`, a retry's lines) in one transaction, its report
-    numbered `number`; a real run commits the marker `key` with the lines."""
+    """Apply `outcome.path` (or `data`, a retry's lines) in one transaction (or in
+    chunks: options.commit_every), its report numbered `number`; a real run commits the
+    marker `key` with the lines. `resume`: the file's lines a killed run committed in
+    chunks (`outcome` is theirs): the rest applied, after their report and journal."""
     from runner.record import journal
-    from runner.sync import recover
     from runner.sync.apply import sync_file
     from runner.sync.journal import FileJournal
+    from runner.sync.recover import Marking
     from runner.sync.report import Report
 
     outcome.report = services.report_path(outcome.path, number)
@@ -51,6 +58,9 @@ def apply_file(
         Report(outcome.report, run.display(outcome.report)) as report,
         journal.spool(part, run.display(part)) as spool,
     ):
+        if resume is not None:
+            _continue(run, resume, report, spool, outcome)
+        marking = Marking(run, report, key, spool, resume.marker if resume else None)
         try:
             sync_file(
                 services.transaction,
@@ -65,9 +75,10 @@ def apply_file(
                 on_batch=on_batch,
                 withheld=ledger.withheld,
                 # the journal part published with the report, before the marker
-                before_commit=None if run.check else recover.marking(run, report, key, spool),
+                before_commit=None if run.check else marking,
                 data=data,
                 journal=FileJournal(spool, run.display(outcome.path)),
+                resume=resume,
             )
         except BaseException:
             if spool.published:  # its transaction failed after: no change to tell
@@ -81,6 +92,34 @@ def apply_file(
             journal.publish(spool)  # a preview's (a run's is published already)
             where = None if run.check else run.display(part)
             outcome.journal_text = journal.lines_text(spool.shown, outcome.journal, where)
+
+
+def _continue(
+    run: RunFacts, resume: Resume, report: Report, spool: Spool, outcome: FileOutcome
+) -> None:
+    """A file a killed run committed in chunks: its report and journal lines so far,
+    copied from that run's (what its last committed chunk counted)."""
+    from runner.record.journal import part_of
+    from runner.sync.recover import copy_start
+
+    out = report.out
+    if not copy_start(resume.source, run.runs_dir, resume.report, out.write_all):
+        out.rewind(0)
+        gone = [f"{outcome.path.name}: lines 1 to {resume.line:,} applied by a killed run"]
+        gone += [f"line {f.number}: failed: {f.message}" for f in outcome.failed]
+        report.write("\n".join(gone) + " (their report is gone)\n")
+    spool.count, spool.kinds = resume.count, Counter(resume.kinds)
+    source = None if resume.source is None else part_of(resume.source)
+    journal = spool.out
+    if (
+        resume.journal
+        and journal is not None
+        and not copy_start(source, run.runs_dir, resume.journal, journal.write_all)
+    ):
+        journal.rewind(0)
+        outcome.journal_error = (
+            "the journal part of the killed run that applied its first lines cannot be read"
+        )
 
 
 @dataclass

@@ -133,18 +133,24 @@ class Outside:
     webhook: str
 
 
-def playbook(database: str, outside: Outside) -> str:
+def playbook(database: str, outside: Outside, chunks: int = 0) -> str:
+    """The playbook; with `chunks`, each command feed commits every `chunks` lines."""
     run_as = f", run_as: {outside.run_as}" if outside.run_as else ""
-    return PLAYBOOK.format(
+    text = PLAYBOOK.format(
         database=database,
         moodle=outside.moodle,
         php=outside.php,
         run_as=run_as,
         webhook=outside.webhook,
     )
+    if chunks:
+        for feed in ("users", "cohorts", "groups", "enrols", "members"):
+            line = f"    file: {feed}_*.csv\n"
+            text = text.replace(line, f"{line}    commit_every: {{lines: {chunks}}}\n")
+    return text
 
 
-def build_template(root: Path, database: str, outside: Outside) -> Path:
+def build_template(root: Path, database: str, outside: Outside, chunks: int = 0) -> Path:
     """The workspace before any run (its database already made at `database`)."""
     from tests.conftest import make_file
 
@@ -155,14 +161,14 @@ def build_template(root: Path, database: str, outside: Outside) -> Path:
     for name, content in control_files().items():
         (template / "area" / name).write_bytes(content)
     make_file(template / "area" / "archives" / "20260801-0100_users_1.csv", days=100)
-    (template / "playbook.yml").write_text(playbook(database, outside))
+    (template / "playbook.yml").write_text(playbook(database, outside, chunks))
     return template
 
 
-def copy(template: Path, target: Path, database: str, outside: Outside) -> Path:
+def copy(template: Path, target: Path, database: str, outside: Outside, chunks: int = 0) -> Path:
     """A copy of the workspace whose playbook names `database` (a copy of the template's)."""
     shutil.copytree(template, target)
-    (target / "playbook.yml").write_text(playbook(database, outside))
+    (target / "playbook.yml").write_text(playbook(database, outside, chunks))
     return target
 
 

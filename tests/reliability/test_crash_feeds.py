@@ -96,17 +96,25 @@ def outside() -> Iterator[feeds.Outside]:
         shutil.rmtree(where, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "pg"])
+@pytest.fixture(scope="module", params=["sqlite", "pg", "sqlite-chunks", "pg-chunks"])
 def reference(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     outside: feeds.Outside,
 ) -> dict[str, Any]:
+    """An uninterrupted run; `-chunks`: each command feed committed line by line
+    (commit_every: {lines: 1}), so that a kill falls between any two lines."""
+    kind, _, chunked = request.param.partition("-")
+    chunks = 1 if chunked else 0
     root = tmp_path_factory.mktemp(f"feeds-{request.param}")
-    databases = Databases(request.param, request, root)
-    template = feeds.build_template(root, databases.template(), outside)
+    databases = Databases(kind, request, root)
+    template = feeds.build_template(root, databases.template(), outside, chunks)
     done = feeds.copy(
-        template, root / "reference", databases.copy("reference", root / "reference"), outside
+        template,
+        root / "reference",
+        databases.copy("reference", root / "reference"),
+        outside,
+        chunks,
     )
     trace = root / "trace.txt"
     result = ws.run(done, faults=f"trace={trace}")
@@ -122,6 +130,7 @@ def reference(
     assert json.loads(_Hook.posts[-1])["run_id"]  # notify sent the run's summary
     return {
         "outside": outside,
+        "chunks": chunks,
         "root": root,
         "template": template,
         "databases": databases,
@@ -136,7 +145,9 @@ def trial(reference: dict[str, Any], kill_at: int) -> None:
     root: Path = reference["root"]
     target = root / f"kill{kill_at}"
     url = reference["databases"].copy(f"kill{kill_at}", target)
-    space = feeds.copy(reference["template"], target, url, reference["outside"])
+    space = feeds.copy(
+        reference["template"], target, url, reference["outside"], reference["chunks"]
+    )
     killed = ws.run(space, faults=f"kill={kill_at}")
     assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stdout, killed.stderr)
     present = ws.files(space / "area", skip=(".postsync",))
@@ -158,6 +169,8 @@ def test_kill_at_every_point_of_every_feed_converges(reference: dict[str, Any]) 
     assert {"sync.commit", "sync.committed", "record.saved", "delete.after", "sync.missing"} <= set(
         points
     )
+    if reference["chunks"]:
+        assert {"sync.chunk", "sync.chunked"} <= set(points)
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(lambda k: trial(reference, k), range(1, len(points) + 1)))
 
