@@ -130,19 +130,6 @@ def publish(spool: Spool) -> None:
     spool.published = True
 
 
-def checkpoint(spool: Spool) -> int:
-    """The spool's lines so far under the part's name, on disk, more to come: its bytes
-    (before a chunk of the file commits: runner.sync.chunks)."""
-    try:
-        spool.flush()
-        if spool.out is None or not spool.count:
-            return 0  # no part for a file that changed nothing (yet)
-        faults.point("journal.publish")
-        return spool.out.expose()
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror or str(exc), spool.label) from None
-
-
 def step_change(
     spool: Spool, step: str, kind: str, courseid: int | None, fields: dict[str, Any]
 ) -> str:

@@ -27,13 +27,14 @@ from runner.step.services import Unit
 from runner.storage.paths import FileState
 from runner.sync import snapshot
 from runner.sync.base import CHANGED, FAILED, Chunks, SyncOptions
-from runner.sync.chunks import Chunker, Resume, read_through
+from runner.sync.chunks import Chunker, Resume, check_whole, how_much
 from runner.sync.command import SnapshotCommand, SyncCommand
 from runner.sync.diffing import Diff
 from runner.sync.guard import check_changes, keep_tally
 from runner.sync.journal import FileJournal
 from runner.sync.masking import UNALIGNED, hide_values
 from runner.sync.memory import InMemory
+from runner.sync.outcomes import read, reject
 from runner.sync.reader import (
     MAX_LINE_BYTES,
     ControlFile,
@@ -128,9 +129,24 @@ def sync_file(
     if withheld is None and isinstance(before_commit, Marking):
         every = options.commit_every if data is None and options.snapshot is None else None
         if every is not None or resume is not None:
-            whole = _check_whole(
-                transaction, tables, command, outcome, options, report, now, skip, control
-            )
+
+            def preview(trial: FileOutcome, sink: IO[str], after: Resume | None) -> None:
+                sync_file(
+                    transaction,
+                    tables,
+                    command,
+                    trial,
+                    replace(options, commit_every=None),
+                    now=now,
+                    report=sink,
+                    expected=expected,
+                    max_line_bytes=max_line_bytes,
+                    withheld=Withheld(),
+                    resume=after,
+                )
+
+            assert isinstance(control, ControlFile)
+            whole = check_whole(preview, outcome, options, report, skip, control)
             if whole is None:
                 return  # rejected: nothing of it applied (by this run)
             assert isinstance(report, Report)
@@ -239,7 +255,7 @@ def sync_file(
                 # the file must still be the one read: one being written is left
                 control.check_unchanged()
                 if before_commit is not None:
-                    _read(outcome, control)
+                    read(outcome, control)
                     before_commit(unit.conn, outcome)
             except NotRead:
                 state.close()
@@ -252,7 +268,7 @@ def sync_file(
                 unit.rollback()
                 if withheld is not None:
                     withheld.rollback()
-                _reject(outcome, report, exc)
+                reject(outcome, report, exc)
             except BaseException:
                 if chunker is not None and chunker.committed:
                     state.close()
@@ -275,17 +291,17 @@ def sync_file(
         reason = database_reason(exc)
         raise StepError(
             f"database error while applying {outcome.path.name}"
-            f" ({_how_much(outcome, chunker)}): {reason}"
+            f" ({how_much(outcome, chunker)}): {reason}"
         ) from None
     except OSError as exc:
         where = exc.filename or outcome.path
-        raise StepError(f"{where}: {exc.strerror or exc} ({_how_much(outcome, chunker)})") from None
+        raise StepError(f"{where}: {exc.strerror or exc} ({how_much(outcome, chunker)})") from None
     finally:
         if withheld is not None:
             withheld.rollback()  # after commit(): nothing to undo
         if diff is not None:
             diff.discard()  # after publish(): nothing to remove
-        _read(outcome, control)
+        read(outcome, control)
 
 
 def _diff(
@@ -307,94 +323,3 @@ def _preview_feed(made: set[tuple[str, int]], withheld: Withheld) -> None:
     feed's with its changes, kept with the preview's withheld changes."""
     for item in sorted(made):
         withheld.put(withheld.feed_made, item, True)
-
-
-def _how_much(outcome: FileOutcome, chunker: Chunker | None) -> str:
-    """What of a file whose apply failed is committed."""
-    if chunker is None or not chunker.committed:
-        return f"nothing of {outcome.path.name} was applied"
-    return f"its lines up to {chunker.committed:,} are committed; the next run applies the rest"
-
-
-def _reject(outcome: FileOutcome, report: IO[str] | Report, exc: ControlFileError) -> None:
-    """A file rejected whole: what its lines did is undone, none of them counts."""
-    outcome.error = str(exc)
-    outcome.changed = outcome.unchanged = outcome.partly = outcome.missing = 0
-    outcome.same, outcome.reconcile = 0, None
-    outcome.failed.clear()
-    outcome.courses.clear()
-    outcome.groups.clear()
-    outcome.journal = None
-    report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
-
-
-def _check_whole(
-    transaction: Callable[[], AbstractContextManager[Unit]],
-    tables: MoodleTables,
-    command: SyncCommand,
-    outcome: FileOutcome,
-    options: SyncOptions,
-    report: IO[str] | Report,
-    now: int,
-    skip: int,
-    control: ControlFile | InMemory,
-) -> FileState | None:
-    """Before the first chunk: the file read whole (or, with max_changes, previewed whole
-    from after line `skip`); the file as checked, or None when it is rejected (the
-    outcome and report say why). NotRead when it is not the file listed."""
-    assert isinstance(control, ControlFile)
-    if not options.max_changes:
-        try:
-            read_through(control)
-        except NotRead:
-            raise
-        except ControlFileError as exc:
-            _read(outcome, control)
-            _reject(outcome, report, exc)
-            return None
-        _read(outcome, control)
-        return control.state
-    from runner.record.model import FileOutcome
-    from runner.step.preview import Withheld
-
-    trial = FileOutcome(
-        outcome.command, outcome.path, outcome.encoding, outcome.separator, step=outcome.step
-    )
-    sync_file(
-        transaction,
-        tables,
-        command,
-        trial,
-        replace(options, commit_every=None),
-        now=now,
-        report=cast("IO[str]", _Discard()),
-        expected=control.expected,
-        max_line_bytes=control.dialect.max_line_bytes,
-        withheld=Withheld(),
-        resume=None if not skip else Resume(skip, 0, 0, 0),
-    )
-    for name in ("size", "sha256", "bom", "mtime_ns", "mode", "state", "header"):
-        setattr(outcome, name, getattr(trial, name))
-    if trial.error is not None:
-        outcome.error = trial.error
-        report.write(f"{outcome.path.name}: rejected, nothing applied: {trial.error}\n")
-        return None
-    return trial.state
-
-
-class _Discard:
-    """The report of a file's preview before its chunks: not kept."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-
-def _read(outcome: FileOutcome, control: ControlFile) -> None:
-    """What was read of the file: its size, digest, time and header."""
-    outcome.size = control.digest.size
-    outcome.sha256 = control.digest.sha.hexdigest()
-    outcome.bom = control.digest.bom
-    outcome.mtime_ns = control.mtime_ns
-    outcome.mode = control.mode
-    outcome.state = control.state
-    outcome.header = control.header.raw if control.header else b""

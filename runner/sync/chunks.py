@@ -24,20 +24,21 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from runner.core import faults
-from runner.sync.reader import ControlFile, NotReady
+from runner.sync.reader import ControlFile, ControlFileError, NotRead, NotReady
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sqlalchemy import Connection
 
+    from runner.record.journal import Spool
     from runner.record.model import FileOutcome
     from runner.step.services import Unit
     from runner.storage.paths import FileState
-    from runner.sync.base import Chunks
+    from runner.sync.base import Chunks, SyncOptions
     from runner.sync.journal import FileJournal
     from runner.sync.report import Report
     from runner.sync.state import SiteState
@@ -100,7 +101,7 @@ def still(path: Path, checked: FileState, line: int) -> None:
     if change is not None:
         raise Interrupted(
             0,
-            f"{change} while it was applied in chunks: its lines up to {line:,} are"
+            f"{change} while it was applied in chunks: its lines up to line {line:,} are"
             " committed; the next run applies the file as it is then",
         )
 
@@ -145,8 +146,6 @@ class Chunker:
         record_feed: Callable[[Connection], None],
     ) -> None:
         """The lines up to `line` committed, with the marker saying so."""
-        from runner.record.journal import checkpoint
-
         state.checkpoint()
         record_feed(unit.conn)
         still(outcome.path, self.checked, line)
@@ -155,16 +154,16 @@ class Chunker:
         resume = Resume(
             line,
             report.checkpoint(),
-            0 if spool is None else checkpoint(spool),
+            0 if spool is None else _expose(spool),
             0 if spool is None else spool.count,
             {} if spool is None else dict(spool.kinds),
         )
         self.marker(unit.conn, outcome, resume)
         faults.point("sync.chunk")
         unit.checkpoint()
-        faults.point("sync.chunked")
         self.committed, self.report_bytes, self.journal_bytes = line, resume.report, resume.journal
         self._lines, self._since = 0, time.monotonic()
+        faults.point("sync.chunked")
 
     def rewind(self, report: object, journal: FileJournal | None) -> None:
         """A failed chunk: its lines are not in the report nor the journal part, which
@@ -176,3 +175,68 @@ class Chunker:
         spool = None if journal is None else journal.spool
         if spool is not None and spool.out is not None and spool.out.exposed:
             spool.out.rewind(self.journal_bytes)
+
+
+def _expose(spool: Spool) -> int:
+    """The journal lines so far under the part's name, on disk, more to come: bytes."""
+    try:
+        spool.flush()
+        if spool.out is None or not spool.count:
+            return 0  # no part for a file that changed nothing (yet)
+        return spool.out.expose()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), spool.label) from None
+
+
+def check_whole(
+    preview: Callable[[FileOutcome, IO[str], Resume | None], None],
+    outcome: FileOutcome,
+    options: SyncOptions,
+    report: IO[str] | Report,
+    skip: int,
+    control: ControlFile,
+) -> FileState | None:
+    """Before the first chunk: the file read whole or, with max_changes, `preview`ed
+    whole (from after line `skip`); the file as checked, or None when it is rejected
+    (the outcome and report say why). NotRead when it is not the file listed."""
+    from runner.record.model import FileOutcome
+    from runner.sync.outcomes import read, reject
+
+    if not options.max_changes:
+        try:
+            read_through(control)
+        except NotRead:
+            raise
+        except ControlFileError as exc:
+            read(outcome, control)
+            reject(outcome, report, exc)
+            return None
+        read(outcome, control)
+        return control.state
+    trial = FileOutcome(
+        outcome.command, outcome.path, outcome.encoding, outcome.separator, step=outcome.step
+    )
+    preview(trial, cast("IO[str]", _Discard()), Resume(skip, 0, 0, 0) if skip else None)
+    for name in ("size", "sha256", "bom", "mtime_ns", "mode", "state", "header"):
+        setattr(outcome, name, getattr(trial, name))
+    if trial.error is not None:
+        outcome.error = trial.error
+        report.write(f"{outcome.path.name}: rejected, nothing applied: {trial.error}\n")
+        return None
+    return trial.state
+
+
+class _Discard:
+    """The report of a file's preview before its chunks: not kept."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def how_much(outcome: FileOutcome, chunker: Chunker | None) -> str:
+    """What of a file whose apply failed is committed."""
+    if chunker is None or not chunker.committed:
+        return f"nothing of {outcome.path.name} was applied"
+    return (
+        f"its lines up to line {chunker.committed:,} are committed; the next run applies the rest"
+    )
