@@ -214,10 +214,10 @@ def bench_users(twins: Twins, work: Path, n: int) -> dict[str, list[float]]:
     ]
     site = twins.clone("tool_sync")
     made.append(site)
-    sync = script(lab, "toolsync_users.php")
+    sync = str(lab.scripts / "toolsync.php")  # the lab's own (tests/moodle/php)
     out["tool_sync"] = [
-        php(site, sync, hand_over(lab, "userimport-new.csv", new)),
-        php(site, sync, hand_over(lab, "userimport-changed.csv", changed)),
+        php(site, sync, "users", hand_over(lab, "userimport-new.csv", new)),
+        php(site, sync, "users", hand_over(lab, "userimport-changed.csv", changed)),
     ]
     for tool_name in out:
         print(f"  users {tool_name}: {out[tool_name]}", flush=True)
@@ -242,8 +242,7 @@ def bench_enrolments(twins: Twins, work: Path, users: int) -> dict[str, list[flo
     out["postsync"].append(postsync(site, work, "enrols.csv", delete, step))
     assert count(site, ENROLMENTS) == want - gone * COURSES
     site = twins.clone("tool_sync")
-    sync = script(lab, "toolsync.php") if not (lab.scripts / "toolsync.php").exists() else None
-    sync = str(lab.scripts / "toolsync.php") if sync is None else sync
+    sync = str(lab.scripts / "toolsync.php")
     out["tool_sync"] = [php(site, sync, "enrols", hand_over(lab, "enrols-add.csv", add))]
     assert count(site, ENROLMENTS) == want, "tool_sync: not every enrolment made"
     out["tool_sync"].append(php(site, sync, "enrols", hand_over(lab, "enrols-del.csv", delete)))

@@ -76,6 +76,31 @@ def postsync_process(
     )
 
 
+def paused(
+    *args: object, point: str, where: Path, cwd: Path = ROOT
+) -> tuple[subprocess.Popen[str], Path]:
+    """postsync ARGS in a process of its own, paused at the first fault point named
+    `point` until the file returned exists (it is there when this returns). Its trace
+    and that file are in `where`."""
+    trace, go = where / f"trace-{point}", where / f"go-{point}"
+    trace.unlink(missing_ok=True)
+    go.unlink(missing_ok=True)
+    faults = f"trace={trace},wait={point}:{go}"
+    run = subprocess.Popen(
+        [*POSTSYNC, *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1", "POSTSYNC_FAULTS": faults},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while point not in (trace.read_text() if trace.exists() else ""):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.02)
+    return run, go
+
+
 def age(path: Path, days: float) -> Path:
     """Set `path`'s mtime to `days` days ago (without following symlinks)."""
     when = time.time() - days * 86400

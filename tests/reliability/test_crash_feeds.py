@@ -305,29 +305,18 @@ def test_a_run_stopped_by_sigterm_leaves_its_files_known_as_applied(
 ) -> None:
     """`systemctl stop` between two sync steps: exit 143, the users file applied and
     still marked; the next run post-treats it without applying it again."""
-    import subprocess
-    import time
-
-    from tests.conftest import POSTSYNC
+    from tests.conftest import paused
 
     space, url = sqlite_feeds
-    signal_file = tmp_path / "reached"
-    env = {
-        **os.environ,
-        "POSTSYNC_FAULTS": f"trace={signal_file},wait=step.done:{tmp_path / 'never'}",
-    }
-    run = subprocess.Popen(
-        [*POSTSYNC, "run", "playbook.yml", "-e", f"stamp={ws.STAMP}"],
+    run, _never = paused(
+        "run",
+        "playbook.yml",
+        "-e",
+        f"stamp={ws.STAMP}",
+        point="step.done",
+        where=tmp_path,
         cwd=space,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
-    deadline = time.monotonic() + 60
-    while "step.done" not in (signal_file.read_text() if signal_file.exists() else ""):
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.05)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 143, out + err

@@ -8,18 +8,13 @@ between two chunks stops the run, its committed lines said."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from tests.conftest import MAIN, ROOT, postsync_process
+from tests.conftest import paused, postsync_process
 from tests.reliability import feeds
 from tests.sync.conftest import Site, another_site
 
@@ -173,27 +168,6 @@ def test_a_run_failing_after_a_chunk_tells_what_is_committed_and_the_next_resume
     assert report(site) == report(twin)
 
 
-def _paused(site: Site, point: str) -> tuple[subprocess.Popen[str], Path]:
-    """A run of the playbook, waiting at the first fault point `point` until told."""
-    trace, go = site.root / "trace.txt", site.root / "go"
-    trace.unlink(missing_ok=True)
-    go.unlink(missing_ok=True)
-    env = {**os.environ, "NO_COLOR": "1", "POSTSYNC_FAULTS": f"trace={trace},wait={point}:{go}"}
-    run = subprocess.Popen(
-        [sys.executable, "-c", MAIN, "run", str(site.root / "playbook.yml")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while point not in (trace.read_text() if trace.exists() else ""):
-        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
-        time.sleep(0.02)
-    return run, go
-
-
 def _moodle_writes(site: Site) -> None:
     """Moodle changes U0001's enrolment in MATH101 (enrol_user on an existing one),
     waiting at most 2 seconds for a lock."""
@@ -221,8 +195,9 @@ def test_another_writer_waits_for_a_chunk_not_for_the_file(site: Site) -> None:
     assert site.run(steps=step()).code == 0
     unenrol = HEADER + "del;MATH101;U0001;student;;\n" + _roster().split("\n", 1)[1]
     site.write("enrols.csv", unenrol)
-    site.playbook(step())
-    run, go = _paused(site, "sync.commit")  # one transaction: every line written
+    playbook = site.playbook(step())
+    # one transaction: every line written, not committed
+    run, go = paused("run", playbook, point="sync.commit", where=site.root)
     try:
         with pytest.raises(OperationalError):  # held until the file's commit
             _moodle_writes(site)
@@ -234,7 +209,8 @@ def test_another_writer_waits_for_a_chunk_not_for_the_file(site: Site) -> None:
     assert site.run(steps=step()).code == 0
     site.write("enrols.csv", unenrol)
     site.playbook(step("{lines: 4}"))
-    run, go = _paused(site, "sync.chunked")  # lines 1-4 committed, the rest to come
+    # lines 2-5 committed, the rest to come
+    run, go = paused("run", playbook, point="sync.chunked", where=site.root)
     try:
         _moodle_writes(site)  # no wait
     finally:
@@ -246,8 +222,8 @@ def test_another_writer_waits_for_a_chunk_not_for_the_file(site: Site) -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_file_changed_between_chunks_stops_the_run(site: Site) -> None:
     path = site.write("enrols.csv", _roster())
-    site.playbook(step("{lines: 4}"))
-    run, go = _paused(site, "sync.chunked")
+    playbook = site.playbook(step("{lines: 4}"))
+    run, go = paused("run", playbook, point="sync.chunked", where=site.root)
     try:
         with path.open("a") as out:
             out.write("add;MATH101;U0099;student;;\n")

@@ -7,15 +7,11 @@ the other writer's row), and one more changes nothing."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MAIN, ROOT, postsync_process
+from tests.conftest import paused, postsync_process
 from tests.sync.conftest import Site
 from tests.sync.test_snapshot_enrolments import users
 
@@ -57,21 +53,8 @@ def test_a_snapshot_while_moodle_and_another_area_write_the_same_course(
         assert first.code == 0, first.out + first.err
     site.write("roster.csv", roster)
     site.playbook(steps)
-    trace, go = site.root / "trace.txt", site.root / "go"
-    env = {**os.environ, "NO_COLOR": "1", "POSTSYNC_FAULTS": f"trace={trace},wait=sync.batch:{go}"}
-    run = subprocess.Popen(
-        [sys.executable, "-c", MAIN, "run", str(site.root / "playbook.yml")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run, go = paused("run", site.root / "playbook.yml", point="sync.batch", where=site.root)
     try:
-        deadline = time.monotonic() + 60
-        while "sync.batch" not in (trace.read_text() if trace.exists() else ""):
-            assert time.monotonic() < deadline and run.poll() is None, run.communicate()
-            time.sleep(0.02)
         # Moodle unenrols U0003 (missing from the snapshot) meanwhile...
         site.execute(
             "DELETE FROM mdl_user_enrolments WHERE userid ="
