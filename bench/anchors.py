@@ -31,164 +31,35 @@ nothing.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import POSTSYNC, ROOT, check_applied
-from tests.moodle.lab import DB_USER, Lab, Site, lab_root, source
-
-COURSES = 10
-PHP = Path(__file__).resolve().parent / "php"
-
-
-@dataclass
-class Twins:
-    """Clones of one seeded site (its database and dataroot), one per tool."""
-
-    lab: Lab
-    seed: Site
-    names: list[str] = field(default_factory=list)
-
-    def clone(self, tool: str) -> Site:
-        name = f"t{os.getpid()}_{len(self.names) + 1}"
-        self.names.append(name)
-        server = self.lab.server
-        server.sql(f"DROP DATABASE IF EXISTS {name}")
-        server.sql(f"CREATE DATABASE {name} TEMPLATE {self.seed.name} OWNER {DB_USER}")
-        root = self.lab.root
-        shutil.rmtree(root / f"data_{name}", ignore_errors=True)
-        shutil.copytree(root / f"data_{self.seed.name}", root / f"data_{name}", symlinks=True)
-        self.lab._own(root / f"data_{name}")
-        print(f"  {tool}: site {name}", flush=True)
-        return Site(self.lab, name)
-
-
-def php(site: Site, *args: str) -> float:
-    """Moodle's PHP with ARGS on the site, as its web server's user: wall seconds."""
-    start = time.perf_counter()
-    site.lab.php_command(*args, site=site.name)
-    return time.perf_counter() - start
-
-
-def script(lab: Lab, name: str) -> str:
-    """A PHP script of bench/php, where the site user reads it."""
-    target = lab.scripts / name
-    shutil.copyfile(PHP / name, target)
-    target.chmod(0o644)
-    return str(target)
-
-
-def hand_over(lab: Lab, name: str, text: str) -> str:
-    path = lab.inbox / name
-    path.write_text(text)
-    path.chmod(0o666)
-    return str(path)
-
-
-def postsync(site: Site, work: Path, name: str, text: str, steps: str) -> float:
-    """postsync run of one file on the site: wall seconds (its start included)."""
-    root = work / site.name
-    area = root / "area"
-    area.mkdir(parents=True, exist_ok=True)
-    (area / name).write_text(text)
-    playbook = root / "playbook.yml"
-    playbook.write_text(f'name: anchors\narea: area\ndatabase: "{site.url}"\nsync:\n{steps}')
-    start = time.perf_counter()
-    result = subprocess.run(
-        [*POSTSYNC, "run", str(playbook)], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - start
-    if result.returncode not in (0, 2):
-        raise SystemExit(f"postsync failed ({result.returncode}): {result.stdout[-3000:]}")
-    check_applied(area, text.count("\n") - 1)
-    return seconds
-
-
-def count(site: Site, sql: str) -> int:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(site.url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql)).scalar_one())
-    finally:
-        engine.dispose()
-
-
-def users_file(
-    first: int, n: int, sep: str, changed: float = 0.0, fields: tuple[str, ...] = ()
-) -> str:
-    """n users A00001...: half with a password; `changed`: that share renamed; `fields`:
-    custom profile fields given a value."""
-    names = ["username", "idnumber", "firstname", "lastname", "email", "password"]
-    lines = [sep.join([*names, *(f"profile_field_{f}" for f in fields)])]
-    renamed = int(n * changed)
-    for i in range(first, first + n):
-        last = "Renamed" if i - first < renamed else "Anchor"
-        password = f"Pw-{i:05d}-x!" if i % 2 else ""
-        values = [f"a{i:05d}", f"A{i:05d}", "Ann", last, f"a{i:05d}@example.org", password]
-        lines.append(sep.join([*values, *("none" for _ in fields)]))
-    return "\n".join(lines) + "\n"
-
-
-def textareas(site: Site) -> tuple[str, ...]:
-    """The site's custom profile fields of type textarea: uploaduser's CLI inserts a
-    null into a NOT NULL column for one a file leaves out (tool_sync adds one,
-    userpicturehash), so its files give them a value."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(site.url)
-    try:
-        with engine.connect() as conn:
-            sql = "SELECT shortname FROM mdl_user_info_field WHERE datatype = 'textarea'"
-            return tuple(str(r[0]) for r in conn.execute(text(sql)))
-    finally:
-        engine.dispose()
-
-
-def enrol_lines(users: int, cmd: str, sep: str, flatfile: bool = False) -> list[str]:
-    lines = []
-    for u in range(1, users + 1):
-        for c in range(1, COURSES + 1):
-            if flatfile:
-                lines.append(f"{cmd},student,U{u:05d},C{c:03d}")
-            else:
-                lines.append(sep.join([cmd, f"C{c:03d}", f"U{u:05d}", "student", "manual"]))
-    return lines
-
-
-#: an enrolments file as tool_sync reads it (its `enrol` column: the plugin)
-HEAD = "cmd;cid;uid;rolename;enrol"
-USERS_STEP = "  - command: users\n    file: users.csv\n    settle_seconds: 0\n"
-ENROL_STEP = "  - command: enrolments\n    file: enrols.csv\n    settle_seconds: 0\n{extra}"
-NEW_USERS = "SELECT COUNT(*) FROM mdl_user WHERE idnumber LIKE 'A%' AND deleted = 0"
-RENAMED = "SELECT COUNT(*) FROM mdl_user WHERE idnumber LIKE 'A%' AND lastname = 'Renamed'"
-ENROLMENTS = (
-    "SELECT COUNT(*) FROM mdl_user_enrolments ue JOIN mdl_user u ON u.id = ue.userid"
-    " WHERE u.idnumber LIKE 'U%'"
+from bench.lab_bench import (
+    COURSES,
+    ENROL_STEP,
+    ENROLMENTS,
+    HEAD,
+    NEW_USERS,
+    RENAMED,
+    USERS_STEP,
+    Twins,
+    count,
+    enrol_lines,
+    hand_over,
+    php,
+    postsync,
+    script,
+    seed,
+    textareas,
+    users_file,
 )
-
-
-def seed(lab: Lab, work: Path, users: int) -> Site:
-    """The site every twin clones: the lab's seeded site, COURSES courses made through
-    Moodle's API and `users` users (made by postsync: setup, not measured)."""
-    site = lab.clone(f"t{os.getpid()}_0")
-    php(site, script(lab, "courses.php"), str(COURSES))
-    people = ["username;idnumber;firstname;lastname;email"]
-    people += [f"u{u:05d};U{u:05d};Una;Seed;u{u:05d}@example.org" for u in range(1, users + 1)]
-    postsync(site, work, "users.csv", "\n".join(people) + "\n", USERS_STEP)
-    php(site, "admin/cli/purge_caches.php")
-    return site
+from bench.lock_wait import latency
+from tests.moodle.lab import Lab, lab_root, source
 
 
 def bench_users(twins: Twins, work: Path, n: int) -> dict[str, list[float]]:
@@ -264,80 +135,6 @@ def bench_enrolments(twins: Twins, work: Path, users: int) -> dict[str, list[flo
     for tool_name in out:
         print(f"  enrolments {tool_name}: {out[tool_name]}", flush=True)
     return out
-
-
-def first_write(site: Site, deadline: float) -> None:
-    """Until a transaction other than this one holds a transaction id on the site's
-    database (it wrote a row: postsync's first batch)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(site.url, isolation_level="AUTOCOMMIT")
-    sql = text(
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-    )
-    try:
-        with engine.connect() as conn:
-            while not conn.execute(sql).scalar_one():
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{site.name}: no write seen")
-                time.sleep(0.01)
-    finally:
-        engine.dispose()
-
-
-def latency(twins: Twins, work: Path, users: int, extra: str) -> dict[str, float]:
-    """Moodle's enrol_user latency while postsync applies the enrolments: from
-    postsync's first write on, a PHP process enrols, again and again, the users of the
-    file's first lines in the course they name (rows postsync has just written)."""
-    lab = twins.lab
-    site = twins.clone(f"latency{extra and ' (chunks)'}")
-    add = "\n".join([HEAD, *enrol_lines(users, "add", ";")]) + "\n"
-    root = work / site.name
-    (root / "area").mkdir(parents=True, exist_ok=True)
-    (root / "area" / "enrols.csv").write_text(add)
-    playbook = root / "playbook.yml"
-    step = ENROL_STEP.format(extra=extra)
-    playbook.write_text(f'name: anchors\narea: area\ndatabase: "{site.url}"\nsync:\n{step}')
-    stop = lab.inbox / f"stop-{site.name}"
-    stop.unlink(missing_ok=True)
-    people = [f"U{u:05d}" for u in range(1, 41)]  # lines 2 to 401: C001 is each one's first
-    env = {**os.environ, "LAB_DB": site.name, "MOODLE_LAB": str(lab.root)}
-    command = ["php", script(lab, "enrol_loop.php"), "C001", str(stop), *people]
-    if os.geteuid() == 0:
-        env["HOME"] = lab.user.pw_dir
-        command = ["runuser", "-u", lab.user.pw_name, "--", *command]
-    start = time.perf_counter()
-    run = subprocess.Popen(
-        [*POSTSYNC, "run", str(playbook)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    with tempfile.TemporaryFile("w+") as out:
-        first_write(site, time.monotonic() + 120)
-        loop = subprocess.Popen(command, cwd=lab.moodle, env=env, stdout=out, text=True)
-        _out, err = run.communicate(timeout=1800)
-        seconds = time.perf_counter() - start
-        if run.returncode not in (0, 2):
-            raise SystemExit(f"postsync failed ({run.returncode}): {err[-3000:]}")
-        time.sleep(1.0)
-        stop.touch()
-        loop.wait(timeout=600)
-        out.seek(0)
-        lines = [line for line in out.read().splitlines() if line.startswith("{")]
-    check_applied(root / "area", users * COURSES)
-    found = json.loads(lines[-1])
-    times = sorted(found["latencies"])
-    return {
-        "run": seconds,
-        "calls": len(times),
-        "errors": found["errors"],
-        "median": statistics.median(times),
-        "worst": times[-1],
-        "over_1s": sum(1 for t in times if t > 1.0),
-    }
 
 
 def main() -> None:

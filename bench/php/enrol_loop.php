@@ -1,7 +1,7 @@
 <?php
 // Moodle's own enrol_user, again and again, while another writer runs: each call enrols
 // one of USERS (idnumbers, in turn) in COURSE (idnumber) through the manual plugin, as a
-// teacher's request would, and is timed; until STOPFILE exists. Prints the calls'
+// teacher's request would, and is timed; until STOPFILE exists (at least once). Prints the calls'
 // latencies in seconds as JSON ({"latencies": [...], "errors": N}).
 //   php enrol_loop.php COURSE STOPFILE USER...
 define('CLI_SCRIPT', true);
@@ -16,7 +16,7 @@ $plugin = enrol_get_plugin('manual');
 $latencies = [];
 $errors = 0;
 $i = 0;
-while (!file_exists($argv[2])) {
+do {  // at least once: the first call may come after the other writer is done
     $user = $users[$i++ % count($users)];
     $start = microtime(true);
     try {
@@ -26,5 +26,5 @@ while (!file_exists($argv[2])) {
     }
     $latencies[] = microtime(true) - $start;
     usleep(20000);
-}
+} while (!file_exists($argv[2]));
 echo json_encode(['latencies' => $latencies, 'errors' => $errors]), "\n";

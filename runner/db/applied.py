@@ -167,8 +167,16 @@ def claim(engine: Engine, marker: int, run_id: str, outcome: str) -> None:
         )
 
 
-def remove(engine: Engine, area: Path, *, ids: Iterable[int] = (), run_id: str = "") -> None:
-    """Remove these markers, and every marker of the run `run_id` in `area`."""
+def remove(
+    engine: Engine,
+    area: Path,
+    *,
+    ids: Iterable[int] = (),
+    run_id: str = "",
+    keep: Iterable[int] = (),
+) -> None:
+    """Remove these markers, and every marker of the run `run_id` in `area` but those to
+    `keep` (files the run left committed in part)."""
     ids = list(ids)
     with engine.begin() as conn:
         if not exists(conn):
@@ -176,6 +184,11 @@ def remove(engine: Engine, area: Path, *, ids: Iterable[int] = (), run_id: str =
         if ids:
             conn.execute(delete(applied).where(applied.c.id.in_(ids)))
         if run_id:
+            kept = list(keep)
             conn.execute(
-                delete(applied).where(applied.c.area == _key(area), applied.c.runid == run_id)
+                delete(applied).where(
+                    applied.c.area == _key(area),
+                    applied.c.runid == run_id,
+                    applied.c.id.not_in(kept) if kept else applied.c.id.is_not(None),
+                )
             )

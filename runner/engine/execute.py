@@ -230,7 +230,13 @@ def _forget_applied(run: Run) -> None:
 
     with contextlib.suppress(StepError, SQLAlchemyError):
         engine, _tables = run.services.database()
-        applied.remove(engine, facts.area, ids=recovery.done(), run_id=facts.run_id)
+        applied.remove(
+            engine,
+            facts.area,
+            ids=recovery.done(),
+            run_id=facts.run_id,
+            keep=recovery.unfinished,
+        )
         faults.point("applied.removed")
 
 

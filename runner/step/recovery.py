@@ -47,6 +47,9 @@ class Recovery:
     dropped: list[int] = field(default_factory=list)
     #: the globs of the sync steps that ran
     globs: list[ControlGlob] = field(default_factory=list)
+    #: markers of files this run left committed in part (commit_every): kept when it
+    #: ends, for the next run to resume them
+    unfinished: set[int] = field(default_factory=set)
 
     def load(self, conn: Connection, area: Path, runs_dir: Path, run_id: str) -> None:
         from runner.db import applied
@@ -60,8 +63,8 @@ class Recovery:
                 continue  # `postsync post` of that run: its own markers
             if marker.run_id not in ended:
                 ended[marker.run_id] = _run_ended(runs_dir, marker.run_id)
-            if ended[marker.run_id]:
-                self.dropped.append(marker.id)
+            if ended[marker.run_id] and "resume" not in marker.outcome:
+                self.dropped.append(marker.id)  # a file committed in part stays pending
                 continue
             key = (str(marker.outcome.get("step", "")), marker.path)
             older = self.pending.get(key)

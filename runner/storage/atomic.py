@@ -147,8 +147,16 @@ class AtomicFile:
     def rewind(self, size: int) -> None:
         """An exposed file cut back to its first `size` bytes (what was written after a
         chunk whose transaction then failed), to be written on from there."""
-        os.ftruncate(self.file.fileno(), size)
-        self.file.seek(size)
+        if self.file.closed:  # synced and closed for its last commit, which failed
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            os.ftruncate(self.file.fileno(), size)
+            self.file.seek(size)
         self.written = size
 
     def commit(self, *, replace: bool = False, sync_dir: bool = True) -> None:

@@ -147,11 +147,25 @@ def sync_file(
 
             assert isinstance(control, ControlFile)
             whole = check_whole(preview, outcome, options, report, skip, control)
+            if whole is None and skip:  # the rest of a file a killed run began
+                raise StepError(
+                    f"{outcome.path.name}: {outcome.error} (its lines up to line {skip:,}"
+                    " are committed, by a killed run: the rest is applied once it passes)"
+                )
             if whole is None:
-                return  # rejected: nothing of it applied (by this run)
+                return  # rejected: nothing of it applied
             assert isinstance(report, Report)
             control = ControlFile(outcome.path, dialect, command.columns, whole)
-            chunker = Chunker(every or Chunks(), whole, before_commit.chunk)
+            spool = journal.spool if journal is not None else None
+            chunker = Chunker(
+                every or Chunks(),
+                whole,
+                before_commit.chunk,
+                # what a killed run committed (copied before: runner.sync.tally)
+                committed=skip,
+                report_bytes=report.out.written,
+                journal_bytes=spool.out.written if spool and spool.out else 0,
+            )
     if withheld is not None:
         withheld.begin()
     try:
@@ -260,25 +274,21 @@ def sync_file(
             except NotRead:
                 state.close()
                 unit.rollback()
-                if chunker is not None and chunker.committed:
-                    chunker.rewind(report, journal)
                 raise
             except ControlFileError as exc:
                 state.close()
                 unit.rollback()
                 if withheld is not None:
                     withheld.rollback()
-                reject(outcome, report, exc)
-            except BaseException:
                 if chunker is not None and chunker.committed:
-                    state.close()
-                    unit.rollback()
-                    chunker.rewind(report, journal)
-                raise
+                    raise  # not a rejection: lines are committed (below)
+                reject(outcome, report, exc)
             finally:
                 state.close()
             faults.point("sync.commit")
         faults.point("sync.committed")
+        if chunker is not None:
+            chunker.done = True
         if withheld is not None:
             withheld.commit()
         if diff is not None and outcome.error is None:
@@ -287,6 +297,8 @@ def sync_file(
         if chunker is None or not chunker.committed:
             raise
         raise StepError(f"{outcome.path.name}: {exc.message}") from None
+    except ControlFileError as exc:  # after a chunk: not a rejection
+        raise StepError(f"{outcome.path.name}: {exc} ({how_much(outcome, chunker)})") from None
     except SQLAlchemyError as exc:
         reason = database_reason(exc)
         raise StepError(
@@ -297,6 +309,8 @@ def sync_file(
         where = exc.filename or outcome.path
         raise StepError(f"{where}: {exc.strerror or exc} ({how_much(outcome, chunker)})") from None
     finally:
+        if chunker is not None and not chunker.done:
+            chunker.abandon(report, journal)
         if withheld is not None:
             withheld.rollback()  # after commit(): nothing to undo
         if diff is not None:

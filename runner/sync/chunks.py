@@ -88,9 +88,9 @@ def read_through(control: ControlFile) -> None:
         pass
 
 
-def still(path: Path, checked: FileState, line: int) -> None:
+def still(path: Path, checked: FileState, committed: int) -> None:
     """NotReady when the file at `path` is no longer the one checked (called before a
-    chunk's commit)."""
+    chunk's commit; `committed`: its lines up to that line are)."""
     from runner.storage.paths import FileState
 
     try:
@@ -98,12 +98,17 @@ def still(path: Path, checked: FileState, line: int) -> None:
     except FileNotFoundError:
         now = None
     change = "was removed" if now is None else checked.change(now)
-    if change is not None:
-        raise Interrupted(
-            0,
-            f"{change} while it was applied in chunks: its lines up to line {line:,} are"
-            " committed; the next run applies the file as it is then",
+    if change is None:
+        return
+    if not committed:
+        raise NotReady(
+            0, f"{change} while it was applied: nothing of it applied; left for the next run"
         )
+    raise Interrupted(
+        0,
+        f"{change} while it was applied in chunks: its lines up to line {committed:,} are"
+        " committed; the next run applies the file as it is then",
+    )
 
 
 class Interrupted(NotReady):
@@ -119,11 +124,13 @@ class Chunker:
     checked: FileState
     #: (connection, outcome so far, where it resumes) before a chunk's commit: the marker
     marker: Callable[[Connection, FileOutcome, Resume], None]
-    #: the last line committed (0: none yet)
+    #: the last line committed (0: none yet), by this run or the killed one it resumes
     committed: int = 0
     #: the report's and journal's bytes committed with it
     report_bytes: int = 0
     journal_bytes: int = 0
+    #: the file's last transaction committed
+    done: bool = False
     _lines: int = 0
     _since: float = field(default_factory=time.monotonic)
 
@@ -148,7 +155,7 @@ class Chunker:
         """The lines up to `line` committed, with the marker saying so."""
         state.checkpoint()
         record_feed(unit.conn)
-        still(outcome.path, self.checked, line)
+        still(outcome.path, self.checked, self.committed)
         outcome.journal = journal.span()
         spool = journal.spool
         resume = Resume(
@@ -165,16 +172,23 @@ class Chunker:
         self._lines, self._since = 0, time.monotonic()
         faults.point("sync.chunked")
 
-    def rewind(self, report: object, journal: FileJournal | None) -> None:
-        """A failed chunk: its lines are not in the report nor the journal part, which
-        end with the last chunk committed."""
+    def abandon(self, report: object, journal: FileJournal | None) -> None:
+        """The file's transaction failed (or was never committed): its report and
+        journal part, if under their names already, end with the last chunk committed
+        (this run's or the killed run's), and are removed when none was."""
         from runner.sync.report import Report
 
-        if isinstance(report, Report):
-            report.rewind(self.report_bytes)
+        if isinstance(report, Report) and report.out.exposed:
+            if self.committed:
+                report.rewind(self.report_bytes)
+            else:
+                report.path.unlink(missing_ok=True)
         spool = None if journal is None else journal.spool
         if spool is not None and spool.out is not None and spool.out.exposed:
-            spool.out.rewind(self.journal_bytes)
+            if self.journal_bytes:
+                spool.out.rewind(self.journal_bytes)
+            else:
+                spool.out.path.unlink(missing_ok=True)
 
 
 def _expose(spool: Spool) -> int:

@@ -81,8 +81,11 @@ def apply_file(
                 resume=resume,
             )
         except BaseException:
-            if spool.published:  # its transaction failed after: no change to tell
+            exposed = spool.out is not None and spool.out.exposed  # runner.sync.chunks'
+            if spool.published and not exposed:  # its transaction failed: no change to tell
                 part.unlink(missing_ok=True)
+            if marking.marker is not None:  # a chunk is committed: the file is unfinished
+                ledger.recovery.unfinished.add(marking.marker)
             raise
         if outcome.error is not None:
             if spool.published:

@@ -231,7 +231,7 @@ def test_a_file_changed_between_chunks_stops_the_run(site: Site) -> None:
         go.touch()
         out_text, err = run.communicate(timeout=120)
     assert run.returncode == 3, out_text + err
-    assert "while it was applied in chunks: its lines up to line 9 are committed" in out_text
+    assert "while it was applied in chunks: its lines up to line 5 are committed" in out_text
     assert path.exists()  # not post-treated
     # the next run applies the file as it is now, whole
     again = site.run("-v")
@@ -248,3 +248,67 @@ def test_commit_every_is_not_for_a_snapshot(site: Site) -> None:
     assert "commit_every is not for mode: snapshot" in result.out + result.err
     refused = site.run(steps=step("{lines: 0}"))
     assert refused.code != 0 and "commit_every" in refused.out + refused.err
+
+
+def run_files(site: Site) -> list[str]:
+    """The files of the runs' directories (reports, journal parts)."""
+    runs = site.area / ".postsync" / "runs"
+    return sorted(p.name for p in runs.glob("*/*"))
+
+
+def test_a_failure_before_the_first_chunk_commits_leaves_nothing(site: Site, twin: Site) -> None:
+    """The report and journal part are under their names just before a chunk commits:
+    its commit failing, they go (nothing of the file is committed)."""
+    twin.write("enrols.csv", _roster())
+    assert twin.run(steps=step()).code == 2
+    site.write("enrols.csv", _roster())
+    playbook = site.playbook(step("{lines: 4}"))
+    failed = postsync_process("run", playbook, env={"POSTSYNC_FAULTS": "enospc=sync.chunk"})
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    assert "(nothing of enrols.csv was applied)" in failed.stdout, failed.stdout
+    assert run_files(site) == [] and markers(site) == []
+    again = site.run("-v")
+    assert again.code == 2, again.out + again.err
+    assert feeds.site(site.url) == feeds.site(twin.url)
+    assert report(site) == report(twin)
+
+
+def test_a_failed_last_commit_leaves_the_chunks_report_and_journal(site: Site, twin: Site) -> None:
+    """The file's last transaction fails after its report and journal part were
+    published: both end with the last chunk committed, which the next run resumes."""
+    twin.write("enrols.csv", _roster())
+    assert twin.run(steps=step()).code == 2
+    site.write("enrols.csv", _roster())
+    playbook = site.playbook(step("{lines: 4}"))
+    failed = postsync_process("run", playbook, env={"POSTSYNC_FAULTS": "enospc=sync.commit"})
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    assert "its lines up to line 49 are committed" in failed.stdout, failed.stdout
+    (journal,) = (site.area / ".postsync" / "runs").glob("*/*.journal")
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert max(line["line"] for line in lines) <= 49
+    assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
+    again = site.run("-v")
+    assert again.code == 2, again.out + again.err
+    assert feeds.site(site.url) == feeds.site(twin.url)
+    assert outcome(site) == outcome(twin)
+    assert report(site) == report(twin)
+    assert markers(site) == []
+
+
+def test_a_step_failing_after_a_chunk_with_ignore_errors_is_resumed(site: Site, twin: Site) -> None:
+    """The run goes on and ends: the file's marker stays, and the next run applies the
+    rest, never its committed lines again."""
+    twin.write("enrols.csv", _roster())
+    assert twin.run(steps=step()).code == 2
+    site.write("enrols.csv", _roster())
+    playbook = site.playbook(step("{lines: 4}", "    ignore_errors: true\n"))
+    failed = postsync_process("run", playbook, env={"POSTSYNC_FAULTS": "enospc=sync.chunked"})
+    assert "its lines up to line 5 are committed" in failed.stdout, failed.stdout
+    assert "FAILED   enrolments" in failed.stdout and "(ignored)" in failed.stdout, failed.stdout
+    assert len(markers(site)) == 1  # kept when the run ended: the file is committed in part
+    again = site.run("-v")
+    assert again.code == 2, again.out + again.err
+    assert "(48 lines: 46 changed, 0 unchanged, 2 failed" in again.out, again.out
+    assert feeds.site(site.url) == feeds.site(twin.url)
+    assert outcome(site) == outcome(twin)
+    assert markers(site) == []
