@@ -1,8 +1,8 @@
 <?php
 // Moodle's own enrol_user, again and again, while another writer runs: each call enrols
 // one of USERS (idnumbers, in turn) in COURSE (idnumber) through the manual plugin, as a
-// teacher's request would, and is timed; until STOPFILE exists (at least once). Prints the calls'
-// latencies in seconds as JSON ({"latencies": [...], "errors": N}).
+// teacher's request would, and is timed; at least once, then until STOPFILE exists.
+// Prints the calls' latencies in seconds as JSON ({"latencies": [...], "errors": N}).
 //   php enrol_loop.php COURSE STOPFILE USER...
 define('CLI_SCRIPT', true);
 require(getenv('MOODLE_LAB') . '/moodle/config.php');
