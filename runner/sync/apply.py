@@ -298,16 +298,18 @@ def sync_file(
             raise
         raise StepError(f"{outcome.path.name}: {exc.message}") from None
     except ControlFileError as exc:  # after a chunk: not a rejection
-        raise StepError(f"{outcome.path.name}: {exc} ({how_much(outcome, chunker)})") from None
+        said = how_much(chunker, "nothing of it was applied")
+        raise StepError(f"{outcome.path.name}: {exc} ({said})") from None
     except SQLAlchemyError as exc:
         reason = database_reason(exc)
         raise StepError(
             f"database error while applying {outcome.path.name}"
-            f" ({how_much(outcome, chunker)}): {reason}"
+            f" ({how_much(chunker, 'nothing of it was applied')}): {reason}"
         ) from None
     except OSError as exc:
         where = exc.filename or outcome.path
-        raise StepError(f"{where}: {exc.strerror or exc} ({how_much(outcome, chunker)})") from None
+        said = how_much(chunker, f"nothing of {outcome.path.name} was applied")
+        raise StepError(f"{where}: {exc.strerror or exc} ({said})") from None
     finally:
         if chunker is not None and not chunker.done:
             chunker.abandon(report, journal)

@@ -247,10 +247,9 @@ class _Discard:
         return len(text)
 
 
-def how_much(outcome: FileOutcome, chunker: Chunker | None) -> str:
-    """What of a file whose apply failed is committed."""
+def how_much(chunker: Chunker | None, nothing: str) -> str:
+    """What of a file whose apply failed is committed (`nothing`: how to say none)."""
     if chunker is None or not chunker.committed:
-        return f"nothing of {outcome.path.name} was applied"
-    return (
-        f"its lines up to line {chunker.committed:,} are committed; the next run applies the rest"
-    )
+        return nothing
+    line = chunker.committed
+    return f"its lines up to line {line:,} are committed; the next run applies the rest"
