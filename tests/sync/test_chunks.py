@@ -8,6 +8,7 @@ between two chunks stops the run, its committed lines said."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,6 +72,15 @@ def twin(site: Site, request: pytest.FixtureRequest) -> Site:
     return another_site(site, request, "twin")
 
 
+def roster_on_both(site: Site, twin: Site, extra: str = "") -> Path:
+    """The roster applied on the twin in one transaction, and written on the site for
+    a step committing every 4 lines (with `extra` options): the site's playbook."""
+    twin.write("enrols.csv", _roster())
+    assert twin.run("-v", steps=step()).code == 2
+    site.write("enrols.csv", _roster())
+    return site.playbook(step("{lines: 4}", extra))
+
+
 def test_a_file_in_chunks_ends_where_one_transaction_ends(site: Site, twin: Site) -> None:
     for where, every in ((twin, ""), (site, "{lines: 4}")):
         where.write("enrols.csv", _roster())
@@ -128,10 +138,7 @@ def test_a_file_over_max_changes_applies_nothing_in_chunks(site: Site) -> None:
 
 
 def test_a_run_killed_after_a_chunk_resumes_after_it(site: Site, twin: Site) -> None:
-    twin.write("enrols.csv", _roster())
-    assert twin.run("-v", steps=step()).code == 2
-    site.write("enrols.csv", _roster())
-    playbook = site.playbook(step("{lines: 4}"))
+    playbook = roster_on_both(site, twin)
     for kill in ("sync.chunked", "sync.chunk"):  # after a commit, and just before one
         env = {"POSTSYNC_FAULTS": f"kill={kill}"}
         killed = postsync_process("run", playbook, "-v", env=env)
@@ -153,10 +160,7 @@ def test_a_run_killed_after_a_chunk_resumes_after_it(site: Site, twin: Site) -> 
 def test_a_run_failing_after_a_chunk_tells_what_is_committed_and_the_next_resumes(
     site: Site, twin: Site
 ) -> None:
-    twin.write("enrols.csv", _roster())
-    assert twin.run(steps=step()).code == 2
-    site.write("enrols.csv", _roster())
-    playbook = site.playbook(step("{lines: 4}"))
+    playbook = roster_on_both(site, twin)
     failed = postsync_process("run", playbook, env={"POSTSYNC_FAULTS": "enospc=sync.chunked"})
     assert failed.returncode == 3, failed.stdout + failed.stderr
     assert "its lines up to line 5 are committed; the next run applies the rest" in failed.stdout
@@ -259,10 +263,7 @@ def run_files(site: Site) -> list[str]:
 def test_a_failure_before_the_first_chunk_commits_leaves_nothing(site: Site, twin: Site) -> None:
     """The report and journal part are under their names just before a chunk commits:
     its commit failing, they go (nothing of the file is committed)."""
-    twin.write("enrols.csv", _roster())
-    assert twin.run(steps=step()).code == 2
-    site.write("enrols.csv", _roster())
-    playbook = site.playbook(step("{lines: 4}"))
+    playbook = roster_on_both(site, twin)
     failed = postsync_process("run", playbook, env={"POSTSYNC_FAULTS": "enospc=sync.chunk"})
     assert failed.returncode == 3, failed.stdout + failed.stderr
     assert "(nothing of enrols.csv was applied)" in failed.stdout, failed.stdout
@@ -276,10 +277,7 @@ def test_a_failure_before_the_first_chunk_commits_leaves_nothing(site: Site, twi
 def test_a_failed_last_commit_leaves_the_chunks_report_and_journal(site: Site, twin: Site) -> None:
     """The file's last transaction fails after its report and journal part were
     published: both end with the last chunk committed, which the next run resumes."""
-    twin.write("enrols.csv", _roster())
-    assert twin.run(steps=step()).code == 2
-    site.write("enrols.csv", _roster())
-    playbook = site.playbook(step("{lines: 4}"))
+    playbook = roster_on_both(site, twin)
     failed = postsync_process("run", playbook, env={"POSTSYNC_FAULTS": "enospc=sync.commit"})
     assert failed.returncode == 3, failed.stdout + failed.stderr
     assert "its lines up to line 49 are committed" in failed.stdout, failed.stdout
@@ -298,10 +296,7 @@ def test_a_failed_last_commit_leaves_the_chunks_report_and_journal(site: Site, t
 def test_a_step_failing_after_a_chunk_with_ignore_errors_is_resumed(site: Site, twin: Site) -> None:
     """The run goes on and ends: the file's marker stays, and the next run applies the
     rest, never its committed lines again."""
-    twin.write("enrols.csv", _roster())
-    assert twin.run(steps=step()).code == 2
-    site.write("enrols.csv", _roster())
-    playbook = site.playbook(step("{lines: 4}", "    ignore_errors: true\n"))
+    playbook = roster_on_both(site, twin, "    ignore_errors: true\n")
     failed = postsync_process("run", playbook, env={"POSTSYNC_FAULTS": "enospc=sync.chunked"})
     assert "its lines up to line 5 are committed" in failed.stdout, failed.stdout
     assert "FAILED   enrolments" in failed.stdout and "(ignored)" in failed.stdout, failed.stdout
