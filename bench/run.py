@@ -25,7 +25,7 @@ from bench.files import b2, b3
 from bench.harness import ROOT, Result
 from bench.post import b5, b6
 from bench.report import write_results
-from bench.startup import b1
+from bench.startup import COMPILE, b1
 from bench.sync import (
     SyncSetup,
     b4_b7,
@@ -47,6 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="postsync-bench-"))
+    # every workload runs postsync's modules compiled, as an install has them
+    subprocess.run([sys.executable, "-c", COMPILE], cwd=work, check=True)
     results: list[Result] = []
     pg_version = "not run"
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from bench.harness import POSTSYNC, PY, ROOT, Result, alternate, timed
@@ -18,7 +17,6 @@ COMPILE = (
 
 def b1(work: Path, rounds: int) -> list[Result]:
     nightly = str(ROOT / "playbooks" / "nightly.yml")
-    subprocess.run([PY, "-c", COMPILE], cwd=work, check=True)
     r = Result("B1", "startup: `postsync validate` on the nightly example", "<= 2x", limit=2.0)
     alternate(
         rounds * 3,

@@ -3,13 +3,12 @@ per line as things happen (`--output jsonl`); both as schemas/output.schema.json
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import IO, Any
 
 from runner.cli.terminal import Printer
+from runner.core import secrets
 from runner.core.errors import PlaybookError, PostsyncError
-from runner.core.secrets import redact_json
 from runner.core.text import printable
 from runner.engine.results import RunResult, StepResult
 from runner.step.context import Run
@@ -87,7 +86,7 @@ class JsonReporter(Printer):
     def _json(self, document: dict[str, Any], indent: int | None = None) -> None:
         """Print a JSON document, its string values redacted (never its text: a secret
         that is also `true` or a number would break it)."""
-        self.put(json.dumps(redact_json(document), indent=indent, ensure_ascii=False))
+        self.put(secrets.dumps(document, indent=indent, ensure_ascii=False))
 
     def start(self, run: Run) -> None:
         self.run = run

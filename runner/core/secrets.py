@@ -1,7 +1,7 @@
 """Secrets (database passwords, object-store keys) never printed: every secret postsync
 parses out of a URL or its settings is registered here, and what postsync writes for
 people (output, errors, crash logs) goes through `redact`, and what it writes as JSON
-(JSON output, run records) through `redact_json` before it is serialised.
+(JSON output, run records) through `redact_json` (or `dumps`) as it is serialised.
 
 A secret is masked in every form it can take in that text: as is, URL-encoded (a URL
 printed back), and escaped as a JSON string (a JSON document quoted in a message).
@@ -54,6 +54,19 @@ def redact(text: str) -> str:
     for secret in _ORDERED:
         if secret in text:
             text = text.replace(secret, MASK)
+    return text
+
+
+def dumps(value: Any, **options: Any) -> str:
+    """`json.dumps(redact_json(value), **options)`, without walking a document that holds
+    no secret: the text is made first, and walked only when some secret's form, escaped
+    as the text escapes its strings, is in it (JSON escapes a string character by
+    character, so a string holding a secret holds that escaped form in the text)."""
+    text = json.dumps(value, **options)
+    ensure_ascii = options.get("ensure_ascii", True)
+    for secret in _ORDERED:
+        if json.dumps(secret, ensure_ascii=ensure_ascii)[1:-1] in text:
+            return json.dumps(redact_json(value), **options)
     return text
 
 

@@ -9,8 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from runner.core import faults
 from runner.core.errors import (
     FilesRejected,
@@ -226,6 +224,8 @@ def _forget_applied(run: Run) -> None:
     facts, recovery = run.facts, run.ledger.recovery
     if not (recovery.loaded or run.ledger.files) or facts.database_url is None:
         return
+    from sqlalchemy.exc import SQLAlchemyError  # a run without a database does without
+
     from runner.db import applied
 
     with contextlib.suppress(StepError, SQLAlchemyError):
@@ -260,6 +260,8 @@ def _runs_with_applied_files(run: Run, runs: set[str]) -> set[str]:
     database cannot tell)."""
     if run.facts.database_url is None:
         return set()
+    from sqlalchemy.exc import SQLAlchemyError
+
     recovery = run.ledger.recovery
     try:
         engine, _tables = run.services.database()

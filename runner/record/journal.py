@@ -36,6 +36,9 @@ from runner.storage.atomic import AtomicFile
 JOURNAL_SUFFIX = ".journal"
 #: --diff shows at most this many journal lines of a control file
 SHOWN = 20
+#: a journal object's JSON text: compact, keys sorted (one encoder for every line;
+#: `json.dumps` with options makes one per call)
+compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
 
 
 def part_of(report: Path) -> Path:
@@ -135,10 +138,13 @@ def step_change(
 ) -> str:
     """A post-treatment's change (`step`: its kind) to its part: no file nor line, the
     step instead; returns the line's text."""
-    head = {"seq": spool.first + spool.count, "kind": kind, "file": None, "line": None}
-    head |= {"step": step, "courseid": courseid}
-    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + "," + body[1:]
+    course = "null" if courseid is None else int(courseid)
+    head = (
+        f'{{"seq":{spool.first + spool.count},"kind":{compact(kind)},"file":null,"line":null,'
+        f'"step":{compact(step)},"courseid":{course}'
+    )
+    body = compact(fields)
+    text = head + ("}" if body == "{}" else "," + body[1:])
     spool.add(kind, text)
     return text
 

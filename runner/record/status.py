@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from runner.core.secrets import redact_json
+from runner.core import secrets
 from runner.storage.atomic import atomic_write
 
 NAME = "status.json"
@@ -142,6 +142,6 @@ def save_status(state_dir: Path, entry: LastRun) -> None:
     except StatusError:
         kept = []
     entries = {e.playbook: asdict(e) for e in [*kept, entry]}
-    document = redact_json({"format": 1, "playbooks": entries})
-    data = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8", "replace")
+    document = {"format": 1, "playbooks": entries}
+    data = secrets.dumps(document, ensure_ascii=False, indent=1).encode("utf-8", "replace")
     atomic_write(status_path(state_dir), data + b"\n")

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner.core import secrets
 from runner.core.errors import PlaybookError, Problem, StepError
-from runner.core.secrets import redact_json
 from runner.record.model import FileOutcome, RunHeader
 from runner.record.schema import RECORD_VERSION, record_schema
 from runner.storage.atomic import atomic_write
@@ -134,13 +134,12 @@ def save_record(
         stored=stored,
         retries=retries,
     )
-    document = redact_json(document)
     try:
-        data = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        data = secrets.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         # a file name that is not UTF-8: JSON's \udcXX escapes keep its bytes
         # (json.loads gives back the very name, os.fsencode its bytes)
-        data = json.dumps(document).encode("ascii")
+        data = secrets.dumps(document).encode("ascii")
     atomic_write(path, data + b"\n")
     return path
 

@@ -21,7 +21,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from runner.record.journal import Span, Spool
+from runner.record.journal import Span, Spool, compact
 from runner.sync.base import Course, Enrolment
 
 #: what a last unenrolment deletes besides, which the journal does not list row by row
@@ -186,7 +186,7 @@ class FileJournal:
         self._add(
             f"{kind}_updated",
             courseid,
-            f'"id":{_id(row_id)},"before":{_json(before)},"after":{_json(changes)}',
+            f'"id":{_id(row_id)},"before":{compact(before)},"after":{compact(changes)}',
         )
 
     def grouping_group_assigned(self, courseid: int | None, grouping: int, group: int) -> None:
@@ -207,9 +207,9 @@ class FileJournal:
         row as it was; its members go with it, as Moodle's cohort_delete_cohort deletes
         them, unlisted)."""
         fields = f'"id":{_id(int(str(row["id"])))},"contextid":{row["contextid"]}'
-        fields += f',"name":{text(str(row["name"]))},"idnumber":{_json(row["idnumber"])}'
+        fields += f',"name":{text(str(row["name"]))},"idnumber":{compact(row["idnumber"])}'
         if changes is not None:
-            fields += f',"before":{_json(before or {})},"after":{_json(changes)}'
+            fields += f',"before":{compact(before or {})},"after":{compact(changes)}'
         self._add(kind, None, fields)
 
     def cohort_member(self, kind: str, cohort: int, userid: int, rid: int | None = None) -> None:
@@ -232,18 +232,14 @@ class FileJournal:
         the column changed, `password_set` that the line gave one (not the 'not
         cached' of an auth keeping no password in Moodle)."""
         keys = {k: values.get(k) for k in USER_KEYS}
-        fields = f'"id":{_id(row_id)},"user":{_json(keys)}'
+        fields = f'"id":{_id(row_id)},"user":{compact(keys)}'
         if before is not None and after is not None:
             secret = "password" in after
-            fields += f',"before":{_json(_public(before))},"after":{_json(_public(after))}'
+            fields += f',"before":{compact(_public(before))},"after":{compact(_public(after))}'
             fields += f',"password_changed":{"true" if secret else "false"}'
         if password_set is not None:
             fields += f',"password_set":{"true" if password_set else "false"}'
         self._add(kind, None, fields)
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 #: what the journal tells of a user besides the columns a line changed

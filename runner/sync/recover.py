@@ -4,14 +4,11 @@ their markers instead of applied again."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from runner.core.errors import database_reason
 
@@ -31,6 +28,8 @@ if TYPE_CHECKING:
 def load(run: RunFacts, recovery: Recovery, engine: Engine) -> None:
     """The files killed runs of this area applied (runner.step.recovery); a real run
     makes postsync's tables first (the markers', the feed's groups')."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from runner.db import applied, own_tables
 
     if recovery.loaded:
@@ -58,13 +57,13 @@ def load(run: RunFacts, recovery: Recovery, engine: Engine) -> None:
 def _stored(run: RunFacts, outcome: FileOutcome, step: str, resume: Resume | None = None) -> str:
     """A marker's outcome: the file's record entry and the step that applied it, with
     the run's secrets masked (and, a file committed in chunks, where it resumes)."""
-    from runner.core.secrets import redact_json
+    from runner.core import secrets
     from runner.record.store import file_entry
 
     entry = {**file_entry(outcome, run.runs_dir), "step": step}
     if resume is not None:
         entry["resume"] = resume.as_json()
-    return json.dumps(redact_json(entry))
+    return secrets.dumps(entry)
 
 
 class Marking:

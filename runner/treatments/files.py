@@ -196,8 +196,17 @@ def _write(out: AtomicFile, output: Output, chunks: Iterable[bytes], source_name
         buffered.flush()
         buffered.detach()
     else:
+        pending: list[bytes] = []
+        size = 0
         for chunk in chunks:
-            out.write_all(chunk)
+            # many small chunks (a retry file's lines) in one write call per CHUNK bytes
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= CHUNK:
+                out.write_all(b"".join(pending))
+                pending, size = [], 0
+        if pending:
+            out.write_all(b"".join(pending))
 
 
 def _verify(out: AtomicFile, output: Output) -> None:

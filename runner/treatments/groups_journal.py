@@ -22,6 +22,7 @@ from runner.record.journal import Spool
 from runner.treatments.groups_rules import chunks
 
 if TYPE_CHECKING:
+    from runner.db.raw import Raw
     from runner.step.facts import RunFacts
     from runner.step.protocol import Action
 
@@ -31,18 +32,13 @@ STEP = "clean_empty_groups"
 SECRET = "enrolmentkey"
 
 
-def _links(conn: Any, t: Any, kind: str, ids: list[int], gone: set[int]) -> dict[int, list[int]]:
+def _links(raw: Raw, t: Any, kind: str, ids: list[int], gone: set[int]) -> dict[int, list[int]]:
     """The grouping links of deleted groups (kind group: their groupings) or groupings
     (kind grouping: their groups but those deleted before: `gone`, told with them)."""
-    from sqlalchemy import select
-
-    gg = t.groupings_groups
-    own, other = (
-        (gg.c.groupid, gg.c.groupingid) if kind == "group" else (gg.c.groupingid, gg.c.groupid)
-    )
+    own, other = ("groupid", "groupingid") if kind == "group" else ("groupingid", "groupid")
     found: dict[int, list[int]] = {}
     for chunk in chunks(ids, 2000):
-        for key, value in conn.execute(select(own, other).where(own.in_(chunk))):
+        for key, value in raw.select_in(t.groupings_groups, [own, other], own, chunk):
             if kind == "group" or int(value) not in gone:
                 found.setdefault(int(key), []).append(int(value))
     return {key: sorted(values) for key, values in found.items()}
@@ -54,7 +50,9 @@ def rows(
     """The rows of groups or groupings (`kind`) as they are, by id: every column the
     site's table has but the enrolment key, and the ids of their grouping links (a
     grouping's groups but the deleted ones, `gone`)."""
-    from sqlalchemy import inspect, select
+    from sqlalchemy import inspect
+
+    from runner.db.raw import Raw
 
     table = t.groups if kind == "group" else t.groupings
     wanted = [int(i) for i in ids if int(i) > 0]  # a preview's new groups are no row yet
@@ -62,17 +60,17 @@ def rows(
         return {}
     # the columns the site's table has (an older Moodle lacks some of the newest's)
     present = {c["name"] for c in inspect(conn).get_columns(table.name)}
-    columns = [c for c in table.c if c.name in present and c.name != SECRET]
-    secret = table.c.get(SECRET) if SECRET in present else None
+    names = [c.name for c in table.c if c.name in present and c.name != SECRET]
+    secret = SECRET in present
+    raw = Raw(conn)
     found: dict[int, dict[str, Any]] = {}
     for chunk in chunks(wanted, 2000):
-        query = select(*columns, *([secret] if secret is not None else []))
-        for row in conn.execute(query.where(table.c.id.in_(chunk))).mappings():
-            values = {c.name: row[c.name] for c in columns}
-            if secret is not None:
-                values["has_enrolmentkey"] = bool(row[SECRET])
-            found[int(row["id"])] = values
-    links = _links(conn, t, kind, wanted, gone)
+        for row in raw.select_in(table, [*names, *([SECRET] if secret else [])], "id", chunk):
+            values = dict(zip(names, row, strict=False))  # the key, if any, comes last
+            if secret:
+                values["has_enrolmentkey"] = bool(row[-1])
+            found[int(values["id"])] = values
+    links = _links(raw, t, kind, wanted, gone)
     for key, values in found.items():
         values["groupings" if kind == "group" else "groups"] = links.get(key, [])
     return found

@@ -137,3 +137,34 @@ def test_a_password_in_an_unexpected_message_is_redacted(
     assert "cannot use postgresql+psycopg://moodle:***@127.0.0.1:1/moodle" in result.err
     for name, content in everything_written(tmp_path / "area", tmp_path / "state").items():
         assert PASSWORD.encode() not in content, name
+
+
+@pytest.mark.parametrize("ensure_ascii", [False, True])
+def test_json_is_walked_only_where_a_secret_is(
+    monkeypatch: pytest.MonkeyPatch, ensure_ascii: bool
+) -> None:
+    """secrets.dumps gives what redact_json then json.dumps give, for a secret JSON
+    escapes (a quote, a backslash, a control character, non-ASCII), wherever it is in a
+    string value; a document without it is the plain text."""
+    import json
+
+    from runner.core import secrets
+
+    monkeypatch.setattr(secrets, "_SECRETS", set())
+    monkeypatch.setattr(secrets, "_ORDERED", [])
+    secret = 'p"a\\ss\x01wörd'
+    secrets.register(secret)
+    holding = {
+        "a": [1, True, None, {"b": f"before {secret} after"}],
+        secret: "a key stays as it is",
+        "c": secret,
+    }
+    plain = {"a": [1, True, None, {"b": "nothing to hide"}], "c": "pass"}
+    for document in (holding, plain):
+        options = {"ensure_ascii": ensure_ascii, "indent": 1}
+        expected = json.dumps(secrets.redact_json(document), **options)
+        assert secrets.dumps(document, **options) == expected
+    text = secrets.dumps(holding, ensure_ascii=ensure_ascii)
+    assert json.loads(text)["c"] == secrets.MASK
+    assert f"before {secrets.MASK} after" in text
+    assert secrets.dumps(plain) == json.dumps(plain)
