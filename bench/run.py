@@ -3,6 +3,7 @@
     python bench/run.py                 # everything, writes bench/RESULTS.md
     python bench/run.py --only B1,B3    # some workloads
     python bench/run.py --scale 0.1     # smaller data (a quick look; not for RESULTS.md)
+    python bench/run.py --only B4 --databases postgresql   # B4 on PostgreSQL only
 
 Every timing is a whole command in a fresh process (setup excluded), repeated
 `--rounds` times with the workload and its baseline alternating which goes first; the
@@ -43,6 +44,11 @@ def main() -> None:
     parser.add_argument("--only", default="B1,B2,B3,B4,B5,B6,B7,B8")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument(
+        "--databases",
+        default="sqlite,postgresql",
+        help="the databases B4 runs on (B7: SQLite's), e.g. --databases postgresql",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -64,7 +70,8 @@ def main() -> None:
             results += b6(work, args.rounds, args.scale)
         if "B8" in only:
             results += b8(work, args.rounds, args.scale)
-        if only & {"B4", "B7"}:
+        databases = set(args.databases.split(","))
+        if only & {"B4", "B7"} and "sqlite" in databases:
             sqlite_dir = work / "sqlite"
             sqlite_dir.mkdir()
             results += b4_b7(
@@ -75,6 +82,7 @@ def main() -> None:
                     lambda n: f"sqlite:///{sqlite_dir / n}.db", "SQLite", drop_sqlite, sqlite_driver
                 ),
             )
+        if "B4" in only and "postgresql" in databases:
             from tests.pgserver import ServerUnavailable, start_server
 
             try:

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,12 @@ def publish(spool: Spool) -> None:
     spool.published = True
 
 
+@lru_cache(maxsize=64)
+def _name(text: str) -> str:
+    """A kind's or a step's name as JSON (a few of them, on every line)."""
+    return compact(text)
+
+
 def step_change(
     spool: Spool, step: str, kind: str, courseid: int | None, fields: dict[str, Any]
 ) -> str:
@@ -140,8 +147,8 @@ def step_change(
     step instead; returns the line's text."""
     course = "null" if courseid is None else int(courseid)
     head = (
-        f'{{"seq":{spool.first + spool.count},"kind":{compact(kind)},"file":null,"line":null,'
-        f'"step":{compact(step)},"courseid":{course}'
+        f'{{"seq":{spool.first + spool.count},"kind":{_name(kind)},"file":null,"line":null,'
+        f'"step":{_name(step)},"courseid":{course}'
     )
     body = compact(fields)
     text = head + ("}" if body == "{}" else "," + body[1:])

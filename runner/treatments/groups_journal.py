@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 STEP = "clean_empty_groups"
 #: never journaled: a group's enrolment key (its presence is)
 SECRET = "enrolmentkey"
+#: a line's kind by the action's
+KIND = {"group": "group_deleted", "grouping": "grouping_deleted"}
 
 
 def _links(raw: Raw, t: Any, kind: str, ids: list[int], gone: set[int]) -> dict[int, list[int]]:
@@ -88,9 +90,10 @@ def tell(
         if row is None:
             texts.append("")
             continue
-        fields = {k: v for k, v in row.items() if k != "courseid"}
-        kind = f"{action.data[0]}_deleted"
-        texts.append(journal.step_change(out, STEP, kind, int(row["courseid"]), fields))
+        fields = dict(row)
+        course = int(fields.pop("courseid"))
+        kind = KIND[action.data[0]]
+        texts.append(journal.step_change(out, STEP, kind, course, fields))
     return texts
 
 
