@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import POSTSYNC, ROOT, check_applied
-from tests.moodle.lab import DB_USER, Lab, Site
+from tests.moodle.lab import Lab, Site
 
 COURSES = 10
 PHP = Path(__file__).resolve().parent / "php"
@@ -32,15 +32,9 @@ class Twins:
     def clone(self, tool: str) -> Site:
         name = f"t{os.getpid()}_{len(self.names) + 1}"
         self.names.append(name)
-        server = self.lab.server
-        server.sql(f"DROP DATABASE IF EXISTS {name}")
-        server.sql(f"CREATE DATABASE {name} TEMPLATE {self.seed.name} OWNER {DB_USER}")
-        root = self.lab.root
-        shutil.rmtree(root / f"data_{name}", ignore_errors=True)
-        shutil.copytree(root / f"data_{self.seed.name}", root / f"data_{name}", symlinks=True)
-        self.lab._own(root / f"data_{name}")
+        site = self.lab.clone(name, self.seed)
         print(f"  {tool}: site {name}", flush=True)
-        return Site(self.lab, name)
+        return site
 
 
 def php(site: Site, *args: str) -> float:

@@ -5,7 +5,6 @@ for the rows postsync holds, with a file in one transaction and in chunks
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -53,11 +52,9 @@ def latency(twins: Twins, work: Path, users: int, extra: str) -> dict[str, float
     stop = lab.inbox / f"stop-{site.name}"
     stop.unlink(missing_ok=True)
     people = [f"U{u:05d}" for u in range(1, 41)]  # lines 2 to 401: C001 is each one's first
-    env = {**os.environ, "LAB_DB": site.name, "MOODLE_LAB": str(lab.root)}
-    command = ["php", script(lab, "enrol_loop.php"), "C001", str(stop), *people]
-    if os.geteuid() == 0:
-        env["HOME"] = lab.user.pw_dir
-        command = ["runuser", "-u", lab.user.pw_name, "--", *command]
+    command, env = lab.php_process(
+        script(lab, "enrol_loop.php"), "C001", str(stop), *people, site=site.name
+    )
     start = time.perf_counter()
     run = subprocess.Popen(
         [*POSTSYNC, "run", str(playbook)],

@@ -58,8 +58,8 @@ class Resume:
     #: the marker's id (it becomes this run's), and the killed run's report
     marker: int = 0
     source: Path | None = None
-    #: the outcome of the lines committed (runner.record.model.FileOutcome)
-    outcome: Any = None
+    #: the outcome of the lines committed
+    outcome: FileOutcome | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -214,7 +214,7 @@ def check_whole(
     whole (from after line `skip`); the file as checked, or None when it is rejected
     (the outcome and report say why). NotRead when it is not the file listed."""
     from runner.record.model import FileOutcome
-    from runner.sync.outcomes import read, reject
+    from runner.sync.outcomes import read, reject, take_facts
 
     if not options.max_changes:
         try:
@@ -231,8 +231,7 @@ def check_whole(
         outcome.command, outcome.path, outcome.encoding, outcome.separator, step=outcome.step
     )
     preview(trial, cast("IO[str]", _Discard()), Resume(skip, 0, 0, 0) if skip else None)
-    for name in ("size", "sha256", "bom", "mtime_ns", "mode", "state", "header"):
-        setattr(outcome, name, getattr(trial, name))
+    take_facts(outcome, trial)
     if trial.error is not None:
         outcome.error = trial.error
         report.write(f"{outcome.path.name}: rejected, nothing applied: {trial.error}\n")

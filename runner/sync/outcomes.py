@@ -23,12 +23,20 @@ def reject(outcome: FileOutcome, report: IO[str] | Report, exc: ControlFileError
     report.write(f"{outcome.path.name}: rejected, nothing applied: {exc}\n")
 
 
+#: the facts of a file as read that its outcome holds
+FACTS = ("size", "sha256", "bom", "mtime_ns", "mode", "state", "header")
+
+
 def read(outcome: FileOutcome, control: ControlFile) -> None:
     """What was read of the file: its size, digest, time and header."""
-    outcome.size = control.digest.size
-    outcome.sha256 = control.digest.sha.hexdigest()
-    outcome.bom = control.digest.bom
-    outcome.mtime_ns = control.mtime_ns
-    outcome.mode = control.mode
-    outcome.state = control.state
-    outcome.header = control.header.raw if control.header else b""
+    digest = control.digest
+    header = control.header.raw if control.header else b""
+    facts = (digest.size, digest.sha.hexdigest(), digest.bom, control.mtime_ns, control.mode)
+    for name, value in zip(FACTS, (*facts, control.state, header), strict=True):
+        setattr(outcome, name, value)
+
+
+def take_facts(outcome: FileOutcome, other: FileOutcome) -> None:
+    """The facts of the file as `other` read it (a preview of it before its chunks)."""
+    for name in FACTS:
+        setattr(outcome, name, getattr(other, name))

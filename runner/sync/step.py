@@ -233,13 +233,13 @@ def run(
             if isinstance(found, FileOutcome):  # applied by a killed run
                 outcome = found
             else:  # to apply, or to resume after the chunks a killed run committed
-                outcome = (
-                    FileOutcome(
+                if found is None:
+                    outcome = FileOutcome(
                         config.command, path, config.encoding, config.separator, step=config.key
                     )
-                    if found is None
-                    else found.outcome
-                )
+                else:
+                    assert found.outcome is not None  # recover.recovered gives it
+                    outcome = found.outcome
                 apply_file(
                     run,
                     ledger,

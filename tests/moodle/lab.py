@@ -414,13 +414,19 @@ class Lab:
 
     # -- using ---------------------------------------------------------------------------
 
-    def php_command(self, *args: str, site: str = "moodle") -> str:
-        """Moodle's PHP with ARGS, from the tree's top, as the site user."""
+    def php_process(self, *args: str, site: str = "moodle") -> tuple[list[str], dict[str, str]]:
+        """Moodle's PHP with ARGS as the site user: the command and its environment, to
+        run from the tree's top (`self.moodle`), e.g. alongside another process."""
         env = {**os.environ, "LAB_DB": site, "MOODLE_LAB": str(self.root)}
         command = ["php", *PHP_OPTIONS, *args]
         if os.geteuid() == 0:
             env["HOME"] = self.user.pw_dir
             command = ["runuser", "-u", self.user.pw_name, "--", *command]
+        return command, env
+
+    def php_command(self, *args: str, site: str = "moodle") -> str:
+        """Moodle's PHP with ARGS, from the tree's top, as the site user: its output."""
+        command, env = self.php_process(*args, site=site)
         return _run(command, cwd=self.moodle, env=env).stdout
 
     def php(self, script: str, *args: str, site: str = "moodle") -> Any:
@@ -433,10 +439,13 @@ class Lab:
         """The check scripts, copied where the site user reads them."""
         return self.root / "php"
 
-    def clone(self, name: str) -> Site:
+    def clone(self, name: str, seed: Site | None = None) -> Site:
+        """A site `name`, a copy of `seed` (its database and dataroot), by default of
+        the freshly installed site's."""
+        template, data = (seed.name, f"data_{seed.name}") if seed else ("moodle_seed", "data_seed")
         self.server.sql(f"DROP DATABASE IF EXISTS {name}")
-        self.server.sql(f"CREATE DATABASE {name} TEMPLATE moodle_seed OWNER {DB_USER}")
-        self._copy_data(self.root / "data_seed", self.root / f"data_{name}")
+        self.server.sql(f"CREATE DATABASE {name} TEMPLATE {template} OWNER {DB_USER}")
+        self._copy_data(self.root / data, self.root / f"data_{name}")
         return Site(self, name)
 
     @property
