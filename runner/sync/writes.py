@@ -58,6 +58,9 @@ UNIQUE = {
 ABSENT = {
     "role_assignments": ("contextid", "userid", "roleid", "component", "itemid"),
 }
+#: the columns of those keys a row is looked up by (Moodle's index (userid, contextid,
+#: roleid): a course's students share (roleid, contextid); see Raw._insert_select)
+PROBE = {"role_assignments": ("userid", "contextid")}
 
 #: Moodle's session timeout when its config has none (8 hours, its default)
 SESSION_TIMEOUT = 8 * 3600
@@ -310,7 +313,7 @@ class Writes:
                 new = [row(pending.new[k]) for k in sorted(pending.new)]
                 name = table.name.removeprefix(t.prefix)
                 unique, absent = UNIQUE.get(name, ()), ABSENT.get(name, ())
-                statements += raw.inserts(table, columns, new, unique, absent)
+                statements += raw.inserts(table, columns, new, unique, absent, PROBE.get(name, ()))
         return statements
 
     def touch_groups(self, groups: Sequence[int], now: int) -> None:
