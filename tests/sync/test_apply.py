@@ -1,12 +1,14 @@
-"""The cycle collector is paused while a file is applied, and always resumed."""
+"""The cycle collector is paused, and threads switch sooner, while a file is applied;
+both are as they were after it, whatever happens."""
 
 from __future__ import annotations
 
 import gc
+import sys
 
 import pytest
 
-from runner.sync.apply import no_cycle_collection
+from runner.sync.apply import SWITCH_SECONDS, no_cycle_collection
 
 
 def test_paused_inside_and_resumed_after() -> None:
@@ -30,3 +32,12 @@ def test_left_off_when_it_was_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_threads_switch_sooner_inside_and_as_before_after() -> None:
+    before = sys.getswitchinterval()
+    assert before > SWITCH_SECONDS
+    with pytest.raises(RuntimeError), no_cycle_collection():
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_SECONDS)
+        raise RuntimeError("database gone")
+    assert sys.getswitchinterval() == before
