@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.feeds import users_file
-from bench.harness import ROOT, Timing, timed
+from bench.harness import ROOT, Timing, check_applied, timed
 from bench.site import build_site, enrolment_file
 from tests.pgserver import PostgresServer, start_server
 
@@ -112,15 +112,18 @@ class Sites:
             conn.execute(statement.encode())
 
 
-def sync(postsync: Path, sites: Sites, command: str) -> Timing:
-    """One sync of the file into a fresh copy of the site (the copy is not timed)."""
+def sync(postsync: Path, sites: Sites, command: str, lines: int) -> Timing:
+    """One sync of the file into a fresh copy of the site (the copy is not timed); a
+    run that did not apply its `lines` lines stops the comparison."""
     run = Path(tempfile.mkdtemp(prefix="run-", dir=sites.data))
     url = sites.fresh(run)
     try:
         (run / "area").mkdir()
         shutil.copy2(sites.data / "feed.csv", run / "area" / "feed.csv")
         (run / "playbook.yml").write_text(PLAYBOOK.format(url=url, command=command))
-        return timed([str(postsync), "run", "playbook.yml"], run)
+        timing = timed([str(postsync), "run", "playbook.yml"], run)
+        check_applied(run / "area", lines)
+        return timing
     finally:
         shutil.rmtree(run, ignore_errors=True)
         sites.drop(url)
@@ -164,7 +167,7 @@ def compare(sides: list[tuple[str, Path]], sites: Sites, args: argparse.Namespac
     for r in range(args.rounds):
         order = [0, 1] if r % 2 == 0 else [1, 0]
         for side in order:
-            timings[side].append(sync(sides[side][1], sites, args.feed))
+            timings[side].append(sync(sides[side][1], sites, args.feed, args.lines))
             t = timings[side][-1]
             mb = t.maxrss_kb / 1024
             print(f"round {r + 1}: {sides[side][0][:10]} {t.seconds:.3f} s, {mb:.0f} MB")
