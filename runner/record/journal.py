@@ -40,6 +40,8 @@ SHOWN = 20
 #: a journal object's JSON text: compact, keys sorted (one encoder for every line;
 #: `json.dumps` with options makes one per call)
 compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+#: a kind's or a step's name as JSON (a few of them, on every line)
+_name = lru_cache(maxsize=64)(compact)
 
 
 def part_of(report: Path) -> Path:
@@ -132,12 +134,6 @@ def publish(spool: Spool) -> None:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), spool.label) from None
     spool.published = True
-
-
-@lru_cache(maxsize=64)
-def _name(text: str) -> str:
-    """A kind's or a step's name as JSON (a few of them, on every line)."""
-    return compact(text)
 
 
 def step_change(
