@@ -185,28 +185,21 @@ def choose(
 
 
 def _write(out: AtomicFile, output: Output, chunks: Iterable[bytes], source_name: str) -> None:
+    # many small chunks (a retry file's lines) go out in one write call per CHUNK
+    # bytes; gzip's output too, every byte of it written before detaching
+    buffered = io.BufferedWriter(out.file, CHUNK)
     if output.gzipped:
         mtime = (output.mtime_ns or 0) // 1_000_000_000
-        buffered = io.BufferedWriter(out.file)  # writes every byte gzip hands it
         with gzip.GzipFile(
             filename=source_name, mode="wb", fileobj=buffered, mtime=mtime, compresslevel=6
         ) as packed:
             for chunk in chunks:
                 packed.write(chunk)
-        buffered.flush()
-        buffered.detach()
     else:
-        pending: list[bytes] = []
-        size = 0
         for chunk in chunks:
-            # many small chunks (a retry file's lines) in one write call per CHUNK bytes
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= CHUNK:
-                out.write_all(b"".join(pending))
-                pending, size = [], 0
-        if pending:
-            out.write_all(b"".join(pending))
+            buffered.write(chunk)
+    buffered.flush()
+    buffered.detach()
 
 
 def _verify(out: AtomicFile, output: Output) -> None:
