@@ -30,7 +30,6 @@ from bench.startup import COMPILE, b1
 from bench.sync import (
     SyncSetup,
     b4_b7,
-    drop_postgresql,
     drop_sqlite,
     postgresql_driver,
     sqlite_driver,
@@ -105,7 +104,7 @@ def main() -> None:
                         SyncSetup(
                             server.create_database,
                             "PostgreSQL",
-                            drop_postgresql,
+                            server.drop_database,
                             postgresql_driver,
                         ),
                     )

@@ -145,17 +145,6 @@ def postgresql_driver(url: str) -> tuple[str, str]:
     return "postgresql", plain.render_as_string(hide_password=False)
 
 
-def drop_postgresql(url: str) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    engine = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{parsed.database}"')
-    engine.dispose()
-
-
 class LockProbe:
     """The longest time a transaction of the sync held row locks on PostgreSQL: from its
     first write (when the server gives it a transaction id) to its commit, polled

@@ -94,22 +94,11 @@ class Sites:
             shutil.copy(self.data / "site.db", run / "site.db")
             return f"sqlite:///{run / 'site.db'}"
         self.count += 1
-        name = f"versus_{self.count}"
-        self._sql(f'DROP DATABASE IF EXISTS "{name}"')
-        self._sql(f'CREATE DATABASE "{name}" TEMPLATE versus_site')
-        return self.server.url(name)
+        return self.server.create_database(f"versus_{self.count}", template="versus_site")
 
     def drop(self, url: str) -> None:
         if self.server is not None:
-            self._sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"')
-
-    def _sql(self, statement: str) -> None:
-        import psycopg
-
-        assert self.server is not None
-        url = self.server.url("postgres").replace("postgresql+psycopg", "postgresql")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(statement.encode())
+            self.server.drop_database(url)
 
 
 def sync(postsync: Path, sites: Sites, command: str, lines: int) -> Timing:

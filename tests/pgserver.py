@@ -181,8 +181,9 @@ class PostgresServer:
             )
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database; return its SQLAlchemy URL."""
+    def sql(self, *statements: str) -> None:
+        """Run statements in autocommit on the server's `postgres` database (what
+        cannot run in a transaction: creating and dropping databases)."""
         import psycopg
 
         with psycopg.connect(
@@ -193,9 +194,18 @@ class PostgresServer:
             dbname="postgres",
             autocommit=True,
         ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                conn.execute(statement.encode())
+
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create a database, empty or a copy of `template`; return its SQLAlchemy URL."""
+        copy = f' TEMPLATE "{template}"' if template else ""
+        self.sql(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop the database a URL of `url` names."""
+        self.sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"')
 
 
 class TestServer(Protocol):
