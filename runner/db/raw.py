@@ -287,20 +287,16 @@ class Raw:
         and a 1,000,000-line file spent half its time there."""
         q = self.quote
         name = self.name(table)
-        match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in absent)
+        rows, compared = f"{name} x", absent
         if probe and self.arrays:
-            rest = [k for k in absent if k not in probe]
+            compared = [k for k in absent if k not in probe]
             found = " AND ".join(f"y.{q(k)} = v.{q(k)}" for k in probe)
-            selected = ", ".join(f"y.{q(k)}" for k in rest) or "1"
-            narrowed = f"(SELECT {selected} FROM {name} y WHERE {found} OFFSET 0) x"
-            match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in rest) or "TRUE"
-            return (
-                f"INSERT INTO {name} ({', '.join(names)}) SELECT * FROM {source}"
-                f" WHERE NOT EXISTS (SELECT 1 FROM {narrowed} WHERE {match})"
-            )
+            selected = ", ".join(f"y.{q(k)}" for k in compared) or "1"
+            rows = f"(SELECT {selected} FROM {name} y WHERE {found} OFFSET 0) x"
+        match = " AND ".join(f"x.{q(k)} = v.{q(k)}" for k in compared) or "TRUE"
         return (
             f"INSERT INTO {name} ({', '.join(names)}) SELECT * FROM {source}"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {name} x WHERE {match})"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {rows} WHERE {match})"
         )
 
     def run(self, statements: Statements) -> None:
