@@ -65,7 +65,7 @@ SWITCH_SECONDS = 0.0002
 
 
 @contextmanager
-def no_cycle_collection() -> Iterator[None]:
+def tuned_interpreter() -> Iterator[None]:
     """Python's cycle collector paused, and its threads switched sooner, while a file is
     applied.
 
@@ -184,7 +184,7 @@ def sync_file(
     if withheld is not None:
         withheld.begin()
     try:
-        with no_cycle_collection(), transaction() as unit:
+        with tuned_interpreter(), transaction() as unit:
             state = SiteState(
                 unit.conn,
                 tables,

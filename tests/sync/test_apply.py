@@ -8,18 +8,18 @@ import sys
 
 import pytest
 
-from runner.sync.apply import SWITCH_SECONDS, no_cycle_collection
+from runner.sync.apply import SWITCH_SECONDS, tuned_interpreter
 
 
 def test_paused_inside_and_resumed_after() -> None:
     assert gc.isenabled()
-    with no_cycle_collection():
+    with tuned_interpreter():
         assert not gc.isenabled()
     assert gc.isenabled()
 
 
 def test_resumed_when_the_file_fails() -> None:
-    with pytest.raises(RuntimeError), no_cycle_collection():
+    with pytest.raises(RuntimeError), tuned_interpreter():
         raise RuntimeError("database gone")
     assert gc.isenabled()
 
@@ -27,7 +27,7 @@ def test_resumed_when_the_file_fails() -> None:
 def test_left_off_when_it_was_off() -> None:
     gc.disable()
     try:
-        with no_cycle_collection():
+        with tuned_interpreter():
             assert not gc.isenabled()
         assert not gc.isenabled()
     finally:
@@ -37,7 +37,7 @@ def test_left_off_when_it_was_off() -> None:
 def test_threads_switch_sooner_inside_and_as_before_after() -> None:
     before = sys.getswitchinterval()
     assert before > SWITCH_SECONDS
-    with pytest.raises(RuntimeError), no_cycle_collection():
+    with pytest.raises(RuntimeError), tuned_interpreter():
         assert sys.getswitchinterval() == pytest.approx(SWITCH_SECONDS)
         raise RuntimeError("database gone")
     assert sys.getswitchinterval() == before
