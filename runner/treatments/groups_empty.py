@@ -52,14 +52,14 @@ def scan(
     scopes = [None] if config.all_courses else list(chunks(courses))
     for chunk in scopes:
         where = [] if chunk is None else [g.c.courseid.in_(chunk)]
-        for row in conn.execute(label.where(no_member, *where)):
+        for row in conn.execute(label.where(no_member, *where)).fetchall():
             if changes[row[0]] <= 0:  # nobody added by a preview's sync
                 empty.append((row[0], row[1], row[2] or "", row[3]))
         if config.groupings:
             where = [] if chunk is None else [t.groupings.c.courseid.in_(chunk)]
             for gid, name, idnumber, course, member in conn.execute(
                 _grouping_query(t).where(*where)
-            ):
+            ).fetchall():
                 held = links.setdefault((gid, name, idnumber or "", course), [])
                 if member is not None:
                     held.append(member)
@@ -72,7 +72,7 @@ def scan(
             .where(g.c.id.in_(part))
             .group_by(g.c.id, g.c.name, g.c.idnumber, c.c.shortname, g.c.courseid)
         )
-        for gid, name, idnumber, course, courseid, count in conn.execute(counted):
+        for gid, name, idnumber, course, courseid, count in conn.execute(counted).fetchall():
             if count + changes[gid] <= 0 and (scope is None or courseid in scope):
                 empty.append((gid, name, idnumber or "", course))
     if withheld is None:

@@ -76,30 +76,30 @@ def filled_or_with_files(conn: Any, t: Any, ids: list[int]) -> dict[int, Why]:
     sync's group, emptied for now: the sync refills it), a group with a picture or
     files in its description (Moodle's own deletion removes those files from
     moodledata; postsync cannot)."""
-    from sqlalchemy import or_, select
+    from runner.db.raw import Raw
 
-    e, g = t.enrol, t.groups
+    raw = Raw(conn)
+    q, e, g = raw.quote, t.enrol, t.groups
     kept: dict[int, Why] = {}
     for part in chunks([gid for gid in ids if gid > 0]):
-        rows = conn.execute(
-            select(e.c.customint2, e.c.enrol).where(
-                e.c.enrol.in_(FILLING_PLUGINS), e.c.customint2.in_(part)
-            )
+        where, params = raw.where_in(e, "customint2", part)
+        sql = (
+            f"SELECT {q('customint2')}, {q('enrol')} FROM {raw.name(e)}"
+            f" WHERE {q('enrol')} IN ({raw.marks(len(FILLING_PLUGINS))}) AND {where}"
         )
-        for gid, plugin in rows:
-            kept[gid] = Why(
+        for gid, plugin in conn.exec_driver_sql(sql, (*FILLING_PLUGINS, *params)).fetchall():
+            kept[int(gid)] = Why(
                 f"the {plugin} enrolment instance of the course fills it",
                 "filled by an enrol instance",
             )
-        rows = conn.execute(
-            select(g.c.id).where(
-                g.c.id.in_(part),
-                or_(g.c.picture != 0, g.c.description.like("%@@PLUGINFILE@@%")),
-            )
+        where, params = raw.where_in(g, "id", part)
+        sql = (
+            f"SELECT {q('id')} FROM {raw.name(g)} WHERE {where}"
+            f" AND ({q('picture')} != 0 OR {q('description')} LIKE {raw.mark})"
         )
-        for (gid,) in rows:
+        for (gid,) in conn.exec_driver_sql(sql, (*params, "%@@PLUGINFILE@@%")).fetchall():
             kept.setdefault(
-                gid, Why("it has a picture or files, which only Moodle deletes", "with files")
+                int(gid), Why("it has a picture or files, which only Moodle deletes", "with files")
             )
     return kept
 

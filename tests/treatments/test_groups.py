@@ -211,3 +211,26 @@ def test_deletion_does_to_events_and_activities_what_moodle_does(site: Site) -> 
         ("CHEM201",),
         ("MATH101",),
     ]
+
+
+def test_a_group_with_files_in_its_description_is_kept(site: Site) -> None:
+    """Its files are Moodle's to delete; a description merely mentioning a percent
+    sign is no file (the pattern is bound as a parameter, never spliced in)."""
+    site.execute(
+        "UPDATE mdl_groups SET description = 'Week 1 <img src=\"@@PLUGINFILE@@/map.png\">'"
+        " WHERE name = 'G2' AND courseid = (SELECT id FROM mdl_course WHERE idnumber = 'MATH101')"
+    )
+    site.execute(
+        "UPDATE mdl_groups SET description = '100% online'"
+        " WHERE name = 'G2' AND courseid = (SELECT id FROM mdl_course WHERE idnumber = 'CHEM201')"
+    )
+    site.write(
+        "enrols.csv",
+        HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
+    )
+    cleanup_playbook(site, "{groups: all_empty}")
+    result = site.run()
+    assert result.code == 0, result.out
+    assert 'kept 1 empty group: "G2" in course MATH101 (it has a picture or files' in result.out
+    assert groups(site, "MATH101") == ["G1", "G2"]
+    assert groups(site, "CHEM201") == ["G1"]
