@@ -1,5 +1,6 @@
-"""The cycle collector is paused, and threads switch sooner, while a file is applied;
-both are as they were after it, whatever happens."""
+"""The cycle collector is paused, and threads switch sooner, while a file is applied
+(the collector alone during a post-treatment); both are as they were after it,
+whatever happens."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from runner.sync.apply import SWITCH_SECONDS, tuned_interpreter
+from runner.core.interpreter import SWITCH_SECONDS, paused_collector, tuned_interpreter
 
 
 def test_paused_inside_and_resumed_after() -> None:
@@ -41,3 +42,12 @@ def test_threads_switch_sooner_inside_and_as_before_after() -> None:
         assert sys.getswitchinterval() == pytest.approx(SWITCH_SECONDS)
         raise RuntimeError("database gone")
     assert sys.getswitchinterval() == before
+
+
+def test_the_collector_alone_leaves_the_switch_interval() -> None:
+    before = sys.getswitchinterval()
+    with pytest.raises(RuntimeError), paused_collector():
+        assert not gc.isenabled()
+        assert sys.getswitchinterval() == before
+        raise RuntimeError("step failed")
+    assert gc.isenabled()

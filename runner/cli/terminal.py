@@ -90,7 +90,8 @@ def status_priority(status: str, ignored: bool = False) -> int:
 class ProgressLine:
     """One self-overwriting line on stderr for a step that takes a while, only when
     stderr is a terminal (never in a log, a pipe or a JSON mode): `done/total` as a bar,
-    redrawn at most ten times a second, from `delay` seconds into the step."""
+    redrawn at most ten times a second, from `delay` seconds into the step; `what`
+    says where the step is ("": `done/total`, formatted only when drawn)."""
 
     def __init__(self, stream: IO[str] | None = None, *, delay: float = 0.5) -> None:
         self.stream = stream or sys.stderr
@@ -111,7 +112,7 @@ class ProgressLine:
         self.drawn = now
         share = min(done / total, 1.0) if total > 0 else 0.0
         bar = "#" * int(share * 20)
-        text = f"{label}  [{bar:<20}] {share:4.0%}  {what}"
+        text = f"{label}  [{bar:<20}] {share:4.0%}  {what or f'{done:,}/{total:,}'}"
         width = max(shutil.get_terminal_size().columns - 1, 20)
         self._write("\r" + text[:width] + "\033[K")
         self.shown = True

@@ -17,6 +17,7 @@ from runner.core.errors import (
     database_reason,
     interruption_exit,
 )
+from runner.core.interpreter import paused_collector
 from runner.engine import leftovers
 from runner.engine.lock import area_lock, runs_dir
 from runner.engine.prepare import build_context, evaluate_when, prepare
@@ -85,7 +86,7 @@ def _run_treatment(run: Run, step: Step, result: StepResult, reporter: Reporter)
             for item in treatment.apply(plan.actions, run.facts, run.ledger, run.services):
                 applied[id(item.action)] = item
                 reporter.item(result, item)
-                reporter.progress(result, len(applied), total, f"{len(applied):,}/{total:,}")
+                reporter.progress(result, len(applied), total, "")  # shown as done/total
         finally:
             # items in plan order, so the run prints what the preview printed
             result.items = [applied[id(a)] for a in plan.actions if id(a) in applied]
@@ -129,7 +130,8 @@ def execute_step(run: Run, result: StepResult, reporter: Reporter) -> None:
         ):
             result.status, result.detail = "skipped", f"when: {step.when} is false"
         elif step.section == "post_treatments":
-            _run_treatment(run, step, result, reporter)
+            with paused_collector():  # a step's thousands of rows, actions, lines
+                _run_treatment(run, step, result, reporter)
         else:
             _run_sync(run, step, result, reporter)
     except (StepError, PlaybookError) as exc:

@@ -7,10 +7,8 @@ outcomes of the real run and writes nothing.
 
 from __future__ import annotations
 
-import gc
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from itertools import islice
 from typing import IO, cast
@@ -20,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from runner.core import faults
 from runner.core.errors import StepError, database_reason
+from runner.core.interpreter import tuned_interpreter
 from runner.db import feed_groups
 from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
@@ -57,40 +56,6 @@ BATCH = {"sqlite": 8000, "": 2000}
 
 def batch_size(dialect: str) -> int:
     return BATCH.get(dialect, BATCH[""])
-
-
-#: how long a thread runs before another waiting for Python's lock gets it, while a file
-#: is applied (Python's default: 5 ms)
-SWITCH_SECONDS = 0.0002
-
-
-@contextmanager
-def tuned_interpreter() -> Iterator[None]:
-    """Python's cycle collector paused, and its threads switched sooner, while a file is
-    applied.
-
-    A sync allocates millions of small containers (lines, their values, the state of
-    each batch) that hold no reference cycles, while the state it keeps grows; the
-    collector would walk that state again and again (a quarter of the time of a
-    million-line file, measured). Reference counting still frees everything; the
-    collector runs again once the file is done.
-
-    The batch writer (runner.sync.writes) waits for the database without Python's
-    lock, but takes it back at each step of a statement's exchange with the server;
-    with the main thread simulating lines, each step waited up to Python's 5 ms switch
-    interval (1,000,000 lines on PostgreSQL: 3% faster with 0.2 ms, 8% on 300,000;
-    SQLite unchanged).
-    """
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch, SWITCH_SECONDS))
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-        sys.setswitchinterval(switch)
 
 
 def _batches(lines: Iterator[DataLine], size: int) -> Iterator[list[DataLine]]:

@@ -1,0 +1,52 @@
+"""The interpreter tuned for bulk work: a control file applied, a post-treatment's
+thousands of items."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: how long a thread runs before another waiting for Python's lock gets it, while a file
+#: is applied (Python's default: 5 ms)
+SWITCH_SECONDS = 0.0002
+
+
+@contextmanager
+def paused_collector() -> Iterator[None]:
+    """Python's cycle collector paused for the block, as it was after it.
+
+    Bulk work allocates many small containers (a file's lines and their values, a
+    step's rows, actions and journal lines) that hold no reference cycles, while the
+    state it keeps grows; the collector would walk that state again and again (a
+    quarter of the time of a million-line file, and of clean_empty_groups deleting
+    30,000 groups, measured). Reference counting still frees everything; the
+    collector runs again once the block is done.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@contextmanager
+def tuned_interpreter() -> Iterator[None]:
+    """The cycle collector paused, and threads switched sooner, while a file is applied.
+
+    The batch writer (runner.sync.writes) waits for the database without Python's
+    lock, but takes it back at each step of a statement's exchange with the server;
+    with the main thread simulating lines, each step waited up to Python's 5 ms switch
+    interval (1,000,000 lines on PostgreSQL: 3% faster with 0.2 ms, 8% on 300,000;
+    SQLite unchanged).
+    """
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, SWITCH_SECONDS))
+    try:
+        with paused_collector():
+            yield
+    finally:
+        sys.setswitchinterval(switch)
