@@ -46,9 +46,23 @@ def create_tables(engine: Engine, tables: MoodleTables, now: int) -> None:
             f"refusing to touch an existing database: {', '.join(clash)} already"
             " exist (postsync never alters a Moodle schema)"
         )
+    if engine.dialect.name == "postgresql":
+        _pattern_index(tables)
     tables.metadata.create_all(engine)
     with engine.begin() as conn:
         _install(conn, tables, now)
+
+
+def _pattern_index(tables: MoodleTables) -> None:
+    """Moodle's hint for `path LIKE '/1/3/%'`: on PostgreSQL, a second index of the
+    context's path with `varchar_pattern_ops` (added here, not with the tables: its
+    option loads SQLAlchemy's PostgreSQL dialect, 25 ms of every run's start)."""
+    from sqlalchemy import Index
+
+    context = tables.context
+    name = f"{context.name.removesuffix('context')}cont_pat_ix_pattern"
+    if all(index.name != name for index in context.indexes):
+        Index(name, context.c.path, postgresql_ops={"path": "varchar_pattern_ops"})
 
 
 def _context(conn: Connection, t: MoodleTables, level: int, instance: int, parent_path: str) -> int:

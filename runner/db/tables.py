@@ -233,10 +233,7 @@ def moodle_tables(prefix: str = "mdl_", moodle: str = NEWEST) -> MoodleTables:
         Index(f"{p}cont_conins_uix", "contextlevel", "instanceid", unique=True),
         Index(f"{p}cont_ins_ix", "instanceid"),
         Index(f"{p}cont_pat_ix", "path"),
-        # Moodle's hint for `path LIKE '/1/3/%'`: on PostgreSQL a second index
-        Index(
-            f"{p}cont_pat_ix_pattern", "path", postgresql_ops={"path": "varchar_pattern_ops"}
-        ).ddl_if(dialect="postgresql"),
+        # and on PostgreSQL its pattern twin: runner.db.init.create_tables
     )
     Table(
         f"{p}role",
