@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from runner.core import faults
@@ -242,7 +243,7 @@ class CleanEmptyGroups:
                 data=(kind, gid),
             )
             for kind, rows in (("group", groups), ("grouping", groupings))
-            for gid, name, idnumber, course in sorted(rows, key=lambda r: (r[3], r[1], r[0]))
+            for gid, name, idnumber, course in sorted(rows, key=itemgetter(3, 1, 0))
         ]
         if run.check:
             ledger.count_groups_deleted(len(actions))
@@ -306,7 +307,7 @@ class CleanEmptyGroups:
         group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
         grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
         deleted: set[tuple[str, int]] = set()
-        found: dict[tuple[str, int], dict[str, Any]] = {}
+        found: groups_journal.Found = {}
         with services.transaction() as unit:
             conn = unit.conn
             raw = Raw(conn)

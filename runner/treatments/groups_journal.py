@@ -78,9 +78,11 @@ def rows(
     return found
 
 
-def tell(
-    out: Spool, actions: Sequence[Action], found: dict[tuple[str, int], dict[str, Any]]
-) -> list[str]:
+#: a row about to be deleted: its course, and its other fields
+Found = dict[tuple[str, int], tuple[int, dict[str, Any]]]
+
+
+def tell(out: Spool, actions: Sequence[Action], found: Found) -> list[str]:
     """The journal lines of the deleted `actions` (data: (kind, id)), in plan order:
     their texts, one per action ("": not deleted). A line is the row as it was, its
     course on the line's `courseid`."""
@@ -90,8 +92,7 @@ def tell(
         if row is None:
             texts.append("")
             continue
-        fields = dict(row)
-        course = int(fields.pop("courseid"))
+        course, fields = row
         kind = KIND[action.data[0]]
         texts.append(journal.step_change(out, STEP, kind, course, fields))
     return texts
@@ -105,14 +106,14 @@ def shown(actions: list[Action], texts: list[str]) -> list[Action]:
     ]
 
 
-def read(conn: Any, t: Any, ids: dict[str, list[int]]) -> dict[tuple[str, int], dict[str, Any]]:
+def read(conn: Any, t: Any, ids: dict[str, list[int]]) -> Found:
     """The rows about to be deleted (`ids` by kind), keyed as the actions' data (a
     grouping's groups deleted with it are on their own lines, not on its)."""
-    found: dict[tuple[str, int], dict[str, Any]] = {}
+    found: Found = {}
     gone = set(ids.get("group", ()))
     for kind, chosen in ids.items():
         for row_id, row in rows(conn, t, kind, chosen, gone).items():
-            found[(kind, row_id)] = row
+            found[(kind, row_id)] = (int(row.pop("courseid")), row)
     return found
 
 
