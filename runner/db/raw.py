@@ -141,13 +141,19 @@ class Raw:
         return f"{self.quote(column)} IN ({self.marks(len(values))})", tuple(values)
 
     def select_in(
-        self, table: Table, columns: Sequence[str], column: str, values: Sequence[Any]
+        self,
+        table: Table,
+        columns: Sequence[str],
+        column: str,
+        values: Sequence[Any],
+        also: str = "",
     ) -> Sequence[Any]:
-        """SELECT `columns` FROM `table` WHERE `column` is one of `values`."""
+        """SELECT `columns` FROM `table` WHERE `column` is one of `values` (and the
+        condition `also`, if any: SQL text without parameters)."""
         where, params = self.where_in(table, column, values)
         sql = (
             f"SELECT {', '.join(self.quote(c) for c in columns)} FROM {self.name(table)}"
-            f" WHERE {where}"
+            f" WHERE {where}" + (f" AND {also}" if also else "")
         )
         return self.conn.exec_driver_sql(sql, params).fetchall()
 

@@ -308,20 +308,16 @@ class CleanEmptyGroups:
         grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
         deleted: set[tuple[str, int]] = set()
         found: groups_journal.Found = {}
+        faults.point("groups.delete")  # planned, nothing deleted yet
         with services.transaction() as unit:
             conn = unit.conn
             raw = Raw(conn)
-            q = raw.quote
             for chunk in chunks(group_ids, CHUNK):
-                # re-checked inside the transaction: a group that gained a member stays
-                listed, params = raw.where_in(g, "id", chunk)
-                sql = (
-                    f"SELECT g.{q('id')} FROM {raw.name(g)} g WHERE g.{listed}"
-                    f" AND NOT EXISTS (SELECT 1 FROM {raw.name(t.groups_members)} m"
-                    f" WHERE m.{q('groupid')} = g.{q('id')})"
-                )
-                still = [r[0] for r in conn.exec_driver_sql(sql, params).fetchall()]
-                found.update(groups_journal.read(conn, t, {"group": still}))
+                # re-checked inside the transaction: a group that gained a member stays;
+                # the rows of those still empty read for the journal in the same query
+                rows = groups_journal.read(conn, t, {"group": chunk}, empty=True)
+                still = [gid for _kind, gid in rows]
+                found.update(rows)
                 raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
                 raw.delete_ids(gg, still, "groupid")
                 raw.delete_ids(g, still)

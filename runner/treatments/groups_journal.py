@@ -47,11 +47,12 @@ def _links(raw: Raw, t: Any, kind: str, ids: list[int], gone: set[int]) -> dict[
 
 
 def rows(
-    conn: Any, t: Any, kind: str, ids: Sequence[int], gone: set[int]
+    conn: Any, t: Any, kind: str, ids: Sequence[int], gone: set[int], *, empty: bool = False
 ) -> dict[int, dict[str, Any]]:
     """The rows of groups or groupings (`kind`) as they are, by id: every column the
     site's table has but the enrolment key, and the ids of their grouping links (a
-    grouping's groups but the deleted ones, `gone`)."""
+    grouping's groups but the deleted ones, `gone`); `empty`: only the groups that
+    have no member (the deletion's re-check, in the same statement)."""
     from sqlalchemy import inspect
 
     from runner.db.raw import Raw
@@ -65,14 +66,22 @@ def rows(
     names = [c.name for c in table.c if c.name in present and c.name != SECRET]
     secret = SECRET in present
     raw = Raw(conn)
+    q = raw.quote
+    unfilled = (
+        f"NOT EXISTS (SELECT 1 FROM {raw.name(t.groups_members)} m"
+        f" WHERE m.{q('groupid')} = {raw.name(table)}.{q('id')})"
+        if empty
+        else ""
+    )
+    columns = [*names, *([SECRET] if secret else [])]
     found: dict[int, dict[str, Any]] = {}
     for chunk in chunks(wanted, 2000):
-        for row in raw.select_in(table, [*names, *([SECRET] if secret else [])], "id", chunk):
+        for row in raw.select_in(table, columns, "id", chunk, also=unfilled):
             values = dict(zip(names, row, strict=False))  # the key, if any, comes last
             if secret:
                 values["has_enrolmentkey"] = bool(row[-1])
             found[int(values["id"])] = values
-    links = _links(raw, t, kind, wanted, gone)
+    links = _links(raw, t, kind, list(found), gone)
     for key, values in found.items():
         values["groupings" if kind == "group" else "groups"] = links.get(key, [])
     return found
@@ -106,13 +115,14 @@ def shown(actions: list[Action], texts: list[str]) -> list[Action]:
     ]
 
 
-def read(conn: Any, t: Any, ids: dict[str, list[int]]) -> Found:
+def read(conn: Any, t: Any, ids: dict[str, list[int]], *, empty: bool = False) -> Found:
     """The rows about to be deleted (`ids` by kind), keyed as the actions' data (a
-    grouping's groups deleted with it are on their own lines, not on its)."""
+    grouping's groups deleted with it are on their own lines, not on its); `empty`:
+    only the groups still without a member."""
     found: Found = {}
     gone = set(ids.get("group", ()))
     for kind, chosen in ids.items():
-        for row_id, row in rows(conn, t, kind, chosen, gone).items():
+        for row_id, row in rows(conn, t, kind, chosen, gone, empty=empty).items():
             found[(kind, row_id)] = (int(row.pop("courseid")), row)
     return found
 

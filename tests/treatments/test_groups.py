@@ -6,6 +6,10 @@ deletes only the groups a feed made, is tested in test_groups_selection.py."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from tests.conftest import paused
 from tests.sync.conftest import ENROLMENTS_STEP, Site
 
 HEADER = "cmd;cid;uid;rolename;enrol;starttime;endtime;gcmd;g1;g2\n"
@@ -234,3 +238,32 @@ def test_a_group_with_files_in_its_description_is_kept(site: Site) -> None:
     assert 'kept 1 empty group: "G2" in course MATH101 (it has a picture or files' in result.out
     assert groups(site, "MATH101") == ["G1", "G2"]
     assert groups(site, "CHEM201") == ["G1"]
+
+
+def test_a_group_given_a_member_after_the_plan_stays(site: Site, tmp_path: Path) -> None:
+    """Planned as empty, then given a member (in Moodle) before the deletion: the
+    deleting transaction checks again, keeps it, says so and journals nothing of it."""
+    site.write(
+        "enrols.csv",
+        HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
+    )
+    cleanup_playbook(site, "{groups: all_empty}")
+    run, go = paused("run", site.root / "playbook.yml", point="groups.delete", where=tmp_path)
+    site.execute(
+        "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
+        " SELECT g.id, u.id, 0, '', 0 FROM mdl_groups g, mdl_course c, mdl_user u"
+        " WHERE c.id = g.courseid AND c.idnumber = 'MATH101' AND g.name = 'G2'"
+        " AND u.idnumber = 'U0002'"
+    )
+    go.touch()
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert 'delete group "G2" in course MATH101  (idnumber MATH101-G2, kept: it has members' in out
+    assert groups(site, "MATH101") == ["G1", "G2"]
+    assert groups(site, "CHEM201") == ["G1"]
+    (chem,) = site.query("SELECT id FROM mdl_course WHERE idnumber = 'CHEM201'")[0]
+    (part,) = (site.area / ".postsync" / "runs").glob("*/*clean_empty_groups.journal")
+    lines = [json.loads(line) for line in part.read_text().splitlines()]
+    assert [(line["kind"], line["courseid"], line["name"]) for line in lines] == [
+        ("group_deleted", chem, "G2")
+    ]
