@@ -54,6 +54,23 @@ class Site:
         playbook = self.playbook(steps) if steps is not None else self.root / "playbook.yml"
         return self.cli("run", playbook, *args)
 
+    def add_member(
+        self, course: str, user: str, group: str, component: str = "", item: int = 0
+    ) -> None:
+        """A group membership written straight to the table, as Moodle (or a plugin
+        named by `component`) would."""
+        self.execute(
+            "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
+            " SELECT g.id, u.id, 0, :component, :item FROM mdl_groups g, mdl_course c,"
+            " mdl_user u WHERE c.id = g.courseid AND c.idnumber = :c AND g.name = :g"
+            " AND u.idnumber = :u",
+            c=course,
+            g=group,
+            u=user,
+            component=component,
+            item=item,
+        )
+
     def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         engine = create_engine(self.url)
         try:

@@ -48,20 +48,8 @@ def cohort_enrol(site: Site, course: str, user: str, group: str) -> int:
         e=instance,
         c=cid,
     )
-    member(site, course, user, group, "enrol_cohort", instance)
+    site.add_member(course, user, group, "enrol_cohort", instance)
     return instance
-
-
-def member(site: Site, course: str, user: str, group: str, component: str, item: int = 0) -> None:
-    _, uid, gid = ids(site, course, user, group)
-    site.execute(
-        "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
-        " VALUES (:g, :u, 0, :component, :item)",
-        g=gid,
-        u=uid,
-        component=component,
-        item=item,
-    )
 
 
 def roles(site: Site, user: str) -> list[tuple[str, str]]:
@@ -211,7 +199,7 @@ def test_memberships_written_as_tool_sync_protects_them(site: Site) -> None:
     step = ENROLMENTS_STEP + "    membership_component: tool_sync\n"
     site.write("enrols.csv", HEADER + "add;MATH101;U0006;student;;;;gadd;G1;\n")
     assert site.run(steps=step).code == 0
-    member(site, "MATH101", "U0006", "G2", "")  # a teacher's, by hand
+    site.add_member("MATH101", "U0006", "G2", "")  # a teacher's, by hand
     assert components(site, "MATH101", "U0006") == [("G1", "tool_sync"), ("G2", "")]
     site.write("enrols.csv", HEADER + "add;MATH101;U0006;student;;;;greplacecreate;G3;\n")
     assert site.run(steps=step).code == 0

@@ -34,6 +34,14 @@ def groups(site: Site, course: str) -> list[str]:
     ]
 
 
+def fill_g1(site: Site) -> None:
+    """The file puts U0001 in MATH101's G1 and U0002 in CHEM201's: their G2 stay empty."""
+    site.write(
+        "enrols.csv",
+        HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
+    )
+
+
 def deletions(out: str) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.startswith('    delete group "')]
 
@@ -189,10 +197,7 @@ def test_deletion_does_to_events_and_activities_what_moodle_does(site: Site) -> 
         "UPDATE mdl_groups SET picture = 1 WHERE name = 'G2' AND courseid ="
         " (SELECT id FROM mdl_course WHERE idnumber = 'CHEM201')"
     )
-    site.write(
-        "enrols.csv",
-        HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
-    )
+    fill_g1(site)
     cleanup_playbook(site, "{groupings: true, groups: all_empty}")
     result = site.run()
     assert result.code == 0, result.out
@@ -228,10 +233,7 @@ def test_a_group_with_files_in_its_description_is_kept(site: Site) -> None:
         "UPDATE mdl_groups SET description = '100% online'"
         " WHERE name = 'G2' AND courseid = (SELECT id FROM mdl_course WHERE idnumber = 'CHEM201')"
     )
-    site.write(
-        "enrols.csv",
-        HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
-    )
+    fill_g1(site)
     cleanup_playbook(site, "{groups: all_empty}")
     result = site.run()
     assert result.code == 0, result.out
@@ -243,18 +245,10 @@ def test_a_group_with_files_in_its_description_is_kept(site: Site) -> None:
 def test_a_group_given_a_member_after_the_plan_stays(site: Site, tmp_path: Path) -> None:
     """Planned as empty, then given a member (in Moodle) before the deletion: the
     deleting transaction checks again, keeps it, says so and journals nothing of it."""
-    site.write(
-        "enrols.csv",
-        HEADER + "add;MATH101;U0001;student;;;;gadd;G1;\nadd;CHEM201;U0002;student;;;;gadd;G1;\n",
-    )
+    fill_g1(site)
     cleanup_playbook(site, "{groups: all_empty}")
     run, go = paused("run", site.root / "playbook.yml", point="groups.delete", where=tmp_path)
-    site.execute(
-        "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
-        " SELECT g.id, u.id, 0, '', 0 FROM mdl_groups g, mdl_course c, mdl_user u"
-        " WHERE c.id = g.courseid AND c.idnumber = 'MATH101' AND g.name = 'G2'"
-        " AND u.idnumber = 'U0002'"
-    )
+    site.add_member("MATH101", "U0002", "G2")
     go.touch()
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, out + err
