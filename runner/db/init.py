@@ -59,10 +59,9 @@ def _pattern_index(tables: MoodleTables) -> None:
     option loads SQLAlchemy's PostgreSQL dialect, 25 ms of every run's start)."""
     from sqlalchemy import Index
 
-    context = tables.context
-    name = f"{context.name.removesuffix('context')}cont_pat_ix_pattern"
-    if all(index.name != name for index in context.indexes):
-        Index(name, context.c.path, postgresql_ops={"path": "varchar_pattern_ops"})
+    name = f"{tables.prefix}cont_pat_ix_pattern"
+    if all(index.name != name for index in tables.context.indexes):
+        Index(name, tables.context.c.path, postgresql_ops={"path": "varchar_pattern_ops"})
 
 
 def _context(conn: Connection, t: MoodleTables, level: int, instance: int, parent_path: str) -> int:

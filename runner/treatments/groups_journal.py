@@ -67,6 +67,7 @@ def rows(
     secret = SECRET in present
     raw = Raw(conn)
     q = raw.quote
+    assert kind == "group" or not empty, "only groups have members"
     unfilled = (
         f"NOT EXISTS (SELECT 1 FROM {raw.name(t.groups_members)} m"
         f" WHERE m.{q('groupid')} = {raw.name(table)}.{q('id')})"

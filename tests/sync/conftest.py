@@ -58,15 +58,19 @@ class Site:
         self, course: str, user: str, group: str, component: str = "", item: int = 0
     ) -> None:
         """A group membership written straight to the table, as Moodle (or a plugin
-        named by `component`) would."""
-        self.execute(
-            "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
-            " SELECT g.id, u.id, 0, :component, :item FROM mdl_groups g, mdl_course c,"
-            " mdl_user u WHERE c.id = g.courseid AND c.idnumber = :c AND g.name = :g"
-            " AND u.idnumber = :u",
+        named by `component`) would; a course, user or group the site lacks fails."""
+        ((gid, uid),) = self.query(
+            "SELECT g.id, u.id FROM mdl_groups g, mdl_course c, mdl_user u"
+            " WHERE c.id = g.courseid AND c.idnumber = :c AND g.name = :g AND u.idnumber = :u",
             c=course,
             g=group,
             u=user,
+        )
+        self.execute(
+            "INSERT INTO mdl_groups_members (groupid, userid, timeadded, component, itemid)"
+            " VALUES (:g, :u, 0, :component, :item)",
+            g=gid,
+            u=uid,
             component=component,
             item=item,
         )
