@@ -1,15 +1,27 @@
 """The cycle collector is paused, and threads switch sooner, while a file is applied
 (the collector alone during a post-treatment); both are as they were after it,
-whatever happens."""
+whatever happens. What the block made is set aside from the collector until the
+command ends."""
 
 from __future__ import annotations
 
 import gc
 import sys
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from runner.core.interpreter import SWITCH_SECONDS, paused_collector, tuned_interpreter
+from runner.cli.main import main
+from runner.core.interpreter import SWITCH_SECONDS, paused_collector, released, tuned_interpreter
+
+
+@pytest.fixture(autouse=True)
+def _nothing_set_aside() -> Iterator[None]:
+    released()
+    yield
+    released()
 
 
 def test_paused_inside_and_resumed_after() -> None:
@@ -51,3 +63,28 @@ def test_the_collector_alone_leaves_the_switch_interval() -> None:
         assert sys.getswitchinterval() == before
         raise RuntimeError("step failed")
     assert gc.isenabled()
+
+
+class Node:
+    other: Node
+
+
+def test_the_block_s_garbage_is_collected_once_the_command_ends() -> None:
+    with paused_collector():
+        node = Node()
+        node.other = node  # a cycle: only the collector frees it
+        gone = weakref.ref(node)
+        del node
+    gc.collect()
+    assert gone() is not None  # set aside: the collector's passes skip it
+    released()
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_command_gives_back_what_it_set_aside(tmp_path: Path) -> None:
+    with paused_collector():
+        kept = [[n] for n in range(100)]
+    assert gc.get_freeze_count() >= len(kept)
+    assert main(["validate", str(tmp_path / "absent.yml")]) != 0
+    assert gc.get_freeze_count() == 0

@@ -16,6 +16,7 @@ from types import FrameType
 from runner.cli.commands import COMMANDS
 from runner.cli.parser import build_parser
 from runner.core.errors import Exit, PlaybookError, PostsyncError, Terminated, interruption_exit
+from runner.core.interpreter import released
 from runner.core.secrets import redact
 
 
@@ -89,3 +90,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(Exit.INTERNAL)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        released()

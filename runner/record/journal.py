@@ -20,12 +20,10 @@ module only places, spools and publishes them.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +35,6 @@ from runner.storage.atomic import AtomicFile
 JOURNAL_SUFFIX = ".journal"
 #: --diff shows at most this many journal lines of a control file
 SHOWN = 20
-#: a journal object's JSON text: compact, keys sorted (one encoder for every line;
-#: `json.dumps` with options makes one per call)
-compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
-#: a kind's or a step's name as JSON (a few of them, on every line)
-_name = lru_cache(maxsize=64)(compact)
 
 
 def part_of(report: Path) -> Path:
@@ -99,6 +92,13 @@ class Spool:
             self.shown.append(text)
         self._pending.append(text)
 
+    def add_all(self, texts: list[str], kinds: Counter[str]) -> None:
+        """Changes as their JSON texts (`kinds`: how many of each), in order."""
+        self.count += len(texts)
+        self.kinds.update(kinds)
+        self.shown.extend(texts[: max(0, SHOWN - len(self.shown))])
+        self._pending.extend(texts)
+
     def flush(self) -> None:
         if self._pending and self.out is not None:
             self._pending.append("")
@@ -134,22 +134,6 @@ def publish(spool: Spool) -> None:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), spool.label) from None
     spool.published = True
-
-
-def step_change(
-    spool: Spool, step: str, kind: str, courseid: int | None, fields: dict[str, Any]
-) -> str:
-    """A post-treatment's change (`step`: its kind) to its part: no file nor line, the
-    step instead; returns the line's text."""
-    course = "null" if courseid is None else int(courseid)
-    head = (
-        f'{{"seq":{spool.first + spool.count},"kind":{_name(kind)},"file":null,"line":null,'
-        f'"step":{_name(step)},"courseid":{course}'
-    )
-    body = compact(fields)
-    text = head + ("}" if body == "{}" else "," + body[1:])
-    spool.add(kind, text)
-    return text
 
 
 def lines_text(spool_shown: list[str], span: Span, where: str | None) -> str:

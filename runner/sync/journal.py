@@ -21,7 +21,8 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from runner.record.journal import Span, Spool, compact
+from runner.core.jsontext import compact
+from runner.record.journal import Span, Spool
 from runner.sync.base import Course, Enrolment
 
 #: what a last unenrolment deletes besides, which the journal does not list row by row

@@ -11,12 +11,14 @@ a preview writes the same lines from its plan, into its own temporary directory.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.core.jsontext import compact, in_order
 from runner.record import journal
 from runner.record.journal import Spool
 from runner.treatments.groups_rules import chunks
@@ -32,6 +34,11 @@ STEP = "clean_empty_groups"
 SECRET = "enrolmentkey"
 #: a line's kind by the action's
 KIND = {"group": "group_deleted", "grouping": "grouping_deleted"}
+#: a line's fields between its `seq` and its course's id, by the action's kind
+_HEADS = {
+    kind: f'"kind":{compact(name)},"file":null,"line":null,"step":{compact(STEP)},"courseid":'
+    for kind, name in KIND.items()
+}
 
 
 def _links(raw: Raw, t: Any, kind: str, ids: list[int], gone: set[int]) -> dict[int, list[int]]:
@@ -48,11 +55,12 @@ def _links(raw: Raw, t: Any, kind: str, ids: list[int], gone: set[int]) -> dict[
 
 def rows(
     conn: Any, t: Any, kind: str, ids: Sequence[int], gone: set[int], *, empty: bool = False
-) -> dict[int, dict[str, Any]]:
-    """The rows of groups or groupings (`kind`) as they are, by id: every column the
-    site's table has but the enrolment key, and the ids of their grouping links (a
-    grouping's groups but the deleted ones, `gone`); `empty`: only the groups that
-    have no member (the deletion's re-check, in the same statement)."""
+) -> dict[int, tuple[int, dict[str, Any]]]:
+    """The rows of groups or groupings (`kind`) as they are, by id: their course, and
+    every other column the site's table has but the enrolment key, with the ids of
+    their grouping links (a grouping's groups but the deleted ones, `gone`), keys in
+    sorted order; `empty`: only the groups that have no member (the deletion's
+    re-check, in the same statement)."""
     from sqlalchemy import inspect
 
     from runner.db.raw import Raw
@@ -63,7 +71,7 @@ def rows(
         return {}
     # the columns the site's table has (an older Moodle lacks some of the newest's)
     present = {c["name"] for c in inspect(conn).get_columns(table.name)}
-    names = [c.name for c in table.c if c.name in present and c.name != SECRET]
+    names = [c.name for c in table.c if c.name in present and c.name not in (SECRET, "courseid")]
     secret = SECRET in present
     raw = Raw(conn)
     q = raw.quote
@@ -74,17 +82,26 @@ def rows(
         if empty
         else ""
     )
-    columns = [*names, *([SECRET] if secret else [])]
-    found: dict[int, dict[str, Any]] = {}
+    linked = "groupings" if kind == "group" else "groups"
+    # each row's keys in sorted order, as its journal line has them: a dict keeps the
+    # order its keys were first given in, values set later included
+    blank = dict.fromkeys(sorted([*names, linked, *(["has_enrolmentkey"] if secret else [])]))
+    at, course = names.index("id"), len(names)
+    found: dict[int, tuple[int, dict[str, Any]]] = {}
     for chunk in chunks(wanted, 2000):
-        for row in raw.select_in(table, columns, "id", chunk, also=unfilled):
-            values = dict(zip(names, row, strict=False))  # the key, if any, comes last
+        selected = raw.select_in(
+            table, [*names, "courseid", *([SECRET] if secret else [])], "id", chunk, also=unfilled
+        )
+        for row in selected:
+            values = blank.copy()
+            # the course and the key come after the names
+            values.update(zip(names, row, strict=False))
             if secret:
                 values["has_enrolmentkey"] = bool(row[-1])
-            found[int(values["id"])] = values
+            found[int(row[at])] = (int(row[course]), values)
     links = _links(raw, t, kind, list(found), gone)
-    for key, values in found.items():
-        values["groupings" if kind == "group" else "groups"] = links.get(key, [])
+    for key, (_course, values) in found.items():
+        values[linked] = links.get(key, [])
     return found
 
 
@@ -95,16 +112,21 @@ Found = dict[tuple[str, int], tuple[int, dict[str, Any]]]
 def tell(out: Spool, actions: Sequence[Action], found: Found) -> list[str]:
     """The journal lines of the deleted `actions` (data: (kind, id)), in plan order:
     their texts, one per action ("": not deleted). A line is the row as it was, its
-    course on the line's `courseid`."""
-    texts = []
+    course on the line's `courseid`: no file nor line, the step instead."""
+    texts: list[str] = []
+    add = texts.append
+    seq = out.first + out.count
+    kinds: Counter[str] = Counter()
     for action in actions:
         row = found.get(action.data)
         if row is None:
-            texts.append("")
+            add("")
             continue
-        course, fields = row
-        kind = KIND[action.data[0]]
-        texts.append(journal.step_change(out, STEP, kind, course, fields))
+        course, fields = row  # its keys in order (rows), never none (its id)
+        add(f'{{"seq":{seq},{_HEADS[action.data[0]]}{course},{in_order(fields)[1:]}')
+        kinds[KIND[action.data[0]]] += 1
+        seq += 1
+    out.add_all([text for text in texts if text], kinds)
     return texts
 
 
@@ -124,7 +146,7 @@ def read(conn: Any, t: Any, ids: dict[str, list[int]], *, empty: bool = False) -
     gone = set(ids.get("group", ()))
     for kind, chosen in ids.items():
         for row_id, row in rows(conn, t, kind, chosen, gone, empty=empty).items():
-            found[(kind, row_id)] = (int(row.pop("courseid")), row)
+            found[(kind, row_id)] = row
     return found
 
 

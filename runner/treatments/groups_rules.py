@@ -129,6 +129,8 @@ def selected(
     A row below zero is one a preview's sync would have made (now, as the feed's);
     the feed's rows are those postsync recorded (runner.db.feed_groups), and those a
     preview's sync would have recorded (none, when the record is not `readable`)."""
+    if config.groups == "all_empty" and not config.exclude and not config.min_age_days:
+        return {}  # every empty one may go
     from runner.db import feed_groups
 
     facts: dict[int, tuple[int, bool]] = {}
