@@ -62,6 +62,12 @@ def test_deletions_are_journaled_as_the_rows_were(site: Site) -> None:
     validator = Draft202012Validator(journal_schema())
     for line in lines:
         validator.validate(line)
+    for written, line in zip(text.splitlines(), lines, strict=True):
+        # compact JSON: the line's own fields first, then the row's, keys sorted
+        assert written == json.dumps(line, separators=(",", ":"), ensure_ascii=False)
+        keys = list(line)
+        assert keys[:6] == ["seq", "kind", "file", "line", "step", "courseid"]
+        assert keys[6:] == sorted(keys[6:])
     group, grouping = lines
     assert group["kind"] == "group_deleted" and grouping["kind"] == "grouping_deleted"
     assert [line["seq"] for line in lines] == [1, 2]
