@@ -24,7 +24,8 @@ _CHUNK = 2000
 
 def item_text(done: Done) -> str:
     action = done.action
-    detail = ", ".join(x for x in (action.detail, done.note) if x)
+    detail, note = action.detail, done.note
+    detail = f"{detail}, {note}" if detail and note else detail or note
     verb = action.verb.replace("_", " ")
     return f"{verb} {printable(action.target)}" + (f"  ({printable(detail)})" if detail else "")
 
