@@ -13,6 +13,7 @@ from typing import NoReturn
 import pytest
 
 from runner.cli.main import main
+from runner.core.interpreter import released
 from tests.mariadbserver import MariaDBServer
 from tests.pgserver import PostgresServer, ServerUnavailable, start_server
 
@@ -37,6 +38,15 @@ def settled_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     tests of the settle time (tests/reliability/test_intake.py) run postsync in a process
     of its own, where the default holds, or set settle_seconds in their playbooks."""
     monkeypatch.setattr("runner.sync.step.SETTLE_SECONDS", 0.0)
+
+
+@pytest.fixture(autouse=True)
+def collector_given_back() -> Iterator[None]:
+    """What a test's bulk work set aside from the cycle collector is given back after the
+    test, as `main` does at the end of a command (runner.core.interpreter.released): a
+    test that calls the sync or a step's functions directly does not end a command."""
+    yield
+    released()
 
 
 @pytest.fixture

@@ -8,20 +8,12 @@ from __future__ import annotations
 import gc
 import sys
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runner.cli.main import main
 from runner.core.interpreter import SWITCH_SECONDS, paused_collector, released, tuned_interpreter
-
-
-@pytest.fixture(autouse=True)
-def _nothing_set_aside() -> Iterator[None]:
-    released()
-    yield
-    released()
 
 
 def test_paused_inside_and_resumed_after() -> None:
