@@ -10,7 +10,7 @@ from runner.core.errors import StepError
 from runner.core.text import plural
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """One change a step will make: printed by the preview, then applied.
 
@@ -25,7 +25,7 @@ class Action:
     diff: str | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Done:
     """What applying an action did, when it differs from the plan (e.g. a vanished file)."""
 
