@@ -6,6 +6,8 @@ command ends."""
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import sys
 import weakref
 from pathlib import Path
@@ -13,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from runner.cli.main import main
-from runner.core.interpreter import SWITCH_SECONDS, paused_collector, released, tuned_interpreter
+from runner.core.interpreter import (
+    SWITCH_SECONDS,
+    paused_collector,
+    released,
+    tuned_interpreter,
+    uninterrupted,
+)
 
 
 def test_paused_inside_and_resumed_after() -> None:
@@ -80,3 +88,40 @@ def test_a_command_gives_back_what_it_set_aside(tmp_path: Path) -> None:
     assert gc.get_freeze_count() >= len(kept)
     assert main(["validate", str(tmp_path / "absent.yml")]) != 0
     assert gc.get_freeze_count() == 0
+
+
+class Stopped(Exception):
+    pass
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+def test_a_signal_inside_the_held_block_is_delivered_after_it() -> None:
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        done = []
+        with pytest.raises(Stopped), uninterrupted():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("committed")  # reached: the handler waits for the block's end
+            done.append("noted")
+        assert done == ["committed", "noted"]
+        assert signal.getsignal(signal.SIGTERM) is _stop  # the handler back
+        with uninterrupted():
+            pass  # no signal: nothing raised
+        with pytest.raises(Stopped):  # outside the block: at once, as before
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("not reached")
+        assert "not reached" not in done
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_default_handlers_are_left_alone() -> None:
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with uninterrupted():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -13,13 +13,16 @@ to a comma-separated list of:
   wait=NAME:FILE      at the first point named NAME, wait until FILE exists (at most
                       two minutes): a test acts on the run there, then lets it go on
   bug=NAME            raise RuntimeError at the first point named NAME (an internal error)
+  term=NAME           SIGTERM this process at the first point named NAME (a handler runs
+                      at once unless the point is in a block that holds signals)
 
 Point names: sync.loaded (a batch's state read, nothing of it written), sync.batch,
 sync.commit, sync.committed, step.done, atomic.written, atomic.synced,
 atomic.published, delete.before, delete.after, groups.delete (clean_empty_groups
 planned, nothing deleted yet), groups.commit, record.saved, journal.publish (a control
-file's lines of the change journal being published), sync.chunk and sync.chunked
-(before and after a chunk's commit: commit_every).
+file's lines of the change journal being published), sync.chunk, sync.chunk.committed
+and sync.chunked (before a chunk's commit, just after it, and once it is noted:
+commit_every).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class _Faults:
         self.sleep: dict[str, float] = {}
         self.wait: dict[str, str] = {}
         self.bug: str | None = None
+        self.term: str | None = None
         for item in filter(None, (p.strip() for p in spec.split(","))):
             key, _, value = item.partition("=")
             if key == "trace":
@@ -57,6 +61,8 @@ class _Faults:
                 self.enospc.add(value)
             elif key == "bug":
                 self.bug = value
+            elif key == "term":
+                self.term = value
             elif key == "sleep":
                 name, _, seconds = value.partition(":")
                 self.sleep[name] = float(seconds or 1)
@@ -77,6 +83,9 @@ class _Faults:
             path, deadline = self.wait.pop(name), time.monotonic() + 120
             while not os.path.exists(path) and time.monotonic() < deadline:
                 time.sleep(0.02)
+        if name == self.term:
+            self.term = None
+            os.kill(os.getpid(), signal.SIGTERM)
         if name == self.bug:
             self.bug = None
             raise RuntimeError(f"injected bug at {name}")

@@ -1,12 +1,15 @@
 """The interpreter tuned for bulk work: a control file applied, a post-treatment's
-thousands of items."""
+thousands of items; and interruptions held while a commit and the note of it are made."""
 
 from __future__ import annotations
 
 import gc
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 #: how long a thread runs before another waiting for Python's lock gets it, while a file
 #: is applied (Python's default: 5 ms)
@@ -62,3 +65,36 @@ def tuned_interpreter() -> Iterator[None]:
             yield
     finally:
         sys.setswitchinterval(switch)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """SIGINT and SIGTERM held until the block ends, then delivered to their handlers.
+
+    For a commit and the bookkeeping that says it happened: Python runs a signal's
+    handler between any two bytecodes, so an interruption raised just after the
+    database committed, before the code noted it, would have the run take the commit
+    for undone. Only the handlers Python code installed are held (the default ones end
+    the process at once, where nothing is noted); a commit is one call into the driver,
+    which Python does not interrupt anyway. In the main thread only, where handlers run.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {
+        number: signal.signal(number, hold)
+        for number in (signal.SIGINT, signal.SIGTERM)
+        if callable(signal.getsignal(number))
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if held:
+            signal.raise_signal(held[0])

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from runner.core import faults
+from runner.core.interpreter import uninterrupted
 from runner.sync.reader import ControlFile, ControlFileError, NotRead, NotReady
 
 if TYPE_CHECKING:
@@ -167,8 +168,11 @@ class Chunker:
         )
         self.marker(unit.conn, outcome, resume)
         faults.point("sync.chunk")
-        unit.checkpoint()
-        self.committed, self.report_bytes, self.journal_bytes = line, resume.report, resume.journal
+        with uninterrupted():  # a chunk committed is noted so, whatever signal comes
+            unit.checkpoint()
+            faults.point("sync.chunk.committed")
+            self.committed, self.report_bytes = line, resume.report
+            self.journal_bytes = resume.journal
         self._lines, self._since = 0, time.monotonic()
         faults.point("sync.chunked")
 

@@ -172,6 +172,27 @@ def test_a_run_failing_after_a_chunk_tells_what_is_committed_and_the_next_resume
     assert report(site) == report(twin)
 
 
+def test_a_run_stopped_just_after_a_chunk_s_commit_keeps_it(site: Site, twin: Site) -> None:
+    """SIGTERM between a chunk's commit and the note of it: the run stops there (143),
+    its report and journal part ending with that chunk, which the next run resumes
+    after; the site, outcome and report end as an uninterrupted run's."""
+    playbook = roster_on_both(site, twin)
+    env = {"POSTSYNC_FAULTS": "term=sync.chunk.committed"}
+    stopped = postsync_process("run", playbook, "-v", env=env)
+    assert stopped.returncode == 143, stopped.stdout + stopped.stderr
+    assert len(markers(site)) == 1
+    (part,) = (site.area / ".postsync" / "runs").glob("*/*.journal")
+    lines = [json.loads(line) for line in part.read_text().splitlines()]
+    assert lines and max(line["line"] for line in lines) <= 5  # the first chunk's
+    again = site.run("-v")
+    assert again.code == 2, again.out + again.err
+    assert record(site)["control_files"][0]["journal_error"] is None
+    assert feeds.site(site.url) == feeds.site(twin.url)
+    assert outcome(site) == outcome(twin)
+    assert report(site) == report(twin)
+    assert markers(site) == []
+
+
 def _moodle_writes(site: Site) -> None:
     """Moodle changes U0001's enrolment in MATH101 (enrol_user on an existing one),
     waiting at most 2 seconds for a lock."""
