@@ -19,10 +19,10 @@ to a comma-separated list of:
 Point names: sync.loaded (a batch's state read, nothing of it written), sync.batch,
 sync.commit, sync.committed, step.done, atomic.written, atomic.synced,
 atomic.published, delete.before, delete.after, groups.delete (clean_empty_groups
-planned, nothing deleted yet), groups.commit, record.saved, journal.publish (a control
-file's lines of the change journal being published), sync.chunk, sync.chunk.committed
-and sync.chunked (before a chunk's commit, just after it, and once it is noted:
-commit_every).
+planned, nothing deleted yet), groups.commit, groups.committed, record.saved,
+journal.publish (a control file's lines of the change journal being published),
+sync.chunk, sync.chunk.committed and sync.chunked (before a chunk's commit, just after
+it, and once it is noted: commit_every).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from runner.core import faults
 from runner.core.errors import StepError, database_reason
-from runner.core.interpreter import tuned_interpreter
+from runner.core.interpreter import tuned_interpreter, uninterrupted
 from runner.db import feed_groups
 from runner.db.tables import MoodleTables
 from runner.record.model import FailedLine, FileOutcome
@@ -266,9 +266,11 @@ def sync_file(
             finally:
                 state.close()
             faults.point("sync.commit")
-        faults.point("sync.committed")
-        if chunker is not None:
-            chunker.done = True
+            with uninterrupted():  # a file committed is noted so, whatever signal comes
+                unit.commit()
+                faults.point("sync.committed")
+                if chunker is not None:
+                    chunker.done = True
         if withheld is not None:
             withheld.commit()
         if diff is not None and outcome.error is None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.core import faults
 from runner.core.errors import PlaybookError, StepError
+from runner.core.interpreter import uninterrupted
 from runner.core.limits import limits
 from runner.core.text import plural
 from runner.record import journal
@@ -27,6 +28,8 @@ from runner.treatments.groups_rules import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from runner.step.facts import RunFacts
     from runner.step.ledger import GroupDeletions
     from runner.step.scope import StepScope
@@ -282,21 +285,22 @@ class CleanEmptyGroups:
     ) -> Iterator[Done]:
         where = services.journal_part(groups_journal.STEP)
         with groups_journal.part(run, where) as out:
-            try:
-                deleted = self._delete(actions, run, services, out)
-            except BaseException:
-                groups_journal.withdraw(out, where)
-                raise
+            deleted = self._delete(actions, run, services, (out, where))
         ledger.count_groups_deleted(len(deleted))
         for action in actions:
             kept = action.data not in deleted
             yield Done(action, "kept: it has members now" if kept else "")
 
     def _delete(
-        self, actions: Sequence[Action], run: RunFacts, services: Database, out: Spool
+        self,
+        actions: Sequence[Action],
+        run: RunFacts,
+        services: Database,
+        part: tuple[Spool, Path],
     ) -> set[tuple[str, int]]:
         """Delete the groups and groupings of `actions` that are still empty, in one
-        transaction; their journal lines published before it commits."""
+        transaction; their journal lines published before it commits (`part`: the lines
+        and where), withdrawn unless it did."""
         from sqlalchemy import select, update
 
         from runner.db import feed_groups
@@ -309,38 +313,50 @@ class CleanEmptyGroups:
         deleted: set[tuple[str, int]] = set()
         found: groups_journal.Found = {}
         faults.point("groups.delete")  # planned, nothing deleted yet
-        with services.transaction() as unit:
-            conn = unit.conn
-            raw = Raw(conn)
-            for chunk in chunks(group_ids, CHUNK):
-                # re-checked inside the transaction: a group that gained a member stays;
-                # the rows of those still empty read for the journal in the same query
-                rows = groups_journal.read(conn, t, {"group": chunk}, empty=True)
-                still = [gid for _kind, gid in rows]
-                found.update(rows)
-                raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
-                raw.delete_ids(gg, still, "groupid")
-                raw.delete_ids(g, still)
-                feed_groups.forget(conn, "groups", still)
-                deleted.update(("group", i) for i in still)
-            alive = _grouping_alive(t)
-            for chunk in chunks(grouping_ids, CHUNK):
-                still = [
-                    r[0] for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))
-                ]
-                if still:
-                    found.update(groups_journal.read(conn, t, {"grouping": still}))
-                    conn.execute(
-                        update(t.course)
-                        .where(t.course.c.defaultgroupingid.in_(still))
-                        .values(defaultgroupingid=0)
-                    )
-                    _release_modules(conn, t, still, int(run.now.timestamp()))
-                    conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
-                    conn.execute(gr.delete().where(gr.c.id.in_(still)))
-                    feed_groups.forget(conn, "groupings", still)
-                deleted.update(("grouping", i) for i in still)
-            groups_journal.tell(out, actions, found)
-            journal.publish(out)
-            faults.point("groups.commit")
+        out, where = part
+        committed = False
+        try:
+            with services.transaction() as unit:
+                conn = unit.conn
+                raw = Raw(conn)
+                for chunk in chunks(group_ids, CHUNK):
+                    # re-checked inside the transaction: a group that gained a member stays;
+                    # the rows of those still empty read for the journal in the same query
+                    rows = groups_journal.read(conn, t, {"group": chunk}, empty=True)
+                    still = [gid for _kind, gid in rows]
+                    found.update(rows)
+                    raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
+                    raw.delete_ids(gg, still, "groupid")
+                    raw.delete_ids(g, still)
+                    feed_groups.forget(conn, "groups", still)
+                    deleted.update(("group", i) for i in still)
+                alive = _grouping_alive(t)
+                for chunk in chunks(grouping_ids, CHUNK):
+                    still = [
+                        r[0]
+                        for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))
+                    ]
+                    if still:
+                        found.update(groups_journal.read(conn, t, {"grouping": still}))
+                        conn.execute(
+                            update(t.course)
+                            .where(t.course.c.defaultgroupingid.in_(still))
+                            .values(defaultgroupingid=0)
+                        )
+                        _release_modules(conn, t, still, int(run.now.timestamp()))
+                        conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
+                        conn.execute(gr.delete().where(gr.c.id.in_(still)))
+                        feed_groups.forget(conn, "groupings", still)
+                    deleted.update(("grouping", i) for i in still)
+                groups_journal.tell(out, actions, found)
+                journal.publish(out)
+                faults.point("groups.commit")
+                with uninterrupted():  # deletions committed never lose their lines
+                    unit.commit()
+                    faults.point("groups.committed")
+                    committed = True
+        except BaseException:
+            if not committed:
+                groups_journal.withdraw(out, where)
+            raise
         return deleted

@@ -72,13 +72,13 @@ def twin(site: Site, request: pytest.FixtureRequest) -> Site:
     return another_site(site, request, "twin")
 
 
-def roster_on_both(site: Site, twin: Site, extra: str = "") -> Path:
+def roster_on_both(site: Site, twin: Site, extra: str = "", every: int = 4) -> Path:
     """The roster applied on the twin in one transaction, and written on the site for
-    a step committing every 4 lines (with `extra` options): the site's playbook."""
+    a step committing every `every` lines (with `extra` options): the site's playbook."""
     twin.write("enrols.csv", _roster())
     assert twin.run("-v", steps=step()).code == 2
     site.write("enrols.csv", _roster())
-    return site.playbook(step("{lines: 4}", extra))
+    return site.playbook(step(f"{{lines: {every}}}", extra))
 
 
 def test_a_file_in_chunks_ends_where_one_transaction_ends(site: Site, twin: Site) -> None:
@@ -172,18 +172,22 @@ def test_a_run_failing_after_a_chunk_tells_what_is_committed_and_the_next_resume
     assert report(site) == report(twin)
 
 
-def test_a_run_stopped_just_after_a_chunk_s_commit_keeps_it(site: Site, twin: Site) -> None:
-    """SIGTERM between a chunk's commit and the note of it: the run stops there (143),
-    its report and journal part ending with that chunk, which the next run resumes
-    after; the site, outcome and report end as an uninterrupted run's."""
-    playbook = roster_on_both(site, twin)
-    env = {"POSTSYNC_FAULTS": "term=sync.chunk.committed"}
-    stopped = postsync_process("run", playbook, "-v", env=env)
+# every 5 lines: the file's last commit has lines of its own (47-49) after the last chunk
+@pytest.mark.parametrize(("point", "last"), [("sync.chunk.committed", 6), ("sync.committed", 49)])
+def test_a_run_stopped_just_after_a_commit_keeps_it(
+    site: Site, twin: Site, point: str, last: int
+) -> None:
+    """SIGTERM between a commit (a chunk's, the file's last) and the note of it: the run
+    stops there (143), its report and journal part ending with what it committed, which
+    the next run resumes after; the site, outcome and report end as an uninterrupted
+    run's."""
+    playbook = roster_on_both(site, twin, every=5)
+    stopped = postsync_process("run", playbook, "-v", env={"POSTSYNC_FAULTS": f"term={point}"})
     assert stopped.returncode == 143, stopped.stdout + stopped.stderr
     assert len(markers(site)) == 1
     (part,) = (site.area / ".postsync" / "runs").glob("*/*.journal")
     lines = [json.loads(line) for line in part.read_text().splitlines()]
-    assert lines and max(line["line"] for line in lines) <= 5  # the first chunk's
+    assert lines and max(line["line"] for line in lines) == last  # the file's line numbers
     again = site.run("-v")
     assert again.code == 2, again.out + again.err
     assert record(site)["control_files"][0]["journal_error"] is None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,31 @@ def test_a_failed_deletion_leaves_no_part_and_the_next_run_writes_it(
     monkeypatch.setattr(faults, "point", point)
     again = site.run()  # the file is known as applied: only the cleanup runs again
     assert again.code == 0, again.out
+    assert site.query("SELECT COUNT(*) FROM mdl_groups WHERE idnumber = 'MATH101-G2'") == [(0,)]
+    [part] = [p for p in parts(run_dir(site)) if p.name.endswith(PART)]
+    assert [json.loads(line)["kind"] for line in part.read_text().splitlines()] == [
+        "group_deleted",
+        "grouping_deleted",
+    ]
+
+
+def test_a_run_stopped_as_the_deletion_commits_keeps_its_part(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM just after the deletion's commit: the run stops (143) once the commit is
+    noted, the deleted groups' lines kept; without that, the part would be withdrawn as
+    if nothing were deleted."""
+    setup(site)
+    point = faults.point
+
+    def stop(name: str) -> None:
+        if name == "groups.committed":
+            os.kill(os.getpid(), signal.SIGTERM)
+        point(name)
+
+    monkeypatch.setattr(faults, "point", stop)
+    stopped = site.run()
+    assert stopped.code == 143, stopped.out + stopped.err
     assert site.query("SELECT COUNT(*) FROM mdl_groups WHERE idnumber = 'MATH101-G2'") == [(0,)]
     [part] = [p for p in parts(run_dir(site)) if p.name.endswith(PART)]
     assert [json.loads(line)["kind"] for line in part.read_text().splitlines()] == [
