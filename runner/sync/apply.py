@@ -271,6 +271,8 @@ def sync_file(
                 faults.point("sync.committed")
                 if chunker is not None:
                     chunker.done = True
+                if isinstance(before_commit, Marking):
+                    before_commit.committed = True
         if withheld is not None:
             withheld.commit()
         if diff is not None and outcome.error is None:

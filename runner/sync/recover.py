@@ -77,6 +77,8 @@ class Marking:
         self.run, self.report, self.step, self.spool = run, report, step, spool
         #: the file's marker, once a chunk (or a killed run's) made it
         self.marker = marker
+        #: the file's last transaction committed (its report and journal part stand)
+        self.committed = False
 
     def _store(self, conn: Connection, outcome: FileOutcome, resume: Resume | None) -> None:
         from runner.db import applied

@@ -82,8 +82,8 @@ def apply_file(
             )
         except BaseException:
             exposed = spool.out is not None and spool.out.exposed  # runner.sync.chunks'
-            if spool.published and not exposed:  # its transaction failed: no change to tell
-                part.unlink(missing_ok=True)
+            if spool.published and not exposed and not marking.committed:
+                part.unlink(missing_ok=True)  # its transaction failed: no change to tell
             if marking.marker is not None:  # a chunk is committed: the file is unfinished
                 ledger.recovery.unfinished.add(marking.marker)
             raise

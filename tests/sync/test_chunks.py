@@ -74,11 +74,12 @@ def twin(site: Site, request: pytest.FixtureRequest) -> Site:
 
 def roster_on_both(site: Site, twin: Site, extra: str = "", every: int = 4) -> Path:
     """The roster applied on the twin in one transaction, and written on the site for
-    a step committing every `every` lines (with `extra` options): the site's playbook."""
+    a step committing every `every` lines (0: in one transaction; with `extra` options):
+    the site's playbook."""
     twin.write("enrols.csv", _roster())
     assert twin.run("-v", steps=step()).code == 2
     site.write("enrols.csv", _roster())
-    return site.playbook(step(f"{{lines: {every}}}", extra))
+    return site.playbook(step(f"{{lines: {every}}}" if every else "", extra))
 
 
 def test_a_file_in_chunks_ends_where_one_transaction_ends(site: Site, twin: Site) -> None:
@@ -173,15 +174,18 @@ def test_a_run_failing_after_a_chunk_tells_what_is_committed_and_the_next_resume
 
 
 # every 5 lines: the file's last commit has lines of its own (47-49) after the last chunk
-@pytest.mark.parametrize(("point", "last"), [("sync.chunk.committed", 6), ("sync.committed", 49)])
+@pytest.mark.parametrize(
+    ("point", "last", "every"),
+    [("sync.chunk.committed", 6, 5), ("sync.committed", 49, 5), ("sync.committed", 49, 0)],
+)
 def test_a_run_stopped_just_after_a_commit_keeps_it(
-    site: Site, twin: Site, point: str, last: int
+    site: Site, twin: Site, point: str, last: int, every: int
 ) -> None:
-    """SIGTERM between a commit (a chunk's, the file's last) and the note of it: the run
-    stops there (143), its report and journal part ending with what it committed, which
-    the next run resumes after; the site, outcome and report end as an uninterrupted
-    run's."""
-    playbook = roster_on_both(site, twin, every=5)
+    """SIGTERM between a commit (a chunk's, the file's last; in chunks or in one
+    transaction) and the note of it: the run stops there (143), its report and journal
+    part ending with what it committed, which the next run resumes after; the site,
+    outcome and report end as an uninterrupted run's."""
+    playbook = roster_on_both(site, twin, every=every)
     stopped = postsync_process("run", playbook, "-v", env={"POSTSYNC_FAULTS": f"term={point}"})
     assert stopped.returncode == 143, stopped.stdout + stopped.stderr
     assert len(markers(site)) == 1
