@@ -301,53 +301,14 @@ class CleanEmptyGroups:
         """Delete the groups and groupings of `actions` that are still empty, in one
         transaction; their journal lines published before it commits (`part`: the lines
         and where), withdrawn unless it did."""
-        from sqlalchemy import select, update
-
-        from runner.db import feed_groups
-        from runner.db.raw import Raw
-
         _engine, t = services.database()
-        g, gg, gr = t.groups, t.groupings_groups, t.groupings
-        group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
-        grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
         deleted: set[tuple[str, int]] = set()
-        found: groups_journal.Found = {}
         faults.point("groups.delete")  # planned, nothing deleted yet
         out, where = part
         committed = False
         try:
             with services.transaction() as unit:
-                conn = unit.conn
-                raw = Raw(conn)
-                for chunk in chunks(group_ids, CHUNK):
-                    # re-checked inside the transaction: a group that gained a member stays;
-                    # the rows of those still empty read for the journal in the same query
-                    rows = groups_journal.read(conn, t, {"group": chunk}, empty=True)
-                    still = [gid for _kind, gid in rows]
-                    found.update(rows)
-                    raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
-                    raw.delete_ids(gg, still, "groupid")
-                    raw.delete_ids(g, still)
-                    feed_groups.forget(conn, "groups", still)
-                    deleted.update(("group", i) for i in still)
-                alive = _grouping_alive(t)
-                for chunk in chunks(grouping_ids, CHUNK):
-                    still = [
-                        r[0]
-                        for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))
-                    ]
-                    if still:
-                        found.update(groups_journal.read(conn, t, {"grouping": still}))
-                        conn.execute(
-                            update(t.course)
-                            .where(t.course.c.defaultgroupingid.in_(still))
-                            .values(defaultgroupingid=0)
-                        )
-                        _release_modules(conn, t, still, int(run.now.timestamp()))
-                        conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
-                        conn.execute(gr.delete().where(gr.c.id.in_(still)))
-                        feed_groups.forget(conn, "groupings", still)
-                    deleted.update(("grouping", i) for i in still)
+                found = _delete_rows(unit.conn, t, actions, int(run.now.timestamp()), deleted)
                 groups_journal.tell(out, actions, found)
                 journal.publish(out)
                 faults.point("groups.commit")
@@ -360,3 +321,47 @@ class CleanEmptyGroups:
                 groups_journal.withdraw(out, where)
             raise
         return deleted
+
+
+def _delete_rows(
+    conn: Any, t: Any, actions: Sequence[Action], now: int, deleted: set[tuple[str, int]]
+) -> groups_journal.Found:
+    """The groups and groupings of `actions` still empty deleted (each noted in
+    `deleted`), with what goes with them; their rows as they were, for the journal."""
+    from sqlalchemy import select, update
+
+    from runner.db import feed_groups
+    from runner.db.raw import Raw
+
+    g, gg, gr = t.groups, t.groupings_groups, t.groupings
+    group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
+    grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
+    found: groups_journal.Found = {}
+    raw = Raw(conn)
+    for chunk in chunks(group_ids, CHUNK):
+        # re-checked inside the transaction: a group that gained a member stays;
+        # the rows of those still empty read for the journal in the same query
+        rows = groups_journal.read(conn, t, {"group": chunk}, empty=True)
+        still = [gid for _kind, gid in rows]
+        found.update(rows)
+        raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
+        raw.delete_ids(gg, still, "groupid")
+        raw.delete_ids(g, still)
+        feed_groups.forget(conn, "groups", still)
+        deleted.update(("group", i) for i in still)
+    alive = _grouping_alive(t)
+    for chunk in chunks(grouping_ids, CHUNK):
+        still = [r[0] for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))]
+        if still:
+            found.update(groups_journal.read(conn, t, {"grouping": still}))
+            conn.execute(
+                update(t.course)
+                .where(t.course.c.defaultgroupingid.in_(still))
+                .values(defaultgroupingid=0)
+            )
+            _release_modules(conn, t, still, now)
+            conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
+            conn.execute(gr.delete().where(gr.c.id.in_(still)))
+            feed_groups.forget(conn, "groupings", still)
+        deleted.update(("grouping", i) for i in still)
+    return found
