@@ -336,32 +336,31 @@ def _delete_rows(
     g, gg, gr = t.groups, t.groupings_groups, t.groupings
     group_ids = [a.data[1] for a in actions if a.data[0] == "group"]
     grouping_ids = [a.data[1] for a in actions if a.data[0] == "grouping"]
-    found: groups_journal.Found = {}
     raw = Raw(conn)
-    for chunk in chunks(group_ids, CHUNK):
-        # re-checked inside the transaction: a group that gained a member stays;
-        # the rows of those still empty read for the journal in the same query
-        rows = groups_journal.read(conn, t, {"group": chunk}, empty=True)
-        still = [gid for _kind, gid in rows]
-        found.update(rows)
+    # re-checked inside the transaction: a group that gained a member stays; the rows
+    # of those still empty read for the journal in the same query
+    found = groups_journal.read(conn, t, {"group": group_ids}, empty=True)
+    for still in chunks([gid for _kind, gid in found], CHUNK):
         raw.delete_ids(t.event, still, "groupid")  # the group's calendar events
         raw.delete_ids(gg, still, "groupid")
         raw.delete_ids(g, still)
         feed_groups.forget(conn, "groups", still)
-        deleted.update(("group", i) for i in still)
     alive = _grouping_alive(t)
-    for chunk in chunks(grouping_ids, CHUNK):
-        still = [r[0] for r in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))]
-        if still:
-            found.update(groups_journal.read(conn, t, {"grouping": still}))
-            conn.execute(
-                update(t.course)
-                .where(t.course.c.defaultgroupingid.in_(still))
-                .values(defaultgroupingid=0)
-            )
-            _release_modules(conn, t, still, now)
-            conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
-            conn.execute(gr.delete().where(gr.c.id.in_(still)))
-            feed_groups.forget(conn, "groupings", still)
-        deleted.update(("grouping", i) for i in still)
+    left = [
+        row[0]
+        for chunk in chunks(grouping_ids, CHUNK)
+        for row in conn.execute(select(gr.c.id).where(gr.c.id.in_(chunk), ~alive))
+    ]
+    found.update(groups_journal.read(conn, t, {"grouping": left}))
+    for still in chunks(left, CHUNK):
+        conn.execute(
+            update(t.course)
+            .where(t.course.c.defaultgroupingid.in_(still))
+            .values(defaultgroupingid=0)
+        )
+        _release_modules(conn, t, still, now)
+        conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
+        conn.execute(gr.delete().where(gr.c.id.in_(still)))
+        feed_groups.forget(conn, "groupings", still)
+    deleted.update(found)
     return found
