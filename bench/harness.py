@@ -103,6 +103,8 @@ class Result:
     ansible: list[Timing] = field(default_factory=list)
     ansible_sample: int = 0
     ansible_factor: float = 1.0
+    #: other references measured in the same rounds, by label (alternate's `others`)
+    others: dict[str, list[Timing]] = field(default_factory=dict)
 
     @property
     def ansible_extrapolated(self) -> float:
@@ -147,14 +149,18 @@ def alternate(
     base: Callable[[], Timing],
     result: Result,
     floor: Callable[[], Timing] | None = None,
+    others: dict[str, Callable[[], Timing]] | None = None,
 ) -> Result:
-    """Run each side `rounds` times, rotating which goes first."""
+    """Run each side `rounds` times, rotating which goes first; `others`: more
+    references, by label, in the same rounds (Result.others)."""
     sides: list[tuple[list[Timing], Callable[[], Timing]]] = [
         (result.ours, ours),
         (result.base, base),
     ]
     if floor is not None:
         sides.append((result.floor, floor))
+    for label, run in (others or {}).items():
+        sides.append((result.others.setdefault(label, []), run))
     for r in range(rounds):
         shift = r % len(sides)
         for timings, run in sides[shift:] + sides[:shift]:

@@ -76,6 +76,14 @@ def write_results(results: list[Result], path: Path, args: argparse.Namespace, p
                 f" median {r.floor_median:.3f} s = {r.floor_median / r.base_median:.2f}x"
                 f" the baseline; ours is {r.ours_median / r.floor_median:.2f}x the floor"
             )
+        for label, timings in r.others.items():
+            median = statistics.median(t.seconds for t in timings)
+            lines.append(f"- {label}:")
+            lines.append(
+                f"  {', '.join(f'{t.seconds:.3f}' for t in timings)} s,"
+                f" median {median:.3f} s = {median / r.base_median:.2f}x the baseline;"
+                f" ours is {r.ours_median / median:.2f}x it"
+            )
         if r.ansible:
             each = statistics.median(t.seconds for t in r.ansible) / r.ansible_sample
             lines.append(
