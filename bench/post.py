@@ -194,6 +194,7 @@ def b6(work: Path, rounds: int, scale: float) -> list[Result]:
     r.notes.append(
         f"ours less the journal's least ({least:.3f} s, what it adds to the baseline):"
         f" {(r.ours_median - least) / r.base_median:.2f}x the baseline, the ratio to set"
-        " against those measured before the deleted groups were journaled (2026-12-02, scale 1.0: 7.16x)"
+        " against those measured before the deleted groups were journaled"
+        " (2026-12-02, scale 1.0: 7.16x)"
     )
     return [r]
