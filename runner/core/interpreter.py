@@ -76,7 +76,9 @@ def uninterrupted() -> Iterator[None]:
     database committed, before the code noted it, would have the run take the commit
     for undone. Only the handlers Python code installed are held (the default ones end
     the process at once, where nothing is noted); a commit is one call into the driver,
-    which Python does not interrupt anyway. In the main thread only, where handlers run.
+    which Python does not interrupt anyway. Also for stopping a script's processes when
+    postsync is interrupted: a second Ctrl-C must not leave them running. In the main
+    thread only, where handlers run.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

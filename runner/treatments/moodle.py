@@ -84,7 +84,9 @@ class PurgeMoodleCaches:
     session of its own (`setsid -f`, a daemon's double fork: on Linux postsync adopts
     them as their subreaper): a script that outlasts the timeout is stopped with every
     process it started (SIGTERM, SIGKILL 5 s later), and what it leaves behind when it
-    ends is stopped the same way; a script that fails (exit status other than 0) or
+    ends is stopped the same way, and so is a script running when postsync is
+    interrupted (Ctrl-C, SIGTERM: postsync then exits 130 or 143 once it is gone, and
+    never waits for it to end on its own); a script that fails (exit status other than 0) or
     outlasts the timeout fails the step with the end of its output, its secrets masked
     before it is cut (no part of one is quoted).
     """

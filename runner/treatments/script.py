@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.errors import StepError
+from runner.core.interpreter import uninterrupted
 from runner.core.secrets import longest, redact
 
 #: the output kept while the script runs (its end: what a failure quotes), in bytes;
@@ -68,7 +69,8 @@ def run_script(
     outlasted `timeout`; the end of its output, its secrets masked).
 
     It inherits no descriptor but its standard ones (stdin: /dev/null). Once it is done,
-    or stopped, its whole process group goes too: SIGTERM then, after GRACE seconds,
+    or stopped (its timeout, or postsync interrupted: the interruption goes on once the
+    script is gone), its whole process group goes too: SIGTERM then, after GRACE seconds,
     SIGKILL; the script's own process is reaped last, so that its group's id is never
     another's while it is signalled. Then every process it detached (a session of its
     own: `setsid -f`, a daemon's double fork) goes the same way: see `_adopting`.
@@ -91,13 +93,20 @@ def run_script(
         ) as process,
     ):
         assert process.stdout is not None
-        done = _read_all(process.stdout.fileno(), said, deadline, KEPT + margin)
-        done = done and _ended(process.pid, deadline)
-        if not done:
-            _signal_group(process.pid, signal.SIGTERM)
-            _ended(process.pid, time.monotonic() + GRACE)
-        _signal_group(process.pid, signal.SIGKILL)  # what is left of it
-        status = process.wait()
+        done = False
+        try:
+            done = _read_all(process.stdout.fileno(), said, deadline, KEPT + margin)
+            done = done and _ended(process.pid, deadline)
+        finally:
+            # stopped as one that outlasts its timeout when postsync is interrupted
+            # (Ctrl-C, SIGTERM) too, a second signal held meanwhile: its group never
+            # outlives postsync, which never waits for it to end on its own
+            with uninterrupted():
+                if not done:
+                    _signal_group(process.pid, signal.SIGTERM)
+                    _ended(process.pid, time.monotonic() + GRACE)
+                _signal_group(process.pid, signal.SIGKILL)  # what is left of it
+                status = process.wait()
     text = redact(said.decode("utf-8", "replace"))  # masked whole, before any cut
     if len(said) > KEPT:
         # where a secret cut by the kept window's start would have left its end

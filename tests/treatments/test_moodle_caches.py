@@ -13,6 +13,8 @@ import json
 import os
 import pwd
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from runner.db.tables import moodle_tables
-from tests.conftest import CLI
+from tests.conftest import CLI, POSTSYNC
 from tests.sync.conftest import ENROLMENTS_STEP, Site
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -420,6 +422,59 @@ def test_a_stopped_script_takes_its_children_with_it(site: Site, shared: Path) -
         if not gone(child):
             os.kill(child, 9)
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    ("signals", "code", "ignores_term"),
+    [
+        ([signal.SIGTERM], 143, False),
+        ([signal.SIGINT], 130, False),
+        # the script ignores SIGTERM (SIGKILL after the grace period), and a second
+        # signal comes while postsync waits for it
+        ([signal.SIGTERM, signal.SIGTERM], 143, True),
+    ],
+    ids=["sigterm", "sigint", "twice"],
+)
+def test_an_interrupted_run_stops_the_script_and_exits(
+    site: Site, shared: Path, signals: list[int], code: int, ignores_term: bool
+) -> None:
+    """postsync stopped (systemd's stop, kill, Ctrl-C) while the script runs: the
+    script and what it started are stopped as on a timeout, and postsync exits with
+    the interruption's code, never waiting for the script to end on its own."""
+    script = (
+        ("trap '' TERM\n" if ignores_term else "")
+        + 'sleep 300 &\necho $! > "$(dirname "$0")/child"\n'
+        + 'echo $$ > "$(dirname "$0")/pid"\nwait\n'
+    )
+    dirroot = moodle_site(shared, script=script)
+    site.write("enrols.csv", HEADER + "add;MATH101;U0001;student;;;;;;\n")
+    purge_playbook(site, params(dirroot, php="/bin/sh"))
+    run = subprocess.Popen(
+        [*POSTSYNC, "run", site.root / "playbook.yml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_file = dirroot / "admin" / "cli" / "pid"
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text().endswith("\n")):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    pids = [int(pid_file.read_text()), int((dirroot / "admin" / "cli" / "child").read_text())]
+    try:
+        for n, signum in enumerate(signals):
+            if n:
+                time.sleep(1)  # within the grace period
+            run.send_signal(signum)
+        out, err = run.communicate(timeout=120)  # the script alone would take 300 s
+        assert run.returncode == code, out + err
+        assert "(interrupted)" in out
+        assert [pid for pid in pids if not gone(pid)] == [], "the script outlived postsync"
+    finally:
+        run.kill()
+        for pid in pids:
+            if not gone(pid):
+                os.kill(pid, 9)
 
 
 def alive_with(marker: str) -> list[int]:
