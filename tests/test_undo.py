@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI
+from tests.conftest import CLI, postsync_process
 
 
 @pytest.fixture
@@ -128,3 +128,20 @@ def test_a_directory_that_cannot_be_made(cli: CLI, record: Path, tmp_path: Path)
     result = cli("undo", record, "--into", tmp_path / "file" / "undo")
     assert result.code == 3
     assert "cannot make the directory" in result.err
+
+
+@pytest.mark.parametrize("point", ["undo.written", "atomic.published"])
+def test_an_interrupted_undo_leaves_none_of_its_files(
+    cli: CLI, record: Path, tmp_path: Path, point: str
+) -> None:
+    """SIGTERM once the first file is in place, or as it is put there: all or none, as
+    for a directory that refuses a file; the undo run again writes them all."""
+    into = tmp_path / "undo"
+    stopped = postsync_process(
+        "undo", record, "--into", into, env={"POSTSYNC_FAULTS": f"term={point}"}
+    )
+    assert stopped.returncode == 143, stopped.stdout + stopped.stderr
+    assert not into.exists() or list(into.iterdir()) == []
+    again = cli("undo", record, "--into", into)
+    assert again.code == 2, again.err
+    assert {"02_enrolments.csv", "undo.yml", "NOTES.txt"} <= {p.name for p in into.iterdir()}

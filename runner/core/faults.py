@@ -22,7 +22,7 @@ atomic.published, delete.before, delete.after, groups.delete (clean_empty_groups
 planned, nothing deleted yet), groups.commit, groups.committed, record.saved,
 journal.publish (a control file's lines of the change journal being published),
 sync.chunk, sync.chunk.committed and sync.chunked (before a chunk's commit, just after
-it, and once it is noted: commit_every).
+it, and once it is noted: commit_every), undo.written (each of an undo's files in place).
 """
 
 from __future__ import annotations

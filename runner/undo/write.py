@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.core import faults
 from runner.core.errors import StepError
+from runner.core.interpreter import uninterrupted
 from runner.storage.atomic import AtomicFile
 from runner.undo.lines import SPECS, Written
 
@@ -143,11 +145,15 @@ def write_all(where: Path, texts: dict[str, tuple[str, int]]) -> None:
             with AtomicFile(where / name, mode=mode) as out:
                 out.write_all(text.encode("utf-8"))
                 out.sync()
-                out.commit()
-            done.append(where / name)
-    except OSError as exc:
+                with uninterrupted():  # a file in place is one to remove
+                    out.commit()
+                    done.append(where / name)
+            faults.point("undo.written")
+    except BaseException as exc:  # interrupted too (Ctrl-C, SIGTERM): none left
         for path in done:
             path.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
         raise StepError(
             f"cannot write {exc.filename or where}: {exc.strerror}; nothing was written"
             " (give a directory you can write with --into)"
