@@ -116,6 +116,9 @@ class Withheld:
     #: (cohort id, user id) -> whether the user is a member after the preview
     cohort_members: dict[tuple[int, int], bool] = field(default_factory=dict)
     _last_id: int = 0
+    #: a preview that only counts what the file takes (max_changes, before a file's
+    #: chunks): its outcome and state are thrown away, so passwords are not hashed
+    counting: bool = False
     #: how to undo what the current file did, newest last
     _undo: list[Callable[[], None]] = field(default_factory=list)
 

@@ -121,7 +121,7 @@ def sync_file(
                     report=sink,
                     expected=expected,
                     max_line_bytes=max_line_bytes,
-                    withheld=Withheld(),
+                    withheld=Withheld(counting=True),
                     resume=after,
                 )
 

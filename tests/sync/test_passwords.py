@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from passlib.hash import bcrypt, sha512_crypt
@@ -346,3 +347,40 @@ def test_a_run_terminated_while_hashing_stops_soon_and_changes_nothing(site: Sit
     assert proc.returncode == 143, out + err  # 128 + SIGTERM
     assert "FAILED   users  (interrupted)" in out, out + err
     assert site.dump() == before
+
+
+@pytest.mark.parametrize(
+    ("version", "verify"),
+    [(MOODLE_42, bcrypt.verify), (MOODLE_45, sha512_crypt.verify)],
+    ids=["4.2", "4.5"],
+)
+def test_a_file_in_chunks_under_max_changes_hashes_each_password_once(
+    site: Site, version: str, verify: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """commit_every with max_changes previews the file whole before its first chunk, to
+    count what it takes: that preview hashes no password (it would double a users
+    file's time, most of which is hashing); the run hashes each once, as in one
+    transaction, and a line repeating a password is still found unchanged."""
+    from runner.sync.users import hashing
+
+    made: list[str] = []
+    submit = hashing.submit
+
+    def counted(hasher: Any, *args: Any) -> Any:
+        made.append(getattr(hasher, "__name__", ""))
+        return submit(hasher, *args)
+
+    monkeypatch.setattr(hashing, "submit", counted)
+    on_release(site, version)
+    body = HEADER + "".join(f"u{i};U{i};Pat;One;Pw-{i}!\n" for i in range(6))
+    body += "u3;U3;Pat;One;Pw-3!\nu4;U4;Pat;One;Other-4!\n"
+    site.write("userimport.csv", body)
+    step = STEP + "    commit_every: {lines: 2}\n    max_changes: {delete_user: 1}\n"
+    run = site.run("-v", steps=step)
+    assert run.code == 0, run.out + run.err
+    assert "line 8: user u3: ok (unchanged)" in run.out
+    assert "line 9: user u4: ok (set password)" in run.out
+    assert made.count("_sha512" if version == MOODLE_45 else "_bcrypt") == 7  # 6 new, 1 set
+    assert callable(verify)
+    for i in range(6):
+        assert verify("Other-4!" if i == 4 else f"Pw-{i}!", stored(site, f"u{i}")), f"u{i}"

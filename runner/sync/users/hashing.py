@@ -81,6 +81,15 @@ def submit(hasher: Callable[..., T], *args: Any) -> Pending[T]:
     return Pending(future)
 
 
+def ready(value: T) -> Pending[T]:
+    """A Pending already made (`value`, with no work on the pool)."""
+    from concurrent.futures import Future
+
+    future: Future[T] = Future()
+    future.set_result(value)
+    return Pending(future)
+
+
 def settled(value: Any) -> Any:
     """The value, or the hash it is once made."""
     return value.value() if isinstance(value, Pending) else value

@@ -37,6 +37,8 @@ BCRYPT_BYTES = 72  # bcrypt reads no more; PHP ignores the rest
 _VERSION = re.compile(r"[0-9]{10}(\.[0-9]+)?")
 _MD5 = re.compile(r"[0-9a-f]{32}")  # 4.2's password_is_legacy_hash
 _BCRYPT = ("$2y$", "$2b$", "$2a$")  # the bcrypt forms PHP's password_verify takes
+#: a password's column in a preview that only counts (Passwords.hashed off): no hash
+NOT_HASHED = "(not hashed: counted only)"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class Passwords:
 
     sha512: bool
     md5: bool
+    #: off for a preview that only counts what a file takes (max_changes, before its
+    #: chunks), which a password changes nothing of: a password is checked as Moodle
+    #: takes it (NUL, length), not hashed (NOT_HASHED) nor checked against a stored hash
+    #: (taken as the same), hashing being most of a users file's time
+    hashed: bool = True
 
     @classmethod
     def of(cls, version: str) -> Passwords:
@@ -64,24 +71,28 @@ class Passwords:
         secret = password.encode()
         if b"\0" in secret:  # the reader refuses such lines; PHP's crypt refuses NULs
             raise LineFailed("the password has a NUL character, which Moodle cannot hash")
+        if self.sha512 and len(secret) > MAX_BYTES:
+            raise LineFailed(
+                f"the password is longer than {MAX_BYTES} bytes: Moodle 4.3 and later refuse it"
+            )
+        if not self.hashed:
+            return hashing.ready(NOT_HASHED)
         if self.sha512:
-            if len(secret) > MAX_BYTES:
-                raise LineFailed(
-                    f"the password is longer than {MAX_BYTES} bytes: Moodle 4.3 and later refuse it"
-                )
             return hashing.submit(_sha512, secret)
         return hashing.submit(_bcrypt, secret[:BCRYPT_BYTES])
 
     def check(self, password: str, stored: object) -> hashing.Pending[bool] | None:
         """`matches` started on the pool, for a stored hash that takes time to check
         (SHA-512 crypt, bcrypt; None for another)."""
-        if isinstance(stored, str) and stored.startswith(("$6$", *_BCRYPT)):
+        if self.hashed and isinstance(stored, str) and stored.startswith(("$6$", *_BCRYPT)):
             return hashing.submit(self.matches, password, stored)
         return None
 
     def matches(self, password: str, stored: object) -> bool:
         """Whether `stored` (a hash, or one being made) logs this password in on the site,
         as its validate_internal_user_password checks (False for a form it does not take)."""
+        if not self.hashed:
+            return True
         stored = str(hashing.settled(stored) or "")
         secret = password.encode()
         if self.sha512 and len(secret) > MAX_BYTES:

@@ -11,6 +11,7 @@ so a later file of the run (an enrolments file) finds the users it would have cr
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Column, MetaData, Table, inspect, select
@@ -82,6 +83,8 @@ class UserState(UserWrites):
         self.check_passwords = False
         #: how the site's Moodle release hashes passwords
         self.passwords = Passwords.of(self.settings.get("version", ""))
+        if self.withheld is not None and self.withheld.counting:
+            self.passwords = replace(self.passwords, hashed=False)
         #: the auth plugins enabled on the site, as Moodle's get_enabled_auth_plugins:
         #: manual and nologin always, then config `auth` (a comma-separated list)
         self.auths = ["manual", "nologin"]
