@@ -16,10 +16,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import MAIN, ROOT, postsync_process
 from tests.moodle.lab import PHP_OPTIONS, Site
+from tests.treatments.test_moodle_caches import gone
 
 HEADER = "cmd;cid;uid;rolename;enrol;gcmd;g1\n"
 
@@ -371,14 +373,19 @@ def _progress(url: str) -> int:
     return sum(json.loads(value).values()) if value else 0
 
 
-def test_a_replay_killed_half_way_logs_each_change_once(site: Site, tmp_path: Path) -> None:
-    """200 users created, replayed one journal line per batch: the PHP script killed
-    (SIGKILL) after some batches committed, the step fails and keeps its progress;
-    `postsync post RECORD` goes on after the last committed batch: no user's
-    user_created row twice in Moodle's log, and every user's but at most the batch's
-    the kill fell on between its commit and Moodle's writing of its log rows (the kill
-    is timed on the committed progress, so it often falls there: Moodle writes the log
-    after the transaction, the step's documented window)."""
+@pytest.mark.parametrize("how", ["script_killed", "postsync_terminated"])
+def test_a_replay_stopped_half_way_logs_each_change_once(
+    site: Site, tmp_path: Path, how: str
+) -> None:
+    """200 users created, replayed one journal line per batch, stopped after some
+    batches committed: the PHP script killed (SIGKILL: the step fails and keeps its
+    progress), or postsync itself terminated (SIGTERM, as systemd stops it: it stops
+    the script and exits 143, no PHP process left). `postsync post RECORD` goes on
+    after the last committed batch: no user's user_created row twice in Moodle's log,
+    and every user's but at most the batch's the stop fell on between its commit and
+    Moodle's writing of its log rows (the stop is timed on the committed progress, so
+    it often falls there: Moodle writes the log after the transaction, the step's
+    documented window)."""
     body = "username;firstname;lastname;idnumber;email\n" + "".join(
         f"k{i:03d};K;{i};K{i:03d};k{i}@example.com\n" for i in range(200)
     )
@@ -398,21 +405,28 @@ def test_a_replay_killed_half_way_logs_each_change_once(site: Site, tmp_path: Pa
         stderr=subprocess.STDOUT,
         text=True,
     )
-    killed = None
+    stopped: list[int] = []  # the script's processes when it was stopped
     deadline = time.monotonic() + 120
-    while killed is None and time.monotonic() < deadline and first.poll() is None:
+    while not stopped and time.monotonic() < deadline and first.poll() is None:
         if _progress(site.url) >= 20:
             children = subprocess.run(
                 ["ps", "--ppid", str(first.pid), "-o", "pid="], capture_output=True, text=True
             ).stdout.split()
-            for pid in children:
-                os.kill(int(pid), signal.SIGKILL)
-                killed = int(pid)
+            stopped = [int(pid) for pid in children]
+            if stopped and how == "script_killed":
+                for pid in stopped:
+                    os.kill(pid, signal.SIGKILL)
+            elif stopped:
+                first.send_signal(signal.SIGTERM)
         time.sleep(0.01)
     said, _ = first.communicate(timeout=60)
-    assert killed is not None, said
-    assert first.returncode != 0, said
-    assert "progress kept" in said, said
+    assert stopped, said
+    if how == "script_killed":
+        assert first.returncode != 0, said
+        assert "progress kept" in said, said
+    else:
+        assert first.returncode == 143, said
+        assert [pid for pid in stopped if not gone(pid)] == [], "the script outlived postsync"
     halfway = _progress(site.url)
     assert 20 <= halfway < 200, said
     again = postsync_process("post", record, "--playbook", book)
@@ -421,4 +435,4 @@ def test_a_replay_killed_half_way_logs_each_change_once(site: Site, tmp_path: Pa
         r for r in site.php("event_rows.php", str(since)) if r["eventname"].endswith("user_created")
     ]
     assert len({r["objectid"] for r in rows}) == len(rows), "a change logged twice"
-    assert len(rows) >= 199, f"{len(rows)} user_created rows after {halfway} lines before the kill"
+    assert len(rows) >= 199, f"{len(rows)} user_created rows after {halfway} lines before the stop"
