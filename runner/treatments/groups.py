@@ -302,13 +302,12 @@ class CleanEmptyGroups:
         transaction; their journal lines published before it commits (`part`: the lines
         and where), withdrawn unless it did."""
         _engine, t = services.database()
-        deleted: set[tuple[str, int]] = set()
         faults.point("groups.delete")  # planned, nothing deleted yet
         out, where = part
         committed = False
         try:
             with services.transaction() as unit:
-                found = _delete_rows(unit.conn, t, actions, int(run.now.timestamp()), deleted)
+                found = _delete_rows(unit.conn, t, actions, int(run.now.timestamp()))
                 groups_journal.tell(out, actions, found)
                 journal.publish(out)
                 faults.point("groups.commit")
@@ -320,14 +319,12 @@ class CleanEmptyGroups:
             if not committed:
                 groups_journal.withdraw(out, where)
             raise
-        return deleted
+        return set(found)
 
 
-def _delete_rows(
-    conn: Any, t: Any, actions: Sequence[Action], now: int, deleted: set[tuple[str, int]]
-) -> groups_journal.Found:
-    """The groups and groupings of `actions` still empty deleted (each noted in
-    `deleted`), with what goes with them; their rows as they were, for the journal."""
+def _delete_rows(conn: Any, t: Any, actions: Sequence[Action], now: int) -> groups_journal.Found:
+    """The groups and groupings of `actions` still empty deleted, with what goes with
+    them: their rows as they were (for the journal), keyed as the actions' data."""
     from sqlalchemy import select, update
 
     from runner.db import feed_groups
@@ -362,5 +359,4 @@ def _delete_rows(
         conn.execute(gg.delete().where(gg.c.groupingid.in_(still)))
         conn.execute(gr.delete().where(gr.c.id.in_(still)))
         feed_groups.forget(conn, "groupings", still)
-    deleted.update(found)
     return found
